@@ -1,0 +1,3 @@
+"""kvcalc: capacity and cost calculator for LLM inference."""
+
+__version__ = "0.1.0"

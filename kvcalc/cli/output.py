@@ -1,0 +1,45 @@
+"""Printing: data to stdout (one JSON document, or Rich tables for people), talk to stderr."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from pydantic import BaseModel
+
+from kvcalc.report.explain import Derivation
+
+
+def warn(message: str) -> None:
+    """A warning line on stderr (never stdout)."""
+    print(f"warning: {message}", file=sys.stderr)
+
+
+def console(stderr: bool = False) -> Any:
+    """A Rich console; honours NO_COLOR (Rich reads it) and never colours a pipe."""
+    from rich.console import Console
+
+    return Console(stderr=stderr, no_color=bool(os.environ.get("NO_COLOR")), highlight=False, soft_wrap=False)
+
+
+def emit(report: BaseModel, *, as_json: bool, explain: bool, render: Callable[[Any, Any], None]) -> None:
+    """Print `report` as one JSON document (`--json`) or through `render(console, report)`.
+
+    With `--explain` the derivations follow the tables (human output) or stay in the JSON's `explain` list.
+    """
+    if as_json:
+        data = report.model_dump(mode="json")
+        if not explain:
+            data.pop("explain", None)
+        sys.stdout.write(json.dumps(data, indent=2) + "\n")
+        return
+    out = console()
+    render(out, report)
+    if explain:
+        derivations: list[Derivation] = getattr(report, "explain", [])
+        out.print("\n[bold]How each figure was computed[/bold]")
+        for d in derivations:
+            out.print(d.line(), markup=False)

@@ -1,0 +1,195 @@
+"""`kvcalc inspect`: the model as layers, its parameters, and its KV cache (report models + builder)."""
+
+from __future__ import annotations
+
+from itertools import groupby
+
+from pydantic import BaseModel
+
+from kvcalc.calc import kv as kvcalc_kv
+from kvcalc.calc.params import params_active, params_breakdown, params_mtp, params_total
+from kvcalc.report.explain import Derivation
+from kvcalc.spec.dtypes import storage_type
+from kvcalc.spec.layers import FullAttention, MLAAttention
+from kvcalc.spec.model import ModelSpec
+from kvcalc.units import fmt_bytes
+
+DEFAULT_CONTEXTS = (4096, 32768, 131072)
+
+
+class ModelReport(BaseModel):
+    """The model's identity and sizes (the `model` object of every command's JSON).
+
+    `params_total` is the text model's parameter count from the config, tensor by tensor (checked equal
+    to transformers' count for every shipped profile). `params_source` is `exact` when checkpoint headers
+    were read: then `weights_bytes` is the headers' tensor bytes and `checkpoint_params` their element count
+    (which also holds MTP layers, and packed elements for quantized checkpoints); else `derived`.
+    """
+
+    id: str
+    hf_repo: str | None
+    model_type: str
+    architecture: str | None
+    dtype: str
+    params_total: int
+    params_active: int
+    params_source: str
+    checkpoint_params: int | None
+    params_breakdown: dict[str, int]
+    params_mtp: int
+    params_vision: int
+    weights_bytes: int
+    bits_per_weight: float
+    num_layers: int
+    layer_kinds: dict[str, int]
+    layer_pattern: str
+    hidden_size: int
+    vocab_size: int
+    num_attention_heads: int
+    num_kv_heads: int
+    max_position_embeddings: int | None
+    rope_scaling: dict[str, object] | None
+    notes: list[str]
+
+
+class SequenceBytes(BaseModel):
+    context: int
+    bytes: int
+
+
+class KvCacheReport(BaseModel):
+    """KV cache and recurrent state of one sequence, on one rank (tp=1) unless stated."""
+
+    dtype: str
+    layout: str
+    bytes_per_token: int
+    fixed_bytes_per_sequence: int
+    by_kind: dict[str, kvcalc_kv.KvKindTotals]
+    per_sequence: list[SequenceBytes]
+
+
+class InspectReport(BaseModel):
+    model: ModelReport
+    kv_cache: KvCacheReport
+    explain: list[Derivation]
+
+
+def layer_pattern(model: ModelSpec) -> str:
+    """Run-length layer pattern, e.g. `sliding x5, full x1 (x10)` or `full x80`."""
+    runs = [(kind, len(list(group))) for kind, group in groupby(layer.kind for layer in model.layers)]
+    text = ", ".join(f"{kind} x{n}" for kind, n in runs)
+    for period in range(1, len(runs) // 2 + 1):
+        if len(runs) % period == 0 and runs == runs[:period] * (len(runs) // period):
+            unit = ", ".join(f"{kind} x{n}" for kind, n in runs[:period])
+            return f"({unit}) x{len(runs) // period}" if len(runs) // period > 1 else unit
+    return text
+
+
+def model_weights_bytes(model: ModelSpec) -> int:
+    """Checkpoint weight bytes: exact from headers when read, else params_total * bytes(dtype)."""
+    if model.exact_weights_bytes is not None:
+        return model.exact_weights_bytes
+    return params_total(model) * storage_type(model.dtype).block_bytes
+
+
+def model_report(model: ModelSpec) -> ModelReport:
+    total = params_total(model)
+    weights = model_weights_bytes(model)
+    kinds: dict[str, int] = {}
+    for layer in model.layers:
+        kinds[layer.kind] = kinds.get(layer.kind, 0) + 1
+    return ModelReport(
+        id=model.id,
+        hf_repo=model.hf_repo,
+        model_type=model.model_type,
+        architecture=model.architecture,
+        dtype=model.dtype,
+        params_total=total,
+        params_active=params_active(model),
+        params_source=model.params_source,
+        checkpoint_params=model.exact_params_total,
+        params_breakdown=params_breakdown(model),
+        params_mtp=params_mtp(model),
+        params_vision=model.vision_params,
+        weights_bytes=weights,
+        bits_per_weight=round(8 * weights / total, 4) if total else 0.0,
+        num_layers=model.num_layers,
+        layer_kinds=kinds,
+        layer_pattern=layer_pattern(model),
+        hidden_size=model.hidden_size,
+        vocab_size=model.vocab_size,
+        num_attention_heads=model.num_attention_heads,
+        num_kv_heads=model.num_kv_heads,
+        max_position_embeddings=model.max_position_embeddings,
+        rope_scaling=model.rope_scaling.model_dump() if model.rope_scaling else None,
+        notes=list(model.notes),
+    )
+
+
+def kv_derivations(model: ModelSpec, kv_dtype: str, tp: int = 1) -> list[Derivation]:
+    """One line per group of identical layers: count x per-layer bytes per token."""
+    kv = storage_type(kv_dtype)
+    out: list[Derivation] = []
+    seen: dict[str, int] = {}
+    first: dict[str, object] = {}
+    for layer in model.layers:
+        if layer.mixer is None:
+            continue
+        key = layer.mixer.model_dump_json()
+        seen[key] = seen.get(key, 0) + 1
+        first.setdefault(key, layer.mixer)
+    for key, count in seen.items():
+        mixer = first[key]
+        if isinstance(mixer, FullAttention):
+            heads = max(1, mixer.num_kv_heads // tp)
+            per = mixer.kv_bytes_per_token(kv, tp)
+            where = "every token" if mixer.window is None else f"the last {mixer.window} tokens"
+            out.append(Derivation(
+                figure=f"KV bytes/token, {count} {mixer.kind} layers (keep {where})",
+                formula="layers x (head_dim + v_head_dim) x kv_heads_per_rank x bytes(dtype)",
+                substituted=f"{count} x ({mixer.head_dim} + {mixer.value_dim}) x {heads} x "
+                f"{kv.block_bytes}/{kv.block_elements}",
+                value=f"{count * per:,} B",
+                source="vLLM kv_cache_interface.AttentionSpec.page_size_bytes / block_size",
+            ))
+        elif isinstance(mixer, MLAAttention):
+            per = mixer.kv_bytes_per_token(kv, tp)
+            out.append(Derivation(
+                figure=f"KV bytes/token, {count} MLA layers (latent cache)",
+                formula="layers x (kv_lora_rank + qk_rope_head_dim) x bytes(dtype)",
+                substituted=f"{count} x ({mixer.kv_lora_rank} + {mixer.qk_rope_head_dim}) x {kv.block_bytes}",
+                value=f"{count * per:,} B",
+                source="DeepSeek-V2 arXiv:2405.04434 s2.1.3; vLLM MLAAttentionSpec",
+            ))
+    return out
+
+
+def inspect_model(model: ModelSpec, kv_dtype: str | None = None, contexts: tuple[int, ...] = DEFAULT_CONTEXTS,
+                  mla_naive: bool = False) -> InspectReport:
+    """Build the inspect report: model summary, parameters, KV per token and per sequence."""
+    dtype = kv_dtype or model.dtype
+    kv = storage_type(dtype)
+    per_token = kvcalc_kv.kv_bytes_per_token(model, kv, mla_naive=mla_naive)
+    fixed = kvcalc_kv.fixed_bytes_per_sequence(model, kv)
+    per_seq = [SequenceBytes(context=c, bytes=kvcalc_kv.bytes_per_sequence(model, c, kv, mla_naive=mla_naive))
+               for c in contexts]
+    explain = kv_derivations(model, dtype)
+    explain.append(Derivation(
+        figure="KV bytes/sequence at L tokens (L past every window)",
+        formula="bytes_per_token x L + fixed_bytes_per_sequence",
+        substituted=f"{per_token:,} x L + {fixed:,}",
+        value=", ".join(f"L={s.context:,}: {fmt_bytes(s.bytes)}" for s in per_seq),
+        source="kvcalc.calc.kv",
+    ))
+    return InspectReport(
+        model=model_report(model),
+        kv_cache=KvCacheReport(
+            dtype=dtype,
+            layout="naive per-head K/V" if mla_naive else "engine (vLLM/SGLang): MLA as one latent per token",
+            bytes_per_token=per_token,
+            fixed_bytes_per_sequence=fixed,
+            by_kind=kvcalc_kv.kv_by_kind(model, kv),
+            per_sequence=per_seq,
+        ),
+        explain=explain,
+    )

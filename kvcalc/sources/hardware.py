@@ -1,0 +1,158 @@
+"""Accelerator files: `hardware/<key>.yaml` -> GpuSpec, and name lookup by key, alias or display name.
+
+Lookups are cheap: a name that is a file stem parses that one file; an alias is found from the one-line
+`aliases: [...]` of each file without parsing the rest; only a display name (or an unknown name) parses
+every file. Files are read with yaml's C loader when libyaml is present.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from kvcalc.errors import InputError, unknown_name_error
+from kvcalc.spec.gpu import GpuSpec
+
+_Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_ALIASES_LINE = re.compile(r"^aliases:.*$", re.MULTILINE)
+
+
+def hardware_dirs() -> list[Path]:
+    """Where accelerator files live: the source tree's `hardware/`, else the installed
+    `<sys.prefix>/share/kvcalc/hardware` (pyproject's data-files); empty when neither exists."""
+    repo = Path(__file__).resolve().parents[2] / "hardware"
+    if repo.is_dir():
+        return [repo]
+    installed = Path(sys.prefix) / "share" / "kvcalc" / "hardware"
+    return [installed] if installed.is_dir() else []
+
+
+def _where(exc: yaml.YAMLError) -> str:
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    if mark is None:
+        return f": {problem}"
+    return f" at line {mark.line + 1}, column {mark.column + 1}: {problem}"
+
+
+def _one_line(path: Path, err: ValidationError) -> str:
+    """The first validation problem as `file: field 'a.b': message (got X)`, counting the rest."""
+    problems = err.errors()
+    first = problems[0]
+    loc = ".".join(str(part) for part in first["loc"])
+    message = str(first["msg"]).removeprefix("Value error, ")
+    got = first.get("input")
+    shown = f" (got {got!r})" if isinstance(got, (int, float, str)) and loc and len(repr(got)) <= 40 else ""
+    field = f"field '{loc}': " if loc else ""
+    more = f" (and {len(problems) - 1} more problem{'s' * (len(problems) > 2)})" if len(problems) > 1 else ""
+    return f"{path}: {field}{message}{shown}{more}"
+
+
+def load_gpu_file(path: str | Path) -> GpuSpec:
+    """Parse and validate one accelerator file; its key is the file stem.
+
+    Every failure (unreadable file, malformed YAML, not a mapping, a bad or missing field) is one
+    InputError line that names the file and, where there is one, the field.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InputError(f"cannot read GPU file {path}: {exc.strerror or exc}") from None
+    try:
+        data = yaml.load(text, Loader=_Loader)
+    except yaml.YAMLError as exc:
+        raise InputError(f"{path}: not valid YAML{_where(exc)}") from None
+    if not isinstance(data, dict):
+        raise InputError(
+            f"{path}: expected a mapping of GPU fields (name, memory_bytes ...), got {type(data).__name__}"
+        )
+    stem = path.stem.lower()
+    if "key" in data and data["key"] != stem:
+        raise InputError(
+            f"{path}: field 'key': '{data['key']}' differs from the file name; omit it or use '{stem}'"
+        )
+    try:
+        return GpuSpec.model_validate({**data, "key": stem})
+    except ValidationError as exc:
+        raise InputError(_one_line(path, exc)) from None
+
+
+@functools.cache
+def _load_cached(path: Path) -> GpuSpec:
+    return load_gpu_file(path)
+
+
+@functools.cache
+def _files(dirs: tuple[Path, ...]) -> dict[str, Path]:
+    """File stem (lower-case) -> path; an earlier directory wins."""
+    found: dict[str, Path] = {}
+    for directory in dirs:
+        for path in sorted(directory.glob("*.yaml")):
+            found.setdefault(path.stem.lower(), path)
+    return found
+
+
+def _aliases_of(path: Path) -> list[str]:
+    """A file's aliases from its `aliases:` line alone; the whole file is parsed only if that line is not
+    a complete flow list (e.g. a block list on the following lines)."""
+    text = path.read_text(encoding="utf-8")
+    match = _ALIASES_LINE.search(text)
+    if match is None:
+        return []
+    try:
+        parsed = yaml.load(match.group(0), Loader=_Loader)
+    except yaml.YAMLError:
+        parsed = None
+    aliases = parsed.get("aliases") if isinstance(parsed, dict) else None
+    if not isinstance(aliases, list):
+        aliases = _load_cached(path).aliases
+    return [str(alias).lower() for alias in aliases]
+
+
+@functools.cache
+def _alias_index(dirs: tuple[Path, ...]) -> dict[str, Path]:
+    index: dict[str, Path] = {}
+    for path in _files(dirs).values():
+        for alias in _aliases_of(path):
+            index.setdefault(alias, path)
+    return index
+
+
+@functools.cache
+def _all(dirs: tuple[Path, ...]) -> tuple[GpuSpec, ...]:
+    return tuple(_load_cached(path) for _, path in sorted(_files(dirs).items()))
+
+
+def list_gpus() -> list[GpuSpec]:
+    """Every shipped accelerator, sorted by key (parsed once per process)."""
+    return list(_all(tuple(hardware_dirs())))
+
+
+def find_gpu(name: str) -> GpuSpec:
+    """Resolve `name` case-insensitively: a file stem (`h100-sxm`), an alias (`h100`), a display name
+    (`NVIDIA H100 SXM5 80GB`), or a path to a `.yaml` file of the same format.
+
+    Unknown names raise InputError suggesting the nearest keys and aliases.
+    """
+    query = name.strip()
+    if query.lower().endswith((".yaml", ".yml")) and Path(query).expanduser().is_file():
+        return load_gpu_file(Path(query).expanduser())
+    wanted = query.lower()
+    dirs = tuple(hardware_dirs())
+    files = _files(dirs)
+    if wanted in files:
+        return _load_cached(files[wanted])
+    aliases = _alias_index(dirs)
+    if wanted in aliases:
+        return _load_cached(aliases[wanted])
+    for gpu in _all(dirs):
+        if gpu.name.lower() == wanted:
+            return gpu
+    raise unknown_name_error("GPU", name, sorted(files) + sorted(aliases))

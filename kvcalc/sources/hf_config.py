@@ -1,0 +1,135 @@
+"""Hugging Face `config.json` (a dict, parsed as data only) -> ModelSpec.
+
+One small mapper per `model_type` family lives in `sources/families/`; this module picks the mapper,
+extracts the text model from multimodal configs, and reads the fields every family shares (dtype, RoPE
+scaling, quantization). Nothing here executes code from a config: `auto_map` / `trust_remote_code` are ignored.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from kvcalc.errors import InputError
+from kvcalc.sources.families._build import Cfg, Parts
+from kvcalc.spec.dtypes import torch_dtype_name
+from kvcalc.spec.model import ModelSpec, RopeScaling
+
+#: model_type -> module in kvcalc.sources.families that maps it (module exposes build(cfg, model_type)).
+_MAPPERS: dict[str, str] = {
+    **dict.fromkeys(
+        ("llama", "mistral", "mixtral", "qwen2", "qwen2_moe", "qwen3", "qwen3_moe", "phi3", "gemma",
+         "gemma2", "gemma3_text"),
+        "decoder",
+    ),
+    **dict.fromkeys(("deepseek_v2", "deepseek_v3", "kimi_k2"), "deepseek"),
+    "gpt_oss": "gpt_oss",
+    "gpt2": "gpt2",
+    "falcon": "falcon",
+    "llama4_text": "llama4",
+    "qwen3_next": "qwen3_next",
+    "qwen3_5_moe_text": "qwen3_next",
+    "qwen3_5_text": "qwen3_next",
+    "jamba": "jamba",
+    "nemotron_h": "nemotron_h",
+    "gemma4_text": "gemma4",
+}
+
+#: Multimodal wrappers: the text model sits in `text_config`.
+_TEXT_CONFIG_KEYS = ("text_config", "llm_config", "language_config")
+
+#: Keys a config must have for the generic Llama-style mapping of an unknown model_type.
+_STANDARD_KEYS = ("hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size", "vocab_size")
+
+
+def supported_model_types() -> list[str]:
+    return sorted(_MAPPERS)
+
+
+def _mapper(model_type: str) -> Callable[[Cfg, str], Parts]:
+    module = importlib.import_module(f"kvcalc.sources.families.{_MAPPERS[model_type]}")
+    build: Callable[[Cfg, str], Parts] = module.build
+    return build
+
+
+def _text_config(config: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """(text model config, vision config or None). Top-level keys the text config lacks are inherited."""
+    for key in _TEXT_CONFIG_KEYS:
+        inner = config.get(key)
+        if isinstance(inner, dict):
+            merged = {k: v for k, v in config.items() if k not in _TEXT_CONFIG_KEYS}
+            merged.update(inner)
+            if "model_type" not in inner:
+                merged["model_type"] = f"{config.get('model_type')}_text"
+            return merged, config.get("vision_config")
+    return config, config.get("vision_config")
+
+
+def _rope_scaling(cfg: Cfg) -> RopeScaling | None:
+    raw = cfg.get("rope_scaling") or cfg.get("rope_parameters")
+    if not isinstance(raw, dict):
+        return None
+    if "rope_type" not in raw and "type" not in raw:  # per-layer-kind dict (Gemma 4): take the full-attention one
+        nested = raw.get("full_attention")
+        raw = nested if isinstance(nested, dict) else {}
+    rope_type = str(raw.get("rope_type") or raw.get("type") or "default")
+    if rope_type == "default" and raw.get("factor") is None:
+        return None
+    factor = raw.get("factor")
+    original = raw.get("original_max_position_embeddings")
+    return RopeScaling(
+        rope_type=rope_type,
+        factor=float(factor) if factor is not None else None,
+        original_max_position_embeddings=int(original) if original is not None else None,
+    )
+
+
+def model_from_config(
+    config: Any, *, model_id: str, hf_repo: str | None = None, warn: Callable[[str], None] | None = None
+) -> ModelSpec:
+    """Map a parsed config.json to a ModelSpec, or raise InputError naming what is wrong."""
+    if not isinstance(config, dict):
+        raise InputError(f"{model_id}: config.json must be a JSON object, got {type(config).__name__}")
+    text, _vision = _text_config(config)
+    cfg = Cfg(text, model_id)
+    model_type = str(text.get("model_type") or config.get("model_type") or "")
+    notes: list[str] = []
+    if model_type not in _MAPPERS:
+        missing = [k for k in _STANDARD_KEYS if text.get(k) is None]
+        if missing:
+            raise InputError(
+                f"{model_id}: unknown model_type '{model_type or '(none)'}' and the standard field(s) "
+                f"{', '.join(missing)} are missing; supported types: {', '.join(supported_model_types())}"
+            )
+        note = (
+            f"unknown model_type '{model_type}': mapped as a Llama-style decoder (gated MLP, no biases "
+            "unless attention_bias/mlp_bias, untied unless tie_word_embeddings)"
+        )
+        (warn or (lambda m: print(f"warning: {m}", file=sys.stderr)))(note)
+        notes.append(note)
+        parts = _mapper("llama")(cfg, "llama")
+    else:
+        parts = _mapper(model_type)(cfg, model_type)
+    architectures = config.get("architectures") or []
+    quant = text.get("quantization_config") or config.get("quantization_config")
+    return ModelSpec(
+        id=model_id,
+        hf_repo=hf_repo,
+        model_type=model_type,
+        architecture=architectures[0] if architectures else None,
+        dtype=torch_dtype_name(text.get("torch_dtype") or text.get("dtype") or config.get("torch_dtype")),
+        hidden_size=cfg.first_int(("hidden_size", "n_embd", "d_model")),
+        vocab_size=cfg.int("vocab_size"),
+        max_position_embeddings=cfg.get("max_position_embeddings") or cfg.get("n_positions"),
+        tie_word_embeddings=not any(t.role == "output" for t in parts.global_tensors),
+        layers=tuple(parts.layers),
+        global_tensors=tuple(parts.global_tensors),
+        mtp_tensors=tuple(parts.mtp_tensors),
+        vision_params=parts.vision_params,
+        rope_scaling=_rope_scaling(cfg),
+        ssm_state_dtype=text.get("mamba_ssm_dtype"),
+        quantization_config=quant if isinstance(quant, dict) else None,
+        notes=tuple(notes + parts.notes),
+    )

@@ -1,0 +1,85 @@
+"""The MODEL argument -> ModelSpec: a profile alias, a local config.json / model folder / .gguf file, or a
+Hugging Face Hub repo id (`owner/name[@revision]`), in that order."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from kvcalc.errors import InputError, unknown_name_error
+from kvcalc.sources.hf_config import model_from_config
+from kvcalc.sources.profiles import find_profile, load_profile, profile_index
+from kvcalc.spec.model import ModelSpec
+
+_REPO_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*/[\w.\-]+(@[\w.\-/]+)?$")
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    """Parse a config.json as data; malformed JSON is an InputError naming the file and position."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{path}: malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path}: cannot read: {exc}") from exc
+    if not isinstance(data, dict):
+        raise InputError(f"{path}: config.json must be a JSON object")
+    return data
+
+
+def _with_checkpoint(model: ModelSpec, folder: Path) -> ModelSpec:
+    """Attach exact counts from safetensors headers in `folder`, when there are any."""
+    from kvcalc.sources.checkpoint import read_safetensors_dir
+
+    stats = read_safetensors_dir(folder)
+    if stats is None:
+        return model
+    return model.model_copy(
+        update={
+            "params_source": "exact",
+            "exact_params_total": stats.params_total,
+            "exact_weights_bytes": stats.weights_bytes,
+        }
+    )
+
+
+def load_model(name: str, *, revision: str | None = None, warn: Callable[[str], None] | None = None) -> ModelSpec:
+    """Resolve MODEL to a ModelSpec, or raise InputError / EnvironmentProblem with one clear line."""
+    text = name.strip()
+    if not text:
+        raise InputError("MODEL is empty; give a profile alias (kvcalc models), a config.json, or a Hub repo id")
+    profile = find_profile(text)
+    if profile is not None:
+        data = load_profile(profile)
+        return model_from_config(data["config"], model_id=str(data.get("name", profile.stem)),
+                                 hf_repo=data.get("hf_repo"), warn=warn)
+    path = Path(text).expanduser()
+    if path.exists():
+        if path.is_dir():
+            if (path / "config.json").is_file():
+                model = model_from_config(read_config_file(path / "config.json"), model_id=path.name, warn=warn)
+                return _with_checkpoint(model, path)
+            ggufs = sorted(path.glob("*.gguf"))
+            if ggufs:
+                return _load_gguf(ggufs[0], warn)
+            raise InputError(f"{path}: folder has no config.json and no .gguf file")
+        if path.suffix == ".gguf":
+            return _load_gguf(path, warn)
+        return model_from_config(read_config_file(path), model_id=path.stem, warn=warn)
+    if _REPO_ID.match(text):
+        repo, _, at_revision = text.partition("@")
+        from kvcalc.sources.hub import fetch_config
+
+        config, snapshot = fetch_config(repo, revision or at_revision or None)
+        model = model_from_config(config, model_id=repo, hf_repo=repo, warn=warn)
+        return _with_checkpoint(model, snapshot) if snapshot is not None else model
+    raise unknown_name_error("model", text, sorted(profile_index()))
+
+
+def _load_gguf(path: Path, warn: Callable[[str], None] | None) -> ModelSpec:
+    from kvcalc.sources.gguf_file import model_from_gguf
+
+    return model_from_gguf(path, warn=warn)

@@ -1,0 +1,182 @@
+"""One accelerator as kvcalc sees it: memory, bandwidth, dense peaks, caches, links and price.
+
+Units everywhere: bytes (integers; GiB = 2**30), bytes/s (decimal, as vendors print: 1 TB/s = 1e12 B/s),
+FLOP/s **dense** (no 2:4 structured sparsity; datasheets that print sparse figures are halved) and, for int8,
+OP/s. The numbers come from `hardware/<key>.yaml`, where each one cites its datasheet.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from kvcalc.errors import InputError
+
+#: Dtypes a peak can be listed for. int8 is in OP/s; fp32 is the vector (non-tensor-core) rate.
+PeakDtype = Literal["bf16", "fp16", "fp8", "fp4", "int8", "tf32", "fp32"]
+PEAK_DTYPES: tuple[str, ...] = ("bf16", "fp16", "fp8", "fp4", "int8", "tf32", "fp32")
+
+# Other spellings of the same element types (torch / HF config / ggml / engine names).
+_DTYPE_ALIASES: dict[str, str] = {
+    "bfloat16": "bf16",
+    "float16": "fp16",
+    "half": "fp16",
+    "f16": "fp16",
+    "float32": "fp32",
+    "float": "fp32",
+    "f32": "fp32",
+    "fp8_e4m3": "fp8",
+    "fp8_e5m2": "fp8",
+    "float8": "fp8",
+    "nvfp4": "fp4",
+    "mxfp4": "fp4",
+}
+
+# Dates are ISO 8601, as precise as the source: "2026", "2026-06" or "2026-05-22".
+_DATE_RE = re.compile(r"^\d{4}(-(0[1-9]|1[0-2])(-(0[1-9]|[12]\d|3[01]))?)?$")
+_KEY_RE = re.compile(r"^[a-z0-9][a-z0-9._+-]*$")
+
+PositiveInt = Annotated[int, Field(gt=0)]
+PositiveFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+
+
+def normalize_dtype(dtype: str) -> str:
+    """`bfloat16` -> `bf16`, `float16` -> `fp16`, `fp8_e4m3` -> `fp8`; other names come back lower-cased."""
+    key = dtype.strip().lower().replace("torch.", "")
+    return _DTYPE_ALIASES.get(key, key)
+
+
+def _check_date(value: str) -> str:
+    if not _DATE_RE.match(value):
+        raise ValueError(f"date '{value}' is not ISO 8601 (YYYY, YYYY-MM or YYYY-MM-DD)")
+    return value
+
+
+IsoDate = Annotated[str, AfterValidator(_check_date)]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Interconnect(_Frozen):
+    """GPU-to-GPU and host links, each **per direction** (a ring all-reduce moves data both ways at once).
+
+    Marketing figures are usually the bidirectional total ("NVLink 900 GB/s" = 450e9 B/s per direction).
+    A card without a scale-up fabric (L40S, GeForce) talks to its peers over PCIe: then both fields hold the
+    PCIe rate.
+    """
+
+    name: str = Field(min_length=1)
+    bytes_per_s_per_direction: PositiveInt
+    """Scale-up link (NVLink, Infinity Fabric ...) per GPU, bytes/s in one direction."""
+    pcie_bytes_per_s_per_direction: PositiveInt
+    """Host link, bytes/s in one direction (PCIe Gen4 x16 = 32e9, Gen5 x16 = 64e9)."""
+
+
+class Price(_Frozen):
+    """A reference on-demand price for one GPU for one hour, with the date and the source that stated it."""
+
+    usd_per_gpu_hour: PositiveFloat
+    date: IsoDate
+    source: str = Field(min_length=1)
+
+
+class MeasuredEfficiency(_Frozen):
+    """A measurement on a real card: `value` is the measured rate as a fraction of the datasheet peak."""
+
+    quantity: str = Field(min_length=1)
+    """What was measured, e.g. `bf16_gemm` (dense matmul FLOP/s) or `hbm_copy` (device-to-device copy B/s)."""
+    value: PositiveFloat
+    """Measured / datasheet peak (dimensionless; may exceed 1 where real clocks beat the rated boost)."""
+    date: IsoDate
+    card: str = Field(min_length=1)
+    """The card and software it ran on, as the driver names them (`NVIDIA H100 80GB HBM3, torch 2.11`)."""
+    command: str = Field(min_length=1)
+    """How to reproduce it, including the raw measured figure."""
+
+
+class GpuSpec(_Frozen):
+    """An accelerator (GPU, Apple SoC GPU, Gaudi ...) and the numbers kvcalc's formulas need.
+
+    All byte counts are bytes, bandwidths bytes/s, peaks FLOP/s dense (not sparse).
+    """
+
+    name: str = Field(min_length=1)
+    """Display name, e.g. "NVIDIA H100 SXM5 80GB"."""
+    key: str
+    """File stem of `hardware/<key>.yaml`, e.g. "h100-sxm"."""
+    aliases: list[str] = Field(default_factory=list)
+    """Other lower-case names that resolve to this entry ("h100", "h100-sxm5")."""
+    vendor: str = Field(min_length=1)
+    kind: Literal["datacenter", "workstation", "consumer", "apple", "cpu"]
+    memory_bytes: PositiveInt
+    """Nominal capacity in bytes; vendor "80 GB" of HBM/GDDR is 80 GiB = 85,899,345,920 bytes."""
+    usable_memory_bytes: PositiveInt
+    """What the driver hands out in total: torch `mem_get_info()[1]` (= `total_memory`) on CUDA and ROCm;
+    on Apple the default GPU wired-memory limit (Metal `recommendedMaxWorkingSetSize`)."""
+    memory_bandwidth_bytes_per_s: PositiveInt
+    """Vendor peak DRAM bandwidth, bytes/s (decimal)."""
+    peak_flops: dict[PeakDtype, PositiveFloat]
+    """Dense peak FLOP/s (int8: OP/s) per dtype; a dtype is absent when the chip has no such path."""
+    sm_count: PositiveInt | None = None
+    """NVIDIA SMs / AMD CUs / Apple GPU cores."""
+    sram_per_sm_bytes: PositiveInt | None = None
+    """Largest shared memory (NVIDIA) / LDS (AMD) one SM or CU can give a kernel, bytes."""
+    l2_cache_bytes: PositiveInt | None = None
+    interconnect: Interconnect | None = None
+    price: Price | None = None
+    measured: list[MeasuredEfficiency] = Field(default_factory=list)
+    sources: list[str] = Field(min_length=1)
+    """Datasheets and documents the numbers come from (URLs or repo@commit paths)."""
+
+    @field_validator("key")
+    @classmethod
+    def _key_is_a_clean_stem(cls, value: str) -> str:
+        if not _KEY_RE.match(value):
+            raise ValueError(f"key '{value}' must be lower-case letters, digits, '.', '_', '+' or '-'")
+        return value
+
+    @field_validator("aliases")
+    @classmethod
+    def _aliases_lowercase(cls, value: list[str]) -> list[str]:
+        for alias in value:
+            if not alias or alias != alias.strip().lower():
+                raise ValueError(f"alias '{alias}' must be lower-case with no surrounding spaces")
+        if len(set(value)) != len(value):
+            raise ValueError("aliases repeat a name")
+        return value
+
+    @model_validator(mode="after")
+    def _usable_not_above_nominal(self) -> GpuSpec:
+        if self.usable_memory_bytes > self.memory_bytes * 1.1:
+            raise ValueError(
+                f"usable_memory_bytes {self.usable_memory_bytes} exceeds memory_bytes {self.memory_bytes} "
+                "by more than 10%"
+            )
+        if self.key in self.aliases:
+            raise ValueError(f"alias '{self.key}' repeats the key")
+        return self
+
+    def flops(self, dtype: str) -> float:
+        """Dense peak FLOP/s (int8: OP/s) for `dtype` (`bf16`, `bfloat16`, `fp8_e4m3` ...).
+
+        Raises InputError naming the dtypes this accelerator lists when it has no peak for `dtype`.
+        """
+        key = normalize_dtype(dtype)
+        for listed_dtype, value in self.peak_flops.items():
+            if listed_dtype == key:
+                return value
+        listed = ", ".join(d for d in PEAK_DTYPES if d in self.peak_flops)
+        raise InputError(f"{self.name} has no dense {dtype} peak listed; available: {listed}")
+
+    def ridge_point(self, dtype: str = "bf16") -> float:
+        """Roofline ridge point in FLOP/byte: `peak_flops[dtype] / memory_bandwidth_bytes_per_s`.
+
+        A kernel whose arithmetic intensity (FLOP per byte moved from DRAM) is below this is memory-bound;
+        above it, compute-bound (Williams, Waterman & Patterson, "Roofline", CACM 2009).
+        H100 SXM bf16: 989.4e12 / 3.35e12 = 295.3 FLOP/byte.
+        """
+        return self.flops(dtype) / self.memory_bandwidth_bytes_per_s
