@@ -71,6 +71,126 @@ def models(json_out: JsonOpt = False) -> None:
     console().print(table)
 
 
+GpuOpt = Annotated[str, typer.Option("--gpu", help="GPU key or alias (kvcalc gpus), or a path to your own GPU .yaml.")]
+
+
+def _parse_tokens(value: str | None, what: str) -> int | None:
+    from kvcalc.units import parse_tokens
+
+    return None if value is None else parse_tokens(value, what)
+
+
+def _parse_bytes(value: str | None, what: str) -> int | None:
+    from kvcalc.units import parse_bytes
+
+    return None if value is None else parse_bytes(value, what)
+
+
+@app.command()
+def fit(
+    model: ModelArg,
+    gpu: GpuOpt = "h100",
+    tp: Annotated[int, typer.Option("--tp", min=1, help="Tensor-parallel degree.")] = 1,
+    pp: Annotated[int, typer.Option("--pp", min=1, help="Pipeline-parallel degree.")] = 1,
+    dp: Annotated[int, typer.Option("--dp", min=1, help="Data-parallel replicas.")] = 1,
+    ep: Annotated[int, typer.Option("--ep", min=1, help="Expert-parallel degree (= tp x dp when used).")] = 1,
+    cp: Annotated[int, typer.Option("--cp", min=1, help="(Decode) context-parallel degree.")] = 1,
+    gpus: Annotated[int | None, typer.Option("--gpus", min=1, help="Total GPUs; sets tp when only this is given.")] = None,
+    context: Annotated[str | None, typer.Option("--context", help="Tokens per request (max_model_len): 8192, 32k (=32,000), 32K (=32,768), 1M.")] = None,
+    concurrency: Annotated[int, typer.Option("--concurrency", min=1, help="Concurrent requests of --context tokens that must fit.")] = 1,
+    engine: Annotated[str, typer.Option("--engine", help="vllm, sglang, trtllm or llamacpp.")] = "vllm",
+    engine_version: Annotated[str | None, typer.Option("--engine-version", help="Engine release whose accounting to apply (vLLM >= 0.10; default newest modelled).")] = None,
+    gpu_memory_utilization: Annotated[float | None, typer.Option("--gpu-memory-utilization", help="vLLM utilization (default 0.92 from v0.21, 0.9 before).")] = None,
+    max_num_batched_tokens: Annotated[int | None, typer.Option("--max-num-batched-tokens", min=1)] = None,
+    max_num_seqs: Annotated[int | None, typer.Option("--max-num-seqs", min=1)] = None,
+    block_size: Annotated[int | None, typer.Option("--block-size", min=1)] = None,
+    enforce_eager: Annotated[bool, typer.Option("--enforce-eager", help="No CUDA graphs (no graph reservation).")] = False,
+    kv_dtype: KvDtypeOpt = None,
+    mem_fraction_static: Annotated[float | None, typer.Option("--mem-fraction-static", help="SGLang's fraction for weights + KV.")] = None,
+    non_torch_memory: Annotated[str | None, typer.Option("--non-torch-memory", help="Override non-torch memory per GPU, e.g. 0.5GiB.")] = None,
+    activation_memory: Annotated[str | None, typer.Option("--activation-memory", help="Override the activation peak per GPU, e.g. 2GiB.")] = None,
+    cuda_graph_memory: Annotated[str | None, typer.Option("--cuda-graph-memory", help="Override the CUDA-graph reservation, e.g. 0.5GiB.")] = None,
+    revision: RevisionOpt = None,
+    json_out: JsonOpt = False,
+    explain: ExplainOpt = False,
+) -> None:
+    """Does MODEL fit on these GPUs: memory per GPU, KV capacity, concurrency, and what would make it fit.
+
+    Exit code 0 when it fits, 1 when it does not, 2 for bad input."""
+    from kvcalc.cli.output import emit, warn
+    from kvcalc.errors import EXIT_DOES_NOT_FIT, InputError
+    from kvcalc.report.fit import fit_deployment
+    from kvcalc.report.render import render_fit
+    from kvcalc.sources.hardware import find_gpu
+    from kvcalc.sources.resolve import load_model
+    from kvcalc.spec.deployment import EngineSettings, Parallel
+
+    if engine not in ("vllm", "sglang", "trtllm", "llamacpp"):
+        raise InputError(f"unknown engine '{engine}'; use vllm, sglang, trtllm or llamacpp")
+    if gpus is not None:
+        if tp == 1 and pp == 1 and dp == 1 and cp == 1:
+            tp = gpus
+        elif tp * pp * dp * cp != gpus:
+            raise InputError(f"--gpus {gpus} does not equal tp x pp x dp x cp = {tp * pp * dp * cp}")
+    spec = load_model(model, revision=revision, warn=warn)
+    gpu_spec = find_gpu(gpu)
+    settings = EngineSettings(
+        name=engine, version=engine_version, gpu_memory_utilization=gpu_memory_utilization,
+        max_num_batched_tokens=max_num_batched_tokens, max_num_seqs=max_num_seqs, block_size=block_size,
+        enforce_eager=enforce_eager, kv_cache_dtype=_kv_dtype(kv_dtype), mem_fraction_static=mem_fraction_static,
+        non_torch_bytes=_parse_bytes(non_torch_memory, "--non-torch-memory"),
+        activation_bytes=_parse_bytes(activation_memory, "--activation-memory"),
+        cuda_graph_bytes=_parse_bytes(cuda_graph_memory, "--cuda-graph-memory"),
+    )
+    report = fit_deployment(spec, gpu_spec, Parallel(tp=tp, pp=pp, dp=dp, ep=ep, cp=cp), settings,
+                            context=_parse_tokens(context, "--context"), concurrency=concurrency)
+    for message in report.warnings:
+        warn(message)
+    emit(report, as_json=json_out, explain=explain, render=render_fit)
+    if not report.fits:
+        raise typer.Exit(EXIT_DOES_NOT_FIT)
+
+
+@app.command()
+def gpus(json_out: JsonOpt = False) -> None:
+    """The accelerator catalogue (hardware/*.yaml): memory, bandwidth, dense peaks, price."""
+    import json
+
+    from kvcalc.cli.output import console
+    from kvcalc.sources.hardware import list_gpus
+
+    catalogue = list_gpus()
+    if json_out:
+        sys.stdout.write(json.dumps([g.model_dump(mode="json") for g in catalogue], indent=2) + "\n")
+        return
+    from rich.table import Table
+
+    table = Table(title="GPUs (dense peaks; GiB = 2^30 B, TB/s = 1e12 B/s)", title_justify="left")
+    for col in ("key", "name", "aliases", "memory GiB", "usable GiB", "TB/s", "bf16 TFLOP/s", "$/h"):
+        table.add_column(col, justify="right" if col[0].isupper() or " " in col or col == "$/h" else "left")
+    for g in catalogue:
+        table.add_row(g.key, g.name, ", ".join(g.aliases), f"{g.memory_bytes / 2**30:.1f}",
+                      f"{g.usable_memory_bytes / 2**30:.2f}", f"{g.memory_bandwidth_bytes_per_s / 1e12:.2f}",
+                      f"{g.peak_flops.get('bf16', 0) / 1e12:.0f}", f"{g.price.usd_per_gpu_hour:.2f}" if g.price else "-")
+    console().print(table)
+
+
+@app.command()
+def schema(command: Annotated[str, typer.Argument(help="inspect or fit")]) -> None:
+    """Print the JSON Schema of a command's --json output (generated from the pydantic models)."""
+    import json
+
+    from kvcalc.errors import InputError
+
+    if command == "fit":
+        from kvcalc.report.fit import FitReport as Report
+    elif command == "inspect":
+        from kvcalc.report.inspect import InspectReport as Report  # type: ignore[assignment]
+    else:
+        raise InputError(f"no schema for '{command}'; use fit or inspect")
+    sys.stdout.write(json.dumps(Report.model_json_schema(), indent=2) + "\n")
+
+
 def main() -> None:
     """Entry point: run the app, turning kvcalc errors into one stderr line and an exit code."""
     try:

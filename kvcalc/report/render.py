@@ -66,3 +66,60 @@ def render_inspect(out: Any, report: InspectReport) -> None:
     out.print(seq)
     for note in m.notes:
         out.print(f"note: {note}", markup=False)
+
+
+def _bar(parts: list[tuple[str, int, str]], total: int, width: int = 50) -> str:
+    """A one-line memory bar: each part a run of its letter, proportional to its bytes."""
+    text = ""
+    for _label, size, char in parts:
+        text += char * max(0, round(width * size / total)) if total else ""
+    return (text + "." * width)[:width]
+
+
+def render_fit(out: Any, report: Any) -> None:
+    from kvcalc.report.fit import FitReport
+
+    r: FitReport = report
+    verdict = "[bold green]FITS[/bold green]" if r.fits else "[bold red]DOES NOT FIT[/bold red]"
+    p = r.parallel
+    out.print(f"{verdict}  {r.model.id} on {r.gpu.count} x {r.gpu.name}  (tp={p.tp} pp={p.pp} dp={p.dp} "
+              f"ep={p.ep} cp={p.cp}; {r.engine.name} {r.engine.version} accounting)")
+    if r.reason:
+        out.print(f"reason: {r.reason}", markup=False)
+    g = r.per_gpu
+    parts = [("weights", g.weights_bytes, "W"), ("KV cache", g.kv_cache_bytes, "K"),
+             ("activations", g.activation_bytes, "A"), ("non-torch", g.overhead_bytes, "N"),
+             ("CUDA graphs", g.cuda_graph_bytes, "G"), ("free", max(0, g.free_bytes), ".")]
+    table = _table("Memory per GPU (fullest rank)", "part", "bytes", "GiB", "share")
+    for label, size, _ in parts:
+        table.add_row(label, f"{size:,}", f"{size / 2**30:.2f}", f"{100 * size / g.total_bytes:.1f}%")
+    table.add_row("total (torch-visible)", f"{g.total_bytes:,}", f"{g.total_bytes / 2**30:.2f}", "100%")
+    out.print(table)
+    out.print("[" + _bar(parts, g.total_bytes) + "]  W weights, K KV cache, A activations, N non-torch, G graphs",
+              markup=False)
+    c = r.capacity
+    cap = _table("Capacity", "", "")
+    cap.show_header = False
+    cap.add_row("KV cache size (engine's report)", f"{c.kv_cache_tokens:,} tokens")
+    cap.add_row("KV blocks", f"{c.num_blocks:,} x {c.block_size or '-'} tokens")
+    cap.add_row(f"Max concurrency at {c.context:,} tokens", f"{c.max_concurrency:.2f}x")
+    cap.add_row(f"Longest context for {c.concurrency} request(s)", f"{c.max_context_at_concurrency:,} tokens")
+    cap.add_row("KV bytes per token (per GPU)", f"{c.kv_bytes_per_token:,}")
+    cap.add_row("Weights, whole model", f"{fmt_bytes(r.model.weights_bytes)}")
+    comm = r.communication_per_token
+    if comm.tp_allreduce_bytes or comm.ep_alltoall_bytes or comm.pp_activation_bytes:
+        cap.add_row("Communication per token per GPU",
+                    f"TP {fmt_bytes(comm.tp_allreduce_bytes)}, EP {fmt_bytes(comm.ep_alltoall_bytes)}, "
+                    f"PP {fmt_bytes(comm.pp_activation_bytes)}")
+    out.print(cap)
+    if len(r.stages) > 1:
+        st = _table("Pipeline stages", "stage", "layers", "weights GiB", "KV GiB", "blocks")
+        for s in r.stages:
+            st.add_row(str(s["stage"]), str(s["layers"]), f"{s['weights_bytes'] / 2**30:.2f}",
+                       f"{s['kv_cache_bytes'] / 2**30:.2f}", f"{s['num_blocks']:,}")
+        out.print(st)
+    if r.advice:
+        adv = _table("What would make it fit (each checked)", "change", "max concurrency", "KV tokens")
+        for a in r.advice:
+            adv.add_row(a.change, f"{a.max_concurrency:.2f}x", f"{a.kv_cache_tokens:,}")
+        out.print(adv)

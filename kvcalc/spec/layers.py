@@ -183,8 +183,10 @@ class LinearAttention(_Spec):
 class MambaMixer(_Spec):
     """Mamba selective state-space mixer: a fixed state per sequence, no per-token cache.
 
-    Mamba-2 (Nemotron-H; vLLM `mamba2_state_shape`): conv (conv_kernel - 1) * (d_inner + 2 * n_groups * d_state)
-    / tp values, SSM n_heads / tp * head_dim * d_state values. Mamba-1 (Jamba; `mamba1_state_shape`): conv
+    Mamba-2 (Nemotron-H; vLLM `mamba2_state_shape`): conv (conv_kernel - 1) * (d_inner + 2 * G * d_state)
+    / tp values, SSM n_heads / tp * head_dim * d_state values, where G = n_groups, or tp when tp does not
+    divide n_groups (vLLM `extra_groups_for_head_shards` replicates the groups so each rank holds those its
+    heads use: G = n_groups + tp - n_groups). Mamba-1 (Jamba; `mamba1_state_shape`): conv
     (conv_kernel - 1) * d_inner / tp, SSM d_inner / tp * d_state.
     """
 
@@ -204,7 +206,10 @@ class MambaMixer(_Spec):
         return 0
 
     def conv_state_elements(self, tp: int = 1) -> int:
-        channels = self.d_inner + (2 * self.n_groups * self.d_state if self.version == 2 else 0)
+        channels = self.d_inner
+        if self.version == 2:
+            groups = self.n_groups + (0 if self.n_groups % tp == 0 else tp - self.n_groups)
+            channels += 2 * groups * self.d_state
         return (self.conv_kernel - 1) * channels // tp
 
     def ssm_state_elements(self, tp: int = 1) -> int:

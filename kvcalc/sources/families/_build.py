@@ -7,6 +7,7 @@ Tensor names follow GGUF's naming (`token_embd.weight`, `blk.N.attn_q.weight`, g
 
 from __future__ import annotations
 
+import builtins
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,7 +39,9 @@ class Cfg:
             raise InputError(f"{self.where}: config field '{key}' must be >= {minimum}, got {value}")
         return int(value)
 
-    def first_int(self, keys: tuple[str, ...], default: int | None = None, *, minimum: int = 1) -> int:
+    def first_int(
+        self, keys: tuple[str, ...], default: builtins.int | None = None, *, minimum: builtins.int = 1
+    ) -> builtins.int:
         """The first of `keys` present (configs name the same thing differently: n_embd / hidden_size)."""
         for key in keys:
             if self.data.get(key) is not None:
@@ -134,7 +137,10 @@ def mlp(
     fused_gate_up: bool = False,
     suffix: str = "",
 ) -> list[TensorSpec]:
-    """Feed-forward: gated 3 x (H*I) (gate, up, down) or plain 2 x (H*I) (up, down). `suffix` `_shexp` = shared expert."""
+    """Feed-forward: gated 3 x (H*I) (gate, up, down) or plain 2 x (H*I) (up, down).
+
+    `suffix` `_shexp` = shared expert.
+    """
     out: list[TensorSpec] = []
     if gated and fused_gate_up:
         out += linear(f"ffn_gate_up{suffix}", 2 * intermediate, hidden, layer, bias=bias)

@@ -9,9 +9,9 @@ Kimi K2 ships `model_type: kimi_k2` with the DeepSeek-V3 architecture, which tra
   [n_h * (qk_nope + qk_rope), H]. kv_a_proj_with_mqa [kv_lora_rank + qk_rope, H], kv_a_layernorm
   [kv_lora_rank], kv_b_proj [n_h * (qk_nope + v), kv_lora_rank], o_proj [H, n_h * v]. `attention_bias` adds
   biases to q_a_proj, kv_a_proj_with_mqa and o_proj, as transformers does.
-- MLP: the first `first_k_dense_replace` layers are dense (`intermediate_size`); after that a layer is MoE when
-  `layer_idx % moe_layer_freq == 0` (vLLM / the original remote code; transformers makes every later layer MoE,
-  which is the same for every released config, all with moe_layer_freq = 1). MoE = router [E, H] (+
+- MLP: the first `first_k_dense_replace` layers are dense (`intermediate_size`); after that a layer is MoE
+  when `layer_idx % moe_layer_freq == 0` (vLLM / the original remote code; transformers makes every later
+  layer MoE, the same for every released config, all with moe_layer_freq = 1). MoE = router [E, H] (+
   `e_score_correction_bias` [E] for `topk_method: noaux_tc`, V3 / R1 / K2: a checkpoint tensor, a Parameter in
   vLLM and a persistent buffer in transformers), `n_routed_experts` experts of `moe_intermediate_size`, and
   one shared MLP of `n_shared_experts * moe_intermediate_size`.
@@ -24,9 +24,8 @@ Kimi K2 ships `model_type: kimi_k2` with the DeepSeek-V3 architecture, which tra
 
 from __future__ import annotations
 
-from kvcalc.spec.layers import DenseMLP, LayerSpec, MLAAttention, MoEMLP, TensorSpec
-
 from kvcalc.sources.families._build import Cfg, Parts, embeddings, experts, linear, mlp, norm, tensor
+from kvcalc.spec.layers import DenseMLP, LayerSpec, MLAAttention, MoEMLP, TensorSpec
 
 
 def mla_attention(
@@ -129,9 +128,9 @@ def build(cfg: Cfg, model_type: str) -> Parts:
     notes = []
     if num_mtp:
         notes.append(
-            f"{num_mtp} MTP layer(s) counted apart from the total; each checkpoint MTP layer also stores a copy "
-            f"of the embedding and head ({vocab * hidden:,} params each), shared with the main model and "
-            "not counted"
+            f"{num_mtp} MTP layer(s) counted apart from the total; each checkpoint MTP layer also stores a "
+            f"copy of the embedding and head ({vocab * hidden:,} params each), shared with the main model "
+            "and not counted"
         )
     tied = cfg.bool("tie_word_embeddings", False)
     return Parts(

@@ -1,0 +1,164 @@
+"""Paged KV cache as vLLM's V1 engine lays it out: page sizes, KV-cache groups, block count, the
+"GPU KV cache size" it reports and its "Maximum concurrency" (Kwon et al. 2023, PagedAttention; vLLM
+`vllm/v1/core/kv_cache_utils.py`: get_kv_cache_groups, unify_kv_cache_spec_page_size,
+_get_kv_cache_groups_uniform_page_size, get_num_blocks, _report_kv_cache_config,
+get_max_concurrency_for_kv_cache_config; `vllm/v1/kv_cache_interface.py` for page sizes).
+
+Worked example (gpt-oss-20b, tp=1, bf16 KV, block 16): 12 full + 12 sliding(128) layers, 8 KV heads x 64:
+page = 2 x 16 x 8 x 64 x 2 = 32,768 B; two buckets of 12 -> group size S = 12, 2 groups; one block of
+the pool costs page x S = 393,216 B, so A bytes give floor(A / 393,216) blocks. A request of L = 131,072
+tokens with max_num_batched_tokens 8192 needs ceil(L/16) + ceil(min(127 + 8192, L)/16) + 1 = 8713 blocks.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from pydantic import BaseModel
+
+from kvcalc.spec.dtypes import StorageType
+from kvcalc.spec.layers import LayerSpec
+from kvcalc.units import ceil_div
+
+
+def version_tuple(version: str) -> tuple[int, ...]:
+    """'0.19.0' -> (0, 19, 0); 'v0.21' -> (0, 21)."""
+    parts = []
+    for piece in version.lstrip("v").split("."):
+        digits = "".join(ch for ch in piece if ch.isdigit())
+        if not digits:
+            break
+        parts.append(int(digits))
+    return tuple(parts) or (0,)
+
+
+class KvGroup(BaseModel):
+    """One KV-cache group: layers of one spec sharing a block table."""
+
+    kind: str
+    block_size: int
+    window: int | None
+    layers: int
+
+
+class KvPlan(BaseModel):
+    """How a worker's KV memory is cut into blocks."""
+
+    layout: str  # "uniform" | "uniform_type" | "hybrid" | "none"
+    page_bytes: int  # one layer's page (block) after page-size unification
+    block_bytes: int  # bytes one block index costs across the pool: page x S (hybrid) or sum of pages
+    groups: list[KvGroup]
+    padding_layers: int = 0
+
+    @property
+    def num_groups(self) -> int:
+        return len(self.groups)
+
+    @property
+    def min_block_size(self) -> int:
+        return min(g.block_size for g in self.groups)
+
+
+def _layer_key(layer: LayerSpec) -> tuple[str, int | None]:
+    assert layer.mixer is not None
+    return layer.mixer.kind, layer.mixer.window
+
+
+def kv_plan(
+    layers: list[LayerSpec], kv: StorageType, state: StorageType, conv: StorageType, *, tp: int,
+    block_size: int, version: tuple[int, ...], hybrid_allocator: bool = True,
+) -> KvPlan:
+    """Group a worker's KV layers the way vLLM does (section 4.2 of vLLM's kv_cache_utils).
+
+    1. no hybrid allocator: sliding/chunked layers become full attention (charged the whole context);
+    2. one spec for every layer -> one group; all attention of different shapes -> UniformType (sum of pages);
+    3. hybrid -> pages unified (smaller-page specs get bigger blocks; Mamba pages padded up to the attention
+       page after the attention block grows to cover it), layers bucketed by spec, group size
+       S = min bucket, or max bucket when max < threshold x min (1.25 from v0.12, 1.5 from v0.18), each bucket
+       split into ceil(n / S) groups; a block index then costs page x S bytes.
+    """
+    kv_layers = [layer for layer in layers if layer.mixer is not None]
+    if not kv_layers:
+        return KvPlan(layout="none", page_bytes=0, block_bytes=0, groups=[])
+    attention = [layer for layer in kv_layers if layer.kind not in ("linear", "mamba")]
+    recurrent = [layer for layer in kv_layers if layer.kind in ("linear", "mamba")]
+    pages: dict[tuple[str, int | None], int] = {}
+    blocks: dict[tuple[str, int | None], int] = {}
+    for layer in attention:
+        key = _layer_key(layer) if hybrid_allocator else ("full", None)
+        assert layer.mixer is not None
+        pages[key] = max(pages.get(key, 0), block_size * layer.mixer.kv_bytes_per_token(kv, tp))
+        blocks[key] = block_size
+    page = max(pages.values()) if pages else 0
+    for key, p in pages.items():  # unify page sizes by growing the block of smaller pages
+        if p and p < page:
+            blocks[key] = block_size * page // p
+    if recurrent:
+        assert recurrent[0].mixer is not None
+        state_page = max(layer.mixer.state_bytes(state, tp, conv) for layer in recurrent if layer.mixer)
+        if page and state_page > page:  # attention block grows until its page covers the state page
+            scale = ceil_div(state_page, page)
+            page *= scale
+            blocks = {k: b * scale for k, b in blocks.items()}
+        page = max(page, state_page)
+        key = (recurrent[0].kind, None)
+        # a state takes one page whatever the length; its nominal block size (for the reported token
+        # count) is the attention block it was aligned to
+        blocks[key] = max(blocks.values(), default=block_size)
+    counts = Counter(
+        (_layer_key(layer) if hybrid_allocator or layer.kind in ("linear", "mamba") else ("full", None))
+        for layer in kv_layers
+    )
+    if len(counts) == 1:
+        (key, n), = counts.items()
+        group = KvGroup(kind=key[0], block_size=blocks[key], window=key[1], layers=n)
+        return KvPlan(layout="uniform", page_bytes=page, block_bytes=page * n, groups=[group])
+    smallest, largest = min(counts.values()), max(counts.values())
+    threshold = 1.5 if version >= (0, 18) else 1.25 if version >= (0, 12) else 1.0
+    size = largest if largest < threshold * smallest else smallest
+    groups: list[KvGroup] = []
+    padding = 0
+    for key, n in counts.items():
+        parts = ceil_div(n, size)
+        padding += parts * size - n
+        for i in range(parts):
+            groups.append(KvGroup(kind=key[0], block_size=blocks[key], window=key[1],
+                                  layers=min(size, n - i * size)))
+    return KvPlan(layout="hybrid", page_bytes=page, block_bytes=page * size, groups=groups, padding_layers=padding)
+
+
+def num_blocks(available_bytes: int, plan: KvPlan) -> int:
+    """floor(A / bytes per block index); 0 when nothing is available."""
+    if plan.block_bytes == 0 or available_bytes <= 0:
+        return 0
+    return available_bytes // plan.block_bytes
+
+
+def blocks_per_request(group: KvGroup, context: int, max_num_batched_tokens: int, cp: int = 1) -> int:
+    """Blocks one request of `context` tokens needs in a group (vLLM `max_memory_usage_bytes` / page):
+    full: ceil(L' / B), L' = ceil(L / cp); sliding w: ceil(min(w - 1 + mnbt, L) / B) + 1;
+    chunked c: ceil(min(c + mnbt, L) / B); recurrent state: 1."""
+    if group.kind in ("linear", "mamba"):
+        return 1
+    if group.kind == "sliding" and group.window is not None:
+        return ceil_div(min(group.window - 1 + max_num_batched_tokens, context), group.block_size) + 1
+    if group.kind == "chunked" and group.window is not None:
+        return ceil_div(min(group.window + max_num_batched_tokens, context), group.block_size)
+    return ceil_div(ceil_div(context, cp), group.block_size)
+
+
+def max_concurrency(blocks: int, plan: KvPlan, context: int, max_num_batched_tokens: int, cp: int = 1) -> float:
+    """C = num_blocks / sum over groups of blocks one request needs (each group counted once)."""
+    needed = sum(blocks_per_request(g, context, max_num_batched_tokens, cp) for g in plan.groups)
+    return blocks / needed if needed else 0.0
+
+
+def reported_tokens(blocks: int, plan: KvPlan, context: int, max_num_batched_tokens: int,
+                    version: tuple[int, ...], cp: int = 1) -> int:
+    """vLLM's "GPU KV cache size: N tokens": v0.11.1-v0.20 floor(blocks / groups) x smallest block size
+    (x cp); v0.21+ (#41069) int(C x L)."""
+    if not plan.groups:
+        return 0
+    if version >= (0, 21):
+        return int(max_concurrency(blocks, plan, context, max_num_batched_tokens, cp) * context)
+    return blocks // plan.num_groups * plan.min_block_size * cp

@@ -1,0 +1,245 @@
+"""`kvcalc fit`: does a model fit a deployment, with how much room, and what capacity (report + builder)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel
+
+from kvcalc.calc import kv as kvmod
+from kvcalc.calc.engines import Assumption, EngineResult, flat_budget, vllm_budget
+from kvcalc.calc.paged import blocks_per_request
+from kvcalc.calc.parallel import CommPerToken, check_parallel, comm_per_token, weights_per_stage
+from kvcalc.calc.weights import PlainFormat, WeightFormat
+from kvcalc.errors import InputError, KvcalcError
+from kvcalc.report.explain import Derivation
+from kvcalc.report.inspect import ModelReport, model_report
+from kvcalc.spec.deployment import EngineSettings, Parallel
+from kvcalc.spec.dtypes import storage_type
+from kvcalc.spec.gpu import GpuSpec
+from kvcalc.spec.model import ModelSpec
+from kvcalc.units import fmt_gib
+
+
+class GpuReport(BaseModel):
+    name: str
+    key: str
+    count: int
+    memory_bytes: int
+    usable_memory_bytes: int
+
+
+class PerGpu(BaseModel):
+    """The fullest GPU (the worker that binds the block count). Bytes; they add up to `total_bytes`."""
+
+    total_bytes: int
+    weights_bytes: int
+    kv_cache_bytes: int
+    activation_bytes: int
+    overhead_bytes: int
+    cuda_graph_bytes: int
+    free_bytes: int
+
+
+class Capacity(BaseModel):
+    """What the engine reports and what it means for requests."""
+
+    kv_cache_tokens: int
+    num_blocks: int
+    block_size: int | None
+    max_concurrency: float
+    context: int
+    concurrency: int
+    max_context_at_concurrency: int
+    kv_bytes_per_token: int
+    fixed_bytes_per_sequence: int
+
+
+class Advice(BaseModel):
+    """One change that makes the deployment fit, checked by the same calculation."""
+
+    change: str
+    fits: bool
+    max_concurrency: float
+    kv_cache_tokens: int
+
+
+class FitReport(BaseModel):
+    fits: bool
+    reason: str | None
+    model: ModelReport
+    gpu: GpuReport
+    parallel: Parallel
+    engine: EngineSettings
+    per_gpu: PerGpu
+    capacity: Capacity
+    stages: list[dict[str, int]]
+    communication_per_token: CommPerToken
+    assumptions: dict[str, Assumption]
+    advice: list[Advice]
+    warnings: list[str]
+    explain: list[Derivation]
+
+
+def _max_context(result: EngineResult, concurrency: int, mnbt: int, cp: int, limit: int) -> int:
+    """Longest context L (<= limit) whose blocks for `concurrency` requests fit the cache (binary search;
+    blocks per request grow with L)."""
+    if result.engine != "vllm":
+        return min(limit, result.num_blocks // concurrency)
+    lo, hi = 0, limit
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        need = sum(blocks_per_request(g, mid, mnbt, cp) for g in result.plan.groups)
+        if need * concurrency <= result.num_blocks:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
+def fit_deployment(
+    model: ModelSpec, gpu: GpuSpec, parallel: Parallel, engine: EngineSettings, *,
+    context: int | None = None, concurrency: int = 1, weight_format: WeightFormat | None = None,
+    advise: bool = True,
+) -> FitReport:
+    """Size one deployment with the chosen engine's accounting and judge whether it fits."""
+    check_parallel(model, parallel)
+    fmt = weight_format or PlainFormat(model.dtype if model.dtype in ("bf16", "fp16", "fp32") else "bf16")
+    kv_name = engine.kv_cache_dtype or model.dtype
+    kv = storage_type(kv_name)
+    max_len = context or model.max_position_embeddings or 4096
+    warnings: list[str] = []
+    if model.max_position_embeddings and max_len > model.max_position_embeddings:
+        warnings.append(f"context {max_len:,} exceeds the model's max_position_embeddings "
+                        f"{model.max_position_embeddings:,}; vLLM refuses it without rope scaling overrides")
+    stage_weights = [w.weights_bytes for w in weights_per_stage(model, parallel, fmt)]
+    if engine.name == "vllm":
+        result = vllm_budget(model, parallel, engine, gpu_total_bytes=gpu.usable_memory_bytes, gpu_name=gpu.name,
+                             stage_weights=stage_weights, max_model_len=max_len, kv=kv)
+    else:
+        result = flat_budget(model, parallel, engine, gpu_total_bytes=gpu.usable_memory_bytes,
+                             stage_weights=stage_weights, max_model_len=max_len, kv=kv)
+    mnbt = int(result.assumptions.get("max_num_batched_tokens", Assumption(value=8192, source="")).value)
+    stage = result.stages[result.binding_stage]
+    kv_bytes = max(0, stage.kv_cache_bytes)
+    used = stage.weights_bytes + kv_bytes + stage.activation_bytes + stage.non_torch_bytes + stage.cuda_graph_bytes
+    fits = result.startup_error is None and result.max_concurrency >= concurrency
+    reason = result.startup_error
+    if reason is None and not fits:
+        reason = (f"{concurrency} concurrent requests of {max_len:,} tokens need {concurrency}x; "
+                  f"the cache holds {result.max_concurrency:.2f}x")
+    block_size = result.plan.min_block_size if result.plan.groups else None
+    report = FitReport(
+        fits=fits,
+        reason=reason,
+        model=model_report(model).model_copy(update={
+            "weights_bytes": sum(fmt.tensor_bytes(t, t.numel) for t in model.all_tensors())}),
+        gpu=GpuReport(name=gpu.name, key=gpu.key, count=parallel.gpus, memory_bytes=gpu.memory_bytes,
+                      usable_memory_bytes=gpu.usable_memory_bytes),
+        parallel=parallel,
+        engine=engine.model_copy(update={"version": result.version}),
+        per_gpu=PerGpu(total_bytes=stage.total_bytes, weights_bytes=stage.weights_bytes, kv_cache_bytes=kv_bytes,
+                       activation_bytes=stage.activation_bytes, overhead_bytes=stage.non_torch_bytes,
+                       cuda_graph_bytes=stage.cuda_graph_bytes, free_bytes=stage.total_bytes - used),
+        capacity=Capacity(
+            kv_cache_tokens=result.kv_cache_tokens, num_blocks=result.num_blocks, block_size=block_size,
+            max_concurrency=round(result.max_concurrency, 4), context=max_len, concurrency=concurrency,
+            max_context_at_concurrency=_max_context(result, concurrency, mnbt, parallel.cp,
+                                                    model.max_position_embeddings or max_len),
+            kv_bytes_per_token=kvmod.kv_bytes_per_token(model, kv, parallel.tp),
+            fixed_bytes_per_sequence=kvmod.fixed_bytes_per_sequence(model, kv, parallel.tp),
+        ),
+        stages=[s.model_dump(exclude={"activation_detail"}) for s in result.stages],
+        communication_per_token=comm_per_token(model, parallel),
+        assumptions=result.assumptions,
+        advice=[],
+        warnings=warnings,
+        explain=fit_derivations(result, kv_name),
+    )
+    if advise and not fits:
+        report.advice.extend(advice_for(model, gpu, parallel, engine, max_len, concurrency, fmt))
+    return report
+
+
+def fit_derivations(result: EngineResult, kv_name: str) -> list[Derivation]:
+    s = result.stages[result.binding_stage]
+    out = [
+        Derivation(
+            figure="KV cache memory per GPU (A)",
+            formula="ceil(total x utilization) - weights - activation peak - non-torch - CUDA graphs"
+            if result.engine == "vllm" else "engine budget (see assumptions)",
+            substituted=f"{fmt_gib(s.requested_bytes)} - {fmt_gib(s.weights_bytes)} - {fmt_gib(s.activation_bytes)} - "
+            f"{fmt_gib(s.non_torch_bytes)} - {fmt_gib(s.cuda_graph_bytes)}",
+            value=fmt_gib(s.kv_cache_bytes),
+            source="vLLM gpu_worker.determine_available_memory" if result.engine == "vllm" else result.engine,
+        ),
+    ]
+    if result.engine == "vllm" and result.plan.groups:
+        out.append(Derivation(
+            figure="KV blocks",
+            formula="floor(A / (page bytes x layers per group))",
+            substituted=f"floor({s.kv_cache_bytes:,} / ({result.plan.page_bytes:,} x "
+            f"{result.plan.block_bytes // max(1, result.plan.page_bytes)}))",
+            value=f"{result.num_blocks:,} blocks ({kv_name} KV)",
+            source="vLLM kv_cache_utils.get_num_blocks",
+        ))
+        out.append(Derivation(
+            figure="Maximum concurrency",
+            formula="blocks / blocks one max-length request needs (sum over KV groups)",
+            substituted=f"{result.num_blocks:,} / {result.blocks_per_request:,}",
+            value=f"{result.max_concurrency:.2f}x at {result.max_model_len:,} tokens",
+            source="vLLM get_max_concurrency_for_kv_cache_config",
+        ))
+    return out
+
+
+def advice_for(
+    model: ModelSpec, gpu: GpuSpec, parallel: Parallel, engine: EngineSettings, context: int, concurrency: int,
+    fmt: WeightFormat,
+) -> list[Advice]:
+    """Smallest changes that fit, each checked by `fit_deployment`: more TP, FP8 KV cache, a shorter
+    context, fewer concurrent requests, a bigger GPU."""
+    tries: list[tuple[str, dict[str, object]]] = []
+    for tp in (2, 4, 8, 16):
+        if tp > parallel.tp:
+            tries.append((f"--tp {tp}", {"parallel": parallel.model_copy(update={"tp": tp})}))
+    if (engine.kv_cache_dtype or model.dtype) not in ("fp8", "fp8_e4m3", "fp8_e5m2"):
+        tries.append(("--kv-dtype fp8", {"engine": engine.model_copy(update={"kv_cache_dtype": "fp8"})}))
+    out: list[Advice] = []
+    for change, update in tries:
+        args: dict[str, object] = {"parallel": parallel, "engine": engine}
+        args.update(update)
+        try:
+            r = fit_deployment(model, gpu, args["parallel"], args["engine"], context=context,  # type: ignore[arg-type]
+                               concurrency=concurrency, weight_format=fmt, advise=False)
+        except KvcalcError:
+            continue
+        if r.fits:
+            out.append(Advice(change=change, fits=True, max_concurrency=r.capacity.max_concurrency,
+                              kv_cache_tokens=r.capacity.kv_cache_tokens))
+            if change.startswith("--tp"):
+                tries = [t for t in tries if not t[0].startswith("--tp")]
+    base = fit_deployment(model, gpu, parallel, engine, context=context, concurrency=1, weight_format=fmt, advise=False)
+    if base.capacity.max_context_at_concurrency > 0 and base.capacity.max_context_at_concurrency < context:
+        shorter = base.capacity.max_context_at_concurrency
+        r = fit_deployment(model, gpu, parallel, engine, context=shorter, concurrency=1, weight_format=fmt,
+                           advise=False)
+        if r.fits:
+            out.append(Advice(change=f"--context {shorter}", fits=True, max_concurrency=r.capacity.max_concurrency,
+                              kv_cache_tokens=r.capacity.kv_cache_tokens))
+    if base.fits and concurrency > 1:
+        out.append(Advice(change=f"--concurrency {int(base.capacity.max_concurrency)}", fits=True,
+                          max_concurrency=base.capacity.max_concurrency, kv_cache_tokens=base.capacity.kv_cache_tokens))
+    from kvcalc.sources.hardware import list_gpus
+
+    for other in sorted(list_gpus(), key=lambda g: g.usable_memory_bytes):
+        if other.usable_memory_bytes <= gpu.usable_memory_bytes or other.kind in ("apple", "cpu"):
+            continue
+        try:
+            r = fit_deployment(model, other, parallel, engine, context=context, concurrency=concurrency,
+                               weight_format=fmt, advise=False)
+        except (KvcalcError, InputError):
+            continue
+        if r.fits:
+            out.append(Advice(change=f"--gpu {other.key}", fits=True, max_concurrency=r.capacity.max_concurrency,
+                              kv_cache_tokens=r.capacity.kv_cache_tokens))
+            break
+    return out

@@ -1,0 +1,159 @@
+"""Exact parameter and byte counts from safetensors headers, without reading any tensor data.
+
+safetensors layout (github.com/huggingface/safetensors, README "Format"): an 8-byte little-endian u64 `N`,
+then `N` bytes of UTF-8 JSON mapping each tensor name to `{"dtype", "shape", "data_offsets": [begin, end]}`
+(offsets relative to the end of the header, so the data part is `max(end)` bytes), plus an optional
+`"__metadata__"` dict of strings; the spec caps the header at 100 MB.
+
+Which files make the checkpoint (as transformers' `from_pretrained` and huggingface_hub's
+`get_safetensors_metadata` pick them): the shards named in `model.safetensors.index.json` when it exists
+(`weight_map` values), else `model.safetensors`, else every `*.safetensors` in the folder. Repos such as
+Mistral's ship the same weights twice (`consolidated.safetensors` and `model-*.safetensors`): the rule above
+counts them once.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kvcalc.errors import InputError
+
+INDEX_FILE = "model.safetensors.index.json"
+SINGLE_FILE = "model.safetensors"
+#: The safetensors spec's limit on the JSON header (crates/safetensors/src/tensor.rs `MAX_HEADER_SIZE`).
+MAX_HEADER_BYTES = 100_000_000
+
+
+@dataclass(frozen=True)
+class CheckpointStats:
+    """Totals over a checkpoint's tensors, as stored.
+
+    `weights_bytes` (sum of `end - begin` over tensors) is the exact size of the weights on disk and in memory.
+    `params_total` is the number of *stored elements* (sum of prod(shape)): the true parameter count for
+    float checkpoints (F32/BF16/F16/F8), but not for packed quantized ones, which store several values per
+    element (GPTQ/AWQ `qweight` int32 = 8 x 4-bit values, MXFP4 `*_blocks` uint8 = 2 x 4-bit values, NVFP4 uint8
+    pairs) next to their scales and zero points. Trust `weights_bytes`; read `params_total` with that in mind.
+    It also counts every tensor the checkpoint ships (vision tower, MTP layers).
+    """
+
+    params_total: int
+    weights_bytes: int
+    params_by_dtype: dict[str, int]
+    files: int
+    bytes_by_dtype: dict[str, int] = field(default_factory=dict)
+
+
+def stats_from_tensors(tensors: Iterable[tuple[str, Sequence[int], Sequence[int]]], files: int) -> CheckpointStats:
+    """Sum `(dtype, shape, data_offsets)` triples (from local headers or huggingface_hub's TensorInfo)."""
+    params: dict[str, int] = {}
+    nbytes: dict[str, int] = {}
+    for dtype, shape, offsets in tensors:
+        numel = 1
+        for dim in shape:
+            numel *= int(dim)
+        params[dtype] = params.get(dtype, 0) + numel
+        nbytes[dtype] = nbytes.get(dtype, 0) + int(offsets[1]) - int(offsets[0])
+    return CheckpointStats(
+        params_total=sum(params.values()),
+        weights_bytes=sum(nbytes.values()),
+        params_by_dtype=dict(sorted(params.items())),
+        files=files,
+        bytes_by_dtype=dict(sorted(nbytes.items())),
+    )
+
+
+def _is_int_list(value: Any, length: int | None = None) -> bool:
+    return (
+        isinstance(value, list)
+        and (length is None or len(value) == length)
+        and all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value)
+    )
+
+
+def read_safetensors_header(path: Path) -> list[tuple[str, list[int], list[int]]]:
+    """The `(dtype, shape, data_offsets)` of every tensor in one file, reading only its header.
+
+    A short, oversized or non-JSON header, a malformed entry, or a file shorter than the data its header
+    describes (a truncated download) is an InputError naming the file.
+    """
+    try:
+        size = path.stat().st_size
+        with path.open("rb") as f:
+            prefix = f.read(8)
+            if len(prefix) < 8:
+                raise InputError(f"{path}: not a safetensors file: {size} bytes, shorter than the 8-byte header length")
+            (length,) = struct.unpack("<Q", prefix)
+            if length > MAX_HEADER_BYTES or 8 + length > size:
+                raise InputError(
+                    f"{path}: bad safetensors header: declares {length} header bytes, file has {size} bytes "
+                    "(truncated or not a safetensors file)"
+                )
+            raw = f.read(length)
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read: {exc}") from exc
+    try:
+        header = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(f"{path}: bad safetensors header: not valid JSON ({exc})") from exc
+    if not isinstance(header, dict):
+        raise InputError(f"{path}: bad safetensors header: expected a JSON object")
+    out: list[tuple[str, list[int], list[int]]] = []
+    data_end = 0
+    for name, entry in header.items():
+        if name == "__metadata__":
+            continue
+        if not (
+            isinstance(entry, dict)
+            and isinstance(entry.get("dtype"), str)
+            and _is_int_list(entry.get("shape"))
+            and _is_int_list(entry.get("data_offsets"), 2)
+            and entry["data_offsets"][0] <= entry["data_offsets"][1]
+        ):
+            raise InputError(f"{path}: bad safetensors header: tensor '{name}' has no valid dtype/shape/data_offsets")
+        out.append((entry["dtype"], entry["shape"], entry["data_offsets"]))
+        data_end = max(data_end, entry["data_offsets"][1])
+    if 8 + length + data_end > size:
+        raise InputError(
+            f"{path}: truncated safetensors file: header describes {8 + length + data_end} bytes, "
+            f"file has {size}"
+        )
+    return out
+
+
+def checkpoint_files(folder: Path) -> list[Path] | None:
+    """The safetensors files that make the checkpoint in `folder` (rule in the module docstring).
+
+    [] when there are none; None when the index names shards that are not there (a partial download).
+    """
+    index = folder / INDEX_FILE
+    if index.is_file():
+        try:
+            weight_map = json.loads(index.read_text(encoding="utf-8")).get("weight_map")
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError) as exc:
+            raise InputError(f"{index}: cannot read the shard index: {exc}") from exc
+        if not isinstance(weight_map, dict) or not weight_map:
+            raise InputError(f"{index}: no 'weight_map' of tensor name -> shard file")
+        shards = [folder / str(name) for name in sorted(set(weight_map.values()))]
+        return shards if all(s.is_file() for s in shards) else None
+    if (folder / SINGLE_FILE).is_file():
+        return [folder / SINGLE_FILE]
+    return sorted(p for p in folder.glob("*.safetensors") if p.is_file())
+
+
+def read_safetensors_dir(folder: Path, *, warn: Callable[[str], None] | None = None) -> CheckpointStats | None:
+    """Exact counts over the checkpoint in `folder`, or None when it has no safetensors files, or only some of
+    the shards its index names (then `warn` is told, and the caller keeps config-derived counts)."""
+    files = checkpoint_files(folder)
+    if files is None:
+        if warn is not None:
+            warn(f"{folder}: some shards named in {INDEX_FILE} are missing; parameter counts are derived")
+        return None
+    if not files:
+        return None
+    tensors = [t for path in files for t in read_safetensors_header(path)]
+    return stats_from_tensors(tensors, files=len(files))

@@ -1,0 +1,211 @@
+"""Gemma 4 text model (`gemma4_text`, e.g. Gemma-4-26B-A4B): sliding/global attention, per-kind head sizes.
+
+Follows transformers 5.24 `models/gemma4/modeling_gemma4.py` (Gemma4TextAttention, Gemma4TextMLP,
+Gemma4TextRouter, Gemma4TextExperts, Gemma4TextDecoderLayer, Gemma4TextModel, Gemma4VisionModel,
+Gemma4MultimodalEmbedder) with `configuration_gemma4.py` (per_layer_config, kv_sharing_modes), and vLLM
+`vllm/model_executor/models/gemma4.py` (which caches K and V for `attention_k_eq_v` layers too: K is loaded
+into both slots of qkv_proj).
+
+- `layer_types` (default: every 6th layer global; the last layer is forced to `full_attention`). Sliding
+  layers: `head_dim`, `num_key_value_heads`, window `sliding_window`. Global layers: `global_head_dim`
+  (default 512) and, when `attention_k_eq_v`, `num_global_key_value_heads` KV heads and no v_proj (V = K).
+- Attention: q [n_h*d, H], k [n_kv*d, H], v [n_kv*d, H] (absent when k_eq_v), o [H, n_h*d], RMSNorm [d] on
+  q and k (the v norm has no weight); biases if `attention_bias`. The last `num_kv_shared_layers` layers
+  reuse an earlier layer's KV cache: they have no k/v projections or norms and cache nothing.
+- Feed-forward: a gated MLP of `intermediate_size` (x2 on KV-shared layers with `use_double_wide_mlp`) and,
+  with `enable_moe_block`, in parallel a MoE: router proj [E, H], router scale [H], per_expert_scale [E],
+  experts gate_up [E, 2I, H] and down [E, H, I], plus three extra norms.
+- Norms per layer: input, post-attention, pre- and post-feed-forward (+ 3 with MoE); a `layer_scalar` [1]
+  buffer (stored in the checkpoint) per layer.
+- Per-layer embeddings (`hidden_size_per_layer_input` P > 0): embed_tokens_per_layer [V_p, L*P], model
+  projection [L*P, H], projection norm [P]; per layer a gate [P, H], a projection [H, P] and a norm [H].
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kvcalc.errors import InputError
+from kvcalc.sources.families._build import (
+    Cfg,
+    Parts,
+    embeddings,
+    layer_types,
+    linear,
+    mlp,
+    norm,
+    tensor,
+)
+from kvcalc.spec.layers import DenseMLP, FullAttention, LayerSpec, MoEMLP, SlidingWindowAttention
+
+
+def _types(cfg: Cfg, num_layers: int) -> list[str]:
+    types = layer_types(cfg, num_layers)
+    if types is None:
+        types = ["sliding_attention" if (i + 1) % 6 else "full_attention" for i in range(num_layers)]
+    unknown = sorted(set(types) - {"sliding_attention", "full_attention"})
+    if unknown:
+        raise InputError(f"{cfg.where}: unknown layer type(s) {', '.join(unknown)} in 'layer_types'")
+    types[-1] = "full_attention"  # Gemma4TextConfig.__post_init__ forces the last layer global
+    return types
+
+
+def _kv_shared(types: list[str], num_shared: int) -> list[bool]:
+    """Layers that reuse an earlier layer's KV (transformers `kv_sharing_modes` == "reuse")."""
+    first = len(types) - num_shared
+    return [i >= first for i in range(len(types))]
+
+
+def _layer_overrides(cfg: Cfg, types: list[str]) -> dict[int, dict[str, Any]]:
+    """Per-layer head_dim / num_key_value_heads, as Gemma4TextConfig builds `per_layer_config`."""
+    explicit = cfg.get("per_layer_config")
+    if isinstance(explicit, dict):
+        return {int(k): dict(v) for k, v in explicit.items() if isinstance(v, dict)}
+    overrides: dict[str, Any] = {"head_dim": cfg.int("global_head_dim", 512)}
+    if cfg.bool("attention_k_eq_v", False) and cfg.has("num_global_key_value_heads"):
+        overrides["num_key_value_heads"] = cfg.int("num_global_key_value_heads")
+    return {i: overrides for i, t in enumerate(types) if t == "full_attention"}
+
+
+def _vision_params(vision: Any, text_hidden: int) -> int | None:
+    """Gemma 4 vision tower + its projector into the text model, or None if not computable.
+
+    Gemma4VisionModel: patch input_proj [h, 3*p^2], position table [2, pos, h]; per layer q/k/v/o (no bias),
+    q/k norms [d], gated MLP (3 x h*I), four norms [h]; std_bias / std_scale [h] buffers when `standardize`;
+    four scalar clip buffers per linear with `use_clipped_linears`. Gemma4MultimodalEmbedder: projection
+    [H, h].
+    """
+    if not isinstance(vision, dict):
+        return None
+    try:
+        h = int(vision["hidden_size"])
+        inter = int(vision["intermediate_size"])
+        layers = int(vision["num_hidden_layers"])
+        heads = int(vision["num_attention_heads"])
+        kv_heads = int(vision.get("num_key_value_heads", heads))
+        head_dim = int(vision.get("head_dim", h // heads))
+        patch = int(vision["patch_size"])
+        positions = int(vision["position_embedding_size"])
+    except (KeyError, TypeError, ValueError):
+        return None
+    linears_per_layer = 7
+    per_layer = (
+        h * heads * head_dim * 2
+        + h * kv_heads * head_dim * 2
+        + 2 * head_dim
+        + 3 * h * inter
+        + 4 * h
+        + (4 * linears_per_layer if vision.get("use_clipped_linears") else 0)
+    )
+    patch_embedder = h * 3 * patch * patch + 2 * positions * h
+    standardize = 2 * h if vision.get("standardize") else 0
+    projector = text_hidden * int(vision.get("output_proj_dims", h))
+    return patch_embedder + layers * per_layer + standardize + projector
+
+
+def build(cfg: Cfg, model_type: str) -> Parts:
+    hidden = cfg.int("hidden_size")
+    num_layers = cfg.int("num_hidden_layers")
+    heads = cfg.int("num_attention_heads")
+    kv_heads = cfg.int("num_key_value_heads", heads)
+    head_dim = cfg.int("head_dim", 256)
+    vocab = cfg.int("vocab_size")
+    tied = cfg.bool("tie_word_embeddings", True)
+    bias = cfg.bool("attention_bias", False)
+    window = cfg.int("sliding_window", 512)
+    if cfg.get("use_bidirectional_attention") == "all":
+        window = window // 2 + 1  # Gemma4TextConfig.__post_init__
+    k_eq_v = cfg.bool("attention_k_eq_v", False)
+    inter = cfg.int("intermediate_size")
+    double_wide = cfg.bool("use_double_wide_mlp", False)
+    moe_block = cfg.bool("enable_moe_block", False)
+    ple = cfg.int("hidden_size_per_layer_input", 256, minimum=0)
+    types = _types(cfg, num_layers)
+    shared = _kv_shared(types, cfg.int("num_kv_shared_layers", 0, minimum=0))
+    overrides = _layer_overrides(cfg, types)
+
+    layers = []
+    for i, kind in enumerate(types):
+        d = int(overrides.get(i, {}).get("head_dim", head_dim))
+        n_kv = int(overrides.get(i, {}).get("num_key_value_heads", kv_heads))
+        sliding = kind == "sliding_attention"
+        tensors = linear("attn_q", heads * d, hidden, i, bias=bias) + norm("attn_q_norm", d, i)
+        if not shared[i]:
+            tensors += linear("attn_k", n_kv * d, hidden, i, bias=bias) + norm("attn_k_norm", d, i)
+            if not (k_eq_v and not sliding):
+                tensors += linear("attn_v", n_kv * d, hidden, i, bias=bias)
+        tensors += linear("attn_output", hidden, heads * d, i, bias=bias)
+        for name in ("attn_norm", "post_attention_norm", "ffn_norm", "post_ffw_norm"):
+            tensors += norm(name, hidden, i)
+        tensors.append(tensor("layer_output_scale.weight", (1,), "norm", i))
+        if ple:
+            tensors += linear("inp_gate", ple, hidden, i) + linear("proj", hidden, ple, i)
+            tensors += norm("post_norm", hidden, i)
+        layer_inter = inter * (2 if double_wide and shared[i] else 1)
+        tensors += mlp(i, hidden, layer_inter)
+        ffn: DenseMLP | MoEMLP = DenseMLP(intermediate_size=layer_inter)
+        if moe_block:
+            num_experts = cfg.int("num_experts")
+            expert_inter = cfg.int("moe_intermediate_size")
+            tensors += linear("ffn_gate_inp", num_experts, hidden, i)
+            tensors.append(tensor("ffn_gate_inp.scale", (hidden,), "ffn_gate_inp", i))
+            tensors.append(tensor("ffn_down_exps.scale", (num_experts,), "ffn_gate_inp", i))
+            tensors.append(
+                tensor("ffn_gate_exps.weight", (num_experts, expert_inter, hidden), "ffn_gate_exps", i)
+            )
+            tensors.append(
+                tensor("ffn_up_exps.weight", (num_experts, expert_inter, hidden), "ffn_up_exps", i)
+            )
+            tensors.append(
+                tensor("ffn_down_exps.weight", (num_experts, hidden, expert_inter), "ffn_down_exps", i)
+            )
+            for name in ("post_ffw_norm_1", "post_ffw_norm_2", "pre_ffw_norm_2"):
+                tensors += norm(name, hidden, i)
+            # The dense MLP always runs beside the experts: counted as the "shared" part of the block.
+            ffn = MoEMLP(
+                num_experts=num_experts,
+                top_k=cfg.int("top_k_experts"),
+                expert_intermediate_size=expert_inter,
+                shared_intermediate_size=layer_inter,
+            )
+        mixer: FullAttention | None
+        if shared[i]:
+            mixer = None
+        elif sliding:
+            mixer = SlidingWindowAttention(
+                num_heads=heads, num_kv_heads=n_kv, head_dim=d, sliding_window=window
+            )
+        else:
+            mixer = FullAttention(num_heads=heads, num_kv_heads=n_kv, head_dim=d)
+        layers.append(LayerSpec(index=i, mixer=mixer, mlp=ffn, tensors=tuple(tensors)))
+
+    global_tensors = embeddings(vocab, hidden, tied=tied)
+    if ple:
+        vocab_ple = cfg.int("vocab_size_per_layer_input", 262_144)
+        global_tensors += [
+            tensor("per_layer_token_embd.weight", (vocab_ple, num_layers * ple), "token_embd"),
+            tensor("per_layer_model_proj.weight", (num_layers * ple, hidden), "per_layer_model_proj"),
+            *norm("per_layer_proj_norm", ple, None),
+        ]
+
+    notes: list[str] = []
+    if k_eq_v:
+        notes.append(
+            "attention_k_eq_v: global layers have no v_proj (V = K) but vLLM still caches K and V for them"
+        )
+    if any(shared):
+        notes.append(
+            f"the last {sum(shared)} layers reuse earlier layers' KV cache (num_kv_shared_layers): "
+            "kvcalc gives them no mixer, so they add no KV bytes"
+        )
+    vision_params = 0
+    vision = cfg.get("vision_config")
+    if vision is not None:
+        counted = _vision_params(vision, hidden)
+        if counted is None:
+            notes.append("vision tower present but not computable from vision_config: not counted")
+        else:
+            vision_params = counted
+    if cfg.get("audio_config") is not None:
+        notes.append("audio tower present: not counted")
+    return Parts(layers=layers, global_tensors=global_tensors, vision_params=vision_params, notes=notes)

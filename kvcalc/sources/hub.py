@@ -1,0 +1,164 @@
+"""Hugging Face Hub repos: `config.json` through huggingface_hub's own cache, and exact checkpoint counts.
+
+`hf_hub_download` does the work and honours the usual environment by itself: HF_TOKEN (gated and private
+repos), HF_HOME / HF_HUB_CACHE (cache location, layout `models--owner--name/{blobs,refs,snapshots}`),
+HF_HUB_OFFLINE=1 (cache only, no network), HF_ENDPOINT (mirrors), and revisions (branch, tag, commit hash).
+huggingface_hub is imported inside the functions so commands that never touch the Hub do not pay for it.
+The config is parsed as JSON data only; no code from the repo is ever run (`auto_map` is ignored).
+
+Errors become one line: gated repo or no network -> EnvironmentProblem (exit 3); unknown repo, revision or
+file, or a malformed config -> InputError (exit 2). Exception classes: `huggingface_hub.errors`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from kvcalc.errors import EnvironmentProblem, InputError, KvcalcError
+from kvcalc.sources.checkpoint import CheckpointStats, read_safetensors_dir, stats_from_tensors
+from kvcalc.spec.model import ModelSpec
+
+_COMMIT = re.compile(r"^[0-9a-f]{40}$")
+
+#: Packages whose exceptions mean "the network is not there" (huggingface_hub 0.x: requests; 1.x+: httpx/httpx2).
+_NETWORK_MODULES = ("requests", "urllib3", "httpx", "httpx2", "httpcore", "socket", "ssl")
+
+
+def _hub() -> Any:
+    try:
+        import huggingface_hub
+    except ImportError as exc:  # pragma: no cover - a declared dependency
+        raise EnvironmentProblem("reading Hub repos needs huggingface_hub: pip install huggingface_hub") from exc
+    return huggingface_hub
+
+
+def _offline() -> bool:
+    from huggingface_hub import constants
+
+    return bool(constants.HF_HUB_OFFLINE)
+
+
+def _hub_error(exc: Exception, repo_id: str, revision: str | None) -> KvcalcError | None:
+    """The one-line kvcalc error for a huggingface_hub failure, or None for an unexpected exception."""
+    from huggingface_hub import errors
+
+    where = f"{repo_id}@{revision}" if revision else repo_id
+    if isinstance(exc, errors.GatedRepoError):  # subclass of RepositoryNotFoundError: test it first
+        return EnvironmentProblem(
+            f"{repo_id}: gated repo: accept the licence on https://huggingface.co/{repo_id} and set HF_TOKEN"
+        )
+    if isinstance(exc, errors.RepositoryNotFoundError):
+        return InputError(
+            f"{repo_id}: no such repo on the Hub, or it is private (set HF_TOKEN to a token that can read it)"
+        )
+    if isinstance(exc, errors.RevisionNotFoundError):
+        return InputError(f"{repo_id}: revision '{revision}' not found on the Hub")
+    if isinstance(exc, errors.DisabledRepoError):
+        return InputError(f"{repo_id}: the repo has been disabled on the Hub")
+    if isinstance(exc, errors.LocalEntryNotFoundError):  # subclass of EntryNotFoundError: test it first
+        if _offline():
+            return EnvironmentProblem(
+                f"{where}: config.json is not in the local Hub cache and HF_HUB_OFFLINE=1; "
+                "unset HF_HUB_OFFLINE or download the repo first"
+            )
+        return EnvironmentProblem(f"{where}: cannot reach the Hub and config.json is not in the local Hub cache")
+    if isinstance(exc, errors.EntryNotFoundError):
+        return InputError(
+            f"{where}: the repo has no config.json (for a GGUF-only repo, download the .gguf and pass its path)"
+        )
+    if isinstance(exc, errors.HFValidationError):
+        return InputError(f"'{repo_id}' is not a valid Hub repo id or revision: {str(exc).splitlines()[0]}")
+    if isinstance(exc, errors.OfflineModeIsEnabled) or type(exc).__module__.split(".")[0] in _NETWORK_MODULES:
+        return EnvironmentProblem(f"{where}: cannot reach the Hub: {str(exc).splitlines()[0] if str(exc) else exc!r}")
+    if isinstance(exc, errors.HfHubHTTPError):
+        status = exc.response.status_code if getattr(exc, "response", None) is not None else None
+        if status == 401:
+            return EnvironmentProblem(f"{repo_id}: the Hub rejected the token (HTTP 401); check HF_TOKEN")
+        return EnvironmentProblem(f"{where}: Hub error: {str(exc).splitlines()[0]}")
+    if isinstance(exc, (ConnectionError, TimeoutError)):
+        return EnvironmentProblem(f"{where}: cannot reach the Hub: {exc}")
+    if isinstance(exc, OSError):  # e.g. an unwritable HF_HUB_CACHE
+        return EnvironmentProblem(f"{where}: Hub cache: {exc}")
+    return None
+
+
+def _read_config(path: Path, repo_id: str) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise InputError(
+            f"{repo_id}: config.json ({path}): malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
+        ) from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"{repo_id}: config.json ({path}): cannot read: {exc}") from exc
+    if not isinstance(data, dict):
+        raise InputError(f"{repo_id}: config.json ({path}) must be a JSON object")
+    return data
+
+
+def fetch_config(repo_id: str, revision: str | None) -> tuple[dict[str, Any], Path | None]:
+    """(parsed config.json, snapshot folder) of a Hub repo at `revision` (None = the default branch).
+
+    The snapshot folder (`.../models--owner--name/snapshots/<commit>/`, its name the resolved commit hash)
+    holds whatever else of the repo is already cached, so safetensors headers there can be read.
+    """
+    hub = _hub()
+    try:
+        local = Path(hub.hf_hub_download(repo_id, "config.json", revision=revision))
+    except Exception as exc:
+        error = _hub_error(exc, repo_id, revision)
+        if error is None:
+            raise
+        raise error from exc
+    return _read_config(local, repo_id), local.parent
+
+
+def remote_checkpoint_stats(repo_id: str, revision: str | None) -> CheckpointStats | None:
+    """Exact counts from the repo's safetensors headers read over HTTP (range requests, no weights
+    downloaded), via `huggingface_hub.get_safetensors_metadata`. None when offline, when the repo has no
+    safetensors, or on any failure: the caller then keeps config-derived counts.
+
+    Costs one request per shard (a 163-shard repo is 163 small requests, run in parallel by huggingface_hub).
+    Pass the snapshot's commit hash (`fetch_config(...)[1].name`) as `revision` to read the same commit.
+    """
+    hub = _hub()
+    if _offline():
+        return None
+    try:
+        meta = hub.get_safetensors_metadata(repo_id, revision=revision)
+        tensors = [
+            (info.dtype, info.shape, info.data_offsets)
+            for file_meta in meta.files_metadata.values()
+            for info in file_meta.tensors.values()
+        ]
+        files = len(meta.files_metadata)
+    except Exception:
+        return None
+    return stats_from_tensors(tensors, files=files) if tensors else None
+
+
+def hub_checkpoint_stats(repo_id: str, revision: str | None, snapshot: Path | None) -> CheckpointStats | None:
+    """Exact counts for a Hub repo: from the safetensors already in the local snapshot when the whole
+    checkpoint is there, else from the Hub's headers (`remote_checkpoint_stats`, at the snapshot's commit)."""
+    stats = read_safetensors_dir(snapshot) if snapshot is not None else None
+    if stats is not None:
+        return stats
+    commit = snapshot.name if snapshot is not None and _COMMIT.match(snapshot.name) else revision
+    return remote_checkpoint_stats(repo_id, commit)
+
+
+def with_hub_checkpoint(model: ModelSpec, repo_id: str, revision: str | None, snapshot: Path | None) -> ModelSpec:
+    """`model` with params_source "exact" and the checkpoint's counts when `hub_checkpoint_stats` finds them."""
+    stats = hub_checkpoint_stats(repo_id, revision, snapshot)
+    if stats is None:
+        return model
+    return model.model_copy(
+        update={
+            "params_source": "exact",
+            "exact_params_total": stats.params_total,
+            "exact_weights_bytes": stats.weights_bytes,
+        }
+    )
