@@ -22,7 +22,9 @@ from kvcalc.sources.checkpoint import (  # noqa: E402
 def save_bf16(path: Path, name: str, shape: tuple[int, ...]) -> None:
     """numpy has no bfloat16: hand the raw 2-byte values to safetensors' serializer with dtype bfloat16."""
     raw = np.zeros(shape, dtype=np.uint16)
-    spec = safetensors.TensorSpec(dtype="bfloat16", shape=shape, data_ptr=raw.ctypes.data, data_len=raw.nbytes)
+    spec = safetensors.TensorSpec(
+        dtype="bfloat16", shape=shape, data_ptr=raw.ctypes.data, data_len=raw.nbytes
+    )
     safetensors.serialize_file({name: spec}, str(path), metadata={"format": "pt"})
 
 

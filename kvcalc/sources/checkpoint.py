@@ -33,11 +33,11 @@ MAX_HEADER_BYTES = 100_000_000
 class CheckpointStats:
     """Totals over a checkpoint's tensors, as stored.
 
-    `weights_bytes` (sum of `end - begin` over tensors) is the exact size of the weights on disk and in memory.
-    `params_total` is the number of *stored elements* (sum of prod(shape)): the true parameter count for
-    float checkpoints (F32/BF16/F16/F8), but not for packed quantized ones, which store several values per
-    element (GPTQ/AWQ `qweight` int32 = 8 x 4-bit values, MXFP4 `*_blocks` uint8 = 2 x 4-bit values, NVFP4 uint8
-    pairs) next to their scales and zero points. Trust `weights_bytes`; read `params_total` with that in mind.
+    `weights_bytes` (sum of `end - begin` over tensors) is the exact size of the weights on disk and in
+    memory. `params_total` is the number of *stored elements* (sum of prod(shape)): the true parameter count
+    for float checkpoints (F32/BF16/F16/F8), but not for packed quantized ones, which store several values
+    per element (GPTQ/AWQ `qweight` int32 = 8 x 4-bit values, MXFP4 `*_blocks` and NVFP4 uint8 = 2 x 4-bit
+    values) next to their scales and zero points. Trust `weights_bytes`; read `params_total` with that in mind.
     It also counts every tensor the checkpoint ships (vision tower, MTP layers).
     """
 
@@ -48,7 +48,9 @@ class CheckpointStats:
     bytes_by_dtype: dict[str, int] = field(default_factory=dict)
 
 
-def stats_from_tensors(tensors: Iterable[tuple[str, Sequence[int], Sequence[int]]], files: int) -> CheckpointStats:
+def stats_from_tensors(
+    tensors: Iterable[tuple[str, Sequence[int], Sequence[int]]], files: int
+) -> CheckpointStats:
     """Sum `(dtype, shape, data_offsets)` triples (from local headers or huggingface_hub's TensorInfo)."""
     params: dict[str, int] = {}
     nbytes: dict[str, int] = {}
@@ -86,7 +88,9 @@ def read_safetensors_header(path: Path) -> list[tuple[str, list[int], list[int]]
         with path.open("rb") as f:
             prefix = f.read(8)
             if len(prefix) < 8:
-                raise InputError(f"{path}: not a safetensors file: {size} bytes, shorter than the 8-byte header length")
+                raise InputError(
+                    f"{path}: not a safetensors file: {size} bytes, shorter than the 8-byte header length"
+                )
             (length,) = struct.unpack("<Q", prefix)
             if length > MAX_HEADER_BYTES or 8 + length > size:
                 raise InputError(
@@ -114,7 +118,9 @@ def read_safetensors_header(path: Path) -> list[tuple[str, list[int], list[int]]
             and _is_int_list(entry.get("data_offsets"), 2)
             and entry["data_offsets"][0] <= entry["data_offsets"][1]
         ):
-            raise InputError(f"{path}: bad safetensors header: tensor '{name}' has no valid dtype/shape/data_offsets")
+            raise InputError(
+                f"{path}: bad safetensors header: tensor '{name}' has no valid dtype/shape/data_offsets"
+            )
         out.append((entry["dtype"], entry["shape"], entry["data_offsets"]))
         data_end = max(data_end, entry["data_offsets"][1])
     if 8 + length + data_end > size:
@@ -145,7 +151,9 @@ def checkpoint_files(folder: Path) -> list[Path] | None:
     return sorted(p for p in folder.glob("*.safetensors") if p.is_file())
 
 
-def read_safetensors_dir(folder: Path, *, warn: Callable[[str], None] | None = None) -> CheckpointStats | None:
+def read_safetensors_dir(
+    folder: Path, *, warn: Callable[[str], None] | None = None
+) -> CheckpointStats | None:
     """Exact counts over the checkpoint in `folder`, or None when it has no safetensors files, or only some of
     the shards its index names (then `warn` is told, and the caller keeps config-derived counts)."""
     files = checkpoint_files(folder)

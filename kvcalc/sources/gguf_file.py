@@ -59,7 +59,7 @@ _KEYS: dict[str, str] = {
 }
 
 _SPLIT_NAME = re.compile(r"^(?P<stem>.*)-(?P<no>\d{5})-of-(?P<count>\d{5})\.gguf$")
-_KV_NOTE = "GGUF: dtype fp16 is llama.cpp's default KV-cache type; weights are counted from the file's tensors"
+_KV_NOTE = "GGUF: dtype fp16 is llama.cpp's default KV-cache type; weights are counted from the file"
 
 
 @dataclass(frozen=True)
@@ -75,12 +75,14 @@ def _reader(path: Path) -> Any:
     try:
         from gguf import GGUFReader
     except ImportError as exc:
-        raise EnvironmentProblem(f"{path}: reading .gguf files needs the gguf package: pip install 'kvcalc[gguf]'") from exc
+        raise EnvironmentProblem(
+            f"{path}: reading .gguf files needs the gguf package: pip install 'kvcalc[gguf]'"
+        ) from exc
     try:
         return GGUFReader(path)
     except OSError as exc:
         raise InputError(f"{path}: cannot read: {exc}") from exc
-    except Exception as exc:  # the reader raises ValueError/IndexError/KeyError/... on malformed or truncated files
+    except Exception as exc:  # ValueError/IndexError/KeyError... on a malformed or truncated file
         raise InputError(f"{path}: not a readable GGUF file: {exc}") from exc
 
 
@@ -128,7 +130,8 @@ def _shards(path: Path, meta: dict[str, Any]) -> list[Path]:
     shards = [path.with_name(f"{match['stem']}-{i:05d}-of-{count:05d}.gguf") for i in range(1, count + 1)]
     missing = [s.name for s in shards if not s.is_file()]
     if missing:
-        raise InputError(f"{path}: split GGUF is missing {len(missing)} of {count} files: {', '.join(missing[:3])}")
+        shown = ", ".join(missing[:3])
+        raise InputError(f"{path}: split GGUF is missing {len(missing)} of {count} files: {shown}")
     return shards
 
 
@@ -166,9 +169,8 @@ def gguf_config(meta: dict[str, Any], tensors: list[_Tensor], where: str) -> dic
         raise InputError(f"{where}: GGUF has no general.architecture")
     if arch not in GGUF_ARCHITECTURES:
         hint = " (a multimodal projector: pass the language-model .gguf)" if arch == "clip" else ""
-        raise InputError(
-            f"{where}: unsupported GGUF architecture '{arch}'{hint}; supported: {', '.join(sorted(GGUF_ARCHITECTURES))}"
-        )
+        supported = ", ".join(sorted(GGUF_ARCHITECTURES))
+        raise InputError(f"{where}: unsupported GGUF architecture '{arch}'{hint}; supported: {supported}")
     config: dict[str, Any] = {"model_type": GGUF_ARCHITECTURES[arch], "torch_dtype": "float16"}
     for suffix, field in _KEYS.items():
         value = meta.get(f"{arch}.{suffix}")
@@ -254,7 +256,9 @@ def model_from_gguf(path: Path, warn: Callable[[str], None] | None = None) -> Mo
 
 
 def gguf_tensor_types(path: Path) -> dict[str, int]:
-    """Tensor name -> ggml type id (`gguf.GGMLQuantizationType`: 0 F32, 1 F16, 8 Q8_0, 12 Q4_K ...), all shards."""
+    """Tensor name -> ggml type id (`gguf.GGMLQuantizationType`: 0 F32, 1 F16, 8 Q8_0, 12 Q4_K ...).
+
+    Covers every shard of a split file."""
     return {t.name: t.ggml_type for t in _read(path)[1]}
 
 

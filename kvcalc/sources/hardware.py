@@ -43,7 +43,8 @@ def _where(exc: yaml.YAMLError) -> str:
 
 def _one_line(path: Path, err: ValidationError) -> str:
     """The first validation problem as `file: field 'a.b': message (got X)`, counting the rest."""
-    problems = err.errors()
+    # A wrong value says more than the fields missing around it: report value errors first.
+    problems = sorted(err.errors(), key=lambda problem: problem["type"] == "missing")
     first = problems[0]
     loc = ".".join(str(part) for part in first["loc"])
     message = str(first["msg"]).removeprefix("Value error, ")
@@ -102,7 +103,10 @@ def _files(dirs: tuple[Path, ...]) -> dict[str, Path]:
 def _aliases_of(path: Path) -> list[str]:
     """A file's aliases from its `aliases:` line alone; the whole file is parsed only if that line is not
     a complete flow list (e.g. a block list on the following lines)."""
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError:
+        return []  # list_gpus() reports it
     match = _ALIASES_LINE.search(text)
     if match is None:
         return []
@@ -112,7 +116,10 @@ def _aliases_of(path: Path) -> list[str]:
         parsed = None
     aliases = parsed.get("aliases") if isinstance(parsed, dict) else None
     if not isinstance(aliases, list):
-        aliases = _load_cached(path).aliases
+        try:
+            aliases = _load_cached(path).aliases
+        except InputError:
+            return []  # a broken file must not hide the others; list_gpus() reports it
     return [str(alias).lower() for alias in aliases]
 
 
@@ -142,6 +149,8 @@ def find_gpu(name: str) -> GpuSpec:
     Unknown names raise InputError suggesting the nearest keys and aliases.
     """
     query = name.strip()
+    if not query:
+        raise InputError("GPU name is empty; give a key or alias such as h100, a100, mi300x or m4-max")
     if query.lower().endswith((".yaml", ".yml")) and Path(query).expanduser().is_file():
         return load_gpu_file(Path(query).expanduser())
     wanted = query.lower()

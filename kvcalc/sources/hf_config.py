@@ -86,6 +86,20 @@ def _rope_scaling(cfg: Cfg) -> RopeScaling | None:
     )
 
 
+#: Model types whose SSM state vLLM keeps in fp32 whatever the config says (vLLM `nemotron_h.py`
+#: `get_mamba_state_dtype_from_config` with mamba_ssm_cache_dtype float32 for NemotronH).
+_FP32_SSM_STATE = frozenset({"nemotron_h"})
+
+
+def _ssm_state_dtype(text: dict[str, Any], model_type: str) -> str | None:
+    """The recurrent-state dtype: `mamba_ssm_dtype` / `mamba_ssm_cache_dtype` from the config, fp32 for the
+    families vLLM forces to it, else None (= the model dtype)."""
+    named = text.get("mamba_ssm_dtype") or text.get("mamba_ssm_cache_dtype")
+    if named:
+        return str(named)
+    return "float32" if model_type in _FP32_SSM_STATE else None
+
+
 def model_from_config(
     config: Any, *, model_id: str, hf_repo: str | None = None, warn: Callable[[str], None] | None = None
 ) -> ModelSpec:
@@ -122,14 +136,14 @@ def model_from_config(
         dtype=torch_dtype_name(text.get("torch_dtype") or text.get("dtype") or config.get("torch_dtype")),
         hidden_size=cfg.first_int(("hidden_size", "n_embd", "d_model")),
         vocab_size=cfg.int("vocab_size"),
-        max_position_embeddings=cfg.get("max_position_embeddings") or cfg.get("n_positions"),
+        max_position_embeddings=cfg.get("max_position_embeddings") or cfg.get("n_positions") or cfg.get("n_ctx"),
         tie_word_embeddings=not any(t.role == "output" for t in parts.global_tensors),
         layers=tuple(parts.layers),
         global_tensors=tuple(parts.global_tensors),
         mtp_tensors=tuple(parts.mtp_tensors),
         vision_params=parts.vision_params,
         rope_scaling=_rope_scaling(cfg),
-        ssm_state_dtype=text.get("mamba_ssm_dtype"),
+        ssm_state_dtype=_ssm_state_dtype(text, model_type),
         quantization_config=quant if isinstance(quant, dict) else None,
         notes=tuple(notes + parts.notes),
     )

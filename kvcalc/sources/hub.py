@@ -23,7 +23,7 @@ from kvcalc.spec.model import ModelSpec
 
 _COMMIT = re.compile(r"^[0-9a-f]{40}$")
 
-#: Packages whose exceptions mean "the network is not there" (huggingface_hub 0.x: requests; 1.x+: httpx/httpx2).
+#: Packages whose exceptions mean "no network" (huggingface_hub 0.x uses requests; 1.x+ httpx / httpx2).
 _NETWORK_MODULES = ("requests", "urllib3", "httpx", "httpx2", "httpcore", "socket", "ssl")
 
 
@@ -31,7 +31,7 @@ def _hub() -> Any:
     try:
         import huggingface_hub
     except ImportError as exc:  # pragma: no cover - a declared dependency
-        raise EnvironmentProblem("reading Hub repos needs huggingface_hub: pip install huggingface_hub") from exc
+        raise EnvironmentProblem("Hub repos need huggingface_hub: pip install huggingface_hub") from exc
     return huggingface_hub
 
 
@@ -64,15 +64,18 @@ def _hub_error(exc: Exception, repo_id: str, revision: str | None) -> KvcalcErro
                 f"{where}: config.json is not in the local Hub cache and HF_HUB_OFFLINE=1; "
                 "unset HF_HUB_OFFLINE or download the repo first"
             )
-        return EnvironmentProblem(f"{where}: cannot reach the Hub and config.json is not in the local Hub cache")
+        return EnvironmentProblem(
+            f"{where}: cannot reach the Hub and config.json is not in the local Hub cache"
+        )
     if isinstance(exc, errors.EntryNotFoundError):
         return InputError(
-            f"{where}: the repo has no config.json (for a GGUF-only repo, download the .gguf and pass its path)"
+            f"{where}: the repo has no config.json (GGUF-only repo? download the .gguf and pass its path)"
         )
     if isinstance(exc, errors.HFValidationError):
         return InputError(f"'{repo_id}' is not a valid Hub repo id or revision: {str(exc).splitlines()[0]}")
     if isinstance(exc, errors.OfflineModeIsEnabled) or type(exc).__module__.split(".")[0] in _NETWORK_MODULES:
-        return EnvironmentProblem(f"{where}: cannot reach the Hub: {str(exc).splitlines()[0] if str(exc) else exc!r}")
+        detail = str(exc).splitlines()[0] if str(exc) else repr(exc)
+        return EnvironmentProblem(f"{where}: cannot reach the Hub: {detail}")
     if isinstance(exc, errors.HfHubHTTPError):
         status = exc.response.status_code if getattr(exc, "response", None) is not None else None
         if status == 401:
@@ -90,7 +93,8 @@ def _read_config(path: Path, repo_id: str) -> dict[str, Any]:
         data = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
         raise InputError(
-            f"{repo_id}: config.json ({path}): malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
+            f"{repo_id}: config.json ({path}): malformed JSON at line {exc.lineno} column {exc.colno}: "
+            f"{exc.msg}"
         ) from exc
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(f"{repo_id}: config.json ({path}): cannot read: {exc}") from exc
@@ -150,8 +154,10 @@ def hub_checkpoint_stats(repo_id: str, revision: str | None, snapshot: Path | No
     return remote_checkpoint_stats(repo_id, commit)
 
 
-def with_hub_checkpoint(model: ModelSpec, repo_id: str, revision: str | None, snapshot: Path | None) -> ModelSpec:
-    """`model` with params_source "exact" and the checkpoint's counts when `hub_checkpoint_stats` finds them."""
+def with_hub_checkpoint(
+    model: ModelSpec, repo_id: str, revision: str | None, snapshot: Path | None
+) -> ModelSpec:
+    """`model` with params_source "exact" and the checkpoint counts, when `hub_checkpoint_stats` finds them."""
     stats = hub_checkpoint_stats(repo_id, revision, snapshot)
     if stats is None:
         return model

@@ -1,0 +1,252 @@
+"""Hub repo ids resolved through a real on-disk Hugging Face cache, in a subprocess (no mocks, no network).
+
+huggingface_hub reads HF_HUB_CACHE / HF_HUB_OFFLINE / HF_ENDPOINT once, at import time
+(`huggingface_hub/constants.py`), so each case runs `load_model` in a fresh interpreter with the environment
+set, as the CLI would run. The cache is built in the layout huggingface_hub writes:
+`models--owner--name/blobs/<etag>` (git blob sha1 for small files, sha256 for LFS files such as safetensors),
+`snapshots/<commit>/<file>` as relative symlinks to the blobs, and `refs/<branch>` holding the commit hash
+(no trailing newline: huggingface_hub reads it verbatim).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+COMMIT_MAIN = "a" * 40
+COMMIT_OLD = "b" * 40
+
+# Tiny llama: hidden 64, 2 layers, 4 heads (head_dim 16), 2 KV heads, FFN 128, vocab 256, untied head.
+#   per layer: q 64*64 = 4,096 + k 32*64 = 2,048 + v 2,048 + o 4,096 = 12,288 attention
+#              + gate/up/down 3 * 64*128 = 24,576 MLP + 2 norms * 64 = 128  -> 36,992
+#   2 layers 73,984 + embed 256*64 = 16,384 + lm_head 16,384 + final norm 64 = 106,816
+TINY_LLAMA: dict[str, Any] = {
+    "model_type": "llama",
+    "architectures": ["LlamaForCausalLM"],
+    "hidden_size": 64,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+    "intermediate_size": 128,
+    "vocab_size": 256,
+    "max_position_embeddings": 2048,
+    "tie_word_embeddings": False,
+    "torch_dtype": "bfloat16",
+}
+TINY_LLAMA_PARAMS = 106_816
+
+#: Run in a fresh interpreter as `-c _DRIVER MODE NAME`: prints one JSON value (model summary, stats, error).
+#: MODE `load` is the CLI path (resolve.load_model); `hub` is fetch_config + with_hub_checkpoint (local
+#: snapshot, then remote headers); `remote` is remote_checkpoint_stats alone.
+_DRIVER = """
+import dataclasses, json, sys
+from kvcalc.calc.params import params_total
+from kvcalc.errors import KvcalcError
+from kvcalc.sources import hub
+from kvcalc.sources.hf_config import model_from_config
+from kvcalc.sources.resolve import load_model
+
+
+def describe(m):
+    return {"model_type": m.model_type, "hf_repo": m.hf_repo, "num_layers": m.num_layers,
+            "params_total": params_total(m), "params_source": m.params_source,
+            "exact_params_total": m.exact_params_total, "exact_weights_bytes": m.exact_weights_bytes}
+
+
+mode, name = sys.argv[1:3]
+try:
+    if mode == "load":
+        result = describe(load_model(name))
+    elif mode == "hub":
+        config, snapshot = hub.fetch_config(name, None)
+        model = model_from_config(config, model_id=name, hf_repo=name)
+        result = describe(hub.with_hub_checkpoint(model, name, None, snapshot))
+    else:
+        stats = hub.remote_checkpoint_stats(name, None)
+        result = None if stats is None else dataclasses.asdict(stats)
+except KvcalcError as exc:
+    result = {"error": type(exc).__name__, "exit_code": exc.exit_code, "message": str(exc)}
+print(json.dumps(result))
+"""
+
+
+def _git_blob_sha1(data: bytes) -> str:
+    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
+
+
+def add_snapshot(
+    cache: Path, repo_id: str, commit: str, files: dict[str, bytes], ref: str | None = "main"
+) -> Path:
+    """Write `files` into the cache as huggingface_hub does; point refs/<ref> at `commit`."""
+    repo = cache / f"models--{repo_id.replace('/', '--')}"
+    blobs = repo / "blobs"
+    snapshot = repo / "snapshots" / commit
+    blobs.mkdir(parents=True, exist_ok=True)
+    snapshot.mkdir(parents=True, exist_ok=True)
+    for name, data in files.items():
+        etag = hashlib.sha256(data).hexdigest() if name.endswith(".safetensors") else _git_blob_sha1(data)
+        (blobs / etag).write_bytes(data)
+        (snapshot / name).symlink_to(Path("..", "..", "blobs", etag))
+    if ref is not None:
+        (repo / "refs").mkdir(exist_ok=True)
+        (repo / "refs" / ref).write_text(commit)
+    return snapshot
+
+
+def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "HUGGINGFACE_", "TRANSFORMERS_"))}
+    env.update(
+        HF_HOME=str(tmp_path / "hf-home"),
+        HF_HUB_CACHE=str(tmp_path / "hub"),
+        HF_HUB_OFFLINE="1",
+        HF_HUB_DISABLE_TELEMETRY="1",
+        HF_HUB_DISABLE_UPDATE_CHECK="1",
+    )
+    env.update(extra)
+    return env
+
+
+def run(mode: str, name: str, env: dict[str, str]) -> Any:
+    proc = subprocess.run(
+        [sys.executable, "-c", _DRIVER, mode, name], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def load(name: str, env: dict[str, str]) -> dict[str, Any]:
+    result: dict[str, Any] = run("load", name, env)
+    return result
+
+
+@pytest.fixture
+def cache(tmp_path: Path) -> Path:
+    hub = tmp_path / "hub"
+    add_snapshot(hub, "owner/tiny", COMMIT_MAIN, {"config.json": json.dumps(TINY_LLAMA).encode()})
+    old = {**TINY_LLAMA, "num_hidden_layers": 3}  # 3 layers: 106,816 + 36,992 = 143,808
+    add_snapshot(hub, "owner/tiny", COMMIT_OLD, {"config.json": json.dumps(old).encode()}, ref="dev")
+    return hub
+
+
+def test_repo_id_from_offline_cache(tmp_path: Path, cache: Path) -> None:
+    out = load("owner/tiny", _env(tmp_path))
+    assert out == {
+        "model_type": "llama",
+        "hf_repo": "owner/tiny",
+        "num_layers": 2,
+        "params_total": TINY_LLAMA_PARAMS,
+        "params_source": "derived",
+        "exact_params_total": None,
+        "exact_weights_bytes": None,
+    }
+
+
+def test_pinned_revisions(tmp_path: Path, cache: Path) -> None:
+    env = _env(tmp_path)
+    by_commit = load(f"owner/tiny@{COMMIT_OLD}", env)
+    by_branch = load("owner/tiny@dev", env)
+    assert by_commit["num_layers"] == by_branch["num_layers"] == 3
+    assert by_commit["params_total"] == by_branch["params_total"] == 143_808
+    assert load(f"owner/tiny@{COMMIT_MAIN}", env)["num_layers"] == 2
+
+
+def test_offline_miss_is_an_environment_problem(tmp_path: Path, cache: Path) -> None:
+    out = load("owner/absent", _env(tmp_path))
+    assert out["error"] == "EnvironmentProblem" and out["exit_code"] == 3
+    assert "not in the local Hub cache and HF_HUB_OFFLINE=1" in out["message"]
+    unknown_branch = load("owner/tiny@nope", _env(tmp_path))
+    assert unknown_branch["exit_code"] == 3 and unknown_branch["message"].startswith("owner/tiny@nope:")
+
+
+def test_malformed_config_is_an_input_error(tmp_path: Path) -> None:
+    add_snapshot(tmp_path / "hub", "owner/broken", COMMIT_MAIN, {"config.json": b'{"model_type": "llama",'})
+    out = load("owner/broken", _env(tmp_path))
+    assert out["error"] == "InputError" and out["exit_code"] == 2
+    assert "owner/broken: config.json" in out["message"] and "malformed JSON at line 1" in out["message"]
+
+
+def _tiny_llama_safetensors() -> dict[str, bytes]:
+    """The tiny llama in HF tensor names, two shards and an index: norms F32, everything else F16."""
+    from safetensors.numpy import save
+
+    def f16(*shape: int) -> np.ndarray:
+        return np.zeros(shape, dtype=np.float16)
+
+    def f32(*shape: int) -> np.ndarray:
+        return np.ones(shape, dtype=np.float32)
+
+    shards: list[dict[str, np.ndarray]] = [
+        {"model.embed_tokens.weight": f16(256, 64)},
+        {"model.norm.weight": f32(64), "lm_head.weight": f16(256, 64)},
+    ]
+    for i in range(2):
+        p = f"model.layers.{i}."
+        shards[i].update(
+            {
+                p + "self_attn.q_proj.weight": f16(64, 64),
+                p + "self_attn.k_proj.weight": f16(32, 64),
+                p + "self_attn.v_proj.weight": f16(32, 64),
+                p + "self_attn.o_proj.weight": f16(64, 64),
+                p + "mlp.gate_proj.weight": f16(128, 64),
+                p + "mlp.up_proj.weight": f16(128, 64),
+                p + "mlp.down_proj.weight": f16(64, 128),
+                p + "input_layernorm.weight": f32(64),
+                p + "post_attention_layernorm.weight": f32(64),
+            }
+        )
+    names = [f"model-0000{i}-of-00002.safetensors" for i in (1, 2)]
+    files = {name: save(tensors) for name, tensors in zip(names, shards, strict=True)}
+    weight_map = {t: name for name, tensors in zip(names, shards, strict=True) for t in tensors}
+    files["model.safetensors.index.json"] = json.dumps({"metadata": {}, "weight_map": weight_map}).encode()
+    return files
+
+
+def test_cached_safetensors_give_exact_counts(tmp_path: Path) -> None:
+    pytest.importorskip("safetensors")
+    # Elements: 106,816 (the same tensors as the config). F32 norms: 2 layers * 2 * 64 + 64 = 320 elements
+    # -> 1,280 bytes; the other 106,496 elements are F16 -> 212,992 bytes; total 214,272 bytes.
+    files = {"config.json": json.dumps(TINY_LLAMA).encode(), **_tiny_llama_safetensors()}
+    add_snapshot(tmp_path / "hub", "owner/tiny-st", COMMIT_MAIN, files)
+    out = load("owner/tiny-st", _env(tmp_path))
+    assert out["params_source"] == "exact"
+    assert out["exact_params_total"] == out["params_total"] == TINY_LLAMA_PARAMS
+    assert out["exact_weights_bytes"] == 214_272
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+    return port
+
+
+def test_unreachable_hub_falls_back_to_cache(tmp_path: Path, cache: Path) -> None:
+    # Online mode with a Hub that refuses connections: the cached config is used, and the remote
+    # safetensors lookup fails softly (None), leaving derived counts.
+    env = _env(tmp_path, HF_ENDPOINT=f"http://127.0.0.1:{_closed_port()}")
+    del env["HF_HUB_OFFLINE"]
+    out = load("owner/tiny", env)
+    assert out["num_layers"] == 2 and out["params_source"] == "derived"
+    assert run("remote", "owner/tiny", env) is None
+    assert run("hub", "owner/tiny", env)["params_source"] == "derived"
+
+
+def test_hub_checkpoint_prefers_the_local_snapshot(tmp_path: Path) -> None:
+    pytest.importorskip("safetensors")
+    files = {"config.json": json.dumps(TINY_LLAMA).encode(), **_tiny_llama_safetensors()}
+    add_snapshot(tmp_path / "hub", "owner/tiny-st", COMMIT_MAIN, files)
+    out = run("hub", "owner/tiny-st", _env(tmp_path))
+    assert (out["params_source"], out["exact_weights_bytes"]) == ("exact", 214_272)
+
+
+def test_offline_remote_stats_is_none(tmp_path: Path, cache: Path) -> None:
+    assert run("remote", "owner/tiny", _env(tmp_path)) is None
