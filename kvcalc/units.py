@@ -2,7 +2,8 @@
 
 Token counts follow vLLM's `human_readable_int` (`vllm/engine/arg_utils.py`, used by `--max-model-len`):
 lower-case suffixes are decimal, upper-case binary: `32k` = 32,000, `32K` = 32,768, `1m` = 1,000,000,
-`1M` = 1,048,576. The parsed integer is always echoed in the output. Byte sizes: `GB` = 1e9 and `GiB` = 2**30 as written; a bare prefix (`64G`) means GiB, as RAM is sold.
+`1M` = 1,048,576. The parsed integer is always echoed in the output.
+Byte sizes: `GB` = 1e9 and `GiB` = 2**30 as written; a bare prefix (`64G`) means GiB, as RAM is sold.
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ def parse_tokens(text: str | int, what: str = "context") -> int:
         if not match:
             raise InputError(f"{what} '{text}' is not a token count; use e.g. 8192, 32k, 128K, 1m")
         number, suffix = match.groups()
+        if suffix.isupper() and "." in number:
+            raise InputError(f"{what} '{text}': decimals only go with decimal suffixes (k, m), as in vLLM")
         scaled = float(number) * _TOKEN_SCALE[suffix]
         if scaled != int(scaled):
             raise InputError(f"{what} '{text}' is not a whole number of tokens")
@@ -81,7 +84,7 @@ def fmt_bytes(n_bytes: float) -> str:
     """Human size with a binary unit, labelled: B, KiB, MiB, GiB, TiB."""
     value = float(n_bytes)
     for unit in ("B", "KiB", "MiB", "GiB"):
-        if abs(value) < 1024 or unit == "GiB" and abs(value) < 1024 * 1024:
+        if abs(value) < 1024 or (unit == "GiB" and abs(value) < 1024 * 1024):
             return f"{value:,.0f} {unit}" if unit == "B" else f"{value:,.2f} {unit}"
         value /= 1024
     return f"{value:,.2f} TiB"

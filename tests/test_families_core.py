@@ -116,8 +116,15 @@ def test_deepseek_v3_mla_attention_per_layer() -> None:
     m = _model(DEEPSEEK_V3)
     assert _params(m, 0, "attn") + _params(m, 0, "norm") - 2 * 7168 == 187_107_328  # minus the 2 H-norms
     names = _names(m, 0)
-    assert {"attn_q_a.weight", "attn_q_a_norm.weight", "attn_q_b.weight", "attn_kv_a_mqa.weight",
-            "attn_kv_a_norm.weight", "attn_kv_b.weight", "attn_output.weight"} <= names
+    assert {
+        "attn_q_a.weight",
+        "attn_q_a_norm.weight",
+        "attn_q_b.weight",
+        "attn_kv_a_mqa.weight",
+        "attn_kv_a_norm.weight",
+        "attn_kv_b.weight",
+        "attn_output.weight",
+    } <= names
     assert "attn_q.weight" not in names
     shapes = {t.name.removeprefix("blk.0."): t.shape for t in m.layers[0].tensors}
     assert shapes["attn_kv_a_mqa.weight"] == (576, 7168)
@@ -167,9 +174,16 @@ def test_kimi_k2_maps_like_v3() -> None:
     # Kimi K2: 64 heads, 384 experts, 1 dense layer, no MTP. MLA attention with 64 heads:
     #   q_a 11,010,048 + 1,536 + q_b 64*192*1536 = 18,874,368 + kv_a 4,128,768 + 512
     #   + kv_b 64*256*512 = 8,388,608 + o 7168*8192 = 58,720,256 -> 101,124,096
-    k2 = {**DEEPSEEK_V3, "model_type": "kimi_k2", "num_attention_heads": 64, "num_key_value_heads": 64,
-          "n_routed_experts": 384, "first_k_dense_replace": 1, "num_nextn_predict_layers": 0,
-          "vocab_size": 163840}
+    k2 = {
+        **DEEPSEEK_V3,
+        "model_type": "kimi_k2",
+        "num_attention_heads": 64,
+        "num_key_value_heads": 64,
+        "n_routed_experts": 384,
+        "first_k_dense_replace": 1,
+        "num_nextn_predict_layers": 0,
+        "vocab_size": 163840,
+    }
     m = _model(k2)
     assert _params(m, 0, "attn") + _params(m, 0, "norm") - 2 * 7168 == 101_124_096
     # total (matches transformers' DeepseekV3ForCausalLM): embed + head 2*163840*7168 = 2,348,810,240,
@@ -318,8 +332,14 @@ def test_falcon_7b_multi_query() -> None:
     assert params_total(m) == 6_921_720_704
     assert m.tie_word_embeddings
     assert m.layers[0].mixer == FullAttention(num_heads=71, num_kv_heads=1, head_dim=64)
-    assert _names(m, 0) == {"attn_qkv.weight", "attn_output.weight", "attn_norm.weight", "attn_norm.bias",
-                            "ffn_up.weight", "ffn_down.weight"}
+    assert _names(m, 0) == {
+        "attn_qkv.weight",
+        "attn_output.weight",
+        "attn_norm.weight",
+        "attn_norm.bias",
+        "ffn_up.weight",
+        "ffn_down.weight",
+    }
 
 
 def test_falcon_40b_new_decoder_architecture() -> None:
@@ -338,8 +358,15 @@ def test_falcon_sequential_with_bias() -> None:
     # Falcon-RW style: no multi_query (MHA), not parallel (input + post-attention LayerNorm), biases on.
     # H 256, 4 heads: qkv 768*256 + 768 = 197,376; dense 256*256 + 256 = 65,792; 2 LayerNorms 1,024;
     # MLP 1024*256 + 1024 + 256*1024 + 256 = 525,568 -> layer 789,760
-    cfg = {**FALCON_7B, "hidden_size": 256, "num_attention_heads": 4, "num_hidden_layers": 1,
-           "multi_query": False, "parallel_attn": False, "bias": True}
+    cfg = {
+        **FALCON_7B,
+        "hidden_size": 256,
+        "num_attention_heads": 4,
+        "num_hidden_layers": 1,
+        "multi_query": False,
+        "parallel_attn": False,
+        "bias": True,
+    }
     m = _model(cfg)
     assert m.layers[0].params == 789_760
     assert m.layers[0].mixer == FullAttention(num_heads=4, num_kv_heads=4, head_dim=64)

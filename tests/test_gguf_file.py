@@ -60,13 +60,13 @@ def _llama_tensors() -> list[tuple[str, np.ndarray, bool]]:
     return out
 
 
-def write_llama(path: Path, arch: str = "llama", **writer_options: int) -> None:
-    w = gguf.GGUFWriter(path, arch, **writer_options)
+def write_llama(path: Path, head_count_kv: int | list[int] = 2, **writer_options: int) -> None:
+    w = gguf.GGUFWriter(path, "llama", **writer_options)
     w.add_block_count(2)
     w.add_embedding_length(64)
     w.add_feed_forward_length(128)
     w.add_head_count(4)
-    w.add_head_count_kv(2)
+    w.add_head_count_kv(head_count_kv)
     w.add_context_length(2048)
     w.add_layer_norm_rms_eps(1e-5)
     w.add_file_type(gguf.LlamaFileType.MOSTLY_F16)
@@ -128,6 +128,16 @@ def test_split_gguf_sums_every_shard(tmp_path: Path) -> None:
     shards[2].unlink()
     with pytest.raises(InputError, match=r"missing 1 of 3 files: tiny-00003-of-00003\.gguf"):
         model_from_gguf(shards[0])
+
+
+def test_per_layer_head_counts(tmp_path: Path) -> None:
+    uniform = tmp_path / "uniform.gguf"
+    write_llama(uniform, head_count_kv=[2, 2])  # stored as a per-layer array, one value
+    assert model_from_gguf(uniform).num_kv_heads == 2
+    mixed = tmp_path / "mixed.gguf"
+    write_llama(mixed, head_count_kv=[2, 1])
+    with pytest.raises(InputError, match=r"'llama\.attention\.head_count_kv' differs between layers"):
+        model_from_gguf(mixed)
 
 
 def test_qwen3_moe_gguf(tmp_path: Path) -> None:
@@ -209,3 +219,45 @@ def test_truncated_gguf(tmp_path: Path) -> None:
     path.write_bytes(data[: len(data) - 1000])
     with pytest.raises(InputError, match=r"cut\.gguf: not a readable GGUF file"):
         model_from_gguf(path)
+
+
+def test_sliding_window_patterns() -> None:
+    """The metadata -> config mapping alone (gguf_config is a pure function of metadata and tensor table)."""
+    from kvcalc.sources.gguf_file import gguf_config
+    from kvcalc.sources.hf_config import model_from_config
+
+    meta = {
+        "general.architecture": "gemma3",
+        "gemma3.block_count": 6,
+        "gemma3.embedding_length": 32,
+        "gemma3.feed_forward_length": 64,
+        "gemma3.attention.head_count": 2,
+        "gemma3.attention.head_count_kv": 1,
+        "gemma3.attention.key_length": 16,
+        "gemma3.attention.sliding_window": 512,
+        "gemma3.vocab_size": 100,
+    }
+    int_pattern = model_from_config(
+        gguf_config({**meta, "gemma3.attention.sliding_window_pattern": 3}, [], "x"), model_id="x"
+    )
+    assert [layer.kind for layer in int_pattern.layers] == ["sliding", "sliding", "full"] * 2
+    bools = [True, False, False, True, True, False]
+    per_layer = model_from_config(
+        gguf_config({**meta, "gemma3.attention.sliding_window_pattern": bools}, [], "x"), model_id="x"
+    )
+    assert [layer.kind for layer in per_layer.layers] == ["sliding" if b else "full" for b in bools]
+    assert per_layer.tie_word_embeddings  # no output.weight in the (empty) tensor table
+
+
+def test_load_model_resolves_gguf_paths(tmp_path: Path) -> None:
+    from kvcalc.sources.resolve import load_model
+
+    path = tmp_path / "tiny-llama.gguf"
+    write_llama(path)
+    for name in (str(path), str(tmp_path)):  # the file itself, or a folder holding it
+        model = load_model(name)
+        assert (model.params_source, model.exact_params_total, model.exact_weights_bytes) == (
+            "exact",
+            LLAMA_PARAMS,
+            LLAMA_BYTES,
+        )

@@ -198,23 +198,27 @@ def main() -> int:
         if k_total is not None and t_total is not None:
             diff = f"{k_total - t_total:+,}" if k_total != t_total else "0"
             mismatches += k_total != t_total
-        rows.append((
-            name,
-            f"{k_total:,}" if k_total is not None else "-",
-            f"{t_total:,}" if t_total is not None else "-",
-            diff or "-",
-            "; ".join(notes),
-        ))
+        rows.append(
+            (
+                name,
+                f"{k_total:,}" if k_total is not None else "-",
+                f"{t_total:,}" if t_total is not None else "-",
+                diff or "-",
+                "; ".join(notes),
+            )
+        )
         if "vision" in t or "vision_skip" in t:
             kvis = k.get("vision")
             tvis = t.get("vision")
             vdiff = f"{kvis - tvis:+,}" if kvis is not None and tvis is not None and kvis != tvis else "0"
-            vision_rows.append((
-                name,
-                f"{kvis:,}" if kvis is not None else "-",
-                f"{tvis:,}" if tvis is not None else str(t.get("vision_skip")),
-                vdiff if tvis is not None else "-",
-            ))
+            vision_rows.append(
+                (
+                    name,
+                    f"{kvis:,}" if kvis is not None else "-",
+                    f"{tvis:,}" if tvis is not None else str(t.get("vision_skip")),
+                    vdiff if tvis is not None else "-",
+                )
+            )
 
     print(f"transformers {transformers.__version__}; configs from {args.config_dir}\n")
     print_table(("model", "kvcalc", "transformers", "diff", "note"), rows)

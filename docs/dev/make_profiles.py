@@ -15,14 +15,34 @@ import yaml
 
 # file stem in the configs folder -> (profile name, aliases, Hub repo id)
 PROFILES: dict[str, tuple[str, list[str], str]] = {
-    "meta-llama__Llama-3.1-8B": ("llama-3.1-8b", ["llama-8b", "llama3-8b", "llama-3-8b", "llama3.1-8b"], "meta-llama/Llama-3.1-8B"),
-    "meta-llama__Llama-3.1-70B": ("llama-3.1-70b", ["llama-70b", "llama3-70b", "llama-3-70b", "llama3.1-70b"], "meta-llama/Llama-3.1-70B"),
-    "meta-llama__Llama-3.1-405B": ("llama-3.1-405b", ["llama-405b", "llama3-405b", "llama3.1-405b"], "meta-llama/Llama-3.1-405B"),
+    "meta-llama__Llama-3.1-8B": (
+        "llama-3.1-8b",
+        ["llama-8b", "llama3-8b", "llama-3-8b", "llama3.1-8b"],
+        "meta-llama/Llama-3.1-8B",
+    ),
+    "meta-llama__Llama-3.1-70B": (
+        "llama-3.1-70b",
+        ["llama-70b", "llama3-70b", "llama-3-70b", "llama3.1-70b"],
+        "meta-llama/Llama-3.1-70B",
+    ),
+    "meta-llama__Llama-3.1-405B": (
+        "llama-3.1-405b",
+        ["llama-405b", "llama3-405b", "llama3.1-405b"],
+        "meta-llama/Llama-3.1-405B",
+    ),
     "meta-llama__Llama-2-7b-hf": ("llama-2-7b", ["llama2-7b"], "meta-llama/Llama-2-7b-hf"),
     "meta-llama__Llama-2-13b-hf": ("llama-2-13b", ["llama2-13b"], "meta-llama/Llama-2-13b-hf"),
     "meta-llama__Llama-2-70b-hf": ("llama-2-70b", ["llama2-70b"], "meta-llama/Llama-2-70b-hf"),
-    "meta-llama__Llama-4-Scout-17B-16E-Instruct": ("llama-4-scout", ["llama4-scout", "llama-4-scout-17b-16e"], "meta-llama/Llama-4-Scout-17B-16E-Instruct"),
-    "meta-llama__Llama-4-Maverick-17B-128E-Instruct": ("llama-4-maverick", ["llama4-maverick", "llama-4-maverick-17b-128e"], "meta-llama/Llama-4-Maverick-17B-128E-Instruct"),
+    "meta-llama__Llama-4-Scout-17B-16E-Instruct": (
+        "llama-4-scout",
+        ["llama4-scout", "llama-4-scout-17b-16e"],
+        "meta-llama/Llama-4-Scout-17B-16E-Instruct",
+    ),
+    "meta-llama__Llama-4-Maverick-17B-128E-Instruct": (
+        "llama-4-maverick",
+        ["llama4-maverick", "llama-4-maverick-17b-128e"],
+        "meta-llama/Llama-4-Maverick-17B-128E-Instruct",
+    ),
     "Qwen__Qwen2.5-1.5B": ("qwen2.5-1.5b", ["qwen-1.5b"], "Qwen/Qwen2.5-1.5B"),
     "Qwen__Qwen2.5-7B": ("qwen2.5-7b", ["qwen-7b"], "Qwen/Qwen2.5-7B"),
     "Qwen__Qwen2.5-32B": ("qwen2.5-32b", [], "Qwen/Qwen2.5-32B"),
@@ -31,18 +51,34 @@ PROFILES: dict[str, tuple[str, list[str], str]] = {
     "Qwen__Qwen3-32B": ("qwen3-32b", [], "Qwen/Qwen3-32B"),
     "Qwen__Qwen3-30B-A3B": ("qwen3-30b-a3b", ["qwen3-30b"], "Qwen/Qwen3-30B-A3B"),
     "Qwen__Qwen3-235B-A22B": ("qwen3-235b-a22b", ["qwen3-235b"], "Qwen/Qwen3-235B-A22B"),
-    "Qwen__Qwen3-Next-80B-A3B-Thinking": ("qwen3-next-80b-a3b", ["qwen3-next", "qwen3-next-80b"], "Qwen/Qwen3-Next-80B-A3B-Thinking"),
+    "Qwen__Qwen3-Next-80B-A3B-Thinking": (
+        "qwen3-next-80b-a3b",
+        ["qwen3-next", "qwen3-next-80b"],
+        "Qwen/Qwen3-Next-80B-A3B-Thinking",
+    ),
     "Qwen__Qwen3.5-35B-A3B": ("qwen3.5-35b-a3b", ["qwen3.5-35b"], "Qwen/Qwen3.5-35B-A3B"),
     "deepseek-ai__DeepSeek-V3": ("deepseek-v3", ["deepseek"], "deepseek-ai/DeepSeek-V3"),
     "deepseek-ai__DeepSeek-R1": ("deepseek-r1", ["r1"], "deepseek-ai/DeepSeek-R1"),
-    "deepseek-ai__DeepSeek-Coder-V2-Lite-Base": ("deepseek-v2-lite", ["deepseek-coder-v2-lite"], "deepseek-ai/DeepSeek-Coder-V2-Lite-Base"),
+    "deepseek-ai__DeepSeek-Coder-V2-Lite-Base": (
+        "deepseek-v2-lite",
+        ["deepseek-coder-v2-lite"],
+        "deepseek-ai/DeepSeek-Coder-V2-Lite-Base",
+    ),
     "moonshotai__Kimi-K2-Instruct": ("kimi-k2", ["kimi-k2-instruct"], "moonshotai/Kimi-K2-Instruct"),
     "google__gemma-2-9b-it": ("gemma-2-9b", ["gemma2-9b", "gemma-2-9b-it"], "google/gemma-2-9b-it"),
     "google__gemma-4-26B-A4B": ("gemma-4-26b-a4b", ["gemma4-26b", "gemma-4-26b"], "google/gemma-4-26B-A4B"),
-    "mistralai__Mistral-7B-Instruct-v0.1": ("mistral-7b", ["mistral-7b-v0.1", "mistral-7b-instruct"], "mistralai/Mistral-7B-Instruct-v0.1"),
+    "mistralai__Mistral-7B-Instruct-v0.1": (
+        "mistral-7b",
+        ["mistral-7b-v0.1", "mistral-7b-instruct"],
+        "mistralai/Mistral-7B-Instruct-v0.1",
+    ),
     "mistralai__Mixtral-8x7B-v0.1": ("mixtral-8x7b", ["mixtral"], "mistralai/Mixtral-8x7B-v0.1"),
     "mistralai__Mixtral-8x22B-v0.1": ("mixtral-8x22b", [], "mistralai/Mixtral-8x22B-v0.1"),
-    "microsoft__Phi-3-mini-4k-instruct": ("phi-3-mini", ["phi3-mini", "phi-3-mini-4k"], "microsoft/Phi-3-mini-4k-instruct"),
+    "microsoft__Phi-3-mini-4k-instruct": (
+        "phi-3-mini",
+        ["phi3-mini", "phi-3-mini-4k"],
+        "microsoft/Phi-3-mini-4k-instruct",
+    ),
     "openai-community__gpt2": ("gpt2", ["gpt-2"], "openai-community/gpt2"),
     "openai__gpt-oss-20b": ("gpt-oss-20b", [], "openai/gpt-oss-20b"),
     "openai__gpt-oss-120b": ("gpt-oss-120b", [], "openai/gpt-oss-120b"),
@@ -50,7 +86,11 @@ PROFILES: dict[str, tuple[str, list[str], str]] = {
     "tiiuae__falcon-40b": ("falcon-40b", [], "tiiuae/falcon-40b"),
     "ai21labs__Jamba-v0.1": ("jamba-v0.1", ["jamba"], "ai21labs/Jamba-v0.1"),
     "nvidia__Nemotron-H-56B-Base-8K": ("nemotron-h-56b", ["nemotron-h"], "nvidia/Nemotron-H-56B-Base-8K"),
-    "nvidia__NVIDIA-Nemotron-3-Nano-30B-A3B-BF16": ("nemotron-3-nano-30b-a3b", ["nemotron-3-nano", "nemotron-nano-30b"], "nvidia/NVIDIA-Nemotron-3-Nano-30B-A3B-BF16"),
+    "nvidia__NVIDIA-Nemotron-3-Nano-30B-A3B-BF16": (
+        "nemotron-3-nano-30b-a3b",
+        ["nemotron-3-nano", "nemotron-nano-30b"],
+        "nvidia/NVIDIA-Nemotron-3-Nano-30B-A3B-BF16",
+    ),
 }
 
 

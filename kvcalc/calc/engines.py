@@ -85,8 +85,16 @@ def vllm_batch_defaults(gpu_total_bytes: int, gpu_name: str, usage: str) -> tupl
 
 
 def profile_peak_bytes(
-    model: ModelSpec, parallel: Parallel, layers: range, *, tokens: int, rows: int, act: StorageType,
-    version: tuple[int, ...], last_stage: bool, first_stage: bool,
+    model: ModelSpec,
+    parallel: Parallel,
+    layers: range,
+    *,
+    tokens: int,
+    rows: int,
+    act: StorageType,
+    version: tuple[int, ...],
+    last_stage: bool,
+    first_stage: bool,
 ) -> tuple[int, dict[str, int]]:
     """P, the torch peak of vLLM's profile run on one worker (attention returns zeros there, so the MLP
     and the sampler set it): P = max(forward, hidden + sampler) + slack, with
@@ -103,14 +111,22 @@ def profile_peak_bytes(
             width = (3 if mlp.gated else 2) * mlp.intermediate_size
             forward = max(forward, tokens * width // tp * b)
         elif isinstance(mlp, MoEMLP):
-            per_expert = (3 if mlp.gated else 2) * mlp.expert_intermediate_size // (1 if parallel.ep > 1 else tp)
-            forward = max(forward, min(tokens, FUSED_MOE_CHUNK) * mlp.top_k * (per_expert + model.hidden_size) * b)
+            per_expert = (
+                (3 if mlp.gated else 2) * mlp.expert_intermediate_size // (1 if parallel.ep > 1 else tp)
+            )
+            forward = max(
+                forward, min(tokens, FUSED_MOE_CHUNK) * mlp.top_k * (per_expert + model.hidden_size) * b
+            )
     forward += 2 * hidden
     sampler = sampler_bytes_per_row_vocab(version) * rows * model.vocab_size if last_stage else 0
     intermediate = 0 if first_stage else 2 * hidden
     peak = max(forward, hidden + sampler) + PROFILE_SLACK + intermediate
-    return peak, {"forward_bytes": forward, "sampler_bytes": sampler, "slack_bytes": PROFILE_SLACK,
-                  "pp_intermediate_bytes": intermediate}
+    return peak, {
+        "forward_bytes": forward,
+        "sampler_bytes": sampler,
+        "slack_bytes": PROFILE_SLACK,
+        "pp_intermediate_bytes": intermediate,
+    }
 
 
 class StageBudget(BaseModel):
@@ -151,8 +167,15 @@ def _context_blocks(plan: KvPlan, context: int, mnbt: int, cp: int) -> int:
 
 
 def vllm_budget(
-    model: ModelSpec, parallel: Parallel, engine: EngineSettings, *, gpu_total_bytes: int, gpu_name: str,
-    stage_weights: list[int], max_model_len: int, kv: StorageType,
+    model: ModelSpec,
+    parallel: Parallel,
+    engine: EngineSettings,
+    *,
+    gpu_total_bytes: int,
+    gpu_name: str,
+    stage_weights: list[int],
+    max_model_len: int,
+    kv: StorageType,
 ) -> EngineResult:
     """vLLM's KV budget and reported capacity for one deployment (see module docstring)."""
     version_text = engine.version or VLLM_DEFAULT_VERSION
@@ -164,12 +187,23 @@ def vllm_budget(
     rows = min(seqs, mnbt)
     is_mla = any(layer.kind == "mla" for layer in model.layers)
     block_size = engine.block_size or (64 if is_mla else 16)
-    requested = ceil_div(gpu_total_bytes * round(util * 10**6), 10**6) if version >= (0, 14) else int(gpu_total_bytes * util)
+    requested = (
+        ceil_div(gpu_total_bytes * round(util * 10**6), 10**6)
+        if version >= (0, 14)
+        else int(gpu_total_bytes * util)
+    )
     multi = parallel.tp * parallel.pp * parallel.dp > 1
-    non_torch = engine.non_torch_bytes if engine.non_torch_bytes is not None else (
-        NON_TORCH_MULTI if multi else NON_TORCH_SINGLE)
+    non_torch = (
+        engine.non_torch_bytes
+        if engine.non_torch_bytes is not None
+        else (NON_TORCH_MULTI if multi else NON_TORCH_SINGLE)
+    )
     graphs_on = version >= (0, 21) and not engine.enforce_eager
-    graphs = (engine.cuda_graph_bytes if engine.cuda_graph_bytes is not None else CUDA_GRAPH_DEFAULT) if graphs_on else 0
+    graphs = (
+        (engine.cuda_graph_bytes if engine.cuda_graph_bytes is not None else CUDA_GRAPH_DEFAULT)
+        if graphs_on
+        else 0
+    )
     act = storage_type(model.dtype if model.dtype in ("bf16", "fp16") else "bf16")
     state = kvmod.state_storage(model)
     conv = storage_type(model.dtype)
@@ -181,49 +215,114 @@ def vllm_budget(
             peak, detail = engine.activation_bytes, {"override_bytes": engine.activation_bytes}
         else:
             peak, detail = profile_peak_bytes(
-                model, parallel, layers, tokens=mnbt, rows=rows, act=act, version=version,
-                last_stage=s == len(stages) - 1, first_stage=s == 0)
+                model,
+                parallel,
+                layers,
+                tokens=mnbt,
+                rows=rows,
+                act=act,
+                version=version,
+                last_stage=s == len(stages) - 1,
+                first_stage=s == 0,
+            )
         available = requested - stage_weights[s] - peak - non_torch - graphs
-        plan = kv_plan([model.layers[i] for i in layers], kv, state, conv, tp=parallel.tp,
-                       block_size=block_size, version=version)
+        plan = kv_plan(
+            [model.layers[i] for i in layers],
+            kv,
+            state,
+            conv,
+            tp=parallel.tp,
+            block_size=block_size,
+            version=version,
+        )
         plans.append(plan)
-        budgets.append(StageBudget(
-            stage=s, layers=len(layers), total_bytes=gpu_total_bytes, requested_bytes=requested,
-            weights_bytes=stage_weights[s], activation_bytes=peak, non_torch_bytes=non_torch,
-            cuda_graph_bytes=graphs, kv_cache_bytes=available, num_blocks=num_blocks(available, plan),
-            activation_detail=detail))
+        budgets.append(
+            StageBudget(
+                stage=s,
+                layers=len(layers),
+                total_bytes=gpu_total_bytes,
+                requested_bytes=requested,
+                weights_bytes=stage_weights[s],
+                activation_bytes=peak,
+                non_torch_bytes=non_torch,
+                cuda_graph_bytes=graphs,
+                kv_cache_bytes=available,
+                num_blocks=num_blocks(available, plan),
+                activation_detail=detail,
+            )
+        )
     binding = min(range(len(budgets)), key=lambda i: budgets[i].num_blocks)
     blocks = budgets[binding].num_blocks
-    plan = kv_plan(list(model.layers), kv, state, conv, tp=parallel.tp, block_size=block_size, version=version)
+    plan = kv_plan(
+        list(model.layers), kv, state, conv, tp=parallel.tp, block_size=block_size, version=version
+    )
     needed = _context_blocks(plan, max_model_len, mnbt, parallel.cp)
     error = None
     if any(b.kv_cache_bytes <= 0 for b in budgets):
-        error = "No available memory for the cache blocks (weights + activations + overheads exceed the budget)"
+        error = (
+            "No available memory for the cache blocks (weights + activations + overheads exceed the budget)"
+        )
     elif plan.groups and blocks < needed:
-        error = (f"one request of max_model_len={max_model_len:,} needs {needed:,} blocks, the cache holds "
-                 f"{blocks:,}")
+        error = (
+            f"one request of max_model_len={max_model_len:,} needs {needed:,} blocks, the cache holds "
+            f"{blocks:,}"
+        )
     assumptions = {
-        "gpu_memory_utilization": Assumption(value=util, source="--gpu-memory-utilization; default 0.9, 0.92 from vLLM v0.21 (#38284)"),
-        "max_num_batched_tokens": Assumption(value=mnbt, unit="tokens", source="vLLM get_batch_defaults for this GPU and usage"),
+        "gpu_memory_utilization": Assumption(
+            value=util, source="--gpu-memory-utilization; default 0.9, 0.92 from vLLM v0.21 (#38284)"
+        ),
+        "max_num_batched_tokens": Assumption(
+            value=mnbt, unit="tokens", source="vLLM get_batch_defaults for this GPU and usage"
+        ),
         "max_num_seqs": Assumption(value=seqs, source="vLLM get_batch_defaults for this GPU and usage"),
-        "block_size": Assumption(value=block_size, unit="tokens", source="vLLM CacheConfig default 16; MLA backends 64"),
-        "non_torch_bytes": Assumption(value=non_torch, unit="B", source="vLLM v0.19.0 H100 runs: 0.25 GiB single GPU, 2.1 GiB multi-GPU"),
-        "profile_slack_bytes": Assumption(value=PROFILE_SLACK, unit="B", source="median residual, docs/accuracy.md"),
-        "sampler_bytes_per_row_vocab": Assumption(value=sampler_bytes_per_row_vocab(version), unit="B", source="vLLM sampler path by version"),
-        "cuda_graph_bytes": Assumption(value=graphs, unit="B", source="subtracted from v0.21 unless --enforce-eager; 0.36 GiB logged estimate"),
-        "total_memory_bytes": Assumption(value=gpu_total_bytes, unit="B", source="torch.cuda.mem_get_info total for this GPU (hardware file)"),
+        "block_size": Assumption(
+            value=block_size, unit="tokens", source="vLLM CacheConfig default 16; MLA backends 64"
+        ),
+        "non_torch_bytes": Assumption(
+            value=non_torch, unit="B", source="vLLM v0.19.0 H100 runs: 0.25 GiB single GPU, 2.1 GiB multi-GPU"
+        ),
+        "profile_slack_bytes": Assumption(
+            value=PROFILE_SLACK, unit="B", source="median residual, docs/accuracy.md"
+        ),
+        "sampler_bytes_per_row_vocab": Assumption(
+            value=sampler_bytes_per_row_vocab(version), unit="B", source="vLLM sampler path by version"
+        ),
+        "cuda_graph_bytes": Assumption(
+            value=graphs,
+            unit="B",
+            source="subtracted from v0.21 unless --enforce-eager; 0.36 GiB logged estimate",
+        ),
+        "total_memory_bytes": Assumption(
+            value=gpu_total_bytes,
+            unit="B",
+            source="torch.cuda.mem_get_info total for this GPU (hardware file)",
+        ),
     }
     return EngineResult(
-        engine="vllm", version=version_text, stages=budgets, binding_stage=binding, plan=plan, num_blocks=blocks,
+        engine="vllm",
+        version=version_text,
+        stages=budgets,
+        binding_stage=binding,
+        plan=plan,
+        num_blocks=blocks,
         kv_cache_tokens=reported_tokens(blocks, plan, max_model_len, mnbt, version, parallel.cp),
         max_concurrency=max_concurrency(blocks, plan, max_model_len, mnbt, parallel.cp),
-        max_model_len=max_model_len, blocks_per_request=needed, startup_error=error, assumptions=assumptions,
+        max_model_len=max_model_len,
+        blocks_per_request=needed,
+        startup_error=error,
+        assumptions=assumptions,
     )
 
 
 def flat_budget(
-    model: ModelSpec, parallel: Parallel, engine: EngineSettings, *, gpu_total_bytes: int,
-    stage_weights: list[int], max_model_len: int, kv: StorageType,
+    model: ModelSpec,
+    parallel: Parallel,
+    engine: EngineSettings,
+    *,
+    gpu_total_bytes: int,
+    stage_weights: list[int],
+    max_model_len: int,
+    kv: StorageType,
 ) -> EngineResult:
     """SGLang, TensorRT-LLM and llama.cpp, which size one token pool (no vLLM-style groups):
 
@@ -234,21 +333,38 @@ def flat_budget(
     tokens = floor(KV / cell), cell = KV bytes per token on one rank (window layers at full length)."""
     version_text = engine.version or "latest"
     mnbt = engine.max_num_batched_tokens or 8192
-    cell = max(1, kvmod.kv_bytes_per_token(model, kv, parallel.tp) + sum(
-        layer.mixer.kv_bytes_per_token(kv, parallel.tp)
-        for layer in model.layers if layer.mixer is not None and layer.mixer.window is not None))
+    cell = max(
+        1,
+        kvmod.kv_bytes_per_token(model, kv, parallel.tp)
+        + sum(
+            layer.mixer.kv_bytes_per_token(kv, parallel.tp)
+            for layer in model.layers
+            if layer.mixer is not None and layer.mixer.window is not None
+        ),
+    )
     non_torch = engine.non_torch_bytes if engine.non_torch_bytes is not None else NON_TORCH_SINGLE
     act = storage_type("bf16")
     budgets = []
     assumptions: dict[str, Assumption] = {
         "total_memory_bytes": Assumption(value=gpu_total_bytes, unit="B", source="hardware file"),
-        "kv_cell_bytes": Assumption(value=cell, unit="B", source="kv bytes per token on one rank, all layers"),
+        "kv_cell_bytes": Assumption(
+            value=cell, unit="B", source="kv bytes per token on one rank, all layers"
+        ),
     }
     stages = stage_layers(model.num_layers, parallel.pp)
     for s, layers in enumerate(stages):
         weights = stage_weights[s]
-        peak, detail = profile_peak_bytes(model, parallel, layers, tokens=mnbt, rows=min(256, mnbt), act=act,
-                                          version=(0, 17), last_stage=s == len(stages) - 1, first_stage=s == 0)
+        peak, detail = profile_peak_bytes(
+            model,
+            parallel,
+            layers,
+            tokens=mnbt,
+            rows=min(256, mnbt),
+            act=act,
+            version=(0, 17),
+            last_stage=s == len(stages) - 1,
+            first_stage=s == 0,
+        )
         if engine.name == "sglang":
             fraction = engine.mem_fraction_static or 0.88
             assumptions["mem_fraction_static"] = Assumption(value=fraction, source="--mem-fraction-static")
@@ -256,19 +372,33 @@ def flat_budget(
             peak, non_torch_used = 0, 0
         elif engine.name == "trtllm":
             fraction = engine.free_gpu_memory_fraction or 0.9
-            assumptions["free_gpu_memory_fraction"] = Assumption(value=fraction, source="KvCacheConfig default 0.9")
+            assumptions["free_gpu_memory_fraction"] = Assumption(
+                value=fraction, source="KvCacheConfig default 0.9"
+            )
             available = int((gpu_total_bytes - weights - peak - non_torch) * fraction)
             non_torch_used = non_torch
         else:  # llamacpp: the cache is exactly n_ctx cells; compute buffer ~ n_ubatch x vocab logits in fp32
             compute = 512 * model.vocab_size * 4 + 256 * MIB
             assumptions["compute_buffer_bytes"] = Assumption(
-                value=compute, unit="B", source="n_ubatch 512 x vocab fp32 logits + 256 MiB graph (estimate)")
+                value=compute, unit="B", source="n_ubatch 512 x vocab fp32 logits + 256 MiB graph (estimate)"
+            )
             peak, non_torch_used = compute, non_torch
             available = gpu_total_bytes - weights - compute - non_torch
-        budgets.append(StageBudget(
-            stage=s, layers=len(layers), total_bytes=gpu_total_bytes, requested_bytes=gpu_total_bytes,
-            weights_bytes=weights, activation_bytes=peak, non_torch_bytes=non_torch_used, cuda_graph_bytes=0,
-            kv_cache_bytes=available, num_blocks=max(0, available) // cell, activation_detail=detail))
+        budgets.append(
+            StageBudget(
+                stage=s,
+                layers=len(layers),
+                total_bytes=gpu_total_bytes,
+                requested_bytes=gpu_total_bytes,
+                weights_bytes=weights,
+                activation_bytes=peak,
+                non_torch_bytes=non_torch_used,
+                cuda_graph_bytes=0,
+                kv_cache_bytes=available,
+                num_blocks=max(0, available) // cell,
+                activation_detail=detail,
+            )
+        )
     binding = min(range(len(budgets)), key=lambda i: budgets[i].num_blocks)
     tokens = budgets[binding].num_blocks
     plan = KvPlan(layout="flat", page_bytes=cell, block_bytes=cell, groups=[])
@@ -279,7 +409,16 @@ def flat_budget(
     elif tokens < needed_tokens:
         error = f"a {max_model_len:,}-token context needs {needed_tokens:,} KV cells, {tokens:,} fit"
     return EngineResult(
-        engine=engine.name, version=version_text, stages=budgets, binding_stage=binding, plan=plan,
-        num_blocks=tokens, kv_cache_tokens=tokens, max_concurrency=tokens / max_model_len,
-        max_model_len=max_model_len, blocks_per_request=needed_tokens, startup_error=error, assumptions=assumptions,
+        engine=engine.name,
+        version=version_text,
+        stages=budgets,
+        binding_stage=binding,
+        plan=plan,
+        num_blocks=tokens,
+        kv_cache_tokens=tokens,
+        max_concurrency=tokens / max_model_len,
+        max_model_len=max_model_len,
+        blocks_per_request=needed_tokens,
+        startup_error=error,
+        assumptions=assumptions,
     )

@@ -46,8 +46,13 @@ def layer_kv_bytes_per_token(layer: LayerSpec, kv: StorageType, tp: int = 1, mla
 
 
 def layer_bytes_for_context(
-    layer: LayerSpec, context: int, kv: StorageType, state: StorageType, conv: StorageType,
-    tp: int = 1, mla_naive: bool = False,
+    layer: LayerSpec,
+    context: int,
+    kv: StorageType,
+    state: StorageType,
+    conv: StorageType,
+    tp: int = 1,
+    mla_naive: bool = False,
 ) -> int:
     """bytes(layer, L) = kv_bytes_per_token * cached_tokens(L) + state_bytes."""
     if layer.mixer is None:
@@ -84,13 +89,19 @@ def fixed_bytes_per_sequence(
 
 
 def bytes_per_sequence(
-    model: ModelSpec, context: int, kv: StorageType, tp: int = 1, mla_naive: bool = False,
+    model: ModelSpec,
+    context: int,
+    kv: StorageType,
+    tp: int = 1,
+    mla_naive: bool = False,
     state: StorageType | None = None,
 ) -> int:
     """Cache bytes one sequence of `context` tokens holds on one TP rank: sum of bytes(layer, L)."""
     state = state or state_storage(model)
     conv = storage_type(model.dtype)
-    return sum(layer_bytes_for_context(layer, context, kv, state, conv, tp, mla_naive) for layer in model.layers)
+    return sum(
+        layer_bytes_for_context(layer, context, kv, state, conv, tp, mla_naive) for layer in model.layers
+    )
 
 
 def kv_by_kind(model: ModelSpec, kv: StorageType, tp: int = 1) -> dict[str, KvKindTotals]:

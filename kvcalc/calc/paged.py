@@ -65,8 +65,15 @@ def _layer_key(layer: LayerSpec) -> tuple[str, int | None]:
 
 
 def kv_plan(
-    layers: list[LayerSpec], kv: StorageType, state: StorageType, conv: StorageType, *, tp: int,
-    block_size: int, version: tuple[int, ...], hybrid_allocator: bool = True,
+    layers: list[LayerSpec],
+    kv: StorageType,
+    state: StorageType,
+    conv: StorageType,
+    *,
+    tp: int,
+    block_size: int,
+    version: tuple[int, ...],
+    hybrid_allocator: bool = True,
 ) -> KvPlan:
     """Group a worker's KV layers the way vLLM does (section 4.2 of vLLM's kv_cache_utils).
 
@@ -110,7 +117,7 @@ def kv_plan(
         for layer in kv_layers
     )
     if len(counts) == 1:
-        (key, n), = counts.items()
+        ((key, n),) = counts.items()
         group = KvGroup(kind=key[0], block_size=blocks[key], window=key[1], layers=n)
         return KvPlan(layout="uniform", page_bytes=page, block_bytes=page * n, groups=[group])
     smallest, largest = min(counts.values()), max(counts.values())
@@ -122,9 +129,12 @@ def kv_plan(
         parts = ceil_div(n, size)
         padding += parts * size - n
         for i in range(parts):
-            groups.append(KvGroup(kind=key[0], block_size=blocks[key], window=key[1],
-                                  layers=min(size, n - i * size)))
-    return KvPlan(layout="hybrid", page_bytes=page, block_bytes=page * size, groups=groups, padding_layers=padding)
+            groups.append(
+                KvGroup(kind=key[0], block_size=blocks[key], window=key[1], layers=min(size, n - i * size))
+            )
+    return KvPlan(
+        layout="hybrid", page_bytes=page, block_bytes=page * size, groups=groups, padding_layers=padding
+    )
 
 
 def num_blocks(available_bytes: int, plan: KvPlan) -> int:
@@ -147,14 +157,22 @@ def blocks_per_request(group: KvGroup, context: int, max_num_batched_tokens: int
     return ceil_div(ceil_div(context, cp), group.block_size)
 
 
-def max_concurrency(blocks: int, plan: KvPlan, context: int, max_num_batched_tokens: int, cp: int = 1) -> float:
+def max_concurrency(
+    blocks: int, plan: KvPlan, context: int, max_num_batched_tokens: int, cp: int = 1
+) -> float:
     """C = num_blocks / sum over groups of blocks one request needs (each group counted once)."""
     needed = sum(blocks_per_request(g, context, max_num_batched_tokens, cp) for g in plan.groups)
     return blocks / needed if needed else 0.0
 
 
-def reported_tokens(blocks: int, plan: KvPlan, context: int, max_num_batched_tokens: int,
-                    version: tuple[int, ...], cp: int = 1) -> int:
+def reported_tokens(
+    blocks: int,
+    plan: KvPlan,
+    context: int,
+    max_num_batched_tokens: int,
+    version: tuple[int, ...],
+    cp: int = 1,
+) -> int:
     """vLLM's "GPU KV cache size: N tokens": v0.11.1-v0.20 floor(blocks / groups) x smallest block size
     (x cp); v0.21+ (#41069) int(C x L)."""
     if not plan.groups:

@@ -21,10 +21,22 @@ from kvcalc.units import round_up
 VOCAB_PADDING = 64
 
 #: Roles split on their output features (column parallel) and on their input features (row parallel).
-COLUMN_PARALLEL = frozenset({
-    "attn_q", "attn_k", "attn_v", "attn_qkv", "attn_q_b", "attn_kv_b", "attn_sinks",
-    "ffn_gate", "ffn_up", "ffn_gate_up", "ffn_gate_shexp", "ffn_up_shexp",
-})
+COLUMN_PARALLEL = frozenset(
+    {
+        "attn_q",
+        "attn_k",
+        "attn_v",
+        "attn_qkv",
+        "attn_q_b",
+        "attn_kv_b",
+        "attn_sinks",
+        "ffn_gate",
+        "ffn_up",
+        "ffn_gate_up",
+        "ffn_gate_shexp",
+        "ffn_up_shexp",
+    }
+)
 ROW_PARALLEL = frozenset({"attn_output", "ffn_down", "ffn_down_shexp"})
 VOCAB_PARALLEL = frozenset({"token_embd", "output"})
 
@@ -38,10 +50,16 @@ def check_parallel(model: ModelSpec, parallel: Parallel) -> None:
     tp = parallel.tp
     heads = model.num_attention_heads
     if heads and heads % tp:
-        raise ParallelismError(f"tp={tp} does not divide {heads} attention heads; try tp in {_options(heads)}")
+        raise ParallelismError(
+            f"tp={tp} does not divide {heads} attention heads; try tp in {_options(heads)}"
+        )
     kv = model.num_kv_heads
     if kv and (tp % kv if tp >= kv else kv % tp):
-        ok = [d for d in range(1, 65) if (d % kv == 0 if d >= kv else kv % d == 0) and (not heads or heads % d == 0)]
+        ok = [
+            d
+            for d in range(1, 65)
+            if (d % kv == 0 if d >= kv else kv % d == 0) and (not heads or heads % d == 0)
+        ]
         raise ParallelismError(
             f"tp={tp} and {kv} KV heads: tp must divide the KV heads or be a multiple of them; "
             f"try tp in {', '.join(map(str, ok[:8]))}"
@@ -55,19 +73,29 @@ def check_parallel(model: ModelSpec, parallel: Parallel) -> None:
     for layer in model.layers:
         mixer = layer.mixer
         if isinstance(mixer, (LinearAttention, MambaMixer)):
-            n = mixer.num_value_heads if isinstance(mixer, LinearAttention) else (mixer.num_heads or mixer.d_inner)
+            n = (
+                mixer.num_value_heads
+                if isinstance(mixer, LinearAttention)
+                else (mixer.num_heads or mixer.d_inner)
+            )
             if n % tp:
-                raise ParallelismError(f"tp={tp} does not divide the {n} heads of layer {layer.index}'s "
-                                       f"{mixer.kind} mixer; try tp in {_options(n)}")
+                raise ParallelismError(
+                    f"tp={tp} does not divide the {n} heads of layer {layer.index}'s "
+                    f"{mixer.kind} mixer; try tp in {_options(n)}"
+                )
         if isinstance(mixer, MLAAttention) and mixer.num_heads % tp:
             raise ParallelismError(f"tp={tp} does not divide {mixer.num_heads} MLA heads")
         if isinstance(layer.mlp, MoEMLP):
             experts = layer.mlp.num_experts
             if parallel.ep > 1 and experts % parallel.ep:
-                raise ParallelismError(f"ep={parallel.ep} does not divide {experts} experts; try ep in {_options(experts)}")
+                raise ParallelismError(
+                    f"ep={parallel.ep} does not divide {experts} experts; try ep in {_options(experts)}"
+                )
             if parallel.ep == 1 and layer.mlp.expert_intermediate_size % tp:
-                raise ParallelismError(f"tp={tp} does not divide the expert intermediate size "
-                                       f"{layer.mlp.expert_intermediate_size}")
+                raise ParallelismError(
+                    f"tp={tp} does not divide the expert intermediate size "
+                    f"{layer.mlp.expert_intermediate_size}"
+                )
     if parallel.pp > model.num_layers:
         raise ParallelismError(f"pp={parallel.pp} is more than the {model.num_layers} layers")
     if parallel.ep > 1 and not any(isinstance(layer.mlp, MoEMLP) for layer in model.layers):
@@ -153,7 +181,9 @@ def weights_per_stage(model: ModelSpec, parallel: Parallel, fmt: WeightFormat) -
         for t in model.global_tensors:
             first, last = s == 0, s == len(stages) - 1
             if t.role in ("token_embd", "pos_embd"):
-                held = first or (last and model.tie_word_embeddings and parallel.pp > 1 and t.role == "token_embd")
+                held = first or (
+                    last and model.tie_word_embeddings and parallel.pp > 1 and t.role == "token_embd"
+                )
             else:
                 held = last
             if held:
@@ -185,5 +215,6 @@ def comm_per_token(model: ModelSpec, parallel: Parallel, activation_bytes: int =
         for layer in model.layers:
             if isinstance(layer.mlp, MoEMLP):
                 ep_bytes += 2 * layer.mlp.top_k * h * (ep - 1) // ep
-    return CommPerToken(tp_allreduce_bytes=tp_bytes, ep_alltoall_bytes=ep_bytes,
-                        pp_activation_bytes=(parallel.pp - 1) * h)
+    return CommPerToken(
+        tp_allreduce_bytes=tp_bytes, ep_alltoall_bytes=ep_bytes, pp_activation_bytes=(parallel.pp - 1) * h
+    )

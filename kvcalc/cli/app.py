@@ -17,10 +17,23 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-ModelArg = Annotated[str, typer.Argument(help="Profile alias (kvcalc models), config.json / model folder / .gguf, or Hub repo id[@revision].")]
+ModelArg = Annotated[
+    str,
+    typer.Argument(
+        help="Profile alias (kvcalc models), config.json / model folder / .gguf, or Hub repo id[@revision]."
+    ),
+]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout, nothing else.")]
-ExplainOpt = Annotated[bool, typer.Option("--explain", help="Show each figure's formula with the numbers substituted.")]
-KvDtypeOpt = Annotated[str | None, typer.Option("--kv-dtype", help="KV-cache dtype: auto (model dtype), bf16, fp16, fp8, fp8_e4m3, fp8_e5m2, int8, q8_0, q4_0 ...")]
+ExplainOpt = Annotated[
+    bool, typer.Option("--explain", help="Show each figure's formula with the numbers substituted.")
+]
+KvDtypeOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--kv-dtype",
+        help="KV-cache dtype: auto (model dtype), bf16, fp16, fp8, fp8_e4m3, fp8_e5m2, int8, q8_0, q4_0 ...",
+    ),
+]
 RevisionOpt = Annotated[str | None, typer.Option("--revision", help="Hub revision (branch, tag or commit).")]
 
 
@@ -33,7 +46,12 @@ def inspect(
     model: ModelArg,
     kv_dtype: KvDtypeOpt = None,
     revision: RevisionOpt = None,
-    naive_mla: Annotated[bool, typer.Option("--naive-mla", help="Size MLA as full per-head K/V (HF eager cache) instead of the latent.")] = False,
+    naive_mla: Annotated[
+        bool,
+        typer.Option(
+            "--naive-mla", help="Size MLA as full per-head K/V (HF eager cache) instead of the latent."
+        ),
+    ] = False,
     json_out: JsonOpt = False,
     explain: ExplainOpt = False,
 ) -> None:
@@ -58,7 +76,10 @@ def models(json_out: JsonOpt = False) -> None:
 
     headers = profile_headers()
     if json_out:
-        rows = [{"name": h["name"], "aliases": h.get("aliases") or [], "hf_repo": h.get("hf_repo")} for h in headers]
+        rows = [
+            {"name": h["name"], "aliases": h.get("aliases") or [], "hf_repo": h.get("hf_repo")}
+            for h in headers
+        ]
         sys.stdout.write(json.dumps(rows, indent=2) + "\n")
         return
     from rich.table import Table
@@ -71,7 +92,9 @@ def models(json_out: JsonOpt = False) -> None:
     console().print(table)
 
 
-GpuOpt = Annotated[str, typer.Option("--gpu", help="GPU key or alias (kvcalc gpus), or a path to your own GPU .yaml.")]
+GpuOpt = Annotated[
+    str, typer.Option("--gpu", help="GPU key or alias (kvcalc gpus), or a path to your own GPU .yaml.")
+]
 
 
 def _parse_tokens(value: str | None, what: str) -> int | None:
@@ -95,21 +118,54 @@ def fit(
     dp: Annotated[int, typer.Option("--dp", min=1, help="Data-parallel replicas.")] = 1,
     ep: Annotated[int, typer.Option("--ep", min=1, help="Expert-parallel degree (= tp x dp when used).")] = 1,
     cp: Annotated[int, typer.Option("--cp", min=1, help="(Decode) context-parallel degree.")] = 1,
-    gpus: Annotated[int | None, typer.Option("--gpus", min=1, help="Total GPUs; sets tp when only this is given.")] = None,
-    context: Annotated[str | None, typer.Option("--context", help="Tokens per request (max_model_len): 8192, 32k (=32,000), 32K (=32,768), 1M.")] = None,
-    concurrency: Annotated[int, typer.Option("--concurrency", min=1, help="Concurrent requests of --context tokens that must fit.")] = 1,
+    gpus: Annotated[
+        int | None, typer.Option("--gpus", min=1, help="Total GPUs; sets tp when only this is given.")
+    ] = None,
+    context: Annotated[
+        str | None,
+        typer.Option(
+            "--context", help="Tokens per request (max_model_len): 8192, 32k (=32,000), 32K (=32,768), 1M."
+        ),
+    ] = None,
+    concurrency: Annotated[
+        int,
+        typer.Option("--concurrency", min=1, help="Concurrent requests of --context tokens that must fit."),
+    ] = 1,
     engine: Annotated[str, typer.Option("--engine", help="vllm, sglang, trtllm or llamacpp.")] = "vllm",
-    engine_version: Annotated[str | None, typer.Option("--engine-version", help="Engine release whose accounting to apply (vLLM >= 0.10; default newest modelled).")] = None,
-    gpu_memory_utilization: Annotated[float | None, typer.Option("--gpu-memory-utilization", help="vLLM utilization (default 0.92 from v0.21, 0.9 before).")] = None,
+    engine_version: Annotated[
+        str | None,
+        typer.Option(
+            "--engine-version",
+            help="Engine release whose accounting to apply (vLLM >= 0.10; default newest modelled).",
+        ),
+    ] = None,
+    gpu_memory_utilization: Annotated[
+        float | None,
+        typer.Option(
+            "--gpu-memory-utilization", help="vLLM utilization (default 0.92 from v0.21, 0.9 before)."
+        ),
+    ] = None,
     max_num_batched_tokens: Annotated[int | None, typer.Option("--max-num-batched-tokens", min=1)] = None,
     max_num_seqs: Annotated[int | None, typer.Option("--max-num-seqs", min=1)] = None,
     block_size: Annotated[int | None, typer.Option("--block-size", min=1)] = None,
-    enforce_eager: Annotated[bool, typer.Option("--enforce-eager", help="No CUDA graphs (no graph reservation).")] = False,
+    enforce_eager: Annotated[
+        bool, typer.Option("--enforce-eager", help="No CUDA graphs (no graph reservation).")
+    ] = False,
     kv_dtype: KvDtypeOpt = None,
-    mem_fraction_static: Annotated[float | None, typer.Option("--mem-fraction-static", help="SGLang's fraction for weights + KV.")] = None,
-    non_torch_memory: Annotated[str | None, typer.Option("--non-torch-memory", help="Override non-torch memory per GPU, e.g. 0.5GiB.")] = None,
-    activation_memory: Annotated[str | None, typer.Option("--activation-memory", help="Override the activation peak per GPU, e.g. 2GiB.")] = None,
-    cuda_graph_memory: Annotated[str | None, typer.Option("--cuda-graph-memory", help="Override the CUDA-graph reservation, e.g. 0.5GiB.")] = None,
+    mem_fraction_static: Annotated[
+        float | None, typer.Option("--mem-fraction-static", help="SGLang's fraction for weights + KV.")
+    ] = None,
+    non_torch_memory: Annotated[
+        str | None, typer.Option("--non-torch-memory", help="Override non-torch memory per GPU, e.g. 0.5GiB.")
+    ] = None,
+    activation_memory: Annotated[
+        str | None,
+        typer.Option("--activation-memory", help="Override the activation peak per GPU, e.g. 2GiB."),
+    ] = None,
+    cuda_graph_memory: Annotated[
+        str | None,
+        typer.Option("--cuda-graph-memory", help="Override the CUDA-graph reservation, e.g. 0.5GiB."),
+    ] = None,
     revision: RevisionOpt = None,
     json_out: JsonOpt = False,
     explain: ExplainOpt = False,
@@ -134,16 +190,28 @@ def fit(
             raise InputError(f"--gpus {gpus} does not equal tp x pp x dp x cp = {tp * pp * dp * cp}")
     spec = load_model(model, revision=revision, warn=warn)
     gpu_spec = find_gpu(gpu)
-    settings = EngineSettings(
-        name=engine, version=engine_version, gpu_memory_utilization=gpu_memory_utilization,
-        max_num_batched_tokens=max_num_batched_tokens, max_num_seqs=max_num_seqs, block_size=block_size,
-        enforce_eager=enforce_eager, kv_cache_dtype=_kv_dtype(kv_dtype), mem_fraction_static=mem_fraction_static,
+    settings = EngineSettings.model_validate(dict(
+        name=engine,
+        version=engine_version,
+        gpu_memory_utilization=gpu_memory_utilization,
+        max_num_batched_tokens=max_num_batched_tokens,
+        max_num_seqs=max_num_seqs,
+        block_size=block_size,
+        enforce_eager=enforce_eager,
+        kv_cache_dtype=_kv_dtype(kv_dtype),
+        mem_fraction_static=mem_fraction_static,
         non_torch_bytes=_parse_bytes(non_torch_memory, "--non-torch-memory"),
         activation_bytes=_parse_bytes(activation_memory, "--activation-memory"),
         cuda_graph_bytes=_parse_bytes(cuda_graph_memory, "--cuda-graph-memory"),
+    ))
+    report = fit_deployment(
+        spec,
+        gpu_spec,
+        Parallel(tp=tp, pp=pp, dp=dp, ep=ep, cp=cp),
+        settings,
+        context=_parse_tokens(context, "--context"),
+        concurrency=concurrency,
     )
-    report = fit_deployment(spec, gpu_spec, Parallel(tp=tp, pp=pp, dp=dp, ep=ep, cp=cp), settings,
-                            context=_parse_tokens(context, "--context"), concurrency=concurrency)
     for message in report.warnings:
         warn(message)
     emit(report, as_json=json_out, explain=explain, render=render_fit)
@@ -169,9 +237,16 @@ def gpus(json_out: JsonOpt = False) -> None:
     for col in ("key", "name", "aliases", "memory GiB", "usable GiB", "TB/s", "bf16 TFLOP/s", "$/h"):
         table.add_column(col, justify="right" if col[0].isupper() or " " in col or col == "$/h" else "left")
     for g in catalogue:
-        table.add_row(g.key, g.name, ", ".join(g.aliases), f"{g.memory_bytes / 2**30:.1f}",
-                      f"{g.usable_memory_bytes / 2**30:.2f}", f"{g.memory_bandwidth_bytes_per_s / 1e12:.2f}",
-                      f"{g.peak_flops.get('bf16', 0) / 1e12:.0f}", f"{g.price.usd_per_gpu_hour:.2f}" if g.price else "-")
+        table.add_row(
+            g.key,
+            g.name,
+            ", ".join(g.aliases),
+            f"{g.memory_bytes / 2**30:.1f}",
+            f"{g.usable_memory_bytes / 2**30:.2f}",
+            f"{g.memory_bandwidth_bytes_per_s / 1e12:.2f}",
+            f"{g.peak_flops.get('bf16', 0) / 1e12:.0f}",
+            f"{g.price.usd_per_gpu_hour:.2f}" if g.price else "-",
+        )
     console().print(table)
 
 
@@ -194,17 +269,15 @@ def schema(command: Annotated[str, typer.Argument(help="inspect or fit")]) -> No
 def main() -> None:
     """Entry point: run the app, turning kvcalc errors into one stderr line and an exit code."""
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)
     except KvcalcError as err:
         print(f"kvcalc: error: {err}", file=sys.stderr)
         sys.exit(err.exit_code)
-    except Exception as err:  # click usage errors and the like
-        import click
-
-        if isinstance(err, click.exceptions.Abort):
-            sys.exit(130)
-        if isinstance(err, click.ClickException):
+    except (typer.Abort, KeyboardInterrupt):
+        sys.exit(130)
+    except Exception as err:
+        if hasattr(err, "format_message"):  # click usage errors (typer vendors click)
             print(f"kvcalc: error: {err.format_message()}", file=sys.stderr)
             sys.exit(EXIT_INPUT)
         raise
-    sys.exit(0)
+    sys.exit(code if isinstance(code, int) else 0)

@@ -96,8 +96,14 @@ def _max_context(result: EngineResult, concurrency: int, mnbt: int, cp: int, lim
 
 
 def fit_deployment(
-    model: ModelSpec, gpu: GpuSpec, parallel: Parallel, engine: EngineSettings, *,
-    context: int | None = None, concurrency: int = 1, weight_format: WeightFormat | None = None,
+    model: ModelSpec,
+    gpu: GpuSpec,
+    parallel: Parallel,
+    engine: EngineSettings,
+    *,
+    context: int | None = None,
+    concurrency: int = 1,
+    weight_format: WeightFormat | None = None,
     advise: bool = True,
 ) -> FitReport:
     """Size one deployment with the chosen engine's accounting and judge whether it fits."""
@@ -108,42 +114,84 @@ def fit_deployment(
     max_len = context or model.max_position_embeddings or 4096
     warnings: list[str] = []
     if model.max_position_embeddings and max_len > model.max_position_embeddings:
-        warnings.append(f"context {max_len:,} exceeds the model's max_position_embeddings "
-                        f"{model.max_position_embeddings:,}; vLLM refuses it without rope scaling overrides")
+        warnings.append(
+            f"context {max_len:,} exceeds the model's max_position_embeddings "
+            f"{model.max_position_embeddings:,}; vLLM refuses it without rope scaling overrides"
+        )
     stage_weights = [w.weights_bytes for w in weights_per_stage(model, parallel, fmt)]
     if engine.name == "vllm":
-        result = vllm_budget(model, parallel, engine, gpu_total_bytes=gpu.usable_memory_bytes, gpu_name=gpu.name,
-                             stage_weights=stage_weights, max_model_len=max_len, kv=kv)
+        result = vllm_budget(
+            model,
+            parallel,
+            engine,
+            gpu_total_bytes=gpu.usable_memory_bytes,
+            gpu_name=gpu.name,
+            stage_weights=stage_weights,
+            max_model_len=max_len,
+            kv=kv,
+        )
     else:
-        result = flat_budget(model, parallel, engine, gpu_total_bytes=gpu.usable_memory_bytes,
-                             stage_weights=stage_weights, max_model_len=max_len, kv=kv)
+        result = flat_budget(
+            model,
+            parallel,
+            engine,
+            gpu_total_bytes=gpu.usable_memory_bytes,
+            stage_weights=stage_weights,
+            max_model_len=max_len,
+            kv=kv,
+        )
     mnbt = int(result.assumptions.get("max_num_batched_tokens", Assumption(value=8192, source="")).value)
     stage = result.stages[result.binding_stage]
     kv_bytes = max(0, stage.kv_cache_bytes)
-    used = stage.weights_bytes + kv_bytes + stage.activation_bytes + stage.non_torch_bytes + stage.cuda_graph_bytes
+    used = (
+        stage.weights_bytes
+        + kv_bytes
+        + stage.activation_bytes
+        + stage.non_torch_bytes
+        + stage.cuda_graph_bytes
+    )
     fits = result.startup_error is None and result.max_concurrency >= concurrency
     reason = result.startup_error
     if reason is None and not fits:
-        reason = (f"{concurrency} concurrent requests of {max_len:,} tokens need {concurrency}x; "
-                  f"the cache holds {result.max_concurrency:.2f}x")
+        reason = (
+            f"{concurrency} concurrent requests of {max_len:,} tokens need {concurrency}x; "
+            f"the cache holds {result.max_concurrency:.2f}x"
+        )
     block_size = result.plan.min_block_size if result.plan.groups else None
     report = FitReport(
         fits=fits,
         reason=reason,
-        model=model_report(model).model_copy(update={
-            "weights_bytes": sum(fmt.tensor_bytes(t, t.numel) for t in model.all_tensors())}),
-        gpu=GpuReport(name=gpu.name, key=gpu.key, count=parallel.gpus, memory_bytes=gpu.memory_bytes,
-                      usable_memory_bytes=gpu.usable_memory_bytes),
+        model=model_report(model).model_copy(
+            update={"weights_bytes": sum(fmt.tensor_bytes(t, t.numel) for t in model.all_tensors())}
+        ),
+        gpu=GpuReport(
+            name=gpu.name,
+            key=gpu.key,
+            count=parallel.gpus,
+            memory_bytes=gpu.memory_bytes,
+            usable_memory_bytes=gpu.usable_memory_bytes,
+        ),
         parallel=parallel,
         engine=engine.model_copy(update={"version": result.version}),
-        per_gpu=PerGpu(total_bytes=stage.total_bytes, weights_bytes=stage.weights_bytes, kv_cache_bytes=kv_bytes,
-                       activation_bytes=stage.activation_bytes, overhead_bytes=stage.non_torch_bytes,
-                       cuda_graph_bytes=stage.cuda_graph_bytes, free_bytes=stage.total_bytes - used),
+        per_gpu=PerGpu(
+            total_bytes=stage.total_bytes,
+            weights_bytes=stage.weights_bytes,
+            kv_cache_bytes=kv_bytes,
+            activation_bytes=stage.activation_bytes,
+            overhead_bytes=stage.non_torch_bytes,
+            cuda_graph_bytes=stage.cuda_graph_bytes,
+            free_bytes=stage.total_bytes - used,
+        ),
         capacity=Capacity(
-            kv_cache_tokens=result.kv_cache_tokens, num_blocks=result.num_blocks, block_size=block_size,
-            max_concurrency=round(result.max_concurrency, 4), context=max_len, concurrency=concurrency,
-            max_context_at_concurrency=_max_context(result, concurrency, mnbt, parallel.cp,
-                                                    model.max_position_embeddings or max_len),
+            kv_cache_tokens=result.kv_cache_tokens,
+            num_blocks=result.num_blocks,
+            block_size=block_size,
+            max_concurrency=round(result.max_concurrency, 4),
+            context=max_len,
+            concurrency=concurrency,
+            max_context_at_concurrency=_max_context(
+                result, concurrency, mnbt, parallel.cp, model.max_position_embeddings or max_len
+            ),
             kv_bytes_per_token=kvmod.kv_bytes_per_token(model, kv, parallel.tp),
             fixed_bytes_per_sequence=kvmod.fixed_bytes_per_sequence(model, kv, parallel.tp),
         ),
@@ -165,7 +213,8 @@ def fit_derivations(result: EngineResult, kv_name: str) -> list[Derivation]:
         Derivation(
             figure="KV cache memory per GPU (A)",
             formula="ceil(total x utilization) - weights - activation peak - non-torch - CUDA graphs"
-            if result.engine == "vllm" else "engine budget (see assumptions)",
+            if result.engine == "vllm"
+            else "engine budget (see assumptions)",
             substituted=f"{fmt_gib(s.requested_bytes)} - {fmt_gib(s.weights_bytes)} - {fmt_gib(s.activation_bytes)} - "
             f"{fmt_gib(s.non_torch_bytes)} - {fmt_gib(s.cuda_graph_bytes)}",
             value=fmt_gib(s.kv_cache_bytes),
@@ -173,73 +222,115 @@ def fit_derivations(result: EngineResult, kv_name: str) -> list[Derivation]:
         ),
     ]
     if result.engine == "vllm" and result.plan.groups:
-        out.append(Derivation(
-            figure="KV blocks",
-            formula="floor(A / (page bytes x layers per group))",
-            substituted=f"floor({s.kv_cache_bytes:,} / ({result.plan.page_bytes:,} x "
-            f"{result.plan.block_bytes // max(1, result.plan.page_bytes)}))",
-            value=f"{result.num_blocks:,} blocks ({kv_name} KV)",
-            source="vLLM kv_cache_utils.get_num_blocks",
-        ))
-        out.append(Derivation(
-            figure="Maximum concurrency",
-            formula="blocks / blocks one max-length request needs (sum over KV groups)",
-            substituted=f"{result.num_blocks:,} / {result.blocks_per_request:,}",
-            value=f"{result.max_concurrency:.2f}x at {result.max_model_len:,} tokens",
-            source="vLLM get_max_concurrency_for_kv_cache_config",
-        ))
+        out.append(
+            Derivation(
+                figure="KV blocks",
+                formula="floor(A / (page bytes x layers per group))",
+                substituted=f"floor({s.kv_cache_bytes:,} / ({result.plan.page_bytes:,} x "
+                f"{result.plan.block_bytes // max(1, result.plan.page_bytes)}))",
+                value=f"{result.num_blocks:,} blocks ({kv_name} KV)",
+                source="vLLM kv_cache_utils.get_num_blocks",
+            )
+        )
+        out.append(
+            Derivation(
+                figure="Maximum concurrency",
+                formula="blocks / blocks one max-length request needs (sum over KV groups)",
+                substituted=f"{result.num_blocks:,} / {result.blocks_per_request:,}",
+                value=f"{result.max_concurrency:.2f}x at {result.max_model_len:,} tokens",
+                source="vLLM get_max_concurrency_for_kv_cache_config",
+            )
+        )
     return out
 
 
 def advice_for(
-    model: ModelSpec, gpu: GpuSpec, parallel: Parallel, engine: EngineSettings, context: int, concurrency: int,
+    model: ModelSpec,
+    gpu: GpuSpec,
+    parallel: Parallel,
+    engine: EngineSettings,
+    context: int,
+    concurrency: int,
     fmt: WeightFormat,
 ) -> list[Advice]:
     """Smallest changes that fit, each checked by `fit_deployment`: more TP, FP8 KV cache, a shorter
     context, fewer concurrent requests, a bigger GPU."""
-    tries: list[tuple[str, dict[str, object]]] = []
+    tries: list[tuple[str, Parallel, EngineSettings]] = []
     for tp in (2, 4, 8, 16):
         if tp > parallel.tp:
-            tries.append((f"--tp {tp}", {"parallel": parallel.model_copy(update={"tp": tp})}))
+            tries.append((f"--tp {tp}", parallel.model_copy(update={"tp": tp}), engine))
     if (engine.kv_cache_dtype or model.dtype) not in ("fp8", "fp8_e4m3", "fp8_e5m2"):
-        tries.append(("--kv-dtype fp8", {"engine": engine.model_copy(update={"kv_cache_dtype": "fp8"})}))
+        tries.append(("--kv-dtype fp8", parallel, engine.model_copy(update={"kv_cache_dtype": "fp8"})))
     out: list[Advice] = []
-    for change, update in tries:
-        args: dict[str, object] = {"parallel": parallel, "engine": engine}
-        args.update(update)
+    for change, layout, settings in tries:
+        if change.startswith("--tp") and any(a.change.startswith("--tp") for a in out):
+            continue
         try:
-            r = fit_deployment(model, gpu, args["parallel"], args["engine"], context=context,  # type: ignore[arg-type]
-                               concurrency=concurrency, weight_format=fmt, advise=False)
+            r = fit_deployment(model, gpu, layout, settings, context=context, concurrency=concurrency,
+                               weight_format=fmt, advise=False)
         except KvcalcError:
             continue
         if r.fits:
-            out.append(Advice(change=change, fits=True, max_concurrency=r.capacity.max_concurrency,
-                              kv_cache_tokens=r.capacity.kv_cache_tokens))
-            if change.startswith("--tp"):
-                tries = [t for t in tries if not t[0].startswith("--tp")]
-    base = fit_deployment(model, gpu, parallel, engine, context=context, concurrency=1, weight_format=fmt, advise=False)
+            out.append(
+                Advice(
+                    change=change,
+                    fits=True,
+                    max_concurrency=r.capacity.max_concurrency,
+                    kv_cache_tokens=r.capacity.kv_cache_tokens,
+                )
+            )
+    base = fit_deployment(
+        model, gpu, parallel, engine, context=context, concurrency=1, weight_format=fmt, advise=False
+    )
     if base.capacity.max_context_at_concurrency > 0 and base.capacity.max_context_at_concurrency < context:
         shorter = base.capacity.max_context_at_concurrency
-        r = fit_deployment(model, gpu, parallel, engine, context=shorter, concurrency=1, weight_format=fmt,
-                           advise=False)
+        r = fit_deployment(
+            model, gpu, parallel, engine, context=shorter, concurrency=1, weight_format=fmt, advise=False
+        )
         if r.fits:
-            out.append(Advice(change=f"--context {shorter}", fits=True, max_concurrency=r.capacity.max_concurrency,
-                              kv_cache_tokens=r.capacity.kv_cache_tokens))
+            out.append(
+                Advice(
+                    change=f"--context {shorter}",
+                    fits=True,
+                    max_concurrency=r.capacity.max_concurrency,
+                    kv_cache_tokens=r.capacity.kv_cache_tokens,
+                )
+            )
     if base.fits and concurrency > 1:
-        out.append(Advice(change=f"--concurrency {int(base.capacity.max_concurrency)}", fits=True,
-                          max_concurrency=base.capacity.max_concurrency, kv_cache_tokens=base.capacity.kv_cache_tokens))
+        out.append(
+            Advice(
+                change=f"--concurrency {int(base.capacity.max_concurrency)}",
+                fits=True,
+                max_concurrency=base.capacity.max_concurrency,
+                kv_cache_tokens=base.capacity.kv_cache_tokens,
+            )
+        )
     from kvcalc.sources.hardware import list_gpus
 
     for other in sorted(list_gpus(), key=lambda g: g.usable_memory_bytes):
         if other.usable_memory_bytes <= gpu.usable_memory_bytes or other.kind in ("apple", "cpu"):
             continue
         try:
-            r = fit_deployment(model, other, parallel, engine, context=context, concurrency=concurrency,
-                               weight_format=fmt, advise=False)
+            r = fit_deployment(
+                model,
+                other,
+                parallel,
+                engine,
+                context=context,
+                concurrency=concurrency,
+                weight_format=fmt,
+                advise=False,
+            )
         except (KvcalcError, InputError):
             continue
         if r.fits:
-            out.append(Advice(change=f"--gpu {other.key}", fits=True, max_concurrency=r.capacity.max_concurrency,
-                              kv_cache_tokens=r.capacity.kv_cache_tokens))
+            out.append(
+                Advice(
+                    change=f"--gpu {other.key}",
+                    fits=True,
+                    max_concurrency=r.capacity.max_concurrency,
+                    kv_cache_tokens=r.capacity.kv_cache_tokens,
+                )
+            )
             break
     return out

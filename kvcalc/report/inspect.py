@@ -144,43 +144,55 @@ def kv_derivations(model: ModelSpec, kv_dtype: str, tp: int = 1) -> list[Derivat
             heads = max(1, mixer.num_kv_heads // tp)
             per = mixer.kv_bytes_per_token(kv, tp)
             where = "every token" if mixer.window is None else f"the last {mixer.window} tokens"
-            out.append(Derivation(
-                figure=f"KV bytes/token, {count} {mixer.kind} layers (keep {where})",
-                formula="layers x (head_dim + v_head_dim) x kv_heads_per_rank x bytes(dtype)",
-                substituted=f"{count} x ({mixer.head_dim} + {mixer.value_dim}) x {heads} x "
-                f"{kv.block_bytes}/{kv.block_elements}",
-                value=f"{count * per:,} B",
-                source="vLLM kv_cache_interface.AttentionSpec.page_size_bytes / block_size",
-            ))
+            out.append(
+                Derivation(
+                    figure=f"KV bytes/token, {count} {mixer.kind} layers (keep {where})",
+                    formula="layers x (head_dim + v_head_dim) x kv_heads_per_rank x bytes(dtype)",
+                    substituted=f"{count} x ({mixer.head_dim} + {mixer.value_dim}) x {heads} x "
+                    f"{kv.block_bytes}/{kv.block_elements}",
+                    value=f"{count * per:,} B",
+                    source="vLLM kv_cache_interface.AttentionSpec.page_size_bytes / block_size",
+                )
+            )
         elif isinstance(mixer, MLAAttention):
             per = mixer.kv_bytes_per_token(kv, tp)
-            out.append(Derivation(
-                figure=f"KV bytes/token, {count} MLA layers (latent cache)",
-                formula="layers x (kv_lora_rank + qk_rope_head_dim) x bytes(dtype)",
-                substituted=f"{count} x ({mixer.kv_lora_rank} + {mixer.qk_rope_head_dim}) x {kv.block_bytes}",
-                value=f"{count * per:,} B",
-                source="DeepSeek-V2 arXiv:2405.04434 s2.1.3; vLLM MLAAttentionSpec",
-            ))
+            out.append(
+                Derivation(
+                    figure=f"KV bytes/token, {count} MLA layers (latent cache)",
+                    formula="layers x (kv_lora_rank + qk_rope_head_dim) x bytes(dtype)",
+                    substituted=f"{count} x ({mixer.kv_lora_rank} + {mixer.qk_rope_head_dim}) x {kv.block_bytes}",
+                    value=f"{count * per:,} B",
+                    source="DeepSeek-V2 arXiv:2405.04434 s2.1.3; vLLM MLAAttentionSpec",
+                )
+            )
     return out
 
 
-def inspect_model(model: ModelSpec, kv_dtype: str | None = None, contexts: tuple[int, ...] = DEFAULT_CONTEXTS,
-                  mla_naive: bool = False) -> InspectReport:
+def inspect_model(
+    model: ModelSpec,
+    kv_dtype: str | None = None,
+    contexts: tuple[int, ...] = DEFAULT_CONTEXTS,
+    mla_naive: bool = False,
+) -> InspectReport:
     """Build the inspect report: model summary, parameters, KV per token and per sequence."""
     dtype = kv_dtype or model.dtype
     kv = storage_type(dtype)
     per_token = kvcalc_kv.kv_bytes_per_token(model, kv, mla_naive=mla_naive)
     fixed = kvcalc_kv.fixed_bytes_per_sequence(model, kv)
-    per_seq = [SequenceBytes(context=c, bytes=kvcalc_kv.bytes_per_sequence(model, c, kv, mla_naive=mla_naive))
-               for c in contexts]
+    per_seq = [
+        SequenceBytes(context=c, bytes=kvcalc_kv.bytes_per_sequence(model, c, kv, mla_naive=mla_naive))
+        for c in contexts
+    ]
     explain = kv_derivations(model, dtype)
-    explain.append(Derivation(
-        figure="KV bytes/sequence at L tokens (L past every window)",
-        formula="bytes_per_token x L + fixed_bytes_per_sequence",
-        substituted=f"{per_token:,} x L + {fixed:,}",
-        value=", ".join(f"L={s.context:,}: {fmt_bytes(s.bytes)}" for s in per_seq),
-        source="kvcalc.calc.kv",
-    ))
+    explain.append(
+        Derivation(
+            figure="KV bytes/sequence at L tokens (L past every window)",
+            formula="bytes_per_token x L + fixed_bytes_per_sequence",
+            substituted=f"{per_token:,} x L + {fixed:,}",
+            value=", ".join(f"L={s.context:,}: {fmt_bytes(s.bytes)}" for s in per_seq),
+            source="kvcalc.calc.kv",
+        )
+    )
     return InspectReport(
         model=model_report(model),
         kv_cache=KvCacheReport(

@@ -42,7 +42,9 @@ def render_inspect(out: Any, report: InspectReport) -> None:
     if m.params_vision:
         rows.append(("Vision encoder (not in total)", _params(m.params_vision)))
     if m.rope_scaling:
-        rows.append(("RoPE scaling", ", ".join(f"{k}={v}" for k, v in m.rope_scaling.items() if v is not None)))
+        rows.append(
+            ("RoPE scaling", ", ".join(f"{k}={v}" for k, v in m.rope_scaling.items() if v is not None))
+        )
     for key, value in rows:
         summary.add_row(key, value)
     out.print(summary)
@@ -53,12 +55,25 @@ def render_inspect(out: Any, report: InspectReport) -> None:
     out.print(params)
 
     kv = report.kv_cache
-    kinds = _table(f"KV cache ({kv.dtype}; {kv.layout}), one sequence, tp=1", "layer kind", "layers",
-                   "bytes/token", "window", "fixed bytes/seq")
+    kinds = _table(
+        f"KV cache ({kv.dtype}; {kv.layout}), one sequence, tp=1",
+        "layer kind",
+        "layers",
+        "bytes/token",
+        "window",
+        "fixed bytes/seq",
+    )
     for kind, t in kv.by_kind.items():
-        kinds.add_row(kind, str(t.layers), f"{t.bytes_per_token:,}", f"{t.window_tokens:,}" if t.window_tokens else "-",
-                      fmt_bytes(t.fixed_bytes_per_sequence))
-    kinds.add_row("total", str(m.num_layers), f"{kv.bytes_per_token:,}", "", fmt_bytes(kv.fixed_bytes_per_sequence))
+        kinds.add_row(
+            kind,
+            str(t.layers),
+            f"{t.bytes_per_token:,}",
+            f"{t.window_tokens:,}" if t.window_tokens else "-",
+            fmt_bytes(t.fixed_bytes_per_sequence),
+        )
+    kinds.add_row(
+        "total", str(m.num_layers), f"{kv.bytes_per_token:,}", "", fmt_bytes(kv.fixed_bytes_per_sequence)
+    )
     out.print(kinds)
     seq = _table("KV cache per sequence", "context (tokens)", "bytes", "")
     for s in kv.per_sequence:
@@ -82,21 +97,30 @@ def render_fit(out: Any, report: Any) -> None:
     r: FitReport = report
     verdict = "[bold green]FITS[/bold green]" if r.fits else "[bold red]DOES NOT FIT[/bold red]"
     p = r.parallel
-    out.print(f"{verdict}  {r.model.id} on {r.gpu.count} x {r.gpu.name}  (tp={p.tp} pp={p.pp} dp={p.dp} "
-              f"ep={p.ep} cp={p.cp}; {r.engine.name} {r.engine.version} accounting)")
+    out.print(
+        f"{verdict}  {r.model.id} on {r.gpu.count} x {r.gpu.name}  (tp={p.tp} pp={p.pp} dp={p.dp} "
+        f"ep={p.ep} cp={p.cp}; {r.engine.name} {r.engine.version} accounting)"
+    )
     if r.reason:
         out.print(f"reason: {r.reason}", markup=False)
     g = r.per_gpu
-    parts = [("weights", g.weights_bytes, "W"), ("KV cache", g.kv_cache_bytes, "K"),
-             ("activations", g.activation_bytes, "A"), ("non-torch", g.overhead_bytes, "N"),
-             ("CUDA graphs", g.cuda_graph_bytes, "G"), ("free", max(0, g.free_bytes), ".")]
+    parts = [
+        ("weights", g.weights_bytes, "W"),
+        ("KV cache", g.kv_cache_bytes, "K"),
+        ("activations", g.activation_bytes, "A"),
+        ("non-torch", g.overhead_bytes, "N"),
+        ("CUDA graphs", g.cuda_graph_bytes, "G"),
+        ("free", max(0, g.free_bytes), "."),
+    ]
     table = _table("Memory per GPU (fullest rank)", "part", "bytes", "GiB", "share")
     for label, size, _ in parts:
         table.add_row(label, f"{size:,}", f"{size / 2**30:.2f}", f"{100 * size / g.total_bytes:.1f}%")
     table.add_row("total (torch-visible)", f"{g.total_bytes:,}", f"{g.total_bytes / 2**30:.2f}", "100%")
     out.print(table)
-    out.print("[" + _bar(parts, g.total_bytes) + "]  W weights, K KV cache, A activations, N non-torch, G graphs",
-              markup=False)
+    out.print(
+        "[" + _bar(parts, g.total_bytes) + "]  W weights, K KV cache, A activations, N non-torch, G graphs",
+        markup=False,
+    )
     c = r.capacity
     cap = _table("Capacity", "", "")
     cap.show_header = False
@@ -108,15 +132,22 @@ def render_fit(out: Any, report: Any) -> None:
     cap.add_row("Weights, whole model", f"{fmt_bytes(r.model.weights_bytes)}")
     comm = r.communication_per_token
     if comm.tp_allreduce_bytes or comm.ep_alltoall_bytes or comm.pp_activation_bytes:
-        cap.add_row("Communication per token per GPU",
-                    f"TP {fmt_bytes(comm.tp_allreduce_bytes)}, EP {fmt_bytes(comm.ep_alltoall_bytes)}, "
-                    f"PP {fmt_bytes(comm.pp_activation_bytes)}")
+        cap.add_row(
+            "Communication per token per GPU",
+            f"TP {fmt_bytes(comm.tp_allreduce_bytes)}, EP {fmt_bytes(comm.ep_alltoall_bytes)}, "
+            f"PP {fmt_bytes(comm.pp_activation_bytes)}",
+        )
     out.print(cap)
     if len(r.stages) > 1:
         st = _table("Pipeline stages", "stage", "layers", "weights GiB", "KV GiB", "blocks")
         for s in r.stages:
-            st.add_row(str(s["stage"]), str(s["layers"]), f"{s['weights_bytes'] / 2**30:.2f}",
-                       f"{s['kv_cache_bytes'] / 2**30:.2f}", f"{s['num_blocks']:,}")
+            st.add_row(
+                str(s["stage"]),
+                str(s["layers"]),
+                f"{s['weights_bytes'] / 2**30:.2f}",
+                f"{s['kv_cache_bytes'] / 2**30:.2f}",
+                f"{s['num_blocks']:,}",
+            )
         out.print(st)
     if r.advice:
         adv = _table("What would make it fit (each checked)", "change", "max concurrency", "KV tokens")

@@ -37,7 +37,7 @@ class CheckpointStats:
     memory. `params_total` is the number of *stored elements* (sum of prod(shape)): the true parameter count
     for float checkpoints (F32/BF16/F16/F8), but not for packed quantized ones, which store several values
     per element (GPTQ/AWQ `qweight` int32 = 8 x 4-bit values, MXFP4 `*_blocks` and NVFP4 uint8 = 2 x 4-bit
-    values) next to their scales and zero points. Trust `weights_bytes`; read `params_total` with that in mind.
+    values) next to their scales and zero points: trust `weights_bytes`, read `params_total` with care.
     It also counts every tensor the checkpoint ships (vision tower, MTP layers).
     """
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import re
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -147,12 +147,6 @@ def _read(path: Path) -> tuple[dict[str, Any], list[_Tensor]]:
     return meta, tensors
 
 
-def _iter_layer_bools(value: Any, num_layers: int) -> Iterator[bool] | None:
-    if isinstance(value, list) and len(value) == num_layers:
-        return (bool(v) for v in value)
-    return None
-
-
 def _uniform(value: Any, key: str, where: str) -> Any:
     """Per-layer arrays (some GGUFs store head counts per layer) must hold one value here."""
     if isinstance(value, list):
@@ -190,11 +184,10 @@ def gguf_config(meta: dict[str, Any], tensors: list[_Tensor], where: str) -> dic
         config["num_local_experts"] = config.pop("num_experts")
     if "moe_intermediate_size" in config and "intermediate_size" not in config:
         config["intermediate_size"] = config["moe_intermediate_size"]
+    # llama.cpp: int N = every Nth layer is full attention (Gemma 3); bool array = per layer, True = sliding.
     pattern = meta.get(f"{arch}.attention.sliding_window_pattern")
-    layers = int(config.get("num_hidden_layers") or 0)
-    bools = _iter_layer_bools(pattern, layers)
-    if bools is not None:
-        config["layer_types"] = ["sliding_attention" if b else "full_attention" for b in bools]
+    if isinstance(pattern, list) and len(pattern) == config.get("num_hidden_layers"):
+        config["layer_types"] = ["sliding_attention" if p else "full_attention" for p in pattern]
     elif isinstance(pattern, int) and pattern > 0:
         config["sliding_window_pattern"] = pattern
     rope_type = meta.get(f"{arch}.rope.scaling.type")

@@ -20,8 +20,19 @@ from kvcalc.spec.model import ModelSpec, RopeScaling
 #: model_type -> module in kvcalc.sources.families that maps it (module exposes build(cfg, model_type)).
 _MAPPERS: dict[str, str] = {
     **dict.fromkeys(
-        ("llama", "mistral", "mixtral", "qwen2", "qwen2_moe", "qwen3", "qwen3_moe", "phi3", "gemma",
-         "gemma2", "gemma3_text"),
+        (
+            "llama",
+            "mistral",
+            "mixtral",
+            "qwen2",
+            "qwen2_moe",
+            "qwen3",
+            "qwen3_moe",
+            "phi3",
+            "gemma",
+            "gemma2",
+            "gemma3_text",
+        ),
         "decoder",
     ),
     **dict.fromkeys(("deepseek_v2", "deepseek_v3", "kimi_k2"), "deepseek"),
@@ -41,7 +52,13 @@ _MAPPERS: dict[str, str] = {
 _TEXT_CONFIG_KEYS = ("text_config", "llm_config", "language_config")
 
 #: Keys a config must have for the generic Llama-style mapping of an unknown model_type.
-_STANDARD_KEYS = ("hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size", "vocab_size")
+_STANDARD_KEYS = (
+    "hidden_size",
+    "num_hidden_layers",
+    "num_attention_heads",
+    "intermediate_size",
+    "vocab_size",
+)
 
 
 def supported_model_types() -> list[str]:
@@ -71,7 +88,9 @@ def _rope_scaling(cfg: Cfg) -> RopeScaling | None:
     raw = cfg.get("rope_scaling") or cfg.get("rope_parameters")
     if not isinstance(raw, dict):
         return None
-    if "rope_type" not in raw and "type" not in raw:  # per-layer-kind dict (Gemma 4): take the full-attention one
+    if (
+        "rope_type" not in raw and "type" not in raw
+    ):  # per-layer-kind dict (Gemma 4): take the full-attention one
         nested = raw.get("full_attention")
         raw = nested if isinstance(nested, dict) else {}
     rope_type = str(raw.get("rope_type") or raw.get("type") or "default")
@@ -136,7 +155,9 @@ def model_from_config(
         dtype=torch_dtype_name(text.get("torch_dtype") or text.get("dtype") or config.get("torch_dtype")),
         hidden_size=cfg.first_int(("hidden_size", "n_embd", "d_model")),
         vocab_size=cfg.int("vocab_size"),
-        max_position_embeddings=cfg.get("max_position_embeddings") or cfg.get("n_positions") or cfg.get("n_ctx"),
+        max_position_embeddings=cfg.get("max_position_embeddings")
+        or cfg.get("n_positions")
+        or cfg.get("n_ctx"),
         tie_word_embeddings=not any(t.role == "output" for t in parts.global_tensors),
         layers=tuple(parts.layers),
         global_tensors=tuple(parts.global_tensors),

@@ -131,6 +131,14 @@ def remote_checkpoint_stats(repo_id: str, revision: str | None) -> CheckpointSta
     hub = _hub()
     if _offline():
         return None
+    from huggingface_hub.utils.tqdm import (
+        are_progress_bars_disabled,
+        disable_progress_bars,
+        enable_progress_bars,
+    )
+
+    bars_were_off = are_progress_bars_disabled()
+    disable_progress_bars()  # no "Parse safetensors files" bar on the CLI's stderr
     try:
         meta = hub.get_safetensors_metadata(repo_id, revision=revision)
         tensors = [
@@ -141,6 +149,9 @@ def remote_checkpoint_stats(repo_id: str, revision: str | None) -> CheckpointSta
         files = len(meta.files_metadata)
     except Exception:
         return None
+    finally:
+        if not bars_were_off:
+            enable_progress_bars()
     return stats_from_tensors(tensors, files=files) if tensors else None
 
 
@@ -157,7 +168,7 @@ def hub_checkpoint_stats(repo_id: str, revision: str | None, snapshot: Path | No
 def with_hub_checkpoint(
     model: ModelSpec, repo_id: str, revision: str | None, snapshot: Path | None
 ) -> ModelSpec:
-    """`model` with params_source "exact" and the checkpoint counts, when `hub_checkpoint_stats` finds them."""
+    """`model` made exact with the checkpoint counts, when `hub_checkpoint_stats` finds them."""
     stats = hub_checkpoint_stats(repo_id, revision, snapshot)
     if stats is None:
         return model

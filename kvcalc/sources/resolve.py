@@ -22,7 +22,9 @@ def read_config_file(path: Path) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
-        raise InputError(f"{path}: malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from exc
+        raise InputError(
+            f"{path}: malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
+        ) from exc
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(f"{path}: cannot read: {exc}") from exc
     if not isinstance(data, dict):
@@ -46,21 +48,31 @@ def _with_checkpoint(model: ModelSpec, folder: Path) -> ModelSpec:
     )
 
 
-def load_model(name: str, *, revision: str | None = None, warn: Callable[[str], None] | None = None) -> ModelSpec:
+def load_model(
+    name: str, *, revision: str | None = None, warn: Callable[[str], None] | None = None
+) -> ModelSpec:
     """Resolve MODEL to a ModelSpec, or raise InputError / EnvironmentProblem with one clear line."""
     text = name.strip()
     if not text:
-        raise InputError("MODEL is empty; give a profile alias (kvcalc models), a config.json, or a Hub repo id")
+        raise InputError(
+            "MODEL is empty; give a profile alias (kvcalc models), a config.json, or a Hub repo id"
+        )
     profile = find_profile(text)
     if profile is not None:
         data = load_profile(profile)
-        return model_from_config(data["config"], model_id=str(data.get("name", profile.stem)),
-                                 hf_repo=data.get("hf_repo"), warn=warn)
+        return model_from_config(
+            data["config"],
+            model_id=str(data.get("name", profile.stem)),
+            hf_repo=data.get("hf_repo"),
+            warn=warn,
+        )
     path = Path(text).expanduser()
     if path.exists():
         if path.is_dir():
             if (path / "config.json").is_file():
-                model = model_from_config(read_config_file(path / "config.json"), model_id=path.name, warn=warn)
+                model = model_from_config(
+                    read_config_file(path / "config.json"), model_id=path.name, warn=warn
+                )
                 return _with_checkpoint(model, path)
             ggufs = sorted(path.glob("*.gguf"))
             if ggufs:

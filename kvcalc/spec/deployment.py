@@ -15,11 +15,11 @@ class Parallel(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    tp: int = Field(1, ge=1, le=1024)
-    pp: int = Field(1, ge=1, le=1024)
-    dp: int = Field(1, ge=1, le=1024)
-    ep: int = Field(1, ge=1, le=4096)
-    cp: int = Field(1, ge=1, le=1024)
+    tp: int = Field(default=1, ge=1, le=1024)
+    pp: int = Field(default=1, ge=1, le=1024)
+    dp: int = Field(default=1, ge=1, le=1024)
+    ep: int = Field(default=1, ge=1, le=4096)
+    cp: int = Field(default=1, ge=1, le=1024)
 
     @property
     def gpus(self) -> int:
@@ -33,15 +33,15 @@ class EngineSettings(BaseModel):
 
     name: EngineName = "vllm"
     version: str | None = None
-    gpu_memory_utilization: float | None = Field(None, gt=0, le=1)
-    max_num_batched_tokens: int | None = Field(None, gt=0)
-    max_num_seqs: int | None = Field(None, gt=0)
-    block_size: int | None = Field(None, gt=0)
+    gpu_memory_utilization: float | None = Field(default=None, gt=0, le=1)
+    max_num_batched_tokens: int | None = Field(default=None, gt=0)
+    max_num_seqs: int | None = Field(default=None, gt=0)
+    block_size: int | None = Field(default=None, gt=0)
     enforce_eager: bool = False
     kv_cache_dtype: str | None = None
     usage: Literal["serve", "llm"] = "serve"
-    non_torch_bytes: int | None = Field(None, ge=0)
-    activation_bytes: int | None = Field(None, ge=0)
-    cuda_graph_bytes: int | None = Field(None, ge=0)
-    mem_fraction_static: float | None = Field(None, gt=0, le=1)
-    free_gpu_memory_fraction: float | None = Field(None, gt=0, le=1)
+    non_torch_bytes: int | None = Field(default=None, ge=0)
+    activation_bytes: int | None = Field(default=None, ge=0)
+    cuda_graph_bytes: int | None = Field(default=None, ge=0)
+    mem_fraction_static: float | None = Field(default=None, gt=0, le=1)
+    free_gpu_memory_fraction: float | None = Field(default=None, gt=0, le=1)

@@ -56,7 +56,9 @@ FAMILIES: dict[str, Family] = {
     "phi3": Family(qkv_bias_key=None, fused=True),
     "gemma": Family(tied_default=True),
     "gemma2": Family(norms_per_layer=4, tied_default=True, alternate_sliding=True),
-    "gemma3_text": Family(norms_per_layer=4, tied_default=True, qk_norm=True, sliding_pattern_key="sliding_window_pattern"),
+    "gemma3_text": Family(
+        norms_per_layer=4, tied_default=True, qk_norm=True, sliding_pattern_key="sliding_window_pattern"
+    ),
 }
 
 
@@ -113,8 +115,15 @@ def build(cfg: Cfg, model_type: str) -> Parts:
     layers = []
     for i in range(num_layers):
         tensors = attention(
-            i, hidden, heads, kv_heads, head_dim,
-            qkv_bias=qkv_bias, o_bias=o_bias, fused_qkv=family.fused, qk_norm=family.qk_norm,
+            i,
+            hidden,
+            heads,
+            kv_heads,
+            head_dim,
+            qkv_bias=qkv_bias,
+            o_bias=o_bias,
+            fused_qkv=family.fused,
+            qk_norm=family.qk_norm,
         )
         for n in range(family.norms_per_layer):
             tensors += norm(("attn_norm", "ffn_norm", "post_attention_norm", "post_ffw_norm")[n], hidden, i)

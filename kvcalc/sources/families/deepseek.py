@@ -86,8 +86,15 @@ def build(cfg: Cfg, model_type: str) -> Parts:
 
     def decoder_layer(i: int) -> tuple[list[TensorSpec], DenseMLP | MoEMLP]:
         tensors = mla_attention(
-            i, hidden, heads, q_lora_rank=q_lora, kv_lora_rank=kv_lora_rank,
-            qk_nope_head_dim=qk_nope, qk_rope_head_dim=qk_rope, v_head_dim=v_head_dim, bias=attn_bias,
+            i,
+            hidden,
+            heads,
+            q_lora_rank=q_lora,
+            kv_lora_rank=kv_lora_rank,
+            qk_nope_head_dim=qk_nope,
+            qk_rope_head_dim=qk_rope,
+            v_head_dim=v_head_dim,
+            bias=attn_bias,
         )
         tensors += norm("attn_norm", hidden, i) + norm("ffn_norm", hidden, i)
         ffn: DenseMLP | MoEMLP

@@ -76,7 +76,8 @@ def vision_params(vision: dict[str, Any], text_hidden: int) -> int | None:
     per_layer = (
         3 * (attn_width * hv + attn_width)  # q, k, v with bias
         + (hv * attn_width + hv)  # o with bias
-        + (iv * hv + iv) + (hv * iv + hv)  # fc1, fc2 with bias
+        + (iv * hv + iv)
+        + (hv * iv + hv)  # fc1, fc2 with bias
         + 2 * 2 * hv  # input_layernorm, post_attention_layernorm (LayerNorm)
     )
     model = (

@@ -1,0 +1,109 @@
+"""Engine budgets worked by hand (vLLM gpu_worker.determine_available_memory and friends)."""
+
+import pytest
+
+from kvcalc.calc.engines import PROFILE_SLACK, profile_peak_bytes, vllm_batch_defaults
+from kvcalc.calc.weights import PlainFormat
+from kvcalc.report.fit import fit_deployment
+from kvcalc.sources.hardware import find_gpu
+from kvcalc.spec.deployment import EngineSettings, Parallel
+from kvcalc.spec.dtypes import storage_type
+from tests.conftest import CODELLAMA_7B, LLAMA_70B, build
+
+GIB = 1 << 30
+H100_TOTAL = 85_017_493_504  # torch total_memory of an H100 SXM 80GB (hardware/h100-sxm.yaml)
+
+
+def codellama_fit(**engine: object):
+    options: dict[str, object] = {
+        "version": "0.19.0",
+        "gpu_memory_utilization": 0.95,
+        "activation_bytes": GIB,
+        "non_torch_bytes": GIB // 4,
+    }
+    options.update(engine)
+    settings = EngineSettings.model_validate(options)
+    return fit_deployment(build(CODELLAMA_7B), find_gpu("h100"), Parallel(), settings, context=8192)
+
+
+def test_vllm_budget_codellama_7b_by_hand() -> None:
+    r = codellama_fit()
+    # weights: 32 layers x (4 x 4096^2 attention + 3 x 4096 x 11008 MLP + 2 x 4096 norms) = 6,476,267,520
+    # + final norm 4,096 + embedding and head with the vocab padded to 32,064 rows: 2 x 32,064 x 4,096
+    # = 6,738,939,904 params x 2 B = 13,477,879,808 B
+    assert r.per_gpu.weights_bytes == 13_477_879_808
+    # requested = ceil(85,017,493,504 x 0.95) = 80,766,618,829; A = R - W - 1 GiB - 0.25 GiB
+    # = 80,766,618,829 - 13,477,879,808 - 1,073,741,824 - 268,435,456 = 65,946,561,741
+    assert r.per_gpu.kv_cache_bytes == 65_946_561_741
+    # block = 32 layers x 16 tokens x 2 x 32 heads x 128 x 2 B = 8,388,608 B -> 7,861 blocks
+    assert r.capacity.num_blocks == 7_861
+    assert r.capacity.kv_cache_tokens == 7_861 * 16 == 125_776
+    # concurrency at 8192 tokens: 7,861 / 512 blocks = 15.35x
+    assert r.capacity.max_concurrency == pytest.approx(7_861 / 512, abs=1e-4)
+    assert r.fits
+
+
+def test_v021_subtracts_cuda_graphs_and_enforce_eager_does_not() -> None:
+    graphs = codellama_fit(version="0.21.0", cuda_graph_bytes=GIB // 2)
+    eager = codellama_fit(version="0.21.0", cuda_graph_bytes=GIB // 2, enforce_eager=True)
+    # the only difference is the 0.5 GiB graph reservation
+    assert eager.per_gpu.kv_cache_bytes - graphs.per_gpu.kv_cache_bytes == GIB // 2
+    # v0.21 reports int(C x L): C = blocks / 512, L = 8192 -> blocks x 16, same as uniform before
+    assert graphs.capacity.kv_cache_tokens == graphs.capacity.num_blocks * 16
+
+
+def test_profile_peak_dense_by_hand() -> None:
+    model = build(CODELLAMA_7B)
+    peak, detail = profile_peak_bytes(
+        model,
+        Parallel(),
+        range(32),
+        tokens=8192,
+        rows=1024,
+        act=storage_type("bf16"),
+        version=(0, 19, 0),
+        last_stage=True,
+        first_stage=True,
+    )
+    # MLP: 8192 tokens x 3 x 11008 x 2 B = 541,065,216 + hidden and residual 2 x 8192 x 4096 x 2 = 134,217,728
+    assert detail["forward_bytes"] == 675_282_944
+    # sampler v0.17+: 14 B x 1024 rows x 32,016 vocab = 458,981,376 (+ hidden 67,108,864 < forward)
+    assert detail["sampler_bytes"] == 458_981_376
+    assert peak == 675_282_944 + PROFILE_SLACK
+
+
+def test_batch_defaults() -> None:
+    # vLLM get_batch_defaults: >= 70 GiB and not A100 is "large"
+    assert vllm_batch_defaults(H100_TOTAL, "NVIDIA H100 SXM5 80GB", "serve") == (8192, 1024)
+    assert vllm_batch_defaults(84_000_000_000, "NVIDIA A100 80GB", "serve") == (2048, 256)
+    assert vllm_batch_defaults(H100_TOTAL, "NVIDIA H100", "llm") == (16384, 1024)
+
+
+def test_does_not_fit_when_weights_exceed_budget() -> None:
+    # 70.55 B params x 2 B = 141 GB cannot fit one 80 GB GPU
+    r = fit_deployment(build(LLAMA_70B), find_gpu("h100"), Parallel(), EngineSettings(), context=8192)
+    assert not r.fits and "No available memory" in (r.reason or "")
+    assert any(a.change.startswith("--tp") for a in r.advice)
+
+
+def test_sglang_budget_by_hand() -> None:
+    settings = EngineSettings(name="sglang", mem_fraction_static=0.9)
+    r = fit_deployment(
+        build(CODELLAMA_7B),
+        find_gpu("h100"),
+        Parallel(),
+        settings,
+        context=8192,
+        weight_format=PlainFormat("bf16"),
+    )
+    # KV = int(T x 0.9) - W = 76,515,744,153 - 13,477,879,808 = 63,037,864,345 B
+    assert r.per_gpu.kv_cache_bytes == int(H100_TOTAL * 0.9) - 13_477_879_808 == 63_037_864_345
+    # cell = 32 layers x 2 x 32 x 128 x 2 = 524,288 B -> floor(63,037,864,345 / 524,288) = 120,235 tokens
+    assert r.capacity.kv_cache_tokens == 120_235
+
+
+def test_llamacpp_no_paging() -> None:
+    r = fit_deployment(
+        build(CODELLAMA_7B), find_gpu("h100"), Parallel(), EngineSettings(name="llamacpp"), context=8192
+    )
+    assert r.fits and r.capacity.block_size is None

@@ -1,0 +1,86 @@
+"""Parallel rules (vLLM) and per-rank weights, worked by hand."""
+
+import pytest
+
+from kvcalc.calc.parallel import check_parallel, comm_per_token, pp_partition, weights_per_stage
+from kvcalc.calc.weights import PlainFormat
+from kvcalc.errors import ParallelismError
+from kvcalc.spec.deployment import Parallel
+from tests.conftest import LLAMA_70B, build
+
+BF16 = PlainFormat("bf16")
+
+
+def test_pp_partition_like_vllm() -> None:
+    # get_pp_indices: 61 // 2 = 30 each, the remainder goes to the second-to-last stage first
+    assert pp_partition(61, 2) == [31, 30]
+    # 80 // 3 = 26, remainder 2 -> stages -2 and -3 get one more
+    assert pp_partition(80, 3) == [27, 27, 26]
+    assert pp_partition(80, 4) == [20, 20, 20, 20]
+
+
+def test_tp_must_divide_heads() -> None:
+    with pytest.raises(
+        ParallelismError, match=r"tp=3 does not divide 64 attention heads; try tp in 1, 2, 4, 8"
+    ):
+        check_parallel(build(LLAMA_70B), Parallel(tp=3))
+
+
+def test_tp_and_kv_heads() -> None:
+    # Qwen3-14B shape: 40 heads, 8 KV heads; tp=5 divides the heads but not the KV heads
+    config = dict(
+        LLAMA_70B, num_attention_heads=40, num_key_value_heads=8, hidden_size=5120, num_hidden_layers=4
+    )
+    with pytest.raises(ParallelismError, match="8 KV heads"):
+        check_parallel(build(config), Parallel(tp=5))
+    check_parallel(build(config), Parallel(tp=8))  # 8 divides both
+
+
+def test_tp_must_divide_padded_vocab() -> None:
+    # vocab 151,936 is a multiple of 64; 151,936 / 5 is not whole (vLLM: "151936 is not divisible by 5")
+    config = dict(
+        LLAMA_70B, num_attention_heads=40, num_key_value_heads=40, vocab_size=151_936, num_hidden_layers=2
+    )
+    with pytest.raises(ParallelismError, match="padded vocabulary 151,936"):
+        check_parallel(build(config), Parallel(tp=5))
+
+
+def test_ep_needs_moe() -> None:
+    with pytest.raises(ParallelismError, match="mixture-of-experts"):
+        check_parallel(build(LLAMA_70B), Parallel(tp=2, ep=2))
+
+
+def test_pp_more_than_layers() -> None:
+    with pytest.raises(ParallelismError, match="more than the 80 layers"):
+        check_parallel(build(LLAMA_70B), Parallel(pp=81))
+
+
+def test_llama70b_weights_per_rank_tp4() -> None:
+    model = build(LLAMA_70B)
+    (rank,) = weights_per_stage(model, Parallel(tp=4), BF16)
+    # per layer: q 8192^2 + o 8192^2 + k, v 1024 x 8192 each = 150,994,944 attention params, / 4
+    # MLP 3 x 8192 x 28672 = 704,643,072, / 4; norms 2 x 8192 replicated
+    per_layer = (150_994_944 + 704_643_072) // 4 + 16_384
+    # embedding and head: 128,256 rows (already a multiple of 64) / 4 x 8192 each; final norm 8192
+    globals_ = 2 * (128_256 // 4 * 8192) + 8192
+    assert rank.weights_bytes == 2 * (80 * per_layer + globals_) == 35_278_831_616
+
+
+def test_more_tp_never_raises_per_gpu_weights() -> None:
+    model = build(LLAMA_70B)
+    sizes = [weights_per_stage(model, Parallel(tp=tp), BF16)[0].weights_bytes for tp in (1, 2, 4, 8, 16)]
+    assert sizes == sorted(sizes, reverse=True)
+
+
+def test_pp_puts_embeddings_first_and_head_last() -> None:
+    model = build(LLAMA_70B)
+    first, last = weights_per_stage(model, Parallel(pp=2), BF16)
+    # both stages hold 40 layers; the first adds the embedding, the last the head and final norm
+    assert last.weights_bytes - first.weights_bytes == 8192 * 2
+
+
+def test_tp_allreduce_volume() -> None:
+    # 80 layers x 2 all-reduces x 2 (tp-1)/tp x 8192 x 2 B at tp=4: 160 x 2 x 3 x 16,384 / 4 = 3,932,160 B
+    comm = comm_per_token(build(LLAMA_70B), Parallel(tp=4))
+    assert comm.tp_allreduce_bytes == 3_932_160
+    assert comm_per_token(build(LLAMA_70B), Parallel()).tp_allreduce_bytes == 0
