@@ -83,11 +83,11 @@ def load_model(
         return model_from_config(read_config_file(path), model_id=path.stem, warn=warn)
     if _REPO_ID.match(text):
         repo, _, at_revision = text.partition("@")
-        from kvcalc.sources.hub import fetch_config
+        from kvcalc.sources.hub import fetch_config, with_hub_checkpoint
 
         config, snapshot = fetch_config(repo, revision or at_revision or None)
         model = model_from_config(config, model_id=repo, hf_repo=repo, warn=warn)
-        return _with_checkpoint(model, snapshot) if snapshot is not None else model
+        return with_hub_checkpoint(model, repo, revision or at_revision or None, snapshot)
     raise unknown_name_error("model", text, sorted(profile_index()))
 
 
