@@ -30,16 +30,17 @@ def test_vllm_budget_codellama_7b_by_hand() -> None:
     r = codellama_fit()
     # weights: 32 layers x (4 x 4096^2 attention + 3 x 4096 x 11008 MLP + 2 x 4096 norms) = 6,476,267,520
     # + final norm 4,096 + embedding and head with the vocab padded to 32,064 rows: 2 x 32,064 x 4,096
-    # = 6,738,939,904 params x 2 B = 13,477,879,808 B
-    assert r.per_gpu.weights_bytes == 13_477_879_808
+    # = 6,738,939,904 params x 2 B = 13,477,879,808 B; plus vLLM's rotary cos/sin cache of
+    # 16,384 positions x 128 dims x 2 B = 4,194,304 B -> 13,482,074,112 B
+    assert r.per_gpu.weights_bytes == 13_477_879_808 + 4_194_304 == 13_482_074_112
     # requested = ceil(85,017,493,504 x 0.95) = 80,766,618,829; A = R - W - 1 GiB - 0.25 GiB
-    # = 80,766,618,829 - 13,477,879,808 - 1,073,741,824 - 268,435,456 = 65,946,561,741
-    assert r.per_gpu.kv_cache_bytes == 65_946_561_741
-    # block = 32 layers x 16 tokens x 2 x 32 heads x 128 x 2 B = 8,388,608 B -> 7,861 blocks
-    assert r.capacity.num_blocks == 7_861
-    assert r.capacity.kv_cache_tokens == 7_861 * 16 == 125_776
-    # concurrency at 8192 tokens: 7,861 / 512 blocks = 15.35x
-    assert r.capacity.max_concurrency == pytest.approx(7_861 / 512, abs=1e-4)
+    # = 80,766,618,829 - 13,482,074,112 - 1,073,741,824 - 268,435,456 = 65,942,367,437
+    assert r.per_gpu.kv_cache_bytes == 65_942_367_437
+    # block = 32 layers x 16 tokens x 2 x 32 heads x 128 x 2 B = 8,388,608 B -> 7,860 blocks
+    assert r.capacity.num_blocks == 7_860
+    assert r.capacity.kv_cache_tokens == 7_860 * 16 == 125_760
+    # concurrency at 8192 tokens: 7,860 / 512 blocks = 15.35x
+    assert r.capacity.max_concurrency == pytest.approx(7_860 / 512, abs=1e-4)
     assert r.fits
 
 

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import sys
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from kvcalc.errors import EXIT_INPUT, KvcalcError
+
+if TYPE_CHECKING:
+    from kvcalc.calc.weights import WeightFormat
+    from kvcalc.spec.model import ModelSpec
 
 app = typer.Typer(
     name="kvcalc",
@@ -97,6 +101,36 @@ GpuOpt = Annotated[
 ]
 
 
+QuantOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--quant",
+        help="Weight format: bf16, fp8[:channel|:block], int8, gptq:4:128[:act], awq:4:128, nf4[:dq], nvfp4, "
+        "mxfp4, or a GGUF type (Q4_K_M, Q8_0, IQ4_XS ...). Default: as the checkpoint's quantization_config "
+        "stores it, else the model dtype.",
+    ),
+]
+KeepFp16Opt = Annotated[
+    str | None,
+    typer.Option(
+        "--keep-fp16",
+        help="Tensors kept 16-bit instead of the format's default: lm_head, embed, none, attn, experts or a role.",
+    ),
+]
+
+
+def _weight_format(spec: ModelSpec, quant: str | None, keep_fp16: str | None) -> WeightFormat | None:
+    """--quant parsed and bound to the model; without it, the checkpoint's own quantization_config (or None)."""
+    from kvcalc.calc.quant import format_from_quantization_config, parse_quant
+    from kvcalc.errors import InputError
+
+    if quant is None:
+        if keep_fp16 is not None:
+            raise InputError("--keep-fp16 needs --quant FORMAT (it changes which tensors that format quantizes)")
+        return format_from_quantization_config(spec)
+    return parse_quant(quant, keep_fp16, model=spec)
+
+
 def _parse_tokens(value: str | None, what: str) -> int | None:
     from kvcalc.units import parse_tokens
 
@@ -167,6 +201,8 @@ def fit(
         typer.Option("--cuda-graph-memory", help="Override the CUDA-graph reservation, e.g. 0.5GiB."),
     ] = None,
     revision: RevisionOpt = None,
+    quant: QuantOpt = None,
+    keep_fp16: KeepFp16Opt = None,
     json_out: JsonOpt = False,
     explain: ExplainOpt = False,
 ) -> None:
@@ -211,12 +247,58 @@ def fit(
         settings,
         context=_parse_tokens(context, "--context"),
         concurrency=concurrency,
+        weight_format=_weight_format(spec, quant, keep_fp16),
     )
     for message in report.warnings:
         warn(message)
     emit(report, as_json=json_out, explain=explain, render=render_fit)
     if not report.fits:
         raise typer.Exit(EXIT_DOES_NOT_FIT)
+
+
+@app.command()
+def quant(
+    model: ModelArg,
+    gpu: GpuOpt = "h100",
+    tp: Annotated[int, typer.Option("--tp", min=1, help="Tensor-parallel degree.")] = 1,
+    pp: Annotated[int, typer.Option("--pp", min=1, help="Pipeline-parallel degree.")] = 1,
+    context: Annotated[
+        str | None, typer.Option("--context", help="Tokens per request (max_model_len): 8192, 32k, 32K, 1M.")
+    ] = None,
+    engine: Annotated[str, typer.Option("--engine", help="vllm, sglang, trtllm or llamacpp.")] = "vllm",
+    kv_dtype: KvDtypeOpt = None,
+    formats: Annotated[
+        str | None,
+        typer.Option("--formats", help="Comma-separated formats to compare (default: bf16, fp8 ... Q2_K, IQ4_XS)."),
+    ] = None,
+    keep_fp16: KeepFp16Opt = None,
+    revision: RevisionOpt = None,
+    json_out: JsonOpt = False,
+    explain: ExplainOpt = False,
+) -> None:
+    """MODEL under each weight format: weight bytes, bits per weight, fits?, KV tokens, concurrency, quality."""
+    from kvcalc.calc.quant import parse_keep
+    from kvcalc.cli.output import emit, warn
+    from kvcalc.errors import InputError
+    from kvcalc.report.quant import DEFAULT_FORMATS, quant_report, render_quant
+    from kvcalc.sources.hardware import find_gpu
+    from kvcalc.sources.resolve import load_model
+    from kvcalc.spec.deployment import EngineSettings, Parallel
+
+    if engine not in ("vllm", "sglang", "trtllm", "llamacpp"):
+        raise InputError(f"unknown engine '{engine}'; use vllm, sglang, trtllm or llamacpp")
+    spec = load_model(model, revision=revision, warn=warn)
+    names = tuple(f.strip() for f in formats.split(",") if f.strip()) if formats else DEFAULT_FORMATS
+    report = quant_report(
+        spec,
+        find_gpu(gpu),
+        Parallel(tp=tp, pp=pp),
+        EngineSettings(name=engine, kv_cache_dtype=_kv_dtype(kv_dtype)),  # type: ignore[arg-type]
+        context=_parse_tokens(context, "--context"),
+        formats=names,
+        keep_high_precision=parse_keep(keep_fp16),
+    )
+    emit(report, as_json=json_out, explain=explain, render=render_quant)
 
 
 @app.command()

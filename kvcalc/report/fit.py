@@ -162,7 +162,8 @@ def fit_deployment(
         fits=fits,
         reason=reason,
         model=model_report(model).model_copy(
-            update={"weights_bytes": sum(fmt.tensor_bytes(t, t.numel) for t in model.all_tensors())}
+            update={"weights_bytes": (wb := sum(fmt.tensor_bytes(t, t.numel) for t in model.all_tensors())),
+                    "bits_per_weight": round(8 * wb / max(1, sum(t.numel for t in model.all_tensors())), 4)}
         ),
         gpu=GpuReport(
             name=gpu.name,

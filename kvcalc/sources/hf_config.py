@@ -119,6 +119,20 @@ def _ssm_state_dtype(text: dict[str, Any], model_type: str) -> str | None:
     return "float32" if model_type in _FP32_SSM_STATE else None
 
 
+def _rotary_dim(cfg: Cfg, parts: Parts) -> int:
+    """Dimensions RoPE rotates per head: MLA's qk_rope_head_dim, else head_dim x partial_rotary_factor
+    (1 unless the config or its rope parameters say otherwise)."""
+    rope = cfg.get("rope_parameters") or cfg.get("rope_scaling") or {}
+    factor = cfg.get("partial_rotary_factor") or (rope.get("partial_rotary_factor") if isinstance(rope, dict) else None)
+    for layer in parts.layers:
+        mixer = layer.mixer
+        if getattr(mixer, "qk_rope_head_dim", None):
+            return int(mixer.qk_rope_head_dim)
+        if getattr(mixer, "head_dim", None):
+            return int(mixer.head_dim * float(factor or 1.0))
+    return 0
+
+
 def model_from_config(
     config: Any, *, model_id: str, hf_repo: str | None = None, warn: Callable[[str], None] | None = None
 ) -> ModelSpec:
@@ -164,6 +178,7 @@ def model_from_config(
         mtp_tensors=tuple(parts.mtp_tensors),
         vision_params=parts.vision_params,
         rope_scaling=_rope_scaling(cfg),
+        rotary_dim=_rotary_dim(cfg, parts),
         ssm_state_dtype=_ssm_state_dtype(text, model_type),
         quantization_config=quant if isinstance(quant, dict) else None,
         notes=tuple(notes + parts.notes),

@@ -43,6 +43,7 @@ class ModelSpec(BaseModel):
     mtp_tensors: tuple[TensorSpec, ...] = ()
     vision_params: int = 0
     rope_scaling: RopeScaling | None = None
+    rotary_dim: int = 0
     ssm_state_dtype: str | None = None
     quantization_config: dict[str, Any] | None = None
     params_source: Literal["derived", "exact"] = "derived"
