@@ -12,6 +12,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from kvcalc.calc.parallel import weights_per_stage
 from kvcalc.calc.quant import (
@@ -37,6 +39,7 @@ from kvcalc.spec.deployment import Parallel
 from kvcalc.spec.dtypes import storage_type
 from kvcalc.spec.layers import TensorSpec
 from kvcalc.spec.model import ModelSpec
+from tests.conftest import GPT_OSS_20B
 
 gguf = pytest.importorskip("gguf")
 
@@ -356,8 +359,6 @@ def test_gpt_oss_mxfp4_config_sizes_the_checkpoint() -> None:
     # openai/gpt-oss-20b config.json: experts MXFP4, modules_to_not_convert BF16. Tensor bytes of the
     # checkpoint: 19,110,297,600 MXFP4 values x 17/32 B + 1,804,459,584 BF16 values x 2 B = 13,761,264,768 B
     # (huggingface.js parse-safetensors-metadata.spec.ts element counts).
-    from tests.conftest import GPT_OSS_20B
-
     qc = {"modules_to_not_convert": ["model.layers.*.self_attn", "model.layers.*.mlp.router", "model.embed_tokens",
                                      "lm_head"], "quant_method": "mxfp4"}
     model = _quantized(GPT_OSS_20B, qc)
@@ -498,3 +499,26 @@ def test_cli_fit_quant_and_errors() -> None:
     assert bad.returncode == 2 and "unknown quantization" in bad.stderr and bad.stdout == ""
     keep = _kvcalc("fit", "llama-3.1-8b", "--keep-fp16", "lm_head")
     assert keep.returncode == 2 and "--quant" in keep.stderr
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Invariants
+# ---------------------------------------------------------------------------------------------------------
+
+
+def test_more_bits_more_bytes_across_the_k_quant_ladder() -> None:
+    model = _model(LLAMA_8B)
+    ladder = ["Q2_K", "Q3_K_M", "Q4_K_M", "Q5_K_M", "Q6_K", "Q8_0", "f16"]
+    sizes = [model_weights_bytes(model, parse_quant(name)) for name in ladder]
+    assert sizes == sorted(sizes) and len(set(sizes)) == len(sizes)
+    assert parse_quant("Q4_K_M").bits_per_weight(model) == pytest.approx(bits_per_weight(model, parse_quant("Q4_K_M")))
+
+
+@given(k_blocks=st.integers(1, 64), n=st.integers(2, 4096), bits=st.sampled_from([2, 3, 4, 8]))
+def test_smaller_groups_cost_more_and_bits_add_up(k_blocks: int, n: int, bits: int) -> None:
+    k = 128 * k_blocks
+    t = _t("blk.0.ffn_up.weight", n, k, role="ffn_up")
+    sizes = [parse_quant(f"gptq:{bits}:{g}").tensor_bytes(t, t.numel) for g in (-1, 128, 64, 32)]
+    assert sizes == sorted(sizes)
+    # the packed weights alone are b bits per value (K * b is a multiple of 32 here)
+    assert sizes[0] - 2 * n - 4 * -(-n * bits // 32) == k * n * bits // 8

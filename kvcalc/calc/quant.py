@@ -235,6 +235,10 @@ class QuantFormat:
     def describe(self) -> str:
         return self.name
 
+    def bits_per_weight(self, model: ModelSpec) -> float:
+        """Effective bits per weight of `model` in this format (module-level `bits_per_weight`)."""
+        return bits_per_weight(model, self)
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name!r}, keep={sorted(self.keep)})"
 
@@ -655,11 +659,15 @@ class GgufRecipe(QuantFormat):
         self.default_type = GGUF_FTYPES[ftype]
         self.types: dict[str, str] | None = None
         self.bound_to: str | None = None
+        self._model: ModelSpec | None = None
 
     def bind(self, model: ModelSpec) -> GgufRecipe:
+        if self.types is not None and self._model is model:
+            return self
         bound = GgufRecipe(self.ftype, pure=self.pure, imatrix=self.imatrix, keep_high_precision=self.keep)
         bound.types = self._assign(model)
         bound.bound_to = model.id
+        bound._model = model
         return bound
 
     # ---- per-tensor type assignment -------------------------------------------------------------------

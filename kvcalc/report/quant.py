@@ -154,8 +154,13 @@ def quant_report(
         "routers in bf16 (see `--keep-fp16`).",
         "Quality notes quote published figures for other models; check your own model on your own tasks.",
     ]
+    report_model = model_report(model)
+    if stored is not None:  # size the model as its checkpoint stores it
+        report_model = report_model.model_copy(update={
+            "weights_bytes": model_weights_bytes(model, stored),
+            "bits_per_weight": round(bits_per_weight(model, stored), 4)})
     return QuantReport(
-        model=model_report(model), gpu=GpuReport(name=gpu.name, key=gpu.key, count=parallel.gpus,
+        model=report_model, gpu=GpuReport(name=gpu.name, key=gpu.key, count=parallel.gpus,
                                                  memory_bytes=gpu.memory_bytes,
                                                  usable_memory_bytes=gpu.usable_memory_bytes),
         parallel=parallel, engine=engine, context=ctx or model.max_position_embeddings or 4096, rows=rows,
@@ -184,8 +189,9 @@ def render_quant(out: Any, report: QuantReport) -> None:
         f"{report.context:,}-token context, {report.engine.name} accounting",
         title_justify="left",
     )
-    for col in ("format", "GiB", "bits/w", "GiB/GPU", "fits", "KV tokens", "conc."):
-        table.add_column(col, justify="left" if col in ("format", "fits") else "right", no_wrap=True)
+    table.add_column("format", overflow="fold")
+    for col in ("GiB", "bits/w", "GiB/GPU", "fits", "KV tokens", "conc."):
+        table.add_column(col, justify="left" if col == "fits" else "right", no_wrap=True, min_width=len(col))
     for r in report.rows:
         table.add_row(
             r.format, f"{r.weights_bytes / 2**30:.2f}", f"{r.bits_per_weight:.2f}",
