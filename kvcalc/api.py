@@ -7,13 +7,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from kvcalc.report.fit import FitReport, fit_deployment
 from kvcalc.report.inspect import InspectReport, inspect_model
 from kvcalc.sources.hardware import find_gpu
 from kvcalc.sources.resolve import load_model
-from kvcalc.spec.deployment import EngineSettings, Parallel
+from kvcalc.spec.deployment import EngineName, EngineSettings, Parallel
 
 
 def inspect(model: str, *, kv_dtype: str | None = None, revision: str | None = None) -> InspectReport:
@@ -38,7 +38,7 @@ def fit(
 ) -> FitReport:
     """Does MODEL fit on `gpu` with this layout? `engine_options` are EngineSettings fields
     (version, gpu_memory_utilization, max_num_batched_tokens, kv_cache_dtype, ...)."""
-    settings = EngineSettings.model_validate({"name": engine, **engine_options})
+    settings = EngineSettings(name=cast(EngineName, engine), **engine_options)
     return fit_deployment(
         load_model(model, revision=revision),
         find_gpu(gpu),

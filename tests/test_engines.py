@@ -22,7 +22,7 @@ def codellama_fit(**engine: object):
         "non_torch_bytes": GIB // 4,
     }
     options.update(engine)
-    settings = EngineSettings.model_validate(options)
+    settings = EngineSettings(**options)  # type: ignore[arg-type]
     return fit_deployment(build(CODELLAMA_7B), find_gpu("h100"), Parallel(), settings, context=8192)
 
 

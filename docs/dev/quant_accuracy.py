@@ -51,6 +51,7 @@ from kvcalc.calc.quant import (
     parse_quant,
 )
 from kvcalc.sources.hf_config import model_from_config
+from kvcalc.spec.base import replace
 from kvcalc.sources.resolve import load_model
 from kvcalc.spec.deployment import Parallel
 from kvcalc.spec.model import ModelSpec
@@ -198,7 +199,7 @@ def safetensors_format(fmt_text: str, variant: str, model: ModelSpec) -> QuantFo
 
 
 def _with_qc(model: ModelSpec, qc: dict[str, Any]) -> ModelSpec:
-    return model.model_copy(update={"quantization_config": qc})
+    return replace(model, quantization_config=qc)
 
 
 CT_FP8_DYNAMIC = {"quant_method": "compressed-tensors", "format": "float-quantized", "ignore": ["lm_head"],

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from kvcalc.calc import engines
+from kvcalc.spec.base import replace
 from kvcalc.calc import kv as kvmod
 from kvcalc.calc.paged import (
     KvPlan,
@@ -306,7 +307,7 @@ def quant_format(quant: Any | None, repo: str, model: ModelSpec) -> Any | None:
     qc = QUANT_CONFIGS[repo.lower()]
     try:
         if hasattr(quant, "format_from_quantization_config"):
-            found = quant.format_from_quantization_config(model.model_copy(update={"quantization_config": qc}))
+            found = quant.format_from_quantization_config(replace(model, quantization_config=qc))
         else:  # pragma: no cover - older quant.py: names only
             name = {"compressed-tensors": "int8", "gptq": "gptq:4:128"}[qc["quant_method"]]
             if qc.get("format") == "float-quantized":

@@ -14,8 +14,6 @@ llama.cpp: a flat cache of n_ctx cells x per-token bytes, no paging (`llama-kv-c
 
 from __future__ import annotations
 
-from pydantic import BaseModel
-
 from kvcalc.calc import kv as kvmod
 from kvcalc.calc.paged import (
     KvPlan,
@@ -27,6 +25,7 @@ from kvcalc.calc.paged import (
     version_tuple,
 )
 from kvcalc.calc.parallel import stage_layers
+from kvcalc.spec.base import record
 from kvcalc.spec.deployment import EngineSettings, Parallel
 from kvcalc.spec.dtypes import StorageType, storage_type
 from kvcalc.spec.layers import DenseMLP, MoEMLP
@@ -38,7 +37,8 @@ from kvcalc.units import GIB, MIB, ceil_div
 VLLM_DEFAULT_VERSION = "0.21.0"
 
 
-class Assumption(BaseModel):
+@record
+class Assumption:
     """A named constant used in a result, with its value and where it comes from."""
 
     value: float | int | str | bool
@@ -140,7 +140,8 @@ def profile_peak_bytes(
     }
 
 
-class StageBudget(BaseModel):
+@record
+class StageBudget:
     """One worker of a pipeline stage (all its TP ranks are alike)."""
 
     stage: int
@@ -156,7 +157,8 @@ class StageBudget(BaseModel):
     activation_detail: dict[str, int]
 
 
-class EngineResult(BaseModel):
+@record
+class EngineResult:
     """What the engine would allocate and report."""
 
     engine: str

@@ -14,14 +14,14 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from pydantic import BaseModel
-
+from kvcalc.spec.base import record
 from kvcalc.spec.dtypes import StorageType, storage_type
 from kvcalc.spec.layers import LayerSpec, MLAAttention
 from kvcalc.spec.model import ModelSpec
 
 
-class KvKindTotals(BaseModel):
+@record
+class KvKindTotals:
     """KV totals of all layers of one kind (full, sliding, chunked, mla, linear, mamba)."""
 
     layers: int

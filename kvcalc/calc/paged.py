@@ -14,8 +14,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from pydantic import BaseModel
-
+from kvcalc.spec.base import record
 from kvcalc.spec.dtypes import StorageType
 from kvcalc.spec.layers import LayerSpec
 from kvcalc.units import ceil_div
@@ -32,7 +31,8 @@ def version_tuple(version: str) -> tuple[int, ...]:
     return tuple(parts) or (0,)
 
 
-class KvGroup(BaseModel):
+@record
+class KvGroup:
     """One KV-cache group: layers of one spec sharing a block table."""
 
     kind: str
@@ -41,7 +41,8 @@ class KvGroup(BaseModel):
     layers: int
 
 
-class KvPlan(BaseModel):
+@record
+class KvPlan:
     """How a worker's KV memory is cut into blocks."""
 
     layout: str  # "uniform" | "uniform_type" | "hybrid" | "none"

@@ -7,10 +7,9 @@ QKVParallelLinear / ColumnParallelLinear / RowParallelLinear, `vocab_parallel_em
 
 from __future__ import annotations
 
-from pydantic import BaseModel
-
 from kvcalc.calc.weights import WeightFormat
 from kvcalc.errors import ParallelismError
+from kvcalc.spec.base import record
 from kvcalc.spec.deployment import Parallel
 from kvcalc.spec.layers import LinearAttention, MambaMixer, MLAAttention, MoEMLP, TensorSpec
 from kvcalc.spec.model import ModelSpec
@@ -156,7 +155,8 @@ def shard_numel(t: TensorSpec, model: ModelSpec, parallel: Parallel) -> int:
     return t.numel
 
 
-class RankWeights(BaseModel):
+@record
+class RankWeights:
     """Weight bytes held by one pipeline stage's ranks (all TP ranks of a stage hold the same)."""
 
     stage: int
@@ -192,7 +192,8 @@ def weights_per_stage(model: ModelSpec, parallel: Parallel, fmt: WeightFormat) -
     return out
 
 
-class CommPerToken(BaseModel):
+@record
+class CommPerToken:
     """Bytes each GPU sends per generated or prefilled token, by kind of collective."""
 
     tp_allreduce_bytes: int

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, cast
 
 import typer
 
@@ -11,6 +11,7 @@ from kvcalc.errors import EXIT_INPUT, KvcalcError
 
 if TYPE_CHECKING:
     from kvcalc.calc.weights import WeightFormat
+    from kvcalc.spec.deployment import EngineName
     from kvcalc.spec.model import ModelSpec
 
 app = typer.Typer(
@@ -226,8 +227,8 @@ def fit(
             raise InputError(f"--gpus {gpus} does not equal tp x pp x dp x cp = {tp * pp * dp * cp}")
     spec = load_model(model, revision=revision, warn=warn)
     gpu_spec = find_gpu(gpu)
-    settings = EngineSettings.model_validate(dict(
-        name=engine,
+    settings = EngineSettings(
+        name=cast("EngineName", engine),
         version=engine_version,
         gpu_memory_utilization=gpu_memory_utilization,
         max_num_batched_tokens=max_num_batched_tokens,
@@ -239,7 +240,7 @@ def fit(
         non_torch_bytes=_parse_bytes(non_torch_memory, "--non-torch-memory"),
         activation_bytes=_parse_bytes(activation_memory, "--activation-memory"),
         cuda_graph_bytes=_parse_bytes(cuda_graph_memory, "--cuda-graph-memory"),
-    ))
+    )
     report = fit_deployment(
         spec,
         gpu_spec,
@@ -338,14 +339,17 @@ def schema(command: Annotated[str, typer.Argument(help="inspect or fit")]) -> No
     import json
 
     from kvcalc.errors import InputError
+    from kvcalc.spec.base import json_schema
 
-    if command == "fit":
-        from kvcalc.report.fit import FitReport as Report
-    elif command == "inspect":
-        from kvcalc.report.inspect import InspectReport as Report  # type: ignore[assignment]
-    else:
-        raise InputError(f"no schema for '{command}'; use fit or inspect")
-    sys.stdout.write(json.dumps(Report.model_json_schema(), indent=2) + "\n")
+    reports = {"fit": ("kvcalc.report.fit", "FitReport"), "inspect": ("kvcalc.report.inspect", "InspectReport"),
+               "quant": ("kvcalc.report.quant", "QuantReport")}
+    if command not in reports:
+        raise InputError(f"no schema for '{command}'; use {', '.join(reports)}")
+    import importlib
+
+    module, name = reports[command]
+    report_type = getattr(importlib.import_module(module), name)
+    sys.stdout.write(json.dumps(json_schema(report_type), indent=2) + "\n")
 
 
 def main() -> None:

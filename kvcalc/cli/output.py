@@ -8,8 +8,6 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from pydantic import BaseModel
-
 from kvcalc.report.explain import Derivation
 
 
@@ -25,13 +23,15 @@ def console(stderr: bool = False) -> Any:
     return Console(stderr=stderr, no_color=bool(os.environ.get("NO_COLOR")), highlight=False, soft_wrap=False)
 
 
-def emit(report: BaseModel, *, as_json: bool, explain: bool, render: Callable[[Any, Any], None]) -> None:
+def emit(report: Any, *, as_json: bool, explain: bool, render: Callable[[Any, Any], None]) -> None:
     """Print `report` as one JSON document (`--json`) or through `render(console, report)`.
 
     With `--explain` the derivations follow the tables (human output) or stay in the JSON's `explain` list.
     """
     if as_json:
-        data = report.model_dump(mode="json")
+        from kvcalc.spec.base import to_jsonable
+
+        data = to_jsonable(report)
         if not explain:
             data.pop("explain", None)
         sys.stdout.write(json.dumps(data, indent=2) + "\n")

@@ -6,10 +6,11 @@ cannot drift from the figures.
 
 from __future__ import annotations
 
-from pydantic import BaseModel
+from kvcalc.spec.base import record
 
 
-class Derivation(BaseModel):
+@record
+class Derivation:
     """One figure: `figure = formula = substituted = value` (source)."""
 
     figure: str

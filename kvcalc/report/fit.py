@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel
-
 from kvcalc.calc import kv as kvmod
 from kvcalc.calc.engines import Assumption, EngineResult, flat_budget, vllm_budget
 from kvcalc.calc.paged import blocks_per_request
@@ -12,6 +10,7 @@ from kvcalc.calc.weights import PlainFormat, WeightFormat
 from kvcalc.errors import InputError, KvcalcError
 from kvcalc.report.explain import Derivation
 from kvcalc.report.inspect import ModelReport, model_report
+from kvcalc.spec.base import record, replace, to_jsonable
 from kvcalc.spec.deployment import EngineSettings, Parallel
 from kvcalc.spec.dtypes import storage_type
 from kvcalc.spec.gpu import GpuSpec
@@ -19,7 +18,8 @@ from kvcalc.spec.model import ModelSpec
 from kvcalc.units import fmt_gib
 
 
-class GpuReport(BaseModel):
+@record
+class GpuReport:
     name: str
     key: str
     count: int
@@ -27,7 +27,8 @@ class GpuReport(BaseModel):
     usable_memory_bytes: int
 
 
-class PerGpu(BaseModel):
+@record
+class PerGpu:
     """The fullest GPU (the worker that binds the block count). Bytes; they add up to `total_bytes`."""
 
     total_bytes: int
@@ -39,7 +40,8 @@ class PerGpu(BaseModel):
     free_bytes: int
 
 
-class Capacity(BaseModel):
+@record
+class Capacity:
     """What the engine reports and what it means for requests."""
 
     kv_cache_tokens: int
@@ -53,7 +55,8 @@ class Capacity(BaseModel):
     fixed_bytes_per_sequence: int
 
 
-class Advice(BaseModel):
+@record
+class Advice:
     """One change that makes the deployment fit, checked by the same calculation."""
 
     change: str
@@ -62,7 +65,8 @@ class Advice(BaseModel):
     kv_cache_tokens: int
 
 
-class FitReport(BaseModel):
+@record
+class FitReport:
     fits: bool
     reason: str | None
     model: ModelReport
@@ -161,10 +165,7 @@ def fit_deployment(
     report = FitReport(
         fits=fits,
         reason=reason,
-        model=model_report(model).model_copy(
-            update={"weights_bytes": (wb := sum(fmt.tensor_bytes(t, t.numel) for t in model.all_tensors())),
-                    "bits_per_weight": round(8 * wb / max(1, sum(t.numel for t in model.all_tensors())), 4)}
-        ),
+        model=model_report(model, fmt),
         gpu=GpuReport(
             name=gpu.name,
             key=gpu.key,
@@ -173,7 +174,7 @@ def fit_deployment(
             usable_memory_bytes=gpu.usable_memory_bytes,
         ),
         parallel=parallel,
-        engine=engine.model_copy(update={"version": result.version}),
+        engine=replace(engine, version=result.version),
         per_gpu=PerGpu(
             total_bytes=stage.total_bytes,
             weights_bytes=stage.weights_bytes,
@@ -196,7 +197,7 @@ def fit_deployment(
             kv_bytes_per_token=kvmod.kv_bytes_per_token(model, kv, parallel.tp),
             fixed_bytes_per_sequence=kvmod.fixed_bytes_per_sequence(model, kv, parallel.tp),
         ),
-        stages=[s.model_dump(exclude={"activation_detail"}) for s in result.stages],
+        stages=[{k: v for k, v in to_jsonable(s).items() if k != "activation_detail"} for s in result.stages],
         communication_per_token=comm_per_token(model, parallel),
         assumptions=result.assumptions,
         advice=[],
@@ -259,9 +260,9 @@ def advice_for(
     tries: list[tuple[str, Parallel, EngineSettings]] = []
     for tp in (2, 4, 8, 16):
         if tp > parallel.tp:
-            tries.append((f"--tp {tp}", parallel.model_copy(update={"tp": tp}), engine))
+            tries.append((f"--tp {tp}", replace(parallel, tp=tp), engine))
     if (engine.kv_cache_dtype or model.dtype) not in ("fp8", "fp8_e4m3", "fp8_e5m2"):
-        tries.append(("--kv-dtype fp8", parallel, engine.model_copy(update={"kv_cache_dtype": "fp8"})))
+        tries.append(("--kv-dtype fp8", parallel, replace(engine, kv_cache_dtype="fp8")))
     out: list[Advice] = []
     for change, layout, settings in tries:
         if change.startswith("--tp") and any(a.change.startswith("--tp") for a in out):

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from itertools import groupby
 
-from pydantic import BaseModel
-
 from kvcalc.calc import kv as kvcalc_kv
 from kvcalc.calc.params import params_active, params_breakdown, params_mtp, params_total
+from kvcalc.calc.weights import WeightFormat
 from kvcalc.report.explain import Derivation
+from kvcalc.spec.base import record, to_jsonable
 from kvcalc.spec.dtypes import storage_type
 from kvcalc.spec.layers import FullAttention, MLAAttention
 from kvcalc.spec.model import ModelSpec
@@ -17,7 +17,8 @@ from kvcalc.units import fmt_bytes
 DEFAULT_CONTEXTS = (4096, 32768, 131072)
 
 
-class ModelReport(BaseModel):
+@record
+class ModelReport:
     """The model's identity and sizes (the `model` object of every command's JSON).
 
     `params_total` is the text model's parameter count from the config, tensor by tensor (checked equal
@@ -52,12 +53,14 @@ class ModelReport(BaseModel):
     notes: list[str]
 
 
-class SequenceBytes(BaseModel):
+@record
+class SequenceBytes:
     context: int
     bytes: int
 
 
-class KvCacheReport(BaseModel):
+@record
+class KvCacheReport:
     """KV cache and recurrent state of one sequence, on one rank (tp=1) unless stated."""
 
     dtype: str
@@ -68,7 +71,8 @@ class KvCacheReport(BaseModel):
     per_sequence: list[SequenceBytes]
 
 
-class InspectReport(BaseModel):
+@record
+class InspectReport:
     model: ModelReport
     kv_cache: KvCacheReport
     explain: list[Derivation]
@@ -85,16 +89,25 @@ def layer_pattern(model: ModelSpec) -> str:
     return text
 
 
-def model_weights_bytes(model: ModelSpec) -> int:
-    """Checkpoint weight bytes: exact from headers when read, else params_total * bytes(dtype)."""
-    if model.exact_weights_bytes is not None:
-        return model.exact_weights_bytes
+def model_weights_bytes(model: ModelSpec, fmt: WeightFormat | None = None) -> int:
+    """Weight bytes of the whole model: in `fmt` when given; else exact from checkpoint headers when read;
+    else as the checkpoint's `quantization_config` stores it; else params_total x bytes(dtype)."""
+    if fmt is None:
+        if model.exact_weights_bytes is not None:
+            return model.exact_weights_bytes
+        if model.quantization_config is not None:
+            from kvcalc.calc.quant import format_from_quantization_config
+
+            fmt = format_from_quantization_config(model)
+    if fmt is not None:
+        return sum(fmt.tensor_bytes(t, t.numel) for t in model.all_tensors())
     return params_total(model) * storage_type(model.dtype).block_bytes
 
 
-def model_report(model: ModelSpec) -> ModelReport:
+def model_report(model: ModelSpec, fmt: WeightFormat | None = None) -> ModelReport:
+    """The `model` object of every report; weights sized in `fmt` (see model_weights_bytes)."""
     total = params_total(model)
-    weights = model_weights_bytes(model)
+    weights = model_weights_bytes(model, fmt)
     kinds: dict[str, int] = {}
     for layer in model.layers:
         kinds[layer.kind] = kinds.get(layer.kind, 0) + 1
@@ -121,7 +134,7 @@ def model_report(model: ModelSpec) -> ModelReport:
         num_attention_heads=model.num_attention_heads,
         num_kv_heads=model.num_kv_heads,
         max_position_embeddings=model.max_position_embeddings,
-        rope_scaling=model.rope_scaling.model_dump() if model.rope_scaling else None,
+        rope_scaling=to_jsonable(model.rope_scaling) if model.rope_scaling else None,
         notes=list(model.notes),
     )
 
@@ -135,7 +148,7 @@ def kv_derivations(model: ModelSpec, kv_dtype: str, tp: int = 1) -> list[Derivat
     for layer in model.layers:
         if layer.mixer is None:
             continue
-        key = layer.mixer.model_dump_json()
+        key = repr(layer.mixer)
         seen[key] = seen.get(key, 0) + 1
         first.setdefault(key, layer.mixer)
     for key, count in seen.items():

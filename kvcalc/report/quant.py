@@ -10,8 +10,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel
-
 from kvcalc.calc.parallel import check_parallel
 from kvcalc.calc.quant import (
     QuantFormat,
@@ -24,6 +22,7 @@ from kvcalc.errors import KvcalcError
 from kvcalc.report.explain import Derivation
 from kvcalc.report.fit import GpuReport, fit_deployment
 from kvcalc.report.inspect import ModelReport, model_report
+from kvcalc.spec.base import record
 from kvcalc.spec.deployment import EngineSettings, Parallel
 from kvcalc.spec.gpu import GpuSpec
 from kvcalc.spec.model import ModelSpec
@@ -84,7 +83,8 @@ def quality_note(fmt: QuantFormat) -> tuple[str, str]:
     return ("no published figure", "-")
 
 
-class QuantRow(BaseModel):
+@record
+class QuantRow:
     """One format: whole-model weights, what one GPU holds, and the capacity left for the KV cache."""
 
     format: str
@@ -102,7 +102,8 @@ class QuantRow(BaseModel):
     layout_source: str
 
 
-class QuantReport(BaseModel):
+@record
+class QuantReport:
     model: ModelReport
     gpu: GpuReport
     parallel: Parallel
@@ -154,11 +155,7 @@ def quant_report(
         "routers in bf16 (see `--keep-fp16`).",
         "Quality notes quote published figures for other models; check your own model on your own tasks.",
     ]
-    report_model = model_report(model)
-    if stored is not None:  # size the model as its checkpoint stores it
-        report_model = report_model.model_copy(update={
-            "weights_bytes": model_weights_bytes(model, stored),
-            "bits_per_weight": round(bits_per_weight(model, stored), 4)})
+    report_model = model_report(model, stored)
     return QuantReport(
         model=report_model, gpu=GpuReport(name=gpu.name, key=gpu.key, count=parallel.gpus,
                                                  memory_bytes=gpu.memory_bytes,

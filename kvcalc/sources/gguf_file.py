@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from kvcalc.errors import EnvironmentProblem, InputError
+from kvcalc.spec.base import replace
 from kvcalc.spec.model import ModelSpec
 
 #: GGUF architecture -> Hugging Face model_type (the llama arch with experts is Mixtral, fixed up below).
@@ -237,8 +238,9 @@ def model_from_gguf(path: Path, warn: Callable[[str], None] | None = None) -> Mo
         (warn or (lambda m: print(f"warning: {m}", file=sys.stderr)))(note)
         notes.append(note)
     file_type = _file_type(meta)
-    return model.model_copy(
-        update={
+    return replace(
+        model,
+        **{
             "params_source": "exact",
             "exact_params_total": exact,
             "exact_weights_bytes": sum(t.n_bytes for t in tensors),

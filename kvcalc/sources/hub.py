@@ -19,6 +19,7 @@ from typing import Any
 
 from kvcalc.errors import EnvironmentProblem, InputError, KvcalcError
 from kvcalc.sources.checkpoint import CheckpointStats, read_safetensors_dir, stats_from_tensors
+from kvcalc.spec.base import replace
 from kvcalc.spec.model import ModelSpec
 
 _COMMIT = re.compile(r"^[0-9a-f]{40}$")
@@ -172,8 +173,9 @@ def with_hub_checkpoint(
     stats = hub_checkpoint_stats(repo_id, revision, snapshot)
     if stats is None:
         return model
-    return model.model_copy(
-        update={
+    return replace(
+        model,
+        **{
             "params_source": "exact",
             "exact_params_total": stats.params_total,
             "exact_weights_bytes": stats.weights_bytes,

@@ -12,6 +12,7 @@ from typing import Any
 from kvcalc.errors import InputError, unknown_name_error
 from kvcalc.sources.hf_config import model_from_config
 from kvcalc.sources.profiles import find_profile, load_profile, profile_index
+from kvcalc.spec.base import replace
 from kvcalc.spec.model import ModelSpec
 
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*/[\w.\-]+(@[\w.\-/]+)?$")
@@ -39,8 +40,9 @@ def _with_checkpoint(model: ModelSpec, folder: Path) -> ModelSpec:
     stats = read_safetensors_dir(folder)
     if stats is None:
         return model
-    return model.model_copy(
-        update={
+    return replace(
+        model,
+        **{
             "params_source": "exact",
             "exact_params_total": stats.params_total,
             "exact_weights_bytes": stats.weights_bytes,

@@ -10,12 +10,21 @@ dataclasses) and validates untrusted hardware files.
 from __future__ import annotations
 
 import dataclasses
+import sys
 from typing import Any, TypeVar
+
+if sys.version_info >= (3, 11):
+    from typing import dataclass_transform
+else:  # pragma: no cover
+    from typing_extensions import dataclass_transform
 
 T = TypeVar("T")
 
-#: Decorator for kvcalc records: frozen, keyword-only dataclasses.
-record = dataclasses.dataclass(frozen=True, kw_only=True)
+
+@dataclass_transform(frozen_default=True, kw_only_default=True)
+def record(cls: type[T]) -> type[T]:
+    """Decorator for kvcalc records: frozen, keyword-only dataclasses."""
+    return dataclasses.dataclass(frozen=True, kw_only=True)(cls)
 
 
 def replace(obj: T, **changes: Any) -> T:

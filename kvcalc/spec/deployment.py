@@ -2,46 +2,68 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field
+from kvcalc.errors import InputError
+from kvcalc.spec.base import record
 
 EngineName = Literal["vllm", "sglang", "trtllm", "llamacpp"]
+ENGINES: tuple[str, ...] = get_args(EngineName)
 
 
-class Parallel(BaseModel):
+@record
+class Parallel:
     """Parallel degrees. GPUs used = tp * pp * dp * cp; expert parallel (ep) splits experts over the
     tp * dp ranks of one stage instead of slicing every expert (vLLM `--enable-expert-parallel`)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    tp: int = 1
+    pp: int = 1
+    dp: int = 1
+    ep: int = 1
+    cp: int = 1
 
-    tp: int = Field(default=1, ge=1, le=1024)
-    pp: int = Field(default=1, ge=1, le=1024)
-    dp: int = Field(default=1, ge=1, le=1024)
-    ep: int = Field(default=1, ge=1, le=4096)
-    cp: int = Field(default=1, ge=1, le=1024)
+    def __post_init__(self) -> None:
+        for name in ("tp", "pp", "dp", "ep", "cp"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 4096:
+                raise InputError(f"--{name} must be a whole number from 1 to 4096, got {value!r}")
 
     @property
     def gpus(self) -> int:
         return self.tp * self.pp * self.dp * self.cp
 
 
-class EngineSettings(BaseModel):
+@record
+class EngineSettings:
     """Engine knobs that change the memory budget. `None` means "the engine's default for this GPU/version"."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
     name: EngineName = "vllm"
     version: str | None = None
-    gpu_memory_utilization: float | None = Field(default=None, gt=0, le=1)
-    max_num_batched_tokens: int | None = Field(default=None, gt=0)
-    max_num_seqs: int | None = Field(default=None, gt=0)
-    block_size: int | None = Field(default=None, gt=0)
+    gpu_memory_utilization: float | None = None
+    max_num_batched_tokens: int | None = None
+    max_num_seqs: int | None = None
+    block_size: int | None = None
     enforce_eager: bool = False
     kv_cache_dtype: str | None = None
     usage: Literal["serve", "llm"] = "serve"
-    non_torch_bytes: int | None = Field(default=None, ge=0)
-    activation_bytes: int | None = Field(default=None, ge=0)
-    cuda_graph_bytes: int | None = Field(default=None, ge=0)
-    mem_fraction_static: float | None = Field(default=None, gt=0, le=1)
-    free_gpu_memory_fraction: float | None = Field(default=None, gt=0, le=1)
+    non_torch_bytes: int | None = None
+    activation_bytes: int | None = None
+    cuda_graph_bytes: int | None = None
+    mem_fraction_static: float | None = None
+    free_gpu_memory_fraction: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.name not in ENGINES:
+            raise InputError(f"unknown engine '{self.name}'; use {', '.join(ENGINES)}")
+        for name in ("gpu_memory_utilization", "mem_fraction_static", "free_gpu_memory_fraction"):
+            value = getattr(self, name)
+            if value is not None and not 0 < value <= 1:
+                raise InputError(f"--{name.replace('_', '-')} must be in (0, 1], got {value}")
+        for name in ("max_num_batched_tokens", "max_num_seqs", "block_size"):
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                raise InputError(f"--{name.replace('_', '-')} must be positive, got {value}")
+        for name in ("non_torch_bytes", "activation_bytes", "cuda_graph_bytes"):
+            value = getattr(self, name)
+            if value is not None and value < 0:
+                raise InputError(f"{name} must not be negative, got {value}")

@@ -13,15 +13,10 @@ A sequence of L tokens therefore holds `kv_bytes_per_token * cached_tokens(L) + 
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
-
+from kvcalc.spec.base import record
 from kvcalc.spec.dtypes import StorageType
-
-
-class _Spec(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
 
 def kv_heads_per_rank(num_kv_heads: int, tp: int) -> int:
@@ -32,7 +27,8 @@ def kv_heads_per_rank(num_kv_heads: int, tp: int) -> int:
     return max(1, num_kv_heads // tp)
 
 
-class FullAttention(_Spec):
+@record
+class FullAttention:
     """Softmax attention over the whole context (MHA: n_kv = n_heads, MQA: n_kv = 1, GQA in between).
 
     KV bytes per token and layer = (head_dim + v_head_dim) * n_kv_per_rank * bytes(kv_dtype)
@@ -41,9 +37,9 @@ class FullAttention(_Spec):
     """
 
     kind: Literal["full"] = "full"
-    num_heads: int = Field(gt=0)
-    num_kv_heads: int = Field(gt=0)
-    head_dim: int = Field(gt=0)
+    num_heads: int
+    num_kv_heads: int
+    head_dim: int
     v_head_dim: int | None = None
 
     @property
@@ -65,6 +61,7 @@ class FullAttention(_Spec):
         return None
 
 
+@record
 class SlidingWindowAttention(FullAttention):
     """Attention over the last `window` tokens (Mistral v0.1, Gemma 2/3, Phi-3, gpt-oss alternating layers).
 
@@ -73,7 +70,7 @@ class SlidingWindowAttention(FullAttention):
     """
 
     kind: Literal["sliding"] = "sliding"  # type: ignore[assignment]
-    sliding_window: int = Field(gt=0)
+    sliding_window: int
 
     def cached_tokens(self, context: int) -> int:
         return min(context, self.sliding_window)
@@ -83,6 +80,7 @@ class SlidingWindowAttention(FullAttention):
         return self.sliding_window
 
 
+@record
 class ChunkedAttention(FullAttention):
     """Attention within fixed chunks of `chunk` tokens (Llama 4's local layers, `attention_chunk_size`).
 
@@ -90,7 +88,7 @@ class ChunkedAttention(FullAttention):
     """
 
     kind: Literal["chunked"] = "chunked"  # type: ignore[assignment]
-    chunk: int = Field(gt=0)
+    chunk: int
 
     def cached_tokens(self, context: int) -> int:
         return min(context, self.chunk)
@@ -100,7 +98,8 @@ class ChunkedAttention(FullAttention):
         return self.chunk
 
 
-class MLAAttention(_Spec):
+@record
+class MLAAttention:
     """Multi-head latent attention (DeepSeek-V2/V3, Kimi K2).
 
     As vLLM and SGLang store it: one compressed latent per token and layer, no per-head K/V:
@@ -110,11 +109,11 @@ class MLAAttention(_Spec):
     """
 
     kind: Literal["mla"] = "mla"
-    num_heads: int = Field(gt=0)
-    kv_lora_rank: int = Field(gt=0)
-    qk_rope_head_dim: int = Field(ge=0)
-    qk_nope_head_dim: int = Field(gt=0)
-    v_head_dim: int = Field(gt=0)
+    num_heads: int
+    kv_lora_rank: int
+    qk_rope_head_dim: int
+    qk_nope_head_dim: int
+    v_head_dim: int
     q_lora_rank: int | None = None
 
     @property
@@ -142,7 +141,8 @@ class MLAAttention(_Spec):
         return None
 
 
-class LinearAttention(_Spec):
+@record
+class LinearAttention:
     """Gated DeltaNet linear attention (Qwen3-Next, Qwen3.5): a fixed state per sequence, no per-token cache.
 
     State per sequence and layer (vLLM `MambaStateShapeCalculator.gated_delta_net_state_shape`):
@@ -151,11 +151,11 @@ class LinearAttention(_Spec):
     """
 
     kind: Literal["linear"] = "linear"
-    num_key_heads: int = Field(gt=0)
-    num_value_heads: int = Field(gt=0)
-    key_head_dim: int = Field(gt=0)
-    value_head_dim: int = Field(gt=0)
-    conv_kernel: int = Field(gt=0)
+    num_key_heads: int
+    num_value_heads: int
+    key_head_dim: int
+    value_head_dim: int
+    conv_kernel: int
 
     def kv_bytes_per_token(self, kv: StorageType, tp: int = 1) -> int:
         return 0
@@ -180,7 +180,8 @@ class LinearAttention(_Spec):
         return None
 
 
-class MambaMixer(_Spec):
+@record
+class MambaMixer:
     """Mamba selective state-space mixer: a fixed state per sequence, no per-token cache.
 
     Mamba-2 (Nemotron-H; vLLM `mamba2_state_shape`): conv (conv_kernel - 1) * (d_inner + 2 * G * d_state)
@@ -192,9 +193,9 @@ class MambaMixer(_Spec):
 
     kind: Literal["mamba"] = "mamba"
     version: Literal[1, 2]
-    d_inner: int = Field(gt=0)
-    d_state: int = Field(gt=0)
-    conv_kernel: int = Field(gt=0)
+    d_inner: int
+    d_state: int
+    conv_kernel: int
     n_groups: int = 1
     num_heads: int = 0
     head_dim: int = 0
@@ -227,38 +228,38 @@ class MambaMixer(_Spec):
         return None
 
 
-Mixer = Annotated[
-    FullAttention | SlidingWindowAttention | ChunkedAttention | MLAAttention | LinearAttention | MambaMixer,
-    Field(discriminator="kind"),
-]
+Mixer = FullAttention | SlidingWindowAttention | ChunkedAttention | MLAAttention | LinearAttention | MambaMixer
 
 
-class DenseMLP(_Spec):
+@record
+class DenseMLP:
     """A dense feed-forward block: gated (SwiGLU/GeGLU, 3 matrices h*i) or plain (2 matrices)."""
 
     kind: Literal["dense"] = "dense"
-    intermediate_size: int = Field(gt=0)
+    intermediate_size: int
     gated: bool = True
 
 
-class MoEMLP(_Spec):
+@record
+class MoEMLP:
     """A mixture-of-experts block: `num_experts` experts, `top_k` routed per token, plus shared experts.
 
     Memory holds every expert; a token's compute touches top_k routed experts plus the shared ones.
     """
 
     kind: Literal["moe"] = "moe"
-    num_experts: int = Field(gt=0)
-    top_k: int = Field(gt=0)
-    expert_intermediate_size: int = Field(gt=0)
+    num_experts: int
+    top_k: int
+    expert_intermediate_size: int
     shared_intermediate_size: int = 0
     gated: bool = True
 
 
-MLP = Annotated[DenseMLP | MoEMLP, Field(discriminator="kind")]
+MLP = DenseMLP | MoEMLP
 
 
-class TensorSpec(_Spec):
+@record
+class TensorSpec:
     """One weight tensor: GGUF-style name (`blk.3.attn_q.weight`), shape, and its role.
 
     Roles drive quantization recipes (which tensors stay 16-bit, which get more bits) and tensor-parallel
@@ -278,10 +279,11 @@ class TensorSpec(_Spec):
         return n
 
 
-class LayerSpec(_Spec):
+@record
+class LayerSpec:
     """One decoder layer: its token mixer (attention kind or recurrent), its MLP, and its tensors."""
 
-    index: int = Field(ge=0)
+    index: int
     mixer: Mixer | None = None
     mlp: MLP | None = None
     tensors: tuple[TensorSpec, ...] = ()

@@ -4,38 +4,33 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
-
+from kvcalc.spec.base import record
 from kvcalc.spec.layers import LayerSpec, TensorSpec
 
 
-class RopeScaling(BaseModel):
+@record
+class RopeScaling:
     """RoPE scaling as the config states it (linear, dynamic, yarn, llama3, longrope ...)."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
     rope_type: str
     factor: float | None = None
     original_max_position_embeddings: int | None = None
 
 
-class ModelSpec(BaseModel):
+@record
+class ModelSpec:
     """An architecture, layer by layer, with every weight tensor it holds.
 
     `tensors` of the layers plus `global_tensors` are the text model (what the causal-LM class holds);
     `mtp_tensors` are extra next-token-prediction layers shipped in the checkpoint but not run by the
     base model; `vision_params` counts a multimodal encoder separately.
     """
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
     id: str
     hf_repo: str | None = None
     model_type: str
     architecture: str | None = None
     dtype: str = "bf16"
-    hidden_size: int = Field(gt=0)
-    vocab_size: int = Field(gt=0)
+    hidden_size: int
+    vocab_size: int
     max_position_embeddings: int | None = None
     tie_word_embeddings: bool = False
     layers: tuple[LayerSpec, ...]
