@@ -5,6 +5,7 @@ Expected values are worked by hand in the comments; the shipped files are checke
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -244,8 +245,8 @@ def test_missing_fields_are_counted(tmp_path: Path) -> None:
 
 def test_spec_is_frozen() -> None:
     gpu = find_gpu("h100")
-    with pytest.raises(ValueError):
-        gpu.memory_bytes = 1
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        gpu.memory_bytes = 1  # type: ignore[misc]
 
 
 # --- the shipped files --------------------------------------------------------------------------------------

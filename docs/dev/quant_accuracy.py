@@ -51,8 +51,8 @@ from kvcalc.calc.quant import (
     parse_quant,
 )
 from kvcalc.sources.hf_config import model_from_config
-from kvcalc.spec.base import replace
 from kvcalc.sources.resolve import load_model
+from kvcalc.spec.base import replace
 from kvcalc.spec.deployment import Parallel
 from kvcalc.spec.model import ModelSpec
 

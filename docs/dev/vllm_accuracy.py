@@ -34,7 +34,6 @@ from pathlib import Path
 from typing import Any
 
 from kvcalc.calc import engines
-from kvcalc.spec.base import replace
 from kvcalc.calc import kv as kvmod
 from kvcalc.calc.paged import (
     KvPlan,
@@ -50,6 +49,7 @@ from kvcalc.report.fit import fit_deployment
 from kvcalc.sources.hardware import find_gpu
 from kvcalc.sources.hf_config import model_from_config
 from kvcalc.sources.resolve import load_model
+from kvcalc.spec.base import replace
 from kvcalc.spec.deployment import EngineSettings, Parallel
 from kvcalc.spec.dtypes import storage_type
 from kvcalc.spec.layers import TensorSpec

@@ -309,10 +309,11 @@ def gpus(json_out: JsonOpt = False) -> None:
 
     from kvcalc.cli.output import console
     from kvcalc.sources.hardware import list_gpus
+    from kvcalc.spec.base import to_jsonable
 
     catalogue = list_gpus()
     if json_out:
-        sys.stdout.write(json.dumps([g.model_dump(mode="json") for g in catalogue], indent=2) + "\n")
+        sys.stdout.write(json.dumps([to_jsonable(g) for g in catalogue], indent=2) + "\n")
         return
     from rich.table import Table
 

@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import ValidationError
 
 from kvcalc.errors import InputError, unknown_name_error
 from kvcalc.spec.gpu import GpuSpec
+from kvcalc.spec.validate import RecordError, build
 
 _Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _ALIASES_LINE = re.compile(r"^aliases:.*$", re.MULTILINE)
@@ -41,18 +41,15 @@ def _where(exc: yaml.YAMLError) -> str:
     return f" at line {mark.line + 1}, column {mark.column + 1}: {problem}"
 
 
-def _one_line(path: Path, err: ValidationError) -> str:
-    """The first validation problem as `file: field 'a.b': message (got X)`, counting the rest."""
-    # A wrong value says more than the fields missing around it: report value errors first.
-    problems = sorted(err.errors(), key=lambda problem: problem["type"] == "missing")
-    first = problems[0]
-    loc = ".".join(str(part) for part in first["loc"])
-    message = str(first["msg"]).removeprefix("Value error, ")
-    got = first.get("input")
-    shown = f" (got {got!r})" if isinstance(got, (int, float, str)) and loc and len(repr(got)) <= 40 else ""
-    field = f"field '{loc}': " if loc else ""
-    more = f" (and {len(problems) - 1} more problem{'s' * (len(problems) > 2)})" if len(problems) > 1 else ""
-    return f"{path}: {field}{message}{shown}{more}"
+def _one_line(path: Path, err: RecordError) -> str:
+    """The first problem as `file: field 'a.b': message (got X)`, counting the rest (value errors first)."""
+    first = err.problems[0]
+    got = first.value
+    shown = f" (got {got!r})" if isinstance(got, (int, float, str)) and first.loc and len(repr(got)) <= 40 else ""
+    field = f"field '{first.loc}': " if first.loc else ""
+    count = len(err.problems) - 1
+    more = f" (and {count} more problem{'s' * (count > 1)})" if count else ""
+    return f"{path}: {field}{first.message}{shown}{more}"
 
 
 def load_gpu_file(path: str | Path) -> GpuSpec:
@@ -80,8 +77,8 @@ def load_gpu_file(path: str | Path) -> GpuSpec:
             f"{path}: field 'key': '{data['key']}' differs from the file name; omit it or use '{stem}'"
         )
     try:
-        return GpuSpec.model_validate({**data, "key": stem})
-    except ValidationError as exc:
+        return build(GpuSpec, {**data, "key": stem})
+    except RecordError as exc:
         raise InputError(_one_line(path, exc)) from None
 
 

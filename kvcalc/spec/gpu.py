@@ -8,11 +8,12 @@ OP/s. The numbers come from `hardware/<key>.yaml`, where each one cites its data
 from __future__ import annotations
 
 import re
+from dataclasses import field
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
-
 from kvcalc.errors import InputError
+from kvcalc.spec.base import record
+from kvcalc.spec.validate import Check, Gt, MinLen
 
 #: Dtypes a peak can be listed for. int8 is in OP/s; fp32 is the vector (non-tensor-core) rate.
 PeakDtype = Literal["bf16", "fp16", "fp8", "fp4", "int8", "tf32", "fp32"]
@@ -38,8 +39,8 @@ _DTYPE_ALIASES: dict[str, str] = {
 _DATE_RE = re.compile(r"^\d{4}(-(0[1-9]|1[0-2])(-(0[1-9]|[12]\d|3[01]))?)?$")
 _KEY_RE = re.compile(r"^[a-z0-9][a-z0-9._+-]*$")
 
-PositiveInt = Annotated[int, Field(gt=0)]
-PositiveFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+PositiveInt = Annotated[int, Gt(0)]
+PositiveFloat = Annotated[float, Gt(0), Check(lambda v: _finite(v))]
 
 
 def normalize_dtype(dtype: str) -> str:
@@ -48,20 +49,35 @@ def normalize_dtype(dtype: str) -> str:
     return _DTYPE_ALIASES.get(key, key)
 
 
-def _check_date(value: str) -> str:
+def _finite(value: float) -> None:
+    if value != value or value in (float("inf"), float("-inf")):
+        raise ValueError("Input should be a finite number")
+
+
+def _check_date(value: str) -> None:
     if not _DATE_RE.match(value):
         raise ValueError(f"date '{value}' is not ISO 8601 (YYYY, YYYY-MM or YYYY-MM-DD)")
-    return value
 
 
-IsoDate = Annotated[str, AfterValidator(_check_date)]
+def _check_key(value: str) -> None:
+    if not _KEY_RE.match(value):
+        raise ValueError(f"key '{value}' must be lower-case letters, digits, '.', '_', '+' or '-'")
 
 
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+def _check_aliases(value: list[str]) -> None:
+    for alias in value:
+        if not alias or alias != alias.strip().lower():
+            raise ValueError(f"alias '{alias}' must be lower-case with no surrounding spaces")
+    if len(set(value)) != len(value):
+        raise ValueError("aliases repeat a name")
 
 
-class Interconnect(_Frozen):
+IsoDate = Annotated[str, Check(_check_date)]
+NonEmptyStr = Annotated[str, MinLen(1)]
+
+
+@record
+class Interconnect:
     """GPU-to-GPU and host links, each **per direction** (a ring all-reduce moves data both ways at once).
 
     Marketing figures are usually the bidirectional total ("NVLink 900 GB/s" = 450e9 B/s per direction).
@@ -69,48 +85,51 @@ class Interconnect(_Frozen):
     PCIe rate.
     """
 
-    name: str = Field(min_length=1)
+    name: NonEmptyStr
     bytes_per_s_per_direction: PositiveInt
     """Scale-up link (NVLink, Infinity Fabric ...) per GPU, bytes/s in one direction."""
     pcie_bytes_per_s_per_direction: PositiveInt
     """Host link, bytes/s in one direction (PCIe Gen4 x16 = 32e9, Gen5 x16 = 64e9)."""
 
 
-class Price(_Frozen):
+@record
+class Price:
     """A reference on-demand price for one GPU for one hour, with the date and the source that stated it."""
 
     usd_per_gpu_hour: PositiveFloat
     date: IsoDate
-    source: str = Field(min_length=1)
+    source: NonEmptyStr
 
 
-class MeasuredEfficiency(_Frozen):
+@record
+class MeasuredEfficiency:
     """A measurement on a real card: `value` is the measured rate as a fraction of the datasheet peak."""
 
-    quantity: str = Field(min_length=1)
+    quantity: NonEmptyStr
     """What was measured, e.g. `bf16_gemm` (dense matmul FLOP/s) or `hbm_copy` (device-to-device copy B/s)."""
     value: PositiveFloat
     """Measured / datasheet peak (dimensionless; may exceed 1 where real clocks beat the rated boost)."""
     date: IsoDate
-    card: str = Field(min_length=1)
+    card: NonEmptyStr
     """The card and software it ran on, as the driver names them (`NVIDIA H100 80GB HBM3, torch 2.11`)."""
-    command: str = Field(min_length=1)
+    command: NonEmptyStr
     """How to reproduce it, including the raw measured figure."""
 
 
-class GpuSpec(_Frozen):
+@record
+class GpuSpec:
     """An accelerator (GPU, Apple SoC GPU, Gaudi ...) and the numbers kvcalc's formulas need.
 
     All byte counts are bytes, bandwidths bytes/s, peaks FLOP/s dense (not sparse).
     """
 
-    name: str = Field(min_length=1)
+    name: NonEmptyStr
     """Display name, e.g. "NVIDIA H100 SXM5 80GB"."""
-    key: str
+    key: Annotated[str, Check(_check_key)]
     """File stem of `hardware/<key>.yaml`, e.g. "h100-sxm"."""
-    aliases: list[str] = Field(default_factory=list)
+    aliases: Annotated[list[str], Check(_check_aliases)] = field(default_factory=list)
     """Other lower-case names that resolve to this entry ("h100", "h100-sxm5")."""
-    vendor: str = Field(min_length=1)
+    vendor: NonEmptyStr
     kind: Literal["datacenter", "workstation", "consumer", "apple", "cpu"]
     memory_bytes: PositiveInt
     """Nominal capacity in bytes; vendor "80 GB" of HBM/GDDR is 80 GiB = 85,899,345,920 bytes."""
@@ -128,29 +147,11 @@ class GpuSpec(_Frozen):
     l2_cache_bytes: PositiveInt | None = None
     interconnect: Interconnect | None = None
     price: Price | None = None
-    measured: list[MeasuredEfficiency] = Field(default_factory=list)
-    sources: list[str] = Field(min_length=1)
+    measured: list[MeasuredEfficiency] = field(default_factory=list)
+    sources: Annotated[list[str], MinLen(1)]
     """Datasheets and documents the numbers come from (URLs or repo@commit paths)."""
 
-    @field_validator("key")
-    @classmethod
-    def _key_is_a_clean_stem(cls, value: str) -> str:
-        if not _KEY_RE.match(value):
-            raise ValueError(f"key '{value}' must be lower-case letters, digits, '.', '_', '+' or '-'")
-        return value
-
-    @field_validator("aliases")
-    @classmethod
-    def _aliases_lowercase(cls, value: list[str]) -> list[str]:
-        for alias in value:
-            if not alias or alias != alias.strip().lower():
-                raise ValueError(f"alias '{alias}' must be lower-case with no surrounding spaces")
-        if len(set(value)) != len(value):
-            raise ValueError("aliases repeat a name")
-        return value
-
-    @model_validator(mode="after")
-    def _usable_not_above_nominal(self) -> GpuSpec:
+    def __post_init__(self) -> None:
         if self.usable_memory_bytes > self.memory_bytes * 1.1:
             raise ValueError(
                 f"usable_memory_bytes {self.usable_memory_bytes} exceeds memory_bytes {self.memory_bytes} "
@@ -158,7 +159,6 @@ class GpuSpec(_Frozen):
             )
         if self.key in self.aliases:
             raise ValueError(f"alias '{self.key}' repeats the key")
-        return self
 
     def flops(self, dtype: str) -> float:
         """Dense peak FLOP/s (int8: OP/s) for `dtype` (`bf16`, `bfloat16`, `fp8_e4m3` ...).
