@@ -177,7 +177,7 @@ def attention_variants(model: ModelSpec) -> list[AttentionVariant]:
     for k in group_counts(n_heads):
         if k == n_heads:
             scheme: Scheme = "MHA"
-            name = "MHA (naive per-head K/V)" if mla else "MHA"
+            name = "MHA (naive K/V)" if mla else "MHA"
         elif k == 1:
             scheme, name = "MQA", "MQA"
         else:
@@ -193,7 +193,7 @@ def attention_variants(model: ModelSpec) -> list[AttentionVariant]:
         first = next(layer.mixer for layer in model.layers if isinstance(layer.mixer, MLAAttention))
         out.append(
             AttentionVariant(
-                name=f"MLA latent {first.kv_lora_rank}+{first.qk_rope_head_dim}",
+                name=f"MLA {first.kv_lora_rank}+{first.qk_rope_head_dim}",
                 scheme="MLA",
                 kv_heads=None,
                 model_own=True,
@@ -206,7 +206,7 @@ def attention_variants(model: ModelSpec) -> list[AttentionVariant]:
         out.insert(
             0,
             AttentionVariant(
-                name="model's own" + (" (mixed KV heads)" if own is None else f" (n_kv={own})"),
+                name="model's layout" if own is None else f"GQA-{own}",
                 scheme="GQA",
                 kv_heads=own,
                 model_own=True,
@@ -217,7 +217,7 @@ def attention_variants(model: ModelSpec) -> list[AttentionVariant]:
     if any(isinstance(layer.mixer, FullAttention) and layer.mixer.window is None for layer in model.layers):
         out.append(
             AttentionVariant(
-                name=f"MLA latent {DEEPSEEK_V3_KV_LORA_RANK}+{DEEPSEEK_V3_QK_ROPE_HEAD_DIM} (hypothetical, DeepSeek-V3 size)",
+                name=f"MLA {DEEPSEEK_V3_KV_LORA_RANK}+{DEEPSEEK_V3_QK_ROPE_HEAD_DIM}",
                 scheme="MLA",
                 kv_heads=None,
                 model_own=False,

@@ -122,12 +122,16 @@ KeepFp16Opt = Annotated[
 
 def _weight_format(spec: ModelSpec, quant: str | None, keep_fp16: str | None) -> WeightFormat | None:
     """--quant parsed and bound to the model; without it, the checkpoint's own quantization_config (or None)."""
-    from kvcalc.calc.quant import format_from_quantization_config, parse_quant
     from kvcalc.errors import InputError
 
     if quant is None:
         if keep_fp16 is not None:
             raise InputError("--keep-fp16 needs --quant FORMAT (it changes which tensors that format quantizes)")
+        if spec.quantization_config is None:
+            return None
+    from kvcalc.calc.quant import format_from_quantization_config, parse_quant
+
+    if quant is None:
         return format_from_quantization_config(spec)
     return parse_quant(quant, keep_fp16, model=spec)
 
@@ -351,6 +355,43 @@ def schema(command: Annotated[str, typer.Argument(help="inspect or fit")]) -> No
     module, name = reports[command]
     report_type = getattr(importlib.import_module(module), name)
     sys.stdout.write(json.dumps(json_schema(report_type), indent=2) + "\n")
+
+
+@app.command("attention-variants")
+def attention_variants(
+    model: ModelArg,
+    gpu: GpuOpt = "h100",
+    memory: Annotated[
+        str | None,
+        typer.Option(
+            "--memory", help="KV memory to fill, e.g. 40GiB (default: the GPU's usable memory minus bf16 weights)."
+        ),
+    ] = None,
+    kv_dtype: KvDtypeOpt = None,
+    context: Annotated[
+        str | None,
+        typer.Option("--context", help="Also count sequences of this many tokens that fit: 8192, 32k, 32K, 1M."),
+    ] = None,
+    revision: RevisionOpt = None,
+    json_out: JsonOpt = False,
+    explain: ExplainOpt = False,
+) -> None:
+    """MODEL's KV bytes per token and the tokens that fit as MHA, GQA (every group count), MQA and MLA."""
+    from kvcalc.cli.output import emit, warn
+    from kvcalc.report.variants import render_variants, variants_report
+    from kvcalc.sources.hardware import find_gpu
+    from kvcalc.sources.resolve import load_model
+
+    spec = load_model(model, revision=revision, warn=warn)
+    memory_bytes = _parse_bytes(memory, "--memory")
+    report = variants_report(
+        spec,
+        kv_dtype=_kv_dtype(kv_dtype),
+        gpu=None if memory_bytes is not None else find_gpu(gpu),
+        memory_bytes=memory_bytes,
+        context=_parse_tokens(context, "--context"),
+    )
+    emit(report, as_json=json_out, explain=explain, render=render_variants)
 
 
 def main() -> None:

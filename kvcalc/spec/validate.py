@@ -13,36 +13,45 @@ import functools
 import types
 import typing
 from collections.abc import Callable
-from typing import Any, Literal, NamedTuple, TypeVar, Union
+from typing import Any, Literal, TypeVar, Union
 
 T = TypeVar("T")
 
 
-@dataclasses.dataclass(frozen=True)
 class Gt:
     """Value must be greater than `bound`."""
 
-    bound: float
+    __slots__ = ("bound",)
+
+    def __init__(self, bound: float) -> None:
+        self.bound = bound
 
 
-@dataclasses.dataclass(frozen=True)
 class MinLen:
     """Length must be at least `length`."""
 
-    length: int
+    __slots__ = ("length",)
+
+    def __init__(self, length: int) -> None:
+        self.length = length
 
 
-@dataclasses.dataclass(frozen=True)
 class Check:
     """`fn(value)` raises ValueError with the message when the value is wrong."""
 
-    fn: Callable[[Any], None]
+    __slots__ = ("fn",)
+
+    def __init__(self, fn: Callable[[Any], None]) -> None:
+        self.fn = fn
 
 
-class Problem(NamedTuple):
-    loc: str
-    message: str
-    value: Any = None
+class Problem:
+    """One validation problem: where (`a.b`), what, and the offending value."""
+
+    __slots__ = ("loc", "message", "value")
+
+    def __init__(self, loc: str, message: str, value: Any = None) -> None:
+        self.loc, self.message, self.value = loc, message, value
 
 
 class RecordError(ValueError):

@@ -1,0 +1,344 @@
+"""`kvcalc attention-variants`: one model's KV cache as MHA, GQA, MQA and MLA (report records, builder, renderer).
+
+Each row is the model with its attention layers' KV heads (or cache layout) changed and everything else
+kept: layer count, head sizes, sliding/chunked windows, recurrent states. Formulas and sources are in
+`kvcalc.calc.variants`; bytes are summed by `kvcalc.calc.kv`, on one rank (tp = 1).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kvcalc.calc import kv as kvcalc_kv
+from kvcalc.calc import variants as calc
+from kvcalc.calc.params import params_total
+from kvcalc.errors import InputError
+from kvcalc.report.explain import Derivation
+from kvcalc.report.inspect import layer_pattern
+from kvcalc.spec.base import record
+from kvcalc.spec.dtypes import StorageType, storage_type
+from kvcalc.spec.gpu import GpuSpec
+from kvcalc.spec.layers import FullAttention, MLAAttention
+from kvcalc.spec.model import ModelSpec
+from kvcalc.units import fmt_bytes
+
+_SOURCES = "Shazeer 2019 arXiv:1911.02150 (MQA); Ainslie et al. 2023 arXiv:2305.13245 (GQA)"
+_MLA_SOURCE = "DeepSeek-V2 arXiv:2405.04434 s2.1; vLLM MLAAttentionSpec"
+
+
+@record
+class MemoryBudget:
+    """The memory the KV cache may fill: `--memory`, or GPUs' usable memory minus the model's bf16 weights.
+
+    With a GPU, `gpu_count` is the fewest GPUs whose usable memory holds the bf16 weights (1 when one does):
+    bytes = gpu_count x usable_bytes_per_gpu - weights_bytes.
+    """
+
+    bytes: int
+    source: str
+    gpu: str | None = None
+    gpu_count: int | None = None
+    usable_bytes_per_gpu: int | None = None
+    weights_bytes: int | None = None
+
+
+@record
+class VariantRow:
+    """One attention layout of the model.
+
+    `kv_bytes_per_token` counts one token in every attention layer (windowed ones included): the sum over
+    layers of 2 x n_kv x head_dim x bytes (or the MLA latent), the basis of `savings_vs_mha` (= n_heads /
+    n_kv when the layers are uniform) and `savings_vs_model`. `bytes_per_token` and
+    `fixed_bytes_per_sequence` are `kvcalc inspect`'s: what each token adds past every window, and what
+    windowed layers and recurrent states hold per sequence. `max_tokens` is the longest single sequence that
+    fits the memory budget (None: any length fits); `sequences_at_context` how many `context`-token
+    sequences fit (None without `--context`).
+    """
+
+    name: str
+    scheme: str
+    kv_heads: int | None
+    queries_per_kv_head: float | None
+    model_own: bool
+    hypothetical: bool
+    kv_bytes_per_token: int
+    bytes_per_token: int
+    fixed_bytes_per_sequence: int
+    savings_vs_mha: float
+    savings_vs_model: float
+    max_tokens: int | None
+    sequences_at_context: int | None
+
+
+@record
+class VariantsReport:
+    model: str
+    model_type: str
+    num_layers: int
+    attention_layers: int
+    layer_pattern: str
+    num_heads: int
+    model_kv_heads: int | None
+    mla: bool
+    kv_dtype: str
+    context: int | None
+    memory: MemoryBudget
+    variants: tuple[VariantRow, ...]
+    notes: tuple[str, ...]
+    explain: tuple[Derivation, ...]
+
+
+def _bytes_text(kv: StorageType) -> str:
+    return str(kv.block_bytes) if kv.block_elements == 1 else f"{kv.block_bytes}/{kv.block_elements}"
+
+
+def _kv_terms(model: ModelSpec, kv: StorageType) -> str:
+    """`80 x 2 x 8 x 128 x 2` per group of identical attention layers, joined by ` + `."""
+    groups: dict[str, tuple[int, Any]] = {}
+    for layer in calc.attention_layers(model):
+        key = repr(layer.mixer)
+        count, mixer = groups.get(key, (0, layer.mixer))
+        groups[key] = (count + 1, mixer)
+    b = _bytes_text(kv)
+    terms = []
+    for count, mixer in groups.values():
+        if isinstance(mixer, MLAAttention):
+            term = f"{count} x ({mixer.kv_lora_rank} + {mixer.qk_rope_head_dim}) x {b}"
+        elif isinstance(mixer, FullAttention) and mixer.value_dim == mixer.head_dim:
+            term = f"{count} x 2 x {mixer.num_kv_heads} x {mixer.head_dim} x {b}"
+        else:
+            term = f"{count} x {mixer.num_kv_heads} x ({mixer.head_dim} + {mixer.value_dim}) x {b}"
+        if mixer.window is not None:
+            term += f" [{mixer.kind}, {mixer.window:,}-token window]"
+        terms.append(term)
+    return " + ".join(terms)
+
+
+def memory_budget(model: ModelSpec, gpu: GpuSpec | None, memory_bytes: int | None) -> MemoryBudget:
+    """`--memory` as given, else the GPU's usable memory minus bf16 weights (more GPUs when one is too small)."""
+    if memory_bytes is not None:
+        return MemoryBudget(bytes=memory_bytes, source="--memory")
+    if gpu is None:
+        raise InputError("attention-variants needs --gpu or --memory")
+    weights = storage_type("bf16").bytes_for(params_total(model))
+    count = calc.gpus_for_weights(gpu.usable_memory_bytes, weights)
+    return MemoryBudget(
+        bytes=count * gpu.usable_memory_bytes - weights,
+        source="gpu usable memory minus bf16 weights",
+        gpu=gpu.name,
+        gpu_count=count,
+        usable_bytes_per_gpu=gpu.usable_memory_bytes,
+        weights_bytes=weights,
+    )
+
+
+def variants_report(
+    model: ModelSpec,
+    *,
+    kv_dtype: str | None = None,
+    gpu: GpuSpec | None = None,
+    memory_bytes: int | None = None,
+    context: int | None = None,
+) -> VariantsReport:
+    """Every attention variant of `model` with its KV bytes, savings and the tokens `memory` holds."""
+    variants = calc.attention_variants(model)
+    if not variants:
+        raise InputError(f"{model.id} has no attention layers (nothing caches keys and values per token)")
+    dtype = kv_dtype or model.dtype
+    kv = storage_type(dtype)
+    budget = memory_budget(model, gpu, memory_bytes)
+    n_heads = calc.query_heads(model)
+    mla = calc.has_mla(model)
+    mha_bytes = calc.cached_token_bytes(next(v.model for v in variants if v.scheme == "MHA"), kv)
+    own_bytes = calc.cached_token_bytes(model, kv)
+    explain: list[Derivation] = []
+    if budget.gpu is not None:
+        explain.append(
+            Derivation(
+                figure="KV memory",
+                formula="gpus x usable memory - bf16 weights (params_total x 2)",
+                substituted=f"{budget.gpu_count} x {budget.usable_bytes_per_gpu:,} - {budget.weights_bytes:,}",
+                value=f"{budget.bytes:,} B ({fmt_bytes(budget.bytes)})",
+                source="hardware/*.yaml usable_memory_bytes; kvcalc.calc.params",
+            )
+        )
+    rows: list[VariantRow] = []
+    for v in variants:
+        total = calc.cached_token_bytes(v.model, kv)
+        per_token = kvcalc_kv.kv_bytes_per_token(v.model, kv)
+        fixed = kvcalc_kv.fixed_bytes_per_sequence(v.model, kv)
+        tokens = calc.max_tokens(v.model, kv, budget.bytes)
+        vs_mha = calc.savings(mha_bytes, total)
+        rows.append(
+            VariantRow(
+                name=v.name,
+                scheme=v.scheme,
+                kv_heads=v.kv_heads,
+                queries_per_kv_head=round(n_heads / v.kv_heads, 4) if v.kv_heads else None,
+                model_own=v.model_own,
+                hypothetical=v.hypothetical,
+                kv_bytes_per_token=total,
+                bytes_per_token=per_token,
+                fixed_bytes_per_sequence=fixed,
+                savings_vs_mha=round(vs_mha, 4),
+                savings_vs_model=round(calc.savings(own_bytes, total), 4),
+                max_tokens=tokens,
+                sequences_at_context=(
+                    calc.sequences_at_context(v.model, kv, budget.bytes, context) if context else None
+                ),
+            )
+        )
+        if v.scheme == "MLA":
+            formula = "layers x (kv_lora_rank + qk_rope_head_dim) x bytes(dtype)"
+            if any(isinstance(layer.mixer, FullAttention) for layer in v.model.layers):
+                formula += " + windowed layers x 2 x n_kv x head_dim x bytes(dtype)"
+        elif mla:
+            formula = "layers x n_kv x (qk_nope + qk_rope + v_head_dim) x bytes(dtype)"
+        else:
+            formula = "layers x 2 x n_kv x head_dim x bytes(dtype)"
+        ratio = f"; vs MHA {mha_bytes:,} / {total:,} = {vs_mha:.2f}x"
+        if v.kv_heads:
+            ratio += f" (= n_heads / n_kv = {n_heads} / {v.kv_heads})"
+        explain.append(
+            Derivation(
+                figure=f"{v.name}: KV bytes per token, every attention layer",
+                formula=formula,
+                substituted=_kv_terms(v.model, kv),
+                value=f"{total:,} B{ratio}",
+                source=_MLA_SOURCE if v.scheme == "MLA" else _SOURCES,
+            )
+        )
+        if tokens is not None and per_token and not fixed:
+            explain.append(
+                Derivation(
+                    figure=f"{v.name}: max tokens in {fmt_bytes(budget.bytes)}",
+                    formula="floor(memory / bytes_per_token)",
+                    substituted=f"floor({budget.bytes:,} / {per_token:,})",
+                    value=f"{tokens:,} tokens",
+                    source="kvcalc.calc.variants.max_tokens",
+                )
+            )
+        elif tokens is not None:
+            explain.append(
+                Derivation(
+                    figure=f"{v.name}: max tokens in {fmt_bytes(budget.bytes)}",
+                    formula="largest L with bytes_per_token x L + fixed_bytes_per_sequence <= memory "
+                    "(windows counted exactly below their length)",
+                    substituted=f"{per_token:,} x L + {fixed:,} <= {budget.bytes:,}",
+                    value=f"{tokens:,} tokens",
+                    source="kvcalc.calc.variants.max_tokens; kvcalc.calc.kv.bytes_per_sequence",
+                )
+            )
+    notes = [
+        "one rank (tp=1): with tensor parallelism each rank holds max(1, n_kv / tp) KV heads, so n_kv < tp "
+        "replicates heads (vLLM) and MQA/GQA save less per GPU",
+    ]
+    if budget.gpu is not None and budget.gpu_count and budget.gpu_count > 1:
+        notes.append(
+            f"bf16 weights ({fmt_bytes(budget.weights_bytes or 0)}) exceed one {budget.gpu}; memory is what "
+            f"{budget.gpu_count} of them leave (pass --memory for another budget)"
+        )
+    if any(layer.mixer is not None and layer.mixer.window is not None for layer in model.layers):
+        notes.append("sliding/chunked layers keep their windows in every variant (their K/V heads change too)")
+    if any(layer.kind in ("linear", "mamba") for layer in model.layers):
+        notes.append("recurrent layers (linear attention, Mamba) keep their fixed state in every variant")
+    if mla:
+        notes.append(
+            "MHA/GQA/MQA rows of an MLA model are hypothetical per-head caches with K head = qk_nope + qk_rope "
+            "and V head = v_head_dim; MHA is the naive (HF eager) cache, MLA the latent engines store"
+        )
+    elif any(v.scheme == "MLA" for v in variants):
+        notes.append(
+            f"the MLA row is hypothetical: full-attention layers caching a DeepSeek-V3-size latent "
+            f"({calc.DEEPSEEK_V3_KV_LORA_RANK} + {calc.DEEPSEEK_V3_QK_ROPE_HEAD_DIM} values per token and "
+            "layer); windowed layers keep their K/V; the model would need retraining (or conversion) for it"
+        )
+    return VariantsReport(
+        model=model.id,
+        model_type=model.model_type,
+        num_layers=model.num_layers,
+        attention_layers=len(calc.attention_layers(model)),
+        layer_pattern=layer_pattern(model),
+        num_heads=n_heads,
+        model_kv_heads=calc.own_kv_heads(model),
+        mla=mla,
+        kv_dtype=dtype,
+        context=context,
+        memory=budget,
+        variants=tuple(rows),
+        notes=tuple(notes),
+        explain=tuple(explain),
+    )
+
+
+def _factor(value: float) -> str:
+    return f"{value:,.2f}x"
+
+
+def render_variants(console: Any, report: VariantsReport) -> None:
+    """One Rich table: a row per variant (the model's own in bold), then the notes."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    m = report.memory
+    where = f"{m.gpu_count} x {m.gpu} usable - bf16 weights" if m.gpu is not None else "--memory"
+    console.print(
+        f"[bold]{escape(report.model)}[/bold] ({escape(report.model_type)}): {report.attention_layers} of "
+        f"{report.num_layers} layers cache K/V ({escape(report.layer_pattern)}); {report.num_heads} query heads; "
+        f"KV dtype {escape(report.kv_dtype)}"
+    )
+    console.print(f"KV memory: {m.bytes:,} B = {fmt_bytes(m.bytes)} ({where})", markup=False)
+    windowed = any(
+        r.bytes_per_token != r.kv_bytes_per_token or r.fixed_bytes_per_sequence for r in report.variants
+    )
+
+    def name(r: VariantRow) -> str:
+        text = escape(r.name + (" (own)" if r.model_own else "") + (" *" if r.hypothetical else ""))
+        return f"[bold]{text}[/bold]" if r.model_own else text
+
+    def table(title: str, columns: list[str]) -> Any:
+        t = Table(title=title, title_justify="left")
+        t.add_column("variant", no_wrap=True)
+        for col in columns:
+            t.add_column(col, justify="right")
+        return t
+
+    # Windowed or recurrent layers need two more columns: then bytes and capacity get a table each.
+    per_token = ["n_kv", "KV B/token", "vs MHA", "vs own"]
+    capacity = ["B/token past windows", "fixed B/seq"] if windowed else []
+    capacity.append("max tokens")
+    if report.context:
+        capacity.append(f"seqs @ {report.context:,}")
+    tables = (
+        [table("KV cache per token, every attention layer (one rank, tp=1)", per_token),
+         table(f"Capacity in {fmt_bytes(m.bytes)}", capacity)]
+        if windowed
+        else [table("Attention variants (one rank, tp=1)", per_token + capacity)]
+    )
+    for r in report.variants:
+        bytes_cells = [
+            str(r.kv_heads) if r.kv_heads else "-",
+            f"{r.kv_bytes_per_token:,}",
+            _factor(r.savings_vs_mha),
+            _factor(r.savings_vs_model),
+        ]
+        capacity_cells = (
+            [f"{r.bytes_per_token:,}", fmt_bytes(r.fixed_bytes_per_sequence)] if windowed else []
+        )
+        capacity_cells.append(f"{r.max_tokens:,}" if r.max_tokens is not None else "any")
+        if report.context:
+            capacity_cells.append(f"{r.sequences_at_context:,}" if r.sequences_at_context is not None else "-")
+        if windowed:
+            tables[0].add_row(name(r), *bytes_cells)
+            tables[1].add_row(name(r), *capacity_cells)
+        else:
+            tables[0].add_row(name(r), *bytes_cells, *capacity_cells)
+    for t in tables:
+        console.print(t)
+    console.print(
+        "vs MHA = n_heads / n_kv for uniform layers; (own) the model's layout; * hypothetical: a layout this "
+        "model does not have",
+        markup=False,
+    )
+    for note in report.notes:
+        console.print(f"note: {note}", markup=False)
