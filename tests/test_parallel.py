@@ -84,3 +84,37 @@ def test_tp_allreduce_volume() -> None:
     comm = comm_per_token(build(LLAMA_70B), Parallel(tp=4))
     assert comm.tp_allreduce_bytes == 3_932_160
     assert comm_per_token(build(LLAMA_70B), Parallel()).tp_allreduce_bytes == 0
+
+
+def test_expert_intermediate_must_divide_without_ep() -> None:
+    # A small Mixtral-like model whose heads (48) and padded vocab (32,256 = 504 x 64) divide by 6 and 8,
+    # but whose expert intermediate size 1000 divides by 8 (125) and not by 6 (166.7)
+    config = {
+        "model_type": "mixtral", "hidden_size": 1536, "num_hidden_layers": 2, "num_attention_heads": 48,
+        "num_key_value_heads": 48, "intermediate_size": 1000, "vocab_size": 32256, "num_local_experts": 8,
+        "num_experts_per_tok": 2,
+    }
+    with pytest.raises(ParallelismError, match="expert intermediate size 1000"):
+        check_parallel(build(config), Parallel(tp=6))
+    check_parallel(build(config), Parallel(tp=8))
+    # with expert parallel the experts are whole: ep must divide the 8 experts
+    with pytest.raises(ParallelismError, match="ep=6 does not divide 8 experts"):
+        check_parallel(build(config), Parallel(tp=6, ep=6))
+    check_parallel(build(config), Parallel(tp=8, ep=8))
+
+
+def test_moe_ep_shards_whole_experts() -> None:
+    config = {
+        "model_type": "mixtral", "hidden_size": 64, "num_hidden_layers": 1, "num_attention_heads": 4,
+        "num_key_value_heads": 4, "intermediate_size": 128, "vocab_size": 128, "num_local_experts": 8,
+        "num_experts_per_tok": 2, "tie_word_embeddings": False,
+    }
+    model = build(config)
+    tp4 = weights_per_stage(model, Parallel(tp=4), BF16)[0].weights_bytes
+    ep4 = weights_per_stage(model, Parallel(tp=4, ep=4), BF16)[0].weights_bytes
+    # experts: 8 x 3 x 64 x 128 = 196,608 params, split 4 ways either way (slices or whole experts)
+    assert tp4 == ep4
+    # everything else is the same too; the total on one rank:
+    # attention 4 x 64 x 64 / 4 = 4,096; router 8 x 64 = 512 (replicated); norms 2 x 64 + final 64 = 192;
+    # experts 196,608 / 4 = 49,152; embedding + head 2 x (128 / 4) x 64 = 4,096 -> 58,048 params x 2 B
+    assert tp4 == 2 * (4_096 + 512 + 192 + 49_152 + 4_096) == 116_096
