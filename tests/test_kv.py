@@ -75,3 +75,16 @@ def test_mqa_le_gqa_le_mha(heads: int, group: int, head_dim: int) -> None:
 def test_sequence_bytes_grow_with_context(context: int) -> None:
     model = build(GPT_OSS_20B)
     assert bytes_per_sequence(model, context, BF16) <= bytes_per_sequence(model, context + 1, BF16)
+
+
+def test_attention_heads_ignore_recurrent_mixers() -> None:
+    # Nemotron-H style: a Mamba-2 block (256 SSM heads) before the first attention block (64 heads)
+    config = {
+        "model_type": "nemotron_h", "hidden_size": 512, "num_hidden_layers": 3, "hybrid_override_pattern": "M*-",
+        "num_attention_heads": 64, "num_key_value_heads": 8, "head_dim": 8, "intermediate_size": 1024,
+        "vocab_size": 1024, "mamba_num_heads": 256, "mamba_head_dim": 4, "ssm_state_size": 16, "n_groups": 8,
+        "conv_kernel": 4, "expand": 2, "mlp_hidden_act": "relu2",
+    }
+    model = build(config)
+    assert [layer.kind for layer in model.layers] == ["mamba", "full", "mlp-only"]
+    assert model.num_attention_heads == 64 and model.num_kv_heads == 8

@@ -79,8 +79,11 @@ def attention_layers(model: ModelSpec) -> list[LayerSpec]:
 
 
 def query_heads(model: ModelSpec) -> int:
-    """n_heads: query heads of the first attention layer (0 when the model has none)."""
-    return model.num_attention_heads
+    """n_heads: query heads of the first attention layer (0 when the model has none; Mamba heads not counted)."""
+    for layer in model.layers:
+        if isinstance(layer.mixer, (FullAttention, MLAAttention)):
+            return layer.mixer.num_heads
+    return 0
 
 
 def own_kv_heads(model: ModelSpec) -> int | None:
@@ -186,7 +189,12 @@ def attention_variants(model: ModelSpec) -> list[AttentionVariant]:
         variant_model = model if is_own else with_kv_heads(model, (lambda h: h) if k == n_heads else k)
         out.append(
             AttentionVariant(
-                name=name, scheme=scheme, kv_heads=k, model_own=is_own, hypothetical=not is_own, model=variant_model
+                name=name,
+                scheme=scheme,
+                kv_heads=k,
+                model_own=is_own,
+                hypothetical=not is_own,
+                model=variant_model,
             )
         )
     if mla:

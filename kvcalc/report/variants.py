@@ -77,6 +77,7 @@ class VariantsReport:
     num_layers: int
     attention_layers: int
     layer_pattern: str
+    layer_kinds: dict[str, int]
     num_heads: int
     model_kv_heads: int | None
     mla: bool
@@ -239,7 +240,9 @@ def variants_report(
             f"{budget.gpu_count} of them leave (pass --memory for another budget)"
         )
     if any(layer.mixer is not None and layer.mixer.window is not None for layer in model.layers):
-        notes.append("sliding/chunked layers keep their windows in every variant (their K/V heads change too)")
+        notes.append(
+            "sliding/chunked layers keep their windows in every variant (their K/V heads change too)"
+        )
     if any(layer.kind in ("linear", "mamba") for layer in model.layers):
         notes.append("recurrent layers (linear attention, Mamba) keep their fixed state in every variant")
     if mla:
@@ -253,12 +256,16 @@ def variants_report(
             f"({calc.DEEPSEEK_V3_KV_LORA_RANK} + {calc.DEEPSEEK_V3_QK_ROPE_HEAD_DIM} values per token and "
             "layer); windowed layers keep their K/V; the model would need retraining (or conversion) for it"
         )
+    kinds: dict[str, int] = {}
+    for layer in model.layers:
+        kinds[layer.kind] = kinds.get(layer.kind, 0) + 1
     return VariantsReport(
         model=model.id,
         model_type=model.model_type,
         num_layers=model.num_layers,
         attention_layers=len(calc.attention_layers(model)),
         layer_pattern=layer_pattern(model),
+        layer_kinds=kinds,
         num_heads=n_heads,
         model_kv_heads=calc.own_kv_heads(model),
         mla=mla,
@@ -282,9 +289,12 @@ def render_variants(console: Any, report: VariantsReport) -> None:
 
     m = report.memory
     where = f"{m.gpu_count} x {m.gpu} usable - bf16 weights" if m.gpu is not None else "--memory"
+    pattern = report.layer_pattern
+    if len(pattern) > 60:
+        pattern = ", ".join(f"{kind} x{n}" for kind, n in report.layer_kinds.items())
     console.print(
         f"[bold]{escape(report.model)}[/bold] ({escape(report.model_type)}): {report.attention_layers} of "
-        f"{report.num_layers} layers cache K/V ({escape(report.layer_pattern)}); {report.num_heads} query heads; "
+        f"{report.num_layers} layers cache K/V ({escape(pattern)}); {report.num_heads} query heads; "
         f"KV dtype {escape(report.kv_dtype)}"
     )
     console.print(f"KV memory: {m.bytes:,} B = {fmt_bytes(m.bytes)} ({where})", markup=False)
@@ -310,8 +320,10 @@ def render_variants(console: Any, report: VariantsReport) -> None:
     if report.context:
         capacity.append(f"seqs @ {report.context:,}")
     tables = (
-        [table("KV cache per token, every attention layer (one rank, tp=1)", per_token),
-         table(f"Capacity in {fmt_bytes(m.bytes)}", capacity)]
+        [
+            table("KV cache per token, every attention layer (one rank, tp=1)", per_token),
+            table(f"Capacity in {fmt_bytes(m.bytes)}", capacity),
+        ]
         if windowed
         else [table("Attention variants (one rank, tp=1)", per_token + capacity)]
     )
@@ -322,12 +334,12 @@ def render_variants(console: Any, report: VariantsReport) -> None:
             _factor(r.savings_vs_mha),
             _factor(r.savings_vs_model),
         ]
-        capacity_cells = (
-            [f"{r.bytes_per_token:,}", fmt_bytes(r.fixed_bytes_per_sequence)] if windowed else []
-        )
+        capacity_cells = [f"{r.bytes_per_token:,}", fmt_bytes(r.fixed_bytes_per_sequence)] if windowed else []
         capacity_cells.append(f"{r.max_tokens:,}" if r.max_tokens is not None else "any")
         if report.context:
-            capacity_cells.append(f"{r.sequences_at_context:,}" if r.sequences_at_context is not None else "-")
+            capacity_cells.append(
+                f"{r.sequences_at_context:,}" if r.sequences_at_context is not None else "-"
+            )
         if windowed:
             tables[0].add_row(name(r), *bytes_cells)
             tables[1].add_row(name(r), *capacity_cells)

@@ -59,11 +59,11 @@ class ModelSpec:
 
     @property
     def num_attention_heads(self) -> int:
-        """Query heads of the first attention layer (what TP divisibility is checked against)."""
+        """Query heads of the first softmax or MLA attention layer (what TP divisibility is checked against;
+        recurrent mixers' heads are checked separately)."""
         for layer in self.layers:
-            heads = getattr(layer.mixer, "num_heads", None)
-            if heads:
-                return int(heads)
+            if layer.kind in ("full", "sliding", "chunked", "mla"):
+                return int(getattr(layer.mixer, "num_heads", 0))
         return 0
 
     @property

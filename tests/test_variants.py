@@ -1,0 +1,335 @@
+"""`kvcalc attention-variants`: MHA / GQA / MQA / MLA KV bytes, savings and capacity, worked by hand.
+
+Per attention layer and token: 2 x n_kv x head_dim x bytes (K and V); MLA: (kv_lora_rank + qk_rope) x bytes.
+40 GiB = 40 x 2^30 = 42,949,672,960 B throughout.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+
+from kvcalc.calc import kv as kvcalc_kv
+from kvcalc.calc import variants as calc
+from kvcalc.errors import InputError
+from kvcalc.report.variants import VariantRow, VariantsReport, memory_budget, variants_report
+from kvcalc.sources.hardware import find_gpu
+from kvcalc.sources.hf_config import model_from_config
+from kvcalc.spec.base import to_jsonable
+from kvcalc.spec.dtypes import storage_type
+from kvcalc.spec.layers import FullAttention, MLAAttention, SlidingWindowAttention
+from kvcalc.spec.model import ModelSpec
+
+BF16 = storage_type("bf16")
+FP8 = storage_type("fp8")
+GIB40 = 40 * 2**30  # 42,949,672,960
+
+# Llama-3.1-70B (meta-llama/Llama-3.1-70B config.json): 80 layers, hidden 8192, 64 heads of 8192 / 64 = 128,
+# 8 KV heads.
+LLAMA_70B: dict[str, Any] = {
+    "model_type": "llama",
+    "hidden_size": 8192,
+    "num_hidden_layers": 80,
+    "num_attention_heads": 64,
+    "num_key_value_heads": 8,
+    "intermediate_size": 28672,
+    "vocab_size": 128256,
+    "tie_word_embeddings": False,
+    "max_position_embeddings": 131072,
+    "torch_dtype": "bfloat16",
+}
+
+# DeepSeek-V3 (deepseek-ai/DeepSeek-V3 config.json): 61 MLA layers, 128 heads, kv_lora_rank 512, rope 64,
+# nope 128, v 128.
+DEEPSEEK_V3: dict[str, Any] = {
+    "model_type": "deepseek_v3",
+    "hidden_size": 7168,
+    "intermediate_size": 18432,
+    "moe_intermediate_size": 2048,
+    "num_hidden_layers": 61,
+    "num_attention_heads": 128,
+    "num_key_value_heads": 128,
+    "first_k_dense_replace": 3,
+    "moe_layer_freq": 1,
+    "n_routed_experts": 256,
+    "n_shared_experts": 1,
+    "num_experts_per_tok": 8,
+    "num_nextn_predict_layers": 1,
+    "q_lora_rank": 1536,
+    "kv_lora_rank": 512,
+    "qk_nope_head_dim": 128,
+    "qk_rope_head_dim": 64,
+    "v_head_dim": 128,
+    "tie_word_embeddings": False,
+    "vocab_size": 129280,
+}
+
+# gpt-oss-20b: 24 layers alternating sliding (128-token window) / full, 64 heads of 64, 8 KV heads.
+GPT_OSS_20B: dict[str, Any] = {
+    "model_type": "gpt_oss",
+    "hidden_size": 2880,
+    "num_hidden_layers": 24,
+    "num_attention_heads": 64,
+    "num_key_value_heads": 8,
+    "head_dim": 64,
+    "intermediate_size": 2880,
+    "vocab_size": 201088,
+    "num_local_experts": 32,
+    "num_experts_per_tok": 4,
+    "sliding_window": 128,
+    "attention_bias": True,
+    "layer_types": ["sliding_attention", "full_attention"] * 12,
+    "tie_word_embeddings": False,
+    "max_position_embeddings": 131072,
+    "torch_dtype": "bfloat16",
+}
+
+# A tiny Jamba: 8 layers, attention at i % 4 == 1 (layers 1 and 5: 4 heads of 32 / 4 = 8, 2 KV heads), six
+# Mamba-1 layers of (3 x 64 conv + 64 x 4 SSM) x 2 B = 896 B each (tests/test_families_hybrid.py).
+JAMBA: dict[str, Any] = {
+    "model_type": "jamba",
+    "hidden_size": 32,
+    "vocab_size": 100,
+    "num_hidden_layers": 8,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+    "intermediate_size": 64,
+    "attn_layer_period": 4,
+    "attn_layer_offset": 1,
+    "expert_layer_period": 2,
+    "expert_layer_offset": 1,
+    "num_experts": 4,
+    "num_experts_per_tok": 2,
+    "mamba_expand": 2,
+    "mamba_d_state": 4,
+    "mamba_d_conv": 4,
+    "mamba_dt_rank": "auto",
+    "mamba_conv_bias": True,
+    "mamba_proj_bias": False,
+}
+
+# A tiny Mistral v0.1: every layer slides over 16 tokens; 4 heads of 64 / 4 = 16, 2 KV heads.
+MISTRAL_SLIDING: dict[str, Any] = {
+    "model_type": "mistral",
+    "hidden_size": 64,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+    "intermediate_size": 128,
+    "vocab_size": 100,
+    "sliding_window": 16,
+    "torch_dtype": "bfloat16",
+}
+
+
+def _model(config: dict[str, Any], name: str = "test") -> ModelSpec:
+    return model_from_config(dict(config), model_id=name)
+
+
+def _rows(report: VariantsReport) -> dict[str, VariantRow]:
+    return {row.name: row for row in report.variants}
+
+
+# --- calc: group counts and the modified layer specs --------------------------------------------------------
+
+
+def test_group_counts_are_the_divisors_of_n_heads() -> None:
+    assert calc.group_counts(64) == [64, 32, 16, 8, 4, 2, 1]
+    assert calc.group_counts(40) == [40, 20, 10, 8, 5, 4, 2, 1]
+    assert calc.group_counts(12) == [12, 6, 4, 3, 2, 1]
+
+
+def test_llama_70b_bytes_per_token_by_variant() -> None:
+    m = _model(LLAMA_70B)
+    variants = {v.name: v for v in calc.attention_variants(m)}
+    assert list(variants) == ["MHA", "GQA-32", "GQA-16", "GQA-8", "GQA-4", "GQA-2", "MQA", "MLA 512+64"]
+    # MHA:   80 layers x 2 x 64 x 128 x 2 B = 2,621,440 B/token
+    # GQA-8: 80 x 2 x 8 x 128 x 2           =   327,680 (the model's own: 64 / 8 = 8 query heads per group)
+    # MQA:   80 x 2 x 1 x 128 x 2           =    40,960
+    assert calc.cached_token_bytes(variants["MHA"].model, BF16) == 2_621_440
+    assert calc.cached_token_bytes(variants["GQA-8"].model, BF16) == 327_680
+    assert calc.cached_token_bytes(variants["MQA"].model, BF16) == 40_960
+    # GQA-32: 80 x 2 x 32 x 128 x 2 = 1,310,720
+    assert calc.cached_token_bytes(variants["GQA-32"].model, BF16) == 1_310_720
+    assert variants["GQA-8"].model_own and variants["GQA-8"].model is m
+    assert not variants["GQA-8"].hypothetical and variants["MHA"].hypothetical
+    # the modified layers are the model's layers with num_kv_heads replaced, nothing else
+    mha_mixer = variants["MHA"].model.layers[0].mixer
+    assert mha_mixer == FullAttention(num_heads=64, num_kv_heads=64, head_dim=128)
+    # fp8 KV halves each: GQA-8 80 x 2 x 8 x 128 x 1 = 163,840
+    assert kvcalc_kv.kv_bytes_per_token(variants["GQA-8"].model, FP8) == 163_840
+
+
+def test_llama_70b_hypothetical_mla_latent() -> None:
+    # DeepSeek-V3-size latent on every full layer: 80 x (512 + 64) x 2 = 92,160 B/token;
+    # vs MHA 2,621,440 / 92,160 = 28.44x; vs own GQA-8 327,680 / 92,160 = 3.56x
+    m = _model(LLAMA_70B)
+    latent = calc.with_mla_latent(m)
+    assert all(isinstance(layer.mixer, MLAAttention) for layer in latent.layers)
+    assert calc.cached_token_bytes(latent, BF16) == 92_160
+    assert calc.savings(2_621_440, 92_160) == pytest.approx(28.444, abs=1e-3)
+
+
+def test_savings_are_n_heads_over_n_kv() -> None:
+    # uniform layers: bytes are linear in n_kv, so bytes(MHA) / bytes(GQA-k) = 64 / k
+    m = _model(LLAMA_70B)
+    mha = calc.cached_token_bytes(calc.with_kv_heads(m, lambda h: h), BF16)
+    for k in calc.group_counts(64):
+        assert calc.savings(mha, calc.cached_token_bytes(calc.with_kv_heads(m, k), BF16)) == 64 / k
+
+
+def test_max_tokens_in_40_gib() -> None:
+    m = _model(LLAMA_70B)
+    # GQA-8: floor(42,949,672,960 / 327,680) = 131,072 tokens (exactly 128K: 40 GiB / 320 KiB)
+    assert calc.max_tokens(m, BF16, GIB40) == 131_072
+    # MHA:   floor(42,949,672,960 / 2,621,440) = 16,384; MQA: / 40,960 = 1,048,576
+    assert calc.max_tokens(calc.with_kv_heads(m, 64), BF16, GIB40) == 16_384
+    assert calc.max_tokens(calc.with_kv_heads(m, 1), BF16, GIB40) == 1_048_576
+    # 8,192-token sequences: 8,192 x 327,680 = 2,684,354,560 B each -> 16 fit in 40 GiB
+    assert calc.sequences_at_context(m, BF16, GIB40, 8192) == 16
+    assert calc.max_tokens(m, BF16, 327_679) == 0
+
+
+def test_deepseek_v3_latent_vs_naive_per_head() -> None:
+    m = _model(DEEPSEEK_V3)
+    variants = {v.name: v for v in calc.attention_variants(m)}
+    names = list(variants)
+    assert names[0] == "MHA (naive K/V)" and names[-1] == "MLA 512+64"
+    assert variants["MLA 512+64"].model_own and variants["MLA 512+64"].model is m
+    # latent:  61 layers x (512 + 64) x 2 B                  =    70,272 B/token
+    # naive:   61 x 128 heads x (K 128 + 64 = 192, V 128) x 2 = 61 x 128 x 320 x 2 = 4,997,120
+    assert calc.cached_token_bytes(m, BF16) == 70_272
+    naive = variants["MHA (naive K/V)"].model
+    assert calc.cached_token_bytes(naive, BF16) == 4_997_120
+    mla = m.layers[0].mixer
+    assert isinstance(mla, MLAAttention)
+    assert 61 * mla.naive_kv_bytes_per_token(BF16) == 4_997_120  # the same as spec/layers.py's naive cache
+    # hypothetical per-head GQA-8 / MQA with the same head sizes: 61 x 8 x 320 x 2 = 312,320; 61 x 320 x 2 = 39,040
+    assert calc.cached_token_bytes(variants["GQA-8"].model, BF16) == 312_320
+    assert calc.cached_token_bytes(variants["MQA"].model, BF16) == 39_040
+    assert variants["GQA-8"].model.layers[0].mixer == FullAttention(
+        num_heads=128, num_kv_heads=8, head_dim=192, v_head_dim=128
+    )
+    # latent vs naive: 4,997,120 / 70,272 = 71.11x (= 128 x 320 / 576); 40 GiB hold
+    # floor(42,949,672,960 / 70,272) = 611,191 tokens latent, / 4,997,120 = 8,594 naive
+    assert calc.savings(4_997_120, 70_272) == pytest.approx(71.111, abs=1e-3)
+    assert calc.max_tokens(m, BF16, GIB40) == 611_191
+    assert calc.max_tokens(naive, BF16, GIB40) == 8_594
+
+
+def test_sliding_layers_keep_their_window() -> None:
+    m = _model(GPT_OSS_20B)
+    mqa = calc.with_kv_heads(m, 1)
+    assert [layer.kind for layer in mqa.layers] == [layer.kind for layer in m.layers]
+    sliding = mqa.layers[0].mixer
+    assert isinstance(sliding, SlidingWindowAttention)
+    assert sliding.sliding_window == 128 and sliding.num_kv_heads == 1
+    # own GQA-8, per layer 2 x 8 x 64 x 2 = 2,048 B/token:
+    #   12 full layers: 24,576 B/token; 12 sliding layers: 12 x 2,048 x 128 = 3,145,728 B per sequence
+    assert kvcalc_kv.kv_bytes_per_token(m, BF16) == 24_576
+    assert kvcalc_kv.fixed_bytes_per_sequence(m, BF16) == 3_145_728
+    # MQA, per layer 2 x 1 x 64 x 2 = 256: 12 x 256 = 3,072 B/token; 12 x 256 x 128 = 393,216 per sequence
+    assert kvcalc_kv.kv_bytes_per_token(mqa, BF16) == 3_072
+    assert kvcalc_kv.fixed_bytes_per_sequence(mqa, BF16) == 393_216
+    # 1 GiB: largest L with 3,072 L + 393,216 <= 1,073,741,824 -> floor(1,073,348,608 / 3,072) = 349,397
+    assert calc.max_tokens(mqa, BF16, 2**30) == 349_397
+    # hypothetical MLA on the 12 full layers only: 12 x 576 x 2 = 13,824 B/token; sliding layers unchanged
+    latent = calc.with_mla_latent(m)
+    assert kvcalc_kv.kv_bytes_per_token(latent, BF16) == 13_824
+    assert kvcalc_kv.fixed_bytes_per_sequence(latent, BF16) == 3_145_728
+    assert calc.cached_token_bytes(latent, BF16) == 13_824 + 12 * 2_048  # 38,400
+
+
+def test_recurrent_layers_keep_their_state() -> None:
+    m = _model(JAMBA)
+    report = variants_report(m, memory_bytes=10_000)
+    rows = _rows(report)
+    assert list(rows) == ["MHA", "GQA-2", "MQA", "MLA 512+64"]
+    # two attention layers: MHA 2 x (2 x 4 x 8 x 2) = 256 B/token, GQA-2 (own) 128, MQA 64, latent 2 x 1,152
+    assert [r.kv_bytes_per_token for r in report.variants] == [256, 128, 64, 2_304]
+    # six Mamba layers x 896 B = 5,376 B per sequence in every variant
+    assert {r.fixed_bytes_per_sequence for r in report.variants} == {5_376}
+    # MQA in 10,000 B: floor((10,000 - 5,376) / 64) = 72 tokens
+    assert rows["MQA"].max_tokens == 72
+    assert rows["MQA"].savings_vs_mha == 4.0 and rows["MQA"].savings_vs_model == 2.0
+    assert report.layer_kinds == {"mamba": 6, "full": 2}
+    assert report.num_heads == 4 and report.model_kv_heads == 2
+
+
+def test_every_layer_windowed_any_length_fits() -> None:
+    m = _model(MISTRAL_SLIDING)
+    # GQA-2, per layer 2 x 2 x 16 x 2 = 128 B/token, at most 16 tokens: 2 x 128 x 16 = 4,096 B per sequence
+    assert kvcalc_kv.kv_bytes_per_token(m, BF16) == 0
+    assert calc.max_tokens(m, BF16, 4_096) is None
+    # 1,000 B: 2 x 128 x L <= 1,000 -> L = 3
+    assert calc.max_tokens(m, BF16, 1_000) == 3
+    # no full-attention layer, so no hypothetical MLA row
+    assert [v.scheme for v in calc.attention_variants(m)] == ["MHA", "GQA", "MQA"]
+
+
+# --- the report ---------------------------------------------------------------------------------------------
+
+
+def test_report_llama_70b_in_40_gib() -> None:
+    report = variants_report(_model(LLAMA_70B, "llama-70b"), memory_bytes=GIB40, context=8192)
+    rows = _rows(report)
+    own = rows["GQA-8"]
+    assert own.model_own and own.kv_heads == 8 and own.queries_per_kv_head == 8.0
+    assert own.kv_bytes_per_token == own.bytes_per_token == 327_680
+    assert own.max_tokens == 131_072 and own.sequences_at_context == 16
+    assert own.savings_vs_mha == 8.0 and own.savings_vs_model == 1.0
+    assert rows["MHA"].savings_vs_model == 0.125  # 327,680 / 2,621,440
+    assert rows["MQA"].savings_vs_mha == 64.0 and rows["MQA"].savings_vs_model == 8.0
+    mla = rows["MLA 512+64"]
+    assert mla.hypothetical and mla.kv_heads is None and mla.savings_vs_mha == 28.4444
+    assert any("hypothetical" in note for note in report.notes)
+    doc = json.loads(json.dumps(to_jsonable(report)))
+    assert doc["memory"] == {
+        "bytes": GIB40,
+        "source": "--memory",
+        "gpu": None,
+        "gpu_count": None,
+        "usable_bytes_per_gpu": None,
+        "weights_bytes": None,
+    }
+    assert doc["variants"][3]["max_tokens"] == 131_072
+    assert any("floor(42,949,672,960 / 327,680)" in d.substituted for d in report.explain)
+
+
+def test_default_memory_is_gpu_minus_bf16_weights() -> None:
+    # Llama-3.1-70B: 70,553,706,496 params x 2 B = 141,107,412,992 B of bf16 weights; an H100 SXM hands out
+    # 85,017,493,504 B, so two are needed: 2 x 85,017,493,504 - 141,107,412,992 = 28,927,574,016 B
+    budget = memory_budget(_model(LLAMA_70B), find_gpu("h100"), None)
+    assert budget.weights_bytes == 141_107_412_992
+    assert budget.usable_bytes_per_gpu == 85_017_493_504
+    assert budget.gpu_count == 2 and budget.bytes == 28_927_574_016
+    with pytest.raises(InputError):
+        memory_budget(_model(LLAMA_70B), None, None)
+
+
+# --- the CLI ------------------------------------------------------------------------------------------------
+
+
+def test_cli_attention_variants_json() -> None:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "NO_COLOR": "1"}
+    r = subprocess.run(
+        [sys.executable, "-m", "kvcalc", "attention-variants", "llama-70b", "--json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)  # the whole of stdout is one JSON document
+    assert "explain" not in doc
+    own = next(v for v in doc["variants"] if v["model_own"])
+    assert own["name"] == "GQA-8" and own["kv_bytes_per_token"] == 327_680
+    # default: one H100 SXM cannot hold 141 GB of bf16 weights; two leave 28,927,574,016 B:
+    # floor(28,927,574,016 / 327,680) = 88,279 tokens
+    assert doc["memory"]["bytes"] == 28_927_574_016 and own["max_tokens"] == 88_279
+    assert [v["scheme"] for v in doc["variants"]] == ["MHA", "GQA", "GQA", "GQA", "GQA", "GQA", "MQA", "MLA"]
