@@ -21,10 +21,37 @@ else:  # pragma: no cover
 T = TypeVar("T")
 
 
+def _values(obj: Any) -> tuple[Any, ...]:
+    return tuple(getattr(obj, f.name) for f in dataclasses.fields(obj))
+
+
+def _eq(self: Any, other: Any) -> bool:
+    if other.__class__ is not self.__class__:
+        return NotImplemented
+    return _values(self) == _values(other)
+
+
+def _hash(self: Any) -> int:
+    return hash((self.__class__, *(v if v.__hash__ else id(v) for v in _values(self))))
+
+
+def _repr(self: Any) -> str:
+    fields = ", ".join(f"{f.name}={getattr(self, f.name)!r}" for f in dataclasses.fields(self))
+    return f"{self.__class__.__qualname__}({fields})"
+
+
 @dataclass_transform(frozen_default=True, kw_only_default=True)
 def record(cls: type[T]) -> type[T]:
-    """Decorator for kvcalc records: frozen, keyword-only dataclasses."""
-    return dataclasses.dataclass(frozen=True, kw_only=True)(cls)
+    """Decorator for kvcalc records: frozen, keyword-only dataclasses.
+
+    Equality, hashing and repr are shared functions rather than per-class generated code: dataclasses
+    compile each generated method separately, which costs start-up time for every record type.
+    """
+    made = dataclasses.dataclass(frozen=True, kw_only=True, eq=False, repr=False)(cls)
+    made.__eq__ = _eq  # type: ignore[method-assign]
+    made.__hash__ = _hash  # type: ignore[method-assign]
+    made.__repr__ = _repr  # type: ignore[method-assign]
+    return made
 
 
 def replace(obj: T, **changes: Any) -> T:
