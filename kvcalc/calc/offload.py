@@ -57,7 +57,7 @@ from kvcalc.spec.base import record
 from kvcalc.spec.dtypes import StorageType, storage_type
 from kvcalc.spec.layers import LayerSpec, MoEMLP, TensorSpec
 from kvcalc.spec.model import ModelSpec
-from kvcalc.units import GIB, MIB, ceil_div, round_up
+from kvcalc.units import GIB, MIB, ceil_div, fmt_bytes, round_up
 
 # --------------------------------------------------------------------------------------------------------
 # Constants (each named, with its source or marked as an assumption)
@@ -85,9 +85,10 @@ METAL_CONTEXT_BYTES = 0
 #: ubatch, 156.56 t/s -> 681 GB/s = 0.73 of 936 GB/s (llama.cpp PR #15802, 2025-09); Mac mini M4,
 #: Llama-3.1-8B Q4_K_M (4.62e9 B) tg128 20.87 t/s -> 96 GB/s = 0.80 of 120 GB/s (brand-o/normiebench #3, 2026-03).
 GPU_DECODE_EFFICIENCY = 0.75
-#: Fraction of theoretical DRAM bandwidth CPU decode reaches. Assumption: 0.65 (STREAM-like reads on desktop
-#: dual-channel DDR5 typically land at 60-75 % of the JEDEC peak; one llama.cpp point, i9-13900K DDR5-6400,
-#: 7B at 8 threads 18.27 t/s, llama.cpp issue #34 (file type not stated) is ~0.67 if the file was Q4_0).
+#: Fraction of theoretical DRAM bandwidth CPU decode reaches. Assumption: 0.65. kvcalc found no llama.cpp CPU
+#: decode figure stating both the file and the RAM kit; the nearest, i9-13900K with DDR5-6400 (102.4 GB/s),
+#: "7B" at 8 threads 18.27 t/s (llama.cpp issue #34, 2023-08), is 0.67 if that file was LLaMA-7B Q4_0
+#: (3.75e9 B read per token). Pass your own measured figure through --ram-bandwidth.
 RAM_DECODE_EFFICIENCY = 0.65
 #: Default RAM bandwidth: dual-channel DDR5-5600 = 2 channels x 8 B x 5,600e6 transfers/s = 89.6 GB/s
 #: (JEDEC JESD79-5 DDR5: a DIMM channel is 64 data bits, as two 32-bit sub-channels; DDR5-5600 is the
@@ -103,11 +104,19 @@ LLAMACPP_STATE_DTYPE = "fp32"
 Device = Literal["gpu", "apple", "cpu"]
 
 _KV_ALIASES = {"f16": "fp16", "f32": "fp32", "half": "fp16", "auto": "fp16"}
+#: `--cache-type-k/-v` values llama.cpp accepts (common/arg.cpp kv_cache_types), in kvcalc's spelling too.
+GGML_KV_CACHE_TYPES = frozenset({"f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "iq4_nl", "q5_0", "q5_1",
+                                 "fp16", "fp32", "float16", "bfloat16"})
 
 
 def kv_storage(name: str | None) -> StorageType:
-    """llama.cpp `--cache-type-k/-v` name (f16 default, bf16, q8_0, q4_0 ...) -> block storage."""
+    """llama.cpp `--cache-type-k/-v` name (f16 default, bf16, q8_0, q4_0 ...) -> block storage.
+
+    Names llama.cpp does not accept (fp8, int8: vLLM's KV types) raise InputError."""
     key = (name or LLAMACPP_DEFAULT_KV).strip().lower()
+    if key not in GGML_KV_CACHE_TYPES and key not in _KV_ALIASES:
+        raise InputError(f"--kv-dtype {name}: llama.cpp KV cache types are f16, bf16, f32, q8_0, q5_0, q5_1, "
+                         "q4_0, q4_1, iq4_nl")
     return storage_type(_KV_ALIASES.get(key, key))
 
 
@@ -385,6 +394,8 @@ def offload_plan(
     memory, so gpu + host <= ram_bytes. `device="cpu"` puts everything in RAM (k = 0).
     Decode (module docstring): read_gpu / (B_gpu x e_gpu) + read_host / (B_ram x e_ram) per token, where
     read = weights read per token (`layer_read_bytes`, output layer) + KV of the layer at the context.
+    With `sequences` > 1 (llama-server `-np`), one step decodes a token for every sequence: weights are read
+    once and every sequence's KV is read, so `decode_tokens_per_s` is per sequence (x sequences in total).
     """
     require_positive((("context", context), ("sequences", sequences), ("RAM bandwidth", ram_bandwidth)))
     kv_type = kv_storage(kv)
@@ -428,9 +439,9 @@ def offload_plan(
     ram_ok = ram_bytes is None or need_ram <= ram_bytes
     reason: str | None = None
     if not ram_ok and ram_bytes is not None:
-        where = "unified memory (GPU share included)" if device == "apple" else "host RAM"
-        reason = (f"needs {need_ram / GIB:.2f} GiB of {where} for what stays off the GPU, "
-                  f"{ram_bytes / GIB:.2f} GiB available")
+        what = ("of unified memory (GPU share + the rest)" if device == "apple" else
+                "of host RAM" + (" for what stays off the GPU" if device == "gpu" else ""))
+        reason = f"needs {fmt_bytes(need_ram)} {what}, {fmt_bytes(ram_bytes)} available"
     tok_s = decode_tokens_per_s(gpu_read, host_read, gpu_bw, ram_bandwidth, gpu_efficiency, ram_efficiency)
     tok_s0 = decode_tokens_per_s(gpu_read0, host_read0, gpu_bw, ram_bandwidth, gpu_efficiency, ram_efficiency)
     return OffloadPlan(
@@ -490,6 +501,7 @@ class SparsityFootprint:
     bits_per_value: float | None
     layout: str
     engines: list[SparsityEngine]
+    sources: list[str]
 
 
 _CUTLASS_24 = ("vLLM model_executor/layers/quantization/compressed_tensors/schemes/compressed_tensors_24.py "
@@ -524,8 +536,6 @@ def _prunable(t: TensorSpec) -> bool:
 
 def _sparsity_engines(fmt: WeightFormat) -> list[SparsityEngine]:
     name = getattr(fmt, "name", "")
-    family = getattr(fmt, "family", "")
-    gguf = isinstance(fmt, GgufRecipe)
     w8a8 = isinstance(fmt, (Fp8Format, Int8Format)) and name in ("fp8", "fp8:channel", "int8")
     marlin = isinstance(fmt, PackedIntFormat) and fmt.bits == 4 and fmt.layout in ("gptq", "w4a16")
     out = [
@@ -550,11 +560,10 @@ def _sparsity_engines(fmt: WeightFormat) -> list[SparsityEngine]:
             engine="llama.cpp / Ollama",
             uses_it=False,
             detail="no sparse tensor type in ggml's type table (gguf GGML_QUANT_SIZES): a pruned model is "
-            "stored and read dense, zeros included" + (" - this format" if gguf else ""),
+            "stored and read dense, zeros included",
             source="ggml type table (gguf.constants.GGML_QUANT_SIZES); llama.cpp src/llama-quant.cpp",
         ),
     ]
-    del family
     return out
 
 
@@ -587,7 +596,7 @@ def sparsity_footprint(model: ModelSpec, fmt: WeightFormat) -> SparsityFootprint
     return SparsityFootprint(
         format=getattr(fmt, "name", "?"), dense_bytes=dense, sparse_bytes=sparse,
         saving_fraction=round(1 - sparse / dense, 4) if dense else 0.0, prunable_params=prunable,
-        bits_per_value=bits, layout=layout, engines=_sparsity_engines(bound),
+        bits_per_value=bits, layout=layout, engines=_sparsity_engines(bound), sources=[_NVIDIA_24, _CT_BITMASK],
     )
 
 
@@ -629,8 +638,8 @@ IMAGES: dict[str, ContainerImage] = {
     "SGLang": ContainerImage(
         image="lmsysorg/sglang", size="~11 GB", source="sgl-project/sglang issue #3673 (2025-02)"),
 }
-_MLX_NO_IMAGE = ContainerImage(
-    image="none (pip install mlx-lm; runs natively on macOS)",
+_NATIVE_MAC = ContainerImage(
+    image="none: install natively (mlx-lm / llama.cpp / Ollama for macOS)",
     size="n/a: containers on macOS get no Metal GPU",
     source="Docker Desktop GPU support is Windows/WSL2 only (docs.docker.com, GPU support)")
 
@@ -654,7 +663,12 @@ def recommend_runtimes(device: Device, fmt: WeightFormat, fits_on_gpu: bool, n_g
     rows: list[RuntimeChoice] = []
 
     def add(runtime: str, verdict: Literal["recommended", "possible", "not suitable"], reason: str) -> None:
-        image = _MLX_NO_IMAGE if runtime == "MLX" else IMAGES.get(runtime)
+        if runtime == "MLX" or (device == "apple" and runtime in ("llama.cpp", "Ollama")):
+            image: ContainerImage | None = _NATIVE_MAC
+        elif device == "cpu" and runtime == "llama.cpp":
+            image = None  # the CPU server image has no dated size in a source kvcalc cites
+        else:
+            image = IMAGES.get(runtime)
         rows.append(RuntimeChoice(runtime=runtime, verdict=verdict, reason=reason, image=image))
 
     fmt_name = getattr(fmt, "name", "?")

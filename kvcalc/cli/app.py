@@ -12,6 +12,7 @@ from kvcalc.errors import EXIT_INPUT, KvcalcError
 if TYPE_CHECKING:
     from kvcalc.calc.weights import WeightFormat
     from kvcalc.spec.deployment import EngineName
+    from kvcalc.spec.gpu import GpuSpec
     from kvcalc.spec.model import ModelSpec
 
 app = typer.Typer(
@@ -100,6 +101,17 @@ def models(json_out: JsonOpt = False) -> None:
 GpuOpt = Annotated[
     str, typer.Option("--gpu", help="GPU key or alias (kvcalc gpus), or a path to your own GPU .yaml.")
 ]
+GpuFileOpt = Annotated[
+    str | None,
+    typer.Option("--gpu-file", help="Your own GPU .yaml (same fields as hardware/*.yaml); overrides --gpu."),
+]
+
+
+def _gpu(name: str, gpu_file: str | None) -> GpuSpec:
+    """--gpu-file when given (validated like the shipped files), else --gpu resolved by key or alias."""
+    from kvcalc.sources.hardware import find_gpu, load_gpu_file
+
+    return load_gpu_file(gpu_file) if gpu_file else find_gpu(name)
 
 
 QuantOpt = Annotated[
@@ -152,6 +164,7 @@ def _parse_bytes(value: str | None, what: str) -> int | None:
 def fit(
     model: ModelArg,
     gpu: GpuOpt = "h100",
+    gpu_file: GpuFileOpt = None,
     tp: Annotated[int, typer.Option("--tp", min=1, help="Tensor-parallel degree.")] = 1,
     pp: Annotated[int, typer.Option("--pp", min=1, help="Pipeline-parallel degree.")] = 1,
     dp: Annotated[int, typer.Option("--dp", min=1, help="Data-parallel replicas.")] = 1,
@@ -218,19 +231,16 @@ def fit(
     from kvcalc.errors import EXIT_DOES_NOT_FIT, InputError
     from kvcalc.report.fit import fit_deployment
     from kvcalc.report.render import render_fit
-    from kvcalc.sources.hardware import find_gpu
     from kvcalc.sources.resolve import load_model
     from kvcalc.spec.deployment import EngineSettings, Parallel
 
-    if engine not in ("vllm", "sglang", "trtllm", "llamacpp"):
-        raise InputError(f"unknown engine '{engine}'; use vllm, sglang, trtllm or llamacpp")
     if gpus is not None:
         if tp == 1 and pp == 1 and dp == 1 and cp == 1:
             tp = gpus
         elif tp * pp * dp * cp != gpus:
             raise InputError(f"--gpus {gpus} does not equal tp x pp x dp x cp = {tp * pp * dp * cp}")
     spec = load_model(model, revision=revision, warn=warn)
-    gpu_spec = find_gpu(gpu)
+    gpu_spec = _gpu(gpu, gpu_file)
     settings = EngineSettings(
         name=cast("EngineName", engine),
         version=engine_version,
@@ -307,6 +317,88 @@ def quant(
 
 
 @app.command()
+def local(
+    model: ModelArg,
+    gpu: Annotated[
+        str | None, typer.Option("--gpu", help="GPU key or alias (kvcalc gpus): rtx-4090, rtx-3090, rtx-5090 ...")
+    ] = None,
+    apple: Annotated[
+        str | None, typer.Option("--apple", help="Apple Silicon entry: m3-max-128, m4-max-128, m4-pro-64 ...")
+    ] = None,
+    cpu: Annotated[bool, typer.Option("--cpu", help="CPU only: everything in RAM (needs --ram).")] = False,
+    ram: Annotated[
+        str | None, typer.Option("--ram", help="Host RAM, e.g. 64G (= GiB); Apple: defaults to the unified memory.")
+    ] = None,
+    quant: Annotated[
+        str | None,
+        typer.Option("--quant", help="Weight format, default Q4_K_M (or the checkpoint's own): Q4_K_M, Q8_0, IQ4_XS, "
+                     "awq:4:128 ..."),
+    ] = None,
+    context: Annotated[
+        str | None, typer.Option("--context", help="Tokens per user: 8192, 32k (=32,000), 32K (=32,768). Default 4096.")
+    ] = None,
+    users: Annotated[int, typer.Option("--users", min=1, help="Concurrent users (llama-server -np slots).")] = 1,
+    kv_dtype: Annotated[
+        str | None,
+        typer.Option("--kv-dtype", help="llama.cpp KV cache type: f16 (default), bf16, q8_0, q4_0, q5_0, iq4_nl ..."),
+    ] = None,
+    ram_bandwidth: Annotated[
+        str | None,
+        typer.Option("--ram-bandwidth", help="RAM bandwidth in GB/s (1e9 B/s), e.g. 89.6 or 120GB/s. Default: "
+                     "dual-channel DDR5-5600 (89.6 GB/s); Apple: the SoC's bandwidth."),
+    ] = None,
+    revision: RevisionOpt = None,
+    json_out: JsonOpt = False,
+    explain: ExplainOpt = False,
+) -> None:
+    """Local deployment: layers on the GPU (--n-gpu-layers), RAM for the rest, decode tokens/s, runtimes.
+
+    Exit code 0 when it fits (on the GPU, or with offload within RAM), 1 when it does not, 2 for bad input."""
+    import re
+
+    from kvcalc.calc.offload import Device
+    from kvcalc.calc.quant import format_from_quantization_config, parse_quant
+    from kvcalc.cli.output import emit, warn
+    from kvcalc.errors import EXIT_DOES_NOT_FIT, InputError
+    from kvcalc.report.local import local_report, render_local
+    from kvcalc.sources.hardware import find_gpu
+    from kvcalc.sources.resolve import load_model
+
+    chosen = [name for name, given in (("--gpu", gpu), ("--apple", apple), ("--cpu", cpu)) if given]
+    if len(chosen) != 1:
+        raise InputError("give exactly one of --gpu NAME, --apple NAME or --cpu"
+                         + (f" (got {', '.join(chosen)})" if chosen else ""))
+    bandwidth: float | None = None
+    if ram_bandwidth is not None:
+        match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(?:GB/s|GB|G)?\s*", ram_bandwidth, re.IGNORECASE)
+        if not match or float(match.group(1)) <= 0:
+            raise InputError(f"--ram-bandwidth '{ram_bandwidth}' is not a bandwidth in GB/s (e.g. 89.6 or 120GB/s)")
+        bandwidth = float(match.group(1)) * 1e9
+    hw = None
+    device: Device = "cpu"
+    if gpu is not None or apple is not None:
+        hw = find_gpu(gpu if gpu is not None else str(apple))
+        device = "apple" if hw.kind == "apple" else "gpu"
+        if apple is not None and hw.kind != "apple":
+            raise InputError(f"--apple {apple}: {hw.name} is not an Apple Silicon entry; use --gpu {hw.key}")
+    spec = load_model(model, revision=revision, warn=warn)
+    if quant is not None:
+        fmt = parse_quant(quant, model=spec)
+    else:
+        fmt = format_from_quantization_config(spec) or parse_quant("Q4_K_M", model=spec)
+    tokens = _parse_tokens(context, "--context") or 4096
+    if spec.max_position_embeddings and tokens > spec.max_position_embeddings:
+        warn(f"context {tokens:,} exceeds the model's max_position_embeddings {spec.max_position_embeddings:,}")
+    report = local_report(
+        spec, fmt, device=device, gpu=hw, ram_bytes=_parse_bytes(ram, "--ram"), context=tokens,
+        kv_dtype=_kv_dtype(kv_dtype), users=users, ram_bandwidth=bandwidth,
+    )
+    emit(report, as_json=json_out, explain=explain, render=render_local)
+    if not report.fits:
+        raise typer.Exit(EXIT_DOES_NOT_FIT)
+
+
+@app.command()
 def gpus(json_out: JsonOpt = False) -> None:
     """The accelerator catalogue (hardware/*.yaml): memory, bandwidth, dense peaks, price."""
     import json
@@ -339,15 +431,20 @@ def gpus(json_out: JsonOpt = False) -> None:
 
 
 @app.command()
-def schema(command: Annotated[str, typer.Argument(help="inspect or fit")]) -> None:
-    """Print the JSON Schema of a command's --json output (generated from the pydantic models)."""
+def schema(command: Annotated[str, typer.Argument(help="fit, inspect, quant, local or attention-variants")]) -> None:
+    """Print the JSON Schema of a command's --json output (generated by pydantic from the report records)."""
     import json
 
     from kvcalc.errors import InputError
     from kvcalc.spec.base import json_schema
 
-    reports = {"fit": ("kvcalc.report.fit", "FitReport"), "inspect": ("kvcalc.report.inspect", "InspectReport"),
-               "quant": ("kvcalc.report.quant", "QuantReport")}
+    reports = {
+        "fit": ("kvcalc.report.fit", "FitReport"),
+        "inspect": ("kvcalc.report.inspect", "InspectReport"),
+        "quant": ("kvcalc.report.quant", "QuantReport"),
+        "local": ("kvcalc.report.local", "LocalReport"),
+        "attention-variants": ("kvcalc.report.variants", "VariantsReport"),
+    }
     if command not in reports:
         raise InputError(f"no schema for '{command}'; use {', '.join(reports)}")
     import importlib

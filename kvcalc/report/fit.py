@@ -7,7 +7,7 @@ from kvcalc.calc.engines import Assumption, EngineResult, flat_budget, vllm_budg
 from kvcalc.calc.paged import blocks_per_request
 from kvcalc.calc.parallel import CommPerToken, check_parallel, comm_per_token, weights_per_stage
 from kvcalc.calc.weights import PlainFormat, WeightFormat
-from kvcalc.errors import InputError, KvcalcError
+from kvcalc.errors import KvcalcError
 from kvcalc.report.explain import Derivation
 from kvcalc.report.inspect import ModelReport, model_report
 from kvcalc.spec.base import record, replace, to_jsonable
@@ -246,6 +246,11 @@ def fit_derivations(result: EngineResult, kv_name: str) -> list[Derivation]:
     return out
 
 
+def _advice(change: str, report: FitReport) -> Advice:
+    return Advice(change=change, fits=report.fits, max_concurrency=report.capacity.max_concurrency,
+                  kv_cache_tokens=report.capacity.kv_cache_tokens)
+
+
 def advice_for(
     model: ModelSpec,
     gpu: GpuSpec,
@@ -255,84 +260,89 @@ def advice_for(
     concurrency: int,
     fmt: WeightFormat,
 ) -> list[Advice]:
-    """Smallest changes that fit, each checked by `fit_deployment`: more TP, FP8 KV cache, a shorter
-    context, fewer concurrent requests, a bigger GPU."""
-    tries: list[tuple[str, Parallel, EngineSettings]] = []
+    """Smallest changes that fit, each checked by `fit_deployment`: the least extra TP, a weight quantization
+    (FP8, then 4-bit AWQ) for 16-bit weights, an FP8 KV cache, a shorter context, fewer concurrent requests,
+    a bigger GPU; when no single change fits, the least TP with FP8 weights."""
+    from kvcalc.calc.quant import parse_quant
+
+    sixteen_bit = fmt.name in ("bf16", "fp16", "fp32")
+    quants = [(q, parse_quant(q, model=model)) for q in ("fp8", "awq:4:128")] if sixteen_bit else []
+    tries: list[tuple[str, str, Parallel, EngineSettings, WeightFormat, int]] = []
     for tp in (2, 4, 8, 16):
         if tp > parallel.tp:
-            tries.append((f"--tp {tp}", replace(parallel, tp=tp), engine))
+            tries.append(("tp", f"--tp {tp}", replace(parallel, tp=tp), engine, fmt, context))
+    for name, quant in quants:
+        tries.append(("quant", f"--quant {name}", parallel, engine, quant, context))
     if (engine.kv_cache_dtype or model.dtype) not in ("fp8", "fp8_e4m3", "fp8_e5m2"):
-        tries.append(("--kv-dtype fp8", parallel, replace(engine, kv_cache_dtype="fp8")))
+        tries.append(("kv", "--kv-dtype fp8", parallel, replace(engine, kv_cache_dtype="fp8"), fmt, context))
+    base = fit_deployment(model, gpu, parallel, engine, context=context, concurrency=1, weight_format=fmt,
+                          advise=False)
+    shorter = base.capacity.max_context_at_concurrency
+    if 0 < shorter < context:
+        tries.append(("context", f"--context {shorter}", parallel, engine, fmt, shorter))
     out: list[Advice] = []
-    for change, layout, settings in tries:
-        if change.startswith("--tp") and any(a.change.startswith("--tp") for a in out):
-            continue
+    found: set[str] = set()
+    for group, change, layout, settings, weights, length in tries:
+        if group in found:
+            continue  # the smallest change of each kind is enough
         try:
-            r = fit_deployment(model, gpu, layout, settings, context=context, concurrency=concurrency,
-                               weight_format=fmt, advise=False)
+            r = fit_deployment(model, gpu, layout, settings, context=length,
+                               concurrency=1 if group == "context" else concurrency,
+                               weight_format=weights, advise=False)
         except KvcalcError:
             continue
         if r.fits:
-            out.append(
-                Advice(
-                    change=change,
-                    fits=True,
-                    max_concurrency=r.capacity.max_concurrency,
-                    kv_cache_tokens=r.capacity.kv_cache_tokens,
-                )
-            )
-    base = fit_deployment(
-        model, gpu, parallel, engine, context=context, concurrency=1, weight_format=fmt, advise=False
-    )
-    if base.capacity.max_context_at_concurrency > 0 and base.capacity.max_context_at_concurrency < context:
-        shorter = base.capacity.max_context_at_concurrency
-        r = fit_deployment(
-            model, gpu, parallel, engine, context=shorter, concurrency=1, weight_format=fmt, advise=False
-        )
-        if r.fits:
-            out.append(
-                Advice(
-                    change=f"--context {shorter}",
-                    fits=True,
-                    max_concurrency=r.capacity.max_concurrency,
-                    kv_cache_tokens=r.capacity.kv_cache_tokens,
-                )
-            )
+            out.append(_advice(change, r))
+            found.add(group)
     if base.fits and concurrency > 1:
-        out.append(
-            Advice(
-                change=f"--concurrency {int(base.capacity.max_concurrency)}",
-                fits=True,
-                max_concurrency=base.capacity.max_concurrency,
-                kv_cache_tokens=base.capacity.kv_cache_tokens,
-            )
-        )
+        out.append(_advice(f"--concurrency {int(base.capacity.max_concurrency)}", base))
+    if not out and quants:
+        for tp in (2, 4, 8, 16):
+            if tp <= parallel.tp:
+                continue
+            try:
+                r = fit_deployment(model, gpu, replace(parallel, tp=tp), engine, context=context,
+                                   concurrency=concurrency, weight_format=quants[0][1], advise=False)
+            except KvcalcError:
+                continue
+            if r.fits:
+                out.append(_advice(f"--tp {tp} --quant {quants[0][0]}", r))
+                break
     from kvcalc.sources.hardware import list_gpus
 
     for other in sorted(list_gpus(), key=lambda g: g.usable_memory_bytes):
         if other.usable_memory_bytes <= gpu.usable_memory_bytes or other.kind in ("apple", "cpu"):
             continue
         try:
-            r = fit_deployment(
-                model,
-                other,
-                parallel,
-                engine,
-                context=context,
-                concurrency=concurrency,
-                weight_format=fmt,
-                advise=False,
-            )
-        except (KvcalcError, InputError):
+            r = fit_deployment(model, other, parallel, engine, context=context, concurrency=concurrency,
+                               weight_format=fmt, advise=False)
+        except KvcalcError:
             continue
         if r.fits:
+            out.append(_advice(f"--gpu {other.key}", r))
+            break
+    # llama.cpp partial offload (kvcalc local): a GGUF recipe or the llamacpp engine on one GPU
+    from kvcalc.calc.quant import GgufRecipe
+
+    if (isinstance(fmt, GgufRecipe) or engine.name == "llamacpp") and parallel.gpus == 1 and gpu.kind != "cpu":
+        from kvcalc.calc.offload import GGML_KV_CACHE_TYPES, offload_plan
+
+        kv_name = engine.kv_cache_dtype if engine.kv_cache_dtype in GGML_KV_CACHE_TYPES else None
+        try:
+            plan = offload_plan(model, fmt, gpu.usable_memory_bytes, None, context, kv_name,
+                                device="apple" if gpu.kind == "apple" else "gpu",
+                                gpu_bandwidth=float(gpu.memory_bandwidth_bytes_per_s))
+        except KvcalcError:
+            plan = None
+        if plan is not None and plan.n_gpu_layers > 0:
+            flag = "--apple" if gpu.kind == "apple" else "--gpu"
             out.append(
                 Advice(
-                    change=f"--gpu {other.key}",
-                    fits=True,
-                    max_concurrency=r.capacity.max_concurrency,
-                    kv_cache_tokens=r.capacity.kv_cache_tokens,
+                    change=f"kvcalc local {model.id} {flag} {gpu.key} --quant {fmt.name} --context {context} "
+                    f"(offload {plan.layers_on_gpu} of {plan.num_layers} layers)",
+                    fits=plan.fits,
+                    max_concurrency=1.0,
+                    kv_cache_tokens=context,
                 )
             )
-            break
     return out

@@ -49,7 +49,7 @@ class AppleMemory:
     default_wired_limit_bytes: int
     default_share: float
     wired_limit_mb_needed: int
-    raise_command: str
+    raise_command: str | None
     note: str
 
 
@@ -87,6 +87,7 @@ class LocalReport:
     host_breakdown: dict[str, int]
     decode_tokens_per_s: float
     decode_tokens_per_s_empty_context: float
+    decode_tokens_per_s_all_users: float
     gpu_bandwidth_bytes_per_s: int
     ram_bandwidth_bytes_per_s: int
     bandwidth_sources: dict[str, str]
@@ -173,7 +174,7 @@ def local_report(
         apple = AppleMemory(
             memory_bytes=gpu.memory_bytes, default_wired_limit_bytes=gpu.usable_memory_bytes,
             default_share=round(gpu.usable_memory_bytes / gpu.memory_bytes, 4), wired_limit_mb_needed=need_mb,
-            raise_command=f"sudo sysctl iogpu.wired_limit_mb={need_mb}",
+            raise_command=None if plan.fits_on_gpu else f"sudo sysctl iogpu.wired_limit_mb={need_mb}",
             note=("macOS lets the GPU wire about 2/3 of RAM on Macs with <= 36 GB and 3/4 above "
                   "(Metal recommendedMaxWorkingSetSize); the sysctl raises it until reboot. "
                   + ("Not needed: every layer fits under the default limit." if plan.fits_on_gpu else
@@ -203,7 +204,9 @@ def local_report(
         notes.append(f"A {plan.kv_dtype} V cache needs flash attention in llama.cpp (-fa on).")
     notes.append("Decode speed is a memory-traffic bound: every weight used and the whole KV cache read once per "
                  "token at the stated bandwidths x efficiency; compute, launches and sampling are not modelled.")
-    notes.append("Host weights are memory-mapped from the GGUF file (page cache); leave RAM for the OS and apps.")
+    if isinstance(fmt, GgufRecipe):
+        notes.append("Host weights are memory-mapped from the GGUF file (page cache); leave RAM for the OS and "
+                     "apps.")
     if model.vision_params:
         notes.append(f"The vision encoder ({model.vision_params:,} parameters) is not sized.")
 
@@ -234,6 +237,7 @@ def local_report(
                         "buffers": plan.host_compute_bytes},
         decode_tokens_per_s=round(plan.decode_tokens_per_s, 2),
         decode_tokens_per_s_empty_context=round(plan.decode_tokens_per_s_empty, 2),
+        decode_tokens_per_s_all_users=round(plan.decode_tokens_per_s * users, 2),
         gpu_bandwidth_bytes_per_s=plan.gpu_bandwidth_bytes_per_s,
         ram_bandwidth_bytes_per_s=plan.ram_bandwidth_bytes_per_s,
         bandwidth_sources=sources, command=_command(model, fmt, plan, users), apple=apple, sparsity=sparsity,
@@ -355,8 +359,12 @@ def render_local(out: Any, report: LocalReport) -> None:
                       f"layers{', output too' if report.output_on_gpu else ''})")
         speed.add_row("GPU bandwidth", f"{report.gpu_bandwidth_bytes_per_s / 1e9:,.0f} GB/s")
     speed.add_row("RAM bandwidth", f"{report.ram_bandwidth_bytes_per_s / 1e9:,.1f} GB/s")
-    speed.add_row(f"tokens/s at {report.context:,} tokens", f"{report.decode_tokens_per_s:.2f}")
-    speed.add_row("tokens/s, empty cache", f"{report.decode_tokens_per_s_empty_context:.2f}")
+    per = " per user" if report.users > 1 else ""
+    speed.add_row(f"tokens/s{per} at {report.context:,} tokens", f"{report.decode_tokens_per_s:.2f}")
+    speed.add_row(f"tokens/s{per}, empty cache", f"{report.decode_tokens_per_s_empty_context:.2f}")
+    if report.users > 1:
+        speed.add_row(f"tokens/s, {report.users} users decoding together",
+                      f"{report.decode_tokens_per_s_all_users:.2f}")
     out.print(speed)
     for key, text in report.bandwidth_sources.items():
         out.print(f"bandwidth {key}: {text}", markup=False)
@@ -364,17 +372,25 @@ def render_local(out: Any, report: LocalReport) -> None:
         out.print(f"run: {report.command}", markup=False)
     if report.apple is not None:
         a = report.apple
-        out.print(f"Apple unified memory: GPU may wire {a.default_wired_limit_bytes / GIB:.0f} GiB of "
-                  f"{a.memory_bytes / GIB:.0f} GiB ({a.default_share:.0%}) by default; to raise it: "
-                  f"{a.raise_command}", markup=False)
+        out.print(f"Apple unified memory: the GPU may wire {a.default_wired_limit_bytes / GIB:.0f} GiB of "
+                  f"{a.memory_bytes / GIB:.0f} GiB ({a.default_share:.0%}) by default"
+                  + (f"; to raise it: {a.raise_command}" if a.raise_command else
+                     " (raise it with sudo sysctl iogpu.wired_limit_mb=N)"), markup=False)
         out.print(a.note, markup=False)
     rt = Table(title="Runtimes", title_justify="left")
-    for col in ("runtime", "verdict", "reason", "container image"):
-        rt.add_column(col, overflow="fold")
+    for col in ("runtime", "verdict", "reason", "image"):
+        rt.add_column(col, overflow="fold", no_wrap=col in ("runtime", "verdict"))
+    sources: list[str] = []
     for r in report.runtimes:
-        image = f"{r.image.image}: {r.image.size} [{r.image.source}]" if r.image else "-"
+        image = "-"
+        if r.image is not None:
+            if r.image.source not in sources:
+                sources.append(r.image.source)
+            image = f"{r.image.image}: {r.image.size} [{sources.index(r.image.source) + 1}]"
         rt.add_row(r.runtime, r.verdict, r.reason, image)
     out.print(rt)
+    for i, source in enumerate(sources, 1):
+        out.print(f"[{i}] {source}", markup=False)
     sp = report.sparsity
     out.print(f"2:4 sparsity: {_gib(sp.dense_bytes)} -> {_gib(sp.sparse_bytes)} ({sp.saving_fraction:.1%} less; "
               f"{sp.layout})", markup=False)
