@@ -108,3 +108,13 @@ def test_llamacpp_no_paging() -> None:
         build(CODELLAMA_7B), find_gpu("h100"), Parallel(), EngineSettings(name="llamacpp"), context=8192
     )
     assert r.fits and r.capacity.block_size is None
+
+
+def test_advice_offers_fp8_weights_when_they_fit() -> None:
+    # Llama-3.1-70B on one H100 at 8192 tokens: bf16 weights (131 GiB) cannot fit. FP8 weights are about
+    # 70.6e9 x 1 B + embedding and head in bf16 (2 x 128,256 x 8192 x 2 B = 4.2 GB) = 66 GiB, leaving
+    # ~4 GiB for a 2.5 GiB request (8192 x 327,680 B) in 79.18 x 0.92 GiB; so --quant fp8 must be offered.
+    r = fit_deployment(build(LLAMA_70B), find_gpu("h100"), Parallel(), EngineSettings(), context=8192)
+    changes = [a.change for a in r.advice]
+    assert not r.fits and "--quant fp8" in changes and "--tp 2" in changes
+    assert all(a.fits for a in r.advice)
