@@ -1,4 +1,5 @@
-"""Median wall time of `kvcalc fit llama-70b --gpu h100 --tp 4 --json` over N runs (default 20).
+"""Median wall time of `kvcalc fit llama-70b --gpu h100 --tp 4 --json` over N runs (default 20), run through
+the installed `kvcalc` console script next to this Python (else `python -m kvcalc`).
 
 Usage: python benchmarks/cli_speed.py [N]
 """
@@ -9,10 +10,13 @@ import statistics
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 
 def main(runs: int = 20) -> None:
-    command = [sys.executable, "-m", "kvcalc", "fit", "llama-70b", "--gpu", "h100", "--tp", "4", "--json"]
+    script = Path(sys.executable).with_name("kvcalc")  # the console script, as a user runs it
+    launcher = [str(script)] if script.exists() else [sys.executable, "-m", "kvcalc"]
+    command = [*launcher, "fit", "llama-70b", "--gpu", "h100", "--tp", "4", "--json"]
     subprocess.run(command, capture_output=True, check=True)  # warm the file cache
     times = []
     for _ in range(runs):

@@ -8,7 +8,6 @@ every file. Files are read with yaml's C loader when libyaml is present.
 from __future__ import annotations
 
 import functools
-import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -16,11 +15,11 @@ from typing import Any
 import yaml
 
 from kvcalc.errors import InputError, unknown_name_error
+from kvcalc.sources.aliases import aliases_line
 from kvcalc.spec.gpu import GpuSpec
 from kvcalc.spec.validate import RecordError, build
 
 _Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-_ALIASES_LINE = re.compile(r"^aliases:.*$", re.MULTILINE)
 
 
 def hardware_dirs() -> list[Path]:
@@ -99,25 +98,18 @@ def _files(dirs: tuple[Path, ...]) -> dict[str, Path]:
 
 def _aliases_of(path: Path) -> list[str]:
     """A file's aliases from its `aliases:` line alone; the whole file is parsed only if that line is not
-    a complete flow list (e.g. a block list on the following lines)."""
+    a simple flow list (e.g. a block list on the following lines)."""
     try:
         text = path.read_text(encoding="utf-8")
     except OSError:
         return []  # list_gpus() reports it
-    match = _ALIASES_LINE.search(text)
-    if match is None:
-        return []
-    try:
-        parsed = yaml.load(match.group(0), Loader=_Loader)
-    except yaml.YAMLError:
-        parsed = None
-    aliases = parsed.get("aliases") if isinstance(parsed, dict) else None
-    if not isinstance(aliases, list):
+    names = aliases_line(text)
+    if names is None:
         try:
-            aliases = _load_cached(path).aliases
+            names = [alias.lower() for alias in _load_cached(path).aliases]
         except InputError:
             return []  # a broken file must not hide the others; list_gpus() reports it
-    return [str(alias).lower() for alias in aliases]
+    return names
 
 
 @functools.cache

@@ -6,6 +6,7 @@ resolving an alias reads only the headers, and only the matching file is parsed 
 
 from __future__ import annotations
 
+import itertools
 import sys
 from functools import lru_cache
 from pathlib import Path
@@ -14,6 +15,7 @@ from typing import Any
 import yaml
 
 from kvcalc.errors import InputError
+from kvcalc.sources.aliases import aliases_line
 
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -41,12 +43,17 @@ def _read_header(path: Path) -> dict[str, Any]:
 
 @lru_cache(maxsize=1)
 def profile_index() -> dict[str, Path]:
-    """Lower-case profile name and every alias -> profile file."""
+    """Lower-case profile name and every alias -> profile file (aliases read from each header's one line)."""
     index: dict[str, Path] = {}
     for path in sorted(data_dir("profiles").glob("*.yaml")):
         index[path.stem.lower()] = path
-        for alias in _read_header(path).get("aliases") or []:
-            index[str(alias).lower()] = path
+        with path.open(encoding="utf-8") as handle:
+            head = "".join(itertools.islice(handle, 8))
+        names = aliases_line(head)
+        if names is None:
+            names = [str(alias).lower() for alias in _read_header(path).get("aliases") or []]
+        for alias in names:
+            index[alias] = path
     return index
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import sys
+import typing
 from typing import Any, TypeVar
 
 if sys.version_info >= (3, 11):
@@ -40,18 +41,40 @@ def _repr(self: Any) -> str:
     return f"{self.__class__.__qualname__}({fields})"
 
 
+def _frozen_setattr(self: Any, name: str, value: Any) -> None:
+    if self.__dict__.get("_record_sealed"):
+        raise dataclasses.FrozenInstanceError(f"cannot assign to field {name!r}")
+    object.__setattr__(self, name, value)
+
+
+def _frozen_delattr(self: Any, name: str) -> None:
+    raise dataclasses.FrozenInstanceError(f"cannot delete field {name!r}")
+
+
 @dataclass_transform(frozen_default=True, kw_only_default=True)
 def record(cls: type[T]) -> type[T]:
     """Decorator for kvcalc records: frozen, keyword-only dataclasses.
 
-    Equality, hashing and repr are shared functions rather than per-class generated code: dataclasses
-    compile each generated method separately, which costs start-up time for every record type.
+    Equality, hashing, repr and immutability are shared functions rather than per-class generated code:
+    dataclasses compile every generated method separately, which costs start-up time for each record type.
+    A record is sealed once its `__init__` (and `__post_init__`) has run; assigning to it afterwards raises
+    FrozenInstanceError, as a frozen dataclass does.
     """
-    made = dataclasses.dataclass(frozen=True, kw_only=True, eq=False, repr=False)(cls)
-    made.__eq__ = _eq  # type: ignore[method-assign]
-    made.__hash__ = _hash  # type: ignore[method-assign]
-    made.__repr__ = _repr  # type: ignore[method-assign]
-    return made
+    made: Any = dataclasses.dataclass(kw_only=True, eq=False, repr=False)(cls)
+    init = made.__init__
+
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        init(self, *args, **kwargs)
+        object.__setattr__(self, "_record_sealed", True)
+
+    __init__.__doc__ = init.__doc__
+    made.__init__ = __init__
+    made.__setattr__ = _frozen_setattr
+    made.__delattr__ = _frozen_delattr
+    made.__eq__ = _eq
+    made.__hash__ = _hash
+    made.__repr__ = _repr
+    return typing.cast("type[T]", made)
 
 
 def replace(obj: T, **changes: Any) -> T:
