@@ -24,25 +24,11 @@ from kvcalc.spec.base import to_jsonable
 from kvcalc.spec.dtypes import storage_type
 from kvcalc.spec.layers import FullAttention, MLAAttention, SlidingWindowAttention
 from kvcalc.spec.model import ModelSpec
+from tests.conftest import GPT_OSS_20B, LLAMA_70B
 
 BF16 = storage_type("bf16")
 FP8 = storage_type("fp8")
 GIB40 = 40 * 2**30  # 42,949,672,960
-
-# Llama-3.1-70B (meta-llama/Llama-3.1-70B config.json): 80 layers, hidden 8192, 64 heads of 8192 / 64 = 128,
-# 8 KV heads.
-LLAMA_70B: dict[str, Any] = {
-    "model_type": "llama",
-    "hidden_size": 8192,
-    "num_hidden_layers": 80,
-    "num_attention_heads": 64,
-    "num_key_value_heads": 8,
-    "intermediate_size": 28672,
-    "vocab_size": 128256,
-    "tie_word_embeddings": False,
-    "max_position_embeddings": 131072,
-    "torch_dtype": "bfloat16",
-}
 
 # DeepSeek-V3 (deepseek-ai/DeepSeek-V3 config.json): 61 MLA layers, 128 heads, kv_lora_rank 512, rope 64,
 # nope 128, v 128.
@@ -67,26 +53,6 @@ DEEPSEEK_V3: dict[str, Any] = {
     "v_head_dim": 128,
     "tie_word_embeddings": False,
     "vocab_size": 129280,
-}
-
-# gpt-oss-20b: 24 layers alternating sliding (128-token window) / full, 64 heads of 64, 8 KV heads.
-GPT_OSS_20B: dict[str, Any] = {
-    "model_type": "gpt_oss",
-    "hidden_size": 2880,
-    "num_hidden_layers": 24,
-    "num_attention_heads": 64,
-    "num_key_value_heads": 8,
-    "head_dim": 64,
-    "intermediate_size": 2880,
-    "vocab_size": 201088,
-    "num_local_experts": 32,
-    "num_experts_per_tok": 4,
-    "sliding_window": 128,
-    "attention_bias": True,
-    "layer_types": ["sliding_attention", "full_attention"] * 12,
-    "tie_word_embeddings": False,
-    "max_position_embeddings": 131072,
-    "torch_dtype": "bfloat16",
 }
 
 # A tiny Jamba: 8 layers, attention at i % 4 == 1 (layers 1 and 5: 4 heads of 32 / 4 = 8, 2 KV heads), six
