@@ -124,7 +124,7 @@ def test_analytic_commands_import_no_heavy_modules() -> None:
         "import sys\nfrom kvcalc.cli.app import main\n"
         "sys.argv=['kvcalc','fit','llama-70b','--gpu','h100','--tp','4','--json']\n"
         "try:\n    main()\nexcept SystemExit:\n    pass\n"
-        "bad=[m for m in ('torch','transformers','huggingface_hub','gguf') if m in sys.modules]\n"
+        "bad=[m for m in ('torch','transformers','huggingface_hub','gguf','pydantic','numpy') if m in sys.modules]\n"
         "sys.stderr.write(','.join(bad))"
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=ENV, timeout=120)
