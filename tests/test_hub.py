@@ -16,6 +16,7 @@ import os
 import socket
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -250,3 +251,194 @@ def test_hub_checkpoint_prefers_the_local_snapshot(tmp_path: Path) -> None:
 
 def test_offline_remote_stats_is_none(tmp_path: Path, cache: Path) -> None:
     assert run("remote", "owner/tiny", _env(tmp_path)) is None
+
+
+# --- Online error paths against a local Hub stand-in (127.0.0.1 only) --------------------------------------
+#
+# `hf_hub_download(repo, "config.json", revision=None)` (huggingface_hub 2.x, file_download.py) first sends
+# `HEAD {HF_ENDPOINT}/{repo}/resolve/main/config.json`. Its metadata comes from the response headers
+# (`X-Repo-Commit`: the commit the revision resolves to; `ETag` (or `X-Linked-Etag`): the blob id;
+# `Content-Length` (or `X-Linked-Size`): the size); it then sends `GET` on the same URL for the body.
+# A 4xx HEAD is turned into an exception by `hf_raise_for_status` (utils/_http.py) from `X-Error-Code`:
+# `GatedRepo` -> GatedRepoError, `RepoNotFound` -> RepositoryNotFoundError, `RevisionNotFound` ->
+# RevisionNotFoundError, `EntryNotFound` -> RemoteEntryNotFoundError. 5xx and 429 are retried with backoff,
+# so the stand-in never answers them. kvcalc's `inspect` then asks `get_safetensors_metadata`, whose
+# `file_exists` HEADs `model.safetensors` and `model.safetensors.index.json` at the resolved commit: the
+# stand-in answers those with 404 `EntryNotFound`, as the Hub does for a repo without safetensors.
+
+ROOT = Path(__file__).resolve().parents[1]
+
+#: A Hub response: status, headers, body (the body is sent on GET only; HEAD gets the headers alone).
+Reply = tuple[int, dict[str, str], bytes]
+
+
+class _FakeHub:
+    """A threaded http.server on 127.0.0.1: `routes` maps a path to a Reply; other paths are 404
+    EntryNotFound. Every request is recorded in `requests` as (method, path)."""
+
+    def __init__(self) -> None:
+        import http.server
+        import threading
+
+        hub = self
+        self.routes: dict[str, Reply] = {}
+        self.requests: list[tuple[str, str]] = []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            timeout = 10  # a stuck client connection cannot hold a handler thread longer than this
+
+            def _reply(self, with_body: bool) -> None:
+                hub.requests.append((self.command, self.path))
+                status, headers, body = hub.routes.get(
+                    self.path.split("?")[0],
+                    (404, {"X-Error-Code": "EntryNotFound", "X-Error-Message": "Entry not found"}, b""),
+                )
+                if not body and status >= 400:
+                    body = json.dumps({"error": headers.get("X-Error-Message", "error")}).encode()
+                self.send_response(status)
+                for key, value in headers.items():
+                    self.send_header(key, value)
+                self.send_header("Content-Length", str(len(body)))
+                if status >= 400 or "Content-Type" not in headers:
+                    self.send_header("Content-Type", "application/json")
+                self.end_headers()
+                if with_body:
+                    self.wfile.write(body)
+
+            def do_HEAD(self) -> None:  # http.server's method naming
+                self._reply(with_body=False)
+
+            def do_GET(self) -> None:
+                self._reply(with_body=True)
+
+            def log_message(self, format: str, *args: Any) -> None:  # keep pytest's output clean
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.port: int = self.server.server_address[1]
+        self.endpoint = f"http://127.0.0.1:{self.port}"
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05})
+        self.thread.daemon = True
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(timeout=5)
+
+    def serve_file(self, repo_id: str, revision: str, filename: str, data: bytes, commit: str) -> None:
+        """Serve `filename` as the Hub serves a small (non-LFS) file: ETag is its git blob sha1."""
+        self.routes[f"/{repo_id}/resolve/{revision}/{filename}"] = (
+            200,
+            {"ETag": f'"{_git_blob_sha1(data)}"', "X-Repo-Commit": commit, "Content-Type": "text/plain"},
+            data,
+        )
+
+    def fail(self, repo_id: str, revision: str, filename: str, status: int, code: str, message: str) -> None:
+        self.routes[f"/{repo_id}/resolve/{revision}/{filename}"] = (
+            status,
+            {"X-Error-Code": code, "X-Error-Message": message},
+            b"",
+        )
+
+
+@pytest.fixture
+def fake_hub() -> Iterator[_FakeHub]:
+    hub = _FakeHub()
+    try:
+        yield hub
+    finally:
+        hub.stop()
+
+
+def _online_env(tmp_path: Path, hub: _FakeHub) -> dict[str, str]:
+    """Online mode against the stand-in, an empty cache, no token, short timeouts, no proxy."""
+    (tmp_path / "hub").mkdir(exist_ok=True)
+    env = _env(
+        tmp_path,
+        HF_ENDPOINT=hub.endpoint,
+        HF_HUB_OFFLINE="0",
+        HF_HUB_ETAG_TIMEOUT="5",
+        HF_HUB_DOWNLOAD_TIMEOUT="5",
+        HF_HUB_DISABLE_PROGRESS_BARS="1",
+        HF_HUB_DISABLE_XET="1",
+    )
+    for key in [k for k in env if k.lower() in ("http_proxy", "https_proxy", "all_proxy")]:
+        del env[key]
+    env["NO_PROXY"] = env["no_proxy"] = "127.0.0.1,localhost"
+    return env
+
+
+def kvcalc_cli(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "kvcalc", *args], env=env, cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+
+
+def _assert_one_error_line(proc: subprocess.CompletedProcess[str], code: int) -> str:
+    assert proc.returncode == code, (proc.returncode, proc.stdout, proc.stderr)
+    assert proc.stdout == ""
+    assert "Traceback" not in proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("kvcalc: error: "), proc.stderr
+    return lines[0]
+
+
+@pytest.mark.parametrize("status", [401, 403])  # 401: no token sent; 403: a token without licence access
+def test_online_gated_repo_is_an_environment_problem(tmp_path: Path, fake_hub: _FakeHub, status: int) -> None:
+    message = "Access to model owner/gated-model is restricted. You must have access to it and be authenticated."
+    fake_hub.fail("owner/gated-model", "main", "config.json", status, "GatedRepo", message)
+    proc = kvcalc_cli(["inspect", "owner/gated-model", "--json"], _online_env(tmp_path, fake_hub))
+    line = _assert_one_error_line(proc, 3)
+    assert "owner/gated-model: gated repo" in line and "licence" in line and "HF_TOKEN" in line
+    assert ("HEAD", "/owner/gated-model/resolve/main/config.json") in fake_hub.requests
+    assert not any(method == "GET" for method, _ in fake_hub.requests)
+
+
+@pytest.mark.parametrize("status", [401, 404])  # the Hub answers 401 to anonymous callers, 404 otherwise
+def test_online_missing_repo_is_an_input_error(tmp_path: Path, fake_hub: _FakeHub, status: int) -> None:
+    fake_hub.fail("owner/missing", "main", "config.json", status, "RepoNotFound", "Repository not found")
+    proc = kvcalc_cli(["inspect", "owner/missing", "--json"], _online_env(tmp_path, fake_hub))
+    line = _assert_one_error_line(proc, 2)
+    assert "owner/missing: no such repo on the Hub" in line
+    assert fake_hub.requests == [("HEAD", "/owner/missing/resolve/main/config.json")]
+
+
+def test_online_missing_revision_and_file_are_input_errors(tmp_path: Path, fake_hub: _FakeHub) -> None:
+    env = _online_env(tmp_path, fake_hub)
+    fake_hub.fail("owner/tiny", "nope", "config.json", 404, "RevisionNotFound", "Invalid rev id: nope")
+    line = _assert_one_error_line(kvcalc_cli(["inspect", "owner/tiny@nope", "--json"], env), 2)
+    assert "owner/tiny: revision 'nope' not found on the Hub" in line
+    # A repo without config.json (the stand-in's default 404 EntryNotFound), e.g. a GGUF-only repo.
+    line = _assert_one_error_line(kvcalc_cli(["inspect", "owner/gguf-only", "--json"], env), 2)
+    assert "owner/gguf-only: the repo has no config.json" in line
+
+
+def test_online_download_of_config(tmp_path: Path, fake_hub: _FakeHub) -> None:
+    # params_total of TINY_LLAMA, by hand (see TINY_LLAMA_PARAMS above):
+    #   per layer: attention q 64*64 + k 32*64 + v 32*64 + o 64*64 = 4,096 + 2,048 + 2,048 + 4,096 = 12,288
+    #              MLP gate/up/down 3 * 64*128 = 24,576; norms 2 * 64 = 128      -> 36,992
+    #   2 layers 73,984 + embed 256*64 = 16,384 + lm_head (untied) 16,384 + final norm 64 = 106,816
+    config = json.dumps(TINY_LLAMA).encode()
+    fake_hub.serve_file("owner/tiny", "main", "config.json", config, COMMIT_MAIN)
+    env = _online_env(tmp_path, fake_hub)
+    proc = kvcalc_cli(["inspect", "owner/tiny", "--json"], env)
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr
+    model = json.loads(proc.stdout)["model"]
+    assert model["params_total"] == 106_816 == TINY_LLAMA_PARAMS
+    assert (model["hf_repo"], model["num_layers"], model["params_source"]) == ("owner/tiny", 2, "derived")
+    # HEAD then GET of config.json; then the safetensors lookup at the resolved commit finds none (404s).
+    assert fake_hub.requests[:2] == [
+        ("HEAD", "/owner/tiny/resolve/main/config.json"),
+        ("GET", "/owner/tiny/resolve/main/config.json"),
+    ]
+    assert ("HEAD", f"/owner/tiny/resolve/{COMMIT_MAIN}/model.safetensors") in fake_hub.requests
+    # The download landed in the cache in huggingface_hub's layout, so an offline run now finds it.
+    repo = tmp_path / "hub" / "models--owner--tiny"
+    assert (repo / "refs" / "main").read_text() == COMMIT_MAIN
+    assert (repo / "snapshots" / COMMIT_MAIN / "config.json").read_bytes() == config
+    offline = kvcalc_cli(["inspect", "owner/tiny", "--json"], _env(tmp_path))
+    assert offline.returncode == 0, offline.stderr
+    assert json.loads(offline.stdout)["model"]["params_total"] == TINY_LLAMA_PARAMS

@@ -137,6 +137,7 @@ def profile_peak_bytes(
         "sampler_bytes": sampler,
         "slack_bytes": PROFILE_SLACK,
         "pp_intermediate_bytes": intermediate,
+        "hidden_bytes": hidden,
     }
 
 

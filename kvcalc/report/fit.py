@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from kvcalc.calc import kv as kvmod
 from kvcalc.calc.engines import Assumption, EngineResult, flat_budget, vllm_budget
-from kvcalc.calc.paged import blocks_per_request
+from kvcalc.calc.paged import blocks_per_request, version_tuple
 from kvcalc.calc.parallel import CommPerToken, check_parallel, comm_per_token, weights_per_stage
 from kvcalc.calc.weights import PlainFormat, WeightFormat
 from kvcalc.errors import KvcalcError
 from kvcalc.report.explain import Derivation
-from kvcalc.report.inspect import ModelReport, model_report
+from kvcalc.report.inspect import ModelReport, kv_derivations, model_report
 from kvcalc.spec.base import record, replace, to_jsonable
 from kvcalc.spec.deployment import EngineSettings, Parallel
 from kvcalc.spec.dtypes import storage_type
@@ -202,47 +202,88 @@ def fit_deployment(
         assumptions=result.assumptions,
         advice=[],
         warnings=warnings,
-        explain=fit_derivations(result, kv_name),
+        explain=fit_derivations(model, parallel, result, kv_name,
+                                sum(fmt.tensor_bytes(t, t.numel) for t in model.all_tensors())),
     )
     if advise and not fits:
         report.advice.extend(advice_for(model, gpu, parallel, engine, max_len, concurrency, fmt))
     return report
 
 
-def fit_derivations(result: EngineResult, kv_name: str) -> list[Derivation]:
+def fit_derivations(
+    model: ModelSpec, parallel: Parallel, result: EngineResult, kv_name: str, weights_total: int
+) -> list[Derivation]:
+    """--explain for fit: weights per GPU, the memory terms, A, blocks, reported size and concurrency, from the
+    same numbers the report holds."""
     s = result.stages[result.binding_stage]
-    out = [
-        Derivation(
-            figure="KV cache memory per GPU (A)",
-            formula="ceil(total x utilization) - weights - activation peak - non-torch - CUDA graphs"
-            if result.engine == "vllm"
-            else "engine budget (see assumptions)",
-            substituted=f"{fmt_gib(s.requested_bytes)} - {fmt_gib(s.weights_bytes)} - {fmt_gib(s.activation_bytes)} - "
-            f"{fmt_gib(s.non_torch_bytes)} - {fmt_gib(s.cuda_graph_bytes)}",
-            value=fmt_gib(s.kv_cache_bytes),
-            source="vLLM gpu_worker.determine_available_memory" if result.engine == "vllm" else result.engine,
-        ),
-    ]
-    if result.engine == "vllm" and result.plan.groups:
-        out.append(
-            Derivation(
-                figure="KV blocks",
-                formula="floor(A / (page bytes x layers per group))",
-                substituted=f"floor({s.kv_cache_bytes:,} / ({result.plan.page_bytes:,} x "
-                f"{result.plan.block_bytes // max(1, result.plan.page_bytes)}))",
-                value=f"{result.num_blocks:,} blocks ({kv_name} KV)",
-                source="vLLM kv_cache_utils.get_num_blocks",
-            )
-        )
-        out.append(
-            Derivation(
-                figure="Maximum concurrency",
-                formula="blocks / blocks one max-length request needs (sum over KV groups)",
-                substituted=f"{result.num_blocks:,} / {result.blocks_per_request:,}",
-                value=f"{result.max_concurrency:.2f}x at {result.max_model_len:,} tokens",
-                source="vLLM get_max_concurrency_for_kv_cache_config",
-            )
-        )
+    vllm = result.engine == "vllm"
+    util = result.assumptions.get("gpu_memory_utilization")
+    detail = s.activation_detail
+    out = kv_derivations(model, kv_name, parallel.tp)
+    out.append(Derivation(
+        figure=f"Weights on the fullest GPU (stage {s.stage}, {s.layers} layers)",
+        formula="sum over its tensors of shard bytes: column/row-parallel / tp, embedding and head padded to 64 rows "
+        "/ tp, K/V kept whole per head when tp > KV heads, norms and routers replicated"
+        + (" + rotary cos/sin cache" if vllm else ""),
+        substituted=f"{fmt_gib(weights_total)} whole model over tp={parallel.tp}, pp={parallel.pp}, ep={parallel.ep}",
+        value=fmt_gib(s.weights_bytes),
+        source="vLLM linear.py / vocab_parallel_embedding.py / get_pp_indices",
+    ))
+    if vllm and util is not None:
+        out.append(Derivation(
+            figure="Requested memory per GPU (R)",
+            formula="ceil(total as torch reports it x gpu_memory_utilization)",
+            substituted=f"ceil({s.total_bytes:,} x {util.value})",
+            value=f"{s.requested_bytes:,} B = {fmt_gib(s.requested_bytes)}",
+            source="vLLM worker/utils.py request_memory",
+        ))
+    if "forward_bytes" in detail and result.engine in ("vllm", "trtllm"):
+        out.append(Derivation(
+            figure="Activation peak of the profile run (P)",
+            formula="max(MLP forward of max_num_batched_tokens, hidden + sampler c x rows x vocab) + slack"
+            + (" + pipeline hand-off" if detail.get("pp_intermediate_bytes") else ""),
+            substituted=f"max({detail['forward_bytes']:,}, {detail['hidden_bytes']:,} + {detail['sampler_bytes']:,}) + "
+            f"{detail['slack_bytes']:,} + {detail.get('pp_intermediate_bytes', 0):,}",
+            value=fmt_gib(s.activation_bytes),
+            source="vLLM gpu_model_runner.profile_run; calibration in docs/accuracy.md",
+        ))
+    out.append(Derivation(
+        figure="KV cache memory per GPU (A)",
+        formula="R - weights - activation peak - non-torch - CUDA graphs" if vllm
+        else "engine budget (see assumptions)",
+        substituted=f"{fmt_gib(s.requested_bytes)} - {fmt_gib(s.weights_bytes)} - {fmt_gib(s.activation_bytes)} - "
+        f"{fmt_gib(s.non_torch_bytes)} - {fmt_gib(s.cuda_graph_bytes)}",
+        value=fmt_gib(s.kv_cache_bytes),
+        source="vLLM gpu_worker.determine_available_memory" if vllm else result.engine,
+    ))
+    if vllm and result.plan.groups:
+        plan = result.plan
+        per_index = plan.block_bytes // max(1, plan.page_bytes)
+        out.append(Derivation(
+            figure="KV blocks",
+            formula="floor(A / (page bytes x layers sharing a block index)); min over pipeline stages",
+            substituted=f"floor({s.kv_cache_bytes:,} / ({plan.page_bytes:,} x {per_index}))",
+            value=f"{result.num_blocks:,} blocks of {plan.min_block_size} tokens, {plan.num_groups} KV group(s), "
+            f"{kv_name} KV",
+            source="vLLM kv_cache_utils.get_num_blocks / _get_kv_cache_groups_uniform_page_size",
+        ))
+        new_rule = version_tuple(result.version) >= (0, 21)
+        out.append(Derivation(
+            figure='"GPU KV cache size"',
+            formula="int(max concurrency x max_model_len)" if new_rule
+            else "floor(blocks / KV groups) x smallest block size",
+            substituted=f"int({result.max_concurrency:.4f} x {result.max_model_len:,})" if new_rule
+            else f"floor({result.num_blocks:,} / {plan.num_groups}) x {plan.min_block_size}",
+            value=f"{result.kv_cache_tokens:,} tokens",
+            source="vLLM _report_kv_cache_config (" + ("#41069, v0.21+" if new_rule else "v0.11.1-v0.20") + ")",
+        ))
+        out.append(Derivation(
+            figure="Maximum concurrency",
+            formula="blocks / blocks one max-length request needs (sum over KV groups)",
+            substituted=f"{result.num_blocks:,} / {result.blocks_per_request:,}",
+            value=f"{result.max_concurrency:.2f}x at {result.max_model_len:,} tokens",
+            source="vLLM get_max_concurrency_for_kv_cache_config",
+        ))
     return out
 
 
