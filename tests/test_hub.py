@@ -387,7 +387,7 @@ def _assert_one_error_line(proc: subprocess.CompletedProcess[str], code: int) ->
 
 @pytest.mark.parametrize("status", [401, 403])  # 401: no token sent; 403: a token without licence access
 def test_online_gated_repo_is_an_environment_problem(tmp_path: Path, fake_hub: _FakeHub, status: int) -> None:
-    message = "Access to model owner/gated-model is restricted. You must have access to it and be authenticated."
+    message = "Access to model owner/gated-model is restricted. You must be authenticated to access it."
     fake_hub.fail("owner/gated-model", "main", "config.json", status, "GatedRepo", message)
     proc = kvcalc_cli(["inspect", "owner/gated-model", "--json"], _online_env(tmp_path, fake_hub))
     line = _assert_one_error_line(proc, 3)
