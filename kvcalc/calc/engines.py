@@ -17,14 +17,15 @@ from __future__ import annotations
 from kvcalc.calc import kv as kvmod
 from kvcalc.calc.paged import (
     KvPlan,
-    blocks_per_request,
     kv_plan,
     max_concurrency,
     num_blocks,
     reported_tokens,
+    request_blocks,
     version_tuple,
 )
 from kvcalc.calc.parallel import stage_layers
+from kvcalc.errors import InputError
 from kvcalc.spec.base import record
 from kvcalc.spec.deployment import EngineSettings, Parallel
 from kvcalc.spec.dtypes import StorageType, storage_type
@@ -176,10 +177,6 @@ class EngineResult:
     assumptions: dict[str, Assumption]
 
 
-def _context_blocks(plan: KvPlan, context: int, mnbt: int, cp: int) -> int:
-    return sum(blocks_per_request(g, context, mnbt, cp) for g in plan.groups)
-
-
 def vllm_budget(
     model: ModelSpec,
     parallel: Parallel,
@@ -194,6 +191,11 @@ def vllm_budget(
     """vLLM's KV budget and reported capacity for one deployment (see module docstring)."""
     version_text = engine.version or VLLM_DEFAULT_VERSION
     version = version_tuple(version_text)
+    if version < (0, 10):
+        raise InputError(
+            f"--engine-version {version_text}: kvcalc models vLLM's V1 accounting from 0.10 on; give a release "
+            f"such as 0.19.0 (default {VLLM_DEFAULT_VERSION}, the newest rules modelled)"
+        )
     util = engine.gpu_memory_utilization or (0.92 if version >= (0, 21) else 0.9)
     default_mnbt, default_seqs = vllm_batch_defaults(gpu_total_bytes, gpu_name, engine.usage)
     mnbt = engine.max_num_batched_tokens or default_mnbt
@@ -222,8 +224,8 @@ def vllm_budget(
     state = kvmod.state_storage(model)
     conv = storage_type(model.dtype)
     stages = stage_layers(model.num_layers, parallel.pp)
+    plan = kv_plan(list(model.layers), kv, state, conv, tp=parallel.tp, block_size=block_size, version=version)
     budgets: list[StageBudget] = []
-    plans: list[KvPlan] = []
     for s, layers in enumerate(stages):
         if engine.activation_bytes is not None:
             peak, detail = engine.activation_bytes, {"override_bytes": engine.activation_bytes}
@@ -241,16 +243,6 @@ def vllm_budget(
             )
         weights = stage_weights[s] + rope_cache_bytes(model, act)
         available = requested - weights - peak - non_torch - graphs
-        plan = kv_plan(
-            [model.layers[i] for i in layers],
-            kv,
-            state,
-            conv,
-            tp=parallel.tp,
-            block_size=block_size,
-            version=version,
-        )
-        plans.append(plan)
         budgets.append(
             StageBudget(
                 stage=s,
@@ -262,16 +254,13 @@ def vllm_budget(
                 non_torch_bytes=non_torch,
                 cuda_graph_bytes=graphs,
                 kv_cache_bytes=available,
-                num_blocks=num_blocks(available, plan),
+                num_blocks=num_blocks(available, plan, layers),
                 activation_detail=detail,
             )
         )
     binding = min(range(len(budgets)), key=lambda i: budgets[i].num_blocks)
     blocks = budgets[binding].num_blocks
-    plan = kv_plan(
-        list(model.layers), kv, state, conv, tp=parallel.tp, block_size=block_size, version=version
-    )
-    needed = _context_blocks(plan, max_model_len, mnbt, parallel.cp)
+    needed = request_blocks(plan, max_model_len, mnbt, parallel.cp)
     error = None
     if any(b.kv_cache_bytes <= 0 for b in budgets):
         error = (

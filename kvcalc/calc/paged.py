@@ -12,8 +12,6 @@ tokens with max_num_batched_tokens 8192 needs ceil(L/16) + ceil(min(127 + 8192, 
 
 from __future__ import annotations
 
-from collections import Counter
-
 from kvcalc.spec.base import record
 from kvcalc.spec.dtypes import StorageType
 from kvcalc.spec.layers import LayerSpec
@@ -33,21 +31,22 @@ def version_tuple(version: str) -> tuple[int, ...]:
 
 @record
 class KvGroup:
-    """One KV-cache group: layers of one spec sharing a block table."""
+    """One KV-cache group: layers of one spec sharing a block table (`members` are their layer indices)."""
 
     kind: str
     block_size: int
     window: int | None
     layers: int
+    members: tuple[int, ...] = ()
 
 
 @record
 class KvPlan:
-    """How a worker's KV memory is cut into blocks."""
+    """How the KV memory is cut into blocks, for the whole model."""
 
-    layout: str  # "uniform" | "uniform_type" | "hybrid" | "none"
+    layout: str  # "uniform" | "hybrid" | "none" | "flat" (engines without vLLM-style groups)
     page_bytes: int  # one layer's page (block) after page-size unification
-    block_bytes: int  # bytes one block index costs across the pool: page x S (hybrid) or sum of pages
+    block_bytes: int  # bytes one block index costs on a worker holding every layer: page x S
     groups: list[KvGroup]
     padding_layers: int = 0
 
@@ -58,6 +57,14 @@ class KvPlan:
     @property
     def min_block_size(self) -> int:
         return min(g.block_size for g in self.groups)
+
+    def worker_block_bytes(self, layers: range) -> int:
+        """Bytes one block index costs on a worker holding `layers` (a pipeline stage): page x the most
+        members of one group on that worker (vLLM get_kv_cache_configs projects the global groups)."""
+        if not self.groups:
+            return self.block_bytes
+        most = max(sum(1 for i in g.members if i in layers) for g in self.groups)
+        return self.page_bytes * most
 
 
 def _layer_key(layer: LayerSpec) -> tuple[str, int | None]:
@@ -74,16 +81,14 @@ def kv_plan(
     tp: int,
     block_size: int,
     version: tuple[int, ...],
-    hybrid_allocator: bool = True,
 ) -> KvPlan:
-    """Group a worker's KV layers the way vLLM does (section 4.2 of vLLM's kv_cache_utils).
+    """Group the model's KV layers the way vLLM's hybrid KV-cache manager does (kv_cache_utils 4.2):
 
-    1. no hybrid allocator: sliding/chunked layers become full attention (charged the whole context);
-    2. one spec for every layer -> one group; all attention of different shapes -> UniformType (sum of pages);
-    3. hybrid -> pages unified (smaller-page specs get bigger blocks; Mamba pages padded up to the attention
-       page after the attention block grows to cover it), layers bucketed by spec, group size
+    1. one spec for every layer -> one group (a block index costs page x layers);
+    2. otherwise pages are unified (smaller-page specs get bigger blocks; Mamba pages padded up to the
+       attention page after the attention block grows to cover it), layers bucketed by spec, group size
        S = min bucket, or max bucket when max < threshold x min (1.25 from v0.12, 1.5 from v0.18), each bucket
-       split into ceil(n / S) groups; a block index then costs page x S bytes.
+       split by striding into ceil(n / S) groups (`layers[i::k]`); a block index costs page x S bytes.
     """
     kv_layers = [layer for layer in layers if layer.mixer is not None]
     if not kv_layers:
@@ -93,7 +98,7 @@ def kv_plan(
     pages: dict[tuple[str, int | None], int] = {}
     blocks: dict[tuple[str, int | None], int] = {}
     for layer in attention:
-        key = _layer_key(layer) if hybrid_allocator else ("full", None)
+        key = _layer_key(layer)
         assert layer.mixer is not None
         pages[key] = max(pages.get(key, 0), block_size * layer.mixer.kv_bytes_per_token(kv, tp))
         blocks[key] = block_size
@@ -102,47 +107,48 @@ def kv_plan(
         if p and p < page:
             blocks[key] = block_size * page // p
     if recurrent:
-        assert recurrent[0].mixer is not None
         state_page = max(layer.mixer.state_bytes(state, tp, conv) for layer in recurrent if layer.mixer)
         if page and state_page > page:  # attention block grows until its page covers the state page
             scale = ceil_div(state_page, page)
             page *= scale
             blocks = {k: b * scale for k, b in blocks.items()}
         page = max(page, state_page)
-        key = (recurrent[0].kind, None)
         # a state takes one page whatever the length; its nominal block size (for the reported token
         # count) is the attention block it was aligned to
-        blocks[key] = max(blocks.values(), default=block_size)
-    counts = Counter(
-        (_layer_key(layer) if hybrid_allocator or layer.kind in ("linear", "mamba") else ("full", None))
-        for layer in kv_layers
-    )
-    if len(counts) == 1:
-        ((key, n),) = counts.items()
-        group = KvGroup(kind=key[0], block_size=blocks[key], window=key[1], layers=n)
-        return KvPlan(layout="uniform", page_bytes=page, block_bytes=page * n, groups=[group])
-    smallest, largest = min(counts.values()), max(counts.values())
+        blocks[(recurrent[0].kind, None)] = max(blocks.values(), default=block_size)
+    buckets: dict[tuple[str, int | None], list[int]] = {}
+    for layer in kv_layers:
+        buckets.setdefault(_layer_key(layer), []).append(layer.index)
+    if len(buckets) == 1:
+        ((key, members),) = buckets.items()
+        group = KvGroup(kind=key[0], block_size=blocks[key], window=key[1], layers=len(members),
+                        members=tuple(members))
+        return KvPlan(layout="uniform", page_bytes=page, block_bytes=page * len(members), groups=[group])
+    smallest = min(len(m) for m in buckets.values())
+    largest = max(len(m) for m in buckets.values())
     threshold = 1.5 if version >= (0, 18) else 1.25 if version >= (0, 12) else 1.0
     size = largest if largest < threshold * smallest else smallest
     groups: list[KvGroup] = []
     padding = 0
-    for key, n in counts.items():
-        parts = ceil_div(n, size)
-        padding += parts * size - n
+    for key, members in buckets.items():
+        parts = ceil_div(len(members), size)
+        padding += parts * size - len(members)
         for i in range(parts):
-            groups.append(
-                KvGroup(kind=key[0], block_size=blocks[key], window=key[1], layers=min(size, n - i * size))
-            )
+            strided = tuple(members[i::parts])
+            groups.append(KvGroup(kind=key[0], block_size=blocks[key], window=key[1], layers=len(strided),
+                                  members=strided))
     return KvPlan(
         layout="hybrid", page_bytes=page, block_bytes=page * size, groups=groups, padding_layers=padding
     )
 
 
-def num_blocks(available_bytes: int, plan: KvPlan) -> int:
-    """floor(A / bytes per block index); 0 when nothing is available."""
-    if plan.block_bytes == 0 or available_bytes <= 0:
+def num_blocks(available_bytes: int, plan: KvPlan, layers: range | None = None) -> int:
+    """floor(A / bytes per block index on the worker holding `layers` (all layers when None)); 0 when nothing
+    is available."""
+    per_index = plan.block_bytes if layers is None else plan.worker_block_bytes(layers)
+    if per_index == 0 or available_bytes <= 0:
         return 0
-    return available_bytes // plan.block_bytes
+    return available_bytes // per_index
 
 
 def blocks_per_request(group: KvGroup, context: int, max_num_batched_tokens: int, cp: int = 1) -> int:
@@ -158,11 +164,16 @@ def blocks_per_request(group: KvGroup, context: int, max_num_batched_tokens: int
     return ceil_div(ceil_div(context, cp), group.block_size)
 
 
+def request_blocks(plan: KvPlan, context: int, max_num_batched_tokens: int, cp: int = 1) -> int:
+    """Blocks one request of `context` tokens needs across every KV group (each group counted once)."""
+    return sum(blocks_per_request(g, context, max_num_batched_tokens, cp) for g in plan.groups)
+
+
 def max_concurrency(
     blocks: int, plan: KvPlan, context: int, max_num_batched_tokens: int, cp: int = 1
 ) -> float:
     """C = num_blocks / sum over groups of blocks one request needs (each group counted once)."""
-    needed = sum(blocks_per_request(g, context, max_num_batched_tokens, cp) for g in plan.groups)
+    needed = request_blocks(plan, context, max_num_batched_tokens, cp)
     return blocks / needed if needed else 0.0
 
 

@@ -77,6 +77,11 @@ def check_parallel(model: ModelSpec, parallel: Parallel) -> None:
                 if isinstance(mixer, LinearAttention)
                 else (mixer.num_heads or mixer.d_inner)
             )
+            if isinstance(mixer, MambaMixer) and mixer.version == 2 and mixer.n_groups > 1 and mixer.n_groups % tp:
+                raise ParallelismError(
+                    f"tp={tp} does not divide the {mixer.n_groups} SSM groups of layer {layer.index} (vLLM "
+                    f"mamba_mixer2 needs n_groups % tp == 0 or n_groups == 1); try tp in {_options(mixer.n_groups)}"
+                )
             if n % tp:
                 raise ParallelismError(
                     f"tp={tp} does not divide the {n} heads of layer {layer.index}'s "
@@ -95,6 +100,11 @@ def check_parallel(model: ModelSpec, parallel: Parallel) -> None:
                     f"tp={tp} does not divide the expert intermediate size "
                     f"{layer.mlp.expert_intermediate_size}"
                 )
+    if parallel.cp > 1 and tp % parallel.cp:
+        raise ParallelismError(
+            f"cp={parallel.cp} must divide tp={tp}: decode context parallelism splits each sequence's KV over "
+            "the ranks of the TP group (vLLM --decode-context-parallel-size)"
+        )
     if parallel.pp > model.num_layers:
         raise ParallelismError(f"pp={parallel.pp} is more than the {model.num_layers} layers")
     if parallel.ep > 1 and not any(isinstance(layer.mlp, MoEMLP) for layer in model.layers):
@@ -141,16 +151,22 @@ def shard_numel(t: TensorSpec, model: ModelSpec, parallel: Parallel) -> int:
         return round_up(t.shape[0], VOCAB_PADDING) // tp * (t.numel // t.shape[0])
     if role.endswith("_exps"):
         return t.numel // parallel.ep if parallel.ep > 1 else t.numel // tp
-    if role in ("attn_k", "attn_v") and t.layer is not None:
+    if role in ("attn_k", "attn_v", "attn_qkv") and t.layer is not None:
         mixer = model.layers[t.layer].mixer
         kv = getattr(mixer, "num_kv_heads", 0)
         if kv and tp > kv:
-            return t.numel // kv
+            if role != "attn_qkv":
+                return t.numel // kv
+            # fused q/k/v: the query rows split tp ways, each rank keeps one whole K and V head
+            q_rows = mixer.num_heads * mixer.head_dim  # type: ignore[union-attr]
+            kv_rows = t.shape[0] - q_rows
+            cols = t.numel // t.shape[0]
+            return (q_rows // tp + kv_rows // kv) * cols
     if role in COLUMN_PARALLEL:
         return t.numel // tp
     if role in ROW_PARALLEL:
         return t.numel if is_bias else t.numel // tp
-    if role.startswith("ssm") and role != "norm":
+    if role.startswith("ssm") and not role.endswith("norm"):
         return t.numel // tp
     return t.numel
 

@@ -132,18 +132,15 @@ KeepFp16Opt = Annotated[
 
 
 def _weight_format(spec: "ModelSpec", quant: str | None, keep_fp16: str | None) -> "WeightFormat | None":
-    """--quant parsed and bound to the model; without it, the checkpoint's own quantization_config (or None)."""
+    """--quant parsed and bound to the model; None (the checkpoint's own format) without it."""
     from kvcalc.errors import InputError
 
     if quant is None:
         if keep_fp16 is not None:
             raise InputError("--keep-fp16 needs --quant FORMAT (it changes which tensors that format quantizes)")
-        if spec.quantization_config is None:
-            return None
-    from kvcalc.calc.quant import format_from_quantization_config, parse_quant
+        return None
+    from kvcalc.calc.quant import parse_quant
 
-    if quant is None:
-        return format_from_quantization_config(spec)
     return parse_quant(quant, keep_fp16, model=spec)
 
 
@@ -168,7 +165,11 @@ def fit(
     pp: Annotated[int, typer.Option("--pp", min=1, help="Pipeline-parallel degree.")] = 1,
     dp: Annotated[int, typer.Option("--dp", min=1, help="Data-parallel replicas.")] = 1,
     ep: Annotated[int, typer.Option("--ep", min=1, help="Expert-parallel degree (= tp x dp when used).")] = 1,
-    cp: Annotated[int, typer.Option("--cp", min=1, help="(Decode) context-parallel degree.")] = 1,
+    cp: Annotated[
+        int,
+        typer.Option("--cp", min=1, help="Decode context-parallel degree: each sequence's KV split over cp ranks "
+                     "of the TP group (divides --tp; adds no GPUs)."),
+    ] = 1,
     gpus: Annotated[
         int | None, typer.Option("--gpus", min=1, help="Total GPUs; sets tp when only this is given.")
     ] = None,
@@ -234,10 +235,10 @@ def fit(
     from kvcalc.spec.deployment import EngineSettings, Parallel
 
     if gpus is not None:
-        if tp == 1 and pp == 1 and dp == 1 and cp == 1:
+        if tp == 1 and pp == 1 and dp == 1:
             tp = gpus
-        elif tp * pp * dp * cp != gpus:
-            raise InputError(f"--gpus {gpus} does not equal tp x pp x dp x cp = {tp * pp * dp * cp}")
+        elif tp * pp * dp != gpus:
+            raise InputError(f"--gpus {gpus} does not equal tp x pp x dp = {tp * pp * dp}")
     spec = load_model(model, revision=revision, warn=warn)
     gpu_spec = _gpu(gpu, gpu_file)
     settings = EngineSettings(

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from kvcalc.calc import kv as kvmod
 from kvcalc.calc.engines import Assumption, EngineResult, flat_budget, vllm_budget
-from kvcalc.calc.paged import blocks_per_request, version_tuple
+from kvcalc.calc.paged import request_blocks, version_tuple
 from kvcalc.calc.parallel import CommPerToken, check_parallel, comm_per_token, weights_per_stage
 from kvcalc.calc.weights import PlainFormat, WeightFormat
-from kvcalc.errors import KvcalcError
+from kvcalc.errors import InputError, KvcalcError
 from kvcalc.report.explain import Derivation
 from kvcalc.report.inspect import ModelReport, kv_derivations, model_report
 from kvcalc.spec.base import record, replace, to_jsonable
@@ -91,12 +91,71 @@ def _max_context(result: EngineResult, concurrency: int, mnbt: int, cp: int, lim
     lo, hi = 0, limit
     while lo < hi:
         mid = (lo + hi + 1) // 2
-        need = sum(blocks_per_request(g, mid, mnbt, cp) for g in result.plan.groups)
+        need = request_blocks(result.plan, mid, mnbt, cp)
         if need * concurrency <= result.num_blocks:
             lo = mid
         else:
             hi = mid - 1
     return lo
+
+
+def serving_dtype_for(model: ModelSpec, engine: EngineSettings) -> str:
+    """The dtype the engine serves a 16/32-bit checkpoint in: fp32 checkpoints are cast to bf16 by vLLM,
+    SGLang and TRT-LLM (`dtype=auto`); llama.cpp keeps what the file holds."""
+    if model.dtype == "fp32" and engine.name != "llamacpp":
+        return "bf16"
+    return model.dtype if model.dtype in ("bf16", "fp16", "fp32") else "bf16"
+
+
+def default_weight_format(model: ModelSpec, dtype: str) -> WeightFormat:
+    """The checkpoint's stored format when its config says it is quantized, else plain `dtype`."""
+    if model.quantization_config is not None:
+        from kvcalc.calc.quant import format_from_quantization_config
+
+        stored = format_from_quantization_config(model)
+        if stored is not None:
+            return stored
+    return PlainFormat(dtype)
+
+
+#: KV-cache dtypes each engine accepts (vLLM `--kv-cache-dtype`: auto, bfloat16, fp8, fp8_e4m3, fp8_e5m2;
+#: SGLang the same; TRT-LLM adds int8; llama.cpp `-ctk/-ctv` ggml types).
+_KV_DTYPES: dict[str, frozenset[str]] = {
+    "vllm": frozenset({"bf16", "fp16", "fp32", "fp8", "fp8_e4m3", "fp8_e5m2"}),
+    "sglang": frozenset({"bf16", "fp16", "fp32", "fp8", "fp8_e4m3", "fp8_e5m2"}),
+    "trtllm": frozenset({"bf16", "fp16", "fp32", "fp8", "fp8_e4m3", "int8"}),
+    "llamacpp": frozenset({"f16", "fp16", "bf16", "f32", "fp32", "q8_0", "q4_0", "q4_1", "q5_0", "q5_1",
+                           "iq4_nl"}),
+}
+
+
+def check_kv_dtype(engine: str, kv_name: str) -> None:
+    """InputError when the engine has no KV cache of that dtype."""
+    allowed = _KV_DTYPES[engine]
+    if kv_name.lower() not in allowed:
+        raise InputError(f"--kv-dtype {kv_name} is not a {engine} KV-cache type; use one of "
+                         f"{', '.join(sorted(allowed))}")
+
+
+_ENGINE_OPTIONS: dict[str, tuple[str, ...]] = {
+    "vllm": ("gpu_memory_utilization", "max_num_seqs", "block_size", "cuda_graph_bytes"),
+    "sglang": ("mem_fraction_static",),
+    "trtllm": ("free_gpu_memory_fraction",),
+    "llamacpp": (),
+}
+
+
+def engine_option_warnings(engine: EngineSettings) -> list[str]:
+    """A warning for each engine-specific option given to an engine that does not use it."""
+    out = []
+    for name, options in _ENGINE_OPTIONS.items():
+        if name == engine.name:
+            continue
+        for option in options:
+            if getattr(engine, option) is not None:
+                out.append(f"--{option.replace('_', '-').replace('-bytes', '-memory')} applies to {name}, "
+                           f"not {engine.name}; ignored")
+    return out
 
 
 def fit_deployment(
@@ -110,13 +169,18 @@ def fit_deployment(
     weight_format: WeightFormat | None = None,
     advise: bool = True,
 ) -> FitReport:
-    """Size one deployment with the chosen engine's accounting and judge whether it fits."""
+    """Size one deployment with the chosen engine's accounting and judge whether it fits.
+
+    Weights default to the checkpoint's own format (its quantization_config), else its dtype, with fp32
+    served as bf16 as vLLM's `dtype=auto` does (`_get_and_verify_dtype`); the KV cache defaults to that dtype."""
     check_parallel(model, parallel)
-    fmt = weight_format or PlainFormat(model.dtype if model.dtype in ("bf16", "fp16", "fp32") else "bf16")
-    kv_name = engine.kv_cache_dtype or model.dtype
+    serving_dtype = serving_dtype_for(model, engine)
+    fmt = weight_format or default_weight_format(model, serving_dtype)
+    kv_name = engine.kv_cache_dtype or serving_dtype
+    check_kv_dtype(engine.name, kv_name)
     kv = storage_type(kv_name)
     max_len = context or model.max_position_embeddings or 4096
-    warnings: list[str] = []
+    warnings: list[str] = engine_option_warnings(engine)
     if model.max_position_embeddings and max_len > model.max_position_embeddings:
         warnings.append(
             f"context {max_len:,} exceeds the model's max_position_embeddings "

@@ -133,6 +133,27 @@ def _rotary_dim(cfg: Cfg, parts: Parts) -> int:
     return 0
 
 
+def _check_layers(parts: Parts, where: str) -> None:
+    """Reject layer specs no engine could run: a non-positive window, query heads not a multiple of the KV
+    heads, more experts per token than experts, non-positive sizes."""
+    from kvcalc.spec.layers import FullAttention, MoEMLP
+
+    for layer in parts.layers:
+        mixer, mlp = layer.mixer, layer.mlp
+        if isinstance(mixer, FullAttention):
+            if mixer.window is not None and mixer.window <= 0:
+                raise InputError(f"{where}: layer {layer.index}: window {mixer.window} must be positive")
+            if mixer.num_heads % mixer.num_kv_heads:
+                raise InputError(f"{where}: layer {layer.index}: {mixer.num_heads} query heads are not a multiple "
+                                 f"of {mixer.num_kv_heads} KV heads")
+        if isinstance(mlp, MoEMLP) and mlp.top_k > mlp.num_experts:
+            raise InputError(f"{where}: layer {layer.index}: {mlp.top_k} experts per token but only "
+                             f"{mlp.num_experts} experts")
+        for t in layer.tensors:
+            if any(dim <= 0 for dim in t.shape):
+                raise InputError(f"{where}: tensor {t.name} has a non-positive dimension {t.shape}")
+
+
 def model_from_config(
     config: Any, *, model_id: str, hf_repo: str | None = None, warn: Callable[[str], None] | None = None
 ) -> ModelSpec:
@@ -159,6 +180,7 @@ def model_from_config(
         parts = _mapper("llama")(cfg, "llama")
     else:
         parts = _mapper(model_type)(cfg, model_type)
+    _check_layers(parts, model_id)
     architectures = config.get("architectures") or []
     quant = text.get("quantization_config") or config.get("quantization_config")
     return ModelSpec(

@@ -13,8 +13,10 @@ ENGINES: tuple[str, ...] = get_args(EngineName)
 
 @record
 class Parallel:
-    """Parallel degrees. GPUs used = tp * pp * dp * cp; expert parallel (ep) splits experts over the
-    tp * dp ranks of one stage instead of slicing every expert (vLLM `--enable-expert-parallel`)."""
+    """Parallel degrees. GPUs used = tp * pp * dp. Expert parallel (ep) splits experts over the tp * dp ranks
+    of one stage instead of slicing every expert (vLLM `--enable-expert-parallel`); context parallel (cp)
+    splits each sequence's KV over cp ranks of the TP group (vLLM `--decode-context-parallel-size`, which
+    must divide tp), so neither adds GPUs."""
 
     tp: int = 1
     pp: int = 1
@@ -30,7 +32,7 @@ class Parallel:
 
     @property
     def gpus(self) -> int:
-        return self.tp * self.pp * self.dp * self.cp
+        return self.tp * self.pp * self.dp
 
 
 @record

@@ -30,7 +30,9 @@ class Cfg:
         return default if value is None else value
 
     def int(self, key: str, default: int | None = None, *, minimum: int = 1) -> int:
-        value = self.data.get(key, default)
+        value = self.data.get(key)
+        if value is None:  # absent or an explicit null (transformers writes head_dim: null) -> the default
+            value = default
         if value is None:
             raise InputError(f"{self.where}: config field '{key}' is missing")
         if isinstance(value, bool) or not isinstance(value, (int, float)) or int(value) != value:
