@@ -334,29 +334,26 @@ def flat_budget(
       (T - reserved) / T with reserved ~ 10 GiB on an 80 GB card; server_args._handle_gpu_memory_settings);
     - trtllm: KV = (T - W - P - N) x free_gpu_memory_fraction (0.9 default, KvCacheConfig);
     - llamacpp: KV = n_ctx x bytes per token; fits when W + KV + compute buffer <= T.
-    tokens = floor(KV / cell), cell = KV bytes per token on one rank (window layers at full length)."""
+    tokens = min over stages of floor(KV / cell), cell = KV bytes per token of the stage's layers on one rank
+    (window layers at full length: these engines keep one pool)."""
     version_text = engine.version or "latest"
     mnbt = engine.max_num_batched_tokens or 8192
-    cell = max(
-        1,
-        kvmod.kv_bytes_per_token(model, kv, parallel.tp)
-        + sum(
-            layer.mixer.kv_bytes_per_token(kv, parallel.tp)
-            for layer in model.layers
-            if layer.mixer is not None and layer.mixer.window is not None
-        ),
-    )
+    stages = stage_layers(model.num_layers, parallel.pp)
+    cells = [
+        max(1, sum(kvmod.layer_kv_bytes_per_token(model.layers[i], kv, parallel.tp) for i in layers))
+        for layers in stages
+    ]
     non_torch = engine.non_torch_bytes if engine.non_torch_bytes is not None else NON_TORCH_SINGLE
     act = storage_type("bf16")
     budgets = []
     assumptions: dict[str, Assumption] = {
         "total_memory_bytes": Assumption(value=gpu_total_bytes, unit="B", source="hardware file"),
         "kv_cell_bytes": Assumption(
-            value=cell, unit="B", source="kv bytes per token on one rank, all layers"
+            value=max(cells), unit="B", source="KV bytes per token on one rank of the fullest stage"
         ),
     }
-    stages = stage_layers(model.num_layers, parallel.pp)
     for s, layers in enumerate(stages):
+        requested = gpu_total_bytes
         weights = stage_weights[s]
         peak, detail = profile_peak_bytes(
             model,
@@ -372,7 +369,8 @@ def flat_budget(
         if engine.name == "sglang":
             fraction = engine.mem_fraction_static or 0.88
             assumptions["mem_fraction_static"] = Assumption(value=fraction, source="--mem-fraction-static")
-            available = int(gpu_total_bytes * fraction) - weights
+            requested = int(gpu_total_bytes * fraction)
+            available = requested - weights
             peak, non_torch_used = 0, 0
         elif engine.name == "trtllm":
             fraction = engine.free_gpu_memory_fraction or 0.9
@@ -393,19 +391,19 @@ def flat_budget(
                 stage=s,
                 layers=len(layers),
                 total_bytes=gpu_total_bytes,
-                requested_bytes=gpu_total_bytes,
+                requested_bytes=requested,
                 weights_bytes=weights,
                 activation_bytes=peak,
                 non_torch_bytes=non_torch_used,
                 cuda_graph_bytes=0,
                 kv_cache_bytes=available,
-                num_blocks=max(0, available) // cell,
+                num_blocks=max(0, available) // cells[s],
                 activation_detail=detail,
             )
         )
     binding = min(range(len(budgets)), key=lambda i: budgets[i].num_blocks)
     tokens = budgets[binding].num_blocks
-    plan = KvPlan(layout="flat", page_bytes=cell, block_bytes=cell, groups=[])
+    plan = KvPlan(layout="flat", page_bytes=cells[binding], block_bytes=cells[binding], groups=[])
     needed_tokens = max_model_len
     error = None
     if budgets[binding].kv_cache_bytes <= 0:

@@ -61,23 +61,31 @@ def layer_bytes_for_context(
     return per_token * layer.mixer.cached_tokens(context) + layer.mixer.state_bytes(state, tp, conv)
 
 
-def kv_bytes_per_token(model: ModelSpec, kv: StorageType, tp: int = 1, mla_naive: bool = False) -> int:
-    """Bytes each extra token adds past every window: sum over full-context layers (full, MLA)."""
+def kv_bytes_per_token(
+    model: ModelSpec, kv: StorageType, tp: int = 1, mla_naive: bool = False, layers: range | None = None
+) -> int:
+    """Bytes each extra token adds past every window: sum over full-context layers (full, MLA), of the
+    whole model or of `layers` (one pipeline stage)."""
     return sum(
         layer_kv_bytes_per_token(layer, kv, tp, mla_naive)
-        for layer in model.layers
+        for layer in _layers(model, layers)
         if layer.mixer is not None and layer.mixer.window is None
     )
 
 
+def _layers(model: ModelSpec, layers: range | None) -> tuple[LayerSpec, ...]:
+    return model.layers if layers is None else tuple(model.layers[i] for i in layers)
+
+
 def fixed_bytes_per_sequence(
-    model: ModelSpec, kv: StorageType, tp: int = 1, state: StorageType | None = None
+    model: ModelSpec, kv: StorageType, tp: int = 1, state: StorageType | None = None, layers: range | None = None
 ) -> int:
-    """Window-capped layers at their full window plus recurrent states: constant per sequence at long context."""
+    """Window-capped layers at their full window plus recurrent states: constant per sequence at long context
+    (whole model, or the `layers` of one pipeline stage)."""
     state = state or state_storage(model)
     conv = storage_type(model.dtype)
     total = 0
-    for layer in model.layers:
+    for layer in _layers(model, layers):
         if layer.mixer is None:
             continue
         window = layer.mixer.window

@@ -221,17 +221,19 @@ def comm_per_token(model: ModelSpec, parallel: Parallel, activation_bytes: int =
     """TP: two all-reduces of H activations per layer; a ring all-reduce moves 2 (tp-1)/tp of the message
     per GPU (Patarasuk & Yuan 2009; Megatron-LM, Shoeybi et al. 2019 s3).
     EP: dispatch and combine all-to-all of top_k * H activations per MoE layer, (ep-1)/ep of it off-GPU.
-    PP: one H activation per stage boundary."""
+    PP: a stage hands one H activation to the next.
+    Per GPU: the layers of the largest pipeline stage."""
     h = model.hidden_size * activation_bytes
     tp, ep = parallel.tp, parallel.ep
-    layers_with_mixer = sum(1 for layer in model.layers if layer.mixer is not None)
-    layers_with_mlp = sum(1 for layer in model.layers if layer.mlp is not None)
-    tp_bytes = (layers_with_mixer + layers_with_mlp) * 2 * (tp - 1) * h // tp if tp > 1 else 0
+    stage = max(stage_layers(model.num_layers, parallel.pp), key=len)
+    layers = [model.layers[i] for i in stage]
+    blocks = sum(1 for layer in layers if layer.mixer is not None) + sum(1 for layer in layers if layer.mlp)
+    tp_bytes = blocks * 2 * (tp - 1) * h // tp if tp > 1 else 0
     ep_bytes = 0
     if ep > 1:
-        for layer in model.layers:
+        for layer in layers:
             if isinstance(layer.mlp, MoEMLP):
                 ep_bytes += 2 * layer.mlp.top_k * h * (ep - 1) // ep
     return CommPerToken(
-        tp_allreduce_bytes=tp_bytes, ep_alltoall_bytes=ep_bytes, pp_activation_bytes=(parallel.pp - 1) * h
+        tp_allreduce_bytes=tp_bytes, ep_alltoall_bytes=ep_bytes, pp_activation_bytes=h if parallel.pp > 1 else 0
     )

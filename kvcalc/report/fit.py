@@ -5,7 +5,7 @@ from __future__ import annotations
 from kvcalc.calc import kv as kvmod
 from kvcalc.calc.engines import Assumption, EngineResult, flat_budget, vllm_budget
 from kvcalc.calc.paged import request_blocks, version_tuple
-from kvcalc.calc.parallel import CommPerToken, check_parallel, comm_per_token, weights_per_stage
+from kvcalc.calc.parallel import CommPerToken, check_parallel, comm_per_token, stage_layers, weights_per_stage
 from kvcalc.calc.weights import PlainFormat, WeightFormat
 from kvcalc.errors import InputError, KvcalcError
 from kvcalc.report.explain import Derivation
@@ -210,6 +210,7 @@ def fit_deployment(
         )
     mnbt = int(result.assumptions.get("max_num_batched_tokens", Assumption(value=8192, source="")).value)
     stage = result.stages[result.binding_stage]
+    binding_layers = stage_layers(model.num_layers, parallel.pp)[result.binding_stage]
     kv_bytes = max(0, stage.kv_cache_bytes)
     used = (
         stage.weights_bytes
@@ -258,8 +259,8 @@ def fit_deployment(
             max_context_at_concurrency=_max_context(
                 result, concurrency, mnbt, parallel.cp, model.max_position_embeddings or max_len
             ),
-            kv_bytes_per_token=kvmod.kv_bytes_per_token(model, kv, parallel.tp),
-            fixed_bytes_per_sequence=kvmod.fixed_bytes_per_sequence(model, kv, parallel.tp),
+            kv_bytes_per_token=kvmod.kv_bytes_per_token(model, kv, parallel.tp, layers=binding_layers),
+            fixed_bytes_per_sequence=kvmod.fixed_bytes_per_sequence(model, kv, parallel.tp, layers=binding_layers),
         ),
         stages=[{k: v for k, v in to_jsonable(s).items() if k != "activation_detail"} for s in result.stages],
         communication_per_token=comm_per_token(model, parallel),
@@ -311,15 +312,27 @@ def fit_derivations(
             value=fmt_gib(s.activation_bytes),
             source="vLLM gpu_model_runner.profile_run; calibration in docs/accuracy.md",
         ))
-    out.append(Derivation(
-        figure="KV cache memory per GPU (A)",
-        formula="R - weights - activation peak - non-torch - CUDA graphs" if vllm
-        else "engine budget (see assumptions)",
-        substituted=f"{fmt_gib(s.requested_bytes)} - {fmt_gib(s.weights_bytes)} - {fmt_gib(s.activation_bytes)} - "
-        f"{fmt_gib(s.non_torch_bytes)} - {fmt_gib(s.cuda_graph_bytes)}",
-        value=fmt_gib(s.kv_cache_bytes),
-        source="vLLM gpu_worker.determine_available_memory" if vllm else result.engine,
-    ))
+    fraction = getattr(result.assumptions.get("free_gpu_memory_fraction"), "value", "")
+    formulas = {
+        "vllm": ("R - weights - activation peak - non-torch - CUDA graphs",
+                 f"{fmt_gib(s.requested_bytes)} - {fmt_gib(s.weights_bytes)} - {fmt_gib(s.activation_bytes)} - "
+                 f"{fmt_gib(s.non_torch_bytes)} - {fmt_gib(s.cuda_graph_bytes)}",
+                 "vLLM gpu_worker.determine_available_memory"),
+        "sglang": ("floor(total x mem_fraction_static) - weights",
+                   f"{fmt_gib(s.requested_bytes)} - {fmt_gib(s.weights_bytes)}",
+                   "SGLang model_runner.profile_max_num_token"),
+        "trtllm": ("(total - weights - activation peak - non-torch) x free_gpu_memory_fraction",
+                   f"({fmt_gib(s.total_bytes)} - {fmt_gib(s.weights_bytes)} - {fmt_gib(s.activation_bytes)} - "
+                   f"{fmt_gib(s.non_torch_bytes)}) x {fraction}",
+                   "TensorRT-LLM _torch/pyexecutor/_util.py KvCacheCreator"),
+        "llamacpp": ("total - weights - compute buffer - backend overhead",
+                     f"{fmt_gib(s.total_bytes)} - {fmt_gib(s.weights_bytes)} - {fmt_gib(s.activation_bytes)} - "
+                     f"{fmt_gib(s.non_torch_bytes)}",
+                     "llama.cpp llama-context / ggml backend buffers"),
+    }
+    formula, substituted, source = formulas[result.engine]
+    out.append(Derivation(figure="KV cache memory per GPU (A)", formula=formula, substituted=substituted,
+                          value=fmt_gib(s.kv_cache_bytes), source=source))
     if vllm and result.plan.groups:
         plan = result.plan
         per_index = plan.block_bytes // max(1, plan.page_bytes)
