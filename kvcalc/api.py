@@ -14,6 +14,7 @@ from kvcalc.report.inspect import InspectReport, inspect_model
 from kvcalc.sources.hardware import find_gpu
 from kvcalc.sources.resolve import load_model
 from kvcalc.spec.deployment import EngineName, EngineSettings, Parallel
+from kvcalc.units import parse_tokens
 
 
 def inspect(model: str, *, kv_dtype: str | None = None, revision: str | None = None) -> InspectReport:
@@ -30,7 +31,7 @@ def fit(
     dp: int = 1,
     ep: int = 1,
     cp: int = 1,
-    context: int | None = None,
+    context: int | str | None = None,
     concurrency: int = 1,
     engine: str = "vllm",
     revision: str | None = None,
@@ -39,11 +40,12 @@ def fit(
     """Does MODEL fit on `gpu` with this layout? `engine_options` are EngineSettings fields
     (version, gpu_memory_utilization, max_num_batched_tokens, kv_cache_dtype, ...)."""
     settings = EngineSettings(name=cast(EngineName, engine), **engine_options)
+    tokens = None if context is None else parse_tokens(context, "context")
     return fit_deployment(
         load_model(model, revision=revision),
         find_gpu(gpu),
         Parallel(tp=tp, pp=pp, dp=dp, ep=ep, cp=cp),
         settings,
-        context=context,
+        context=tokens,
         concurrency=concurrency,
     )

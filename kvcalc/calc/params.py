@@ -46,10 +46,6 @@ def params_total(model: ModelSpec) -> int:
     return sum(t.numel for t in model.all_tensors())
 
 
-def routed_expert_params(model: ModelSpec) -> int:
-    return sum(t.numel for layer in model.layers for t in layer.tensors if component(t) == "routed_experts")
-
-
 def params_active(model: ModelSpec) -> int:
     """Params one token runs through: total minus the routed experts it skips (1 - top_k/E of them)."""
     skipped = 0

@@ -158,6 +158,21 @@ def engine_option_warnings(engine: EngineSettings) -> list[str]:
     return out
 
 
+_SUMMARIES: dict[tuple[int, int], tuple[ModelSpec, WeightFormat, ModelReport]] = {}
+
+
+def _model_summary(model: ModelSpec, fmt: WeightFormat) -> ModelReport:
+    """model_report(model, fmt), computed once per (model, format) pair: advice re-runs the fit many times."""
+    key = (id(model), id(fmt))
+    cached = _SUMMARIES.get(key)
+    if cached is None or cached[0] is not model or cached[1] is not fmt:
+        if len(_SUMMARIES) >= 64:
+            _SUMMARIES.clear()
+        cached = (model, fmt, model_report(model, fmt))
+        _SUMMARIES[key] = cached
+    return cached[2]
+
+
 def fit_deployment(
     model: ModelSpec,
     gpu: GpuSpec,
@@ -168,6 +183,7 @@ def fit_deployment(
     concurrency: int = 1,
     weight_format: WeightFormat | None = None,
     advise: bool = True,
+    explain: bool = True,
 ) -> FitReport:
     """Size one deployment with the chosen engine's accounting and judge whether it fits.
 
@@ -209,6 +225,7 @@ def fit_deployment(
             kv=kv,
         )
     mnbt = int(result.assumptions.get("max_num_batched_tokens", Assumption(value=8192, source="")).value)
+    summary = _model_summary(model, fmt)
     stage = result.stages[result.binding_stage]
     binding_layers = stage_layers(model.num_layers, parallel.pp)[result.binding_stage]
     kv_bytes = max(0, stage.kv_cache_bytes)
@@ -230,7 +247,7 @@ def fit_deployment(
     report = FitReport(
         fits=fits,
         reason=reason,
-        model=model_report(model, fmt),
+        model=summary,
         gpu=GpuReport(
             name=gpu.name,
             key=gpu.key,
@@ -267,8 +284,7 @@ def fit_deployment(
         assumptions=result.assumptions,
         advice=[],
         warnings=warnings,
-        explain=fit_derivations(model, parallel, result, kv_name,
-                                sum(fmt.tensor_bytes(t, t.numel) for t in model.all_tensors())),
+        explain=fit_derivations(model, parallel, result, kv_name, summary.weights_bytes) if explain else [],
     )
     if advise and not fits:
         report.advice.extend(advice_for(model, gpu, parallel, engine, max_len, concurrency, fmt))
@@ -393,8 +409,8 @@ def advice_for(
         tries.append(("quant", f"--quant {name}", parallel, engine, quant, context))
     if (engine.kv_cache_dtype or model.dtype) not in ("fp8", "fp8_e4m3", "fp8_e5m2"):
         tries.append(("kv", "--kv-dtype fp8", parallel, replace(engine, kv_cache_dtype="fp8"), fmt, context))
-    base = fit_deployment(model, gpu, parallel, engine, context=context, concurrency=1, weight_format=fmt,
-                          advise=False)
+    base = fit_deployment(model, gpu, parallel, engine, context=context, concurrency=concurrency,
+                          weight_format=fmt, advise=False, explain=False)
     shorter = base.capacity.max_context_at_concurrency
     if 0 < shorter < context:
         tries.append(("context", f"--context {shorter}", parallel, engine, fmt, shorter))
@@ -404,23 +420,27 @@ def advice_for(
         if group in found:
             continue  # the smallest change of each kind is enough
         try:
-            r = fit_deployment(model, gpu, layout, settings, context=length,
-                               concurrency=1 if group == "context" else concurrency,
-                               weight_format=weights, advise=False)
+            r = fit_deployment(model, gpu, layout, settings, context=length, concurrency=concurrency,
+                               weight_format=weights, advise=False, explain=False)
         except KvcalcError:
             continue
         if r.fits:
             out.append(_advice(change, r))
             found.add(group)
-    if base.fits and concurrency > 1:
-        out.append(_advice(f"--concurrency {int(base.capacity.max_concurrency)}", base))
+    if concurrency > 1 and int(base.capacity.max_concurrency) >= 1:
+        fewer = int(base.capacity.max_concurrency)
+        r = fit_deployment(model, gpu, parallel, engine, context=context, concurrency=fewer, weight_format=fmt,
+                           advise=False, explain=False)
+        if r.fits:
+            out.append(_advice(f"--concurrency {fewer}", r))
     if not out and quants:
         for tp in (2, 4, 8, 16):
             if tp <= parallel.tp:
                 continue
             try:
                 r = fit_deployment(model, gpu, replace(parallel, tp=tp), engine, context=context,
-                                   concurrency=concurrency, weight_format=quants[0][1], advise=False)
+                                   concurrency=concurrency, weight_format=quants[0][1], advise=False,
+                                   explain=False)
             except KvcalcError:
                 continue
             if r.fits:
@@ -433,7 +453,7 @@ def advice_for(
             continue
         try:
             r = fit_deployment(model, other, parallel, engine, context=context, concurrency=concurrency,
-                               weight_format=fmt, advise=False)
+                               weight_format=fmt, advise=False, explain=False)
         except KvcalcError:
             continue
         if r.fits:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from itertools import groupby
+from typing import Any
 
 from kvcalc.calc import kv as kvcalc_kv
 from kvcalc.calc.params import params_active, params_breakdown, params_mtp, params_total
@@ -10,7 +11,7 @@ from kvcalc.calc.weights import WeightFormat
 from kvcalc.report.explain import Derivation
 from kvcalc.spec.base import record, to_jsonable
 from kvcalc.spec.dtypes import storage_type
-from kvcalc.spec.layers import FullAttention, MLAAttention
+from kvcalc.spec.layers import FullAttention, MLAAttention, kv_heads_per_rank
 from kvcalc.spec.model import ModelSpec
 from kvcalc.units import fmt_bytes
 
@@ -139,45 +140,56 @@ def model_report(model: ModelSpec, fmt: WeightFormat | None = None) -> ModelRepo
     )
 
 
-def kv_derivations(model: ModelSpec, kv_dtype: str, tp: int = 1) -> list[Derivation]:
-    """One line per group of identical layers: count x per-layer bytes per token."""
+def kv_derivations(model: ModelSpec, kv_dtype: str, tp: int = 1, mla_naive: bool = False) -> list[Derivation]:
+    """One line per group of identical layers: count x per-layer bytes per token (or state per sequence)."""
     kv = storage_type(kv_dtype)
-    out: list[Derivation] = []
-    seen: dict[str, int] = {}
-    first: dict[str, object] = {}
+    per_element = f"{kv.block_bytes}/{kv.block_elements}" if kv.block_elements > 1 else f"{kv.block_bytes}"
+    state = kvcalc_kv.state_storage(model)
+    conv = storage_type(model.dtype)
+    groups: dict[str, list[Any]] = {}
     for layer in model.layers:
-        if layer.mixer is None:
-            continue
-        key = repr(layer.mixer)
-        seen[key] = seen.get(key, 0) + 1
-        first.setdefault(key, layer.mixer)
-    for key, count in seen.items():
-        mixer = first[key]
+        if layer.mixer is not None:
+            groups.setdefault(repr(layer.mixer), []).append(layer.mixer)
+    out: list[Derivation] = []
+    for mixers in groups.values():
+        mixer, count = mixers[0], len(mixers)
         if isinstance(mixer, FullAttention):
-            heads = max(1, mixer.num_kv_heads // tp)
-            per = mixer.kv_bytes_per_token(kv, tp)
+            heads = kv_heads_per_rank(mixer.num_kv_heads, tp)
             where = "every token" if mixer.window is None else f"the last {mixer.window} tokens"
-            out.append(
-                Derivation(
-                    figure=f"KV bytes/token, {count} {mixer.kind} layers (keep {where})",
-                    formula="layers x (head_dim + v_head_dim) x kv_heads_per_rank x bytes(dtype)",
-                    substituted=f"{count} x ({mixer.head_dim} + {mixer.value_dim}) x {heads} x "
-                    f"{kv.block_bytes}/{kv.block_elements}",
-                    value=f"{count * per:,} B",
-                    source="vLLM kv_cache_interface.AttentionSpec.page_size_bytes / block_size",
-                )
-            )
+            out.append(Derivation(
+                figure=f"KV bytes/token, {count} {mixer.kind} layers (keep {where})",
+                formula="layers x (head_dim + v_head_dim) x kv_heads_per_rank x bytes(dtype)",
+                substituted=f"{count} x ({mixer.head_dim} + {mixer.value_dim}) x {heads} x {per_element}",
+                value=f"{count * mixer.kv_bytes_per_token(kv, tp):,} B",
+                source="vLLM kv_cache_interface.AttentionSpec.page_size_bytes / block_size",
+            ))
+        elif isinstance(mixer, MLAAttention) and mla_naive:
+            heads = max(1, mixer.num_heads // tp)
+            out.append(Derivation(
+                figure=f"KV bytes/token, {count} MLA layers (naive per-head K/V, HF eager cache)",
+                formula="layers x heads x ((qk_nope + qk_rope) + v_head_dim) x bytes(dtype)",
+                substituted=f"{count} x {heads} x (({mixer.qk_nope_head_dim} + {mixer.qk_rope_head_dim}) + "
+                f"{mixer.v_head_dim}) x {per_element}",
+                value=f"{count * mixer.naive_kv_bytes_per_token(kv, tp):,} B",
+                source="transformers DeepseekV3Attention cache layout",
+            ))
         elif isinstance(mixer, MLAAttention):
-            per = mixer.kv_bytes_per_token(kv, tp)
-            out.append(
-                Derivation(
-                    figure=f"KV bytes/token, {count} MLA layers (latent cache)",
-                    formula="layers x (kv_lora_rank + qk_rope_head_dim) x bytes(dtype)",
-                    substituted=f"{count} x ({mixer.kv_lora_rank} + {mixer.qk_rope_head_dim}) x {kv.block_bytes}",
-                    value=f"{count * per:,} B",
-                    source="DeepSeek-V2 arXiv:2405.04434 s2.1.3; vLLM MLAAttentionSpec",
-                )
-            )
+            out.append(Derivation(
+                figure=f"KV bytes/token, {count} MLA layers (latent cache)",
+                formula="layers x (kv_lora_rank + qk_rope_head_dim) x bytes(dtype)",
+                substituted=f"{count} x ({mixer.kv_lora_rank} + {mixer.qk_rope_head_dim}) x {per_element}",
+                value=f"{count * mixer.kv_bytes_per_token(kv, tp):,} B",
+                source="DeepSeek-V2 arXiv:2405.04434 s2.1.3; vLLM MLAAttentionSpec",
+            ))
+        else:
+            out.append(Derivation(
+                figure=f"State bytes/sequence, {count} {mixer.kind} layers",
+                formula="layers x (conv state x bytes(model dtype) + SSM state x bytes(state dtype))",
+                substituted=f"{count} x ({mixer.conv_state_elements(tp):,} x {conv.block_bytes} + "
+                f"{mixer.ssm_state_elements(tp):,} x {state.block_bytes})",
+                value=f"{count * mixer.state_bytes(state, tp, conv):,} B",
+                source="vLLM MambaStateShapeCalculator",
+            ))
     return out
 
 
@@ -196,7 +208,7 @@ def inspect_model(
         SequenceBytes(context=c, bytes=kvcalc_kv.bytes_per_sequence(model, c, kv, mla_naive=mla_naive))
         for c in contexts
     ]
-    explain = kv_derivations(model, dtype)
+    explain = kv_derivations(model, dtype, mla_naive=mla_naive)
     explain.append(
         Derivation(
             figure="KV bytes/sequence at L tokens (L past every window)",

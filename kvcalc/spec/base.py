@@ -33,7 +33,8 @@ def _eq(self: Any, other: Any) -> bool:
 
 
 def _hash(self: Any) -> int:
-    return hash((self.__class__, *(v if v.__hash__ else id(v) for v in _values(self))))
+    """Consistent with _eq: equal records hash alike (unhashable fields hash by their repr)."""
+    return hash((self.__class__, *(v if v.__hash__ else repr(v) for v in _values(self))))
 
 
 def _repr(self: Any) -> str:
