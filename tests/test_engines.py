@@ -4,6 +4,7 @@ import pytest
 
 from kvcalc.calc.engines import PROFILE_SLACK, profile_peak_bytes, vllm_batch_defaults
 from kvcalc.calc.weights import PlainFormat
+from kvcalc.errors import InputError
 from kvcalc.report.fit import fit_deployment
 from kvcalc.sources.hardware import find_gpu
 from kvcalc.spec.deployment import EngineSettings, Parallel
@@ -118,3 +119,41 @@ def test_advice_offers_fp8_weights_when_they_fit() -> None:
     changes = [a.change for a in r.advice]
     assert not r.fits and "--quant fp8" in changes and "--tp 2" in changes
     assert all(a.fits for a in r.advice)
+
+
+def test_fp32_checkpoints_are_served_in_bf16() -> None:
+    # vLLM dtype=auto casts fp32 to bf16: weights and KV at 2 bytes, as for the bf16 checkpoint
+    fp32 = fit_deployment(build(dict(CODELLAMA_7B, torch_dtype="float32")), find_gpu("h100"), Parallel(),
+                          EngineSettings(), context=8192)
+    bf16 = fit_deployment(build(CODELLAMA_7B), find_gpu("h100"), Parallel(), EngineSettings(), context=8192)
+    assert fp32.per_gpu.weights_bytes == bf16.per_gpu.weights_bytes
+    assert fp32.capacity.kv_bytes_per_token == 32 * 2 * 32 * 128 * 2 == 524_288
+
+
+@pytest.mark.parametrize(("engine", "kv"), [("vllm", "q4_0"), ("llamacpp", "fp8")])
+def test_kv_dtype_must_exist_in_the_engine(engine: str, kv: str) -> None:
+    with pytest.raises(InputError, match=f"--kv-dtype {kv} is not a {engine} KV-cache type"):
+        fit_deployment(build(CODELLAMA_7B), find_gpu("h100"), Parallel(),
+                       EngineSettings(name=engine, kv_cache_dtype=kv), context=8192)  # type: ignore[arg-type]
+
+
+def test_unknown_vllm_version_is_refused() -> None:
+    with pytest.raises(InputError, match="--engine-version latest"):
+        fit_deployment(build(CODELLAMA_7B), find_gpu("h100"), Parallel(), EngineSettings(version="latest"))
+
+
+def test_pipeline_stage_cells_for_flat_engines() -> None:
+    # SGLang sizes each stage's pool by that stage's layers: with pp=2 a GPU holds 16 of CodeLlama's 32 layers,
+    # so a token costs 16 x 2 x 32 x 128 x 2 = 262,144 B there, half the pp=1 figure
+    one = fit_deployment(build(CODELLAMA_7B), find_gpu("h100"), Parallel(), EngineSettings(name="sglang"),
+                         context=8192)
+    two = fit_deployment(build(CODELLAMA_7B), find_gpu("h100"), Parallel(pp=2), EngineSettings(name="sglang"),
+                         context=8192)
+    assert one.capacity.kv_bytes_per_token == 524_288 and two.capacity.kv_bytes_per_token == 262_144
+    assert two.capacity.kv_cache_tokens > 2 * one.capacity.kv_cache_tokens  # half the weights per GPU too
+
+
+def test_engine_only_options_warn() -> None:
+    r = fit_deployment(build(CODELLAMA_7B), find_gpu("h100"), Parallel(),
+                       EngineSettings(name="sglang", gpu_memory_utilization=0.8), context=8192)
+    assert any("--gpu-memory-utilization applies to vllm" in w for w in r.warnings)

@@ -64,3 +64,16 @@ def test_group_threshold_by_version() -> None:
 
 def test_no_blocks_without_memory() -> None:
     assert num_blocks(-5, plan_for(LLAMA_70B)) == 0
+
+
+def test_pipeline_workers_project_the_global_groups() -> None:
+    # 4 layers alternating sliding/full: buckets {0, 2} and {1, 3}, S = 2, so a block index costs 2 pages
+    # on a worker holding all layers; with pp=2 (layers 0-1 and 2-3) each worker holds one member of each
+    # group, so an index costs 1 page there (vLLM get_kv_cache_configs projects global groups per worker)
+    config = dict(GPT_OSS_20B, num_hidden_layers=4, layer_types=["sliding_attention", "full_attention"] * 2)
+    model = build(config)
+    plan = kv_plan(list(model.layers), BF16, BF16, BF16, tp=1, block_size=16, version=(0, 19, 0))
+    assert [g.members for g in plan.groups] == [(0, 2), (1, 3)]
+    assert plan.block_bytes == 2 * 32_768
+    assert plan.worker_block_bytes(range(0, 2)) == plan.worker_block_bytes(range(2, 4)) == 32_768
+    assert num_blocks(10 * 32_768, plan, range(0, 2)) == 10

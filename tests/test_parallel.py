@@ -2,7 +2,7 @@
 
 import pytest
 
-from kvcalc.calc.parallel import check_parallel, comm_per_token, pp_partition, weights_per_stage
+from kvcalc.calc.parallel import check_parallel, comm_per_token, pp_partition, shard_numel, weights_per_stage
 from kvcalc.calc.weights import PlainFormat
 from kvcalc.errors import ParallelismError
 from kvcalc.spec.deployment import Parallel
@@ -118,3 +118,44 @@ def test_moe_ep_shards_whole_experts() -> None:
     # attention 4 x 64 x 64 / 4 = 4,096; router 8 x 64 = 512 (replicated); norms 2 x 64 + final 64 = 192;
     # experts 196,608 / 4 = 49,152; embedding + head 2 x (128 / 4) x 64 = 4,096 -> 58,048 params x 2 B
     assert tp4 == 2 * (4_096 + 512 + 192 + 49_152 + 4_096) == 116_096
+
+
+def test_fused_qkv_keeps_whole_kv_heads_when_tp_exceeds_them() -> None:
+    # Falcon-40B style fused query_key_value: 8 query heads, 2 KV heads, head_dim 4, hidden 32
+    config = {
+        "model_type": "falcon", "hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 8,
+        "num_kv_heads": 2, "new_decoder_architecture": True, "vocab_size": 256, "parallel_attn": True,
+        "bias": False,
+    }
+    model = build(config)
+    (qkv,) = [t for t in model.layers[0].tensors if t.role == "attn_qkv"]
+    # rows: 8 x 4 query + 2 x 2 x 4 K and V = 48; at tp=4 a rank holds 32 / 4 = 8 query rows and one K and
+    # one V head (2 x 4 = 8 rows): (8 + 8) x 32 columns = 512 elements, not 48 x 32 / 4 = 384
+    assert qkv.shape == (48, 32)
+    assert shard_numel(qkv, model, Parallel(tp=4)) == 512
+
+
+def test_mamba2_groups_must_divide_tp() -> None:
+    config = {
+        "model_type": "nemotron_h", "hidden_size": 512, "num_hidden_layers": 2, "hybrid_override_pattern": "M*",
+        "num_attention_heads": 16, "num_key_value_heads": 16, "head_dim": 32, "intermediate_size": 1024,
+        "vocab_size": 1024, "mamba_num_heads": 32, "mamba_head_dim": 8, "ssm_state_size": 16, "n_groups": 8,
+        "conv_kernel": 4, "expand": 2,
+    }
+    # 8 SSM groups: tp=16 divides the 32 SSM heads and 16 attention heads but not the groups (vLLM mamba_mixer2)
+    with pytest.raises(ParallelismError, match="8 SSM groups"):
+        check_parallel(build(config), Parallel(tp=16))
+    check_parallel(build(config), Parallel(tp=8))
+
+
+def test_context_parallel_divides_tp_and_adds_no_gpus() -> None:
+    with pytest.raises(ParallelismError, match="cp=3 must divide tp=4"):
+        check_parallel(build(LLAMA_70B), Parallel(tp=4, cp=3))
+    assert Parallel(tp=4, cp=2).gpus == 4
+
+
+def test_communication_is_per_gpu_under_pp() -> None:
+    # tp=2, pp=2: each GPU runs 40 of the 80 layers: 40 x 2 all-reduces x 2 x (2-1)/2 x 16,384 B = 1,310,720 B;
+    # the pipeline hands one 8192 x 2 B = 16,384 B activation per token to the next stage
+    comm = comm_per_token(build(LLAMA_70B), Parallel(tp=2, pp=2))
+    assert comm.tp_allreduce_bytes == 1_310_720 and comm.pp_activation_bytes == 16_384
