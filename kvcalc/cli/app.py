@@ -63,12 +63,11 @@ def inspect(
     """Architecture summary, layer pattern, parameters, and KV bytes per token and per sequence."""
     from kvcalc.cli.output import emit, warn
     from kvcalc.report.inspect import inspect_model
-    from kvcalc.report.render import render_inspect
     from kvcalc.sources.resolve import load_model
 
     spec = load_model(model, revision=revision, warn=warn)
     report = inspect_model(spec, _kv_dtype(kv_dtype), mla_naive=naive_mla)
-    emit(report, as_json=json_out, explain=explain, render=render_inspect)
+    emit(report, as_json=json_out, explain=explain, render="kvcalc.report.render:render_inspect")
 
 
 @app.command()
@@ -230,7 +229,6 @@ def fit(
     from kvcalc.cli.output import emit, warn
     from kvcalc.errors import EXIT_DOES_NOT_FIT, InputError
     from kvcalc.report.fit import fit_deployment
-    from kvcalc.report.render import render_fit
     from kvcalc.sources.resolve import load_model
     from kvcalc.spec.deployment import EngineSettings, Parallel
 
@@ -266,7 +264,7 @@ def fit(
     )
     for message in report.warnings:
         warn(message)
-    emit(report, as_json=json_out, explain=explain, render=render_fit)
+    emit(report, as_json=json_out, explain=explain, render="kvcalc.report.render:render_fit")
     if not report.fits:
         raise typer.Exit(EXIT_DOES_NOT_FIT)
 
@@ -295,7 +293,7 @@ def quant(
     from kvcalc.calc.quant import parse_keep
     from kvcalc.cli.output import emit, warn
     from kvcalc.errors import InputError
-    from kvcalc.report.quant import DEFAULT_FORMATS, quant_report, render_quant
+    from kvcalc.report.quant import DEFAULT_FORMATS, quant_report
     from kvcalc.sources.hardware import find_gpu
     from kvcalc.sources.resolve import load_model
     from kvcalc.spec.deployment import EngineSettings, Parallel
@@ -313,7 +311,7 @@ def quant(
         formats=names,
         keep_high_precision=parse_keep(keep_fp16),
     )
-    emit(report, as_json=json_out, explain=explain, render=render_quant)
+    emit(report, as_json=json_out, explain=explain, render="kvcalc.report.quant:render_quant")
 
 
 @app.command()
@@ -360,7 +358,7 @@ def local(
     from kvcalc.calc.quant import format_from_quantization_config, parse_quant
     from kvcalc.cli.output import emit, warn
     from kvcalc.errors import EXIT_DOES_NOT_FIT, InputError
-    from kvcalc.report.local import local_report, render_local
+    from kvcalc.report.local import local_report
     from kvcalc.sources.hardware import find_gpu
     from kvcalc.sources.resolve import load_model
 
@@ -393,7 +391,7 @@ def local(
         spec, fmt, device=device, gpu=hw, ram_bytes=_parse_bytes(ram, "--ram"), context=tokens,
         kv_dtype=_kv_dtype(kv_dtype), users=users, ram_bandwidth=bandwidth,
     )
-    emit(report, as_json=json_out, explain=explain, render=render_local)
+    emit(report, as_json=json_out, explain=explain, render="kvcalc.report.local:render_local")
     if not report.fits:
         raise typer.Exit(EXIT_DOES_NOT_FIT)
 
@@ -475,7 +473,7 @@ def attention_variants(
 ) -> None:
     """MODEL's KV bytes per token and the tokens that fit as MHA, GQA (every group count), MQA and MLA."""
     from kvcalc.cli.output import emit, warn
-    from kvcalc.report.variants import render_variants, variants_report
+    from kvcalc.report.variants import variants_report
     from kvcalc.sources.hardware import find_gpu
     from kvcalc.sources.resolve import load_model
 
@@ -488,7 +486,7 @@ def attention_variants(
         memory_bytes=memory_bytes,
         context=_parse_tokens(context, "--context"),
     )
-    emit(report, as_json=json_out, explain=explain, render=render_variants)
+    emit(report, as_json=json_out, explain=explain, render="kvcalc.report.variants:render_variants")
 
 
 def _app_for(argv: list[str]) -> typer.Typer:

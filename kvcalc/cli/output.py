@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Callable
 from typing import Any
 
 from kvcalc.report.explain import Derivation
@@ -23,8 +22,9 @@ def console(stderr: bool = False) -> Any:
     return Console(stderr=stderr, no_color=bool(os.environ.get("NO_COLOR")), highlight=False, soft_wrap=False)
 
 
-def emit(report: Any, *, as_json: bool, explain: bool, render: Callable[[Any, Any], None]) -> None:
-    """Print `report` as one JSON document (`--json`) or through `render(console, report)`.
+def emit(report: Any, *, as_json: bool, explain: bool, render: str) -> None:
+    """Print `report` as one JSON document (`--json`) or through `render(console, report)`, where `render`
+    names the renderer as `module:function` (imported only for human output).
 
     With `--explain` the derivations follow the tables (human output) or stay in the JSON's `explain` list.
     """
@@ -36,8 +36,11 @@ def emit(report: Any, *, as_json: bool, explain: bool, render: Callable[[Any, An
             data.pop("explain", None)
         sys.stdout.write(json.dumps(data, indent=2) + "\n")
         return
+    import importlib
+
+    module, function = render.split(":")
     out = console()
-    render(out, report)
+    getattr(importlib.import_module(module), function)(out, report)
     if explain:
         derivations: list[Derivation] = getattr(report, "explain", [])
         out.print("\n[bold]How each figure was computed[/bold]")

@@ -56,19 +56,37 @@ def _frozen_delattr(self: Any, name: str) -> None:
 def record(cls: type[T]) -> type[T]:
     """Decorator for kvcalc records: frozen, keyword-only dataclasses.
 
-    Equality, hashing, repr and immutability are shared functions rather than per-class generated code:
-    dataclasses compile every generated method separately, which costs start-up time for each record type.
-    A record is sealed once its `__init__` (and `__post_init__`) has run; assigning to it afterwards raises
+    `dataclasses.dataclass` compiles each generated method (`__init__`, `__eq__`, `__setattr__` ...) with
+    `exec`, which costs start-up time for every record type. Records therefore get the dataclass machinery
+    (fields, `dataclasses.replace`, pydantic schemas) without generated code: one shared keyword-only
+    `__init__` driven by the field list, and shared equality, hashing, repr and immutability. A record is
+    sealed once `__init__` (and `__post_init__`) has run; assigning to it afterwards raises
     FrozenInstanceError, as a frozen dataclass does.
     """
-    made: Any = dataclasses.dataclass(kw_only=True, eq=False, repr=False)(cls)
-    init = made.__init__
+    made: Any = dataclasses.dataclass(init=False, repr=False, eq=False, kw_only=True)(cls)
+    spec = [(f.name, f.default, f.default_factory) for f in dataclasses.fields(made)]
+    names = frozenset(name for name, _, _ in spec)
+    post_init = getattr(made, "__post_init__", None)
+    missing = dataclasses.MISSING
 
-    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
-        init(self, *args, **kwargs)
-        object.__setattr__(self, "_record_sealed", True)
+    def __init__(self: Any, **kwargs: Any) -> None:
+        unknown = kwargs.keys() - names
+        if unknown:
+            raise TypeError(f"{made.__name__}() got unexpected keyword argument(s) {', '.join(sorted(unknown))}")
+        values = self.__dict__
+        for name, default, factory in spec:
+            if name in kwargs:
+                values[name] = kwargs[name]
+            elif default is not missing:
+                values[name] = default
+            elif factory is not missing:
+                values[name] = factory()
+            else:
+                raise TypeError(f"{made.__name__}() missing required keyword argument '{name}'")
+        if post_init is not None:
+            post_init(self)
+        values["_record_sealed"] = True
 
-    __init__.__doc__ = init.__doc__
     made.__init__ = __init__
     made.__setattr__ = _frozen_setattr
     made.__delattr__ = _frozen_delattr
