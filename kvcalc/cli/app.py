@@ -54,7 +54,7 @@ def inspect(
     naive_mla: Annotated[
         bool,
         typer.Option(
-            "--naive-mla", help="Size MLA as full per-head K/V (HF eager cache) instead of the latent."
+            "--naive-mla", help="Size MLA as full per-head K/V (a naive cache) instead of the latent engines store."
         ),
     ] = False,
     json_out: JsonOpt = False,

@@ -166,12 +166,12 @@ def kv_derivations(model: ModelSpec, kv_dtype: str, tp: int = 1, mla_naive: bool
         elif isinstance(mixer, MLAAttention) and mla_naive:
             heads = max(1, mixer.num_heads // tp)
             out.append(Derivation(
-                figure=f"KV bytes/token, {count} MLA layers (naive per-head K/V, HF eager cache)",
+                figure=f"KV bytes/token, {count} MLA layers (naive per-head K/V)",
                 formula="layers x heads x ((qk_nope + qk_rope) + v_head_dim) x bytes(dtype)",
                 substituted=f"{count} x {heads} x (({mixer.qk_nope_head_dim} + {mixer.qk_rope_head_dim}) + "
                 f"{mixer.v_head_dim}) x {per_element}",
                 value=f"{count * mixer.naive_kv_bytes_per_token(kv, tp):,} B",
-                source="transformers DeepseekV3Attention cache layout",
+                source="per-head K/V after kv_b_proj (DeepSeek-V2 paper s2.1.2)",
             ))
         elif isinstance(mixer, MLAAttention):
             out.append(Derivation(

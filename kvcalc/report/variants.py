@@ -248,7 +248,7 @@ def variants_report(
     if mla:
         notes.append(
             "MHA/GQA/MQA rows of an MLA model are hypothetical per-head caches with K head = qk_nope + qk_rope "
-            "and V head = v_head_dim; MHA is the naive (HF eager) cache, MLA the latent engines store"
+            "and V head = v_head_dim; MHA is the naive per-head cache, MLA the latent engines store"
         )
     elif any(v.scheme == "MLA" for v in variants):
         notes.append(

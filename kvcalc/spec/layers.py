@@ -105,7 +105,8 @@ class MLAAttention:
     As vLLM and SGLang store it: one compressed latent per token and layer, no per-head K/V:
     bytes per token = (kv_lora_rank + qk_rope_head_dim) * bytes(kv_dtype), the same on every TP rank
     (DeepSeek-V2 paper, arXiv:2405.04434 section 2.1.3; vLLM `MLAAttentionSpec`, 576 values for V3).
-    A naive (HF eager) cache instead stores full K and V per head: n_heads * (qk_nope + qk_rope + v) values.
+    A naive cache stores full K and V per head: n_heads * (qk_nope + qk_rope + v) values (older transformers
+    releases did; transformers 5.17 caches the latent too: measured in docs/validation.md).
     """
 
     kind: Literal["mla"] = "mla"
