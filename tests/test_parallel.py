@@ -20,10 +20,11 @@ def test_pp_partition_like_vllm() -> None:
 
 
 def test_tp_must_divide_heads() -> None:
-    with pytest.raises(
-        ParallelismError, match=r"tp=3 does not divide 64 attention heads; try tp in 1, 2, 4, 8"
-    ):
-        check_parallel(build(LLAMA_70B), Parallel(tp=3))
+    # the tp values that pass every rule: divisors of the 64 heads that divide the 8 KV heads (1, 2, 4, 8) or
+    # are multiples of them (16, 32, 64), all dividing the vocabulary 128,256 = 2,004 x 64
+    with pytest.raises(ParallelismError, match=r"tp=3 does not divide 64 attention heads; tp values that work "
+                       r"for llama-70b: 1, 2, 4, 8, 16, 32, 64"):
+        check_parallel(build(LLAMA_70B, "llama-70b"), Parallel(tp=3))
 
 
 def test_tp_and_kv_heads() -> None:
@@ -31,7 +32,9 @@ def test_tp_and_kv_heads() -> None:
     config = dict(
         LLAMA_70B, num_attention_heads=40, num_key_value_heads=8, hidden_size=5120, num_hidden_layers=4
     )
-    with pytest.raises(ParallelismError, match="8 KV heads"):
+    # what works: divisors of 40 that divide the 8 KV heads (1, 2, 4, 8); 40 itself is a multiple of 8 but
+    # does not divide the vocabulary 128,256 (= 3,206.4 x 40)
+    with pytest.raises(ParallelismError, match=r"8 KV heads.*tp values that work for test-model: 1, 2, 4, 8$"):
         check_parallel(build(config), Parallel(tp=5))
     check_parallel(build(config), Parallel(tp=8))  # 8 divides both
 

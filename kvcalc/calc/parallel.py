@@ -44,62 +44,50 @@ def _options(n: int, limit: int = 64) -> str:
     return ", ".join(str(d) for d in range(1, min(n, limit) + 1) if n % d == 0)
 
 
+def _tp_problem(model: ModelSpec, tp: int, ep: int) -> str | None:
+    """The first tensor-parallel rule `tp` breaks for this model, or None (vLLM's checks, in its order)."""
+    heads = model.num_attention_heads
+    if heads and heads % tp:
+        return f"tp={tp} does not divide {heads} attention heads"
+    kv = model.num_kv_heads
+    if kv and (tp % kv if tp >= kv else kv % tp):
+        return f"tp={tp} and {kv} KV heads: tp must divide the KV heads or be a multiple of them"
+    padded_vocab = round_up(model.vocab_size, VOCAB_PADDING)
+    if padded_vocab % tp:
+        return (f"tp={tp} does not divide the padded vocabulary {padded_vocab:,} (vocab {model.vocab_size:,} "
+                f"rounded up to a multiple of {VOCAB_PADDING})")
+    for layer in model.layers:
+        mixer = layer.mixer
+        if isinstance(mixer, MambaMixer) and mixer.version == 2 and mixer.n_groups > 1 and mixer.n_groups % tp:
+            return (f"tp={tp} does not divide the {mixer.n_groups} SSM groups of layer {layer.index} (vLLM "
+                    "mamba_mixer2 needs n_groups % tp == 0 or n_groups == 1)")
+        if isinstance(mixer, (LinearAttention, MambaMixer)):
+            n = mixer.num_value_heads if isinstance(mixer, LinearAttention) else (mixer.num_heads or mixer.d_inner)
+            if n % tp:
+                return f"tp={tp} does not divide the {n} heads of layer {layer.index}'s {mixer.kind} mixer"
+        if isinstance(mixer, MLAAttention) and mixer.num_heads % tp:
+            return f"tp={tp} does not divide {mixer.num_heads} MLA heads"
+        if isinstance(layer.mlp, MoEMLP) and ep == 1 and layer.mlp.expert_intermediate_size % tp:
+            return f"tp={tp} does not divide the expert intermediate size {layer.mlp.expert_intermediate_size}"
+    return None
+
+
+def valid_tp(model: ModelSpec, ep: int = 1, limit: int = 64) -> list[int]:
+    """Every tensor-parallel degree up to `limit` that passes all of the model's TP rules."""
+    return [tp for tp in range(1, limit + 1) if _tp_problem(model, tp, 1 if ep == 1 else tp) is None]
+
+
 def check_parallel(model: ModelSpec, parallel: Parallel) -> None:
     """Raise ParallelismError naming the first rule the layout breaks and the values that would work."""
     tp = parallel.tp
-    heads = model.num_attention_heads
-    if heads and heads % tp:
-        raise ParallelismError(
-            f"tp={tp} does not divide {heads} attention heads; try tp in {_options(heads)}"
-        )
-    kv = model.num_kv_heads
-    if kv and (tp % kv if tp >= kv else kv % tp):
-        ok = [
-            d
-            for d in range(1, 65)
-            if (d % kv == 0 if d >= kv else kv % d == 0) and (not heads or heads % d == 0)
-        ]
-        raise ParallelismError(
-            f"tp={tp} and {kv} KV heads: tp must divide the KV heads or be a multiple of them; "
-            f"try tp in {', '.join(map(str, ok[:8]))}"
-        )
-    padded_vocab = round_up(model.vocab_size, VOCAB_PADDING)
-    if padded_vocab % tp:
-        raise ParallelismError(
-            f"tp={tp} does not divide the padded vocabulary {padded_vocab:,} (vocab {model.vocab_size:,} "
-            f"rounded up to a multiple of {VOCAB_PADDING}); try tp in {_options(padded_vocab, 16)}"
-        )
+    problem = _tp_problem(model, tp, parallel.ep)
+    if problem is not None:
+        options = ", ".join(map(str, valid_tp(model, parallel.ep)[:10]))
+        raise ParallelismError(f"{problem}; tp values that work for {model.id}: {options}")
     for layer in model.layers:
-        mixer = layer.mixer
-        if isinstance(mixer, (LinearAttention, MambaMixer)):
-            n = (
-                mixer.num_value_heads
-                if isinstance(mixer, LinearAttention)
-                else (mixer.num_heads or mixer.d_inner)
-            )
-            if isinstance(mixer, MambaMixer) and mixer.version == 2 and mixer.n_groups > 1 and mixer.n_groups % tp:
-                raise ParallelismError(
-                    f"tp={tp} does not divide the {mixer.n_groups} SSM groups of layer {layer.index} (vLLM "
-                    f"mamba_mixer2 needs n_groups % tp == 0 or n_groups == 1); try tp in {_options(mixer.n_groups)}"
-                )
-            if n % tp:
-                raise ParallelismError(
-                    f"tp={tp} does not divide the {n} heads of layer {layer.index}'s "
-                    f"{mixer.kind} mixer; try tp in {_options(n)}"
-                )
-        if isinstance(mixer, MLAAttention) and mixer.num_heads % tp:
-            raise ParallelismError(f"tp={tp} does not divide {mixer.num_heads} MLA heads")
-        if isinstance(layer.mlp, MoEMLP):
+        if isinstance(layer.mlp, MoEMLP) and parallel.ep > 1 and layer.mlp.num_experts % parallel.ep:
             experts = layer.mlp.num_experts
-            if parallel.ep > 1 and experts % parallel.ep:
-                raise ParallelismError(
-                    f"ep={parallel.ep} does not divide {experts} experts; try ep in {_options(experts)}"
-                )
-            if parallel.ep == 1 and layer.mlp.expert_intermediate_size % tp:
-                raise ParallelismError(
-                    f"tp={tp} does not divide the expert intermediate size "
-                    f"{layer.mlp.expert_intermediate_size}"
-                )
+            raise ParallelismError(f"ep={parallel.ep} does not divide {experts} experts; try ep in {_options(experts)}")
     if parallel.cp > 1 and tp % parallel.cp:
         raise ParallelismError(
             f"cp={parallel.cp} must divide tp={tp}: decode context parallelism splits each sequence's KV over "
