@@ -75,6 +75,56 @@ GEMMA3_27B: dict[str, Any] = {
 }
 
 
+# DeepSeek-V3 (deepseek-ai/DeepSeek-V3 config.json): 61 layers (3 dense, 58 MoE of 256 experts, top 8, one shared),
+# MLA with q_lora_rank 1536, kv_lora_rank 512, rope 64, nope 128, v 128.
+DEEPSEEK_V3: dict[str, Any] = {
+    "model_type": "deepseek_v3",
+    "hidden_size": 7168,
+    "intermediate_size": 18432,
+    "moe_intermediate_size": 2048,
+    "num_hidden_layers": 61,
+    "num_attention_heads": 128,
+    "num_key_value_heads": 128,
+    "first_k_dense_replace": 3,
+    "moe_layer_freq": 1,
+    "n_routed_experts": 256,
+    "n_shared_experts": 1,
+    "num_experts_per_tok": 8,
+    "num_nextn_predict_layers": 1,
+    "q_lora_rank": 1536,
+    "kv_lora_rank": 512,
+    "qk_nope_head_dim": 128,
+    "qk_rope_head_dim": 64,
+    "v_head_dim": 128,
+    "topk_method": "noaux_tc",
+    "tie_word_embeddings": False,
+    "vocab_size": 129280,
+}
+
+# A tiny Jamba: 8 layers, attention at i % 4 == 1, Mamba-1 elsewhere, MoE every other layer.
+JAMBA: dict[str, Any] = {
+    "model_type": "jamba",
+    "hidden_size": 32,
+    "vocab_size": 100,
+    "num_hidden_layers": 8,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+    "intermediate_size": 64,
+    "attn_layer_period": 4,
+    "attn_layer_offset": 1,
+    "expert_layer_period": 2,
+    "expert_layer_offset": 1,
+    "num_experts": 4,
+    "num_experts_per_tok": 2,
+    "mamba_expand": 2,
+    "mamba_d_state": 4,
+    "mamba_d_conv": 4,
+    "mamba_dt_rank": "auto",
+    "mamba_conv_bias": True,
+    "mamba_proj_bias": False,
+}
+
+
 def build(config: dict[str, Any], name: str = "test-model") -> ModelSpec:
     return model_from_config(dict(config), model_id=name)
 

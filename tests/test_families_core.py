@@ -21,6 +21,7 @@ from kvcalc.spec.layers import (
     SlidingWindowAttention,
 )
 from kvcalc.spec.model import ModelSpec
+from tests.conftest import DEEPSEEK_V3
 
 BF16 = storage_type("bf16")
 
@@ -76,31 +77,7 @@ def test_gpt2_n_inner_and_untied() -> None:
     assert params_total(m) == 81_885_928
 
 
-# --- DeepSeek-V3 / R1 (deepseek_v3) and V2-Lite (deepseek_v2) -----------------------------------------------
-
-DEEPSEEK_V3: dict[str, Any] = {
-    "model_type": "deepseek_v3",
-    "hidden_size": 7168,
-    "intermediate_size": 18432,
-    "moe_intermediate_size": 2048,
-    "num_hidden_layers": 61,
-    "num_attention_heads": 128,
-    "num_key_value_heads": 128,
-    "first_k_dense_replace": 3,
-    "moe_layer_freq": 1,
-    "n_routed_experts": 256,
-    "n_shared_experts": 1,
-    "num_experts_per_tok": 8,
-    "num_nextn_predict_layers": 1,
-    "q_lora_rank": 1536,
-    "kv_lora_rank": 512,
-    "qk_nope_head_dim": 128,
-    "qk_rope_head_dim": 64,
-    "v_head_dim": 128,
-    "topk_method": "noaux_tc",
-    "tie_word_embeddings": False,
-    "vocab_size": 129280,
-}
+# --- DeepSeek-V3 / R1 (deepseek_v3) and V2-Lite (deepseek_v2); DEEPSEEK_V3 is in conftest.py ---------------
 
 
 def test_deepseek_v3_mla_attention_per_layer() -> None:

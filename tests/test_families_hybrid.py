@@ -20,6 +20,7 @@ from kvcalc.spec.layers import (
     SlidingWindowAttention,
 )
 from kvcalc.spec.model import ModelSpec
+from tests.conftest import JAMBA
 
 BF16 = storage_type("bf16")
 FP32 = storage_type("fp32")
@@ -184,29 +185,7 @@ def test_qwen3_next_gated_attention_and_mtp() -> None:
     assert params_total(m) == params_total(_model(QWEN3_NEXT))  # MTP not in the total
 
 
-# --- Jamba ------------------------------------------------------------------------------------------------
-
-JAMBA: dict[str, Any] = {
-    "model_type": "jamba",
-    "hidden_size": 32,
-    "vocab_size": 100,
-    "num_hidden_layers": 8,
-    "num_attention_heads": 4,
-    "num_key_value_heads": 2,
-    "intermediate_size": 64,
-    "attn_layer_period": 4,
-    "attn_layer_offset": 1,
-    "expert_layer_period": 2,
-    "expert_layer_offset": 1,
-    "num_experts": 4,
-    "num_experts_per_tok": 2,
-    "mamba_expand": 2,
-    "mamba_d_state": 4,
-    "mamba_d_conv": 4,
-    "mamba_dt_rank": "auto",
-    "mamba_conv_bias": True,
-    "mamba_proj_bias": False,
-}
+# --- Jamba (JAMBA is in conftest.py) ---------------------------------------------------------------------
 
 
 def test_jamba_layer_pattern() -> None:

@@ -24,60 +24,15 @@ from kvcalc.spec.base import to_jsonable
 from kvcalc.spec.dtypes import storage_type
 from kvcalc.spec.layers import FullAttention, MLAAttention, SlidingWindowAttention
 from kvcalc.spec.model import ModelSpec
-from tests.conftest import GPT_OSS_20B, LLAMA_70B
+from tests.conftest import DEEPSEEK_V3, GPT_OSS_20B, JAMBA, LLAMA_70B
 
 BF16 = storage_type("bf16")
 FP8 = storage_type("fp8")
 GIB40 = 40 * 2**30  # 42,949,672,960
 
-# DeepSeek-V3 (deepseek-ai/DeepSeek-V3 config.json): 61 MLA layers, 128 heads, kv_lora_rank 512, rope 64,
-# nope 128, v 128.
-DEEPSEEK_V3: dict[str, Any] = {
-    "model_type": "deepseek_v3",
-    "hidden_size": 7168,
-    "intermediate_size": 18432,
-    "moe_intermediate_size": 2048,
-    "num_hidden_layers": 61,
-    "num_attention_heads": 128,
-    "num_key_value_heads": 128,
-    "first_k_dense_replace": 3,
-    "moe_layer_freq": 1,
-    "n_routed_experts": 256,
-    "n_shared_experts": 1,
-    "num_experts_per_tok": 8,
-    "num_nextn_predict_layers": 1,
-    "q_lora_rank": 1536,
-    "kv_lora_rank": 512,
-    "qk_nope_head_dim": 128,
-    "qk_rope_head_dim": 64,
-    "v_head_dim": 128,
-    "tie_word_embeddings": False,
-    "vocab_size": 129280,
-}
-
-# A tiny Jamba: 8 layers, attention at i % 4 == 1 (layers 1 and 5: 4 heads of 32 / 4 = 8, 2 KV heads), six
-# Mamba-1 layers of (3 x 64 conv + 64 x 4 SSM) x 2 B = 896 B each (tests/test_families_hybrid.py).
-JAMBA: dict[str, Any] = {
-    "model_type": "jamba",
-    "hidden_size": 32,
-    "vocab_size": 100,
-    "num_hidden_layers": 8,
-    "num_attention_heads": 4,
-    "num_key_value_heads": 2,
-    "intermediate_size": 64,
-    "attn_layer_period": 4,
-    "attn_layer_offset": 1,
-    "expert_layer_period": 2,
-    "expert_layer_offset": 1,
-    "num_experts": 4,
-    "num_experts_per_tok": 2,
-    "mamba_expand": 2,
-    "mamba_d_state": 4,
-    "mamba_d_conv": 4,
-    "mamba_dt_rank": "auto",
-    "mamba_conv_bias": True,
-    "mamba_proj_bias": False,
-}
+# Model configs (DEEPSEEK_V3, JAMBA, LLAMA_70B, GPT_OSS_20B) come from tests/conftest.py. The tiny Jamba has
+# attention at i % 4 == 1 (layers 1 and 5: 4 heads of 32 / 4 = 8, 2 KV heads) and six Mamba-1 layers of
+# (3 x 64 conv + 64 x 4 SSM) x 2 B = 896 B each.
 
 # A tiny Mistral v0.1: every layer slides over 16 tokens; 4 heads of 64 / 4 = 16, 2 KV heads.
 MISTRAL_SLIDING: dict[str, Any] = {

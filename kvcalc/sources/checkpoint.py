@@ -22,6 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from kvcalc.errors import InputError
+from kvcalc.spec.base import replace
+from kvcalc.spec.model import ModelSpec
 
 INDEX_FILE = "model.safetensors.index.json"
 SINGLE_FILE = "model.safetensors"
@@ -165,3 +167,11 @@ def read_safetensors_dir(
         return None
     tensors = [t for path in files for t in read_safetensors_header(path)]
     return stats_from_tensors(tensors, files=len(files))
+
+
+def with_checkpoint_stats(model: ModelSpec, stats: CheckpointStats | None) -> ModelSpec:
+    """`model` with exact weight bytes and stored element count from checkpoint headers (unchanged when None)."""
+    if stats is None:
+        return model
+    return replace(model, params_source="exact", exact_params_total=stats.params_total,
+                   exact_weights_bytes=stats.weights_bytes)

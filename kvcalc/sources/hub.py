@@ -19,7 +19,6 @@ from typing import Any
 
 from kvcalc.errors import EnvironmentProblem, InputError, KvcalcError
 from kvcalc.sources.checkpoint import CheckpointStats, read_safetensors_dir, stats_from_tensors
-from kvcalc.spec.base import replace
 from kvcalc.spec.model import ModelSpec
 
 _COMMIT = re.compile(r"^[0-9a-f]{40}$")
@@ -170,14 +169,6 @@ def with_hub_checkpoint(
     model: ModelSpec, repo_id: str, revision: str | None, snapshot: Path | None
 ) -> ModelSpec:
     """`model` made exact with the checkpoint counts, when `hub_checkpoint_stats` finds them."""
-    stats = hub_checkpoint_stats(repo_id, revision, snapshot)
-    if stats is None:
-        return model
-    return replace(
-        model,
-        **{
-            "params_source": "exact",
-            "exact_params_total": stats.params_total,
-            "exact_weights_bytes": stats.weights_bytes,
-        }
-    )
+    from kvcalc.sources.checkpoint import with_checkpoint_stats
+
+    return with_checkpoint_stats(model, hub_checkpoint_stats(repo_id, revision, snapshot))

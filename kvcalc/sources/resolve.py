@@ -12,7 +12,6 @@ from typing import Any
 from kvcalc.errors import InputError, unknown_name_error
 from kvcalc.sources.hf_config import model_from_config
 from kvcalc.sources.profiles import find_profile, load_profile, profile_index
-from kvcalc.spec.base import replace
 from kvcalc.spec.model import ModelSpec
 
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*/[\w.\-]+(@[\w.\-/]+)?$")
@@ -35,19 +34,9 @@ def read_config_file(path: Path) -> dict[str, Any]:
 
 def _with_checkpoint(model: ModelSpec, folder: Path) -> ModelSpec:
     """Attach exact counts from safetensors headers in `folder`, when there are any."""
-    from kvcalc.sources.checkpoint import read_safetensors_dir
+    from kvcalc.sources.checkpoint import read_safetensors_dir, with_checkpoint_stats
 
-    stats = read_safetensors_dir(folder)
-    if stats is None:
-        return model
-    return replace(
-        model,
-        **{
-            "params_source": "exact",
-            "exact_params_total": stats.params_total,
-            "exact_weights_bytes": stats.weights_bytes,
-        }
-    )
+    return with_checkpoint_stats(model, read_safetensors_dir(folder))
 
 
 def load_model(
