@@ -352,6 +352,10 @@ def flat_budget(
             value=max(cells), unit="B", source="KV bytes per token on one rank of the fullest stage"
         ),
     }
+    if engine.name != "sglang":
+        assumptions["non_torch_bytes"] = Assumption(
+            value=non_torch, unit="B", source="CUDA context and library workspaces; --non-torch-memory overrides"
+        )
     for s, layers in enumerate(stages):
         requested = gpu_total_bytes
         weights = stage_weights[s]
