@@ -162,3 +162,15 @@ def test_communication_is_per_gpu_under_pp() -> None:
     # the pipeline hands one 8192 x 2 B = 16,384 B activation per token to the next stage
     comm = comm_per_token(build(LLAMA_70B), Parallel(tp=2, pp=2))
     assert comm.tp_allreduce_bytes == 1_310_720 and comm.pp_activation_bytes == 16_384
+
+
+def test_vision_encoder_weights_sit_on_the_first_stage() -> None:
+    from kvcalc.spec.base import replace
+
+    text_only = build(LLAMA_70B)
+    multimodal = replace(text_only, vision_params=1_000_000)
+    # 1,000,000 vision params x 2 B split over tp=4 -> 500,000 B more on each rank of the first stage only
+    plain = weights_per_stage(text_only, Parallel(tp=4, pp=2), BF16)
+    with_vision = weights_per_stage(multimodal, Parallel(tp=4, pp=2), BF16)
+    assert with_vision[0].weights_bytes - plain[0].weights_bytes == 500_000
+    assert with_vision[1].weights_bytes == plain[1].weights_bytes

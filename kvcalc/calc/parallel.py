@@ -171,10 +171,13 @@ class RankWeights:
 def weights_per_stage(model: ModelSpec, parallel: Parallel, fmt: WeightFormat) -> list[RankWeights]:
     """Bytes of weights on one rank of each pipeline stage.
 
-    Stage 0 holds the embeddings, the last stage the final norm and head (and a second copy of tied
-    embeddings when pp > 1, as vLLM loads it).
+    Stage 0 holds the embeddings and, for multimodal models, the vision encoder (kept in the model dtype and
+    split over the TP ranks, as vLLM's vision towers use its parallel linears: vision_params x 2 B / tp); the
+    last stage holds the final norm and head (and a second copy of tied embeddings when pp > 1, as vLLM loads
+    it).
     """
     sized = fmt.tensor_bytes
+    vision_bytes = model.vision_params * 2 // parallel.tp
     stages = stage_layers(model.num_layers, parallel.pp)
     out = []
     for s, layers in enumerate(stages):
@@ -192,6 +195,8 @@ def weights_per_stage(model: ModelSpec, parallel: Parallel, fmt: WeightFormat) -
                 held = last
             if held:
                 total += sized(t, shard_numel(t, model, parallel))
+        if s == 0:
+            total += vision_bytes
         out.append(RankWeights(stage=s, layers=len(layers), weights_bytes=total))
     return out
 
