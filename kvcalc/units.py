@@ -8,15 +8,12 @@ Byte sizes: `GB` = 1e9 and `GiB` = 2**30 as written; a bare prefix (`64G`) means
 
 from __future__ import annotations
 
-import math
 import re
 
 from kvcalc.errors import InputError
 
 GIB = 1 << 30
 MIB = 1 << 20
-KIB = 1 << 10
-GB = 10**9
 
 _TOKEN_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kKmM]?)\s*$")
 _TOKEN_SCALE = {"": 1, "k": 10**3, "m": 10**6, "K": 2**10, "M": 2**20}
@@ -65,14 +62,6 @@ def parse_bytes(text: str | int, what: str = "size") -> int:
     return value
 
 
-def gib(n_bytes: float) -> float:
-    """Bytes -> GiB (2**30)."""
-    return n_bytes / GIB
-
-
-def gb(n_bytes: float) -> float:
-    """Bytes -> GB (1e9)."""
-    return n_bytes / GB
 
 
 def fmt_gib(n_bytes: float, digits: int = 2) -> str:
@@ -90,11 +79,6 @@ def fmt_bytes(n_bytes: float) -> str:
     return f"{value:,.2f} TiB"
 
 
-def fmt_tokens(n_tokens: int) -> str:
-    """12,345 tokens with thousands separators."""
-    return f"{n_tokens:,}"
-
-
 def ceil_div(a: int, b: int) -> int:
     """ceil(a / b) for non-negative ints."""
     return -(-a // b)
@@ -103,7 +87,3 @@ def ceil_div(a: int, b: int) -> int:
 def round_up(a: int, multiple: int) -> int:
     """Smallest multiple of `multiple` >= a."""
     return ceil_div(a, multiple) * multiple
-
-
-def is_finite_positive(x: float) -> bool:
-    return math.isfinite(x) and x > 0
