@@ -157,3 +157,16 @@ def test_engine_only_options_warn() -> None:
     r = fit_deployment(build(CODELLAMA_7B), find_gpu("h100"), Parallel(),
                        EngineSettings(name="sglang", gpu_memory_utilization=0.8), context=8192)
     assert any("--gpu-memory-utilization applies to vllm" in w for w in r.warnings)
+
+
+def test_sglang_default_fraction() -> None:
+    from kvcalc.calc.engines import sglang_mem_fraction_static
+
+    # H100: 85,017,493,504 B = 81,079 MiB (>= 60 GiB class: chunked prefill 8192, graph batch 256 at tp < 4)
+    # reserved = 512 + 1.5 x 8192 + 2 x 256 + 1 x 1 / 8 x 1024 = 13,440 MiB -> (81,079 - 13,440) / 81,079 = 0.834
+    assert sglang_mem_fraction_static(H100_TOTAL, 1, 1) == (0.834, 8192, 256)
+    # tp=8: graph batch 512, reserved = 512 + 12,288 + 1,024 + 1,024 = 14,848 -> 66,231 / 81,079 = 0.817
+    assert sglang_mem_fraction_static(H100_TOTAL, 8, 1)[0] == 0.817
+    # a 24 GiB card (24,576 MiB; chunked prefill 2048, graph batch 24): reserved = 512 + 3,072 + 48 + 128
+    # = 3,760 -> 20,816 / 24,576 = 0.847 (below 60 GiB there is no 10 GiB floor)
+    assert sglang_mem_fraction_static(24 * 2**30, 1, 1)[0] == 0.847

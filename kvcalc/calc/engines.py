@@ -318,6 +318,30 @@ def vllm_budget(
     )
 
 
+def sglang_mem_fraction_static(gpu_total_bytes: int, tp: int, pp: int) -> tuple[float, int, int]:
+    """SGLang's default --mem-fraction-static and the two defaults it derives from the GPU's memory
+    (sglang/srt/server_args.py `_handle_gpu_memory_settings`, CUDA): chunked_prefill_size and
+    cuda_graph_max_bs by memory class, then reserved MiB = 512 + 1.5 x max(chunked_prefill_size, 2048)
+    + 2 x cuda_graph_max_bs + tp x pp / 8 x 1024, at least 10,240 MiB above 60 GiB; f = round((M - reserved)
+    / M, 3) with M the memory in MiB. H100 (81,079 MiB, tp 1): 512 + 12,288 + 512 + 128 = 13,440 -> 0.834.
+    Returns (f, chunked_prefill_size, cuda_graph_max_bs)."""
+    mib = gpu_total_bytes / MIB
+    if mib < 20 * 1024:
+        chunk, graphs = 2048, 8
+    elif mib < 35 * 1024:
+        chunk, graphs = 2048, 24 if tp < 4 else 80
+    elif mib < 60 * 1024:
+        chunk, graphs = 4096, 32 if tp < 4 else 160
+    elif mib < 160 * 1024:
+        chunk, graphs = 8192, 256 if tp < 4 else 512
+    else:
+        chunk, graphs = 16384, 512
+    reserved = 512 + max(chunk, 2048) * 1.5 + graphs * 2 + tp * pp / 8 * 1024
+    if mib > 60 * 1024:
+        reserved = max(reserved, 10 * 1024)
+    return round((mib - reserved) / mib, 3), chunk, graphs
+
+
 def flat_budget(
     model: ModelSpec,
     parallel: Parallel,
@@ -330,8 +354,7 @@ def flat_budget(
 ) -> EngineResult:
     """SGLang, TensorRT-LLM and llama.cpp, which size one token pool (no vLLM-style groups):
 
-    - sglang: KV = T x f - W, f = --mem-fraction-static (default 0.88 here: SGLang's formula
-      (T - reserved) / T with reserved ~ 10 GiB on an 80 GB card; server_args._handle_gpu_memory_settings);
+    - sglang: KV = T x f - W, f = --mem-fraction-static (default: `sglang_mem_fraction_static`);
     - trtllm: KV = (T - W - P - N) x free_gpu_memory_fraction (0.9 default, KvCacheConfig);
     - llamacpp: KV = n_ctx x bytes per token; fits when W + KV + compute buffer <= T.
     tokens = min over stages of floor(KV / cell), cell = KV bytes per token of the stage's layers on one rank
@@ -371,8 +394,14 @@ def flat_budget(
             first_stage=s == 0,
         )
         if engine.name == "sglang":
-            fraction = engine.mem_fraction_static or 0.88
-            assumptions["mem_fraction_static"] = Assumption(value=fraction, source="--mem-fraction-static")
+            default, chunk, graphs = sglang_mem_fraction_static(gpu_total_bytes, parallel.tp, parallel.pp)
+            fraction = engine.mem_fraction_static or default
+            assumptions["mem_fraction_static"] = Assumption(
+                value=fraction,
+                source="--mem-fraction-static" if engine.mem_fraction_static else
+                f"SGLang default for this GPU: chunked_prefill_size {chunk}, cuda_graph_max_bs {graphs} "
+                "(server_args._handle_gpu_memory_settings)",
+            )
             requested = int(gpu_total_bytes * fraction)
             available = requested - weights
             peak, non_torch_used = 0, 0
