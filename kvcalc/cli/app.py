@@ -261,6 +261,7 @@ def fit(
         context=_parse_tokens(context, "--context"),
         concurrency=concurrency,
         weight_format=_weight_format(spec, quant, keep_fp16),
+        explain=explain,
     )
     for message in report.warnings:
         warn(message)

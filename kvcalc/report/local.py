@@ -38,7 +38,7 @@ from kvcalc.spec.base import record
 from kvcalc.spec.gpu import GpuSpec
 from kvcalc.spec.layers import MoEMLP
 from kvcalc.spec.model import ModelSpec
-from kvcalc.units import GIB, MIB
+from kvcalc.units import GIB, MIB, fmt_gib
 
 
 @record
@@ -100,10 +100,6 @@ class LocalReport:
     explain: list[Derivation]
 
 
-def _gib(n: float) -> str:
-    return f"{n / GIB:,.2f} GiB"
-
-
 def _command(model: ModelSpec, fmt: WeightFormat, plan: OffloadPlan, users: int) -> str | None:
     """The llama-server line for this plan (GGUF formats only)."""
     if not isinstance(fmt, GgufRecipe):
@@ -122,13 +118,13 @@ def _verdict(plan: OffloadPlan, hardware: str) -> str:
     if not plan.fits:
         return f"DOES NOT FIT on {hardware}: {plan.reason}"
     if plan.device == "cpu":
-        return f"FITS IN RAM (CPU only): {_gib(plan.host_bytes)} of host RAM"
+        return f"FITS IN RAM (CPU only): {fmt_gib(plan.host_bytes)} of host RAM"
     if plan.fits_on_gpu:
         return (f"FITS ON THE GPU: all {n} layers + output on {hardware} (--n-gpu-layers {plan.n_gpu_layers}), "
-                f"{_gib(plan.gpu_bytes)} of {_gib(plan.gpu_budget_bytes)}")
+                f"{fmt_gib(plan.gpu_bytes)} of {fmt_gib(plan.gpu_budget_bytes)}")
     ram = "" if plan.ram_checked else " (RAM not checked: pass --ram)"
     return (f"FITS WITH OFFLOAD: {plan.layers_on_gpu} of {n} layers on {hardware} (--n-gpu-layers "
-            f"{plan.n_gpu_layers}), {n - plan.layers_on_gpu} layers + output in RAM: {_gib(plan.host_bytes)} of "
+            f"{plan.n_gpu_layers}), {n - plan.layers_on_gpu} layers + output in RAM: {fmt_gib(plan.host_bytes)} of "
             f"host RAM{ram}")
 
 
@@ -179,8 +175,8 @@ def local_report(
                   "(Metal recommendedMaxWorkingSetSize); the sysctl raises it until reboot. "
                   + ("Not needed: every layer fits under the default limit." if plan.fits_on_gpu else
                      f"Raising it to {need_mb} MiB puts every layer on the GPU"
-                     + (f" and still leaves {_gib(gpu.memory_bytes - need_mb * MIB)} to macOS."
-                        if can_raise else f", but that leaves under {_gib(MACOS_RESERVE_BYTES)} to macOS: "
+                     + (f" and still leaves {fmt_gib(gpu.memory_bytes - need_mb * MIB)} to macOS."
+                        if can_raise else f", but that leaves under {fmt_gib(MACOS_RESERVE_BYTES)} to macOS: "
                         "use a smaller format or context."))),
         )
     runtimes = recommend_runtimes(device, fmt, plan.fits_on_gpu, plan.n_gpu_layers, users,
@@ -188,7 +184,7 @@ def local_report(
     sparsity = sparsity_footprint(model, fmt)
     glob = global_bytes(model, fmt)
     if embed_on_host(fmt) and device != "cpu":
-        notes.append(f"llama.cpp keeps token_embd ({_gib(glob.input_bytes)}) in host RAM whatever --n-gpu-layers "
+        notes.append(f"llama.cpp keeps token_embd ({fmt_gib(glob.input_bytes)}) in host RAM whatever --n-gpu-layers "
                      "is; the output layer joins the GPU only at --n-gpu-layers = layers + 1.")
     if not isinstance(fmt, GgufRecipe):
         notes.append(f"{getattr(fmt, 'name', '?')} is not a GGUF type: the layer split is sized as llama.cpp would "
@@ -199,7 +195,7 @@ def local_report(
         notes.append("MoE: llama.cpp's --n-cpu-moe N (or -ot exps=CPU) keeps routed experts in RAM and everything "
                      "else on the GPU, often faster than splitting whole layers; not modelled here.")
     if not plan.ram_checked:
-        notes.append(f"RAM not checked: the plan needs {_gib(plan.host_bytes)} of host RAM (pass --ram SIZE).")
+        notes.append(f"RAM not checked: the plan needs {fmt_gib(plan.host_bytes)} of host RAM (pass --ram SIZE).")
     if plan.kv_dtype not in ("fp16", "bf16", "fp32"):
         notes.append(f"A {plan.kv_dtype} V cache needs flash attention in llama.cpp (-fa on).")
     notes.append("Decode speed is a memory-traffic bound: every weight used and the whole KV cache read once per "
@@ -258,7 +254,7 @@ def _derivations(model: ModelSpec, fmt: WeightFormat, plan: OffloadPlan, context
             formula=f"sum of the layer's tensors in {name} (GGUF: llama.cpp's per-tensor type)",
             substituted=f"min {min(weights, default=0):,} B, max {max(weights, default=0):,} B over {n} layers; "
             f"output layer {output_bytes:,} B",
-            value=f"{_gib(sum(weights))} in layers",
+            value=f"{fmt_gib(sum(weights))} in layers",
             source=getattr(fmt, "source", ""),
         ),
         Derivation(
@@ -266,7 +262,7 @@ def _derivations(model: ModelSpec, fmt: WeightFormat, plan: OffloadPlan, context
             formula="KV bytes per token x cells (full: context x users; window: pad(min(n_ctx, window x users + "
             "512), 256))",
             substituted=f"max {max(kvs, default=0):,} B at {context:,} tokens x {users} ({plan.kv_dtype})",
-            value=_gib(sum(kvs)),
+            value=fmt_gib(sum(kvs)),
             source="llama.cpp llama-kv-cache(-iswa).cpp",
         ),
         Derivation(
@@ -299,7 +295,7 @@ def _derivations(model: ModelSpec, fmt: WeightFormat, plan: OffloadPlan, context
         figure="Host RAM",
         formula="input layer + CPU layers (W_i + KV_i) + output layer if on the CPU + host buffers",
         substituted=f"{plan.host_weights_bytes:,} + {plan.host_kv_bytes:,} + {plan.host_compute_bytes:,}",
-        value=_gib(plan.host_bytes),
+        value=fmt_gib(plan.host_bytes),
         source="llama.cpp buffer placement (quant_formats.md 2.8)",
     ))
     gpu_term = (f"{plan.gpu_read_bytes_per_token:,} / ({plan.gpu_bandwidth_bytes_per_s:,} x {plan.gpu_efficiency})"
@@ -320,7 +316,7 @@ def _derivations(model: ModelSpec, fmt: WeightFormat, plan: OffloadPlan, context
         figure="2:4 sparse weights",
         formula="dense - values/2 + 1 bit per pruned-matrix weight (2-bit index per kept value)",
         substituted=f"{sp.dense_bytes:,} B dense, {sp.prunable_params:,} prunable weights",
-        value=f"{_gib(sp.sparse_bytes)} ({sp.saving_fraction:.1%} less)",
+        value=f"{fmt_gib(sp.sparse_bytes)} ({sp.saving_fraction:.1%} less)",
         source="NVIDIA A100 whitepaper (2:4); vLLM compressed_tensors_24.py; compressed-tensors sparse_24_bitmask",
     ))
     return out
@@ -333,7 +329,7 @@ def render_local(out: Any, report: LocalReport) -> None:
     style = "green" if report.fits_on_gpu else ("yellow" if report.fits else "red")
     out.print(f"[bold {style}]{report.verdict}[/bold {style}]")
     out.print(f"{report.model}, {report.format} ({report.bits_per_weight:.2f} bits/weight, "
-              f"{_gib(report.weights_bytes)}), {report.context:,}-token context x {report.users}, "
+              f"{fmt_gib(report.weights_bytes)}), {report.context:,}-token context x {report.users}, "
               f"KV {report.kv_dtype}", markup=False)
     mem = Table(title="Memory plan (llama.cpp layer split)", title_justify="left")
     mem.add_column("part")
@@ -392,7 +388,7 @@ def render_local(out: Any, report: LocalReport) -> None:
     for i, source in enumerate(sources, 1):
         out.print(f"[{i}] {source}", markup=False)
     sp = report.sparsity
-    out.print(f"2:4 sparsity: {_gib(sp.dense_bytes)} -> {_gib(sp.sparse_bytes)} ({sp.saving_fraction:.1%} less; "
+    out.print(f"2:4 sparsity: {fmt_gib(sp.dense_bytes)} -> {fmt_gib(sp.sparse_bytes)} ({sp.saving_fraction:.1%} less; "
               f"{sp.layout})", markup=False)
     for e in sp.engines:
         out.print(f"  {e.engine}: {'uses it' if e.uses_it else 'no'} - {e.detail}", markup=False)

@@ -134,7 +134,8 @@ def quant_report(
         weights = model_weights_bytes(model, fmt)
         bpw = bits_per_weight(model, fmt)
         try:
-            fit = fit_deployment(model, gpu, parallel, engine, context=context, weight_format=fmt, advise=False)
+            fit = fit_deployment(model, gpu, parallel, engine, context=context, weight_format=fmt, advise=False,
+                                 explain=False)
         except KvcalcError as err:
             rows.append(_row(fmt, weights, bpw, 0, False, str(err), 0, 0.0))
             continue

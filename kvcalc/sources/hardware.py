@@ -8,7 +8,6 @@ every file. Files are read with yaml's C loader when libyaml is present.
 from __future__ import annotations
 
 import functools
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +15,7 @@ import yaml
 
 from kvcalc.errors import InputError, unknown_name_error
 from kvcalc.sources.aliases import aliases_line
+from kvcalc.sources.profiles import data_dir
 from kvcalc.spec.gpu import GpuSpec
 from kvcalc.spec.validate import RecordError, build
 
@@ -25,11 +25,8 @@ _Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 def hardware_dirs() -> list[Path]:
     """Where accelerator files live: the source tree's `hardware/`, else the installed
     `<sys.prefix>/share/kvcalc/hardware` (pyproject's data-files); empty when neither exists."""
-    repo = Path(__file__).resolve().parents[2] / "hardware"
-    if repo.is_dir():
-        return [repo]
-    installed = Path(sys.prefix) / "share" / "kvcalc" / "hardware"
-    return [installed] if installed.is_dir() else []
+    folder = data_dir("hardware")
+    return [folder] if folder.is_dir() else []
 
 
 def _where(exc: yaml.YAMLError) -> str:
