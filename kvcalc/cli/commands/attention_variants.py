@@ -1,0 +1,57 @@
+"""`kvcalc attention-variants`."""
+
+from typing import Annotated
+
+import typer
+
+from kvcalc.cli.options import (
+    ExplainOpt,
+    GpuOpt,
+    JsonOpt,
+    KvDtypeOpt,
+    ModelArg,
+    RevisionOpt,
+    bytes_arg,
+    kv_dtype_arg,
+    tokens_arg,
+)
+
+SCHEMA = ("kvcalc.report.variants", "VariantsReport")
+
+
+def command(
+    model: ModelArg,
+    gpu: GpuOpt = "h100",
+    memory: Annotated[
+        str | None,
+        typer.Option(
+            "--memory", help="KV memory to fill, e.g. 40GiB (default: the GPU's usable memory minus bf16 weights)."
+        ),
+    ] = None,
+    kv_dtype: KvDtypeOpt = None,
+    context: Annotated[
+        str | None,
+        typer.Option("--context", help="Also count sequences of this many tokens that fit: 8192, 32k, 32K, 1M."),
+    ] = None,
+    revision: RevisionOpt = None,
+    json_out: JsonOpt = False,
+    explain: ExplainOpt = False,
+) -> None:
+    """MODEL's KV bytes per token and the tokens that fit as MHA, GQA (every group count), MQA and MLA."""
+    from kvcalc.cli.output import emit, warn
+    from kvcalc.report.variants import variants_report
+    from kvcalc.sources.hardware import find_gpu
+    from kvcalc.sources.resolve import load_model
+
+    spec = load_model(model, revision=revision, warn=warn)
+    memory_bytes = bytes_arg(memory, "--memory")
+    report = variants_report(
+        spec,
+        kv_dtype=kv_dtype_arg(kv_dtype),
+        gpu=None if memory_bytes is not None else find_gpu(gpu),
+        memory_bytes=memory_bytes,
+        context=tokens_arg(context, "--context"),
+    )
+    emit(report, as_json=json_out, explain=explain, render="kvcalc.report.variants:render_variants")
+
+
