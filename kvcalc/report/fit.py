@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from kvcalc.calc import kv as kvmod
-from kvcalc.calc.engines import Assumption, EngineResult, flat_budget, vllm_budget
-from kvcalc.calc.paged import request_blocks, version_tuple
-from kvcalc.calc.parallel import CommPerToken, check_parallel, comm_per_token, stage_layers, weights_per_stage
-from kvcalc.calc.weights import PlainFormat, WeightFormat
-from kvcalc.errors import InputError, KvcalcError
+from kvcalc.calc.deploy import plan_deployment
+from kvcalc.calc.engines import Assumption
+from kvcalc.calc.paged import version_tuple
+from kvcalc.calc.parallel import CommPerToken, comm_per_token
+from kvcalc.calc.plan import DeploymentPlan, DeviceLedger
+from kvcalc.calc.weights import WeightFormat
+from kvcalc.errors import KvcalcError
 from kvcalc.report.explain import Derivation
 from kvcalc.report.inspect import ModelReport, kv_derivations, model_report
 from kvcalc.spec.base import record, replace, to_jsonable
 from kvcalc.spec.deployment import EngineSettings, Parallel
-from kvcalc.spec.dtypes import storage_type
 from kvcalc.spec.gpu import GpuSpec
 from kvcalc.spec.model import ModelSpec
 from kvcalc.units import fmt_gib
@@ -83,81 +83,6 @@ class FitReport:
     explain: list[Derivation]
 
 
-def _max_context(result: EngineResult, concurrency: int, mnbt: int, cp: int, limit: int) -> int:
-    """Longest context L (<= limit) whose blocks for `concurrency` requests fit the cache (binary search;
-    blocks per request grow with L)."""
-    if result.engine != "vllm":
-        return min(limit, result.num_blocks // concurrency)
-    lo, hi = 0, limit
-    while lo < hi:
-        mid = (lo + hi + 1) // 2
-        need = request_blocks(result.plan, mid, mnbt, cp)
-        if need * concurrency <= result.num_blocks:
-            lo = mid
-        else:
-            hi = mid - 1
-    return lo
-
-
-def serving_dtype_for(model: ModelSpec, engine: EngineSettings) -> str:
-    """The dtype the engine serves a 16/32-bit checkpoint in: fp32 checkpoints are cast to bf16 by vLLM,
-    SGLang and TRT-LLM (`dtype=auto`); llama.cpp keeps what the file holds."""
-    if model.dtype == "fp32" and engine.name != "llamacpp":
-        return "bf16"
-    return model.dtype if model.dtype in ("bf16", "fp16", "fp32") else "bf16"
-
-
-def default_weight_format(model: ModelSpec, dtype: str) -> WeightFormat:
-    """The checkpoint's stored format when its config says it is quantized, else plain `dtype`."""
-    if model.quantization_config is not None:
-        from kvcalc.calc.quant import format_from_quantization_config
-
-        stored = format_from_quantization_config(model)
-        if stored is not None:
-            return stored
-    return PlainFormat(dtype)
-
-
-#: KV-cache dtypes each engine accepts (vLLM `--kv-cache-dtype`: auto, bfloat16, fp8, fp8_e4m3, fp8_e5m2;
-#: SGLang the same; TRT-LLM adds int8; llama.cpp `-ctk/-ctv` ggml types).
-_KV_DTYPES: dict[str, frozenset[str]] = {
-    "vllm": frozenset({"bf16", "fp16", "fp32", "fp8", "fp8_e4m3", "fp8_e5m2"}),
-    "sglang": frozenset({"bf16", "fp16", "fp32", "fp8", "fp8_e4m3", "fp8_e5m2"}),
-    "trtllm": frozenset({"bf16", "fp16", "fp32", "fp8", "fp8_e4m3", "int8"}),
-    "llamacpp": frozenset({"f16", "fp16", "bf16", "f32", "fp32", "q8_0", "q4_0", "q4_1", "q5_0", "q5_1",
-                           "iq4_nl"}),
-}
-
-
-def check_kv_dtype(engine: str, kv_name: str) -> None:
-    """InputError when the engine has no KV cache of that dtype."""
-    allowed = _KV_DTYPES[engine]
-    if kv_name.lower() not in allowed:
-        raise InputError(f"--kv-dtype {kv_name} is not a {engine} KV-cache type; use one of "
-                         f"{', '.join(sorted(allowed))}")
-
-
-_ENGINE_OPTIONS: dict[str, tuple[str, ...]] = {
-    "vllm": ("gpu_memory_utilization", "max_num_seqs", "block_size", "cuda_graph_bytes"),
-    "sglang": ("mem_fraction_static",),
-    "trtllm": ("free_gpu_memory_fraction",),
-    "llamacpp": (),
-}
-
-
-def engine_option_warnings(engine: EngineSettings) -> list[str]:
-    """A warning for each engine-specific option given to an engine that does not use it."""
-    out = []
-    for name, options in _ENGINE_OPTIONS.items():
-        if name == engine.name:
-            continue
-        for option in options:
-            if getattr(engine, option) is not None:
-                out.append(f"--{option.replace('_', '-').replace('-bytes', '-memory')} applies to {name}, "
-                           f"not {engine.name}; ignored")
-    return out
-
-
 _SUMMARIES: dict[tuple[int, int], tuple[ModelSpec, WeightFormat, ModelReport]] = {}
 
 
@@ -185,124 +110,84 @@ def fit_deployment(
     advise: bool = True,
     explain: bool = True,
 ) -> FitReport:
-    """Size one deployment with the chosen engine's accounting and judge whether it fits.
-
-    Weights default to the checkpoint's own format (its quantization_config), else its dtype, with fp32
-    served as bf16 as vLLM's `dtype=auto` does (`_get_and_verify_dtype`); the KV cache defaults to that dtype."""
-    check_parallel(model, parallel)
-    serving_dtype = serving_dtype_for(model, engine)
-    fmt = weight_format or default_weight_format(model, serving_dtype)
-    kv_name = engine.kv_cache_dtype or serving_dtype
-    check_kv_dtype(engine.name, kv_name)
-    kv = storage_type(kv_name)
-    max_len = context or model.max_position_embeddings or 4096
-    warnings: list[str] = engine_option_warnings(engine)
-    if model.max_position_embeddings and max_len > model.max_position_embeddings:
-        warnings.append(
-            f"context {max_len:,} exceeds the model's max_position_embeddings "
-            f"{model.max_position_embeddings:,}; vLLM refuses it without rope scaling overrides"
-        )
-    stage_weights = [w.weights_bytes for w in weights_per_stage(model, parallel, fmt)]
-    if engine.name == "vllm":
-        result = vllm_budget(
-            model,
-            parallel,
-            engine,
-            gpu_total_bytes=gpu.usable_memory_bytes,
-            gpu_name=gpu.name,
-            stage_weights=stage_weights,
-            max_model_len=max_len,
-            kv=kv,
-        )
-    else:
-        result = flat_budget(
-            model,
-            parallel,
-            engine,
-            gpu_total_bytes=gpu.usable_memory_bytes,
-            stage_weights=stage_weights,
-            max_model_len=max_len,
-            kv=kv,
-        )
-    mnbt = int(result.assumptions.get("max_num_batched_tokens", Assumption(value=8192, source="")).value)
-    summary = _model_summary(model, fmt)
-    stage = result.stages[result.binding_stage]
-    binding_layers = stage_layers(model.num_layers, parallel.pp)[result.binding_stage]
-    kv_bytes = max(0, stage.kv_cache_bytes)
-    used = (
-        stage.weights_bytes
-        + kv_bytes
-        + stage.activation_bytes
-        + stage.non_torch_bytes
-        + stage.cuda_graph_bytes
-    )
-    fits = result.startup_error is None and result.max_concurrency >= concurrency
-    reason = result.startup_error
-    if reason is None and not fits:
-        reason = (
-            f"{concurrency} concurrent requests of {max_len:,} tokens need {concurrency}x; "
-            f"the cache holds {result.max_concurrency:.2f}x"
-        )
-    block_size = result.plan.min_block_size if result.plan.groups else None
-    report = FitReport(
-        fits=fits,
-        reason=reason,
-        model=summary,
-        gpu=GpuReport(
-            name=gpu.name,
-            key=gpu.key,
-            count=parallel.gpus,
-            memory_bytes=gpu.memory_bytes,
-            usable_memory_bytes=gpu.usable_memory_bytes,
-        ),
-        parallel=parallel,
-        engine=replace(engine, version=result.version),
-        per_gpu=PerGpu(
-            total_bytes=stage.total_bytes,
-            weights_bytes=stage.weights_bytes,
-            kv_cache_bytes=kv_bytes,
-            activation_bytes=stage.activation_bytes,
-            overhead_bytes=stage.non_torch_bytes,
-            cuda_graph_bytes=stage.cuda_graph_bytes,
-            free_bytes=stage.total_bytes - used,
-        ),
-        capacity=Capacity(
-            kv_cache_tokens=result.kv_cache_tokens,
-            num_blocks=result.num_blocks,
-            block_size=block_size,
-            max_concurrency=round(result.max_concurrency, 4),
-            context=max_len,
-            concurrency=concurrency,
-            max_context_at_concurrency=_max_context(
-                result, concurrency, mnbt, parallel.cp, model.max_position_embeddings or max_len
-            ),
-            kv_bytes_per_token=kvmod.kv_bytes_per_token(model, kv, parallel.tp, layers=binding_layers),
-            fixed_bytes_per_sequence=kvmod.fixed_bytes_per_sequence(model, kv, parallel.tp, layers=binding_layers),
-        ),
-        stages=[{k: v for k, v in to_jsonable(s).items() if k != "activation_detail"} for s in result.stages],
-        communication_per_token=comm_per_token(model, parallel),
-        assumptions=result.assumptions,
-        advice=[],
-        warnings=warnings,
-        explain=fit_derivations(model, parallel, result, kv_name, summary.weights_bytes) if explain else [],
-    )
-    if advise and not fits:
-        report.advice.extend(advice_for(model, gpu, parallel, engine, max_len, concurrency, fmt))
+    """Plan the deployment with the chosen engine (calc/deploy.plan_deployment) and judge whether
+    `concurrency` requests of `context` tokens fit."""
+    plan = plan_deployment(model, gpu, parallel, engine, weight_format=weight_format, context=context)
+    report = fit_report(plan, engine, concurrency, explain=explain)
+    if advise and not report.fits:
+        report.advice.extend(advice_for(model, gpu, parallel, engine, plan.max_model_len, concurrency,
+                                        plan.weight_format))
     return report
 
 
-def fit_derivations(
-    model: ModelSpec, parallel: Parallel, result: EngineResult, kv_name: str, weights_total: int
-) -> list[Derivation]:
+def fit_report(plan: DeploymentPlan, engine: EngineSettings, concurrency: int, *, explain: bool) -> FitReport:
+    """The fit report of a plan: the binding GPU's ledger, capacity, and whether it fits."""
+    fits = plan.startup_error is None and plan.max_concurrency >= concurrency
+    reason = plan.startup_error
+    if reason is None and not fits:
+        reason = (
+            f"{concurrency} concurrent requests of {plan.max_model_len:,} tokens need {concurrency}x; "
+            f"the cache holds {plan.max_concurrency:.2f}x"
+        )
+    device = plan.binding_device
+    summary = _model_summary(plan.model, plan.weight_format)
+    gpu = plan.gpu
+    return FitReport(
+        fits=fits,
+        reason=reason,
+        model=summary,
+        gpu=GpuReport(name=gpu.name, key=gpu.key, count=plan.parallel.gpus, memory_bytes=gpu.memory_bytes,
+                      usable_memory_bytes=gpu.usable_memory_bytes),
+        parallel=plan.parallel,
+        engine=replace(engine, version=plan.engine_version),
+        per_gpu=PerGpu(
+            total_bytes=device.total_bytes,
+            weights_bytes=device.weights_bytes,
+            kv_cache_bytes=device.kv_cache_bytes,
+            activation_bytes=device.activation_bytes,
+            overhead_bytes=device.non_torch_bytes,
+            cuda_graph_bytes=device.cuda_graph_bytes,
+            free_bytes=device.free_bytes,
+        ),
+        capacity=Capacity(
+            kv_cache_tokens=plan.kv_cache_tokens,
+            num_blocks=plan.kv_pool.num_blocks,
+            block_size=plan.kv_pool.block_size if plan.kv_pool.unit == "blocks" else None,
+            max_concurrency=round(plan.max_concurrency, 4),
+            context=plan.max_model_len,
+            concurrency=concurrency,
+            max_context_at_concurrency=plan.max_context_at(
+                concurrency, plan.model.max_position_embeddings or plan.max_model_len
+            ),
+            kv_bytes_per_token=plan.kv_pool.kv_bytes_per_token,
+            fixed_bytes_per_sequence=plan.kv_pool.fixed_bytes_per_sequence,
+        ),
+        stages=[_stage_row(d) for d in plan.devices],
+        communication_per_token=comm_per_token(plan.model, plan.parallel),
+        assumptions=plan.assumptions,
+        advice=[],
+        warnings=list(plan.warnings),
+        explain=fit_derivations(plan, summary.weights_bytes) if explain else [],
+    )
+
+
+def _stage_row(device: DeviceLedger) -> dict[str, int]:
+    """One pipeline stage's ledger for the JSON `stages` list (layers = its layer count)."""
+    row = {k: v for k, v in to_jsonable(device).items() if k != "activation_detail"}
+    return {"layers": device.num_layers, "num_blocks": device.kv_blocks, **row}
+
+
+def fit_derivations(plan: DeploymentPlan, weights_total: int) -> list[Derivation]:
     """--explain for fit: weights per GPU, the memory terms, A, blocks, reported size and concurrency, from the
     same numbers the report holds."""
-    s = result.stages[result.binding_stage]
-    vllm = result.engine == "vllm"
-    util = result.assumptions.get("gpu_memory_utilization")
+    s = plan.binding_device
+    parallel = plan.parallel
+    vllm = plan.engine == "vllm"
+    util = plan.assumptions.get("gpu_memory_utilization")
     detail = s.activation_detail
-    out = kv_derivations(model, kv_name, parallel.tp)
+    out = kv_derivations(plan.model, plan.kv_dtype, parallel.tp)
     out.append(Derivation(
-        figure=f"Weights on the fullest GPU (stage {s.stage}, {s.layers} layers)",
+        figure=f"Weights on the fullest GPU (stage {s.stage}, {s.num_layers} layers)",
         formula="sum over its tensors of shard bytes: column/row-parallel / tp, embedding and head padded to 64 rows "
         "/ tp, K/V kept whole per head when tp > KV heads, norms and routers replicated"
         + (" + rotary cos/sin cache" if vllm else ""),
@@ -318,7 +203,7 @@ def fit_derivations(
             value=f"{s.requested_bytes:,} B = {fmt_gib(s.requested_bytes)}",
             source="vLLM worker/utils.py request_memory",
         ))
-    if "forward_bytes" in detail and result.engine in ("vllm", "trtllm"):
+    if "forward_bytes" in detail and plan.engine in ("vllm", "trtllm"):
         out.append(Derivation(
             figure="Activation peak of the profile run (P)",
             formula="max(MLP forward of max_num_batched_tokens, hidden + sampler c x rows x vocab) + slack"
@@ -328,7 +213,7 @@ def fit_derivations(
             value=fmt_gib(s.activation_bytes),
             source="vLLM gpu_model_runner.profile_run; calibration in docs/accuracy.md",
         ))
-    fraction = getattr(result.assumptions.get("free_gpu_memory_fraction"), "value", "")
+    fraction = getattr(plan.assumptions.get("free_gpu_memory_fraction"), "value", "")
     formulas = {
         "vllm": ("R - weights - activation peak - non-torch - CUDA graphs",
                  f"{fmt_gib(s.requested_bytes)} - {fmt_gib(s.weights_bytes)} - {fmt_gib(s.activation_bytes)} - "
@@ -346,35 +231,35 @@ def fit_derivations(
                      f"{fmt_gib(s.non_torch_bytes)}",
                      "llama.cpp llama-context / ggml backend buffers"),
     }
-    formula, substituted, source = formulas[result.engine]
+    formula, substituted, source = formulas[plan.engine]
     out.append(Derivation(figure="KV cache memory per GPU (A)", formula=formula, substituted=substituted,
                           value=fmt_gib(s.kv_cache_bytes), source=source))
-    if vllm and result.plan.groups:
-        plan = result.plan
-        per_index = plan.block_bytes // max(1, plan.page_bytes)
+    layout = plan.kv_pool.layout
+    if vllm and layout.groups:
+        per_index = layout.block_bytes // max(1, layout.page_bytes)
         out.append(Derivation(
             figure="KV blocks",
             formula="floor(A / (page bytes x layers sharing a block index)); min over pipeline stages",
-            substituted=f"floor({s.kv_cache_bytes:,} / ({plan.page_bytes:,} x {per_index}))",
-            value=f"{result.num_blocks:,} blocks of {plan.min_block_size} tokens, {plan.num_groups} KV group(s), "
-            f"{kv_name} KV",
+            substituted=f"floor({s.kv_cache_bytes:,} / ({layout.page_bytes:,} x {per_index}))",
+            value=f"{plan.kv_pool.num_blocks:,} blocks of {layout.min_block_size} tokens, "
+            f"{layout.num_groups} KV group(s), {plan.kv_dtype} KV",
             source="vLLM kv_cache_utils.get_num_blocks / _get_kv_cache_groups_uniform_page_size",
         ))
-        new_rule = version_tuple(result.version) >= (0, 21)
+        new_rule = version_tuple(plan.engine_version) >= (0, 21)
         out.append(Derivation(
             figure='"GPU KV cache size"',
             formula="int(max concurrency x max_model_len)" if new_rule
             else "floor(blocks / KV groups) x smallest block size",
-            substituted=f"int({result.max_concurrency:.4f} x {result.max_model_len:,})" if new_rule
-            else f"floor({result.num_blocks:,} / {plan.num_groups}) x {plan.min_block_size}",
-            value=f"{result.kv_cache_tokens:,} tokens",
+            substituted=f"int({plan.max_concurrency:.4f} x {plan.max_model_len:,})" if new_rule
+            else f"floor({plan.kv_pool.num_blocks:,} / {layout.num_groups}) x {layout.min_block_size}",
+            value=f"{plan.kv_cache_tokens:,} tokens",
             source="vLLM _report_kv_cache_config (" + ("#41069, v0.21+" if new_rule else "v0.11.1-v0.20") + ")",
         ))
         out.append(Derivation(
             figure="Maximum concurrency",
             formula="blocks / blocks one max-length request needs (sum over KV groups)",
-            substituted=f"{result.num_blocks:,} / {result.blocks_per_request:,}",
-            value=f"{result.max_concurrency:.2f}x at {result.max_model_len:,} tokens",
+            substituted=f"{plan.kv_pool.num_blocks:,} / {plan.blocks_per_max_request:,}",
+            value=f"{plan.max_concurrency:.2f}x at {plan.max_model_len:,} tokens",
             source="vLLM get_max_concurrency_for_kv_cache_config",
         ))
     return out
