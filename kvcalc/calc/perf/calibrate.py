@@ -1,18 +1,20 @@
 """Fit the perf model's coefficients to measured steps by least squares (what `kvcalc verify` calibrates).
 
-The step-time model (coefficients.py) for one step with terms W (weight bytes), K (KV bytes), G (GEMM FLOPs),
-A (attention FLOPs), L (layers), R (requests) on a card of bandwidth B and peak F:
+The step-time model (coefficients.py, calc/perf/step.py) for one GPU and one step with terms W (weight
+bytes), K (KV bytes), G (GEMM FLOPs), A (attention FLOPs), L (layers), R (requests), on a card of bandwidth B
+and dense peak F:
 
-    t = max(W / (B e_w) + K / (B e_kv),  G / (F e_g) + A / (F e_a)) + L o_layer + o_step + R o_request + t_comm
+    t = max(W / (B e_w), G / (F e_g)) + max(K / (B e_kv), A / (F e_a)) + L o_layer + o_step + R o_request
+        + t_comm
 
-In the inverse efficiencies x = (1/e_w, 1/e_kv, 1/e_g, 1/e_a, o_layer, o_step) each branch of the max() is
-linear, so the fit is an active-set iteration (the BLIS approach fits the same terms; Agrawal et al. 2024
-"Vidur" and the "BLIS" simulator fit roofline coefficients to measured runs): assign each point to the branch
-that is larger under the current coefficients, solve a non-negative least squares over all points with each
-row using its branch's features, reassign, repeat until no point changes branch. Rows are divided by the
-measured time, so the fit minimises relative errors (a 10 ms and a 1 s step weigh alike). A coefficient no
-point constrains (no compute-bound point, no KV bytes, one layer count only) keeps its prior value, and the
-report says which were fitted.
+In the unknowns x = (1/e_w, 1/e_kv, 1/e_g, 1/e_a, o_layer, o_step, o_request) each branch of each max() is
+linear, so the fit is an active-set iteration (the BLIS approach fits these terms to real runs; Vidur,
+Agrawal et al. 2024, fits per-operator profiles): give each point the branch of each max() that is larger
+under the current coefficients, solve a non-negative least squares over all points with each row using its
+branches' features, re-assign, repeat until no point changes branch. Rows are divided by the measured time,
+so the fit minimises relative errors (a 10 ms and a 1 s step weigh alike). A coefficient that no point
+constrains (no compute-bound point, no KV bytes, one layer count only) keeps its prior value; the result
+says which were fitted.
 
 Communication is fitted separately, per collective: t = latency + bytes / bandwidth (`fit_latency_bandwidth`).
 """
@@ -28,10 +30,11 @@ from kvcalc.calc.perf.coefficients import PerfCoefficients
 from kvcalc.spec.base import record, replace
 
 #: The unknowns in fit order; efficiencies are fitted as their inverses (each branch is linear in those).
-FIT_TERMS = ("weight_bw_eff", "kv_bw_eff", "gemm_eff", "attention_eff", "layer_overhead_s", "step_overhead_s")
+FIT_TERMS = ("weight_bw_eff", "kv_bw_eff", "gemm_eff", "attention_eff", "layer_overhead_s", "step_overhead_s",
+             "request_overhead_s")
 _EFFICIENCIES = {"weight_bw_eff", "kv_bw_eff", "gemm_eff", "attention_eff"}
-_MEMORY = (0, 1)
-_COMPUTE = (2, 3)
+#: The two max() of the model as (memory-side unknown, compute-side unknown): weights vs GEMMs, KV vs attention.
+MAXES = ((0, 2), (1, 3))
 #: A term is constrained when it is at least this share of the measured time in at least two points.
 MIN_SHARE = 0.03
 
@@ -54,11 +57,11 @@ class StepPoint:
     comm_s: float = 0.0
 
     def features(self) -> np.ndarray:
-        """Time each unknown contributes per unit: W/B, K/B, G/F, A/F, L, 1."""
+        """Time each unknown contributes per unit: W/B, K/B, G/F, A/F, L, 1, R."""
         return np.array([
             self.weight_bytes / self.bandwidth_bytes_per_s, self.kv_bytes / self.bandwidth_bytes_per_s,
             self.gemm_flops / self.gemm_peak_flops, self.attention_flops / self.attention_peak_flops,
-            float(self.layers), 1.0,
+            float(self.layers), 1.0, float(self.requests),
         ])
 
 
@@ -89,17 +92,24 @@ class CalibrationFit:
 def _vector(coeffs: PerfCoefficients, gemm_dtype: str) -> np.ndarray:
     return np.array([
         1.0 / coeffs.weight_bw_eff, 1.0 / coeffs.kv_bw_eff, 1.0 / coeffs.gemm_efficiency(gemm_dtype),
-        1.0 / coeffs.attention_eff, coeffs.layer_overhead_s, coeffs.step_overhead_s,
+        1.0 / coeffs.attention_eff, coeffs.layer_overhead_s, coeffs.step_overhead_s, coeffs.request_overhead_s,
     ])
 
 
+def _branches(feats: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """[points, 2]: True where the memory side of each max() binds (weights >= GEMM, KV >= attention)."""
+    return np.stack([feats[:, m] * x[m] >= feats[:, c] * x[c] for m, c in MAXES], axis=1)
+
+
 def step_time(point: StepPoint, coeffs: PerfCoefficients, gemm_dtype: str = "bf16") -> tuple[float, str]:
-    """The model's time for `point` under `coeffs` (the formula in the module docstring) and the branch of
-    the max() that binds ("memory" or "compute")."""
+    """The model's time for `point` under `coeffs` (the formula in the module docstring) and which sides bind
+    ("memory", "compute" or "mixed" when the two max() disagree)."""
     f, x = point.features(), _vector(coeffs, gemm_dtype)
-    memory, compute = f[0] * x[0] + f[1] * x[1], f[2] * x[2] + f[3] * x[3]
-    fixed = f[4] * x[4] + f[5] * x[5] + point.requests * coeffs.request_overhead_s + point.comm_s
-    return max(memory, compute) + fixed, "memory" if memory >= compute else "compute"
+    terms = f * x
+    total = sum(max(terms[m], terms[c]) for m, c in MAXES) + terms[4] + terms[5] + terms[6] + point.comm_s
+    memory = _branches(f[None], x)[0]
+    regime = "memory" if memory.all() else "compute" if not memory.any() else "mixed"
+    return float(total), regime
 
 
 def nnls(a: np.ndarray, b: np.ndarray, max_iter: int = 200) -> np.ndarray:
@@ -127,13 +137,22 @@ def nnls(a: np.ndarray, b: np.ndarray, max_iter: int = 200) -> np.ndarray:
     return x
 
 
-def _constrained(rows: np.ndarray, measured: np.ndarray) -> np.ndarray:
-    """Which unknowns the points constrain: the term is >= MIN_SHARE of the time in at least two points."""
+def _rows(feats: np.ndarray, memory: np.ndarray) -> np.ndarray:
+    """Each point's features with the losing side of each max() zeroed."""
+    rows = feats.copy()
+    for j, (m, c) in enumerate(MAXES):
+        rows[~memory[:, j], m] = 0.0
+        rows[memory[:, j], c] = 0.0
+    return rows
+
+
+def _constrained(rows: np.ndarray, measured: np.ndarray, terms: tuple[str, ...]) -> np.ndarray:
+    """Which unknowns the points constrain: asked for, and >= MIN_SHARE of the time in at least two points;
+    the per-step cost only when the points span several layer counts (else it is the per-layer cost x L)."""
     shares = rows / measured[:, None]
-    ok = (shares >= MIN_SHARE).sum(axis=0) >= 2
-    if ok[4] and ok[5]:  # per-layer and per-step costs are separable only over several layer counts
-        layer_counts = {int(r) for r in rows[:, 4]}
-        ok[5] = len(layer_counts) > 1
+    ok = ((shares >= MIN_SHARE).sum(axis=0) >= 2) & np.array([name in terms for name in FIT_TERMS])
+    if ok[4] and ok[5] and len({float(r) for r in rows[:, 4]}) < 2:
+        ok[5] = False
     return ok
 
 
@@ -141,44 +160,36 @@ def fit_coefficients(
     points: Sequence[StepPoint],
     prior: PerfCoefficients,
     *,
+    terms: tuple[str, ...] = FIT_TERMS,
     gemm_dtype: str = "bf16",
     source: str = "",
     max_iter: int = 30,
 ) -> CalibrationFit:
-    """Least-squares coefficients for `points` (see the module docstring); unconstrained terms keep `prior`."""
+    """Least-squares coefficients for `points` (module docstring). Only `terms` are fitted; those and any the
+    points do not constrain keep `prior`'s values."""
     if not points:
         raise ValueError("no measured points to fit")
     feats = np.array([p.features() for p in points])
     measured = np.array([p.measured_s for p in points])
-    extra = np.array([p.requests * prior.request_overhead_s + p.comm_s for p in points])
+    comm = np.array([p.comm_s for p in points])
     x = _vector(prior, gemm_dtype)
-    regimes = np.array([step_time(p, prior, gemm_dtype)[1] == "memory" for p in points])
-    free = np.ones(len(FIT_TERMS), dtype=bool)
+    memory = _branches(feats, x)
+    free = np.zeros(len(FIT_TERMS), dtype=bool)
     iterations = 0
     for iterations in range(1, max_iter + 1):
-        rows = _branch_rows(feats, regimes)
-        free = _constrained(rows, measured)
-        fixed_part = rows[:, ~free] @ x[~free]
+        rows = _rows(feats, memory)
+        free = _constrained(rows, measured, terms)
         weights = 1.0 / measured
-        solution = nnls(rows[:, free] * weights[:, None], (measured - extra - fixed_part) * weights)
+        target = (measured - comm - rows[:, ~free] @ x[~free]) * weights
         x = x.copy()
-        x[free] = solution
+        x[free] = nnls(rows[:, free] * weights[:, None], target)
         x[:4] = np.maximum(x[:4], 1e-6)  # an inverse efficiency of 0 would be an infinitely fast card
-        memory = feats[:, 0] * x[0] + feats[:, 1] * x[1]
-        compute = feats[:, 2] * x[2] + feats[:, 3] * x[3]
-        new_regimes = memory >= compute
-        if np.array_equal(new_regimes, regimes):
+        new_memory = _branches(feats, x)
+        if np.array_equal(new_memory, memory):
             break
-        regimes = new_regimes
+        memory = new_memory
     coeffs = _coefficients(prior, x, free, gemm_dtype, source)
     return _report(points, coeffs, gemm_dtype, free, iterations)
-
-
-def _branch_rows(feats: np.ndarray, memory: np.ndarray) -> np.ndarray:
-    rows = feats.copy()
-    rows[np.ix_(memory, _COMPUTE)] = 0.0
-    rows[np.ix_(~memory, _MEMORY)] = 0.0
-    return rows
 
 
 def _coefficients(prior: PerfCoefficients, x: np.ndarray, free: np.ndarray, gemm_dtype: str,
