@@ -31,8 +31,8 @@ from kvcalc.calc.perf.precision import compute_dtype, sixteen_bit
 from kvcalc.calc.plan import DeploymentPlan
 from kvcalc.spec.base import record
 from kvcalc.spec.deployment import Parallel
-from kvcalc.spec.gpu import GpuSpec
 from kvcalc.spec.dtypes import StorageType, storage_type
+from kvcalc.spec.gpu import GpuSpec
 from kvcalc.spec.layers import LayerSpec, LinearAttention, MambaMixer, MLAAttention, MoEMLP
 
 #: Bytes of one activation value sent between GPUs (engines communicate in the 16-bit model dtype).
