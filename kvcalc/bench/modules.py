@@ -404,20 +404,29 @@ def split_kv_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale:
     """Attention of q [B, H, g, d] over a cache split in S chunks, k/v [B, S, H, T/S, d] -> [B, H, g, dv].
 
     S = 1: one scaled_dot_product_attention. S > 1 (flash-decoding, Dao et al. 2023): each chunk's partial
-    output o_s with its log-sum-exp l_s from the flash kernel, combined as sum_s softmax_s(l_s) o_s.
+    output o_s with its log-sum-exp l_s, combined as sum_s softmax_s(l_s) o_s.
     """
     b, s, h, t, d = k.shape
     if s == 1:
         return F.scaled_dot_product_attention(q, k[:, 0], v[:, 0], scale=scale)
     g = q.shape[2]
     qs = q[:, None].expand(b, s, h, g, d).reshape(b * s, h, g, d)
-    out = torch.ops.aten._scaled_dot_product_flash_attention(
-        qs, k.view(b * s, h, t, d), v.view(b * s, h, t, v.shape[-1]), 0.0, False, False, scale=scale
-    )
-    partial, lse = out[0], out[1]
+    partial, lse = partial_attention(qs, k.view(b * s, h, t, d), v.view(b * s, h, t, v.shape[-1]), scale)
     weights = torch.softmax(lse.view(b, s, h, g).float(), dim=1)
     combined = (partial.reshape(b, s, h, g, -1).float() * weights[..., None]).sum(dim=1)
     return combined.to(q.dtype)
+
+
+def partial_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float
+                      ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Attention output and the log-sum-exp of each query's scores, [B, H, g, dv] and [B, H, g]: the flash
+    kernel's own on CUDA (`_scaled_dot_product_flash_attention` returns it), written out elsewhere."""
+    if q.is_cuda:
+        out = torch.ops.aten._scaled_dot_product_flash_attention(q, k, v, 0.0, False, False, scale=scale)
+        return out[0], out[1]
+    scores = (q.float() @ k.float().transpose(-1, -2)) * scale
+    lse = torch.logsumexp(scores, dim=-1)
+    return (torch.exp(scores - lse[..., None]) @ v.float()).to(q.dtype), lse
 
 
 def local_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, window: int) -> torch.Tensor:

@@ -12,6 +12,7 @@ the head on the last token (engines compute logits for the last prompt token onl
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -60,10 +61,15 @@ def _stack(model: ModelSpec, indices: list[int], dtype: torch.dtype, device: str
     return [BenchLayer(model.layers[i], model.hidden_size, dtype, device) for i in indices]
 
 
+def _late(deadline: float | None) -> bool:
+    return deadline is not None and time.monotonic() > deadline
+
+
 def time_decode(model: ModelSpec, *, dtype: str, batches: list[int], contexts: list[int], stack: int,
-                device: str, sm_count: int, runs: int = 30) -> dict[str, Any]:
+                device: str, sm_count: int, runs: int = 30, deadline: float | None = None) -> dict[str, Any]:
     """Per signature, per (batch, context): the median time of one decode step of `stack` layers, and the
-    KV bytes those layers' caches hold. Configurations that would not fit in memory are listed as skipped."""
+    KV bytes those layers' caches hold. Configurations that would not fit in memory, or come after the
+    `deadline` (time.monotonic), are listed as skipped; one that fails is listed with its error."""
     torch_dtype = dtype_of(dtype)
     rows: list[dict[str, Any]] = []
     skipped: list[dict[str, Any]] = []
@@ -76,11 +82,18 @@ def time_decode(model: ModelSpec, *, dtype: str, batches: list[int], contexts: l
         for context in contexts:
             for batch in batches:
                 need = sum(_layer_cache_estimate(layer, batch, context) for layer in layers)
-                if need > MEMORY_SHARE * free_bytes(device):
-                    skipped.append({"signature": signature, "batch": batch, "context": context,
-                                    "reason": f"KV caches of {need:,} B do not fit the free memory"})
-                    continue
-                rows.append(_decode_config(layers, signature, chosen, batch, context, device, sm_count, runs))
+                reason = ("the time budget ran out" if _late(deadline) else
+                          f"KV caches of {need:,} B do not fit the free memory"
+                          if need > MEMORY_SHARE * free_bytes(device) else None)
+                if reason is None:
+                    try:
+                        rows.append(_decode_config(layers, signature, chosen, batch, context, device, sm_count,
+                                                   runs))
+                    except (RuntimeError, ValueError, NotImplementedError) as exc:
+                        reason = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+                        release(device)
+                if reason is not None:
+                    skipped.append({"signature": signature, "batch": batch, "context": context, "reason": reason})
         del layers
         release(device)
     head = BenchHead(model, torch_dtype, device)
@@ -116,7 +129,14 @@ def _decode_config(layers: list[BenchLayer], signature: str, chosen: list[int], 
     step()  # eager once first: a grouped GEMM that refuses falls back here, before any capture
     moe = any(isinstance(layer.spec.mlp, MoEMLP) for layer in layers)
     graph = device == "cuda" and (GROUPED["ok"] or not moe)  # the fallback's per-expert loop cannot be captured
-    timing = time_step(step, refresh=x.normal_, device=device, runs=runs, graph=graph)
+    try:
+        timing = time_step(step, refresh=x.normal_, device=device, runs=runs, graph=graph)
+    except RuntimeError:  # a kernel that refuses capture: time the same step eagerly
+        if not graph:
+            raise
+        torch.cuda.synchronize()
+        graph = False
+        timing = time_step(step, refresh=x.normal_, device=device, runs=runs, graph=False)
     row = {"signature": signature, "layers": chosen, "batch": batch, "context": context, "splits": splits,
            "kv_bytes": sum(_cache_bytes(c) for c in caches), "graph": graph,
            **timing.as_dict()}
@@ -126,7 +146,7 @@ def _decode_config(layers: list[BenchLayer], signature: str, chosen: list[int], 
 
 
 def time_prefill(model: ModelSpec, *, dtype: str, lengths: list[int], stack: int, device: str,
-                 runs: int = 5) -> dict[str, Any]:
+                 runs: int = 5, deadline: float | None = None) -> dict[str, Any]:
     """Per signature, per prompt length N: the median time of `stack` layers over N tokens (batch 1)."""
     torch_dtype = dtype_of(dtype)
     rows: list[dict[str, Any]] = []
@@ -138,7 +158,15 @@ def time_prefill(model: ModelSpec, *, dtype: str, lengths: list[int], stack: int
             skipped.append({"signature": signature, "reason": layers[0].unsupported})
             continue
         for n in lengths:
-            rows.append(_prefill_config(layers, signature, chosen, n, device, runs))
+            if _late(deadline):
+                skipped.append({"signature": signature, "tokens": n, "reason": "the time budget ran out"})
+                continue
+            try:
+                rows.append(_prefill_config(layers, signature, chosen, n, device, runs))
+            except (RuntimeError, ValueError, NotImplementedError) as exc:
+                skipped.append({"signature": signature, "tokens": n,
+                                "reason": f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"})
+                release(device)
         del layers
         release(device)
     head = BenchHead(model, torch_dtype, device)

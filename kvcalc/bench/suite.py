@@ -66,9 +66,10 @@ def decode_gemm_shape(plan: DeploymentPlan) -> tuple[int, int]:
 
 
 def run_suite(plan: DeploymentPlan, options: SuiteOptions, *, device: str, card: dict[str, Any],
-              config: dict[str, Any] | None = None, progress: Callable[[str], None] | None = None
-              ) -> dict[str, Any]:
-    """Every measurement for `plan`'s model and card; failures of one part become notes."""
+              config: dict[str, Any] | None = None, progress: Callable[[str], None] | None = None,
+              deadline: float | None = None) -> dict[str, Any]:
+    """Every measurement for `plan`'s model and card; failures of one part become notes; timings that would
+    start after `deadline` (time.monotonic) are skipped."""
     say = progress or (lambda _m: None)
     started = time.monotonic()
     model = plan.model
@@ -98,12 +99,13 @@ def run_suite(plan: DeploymentPlan, options: SuiteOptions, *, device: str, card:
     say(f"decode: batches {list(options.batches)} x contexts {contexts}")
     raw["decode"] = run_guarded("decode", lambda: time_decode(
         model, dtype=options.dtype, batches=list(options.batches), contexts=contexts, stack=options.stack,
-        device=device, sm_count=int(card.get("sm_count") or 1), runs=options.decode_runs), notes)
+        device=device, sm_count=int(card.get("sm_count") or 1), runs=options.decode_runs, deadline=deadline),
+        notes)
     prompts = [n for n in options.prompts if n <= limit] or [min(options.prompts[0], limit)]
     say(f"prefill: prompts {prompts}")
     raw["prefill"] = run_guarded("prefill", lambda: time_prefill(
         model, dtype=options.dtype, lengths=prompts, stack=options.stack, device=device,
-        runs=options.prefill_runs), notes)
+        runs=options.prefill_runs, deadline=deadline), notes)
     if options.attention:
         heads, head_dim = _attention_shape(plan)
         say(f"attention memory: flash vs math, {heads} heads x {head_dim}")

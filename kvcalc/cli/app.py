@@ -23,6 +23,7 @@ COMMANDS: dict[str, str] = {
     "attention-variants": "attention_variants",
     "models": "models",
     "gpus": "gpus",
+    "verify": "verify",
     "schema": "schema",
 }
 

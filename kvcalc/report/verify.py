@@ -25,7 +25,9 @@ from kvcalc.calc.kv import bytes_per_sequence
 from kvcalc.calc.perf.calibrate import CalibrationFit, StepPoint, fit_coefficients
 from kvcalc.calc.perf.coefficients import PerfCoefficients
 from kvcalc.calc.plan import DeploymentPlan
+from kvcalc.calc.parallel import weights_per_stage
 from kvcalc.calc.weights import PlainFormat
+from kvcalc.report.explain import Derivation
 from kvcalc.spec.base import record, replace
 from kvcalc.spec.dtypes import storage_type
 
@@ -82,6 +84,7 @@ class VerifyReport:
     records: list[VerifyRecord]
     calibration: CalibrationReport | None = None
     notes: list[str] = field(default_factory=list)
+    explain: list[Derivation] = field(default_factory=list)
 
 
 def error_pct(predicted: float | None, measured: float) -> float | None:
@@ -150,8 +153,8 @@ def weight_records(weights: dict[str, Any], plan: DeploymentPlan) -> list[Verify
     else:
         measured = extrapolate(per_signature, counts, weights["globals_bytes"])
         note = f"extrapolated from one layer of each of {len(counts)} layer kinds"
-    out.append(_rec("weights_bytes", plan.devices[0].weights_bytes, measured, "B", note,
-                    layers=model.num_layers))
+    predicted = weights_per_stage(model, plan.parallel, fmt)[0].weights_bytes
+    out.append(_rec("weights_bytes", predicted, measured, "B", note, layers=model.num_layers))
     return out
 
 
@@ -216,7 +219,7 @@ def measured_steps(raw: dict[str, Any], plan: DeploymentPlan) -> list[dict[str, 
 
 
 def step_point(plan: DeploymentPlan, pm: Any, step: dict[str, Any], coeffs: PerfCoefficients
-               ) -> tuple[StepPoint, float]:
+               ) -> tuple[StepPoint, Any]:
     """The perf model's terms for a measured step and its predicted time under `coeffs`."""
     from kvcalc.calc.perf.step import step_cost
 
@@ -233,28 +236,45 @@ def step_point(plan: DeploymentPlan, pm: Any, step: dict[str, Any], coeffs: Perf
         bandwidth_bytes_per_s=gpu.memory_bandwidth_bytes_per_s, gemm_peak_flops=gpu.flops(pm.sixteen_bit),
         attention_peak_flops=gpu.flops(pm.sixteen_bit), comm_s=cost.t_comm,
     )
-    return point, cost.time_s
+    return point, cost
 
 
-def time_records(raw: dict[str, Any], plan: DeploymentPlan, coeffs: PerfCoefficients
-                 ) -> tuple[list[VerifyRecord], list[StepPoint]]:
-    """TPOT and TTFT against `step_cost`, the contiguous KV bytes, and the fit's points."""
+def step_derivation(step: dict[str, Any], cost: Any, coeffs: PerfCoefficients, layers: int) -> Derivation:
+    """The predicted step time with its terms substituted (calc/perf/step.py)."""
+    what = "decode step" if step["phase"] == "decode" else "prefill"
+    return Derivation(
+        figure=f"{what} b={step['batch']} L={step['context']}",
+        formula="max(t_weights, t_gemm) + max(t_kv, t_attention) + layers x layer_overhead_s",
+        substituted=(f"max({cost.t_weights * 1e3:.3f}, {cost.t_gemm * 1e3:.3f}) + max({cost.t_kv * 1e3:.3f}, "
+                     f"{cost.t_attention * 1e3:.3f}) + {layers} x {coeffs.layer_overhead_s * 1e6:.1f} us (ms)"),
+        value=f"{cost.time_s * 1e3:.3f} ms (measured {step['measured_s'] * 1e3:.3f} ms)",
+        source="calc/perf/step.py step_cost; engine step and request costs 0 (no scheduler in the harness)",
+    )
+
+
+def time_records(raw: dict[str, Any], plan: DeploymentPlan, coeffs: PerfCoefficients, explain: bool = False
+                 ) -> tuple[list[VerifyRecord], list[StepPoint], list[Derivation]]:
+    """TPOT and TTFT against `step_cost`, the contiguous KV bytes, the fit's points and (when asked) how each
+    prediction was computed."""
     from kvcalc.calc.perf.model import perf_model
 
     pm = perf_model(plan)
     kv = storage_type(plan.kv_dtype)
-    records, points = [], []
+    records, points, derivations = [], [], []
     for step in measured_steps(raw, plan):
-        point, predicted = step_point(plan, pm, step, coeffs)
+        point, cost = step_point(plan, pm, step, coeffs)
         points.append(point)
+        if explain:
+            derivations.append(step_derivation(step, cost, coeffs, point.layers))
         settings = {"batch": step["batch"], "context": step["context"]}
         if step["phase"] == "decode":
-            records.append(_rec("decode_step_s", predicted, step["measured_s"], "s", "TPOT", **settings))
-            records.append(_rec("kv_cache_bytes", step["batch"] * bytes_per_sequence(plan.model, step["context"], kv),
-                                step["kv_bytes"], "B", "contiguous cache of the decode runs", **settings))
+            records.append(_rec("decode_step_s", cost.time_s, step["measured_s"], "s", "TPOT", **settings))
+            per_sequence = bytes_per_sequence(plan.model, step["context"], kv)
+            records.append(_rec("kv_cache_bytes", step["batch"] * per_sequence, step["kv_bytes"], "B",
+                                "contiguous cache of the decode runs", **settings))
         else:
-            records.append(_rec("prefill_s", predicted, step["measured_s"], "s", "TTFT (batch 1)", **settings))
-    return records, points
+            records.append(_rec("prefill_s", cost.time_s, step["measured_s"], "s", "TTFT (batch 1)", **settings))
+    return records, points, derivations
 
 
 # ---- attention memory --------------------------------------------------------------------------------------
@@ -293,28 +313,76 @@ def calibration_report(fit: CalibrationFit, written: Sequence[str], file: str | 
 
 
 def verify_report(raw: dict[str, Any], plan: DeploymentPlan, base: PerfCoefficients, *,
-                  calibrate: bool = True) -> tuple[VerifyReport, CalibrationFit | None]:
-    """Every record of `raw` beside its prediction; with `calibrate`, the fit to its timings."""
+                  calibrate: bool = True, explain: bool = False) -> tuple[VerifyReport, CalibrationFit | None]:
+    """Every record of `raw` beside its prediction; with `calibrate`, the fit to its timings (and to the
+    communication timings, when `raw` has them)."""
     coeffs = harness_coefficients(base)
     records = ceiling_records(raw.get("ceilings") or {}, plan)
     records += weight_records(raw.get("weights") or {}, plan)
     records += hf_records(raw.get("hf_check") or {}, plan)
     records += paged_kv_records(raw.get("paged_kv") or {}, plan)
-    timed, points = time_records(raw, plan, coeffs)
+    timed, points, derivations = time_records(raw, plan, coeffs, explain)
     records += timed
     records += attention_records(raw.get("attention") or {})
     fit = None
     if calibrate and points:
         fit = fit_coefficients(points, coeffs, terms=HARNESS_TERMS, source=calibration_source(raw["card"]))
+    comm_records, comm_values = communication(raw.get("comm") or {}, plan, coeffs)
+    records += comm_records
     card = raw["card"]
     report = VerifyReport(
         model=plan.model.id, gpu=plan.gpu.key, card=card.get("name", ""), driver=card.get("driver", ""),
         torch=card.get("torch", ""), cuda=card.get("cuda", ""), date=card.get("date", ""), engine=plan.engine,
         dtype=raw.get("dtype", ""), kv_dtype=plan.kv_dtype, records=records,
-        calibration=calibration_report(fit, CARD_TERMS) if fit else None,
-        notes=list(raw.get("notes", [])) + _skipped(raw),
+        calibration=_calibration(fit, comm_values),
+        notes=list(raw.get("notes", [])) + _skipped(raw), explain=derivations,
     )
     return report, fit
+
+
+def _calibration(fit: CalibrationFit | None, comm: dict[str, float]) -> CalibrationReport | None:
+    if fit is None and not comm:
+        return None
+    if fit is None:
+        return CalibrationReport(coefficients=dict(comm), fitted=list(comm), written=list(comm),
+                                 median_abs_error_pct=0.0, max_abs_error_pct=0.0, residuals=[])
+    report = calibration_report(fit, [t for t in CARD_TERMS if t in fit.fitted] + list(comm))
+    return replace(report, coefficients={**report.coefficients, **comm})
+
+
+def calibration_values(report: VerifyReport, card_terms: Sequence[str] | None = None) -> dict[str, Any]:
+    """The coefficients a calibration file carries: the fitted card terms (gemm_eff for the measured dtype
+    plus FP8 scaled by the measured FP8/bf16 large-GEMM efficiency ratio, when both were measured) and the
+    communication terms."""
+    cal = report.calibration
+    if cal is None:
+        return {}
+    wanted = list(card_terms) if card_terms is not None else cal.written
+    values: dict[str, Any] = {}
+    for name in wanted:
+        value = cal.coefficients.get(name)
+        if name == "gemm_eff" and isinstance(value, dict):
+            dtype = report.dtype or "bf16"
+            value = {dtype: round(value[dtype], 4)}
+            ratio = _fp8_ratio(report)
+            if ratio is not None:
+                value["fp8"] = round(value[dtype] * ratio, 4)
+        elif isinstance(value, float):
+            value = float(f"{value:.4g}")
+        if value is not None:
+            values[name] = value
+    return values
+
+
+def _fp8_ratio(report: VerifyReport) -> float | None:
+    """(measured FP8 / FP8 peak) / (measured bf16 / bf16 peak) at the large GEMM shape."""
+    shares = {}
+    for r in report.records:
+        if r.quantity in ("gemm_bf16", "gemm_fp8") and r.predicted:
+            shares[r.quantity] = r.measured / r.predicted
+    if len(shares) < 2:
+        return None
+    return shares["gemm_fp8"] / shares["gemm_bf16"]
 
 
 def calibration_source(card: dict[str, Any]) -> str:
@@ -333,3 +401,86 @@ def _skipped(raw: dict[str, Any]) -> list[str]:
 def median_abs_error(records: Sequence[VerifyRecord], quantity: str) -> float | None:
     errors = [abs(r.error_pct) for r in records if r.quantity == quantity and r.error_pct is not None]
     return statistics.median(errors) if errors else None
+
+
+# ---- communication (several GPUs) --------------------------------------------------------------------------
+
+def communication(comm: dict[str, Any], plan: DeploymentPlan, coeffs: PerfCoefficients
+                  ) -> tuple[list[VerifyRecord], dict[str, float]]:
+    """Each collective and size against `calc.perf.comm.collective_time`, the fitted latency and bus bandwidth
+    against the perf model's, and the communication coefficients fitted from the all-reduce (its CUDA-graph
+    timing where there is one: engines run decode collectives inside graphs)."""
+    if not comm or "rows" not in comm:
+        return [], {}
+    from kvcalc.calc.perf.calibrate import fit_latency_bandwidth
+    from kvcalc.calc.perf.comm import collective_time, link_bytes_per_s
+
+    gpu, link, ranks = plan.gpu, link_bytes_per_s(plan.gpu), comm["ranks"]
+    out: list[VerifyRecord] = []
+    fits = {}
+    for key in sorted({(r["collective"], r["graph"]) for r in comm["rows"]}):
+        rows = sorted((r for r in comm["rows"] if (r["collective"], r["graph"]) == key),
+                      key=lambda r: r["message_bytes"])
+        name, graph = key
+        for r in rows:
+            out.append(_rec(f"{name}_s", collective_time(r["wire_bytes"], gpu, coeffs), r["median_s"], "s",
+                            ranks=ranks, message_bytes=r["message_bytes"], graph=graph))
+        if len(rows) < 2:
+            continue
+        fit = fit_latency_bandwidth([r["wire_bytes"] for r in rows], [r["median_s"] for r in rows])
+        fits[key] = fit
+        note = f"fitted t = latency + wire bytes / bandwidth over {fit.points} sizes (max error {fit.max_abs_error_pct:.1f} %)"
+        out.append(_rec(f"{name}_latency_s", coeffs.comm_latency_s, fit.latency_s, "s", note, ranks=ranks,
+                        graph=graph))
+        out.append(_rec(f"{name}_bus_bandwidth", link * coeffs.comm_bw_eff, fit.bandwidth_bytes_per_s, "B/s",
+                        note, ranks=ranks, graph=graph))
+    chosen = fits.get(("all_reduce", True)) or fits.get(("all_reduce", False))
+    values = {}
+    if chosen is not None:
+        values = {"comm_latency_s": chosen.latency_s, "comm_bw_eff": chosen.bandwidth_bytes_per_s / link}
+    return out, values
+
+
+# ---- human output ------------------------------------------------------------------------------------------
+
+def _fmt(value: float | None, unit: str) -> str:
+    if value is None:
+        return "-"
+    if unit == "s":
+        return f"{value * 1e3:,.3f} ms"
+    if unit in ("B", "params"):
+        return f"{value:,.0f}" + (" B" if unit == "B" else "")
+    if unit == "B/s":
+        return f"{value / 1e12:,.3f} TB/s" if value >= 1e11 else f"{value / 1e9:,.2f} GB/s"
+    if unit == "FLOP/s":
+        return f"{value / 1e12:,.1f} TFLOP/s"
+    return f"{value:,.1f} {unit}"
+
+
+def render_verify(console: Any, report: VerifyReport) -> None:
+    """Rich tables: each measurement beside its prediction, then the calibration."""
+    from rich.table import Table
+
+    console.print(f"[bold]{report.model}[/bold] on {report.card} (hardware file {report.gpu}), driver "
+                  f"{report.driver}, torch {report.torch}, {report.date}; {report.dtype} weights, "
+                  f"{report.kv_dtype} KV, {report.engine} layout")
+    table = Table(show_lines=False)
+    for column in ("quantity", "settings", "predicted", "measured", "error"):
+        table.add_column(column, justify="left" if column in ("quantity", "settings") else "right")
+    for r in report.records:
+        settings = " ".join(f"{k}={v}" for k, v in r.settings.items())
+        error = "-" if r.error_pct is None else f"{r.error_pct:+.2f} %"
+        table.add_row(r.quantity, settings, _fmt(r.predicted, r.unit), _fmt(r.measured, r.unit), error)
+    console.print(table)
+    cal = report.calibration
+    if cal is None:
+        return
+    console.print(f"\n[bold]Calibration[/bold] (fitted: {', '.join(cal.fitted) or 'nothing'}); residuals: median "
+                  f"{cal.median_abs_error_pct:.1f} %, worst {cal.max_abs_error_pct:.1f} %")
+    for name, value in cal.coefficients.items():
+        mark = " (written)" if name in cal.written and cal.file else ""
+        console.print(f"  {name} = {value}{mark}")
+    for note in cal.notes:
+        console.print(f"  {note}")
+    if cal.file:
+        console.print(f"written to {cal.file}")
