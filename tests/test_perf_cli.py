@@ -49,7 +49,7 @@ def test_perf_json_contract_and_schema():
 def test_perf_human_and_explain():
     r = kvcalc("perf", "qwen3-30b-a3b", "--gpu", "h100", "--batch", "4", "--explain")
     assert r.returncode == 0, r.stderr
-    for text in ("Latency and throughput", "ridge point", "MoE: 128 experts", "How each figure was computed",
+    for text in ("TTFT", "ridge point", "Step terms", "MoE: 128 experts", "How each figure was computed",
                  "decode memory time"):
         assert text in r.stdout
 
