@@ -118,3 +118,20 @@ def test_batch_command_json():
 def test_batch_bad_duration(slo):
     r = kvcalc("batch", "llama-3.1-8b", "--ttft-slo", slo)
     assert r.returncode == 2 and "--ttft-slo" in r.stderr and r.stdout == ""
+
+
+def test_python_api_matches_cli():
+    import kvcalc
+
+    report = kvcalc.perf("llama-3.1-8b", gpu="h100", input_tokens="2k", output_tokens=256, concurrency=8)
+    doc = json.loads(kvcalc_cli_json("perf", "llama-3.1-8b", "--input", "2k", "--output", "256",
+                                     "--concurrency", "8"))
+    assert report.tpot_s == pytest.approx(doc["tpot_s"]) and report.ttft_s == pytest.approx(doc["ttft_s"])
+    slo = kvcalc.batch("llama-3.1-8b", ttft_slo_s=0.5, tpot_slo_s=0.02, input_tokens=1000, output_tokens=128)
+    assert slo.tpot_s <= 0.02 and slo.max_concurrency >= 1
+
+
+def kvcalc_cli_json(*args: str) -> str:
+    r = kvcalc(*args, "--json")
+    assert r.returncode == 0, r.stderr
+    return r.stdout
