@@ -45,7 +45,7 @@ def _rows() -> list[dict[str, str]]:
 
 #: Rows that set a default constant (engine step/front-end costs, the per-layer cost): the rest never informed a
 #: value, so their errors are the out-of-sample figure.
-USED_FOR_DEFAULTS = frozenset({"r042", "r043", "r046", "r047", "r048", "r049", "r073"})
+USED_FOR_DEFAULTS = frozenset({"r042", "r043", "r046", "r047", "r048", "r049", "r064", "r073"})
 
 #: Pure roofline for comparison: every efficiency 1, no fixed cost (a Calibration applied like a user's file).
 ROOFLINE = Calibration(card="datasheet", driver="-", torch="-", date="2026-12-06", values={
