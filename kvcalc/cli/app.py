@@ -21,6 +21,8 @@ COMMANDS: dict[str, str] = {
     "quant": "quant",
     "local": "local",
     "attention-variants": "attention_variants",
+    "paged": "paged",
+    "prefix": "prefix",
     "models": "models",
     "gpus": "gpus",
     "schema": "schema",

@@ -19,7 +19,7 @@ from kvcalc.calc.paging.tokens import TokenSeq
 class Node:
     """A radix-tree node: `key` tokens whose KV cells it holds."""
 
-    __slots__ = ("key", "children", "parent", "lock_ref", "last_access")
+    __slots__ = ("children", "key", "last_access", "lock_ref", "parent")
 
     def __init__(self, key: TokenSeq, parent: Node | None) -> None:
         self.key = key

@@ -21,36 +21,14 @@ Steps in which no request crosses a block boundary, finishes, or could be admitt
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from typing import Literal, Protocol
 
 from kvcalc.calc.paging.tokens import TokenSeq
 from kvcalc.spec.base import record
+from kvcalc.spec.workload import TraceRequest
 
 EventKind = Literal["admit", "grow", "finish", "preempt", "evict", "reject"]
-
-
-@record
-class TraceRequest:
-    """One request of a trace. Requests with the same `prefix_id` share the first `prefix_tokens` tokens of
-    their prompts (all of the shorter prompt when None); `salt` isolates a tenant (vLLM cache_salt)."""
-
-    id: str
-    arrival_s: float
-    prompt_tokens: int
-    output_tokens: int
-    prefix_id: str | None = None
-    prefix_tokens: int | None = None
-    salt: str | None = None
-
-    def tokens(self) -> TokenSeq:
-        """prefix stream (prefix_tokens of prefix_id) + this request's own tokens (rest of prompt, output)."""
-        shared = 0
-        if self.prefix_id is not None:
-            shared = min(self.prompt_tokens, self.prefix_tokens if self.prefix_tokens is not None
-                         else self.prompt_tokens)
-        own = self.prompt_tokens - shared + self.output_tokens
-        return TokenSeq([(("prefix", self.prefix_id), 0, shared), (("request", self.id), 0, own)])
 
 
 @record
@@ -106,6 +84,15 @@ class TraceSummary:
     evictions: int
 
 
+def request_tokens(req: TraceRequest) -> TokenSeq:
+    """prefix stream (prefix_tokens of prefix_id; the whole prompt when None) + the request's own tokens."""
+    shared = 0
+    if req.prefix_id is not None:
+        shared = min(req.prompt_tokens, req.prompt_tokens if req.prefix_tokens is None else req.prefix_tokens)
+    own = req.prompt_tokens - shared + req.output_tokens
+    return TokenSeq([(("prefix", req.prefix_id), 0, shared), (("request", req.id), 0, own)])
+
+
 class Manager(Protocol):
     unit: str
     capacity: int
@@ -126,11 +113,11 @@ PreemptCost = Callable[[int, int], tuple[float, float]]
 
 
 class _State:
-    __slots__ = ("req", "seq", "computed", "prefill", "total", "admitted")
+    __slots__ = ("admitted", "computed", "prefill", "req", "seq", "total")
 
     def __init__(self, req: TraceRequest, max_model_len: int) -> None:
         self.req = req
-        self.seq = req.tokens()
+        self.seq = request_tokens(req)
         self.computed = 0
         self.prefill = req.prompt_tokens
         self.total = min(req.prompt_tokens + req.output_tokens, max_model_len)
@@ -203,7 +190,7 @@ class Simulation:
     def _budget(self, scheduled: dict[str, tuple[_State, int]]) -> int:
         return self.cfg.max_num_batched_tokens - sum(n for _, n in scheduled.values())
 
-    def _schedule_running(self, scheduled: dict[str, tuple[_State, int]]) -> Iterator[TraceEvent]:
+    def _schedule_running(self, scheduled: dict[str, tuple[_State, int]]) -> Generator[TraceEvent, None, bool]:
         """Step 1: running requests in order; preempt from the back of the line when slots run out.
         Returns (as the generator's value) whether anything was preempted."""
         preempted = False

@@ -18,7 +18,7 @@ Run = tuple[Hashable, int, int]
 class TokenSeq:
     """An immutable token sequence made of runs (see the module docstring)."""
 
-    __slots__ = ("runs", "length", "_starts")
+    __slots__ = ("_starts", "length", "runs")
 
     def __init__(self, runs: Iterable[Run] = ()) -> None:
         merged: list[Run] = []
