@@ -36,6 +36,8 @@ COMMANDS: dict[str, str] = {
     "attention-variants": "attention_variants",
     "perf": "perf",
     "batch": "batch",
+    "paged": "paged",
+    "prefix": "prefix",
     "models": "models",
     "gpus": "gpus",
     "schema": "schema",
