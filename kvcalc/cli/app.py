@@ -21,6 +21,7 @@ COMMANDS: dict[str, str] = {
     "quant": "quant",
     "local": "local",
     "attention-variants": "attention_variants",
+    "attention": "attention",
     "models": "models",
     "gpus": "gpus",
     "schema": "schema",
