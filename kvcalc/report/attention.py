@@ -110,11 +110,12 @@ def _mixer_group(mixer: Any, tp: int, batch: int, dtype: str, causal: bool) -> t
     from kvcalc.spec.layers import MLAAttention, kv_heads_per_rank
 
     heads = mixer.num_heads // tp
+    extra: dict[str, int] = {}
     if isinstance(mixer, MLAAttention):  # prefill decompresses per-head K (nope + rope) and V (vLLM MLA prefill)
-        d, dv, kv, label, extra = mixer.qk_nope_head_dim + mixer.qk_rope_head_dim, mixer.v_head_dim, heads, "mla", {}
+        d, dv, kv, label = mixer.qk_nope_head_dim + mixer.qk_rope_head_dim, mixer.v_head_dim, heads, "mla"
     else:
         d, dv, kv = mixer.head_dim, mixer.value_dim, kv_heads_per_rank(mixer.num_kv_heads, tp)
-        label, extra = mixer.kind, {}
+        label = mixer.kind
         if mixer.kind == "sliding":
             label, extra = f"sliding({mixer.window:,})", {"window": mixer.window}
         elif mixer.kind == "chunked":
@@ -431,7 +432,7 @@ def render_attention(console: Any, report: AttentionReport) -> None:
     console.print(f"naive peak by implementation: {impl}", markup=False)
     for tm in report.timings:
         console.print(f"{tm.kernel}: {tm.time_s * 1e3:,.3f} ms ({tm.basis})", markup=False)
-    console.print(f"budget: {fmt_bytes(b.bytes)} = {b.source}" + (f"; KV cache at N: {fmt_bytes(b.kv_cache_bytes)}" if b.kv_cache_bytes
-                                           else ""), markup=False)
+    kv = f"; KV cache at N: {fmt_bytes(b.kv_cache_bytes)}" if b.kv_cache_bytes else ""
+    console.print(f"budget: {fmt_bytes(b.bytes)} = {b.source}{kv}", markup=False)
     for note in report.notes:
         console.print(f"note: {note}", markup=False)
