@@ -77,11 +77,17 @@ def draft_method(name: str) -> DraftMethod:
 @record
 class DraftNetwork:
     """What a speculative step runs gamma times: `model` (for its step cost; includes shared tensors such as
-    the target's LM head) and `extra_params`, the parameters it adds to GPU memory."""
+    the target's LM head) and `extra_tensors`, the weights it adds to GPU memory (`own_format`: stored in the
+    model dtype rather than the target checkpoint's format, as EAGLE heads are)."""
 
     model: ModelSpec
-    extra_params: int
+    extra_tensors: tuple[TensorSpec, ...]
+    own_format: bool
     description: str
+
+    @property
+    def extra_params(self) -> int:
+        return sum(t.numel for t in self.extra_tensors)
 
 
 def _t(name: str, shape: tuple[int, ...], role: str) -> TensorSpec:
@@ -116,7 +122,7 @@ def eagle_head(target: ModelSpec) -> DraftNetwork:
     fc = _t("eagle_fc.weight", (h, 2 * h), "eagle_fc")
     layer = LayerSpec(index=0, mixer=base.mixer, mlp=base.mlp, tensors=(*tensors, fc))
     spec = _draft_spec(target, "eagle", layer, _head(target))
-    return DraftNetwork(model=spec, extra_params=sum(t.numel for t in layer.tensors),
+    return DraftNetwork(model=spec, extra_tensors=layer.tensors, own_format=True,
                         description="EAGLE head: one target-shaped decoder layer + FC 2h -> h")
 
 
@@ -126,7 +132,7 @@ def eagle3_head(target: ModelSpec) -> DraftNetwork:
     base = _first_attention_layer(target)
     mixer = base.mixer
     if not isinstance(mixer, FullAttention):
-        raise InputError(f"EAGLE-3 heads are Llama-style layers; {target.id}'s {mixer.kind} attention has none "
+        raise InputError(f"EAGLE-3 heads are Llama-style layers; {target.id}'s {base.kind} attention has none "
                          "published here: use --cost-ratio")
     h, d, dv = target.hidden_size, mixer.head_dim, mixer.value_dim
     inter = _dense_width(base)
@@ -145,7 +151,7 @@ def eagle3_head(target: ModelSpec) -> DraftNetwork:
     layer = LayerSpec(index=0, mixer=attention, mlp=DenseMLP(intermediate_size=inter), tensors=layer_tensors)
     head = TensorSpec(name="output.weight", shape=(EAGLE3_DRAFT_VOCAB, h), role="output")
     spec = _draft_spec(target, "eagle3", layer, head)
-    return DraftNetwork(model=spec, extra_params=sum(t.numel for t in layer_tensors) + head.numel,
+    return DraftNetwork(model=spec, extra_tensors=(*layer_tensors, head), own_format=True,
                         description=f"EAGLE-3 head: FC 3h -> h, one decoder layer (q/k/v over 2h), own "
                                     f"{EAGLE3_DRAFT_VOCAB:,}-token head")
 
@@ -172,15 +178,14 @@ def mtp_module(target: ModelSpec) -> DraftNetwork:
     layer = LayerSpec(index=0, mixer=last.mixer, mlp=last.mlp, tensors=tensors)
     spec = _draft_spec(target, "mtp", layer, _head(target))
     modules = len({t.layer for t in target.mtp_tensors})
-    return DraftNetwork(model=spec, extra_params=sum(t.numel for t in target.mtp_tensors),
+    return DraftNetwork(model=spec, extra_tensors=target.mtp_tensors, own_format=False,
                         description=f"{modules} MTP module(s) from the checkpoint; the first runs gamma times")
 
 
-def separate_draft(target: ModelSpec, draft: ModelSpec) -> DraftNetwork:
+def separate_draft(draft: ModelSpec) -> DraftNetwork:
     """A whole smaller model: all its weights count (its own embedding and head)."""
-    from kvcalc.calc.params import params_total
-
-    return DraftNetwork(model=draft, extra_params=params_total(draft), description=f"draft model {draft.id}")
+    return DraftNetwork(model=draft, extra_tensors=tuple(draft.all_tensors()), own_format=True,
+                        description=f"draft model {draft.id}")
 
 
 def draft_network(method: str, target: ModelSpec, draft: ModelSpec | None = None) -> DraftNetwork | None:
@@ -188,7 +193,7 @@ def draft_network(method: str, target: ModelSpec, draft: ModelSpec | None = None
     if method == "draft":
         if draft is None:
             raise InputError("--draft needs a model")
-        return separate_draft(target, draft)
+        return separate_draft(draft)
     builders = {"eagle": eagle_head, "eagle3": eagle3_head, "mtp": mtp_module}
     if method == "ngram":
         return None

@@ -22,6 +22,7 @@ COMMANDS: dict[str, str] = {
     "local": "local",
     "attention-variants": "attention_variants",
     "attention": "attention",
+    "spec": "spec",
     "models": "models",
     "gpus": "gpus",
     "schema": "schema",
