@@ -219,6 +219,9 @@ def build_spec_report(
                                                         max_batch=max_batch)
     c = at.draft_step_s / at.target_step_s
     best = _best(timer, a, batch)
+    if cross is None and plan is not None:
+        notes.append("speculation pays at every batch up to the largest: the KV read dominates and one "
+                     "verification reads it for gamma + 1 tokens (MagicDec, Chen et al. 2024 arXiv:2408.11049)")
     papers = [_LEVIATHAN] + ([draft_method(method).paper] if method not in ("draft", "cost-ratio") else [])
     report = SpecReport(
         model=target.id, gpu=gpu_name, method=method, draft=network.model.id if network else None,
@@ -402,6 +405,9 @@ def spec_report(
     if method == "eagle":
         notes.append("EAGLE's acceptance falls with draft depth (0-alpha ~0.71 to 6-alpha ~0.52): a constant "
                      "alpha overstates long drafts")
+    if method == "mtp":
+        notes.append("engines reuse the first MTP module for every draft position; its acceptance was measured "
+                     "for the next token only (DeepSeek-V3 ships one module), so gamma > 1 is optimistic")
     fits = plan.requests_at(context)
     if batch > fits:
         notes.append(f"the plan's KV pool holds {fits} request(s) of {context:,} tokens, fewer than --batch {batch}")
