@@ -254,6 +254,11 @@ def test_cli_json_contract_and_no_gpu_path() -> None:
         assert isinstance(doc[key], int)
     assert doc["seq_len"] == 32768 and "explain" not in doc
     assert doc["naive_extra_bytes"] == 2 * 64 * 32768**2 * 2
+    from pydantic import TypeAdapter
+
+    from kvcalc.report.attention import AttentionReport
+
+    TypeAdapter(AttentionReport).validate_python(doc)  # the document matches `kvcalc schema attention`
 
 
 def test_cli_bad_input_exit_2() -> None:
