@@ -38,6 +38,8 @@ COMMANDS: dict[str, str] = {
     "batch": "batch",
     "paged": "paged",
     "prefix": "prefix",
+    "attention": "attention",
+    "spec": "spec",
     "models": "models",
     "gpus": "gpus",
     "schema": "schema",
