@@ -11,6 +11,7 @@ between rows, which must be constant and positive; without one every row lasts `
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 from kvcalc.errors import InputError
@@ -33,7 +34,7 @@ def _clock_seconds(value: object, where: str) -> float:
     parts = str(value).strip().split(":")
     if not 2 <= len(parts) <= 3 or not all(p.isdigit() for p in parts):
         raise InputError(f"{where}: time must be HH:MM or HH:MM:SS, got {value!r}")
-    h, m, s = (int(p) for p in (parts + ["0"])[:3])
+    h, m, s = (int(p) for p in [*parts, "0"][:3])
     if m > 59 or s > 59:
         raise InputError(f"{where}: time {value!r} is not a clock time")
     return h * 3600.0 + m * 60.0 + s
@@ -51,7 +52,7 @@ def _start_times(rows: list[tuple[int, dict[str, object]]], column: str, path: s
 
 
 def _interval(starts: list[float], path: str) -> float:
-    steps = {round(b - a, 6) for a, b in zip(starts, starts[1:], strict=False)}
+    steps = {round(b - a, 6) for a, b in itertools.pairwise(starts)}
     if len(steps) != 1 or min(steps) <= 0:
         raise InputError(f"traffic profile {path}: rows must be equally spaced in time and increasing "
                          f"(found steps of {sorted(steps)} s)")
