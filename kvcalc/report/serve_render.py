@@ -116,5 +116,3 @@ def render_plan(out: Any, r: PlanReport) -> None:
         out.print(best.launch, markup=False, soft_wrap=True)
         for note in best.launch_notes:
             out.print(f"note: {note}", markup=False)
-    for gpu, why in r.skipped.items():
-        out.print(f"skipped {gpu}: {why}", markup=False)
