@@ -13,7 +13,6 @@ from kvcalc.calc.weights import WeightFormat
 from kvcalc.report.explain import Derivation
 from kvcalc.report.serve import SPLIT_RULE, Workload
 from kvcalc.spec.base import record
-from kvcalc.spec.deployment import EngineSettings
 from kvcalc.spec.gpu import GpuSpec
 from kvcalc.spec.model import ModelSpec
 

@@ -148,7 +148,7 @@ class MemoFormat:
             def quantizes(t: object) -> bool:
                 key = id(t)
                 if key not in flags:
-                    flags[key] = inner.quantizes(t)  # type: ignore[attr-defined]
+                    flags[key] = inner.quantizes(t)
                 return flags[key]
 
             self.quantizes = quantizes
@@ -187,7 +187,7 @@ def search(
     found: list[Candidate] = []
     models: dict[tuple[object, ...], PerfModel] = {}
     searched = planned = 0
-    memo: list[WeightFormat | None] = [MemoFormat(f) if f is not None else None for f in formats]  # type: ignore[misc]
+    memo: list[WeightFormat | None] = [MemoFormat(f) if f is not None else None for f in formats]
     whole = {id(f): _whole_weights(model, f) if f is not None else 0 for f in memo}
     shapes = layouts(model, max_gpus)
     for gpu, price in gpus:

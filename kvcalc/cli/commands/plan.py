@@ -15,7 +15,15 @@ from kvcalc.cli.commands.serve import (
     TtftOpt,
     workload_from_options,
 )
-from kvcalc.cli.options import ExplainOpt, JsonOpt, KvDtypeOpt, ModelArg, RevisionOpt, kv_dtype_arg, tokens_arg
+from kvcalc.cli.options import (
+    ExplainOpt,
+    JsonOpt,
+    KvDtypeOpt,
+    ModelArg,
+    RevisionOpt,
+    kv_dtype_arg,
+    tokens_arg,
+)
 
 if TYPE_CHECKING:
     from kvcalc.calc.weights import WeightFormat
