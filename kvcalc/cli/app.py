@@ -21,6 +21,8 @@ COMMANDS: dict[str, str] = {
     "quant": "quant",
     "local": "local",
     "attention-variants": "attention_variants",
+    "perf": "perf",
+    "batch": "batch",
     "serve": "serve",
     "plan": "plan",
     "models": "models",

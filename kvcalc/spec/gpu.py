@@ -148,6 +148,12 @@ class GpuSpec:
     """Vendor peak DRAM bandwidth, bytes/s (decimal)."""
     peak_flops: dict[PeakDtype, PositiveFloat]
     """Dense peak FLOP/s (int8: OP/s) per dtype; a dtype is absent when the chip has no such path."""
+    architecture: str | None = None
+    """Compute target: `sm_90` (NVIDIA, compute capability 9.0), `gfx942` (AMD), `apple-m4`, `gaudi3`.
+    Engines choose kernels and refuse formats by it (calc/engines/platforms.py)."""
+    node_gpus: PositiveInt | None = None
+    """GPUs one node holds over its scale-up links (8 per HGX; 72 in a GB200 NVL72 NVLink domain): a tensor-
+    parallel group larger than this crosses nodes."""
     sm_count: PositiveInt | None = None
     """NVIDIA SMs / AMD CUs / Apple GPU cores."""
     sram_per_sm_bytes: PositiveInt | None = None
@@ -167,6 +173,29 @@ class GpuSpec:
             )
         if self.key in self.aliases:
             raise ValueError(f"alias '{self.key}' repeats the key")
+
+    @property
+    def cuda_capability(self) -> tuple[int, int] | None:
+        """NVIDIA compute capability from `architecture` (`sm_90` -> (9, 0), `sm_120` -> (12, 0)); None off CUDA."""
+        arch = self.architecture or ""
+        if not arch.startswith("sm_") or not arch[3:].isdigit():
+            return None
+        digits = arch[3:]
+        return int(digits[:-1]), int(digits[-1])
+
+    @property
+    def platform(self) -> str:
+        """cuda, rocm, metal, gaudi or cpu: the software stack an engine needs for this accelerator."""
+        arch = self.architecture or ""
+        if self.kind == "apple" or arch.startswith("apple"):
+            return "metal"
+        if self.kind == "cpu":
+            return "cpu"
+        if arch.startswith("gfx") or self.vendor.upper() == "AMD":
+            return "rocm"
+        if arch.startswith("gaudi"):
+            return "gaudi"
+        return "cuda"
 
     def flops(self, dtype: str) -> float:
         """Dense peak FLOP/s (int8: OP/s) for `dtype` (`bf16`, `bfloat16`, `fp8_e4m3` ...).

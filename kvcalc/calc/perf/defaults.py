@@ -36,10 +36,11 @@ KV_BW_SOURCE = "paged decode attention at 70-85 % of bandwidth (FlashInfer, arXi
 GENERIC_GEMM_EFF = 0.70
 GENERIC_GEMM_SOURCE = ("0.70 of the dense 16-bit peak for cards without a measurement (H100 measured 0.716 on "
                        "8192^3 bf16, hardware/h100-sxm.yaml; cuBLAS large GEMMs 0.7-0.8 of peak)")
-LOW_PRECISION_GEMM_SCALE = 0.9
-LOW_PRECISION_SOURCE = ("16-bit efficiency x 0.9: FP8/INT8/FP4 GEMMs reach a slightly lower share of their "
-                        "(2x/4x) peaks (cuBLASLt FP8 ~0.66-0.7 of 1,979 TFLOP/s on H100)")
-ATTENTION_EFF = 0.55
+LOW_PRECISION_GEMM_SCALE = 0.8
+LOW_PRECISION_SOURCE = ("16-bit efficiency x 0.8: FP8/INT8/FP4 GEMMs reach a lower share of their 2x/4x peaks "
+                        "(scales, smaller tiles: cuBLASLt FP8 1,000-1,300 of 1,979 TFLOP/s on H100 at inference "
+                        "shapes; DeepGEMM up to 1,550 on H800 for the largest)")
+ATTENTION_EFF = 0.40
 ATTENTION_SOURCE = ("FlashAttention forward share of the 16-bit peak: FA3 0.62 at 16k, less below 2k "
                     "(arXiv:2407.08608 Fig. 5); FA2 0.5-0.73 on A100 (arXiv:2307.08691)")
 NVLINK_LATENCY_S = 8e-6
@@ -65,21 +66,21 @@ class EngineOverheads:
 #: Per-engine fixed costs. See the module docstring and docs/accuracy-perf.md.
 ENGINE_OVERHEADS: dict[str, EngineOverheads] = {
     "vllm": EngineOverheads(
-        step_s=1.5e-3, layer_s=8e-6, layer_eager_s=60e-6, request_s=10e-6, frontend_s=30e-3,
+        step_s=0.9e-3, layer_s=35e-6, layer_eager_s=90e-6, request_s=10e-6, frontend_s=30e-3,
         source="vLLM V1 (0.10+): step and front-end costs from single-stream serving runs on H100 "
                "(gpustack performance-lab Qwen3-8B BS=1: TPOT 7.28 ms, TTFT 59 ms for ~233 tokens)",
     ),
     "sglang": EngineOverheads(
-        step_s=1.2e-3, layer_s=8e-6, layer_eager_s=60e-6, request_s=10e-6, frontend_s=15e-3,
+        step_s=0.7e-3, layer_s=35e-6, layer_eager_s=90e-6, request_s=10e-6, frontend_s=15e-3,
         source="SGLang 0.5: gpustack performance-lab Qwen3-8B c=4 on H100 (TPOT 7.19 ms, TTFT 27.7 ms)",
     ),
     "trtllm": EngineOverheads(
-        step_s=1.2e-3, layer_s=8e-6, layer_eager_s=8e-6, request_s=10e-6, frontend_s=25e-3,
+        step_s=1.0e-3, layer_s=35e-6, layer_eager_s=35e-6, request_s=10e-6, frontend_s=25e-3,
         source="TensorRT-LLM 1.x PyTorch backend: gpustack performance-lab Qwen3-8B c=4 on H100 "
                "(TPOT 7.67 ms, TTFT 51.6 ms)",
     ),
     "llamacpp": EngineOverheads(
-        step_s=0.5e-3, layer_s=15e-6, layer_eager_s=15e-6, request_s=20e-6, frontend_s=5e-3,
+        step_s=0.3e-3, layer_s=20e-6, layer_eager_s=20e-6, request_s=20e-6, frontend_s=5e-3,
         source="llama.cpp CUDA: per-token host overhead of llama-bench tg128 (graphs since b3xxx, "
                "llama.cpp PR #6766)",
     ),
