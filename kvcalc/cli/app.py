@@ -40,6 +40,8 @@ COMMANDS: dict[str, str] = {
     "prefix": "prefix",
     "attention": "attention",
     "spec": "spec",
+    "serve": "serve",
+    "plan": "plan",
     "models": "models",
     "gpus": "gpus",
     "schema": "schema",
