@@ -9,6 +9,7 @@ import sys
 
 import pytest
 
+from kvcalc.errors import InputError
 from kvcalc.report.perf import PerfReport, perf_report
 from kvcalc.sources.hardware import find_gpu
 from kvcalc.sources.resolve import load_model
@@ -97,9 +98,10 @@ def test_long_context_warning_and_kv_per_request():
     # 121,000 tokens x 131,072 B = 15,859,712,000 B of KV for the request
     assert report.long_context.kv_bytes_per_request == 121_000 * 131_072
     assert report.long_context.attention_share_of_prefill > 0.3  # the quadratic term matters at 120k
-    too_long = perf_report(model, gpu, Parallel(), EngineSettings(), input_tokens=140_000, output_tokens=100,
-                           concurrency=1)
-    assert any("trained or scaled for" in w for w in too_long.warnings)
+    # past the scaled context (131,072) vLLM refuses to start: an input error, not a silent estimate
+    with pytest.raises(InputError, match="max_model_len"):
+        perf_report(model, gpu, Parallel(), EngineSettings(), input_tokens=140_000, output_tokens=100,
+                    concurrency=1)
 
 
 def test_batch_command_json():
