@@ -76,7 +76,8 @@ def perf(
     from kvcalc.sources.calibration import load_calibration
 
     spec = load_model(model, revision=revision)
-    engine_options.setdefault("usage", "llm" if batch is not None else "serve")
+    if engine == "vllm":
+        engine_options.setdefault("usage", "llm" if batch is not None else "serve")
     settings = EngineSettings(name=cast(EngineName, engine), **engine_options)
     return perf_report(
         spec, find_gpu(gpu), Parallel(tp=tp, pp=pp, ep=ep, cp=cp), settings,

@@ -61,7 +61,7 @@ def _report(row: dict[str, str], calibration: Any = None) -> Any:
     fmt = parse_quant(row["kvcalc_quant"], model=model) if row["kvcalc_quant"] else None
     i, o, n = int(row["kvcalc_input"]), int(row["kvcalc_output"]), int(row["kvcalc_n"])
     offline = scenario in ("static", "saturate")
-    settings = EngineSettings(name=engine, usage="llm" if offline else "serve",  # type: ignore[arg-type]
+    settings = EngineSettings(name=engine, usage="llm" if offline and engine == "vllm" else "serve",  # type: ignore[arg-type]
                               kv_cache_dtype=row["kvcalc_kv"] or None)
     parallel = Parallel(tp=int(row["kvcalc_tp"]))
     common = dict(input_tokens=i, output_tokens=o, weight_format=fmt, calibration=calibration)

@@ -232,7 +232,8 @@ def plan_for(model: ModelSpec, gpu: GpuSpec, parallel: Parallel, settings: Engin
                     f"planned with max_model_len = input + output = {need:,}")
             return replace(shorter, warnings=(*shorter.warnings, note))
     if plan.startup_error:
-        raise InputError(f"the engine would not start: {plan.startup_error}")
+        raise InputError(f"the engine would not start: {plan.startup_error} (kvcalc fit shows the memory and "
+                         "what would make it fit)")
     return plan
 
 
