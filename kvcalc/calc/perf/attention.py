@@ -95,15 +95,15 @@ class AttentionGroup:
         return context
 
 
-def decode_keys_sum(group: AttentionGroup, contexts: Any) -> float:
-    """Sum over decode requests of `decode_keys(context)`, for a numpy array of contexts:
+def decode_keys_sum(group: AttentionGroup, contexts: Any) -> Any:
+    """Sum over decode requests (the last axis of a numpy array of contexts) of `decode_keys(context)`:
     full: L + 1; sliding: min(L + 1, w); chunked: (L mod c) + 1; recurrent: 0."""
     import numpy as np
 
-    if group.recurrent or len(contexts) == 0:
-        return 0.0
+    if group.recurrent or contexts.shape[-1] == 0:
+        return np.zeros(contexts.shape[:-1])
     if group.window is not None:
-        return float(np.minimum(contexts + 1, group.window).sum())
+        return np.minimum(contexts + 1, group.window).sum(axis=-1)
     if group.chunk is not None:
-        return float((contexts % group.chunk + 1).sum())
-    return float(contexts.sum() + len(contexts))
+        return (contexts % group.chunk + 1).sum(axis=-1)
+    return contexts.sum(axis=-1) + contexts.shape[-1]

@@ -27,6 +27,7 @@ from dataclasses import field
 from kvcalc.calc import kv as kvmod
 from kvcalc.calc.parallel import shard_numel, stage_layers
 from kvcalc.calc.perf.attention import AttentionGroup
+from kvcalc.calc.perf.kernels import layer_units
 from kvcalc.calc.perf.precision import compute_dtype, sixteen_bit
 from kvcalc.calc.plan import DeploymentPlan
 from kvcalc.spec.base import record
@@ -56,6 +57,7 @@ class StageModel:
 
     stage: int
     layers: int
+    layer_units: float
     blocks: int
     moe_layers: int
     dense_weight_bytes: int
@@ -183,7 +185,8 @@ def _stage(plan: DeploymentPlan, stage: int, layers: range, last: bool) -> Stage
     moe_layers = sum(1 for i in layers if isinstance(model.layers[i].mlp, MoEMLP))
     blocks = sum((model.layers[i].mixer is not None) + (model.layers[i].mlp is not None) for i in layers)
     return StageModel(
-        stage=stage, layers=len(layers), blocks=blocks, moe_layers=moe_layers, dense_weight_bytes=dense_bytes,
+        stage=stage, layers=len(layers), layer_units=layer_units([model.layers[i] for i in layers]),
+        blocks=blocks, moe_layers=moe_layers, dense_weight_bytes=dense_bytes,
         embedding_bytes=embedding_bytes, gemm_flops_per_token=gemm, head_flops_per_token=head_flops,
         experts=groups, attention=_attention_groups(plan, layers),
     )
