@@ -29,9 +29,9 @@ class SuiteOptions:
 
     dtype: str = "bf16"
     stack: int = 4
-    batches: tuple[int, ...] = (1, 8, 32, 128, 256)
-    contexts: tuple[int, ...] = (1024, 8192)
-    prompts: tuple[int, ...] = (512, 2048, 8192, 16384)
+    batches: tuple[int, ...] = (1, 4, 16, 64, 256)
+    contexts: tuple[int, ...] = (1024, 4096, 16384)
+    prompts: tuple[int, ...] = (256, 1024, 4096, 16384)
     attention_lengths: tuple[int, ...] = (1024, 2048, 4096, 8192, 16384, 32768)
     decode_runs: int = 30
     prefill_runs: int = 5

@@ -191,64 +191,80 @@ def _per_layer(rows: list[dict[str, Any]]) -> dict[str, float]:
     return {r["signature"]: r["median_s"] / len(r["layers"]) for r in rows}
 
 
+def _kernels(rows: list[dict[str, Any]], counts: dict[str, int], head: dict[str, Any] | None) -> float | None:
+    """Kernels of the whole step: sum over layer kinds of count x kernels per layer, plus the head's;
+    None when a count is missing (CPU runs)."""
+    if head is None or head.get("kernels") is None or any(r.get("kernels") is None for r in rows):
+        return None
+    per_layer = {r["signature"]: r["kernels"] / len(r["layers"]) for r in rows}
+    return extrapolate(per_layer, counts, head["kernels"])
+
+
 def measured_steps(raw: dict[str, Any], plan: DeploymentPlan) -> list[dict[str, Any]]:
-    """Whole-model decode and prefill times extrapolated from the stacks (layout.extrapolate) plus the head;
-    configurations some layer kind could not run are left out."""
+    """Whole-model decode and prefill times extrapolated from the stacks (layout.extrapolate) plus the head,
+    with the kernels such a step launches; configurations some layer kind could not run are left out."""
     counts = {s: len(i) for s, i in signature_groups(plan.model).items()}
     steps = []
     decode = raw.get("decode") or {}
-    head = {h["batch"]: h["median_s"] for h in decode.get("head", [])}
-    configs = sorted({(r["batch"], r["context"]) for r in decode.get("stack", [])})
-    for batch, context in configs:
+    heads = {h["batch"]: h for h in decode.get("head", [])}
+    for batch, context in sorted({(r["batch"], r["context"]) for r in decode.get("stack", [])}):
         rows = [r for r in decode["stack"] if r["batch"] == batch and r["context"] == context]
-        if set(counts) - {r["signature"] for r in rows} or batch not in head:
+        if set(counts) - {r["signature"] for r in rows} or batch not in heads:
             continue
         kv = {r["signature"]: r["kv_bytes"] / len(r["layers"]) for r in rows}
         steps.append({"phase": "decode", "batch": batch, "context": context,
-                      "measured_s": extrapolate(_per_layer(rows), counts, head[batch]),
-                      "kv_bytes": extrapolate(kv, counts)})
+                      "measured_s": extrapolate(_per_layer(rows), counts, heads[batch]["median_s"]),
+                      "kv_bytes": extrapolate(kv, counts), "kernels": _kernels(rows, counts, heads[batch])})
     prefill = raw.get("prefill") or {}
-    head_p = {h["tokens"]: h["median_s"] for h in prefill.get("head", [])}
+    heads = {h["tokens"]: h for h in prefill.get("head", [])}
     for tokens in sorted({r["tokens"] for r in prefill.get("stack", [])}):
         rows = [r for r in prefill["stack"] if r["tokens"] == tokens]
-        if set(counts) - {r["signature"] for r in rows} or tokens not in head_p:
+        if set(counts) - {r["signature"] for r in rows} or tokens not in heads:
             continue
         steps.append({"phase": "prefill", "batch": 1, "context": tokens,
-                      "measured_s": extrapolate(_per_layer(rows), counts, head_p[tokens])})
+                      "measured_s": extrapolate(_per_layer(rows), counts, heads[tokens]["median_s"]),
+                      "kernels": _kernels(rows, counts, heads[tokens])})
     return steps
 
 
 def step_point(plan: DeploymentPlan, pm: Any, step: dict[str, Any], coeffs: PerfCoefficients
-               ) -> tuple[StepPoint, Any]:
-    """The perf model's terms for a measured step and its predicted time under `coeffs`."""
+               ) -> tuple[StepPoint, Any, float]:
+    """The perf model's terms for a measured step, its StepCost, and the predicted time for the harness:
+    step_cost's time with the fixed per-layer term charged for the kernels the harness launched (counted
+    by the profiler, in units of a dense layer's DENSE_LAYER_KERNELS) instead of an engine's."""
+    from kvcalc.calc.perf.kernels import DENSE_LAYER_KERNELS
     from kvcalc.calc.perf.step import step_cost
 
     if step["phase"] == "decode":
         cost = step_cost(pm, coeffs, decode_contexts=[step["context"] - 1] * step["batch"])
     else:
         cost = step_cost(pm, coeffs, prefill=[(0, step["context"])])
+    units = cost.layer_units if step.get("kernels") is None else step["kernels"] / DENSE_LAYER_KERNELS
+    predicted = cost.time_s + (units - cost.layer_units) * coeffs.layer_overhead_s
     gpu = plan.gpu
     point = StepPoint(
         label=f"{plan.model.id} {step['phase']} b={step['batch']} L={step['context']}",
         measured_s=step["measured_s"], weight_bytes=cost.weight_bytes, kv_bytes=cost.kv_bytes,
-        gemm_flops=cost.gemm_flops, attention_flops=cost.attention_flops,
-        layers=sum(s.layers for s in pm.stages), requests=cost.requests,
-        bandwidth_bytes_per_s=gpu.memory_bandwidth_bytes_per_s, gemm_peak_flops=gpu.flops(pm.sixteen_bit),
-        attention_peak_flops=gpu.flops(pm.sixteen_bit), comm_s=cost.t_comm,
+        gemm_flops=cost.gemm_flops, attention_flops=cost.attention_flops, layers=units,
+        requests=cost.requests, bandwidth_bytes_per_s=gpu.memory_bandwidth_bytes_per_s,
+        gemm_peak_flops=gpu.flops(pm.sixteen_bit), attention_peak_flops=gpu.flops(pm.sixteen_bit),
+        comm_s=cost.t_comm,
     )
-    return point, cost
+    return point, cost, predicted
 
 
-def step_derivation(step: dict[str, Any], cost: Any, coeffs: PerfCoefficients, layers: int) -> Derivation:
+def step_derivation(step: dict[str, Any], cost: Any, coeffs: PerfCoefficients, units: float,
+                    predicted: float) -> Derivation:
     """The predicted step time with its terms substituted (calc/perf/step.py)."""
     what = "decode step" if step["phase"] == "decode" else "prefill"
     return Derivation(
         figure=f"{what} b={step['batch']} L={step['context']}",
-        formula="max(t_weights, t_gemm) + max(t_kv, t_attention) + layers x layer_overhead_s",
-        substituted=(f"max({cost.t_weights * 1e3:.3f}, {cost.t_gemm * 1e3:.3f}) + max({cost.t_kv * 1e3:.3f}, "
-                     f"{cost.t_attention * 1e3:.3f}) + {layers} x {coeffs.layer_overhead_s * 1e6:.1f} us (ms)"),
-        value=f"{cost.time_s * 1e3:.3f} ms (measured {step['measured_s'] * 1e3:.3f} ms)",
-        source="calc/perf/step.py step_cost; engine step and request costs 0 (no scheduler in the harness)",
+        formula="max(t_weights, t_gemm) + max(t_kv, t_attention) + layer_units x layer_overhead_s",
+        substituted=(f"max({cost.t_weights * 1e3:.3f}, {cost.t_gemm * 1e3:.3f}) ms + max({cost.t_kv * 1e3:.3f}, "
+                     f"{cost.t_attention * 1e3:.3f}) ms + {units:.1f} x {coeffs.layer_overhead_s * 1e6:.1f} us"),
+        value=f"{predicted * 1e3:.3f} ms (measured {step['measured_s'] * 1e3:.3f} ms)",
+        source="calc/perf/step.py step_cost; layer_units = kernels the harness launched / 9 (calc/perf/kernels.py); "
+               "no engine step or request cost (the harness has no scheduler)",
     )
 
 
@@ -262,18 +278,18 @@ def time_records(raw: dict[str, Any], plan: DeploymentPlan, coeffs: PerfCoeffici
     kv = storage_type(plan.kv_dtype)
     records, points, derivations = [], [], []
     for step in measured_steps(raw, plan):
-        point, cost = step_point(plan, pm, step, coeffs)
+        point, cost, predicted = step_point(plan, pm, step, coeffs)
         points.append(point)
         if explain:
-            derivations.append(step_derivation(step, cost, coeffs, point.layers))
+            derivations.append(step_derivation(step, cost, coeffs, point.layers, predicted))
         settings = {"batch": step["batch"], "context": step["context"]}
         if step["phase"] == "decode":
-            records.append(_rec("decode_step_s", cost.time_s, step["measured_s"], "s", "TPOT", **settings))
+            records.append(_rec("decode_step_s", predicted, step["measured_s"], "s", "TPOT", **settings))
             per_sequence = bytes_per_sequence(plan.model, step["context"], kv)
             records.append(_rec("kv_cache_bytes", step["batch"] * per_sequence, step["kv_bytes"], "B",
                                 "contiguous cache of the decode runs", **settings))
         else:
-            records.append(_rec("prefill_s", cost.time_s, step["measured_s"], "s", "TTFT (batch 1)", **settings))
+            records.append(_rec("prefill_s", predicted, step["measured_s"], "s", "TTFT (batch 1)", **settings))
     return records, points, derivations
 
 

@@ -146,13 +146,27 @@ def _rows(feats: np.ndarray, memory: np.ndarray) -> np.ndarray:
     return rows
 
 
+#: Terms dropped first when the points cannot tell two terms apart (a fixed cost before an efficiency).
+_DROP_ORDER = (5, 6, 4, 3, 1, 2, 0)
+#: Smallest singular value / largest of the column-normalised design below which terms are not separable.
+MIN_CONDITION = 1e-2
+
+
 def _constrained(rows: np.ndarray, measured: np.ndarray, terms: tuple[str, ...]) -> np.ndarray:
-    """Which unknowns the points constrain: asked for, and >= MIN_SHARE of the time in at least two points;
-    the per-step cost only when the points span several layer counts (else it is the per-layer cost x L)."""
+    """Which unknowns the points constrain: asked for, >= MIN_SHARE of the time in at least two points, and
+    separable from the others (a term whose column is nearly a multiple of the others', such as the per-layer
+    cost of one model whose weight bytes never change, is left at its prior)."""
     shares = rows / measured[:, None]
     ok = ((shares >= MIN_SHARE).sum(axis=0) >= 2) & np.array([name in terms for name in FIT_TERMS])
-    if ok[4] and ok[5] and len({float(r) for r in rows[:, 4]}) < 2:
-        ok[5] = False
+    for drop in _DROP_ORDER:
+        cols = shares[:, ok]
+        if cols.shape[1] <= 1:
+            break
+        cols = cols / np.linalg.norm(cols, axis=0)
+        singular = np.linalg.svd(cols, compute_uv=False)
+        if singular[-1] >= MIN_CONDITION * singular[0]:
+            break
+        ok[drop] = False
     return ok
 
 
