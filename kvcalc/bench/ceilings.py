@@ -71,13 +71,29 @@ def gemm_rate(m: int, n: int, k: int, dtype: str, device: str, *, l2_bytes: int 
             "flops_per_s": flops / timing.median_s, "bytes": operand_bytes + m * n * 2}
 
 
+def kernel_overhead(device: str, kernels: int = 256, runs: int = 20) -> dict[str, Any]:
+    """Seconds per kernel of a CUDA graph of `kernels` tiny dependent kernels (an add on 128 values): the fixed
+    cost every kernel pays inside a graph, whatever its work (eager launches elsewhere)."""
+    from kvcalc.bench.timing import time_step
+
+    x = torch.randn(128, device=device)
+
+    def chain() -> None:
+        for _ in range(kernels):
+            x.add_(1.0)
+
+    timing = time_step(chain, refresh=None, device=device, warmup=3, runs=runs)
+    return {"kernels": kernels, **timing.as_dict(), "per_kernel_s": timing.median_s / kernels}
+
+
 def measure_ceilings(device: str, *, decode_shape: tuple[int, int], batches: list[int], l2_bytes: int,
                      quick: bool) -> dict[str, Any]:
     """Copy bandwidth, large-shape GEMM rates (bf16, fp8 where supported) and decode-shape GEMM rates."""
     size = 2 * 2**30 if device == "cuda" else 64 * 2**20
     large = LARGE if device == "cuda" else 256
     runs = 10 if quick else 20
-    out: dict[str, Any] = {"copy": copy_bandwidth(device, size, runs=runs), "gemm": []}
+    out: dict[str, Any] = {"copy": copy_bandwidth(device, size, runs=runs), "gemm": [],
+                           "kernel": kernel_overhead(device)}
     dtypes = ["bf16"] + (["fp8"] if _fp8_supported(device) else [])
     for dtype in dtypes:
         out["gemm"].append({"shape": "large", **gemm_rate(large, large, large, dtype, device, runs=runs)})

@@ -112,8 +112,10 @@ def measure_paged_kv(plan: DeploymentPlan, device: str, *, max_bytes: int) -> di
     release(device)
     before = allocated(device)
     buffers, views = _allocate_pool(groups, pages, page_bytes, blocks, kv_dtype, device)
-    measured = allocated(device) - before if device == "cuda" else sum(b.numel() for b in buffers)
+    tensor_total = sum(b.numel() for b in buffers)  # int8 buffers: numel = bytes
+    measured = allocated(device) - before if device == "cuda" else tensor_total
     out = {"blocks": blocks, "plan_blocks": plan.kv_pool.num_blocks, "tensors": len(buffers),
+           "tensor_bytes": tensor_total,
            "layers": len(views), "kv_dtype": plan.kv_dtype, "block_sizes": sorted({g.block_size for g in groups}),
            "allocated_bytes": measured, "layout": layout.layout}
     del buffers, views

@@ -31,9 +31,9 @@ from kvcalc.report.explain import Derivation
 from kvcalc.spec.base import record, replace
 from kvcalc.spec.dtypes import storage_type
 
-#: What the harness's timings can constrain (it has no engine scheduler: no per-request cost).
-HARNESS_TERMS = ("weight_bw_eff", "kv_bw_eff", "gemm_eff", "attention_eff", "layer_overhead_s",
-                 "step_overhead_s")
+#: What the harness's timings can constrain: its step is the layers plus the head, every part of which the
+#: model's byte, FLOP and per-kernel terms describe; it has no scheduler, so no per-step or per-request cost.
+HARNESS_TERMS = ("weight_bw_eff", "kv_bw_eff", "gemm_eff", "attention_eff", "layer_overhead_s")
 #: What a calibration file carries: the card's efficiencies (the overheads of torch's unfused kernels are
 #: not an engine's; the engine's own overheads stay the defaults).
 CARD_TERMS = ("weight_bw_eff", "kv_bw_eff", "gemm_eff", "attention_eff")
@@ -102,7 +102,8 @@ def _rec(quantity: str, predicted: float | None, measured: float, unit: str, not
 
 # ---- ceilings ----------------------------------------------------------------------------------------------
 
-def ceiling_records(ceilings: dict[str, Any], plan: DeploymentPlan) -> list[VerifyRecord]:
+def ceiling_records(ceilings: dict[str, Any], plan: DeploymentPlan, coeffs: PerfCoefficients
+                    ) -> list[VerifyRecord]:
     """Copy bandwidth and GEMM rates against the datasheet; decode shapes against the roofline."""
     gpu = plan.gpu
     if not ceilings or "copy" not in ceilings:
@@ -125,6 +126,12 @@ def ceiling_records(ceilings: dict[str, Any], plan: DeploymentPlan) -> list[Veri
     if large_bf16:
         out.append(_rec("ridge_point_bf16", gpu.ridge_point("bf16"), large_bf16 / bw, "FLOP/B",
                         "measured = bf16 GEMM rate / copy bandwidth"))
+    if "kernel" in ceilings:
+        from kvcalc.calc.perf.kernels import DENSE_LAYER_KERNELS
+
+        out.append(_rec("kernel_fixed_s", coeffs.layer_overhead_s / DENSE_LAYER_KERNELS,
+                        ceilings["kernel"]["per_kernel_s"], "s", "predicted = layer_overhead_s / 9 kernels; "
+                        "measured = a CUDA graph of tiny kernels"))
     return out
 
 
@@ -175,9 +182,14 @@ def paged_kv_records(kv: dict[str, Any], plan: DeploymentPlan) -> list[VerifyRec
     if not kv or "allocated_bytes" not in kv:
         return []
     pool = plan.kv_pool
-    return [_rec("kv_pool_bytes", kv["blocks"] * pool.block_bytes, kv["allocated_bytes"], "B",
-                 f"{kv['tensors']} KV tensors, {kv['layout']} layout", blocks=kv["blocks"],
-                 block_size=pool.block_size, engine=plan.engine)]
+    settings = {"blocks": kv["blocks"], "block_size": pool.block_size, "engine": plan.engine}
+    out = []
+    if "tensor_bytes" in kv:
+        out.append(_rec("kv_pool_bytes", kv["blocks"] * pool.block_bytes, kv["tensor_bytes"], "B",
+                        f"{kv['tensors']} KV tensors, {kv['layout']} layout", **settings))
+    out.append(_rec("kv_pool_allocated_bytes", kv["blocks"] * pool.block_bytes, kv["allocated_bytes"], "B",
+                    "allocator growth (large blocks rounded up to 2 MiB)", **settings))
+    return out
 
 
 # ---- time --------------------------------------------------------------------------------------------------
@@ -333,7 +345,7 @@ def verify_report(raw: dict[str, Any], plan: DeploymentPlan, base: PerfCoefficie
     """Every record of `raw` beside its prediction; with `calibrate`, the fit to its timings (and to the
     communication timings, when `raw` has them)."""
     coeffs = harness_coefficients(base)
-    records = ceiling_records(raw.get("ceilings") or {}, plan)
+    records = ceiling_records(raw.get("ceilings") or {}, plan, coeffs)
     records += weight_records(raw.get("weights") or {}, plan)
     records += hf_records(raw.get("hf_check") or {}, plan)
     records += paged_kv_records(raw.get("paged_kv") or {}, plan)
@@ -342,7 +354,8 @@ def verify_report(raw: dict[str, Any], plan: DeploymentPlan, base: PerfCoefficie
     records += attention_records(raw.get("attention") or {})
     fit = None
     if calibrate and points:
-        fit = fit_coefficients(points, coeffs, terms=HARNESS_TERMS, source=calibration_source(raw["card"]))
+        prior, terms = single_model_prior(coeffs, raw.get("ceilings") or {})
+        fit = fit_coefficients(points, prior, terms=terms, source=calibration_source(raw["card"]))
     comm_records, comm_values = communication(raw.get("comm") or {}, plan, coeffs)
     records += comm_records
     card = raw["card"]
@@ -399,6 +412,19 @@ def _fp8_ratio(report: VerifyReport) -> float | None:
     if len(shares) < 2:
         return None
     return shares["gemm_fp8"] / shares["gemm_bf16"]
+
+
+def single_model_prior(coeffs: PerfCoefficients, ceilings: dict[str, Any]
+                       ) -> tuple[PerfCoefficients, tuple[str, ...]]:
+    """One model's steps cannot separate the fixed cost per kernel from the weight reads (both are the same
+    every decode step of a dense model): where the card's per-kernel cost was measured, it is the per-layer
+    cost (x 9 kernels) and only the efficiencies are fitted."""
+    if "kernel" not in ceilings:
+        return coeffs, HARNESS_TERMS
+    from kvcalc.calc.perf.kernels import DENSE_LAYER_KERNELS
+
+    per_layer = ceilings["kernel"]["per_kernel_s"] * DENSE_LAYER_KERNELS
+    return replace(coeffs, layer_overhead_s=per_layer), tuple(t for t in HARNESS_TERMS if t != "layer_overhead_s")
 
 
 def calibration_source(card: dict[str, Any]) -> str:

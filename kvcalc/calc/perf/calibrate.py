@@ -146,6 +146,9 @@ def _rows(feats: np.ndarray, memory: np.ndarray) -> np.ndarray:
     return rows
 
 
+#: Lower bounds of the unknowns: an efficiency is at most 1 (no kernel reads faster than the memory's
+#: datasheet rate or computes faster than the dense peak), a fixed cost at least 0.
+LOWER = np.array([1.0, 1.0, 1.0, 1.0, 0.0, 0.0, 0.0])
 #: Terms dropped first when the points cannot tell two terms apart (a fixed cost before an efficiency).
 _DROP_ORDER = (5, 6, 4, 3, 1, 2, 0)
 #: Smallest singular value / largest of the column-normalised design below which terms are not separable.
@@ -194,10 +197,9 @@ def fit_coefficients(
         rows = _rows(feats, memory)
         free = _constrained(rows, measured, terms)
         weights = 1.0 / measured
-        target = (measured - comm - rows[:, ~free] @ x[~free]) * weights
+        target = (measured - comm - rows[:, ~free] @ x[~free] - rows[:, free] @ LOWER[free]) * weights
         x = x.copy()
-        x[free] = nnls(rows[:, free] * weights[:, None], target)
-        x[:4] = np.maximum(x[:4], 1e-6)  # an inverse efficiency of 0 would be an infinitely fast card
+        x[free] = LOWER[free] + nnls(rows[:, free] * weights[:, None], target)
         new_memory = _branches(feats, x)
         if np.array_equal(new_memory, memory):
             break

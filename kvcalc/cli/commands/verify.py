@@ -86,7 +86,7 @@ def command(
     sizes = dict(batches=_ints(batches, "--batches"), contexts=_ints(contexts, "--contexts"),
                  prompts=_ints(prompts, "--prompts"))
     if from_raw:
-        raw = _read_raw(from_raw)
+        raw = _read_raw(from_raw, spec.id)
         gpu_spec = _gpu(gpu if gpu != "auto" else raw.get("gpu", "auto"), gpu_file, raw.get("card", {}))
     else:
         from kvcalc.bench.env import card_info, require_cuda
@@ -181,7 +181,8 @@ def _measure_comm(spec: Any, ranks: int, card: dict[str, Any], sizes: dict[str, 
     return {"card": card, "model": spec.id, "comm": launch(ranks, messages)}
 
 
-def _read_raw(path: str) -> dict[str, Any]:
+def _read_raw(path: str, model_id: str) -> dict[str, Any]:
+    """A raw record saved by --raw-out, or this model's entry in a docs/dev/gpu_verify.py record."""
     import json
 
     from kvcalc.errors import InputError
@@ -192,6 +193,12 @@ def _read_raw(path: str) -> dict[str, Any]:
         raise InputError(f"--from-raw {path}: cannot read raw measurements: {exc}") from None
     if not isinstance(data, dict) or "card" not in data:
         raise InputError(f"--from-raw {path}: not a kvcalc verify raw record (no 'card')")
+    if "models" in data:
+        found = [m for m in data["models"] if m.get("model") == model_id and "skipped" not in m]
+        if not found:
+            names = ", ".join(m.get("model", "?") for m in data["models"])
+            raise InputError(f"--from-raw {path}: no measurement of {model_id}; it holds {names}")
+        return {**found[0], "card": data["card"]}
     return data
 
 
