@@ -17,8 +17,7 @@ The forward passes are what a serving engine runs, written with stock torch ops:
   over their own and the previous block); MLA expands the latent to per-head K/V (vLLM's MLA prefill);
 - MoE: top-k routing, tokens sorted by expert, one grouped GEMM per projection (`torch._grouped_mm`: only
   the experts some token chose are read), weighted scatter back; shared experts as a dense MLP.
-Sinks and routed experts' biases (gpt-oss) are held but not applied (a per-head softmax bias, a per-expert
-add inside the expert kernel: no bytes or FLOPs of note).
+Sinks (gpt-oss) are held but not applied (a per-head bias of the softmax: no bytes or FLOPs of note).
 """
 
 from __future__ import annotations
@@ -349,39 +348,36 @@ class BenchLayer(_Weights):
         return self.linear(a, down)
 
     def _moe(self, x: torch.Tensor) -> torch.Tensor:
-        """Route each token to its top-k experts, run every expert's rows as one grouped GEMM per projection,
-        then put the rows back in token order and sum each token's k outputs, weighted (no atomics: vLLM's
-        fused_moe combine, `moe_sum`)."""
         mlp = self.spec.mlp
         assert isinstance(mlp, MoEMLP)
         e, k = mlp.num_experts, mlp.top_k
         logits = self.linear(x, "ffn_gate_inp").float()
         top, idx = torch.topk(logits, k, dim=-1)
-        weights = torch.softmax(top, dim=-1).to(x.dtype)
+        weights = torch.softmax(top, dim=-1).to(x.dtype).flatten()
         flat = idx.flatten()
         order = torch.argsort(flat, stable=True)
+        token = torch.div(order, k, rounding_mode="floor")
         ones = torch.ones_like(flat, dtype=torch.int32)
         offs = torch.cumsum(torch.zeros(e, dtype=torch.int32, device=x.device).scatter_add_(0, flat, ones), 0,
                             dtype=torch.int32)
-        xs = x.index_select(0, torch.div(order, k, rounding_mode="floor"))
+        chosen = flat[order]
+        xs = x.index_select(0, token)
         if self.has("ffn_gate_up_exps.weight"):
-            g, u = self._experts(xs, "ffn_gate_up_exps", offs).chunk(2, dim=-1)
+            g, u = self._experts(xs, "ffn_gate_up_exps", offs, chosen).chunk(2, dim=-1)
         else:
-            g, u = self._experts(xs, "ffn_gate_exps", offs), self._experts(xs, "ffn_up_exps", offs)
-        y = self._experts(F.silu(g) * u, "ffn_down_exps", offs)
-        slots = torch.empty_like(y)
-        slots[order] = y  # back to (token, slot) order
-        out = (slots.view(x.shape[0], k, -1) * weights[..., None]).sum(dim=1)
+            g, u = self._experts(xs, "ffn_gate_exps", offs, chosen), self._experts(xs, "ffn_up_exps", offs, chosen)
+        y = self._experts(F.silu(g) * u, "ffn_down_exps", offs, chosen) * weights[order, None]
+        out = torch.zeros_like(x).index_add_(0, token, y)
         if self.has("ffn_gate_shexp.weight") or self.has("ffn_up_shexp.weight"):
             out = out + self._dense(x, "ffn_gate_shexp", "ffn_up_shexp", "ffn_gate_up_shexp", "ffn_down_shexp")
         return out
 
-    def _experts(self, xs: torch.Tensor, base: str, offs: torch.Tensor) -> torch.Tensor:
-        """Grouped GEMM of the sorted rows with their experts' weights. Routed experts' biases (gpt-oss) are
-        held but not added: engines add them inside the expert kernel, at no measurable cost."""
+    def _experts(self, xs: torch.Tensor, base: str, offs: torch.Tensor, chosen: torch.Tensor) -> torch.Tensor:
         weight = self.w(f"{base}.weight")  # [E, out, in]
         assert weight is not None
-        return grouped_mm(xs, weight, offs)
+        y = grouped_mm(xs, weight, offs)
+        bias = self.w(f"{base}.bias")
+        return y if bias is None else y + bias.index_select(0, chosen)
 
     def _mlp(self, x: torch.Tensor) -> torch.Tensor:
         if isinstance(self.spec.mlp, MoEMLP):

@@ -94,10 +94,12 @@ def check_moe(layer: LayerSpec, hidden: int, device: str, dtype: torch.dtype = t
 
 
 def _expert(bench: BenchLayer, x: torch.Tensor, e: int) -> torch.Tensor:
-    def proj(base: str, h: torch.Tensor) -> torch.Tensor:  # expert biases are not applied (modules._experts)
+    def proj(base: str, h: torch.Tensor) -> torch.Tensor:
         w = bench.w(f"{base}.weight")
+        bias = bench.w(f"{base}.bias")
         assert w is not None
-        return w[e].double() @ h
+        y = w[e].double() @ h
+        return y if bias is None else y + bias[e].double()
 
     if bench.has("ffn_gate_up_exps.weight"):
         g, u = proj("ffn_gate_up_exps", x).chunk(2)
