@@ -101,7 +101,7 @@ def expected_shapes(layer: LayerSpec, hidden: int) -> dict[str, Shape | None]:
         name = suffix(t.name, layer.index)
         base, _, kind = name.rpartition(".")
         shape = weights.get(base)
-        if shape is None and base.endswith("_norm") and base not in _MIXER_NORMS:
+        if shape is None and base.endswith("_norm") and base not in _MIXER_NORMS and not base.startswith("ssm"):
             shape = (hidden,)
         if shape is not None and kind == "bias":
             shape = shape[:-1] if len(shape) > 1 else shape

@@ -205,7 +205,7 @@ def fit_coefficients(
             break
         memory = new_memory
     coeffs = _coefficients(prior, x, free, gemm_dtype, source)
-    return _report(points, coeffs, gemm_dtype, free, iterations)
+    return _report(points, coeffs, gemm_dtype, free, iterations, terms)
 
 
 def _coefficients(prior: PerfCoefficients, x: np.ndarray, free: np.ndarray, gemm_dtype: str,
@@ -226,14 +226,14 @@ def _coefficients(prior: PerfCoefficients, x: np.ndarray, free: np.ndarray, gemm
 
 
 def _report(points: Sequence[StepPoint], coeffs: PerfCoefficients, gemm_dtype: str, free: np.ndarray,
-            iterations: int) -> CalibrationFit:
+            iterations: int, terms: tuple[str, ...]) -> CalibrationFit:
     residuals = []
     for p in points:
         fitted, regime = step_time(p, coeffs, gemm_dtype)
         residuals.append(Residual(label=p.label, measured_s=p.measured_s, fitted_s=fitted,
                                   error_pct=100.0 * (fitted - p.measured_s) / p.measured_s, regime=regime))
     errors = sorted(abs(r.error_pct) for r in residuals)
-    fixed = [name for i, name in enumerate(FIT_TERMS) if not free[i]]
+    fixed = [name for i, name in enumerate(FIT_TERMS) if not free[i] and name in terms]
     notes = (f"kept the prior value of {', '.join(fixed)}: no measured point constrains it",) if fixed else ()
     return CalibrationFit(
         coefficients=coeffs, fitted=tuple(name for i, name in enumerate(FIT_TERMS) if free[i]),
