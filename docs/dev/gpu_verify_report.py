@@ -48,13 +48,14 @@ def main() -> None:
     from kvcalc.report.verify import CARD_TERMS, HARNESS_TERMS, harness_coefficients, verify_report
     from kvcalc.sources.hardware import find_gpu
 
-    doc = json.loads(open(args.raw, encoding="utf-8").read())
+    with open(args.raw, encoding="utf-8") as handle:
+        doc = json.load(handle)
     gpu = find_gpu(doc["gpu"])
     base = default_coefficients(gpu, "vllm", cuda_graphs=True, online=False)
     prior = harness_coefficients(base)
     reports, points = {}, {}
     for raw in doc["models"]:
-        if "skipped" in raw or raw.get("options", {}).get("stack") == 2 and raw["model"] in reports:
+        if "skipped" in raw or (raw.get("options", {}).get("stack") == 2 and raw["model"] in reports):
             continue
         if raw["model"] in reports:  # the --quick rerun of a model
             continue

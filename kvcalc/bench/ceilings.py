@@ -11,6 +11,7 @@ from typing import Any
 
 import torch
 
+from kvcalc.bench.memory import release
 from kvcalc.bench.timing import time_runs
 
 LARGE = 8192
@@ -23,7 +24,6 @@ def copy_bandwidth(device: str, size_bytes: int, runs: int = 20) -> dict[str, An
     y = torch.empty_like(x)
     timing = time_runs(lambda: y.copy_(x), device=device, warmup=3, runs=runs)
     moved = 2 * n * 2
-    del x, y
     return {"bytes_moved": moved, **timing.as_dict(), "bytes_per_s": moved / timing.median_s}
 
 
@@ -66,7 +66,6 @@ def gemm_rate(m: int, n: int, k: int, dtype: str, device: str, *, l2_bytes: int 
 
     timing = time_runs(run, device=device, warmup=3, runs=runs)
     flops = 2 * m * n * k
-    del a_list, b_list
     return {"dtype": dtype, "m": m, "n": n, "k": k, "copies": copies, **timing.as_dict(),
             "flops_per_s": flops / timing.median_s, "bytes": operand_bytes + m * n * 2}
 
@@ -103,4 +102,5 @@ def measure_ceilings(device: str, *, decode_shape: tuple[int, int], batches: lis
             m = batch if dtype == "bf16" else max(16, -(-batch // 16) * 16)  # _scaled_mm wants M % 16 == 0
             out["gemm"].append({"shape": "decode", "batch": batch,
                                 **gemm_rate(m, n, k, dtype, device, l2_bytes=l2_bytes, runs=runs)})
+    release(device)
     return out

@@ -65,11 +65,13 @@ def check_mla_decode(layer: LayerSpec, hidden: int, device: str, dtype: torch.dt
     latent = cache["latent"].float()  # the decode wrote the new token's latent at t - 1
     q = bench._mla_q(x).float()
     q = torch.cat((q[..., :nope], rope(q[..., nope:], cos.float(), sin.float())), dim=-1)
-    kv = (latent[..., :rank] @ bench.w("attn_kv_b.weight").float().T).view(b, t, nh, nope + vd)
+    w_kv_b, w_out = bench.w("attn_kv_b.weight"), bench.w("attn_output.weight")
+    assert w_kv_b is not None and w_out is not None
+    kv = (latent[..., :rank] @ w_kv_b.float().T).view(b, t, nh, nope + vd)
     k = torch.cat((kv[..., :nope], latent[:, :, None, rank:].expand(b, t, nh, r)), dim=-1)
     scores = torch.einsum("bhd,bthd->bht", q, k) / math.sqrt(nope + r)
     o = torch.einsum("bht,bthv->bhv", torch.softmax(scores, dim=-1), kv[..., nope:])
-    ref = o.reshape(b, nh * vd) @ bench.w("attn_output.weight").float().T
+    ref = o.reshape(b, nh * vd) @ w_out.float().T
     return rel_error(out, ref)
 
 

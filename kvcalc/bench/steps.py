@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import torch
@@ -136,7 +137,7 @@ def time_decode(model: ModelSpec, *, dtype: str, batches: list[int], contexts: l
     head_rows = []
     for batch in batches:
         x = torch.randn(batch, model.hidden_size, dtype=torch_dtype, device=device)
-        timing, graph, kernels = _timed(lambda h=head, x=x: h.step(x), x.normal_, device, runs, 5, False)
+        timing, graph, kernels = _timed(partial(head.step, x), x.normal_, device, runs, 5, False)
         head_rows.append({"batch": batch, "graph": graph, "kernels": kernels, **timing.as_dict()})
     del head
     release(device)
@@ -167,7 +168,7 @@ def _decode_config(layers: list[BenchLayer], signature: str, chosen: list[int], 
     row = {"signature": signature, "layers": chosen, "batch": batch, "context": context, "splits": splits,
            "kv_bytes": sum(_cache_bytes(c) for c in caches), "graph": graph, "kernels": kernels,
            **timing.as_dict()}
-    del caches
+    caches.clear()
     release(device)
     return row
 

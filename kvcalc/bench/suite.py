@@ -18,7 +18,7 @@ from kvcalc.bench.memory import free_bytes, measure_paged_kv, measure_weights
 from kvcalc.bench.steps import run_guarded, time_decode, time_prefill
 from kvcalc.calc.plan import DeploymentPlan
 from kvcalc.spec.base import record
-from kvcalc.spec.layers import MLAAttention
+from kvcalc.spec.layers import FullAttention, MLAAttention
 
 RAW_SCHEMA = "kvcalc-verify-raw/1"
 
@@ -52,7 +52,7 @@ def _attention_shape(plan: DeploymentPlan) -> tuple[int, int]:
     for layer in plan.model.layers:
         if isinstance(layer.mixer, MLAAttention):
             return layer.mixer.num_heads, layer.mixer.qk_nope_head_dim + layer.mixer.qk_rope_head_dim
-        if layer.mixer is not None and hasattr(layer.mixer, "head_dim"):
+        if isinstance(layer.mixer, FullAttention):  # sliding and chunked are FullAttention subclasses
             return layer.mixer.num_heads, layer.mixer.head_dim
     return 32, 128
 

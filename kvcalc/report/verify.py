@@ -22,10 +22,10 @@ from typing import Any
 
 from kvcalc.bench.layout import extrapolate, signature_groups
 from kvcalc.calc.kv import bytes_per_sequence
+from kvcalc.calc.parallel import weights_per_stage
 from kvcalc.calc.perf.calibrate import CalibrationFit, StepPoint, fit_coefficients
 from kvcalc.calc.perf.coefficients import PerfCoefficients
 from kvcalc.calc.plan import DeploymentPlan
-from kvcalc.calc.parallel import weights_per_stage
 from kvcalc.calc.weights import PlainFormat
 from kvcalc.report.explain import Derivation
 from kvcalc.spec.base import record, replace
@@ -308,20 +308,16 @@ def time_records(raw: dict[str, Any], plan: DeploymentPlan, coeffs: PerfCoeffici
 # ---- attention memory --------------------------------------------------------------------------------------
 
 def attention_records(attention: dict[str, Any]) -> list[VerifyRecord]:
-    """Peak bytes of flash and math SDPA against calc.attention_memory (when that module is present)."""
+    """Peak bytes of flash and math SDPA against calc.attention_memory (`kvcalc attention`'s model)."""
     if not attention or "rows" not in attention:
         return []
-    try:
-        from kvcalc.calc.attention_memory import AttentionShape, flash_extra, naive_peak
-    except ImportError:
-        AttentionShape = None  # noqa: N806 - the module arrives with `kvcalc attention`
+    from kvcalc.calc.attention_memory import AttentionShape, flash_extra, naive_peak
+
     out = []
     for row in attention["rows"]:
-        predicted = None
-        if AttentionShape is not None:
-            shape = AttentionShape(seq_len=row["tokens"], heads=row["heads"], head_dim=row["head_dim"])
-            predicted = (sum(flash_extra(shape).values()) if row["backend"] == "flash"
-                         else naive_peak(shape, "torch-math").bytes)
+        shape = AttentionShape(seq_len=row["tokens"], heads=row["heads"], head_dim=row["head_dim"])
+        predicted = (sum(flash_extra(shape).values()) if row["backend"] == "flash"
+                     else naive_peak(shape, "torch-math").bytes)
         out.append(_rec(f"attention_{row['backend']}_peak_bytes", predicted, row["peak_bytes"], "B",
                         tokens=row["tokens"], heads=row["heads"], head_dim=row["head_dim"]))
         out.append(_rec(f"attention_{row['backend']}_s", None, row["median_s"], "s", tokens=row["tokens"]))
@@ -471,7 +467,8 @@ def communication(comm: dict[str, Any], plan: DeploymentPlan, coeffs: PerfCoeffi
             continue
         fit = fit_latency_bandwidth([r["wire_bytes"] for r in rows], [r["median_s"] for r in rows])
         fits[key] = fit
-        note = f"fitted t = latency + wire bytes / bandwidth over {fit.points} sizes (max error {fit.max_abs_error_pct:.1f} %)"
+        note = (f"fitted t = latency + wire bytes / bandwidth over {fit.points} sizes "
+                f"(max error {fit.max_abs_error_pct:.1f} %)")
         out.append(_rec(f"{name}_latency_s", coeffs.comm_latency_s, fit.latency_s, "s", note, ranks=ranks,
                         graph=graph))
         out.append(_rec(f"{name}_bus_bandwidth", link * coeffs.comm_bw_eff, fit.bandwidth_bytes_per_s, "B/s",

@@ -41,7 +41,8 @@ MIN_SHARE = 0.03
 
 @record
 class StepPoint:
-    """One measured step and the perf model's terms for it (bytes, FLOPs, counts; the card's B and F)."""
+    """One measured step and the perf model's terms for it (bytes, FLOPs, counts; the card's B and F).
+    `layers` is what layer_overhead_s multiplies: layer units (kernels / a dense layer's, calc/perf/kernels.py)."""
 
     label: str
     measured_s: float
@@ -49,7 +50,7 @@ class StepPoint:
     kv_bytes: float
     gemm_flops: float
     attention_flops: float
-    layers: int
+    layers: float
     bandwidth_bytes_per_s: float
     gemm_peak_flops: float
     attention_peak_flops: float
@@ -193,7 +194,8 @@ def fit_coefficients(
     memory = _branches(feats, x)
     free = np.zeros(len(FIT_TERMS), dtype=bool)
     iterations = 0
-    for iterations in range(1, max_iter + 1):
+    for iteration in range(1, max_iter + 1):
+        iterations = iteration
         rows = _rows(feats, memory)
         free = _constrained(rows, measured, terms)
         weights = 1.0 / measured

@@ -7,7 +7,15 @@ import typer
 if TYPE_CHECKING:
     from kvcalc.spec.deployment import EngineName
 
-from kvcalc.cli.options import ExplainOpt, GpuFileOpt, JsonOpt, KvDtypeOpt, ModelArg, RevisionOpt, kv_dtype_arg
+from kvcalc.cli.options import (
+    ExplainOpt,
+    GpuFileOpt,
+    JsonOpt,
+    KvDtypeOpt,
+    ModelArg,
+    RevisionOpt,
+    kv_dtype_arg,
+)
 
 SCHEMA = ("kvcalc.report.verify", "VerifyReport")
 
@@ -188,7 +196,8 @@ def _read_raw(path: str, model_id: str) -> dict[str, Any]:
     from kvcalc.errors import InputError
 
     try:
-        data = json.loads(open(path, encoding="utf-8").read())
+        with open(path, encoding="utf-8") as handle:
+            data = json.load(handle)
     except (OSError, ValueError) as exc:
         raise InputError(f"--from-raw {path}: cannot read raw measurements: {exc}") from None
     if not isinstance(data, dict) or "card" not in data:
