@@ -134,7 +134,8 @@ class DeploymentPlan:
     (max_num_seqs when the pool holds more requests than the scheduler admits; max_model_len when a llama.cpp
     context is shorter than what memory would hold). `admission_tokens` is the prefill chunk a request may
     have in flight when the engine sizes sliding-window blocks (vLLM max_num_batched_tokens, doubled under
-    async scheduling from v0.27)."""
+    async scheduling from v0.26). `placement` is llama.cpp's layer placement (calc/offload OffloadPlan: layers on
+    the GPU, host bytes, decode speed)."""
 
     model: ModelSpec
     gpu: GpuSpec
@@ -162,6 +163,7 @@ class DeploymentPlan:
     admission_tokens: int | None = None
     host: HostLedger | None = None
     engine_notes: tuple[str, ...] = ()
+    placement: Any = None
 
     @property
     def binding_device(self) -> DeviceLedger:

@@ -196,6 +196,7 @@ def _plan_from(model: ModelSpec, gpu: GpuSpec, layout: Parallel, settings: Llama
         binding="memory" if reduced or not offload.fits_on_gpu else "max_model_len", startup_error=error,
         assumptions=assumptions, warnings=warnings, settings=settings,
         weight_format_source=f"GGUF {getattr(fmt, 'name', '?')}", serving_dtype=model.dtype, host=host,
+        placement=offload,
         engine_notes=("llama.cpp allocates the cells of its context (-c), not all free memory "
                       "(src/llama-kv-cache.cpp, llama-kv-cache-iswa.cpp)",),
     )
