@@ -1,13 +1,13 @@
 """kvcalc: capacity and cost calculator for LLM inference.
 
-`kvcalc.fit(...)` and `kvcalc.inspect(...)` return the pydantic reports the CLI prints with --json
-(imported lazily so `import kvcalc` stays cheap).
+`kvcalc.fit`, `kvcalc.inspect`, `kvcalc.quant`, `kvcalc.local`, `kvcalc.attention_variants` and `kvcalc.plan`
+(kvcalc/api.py) return the records the CLI prints with --json (imported lazily so `import kvcalc` stays cheap).
 """
 
 from typing import Any
 
 __version__ = "0.1.0"
-__all__ = ["fit", "inspect"]
+__all__ = ["attention_variants", "fit", "inspect", "local", "plan", "quant"]
 
 
 def __getattr__(name: str) -> Any:

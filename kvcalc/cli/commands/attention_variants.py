@@ -11,9 +11,7 @@ from kvcalc.cli.options import (
     KvDtypeOpt,
     ModelArg,
     RevisionOpt,
-    bytes_arg,
     kv_dtype_arg,
-    tokens_arg,
 )
 
 SCHEMA = ("kvcalc.report.variants", "VariantsReport")
@@ -44,21 +42,9 @@ def command(
     """MODEL's KV bytes per token and the tokens that fit as MHA, GQA (every group count), MQA and MLA.
 
     The memory is --memory, else the KV pool `kvcalc fit` plans on --gpu with --engine at --tp."""
+    from kvcalc import api
     from kvcalc.cli.output import emit, warn
-    from kvcalc.report.variants import variants_plan, variants_report
-    from kvcalc.sources.hardware import find_gpu
-    from kvcalc.sources.resolve import load_model
-    from kvcalc.spec.deployment import EngineSettings
 
-    spec = load_model(model, revision=revision, warn=warn)
-    memory_bytes = bytes_arg(memory, "--memory")
-    kv = kv_dtype_arg(kv_dtype)
-    plan = None
-    if memory_bytes is None:
-        plan = variants_plan(spec, find_gpu(gpu), EngineSettings(name=engine, kv_cache_dtype=kv), tp)  # type: ignore[arg-type]
-    report = variants_report(
-        spec, kv_dtype=kv, memory_bytes=memory_bytes, context=tokens_arg(context, "--context"), plan=plan,
-    )
+    report = api.attention_variants(model, gpu=gpu, memory=memory, kv_dtype=kv_dtype_arg(kv_dtype), context=context,
+                                    tp=tp, engine=engine, revision=revision, warn=warn)
     emit(report, as_json=json_out, explain=explain, render="kvcalc.report.variants:render_variants")
-
-
