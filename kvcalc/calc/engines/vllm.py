@@ -5,7 +5,7 @@ Per worker (vLLM `gpu_worker.py::determine_available_memory`, `utils/mem_utils.p
                                          ceil from v0.14)
     A = R - W - P - N - G                KV cache memory ("Available KV cache memory")
 with W the weights ("Model loading took", rotary cache included), P the torch peak of the profile run, N the
-non-torch memory that grew while profiling, G the CUDA-graph estimate (subtracted from v0.21; 0 under Model
+non-torch memory that grew while profiling, G the CUDA-graph estimate (subtracted from v0.20; 0 under Model
 Runner V2 until v0.29). Blocks = min over workers of floor(A / bytes per block index) (calc/paged.py).
 Every version-dependent rule comes from `vllm_versions.rules_for`.
 """
@@ -81,11 +81,12 @@ def uses_model_runner_v2(model: ModelSpec, rules: VllmRules) -> bool:
     return dense and model.model_type in families
 
 
-def _batch(settings: VllmSettings, gpu: GpuSpec, max_len: int) -> tuple[int, int]:
+def _batch(settings: VllmSettings, gpu: GpuSpec, max_len: int, rules: VllmRules) -> tuple[int, int]:
     """(max_num_batched_tokens, max_num_seqs): given values, else get_batch_defaults, then
     _set_default_max_num_seqs_and_batched_tokens_args: a defaulted mnbt <= max_num_seqs x max_model_len, a
     defaulted max_num_seqs <= mnbt."""
-    default_mnbt, default_seqs = batch_defaults(gpu.usable_memory_bytes, gpu.name, settings.usage)
+    default_mnbt, default_seqs = batch_defaults(gpu.usable_memory_bytes, gpu.name, settings.usage,
+                                                rules.large_gpu_serve_batched_tokens)
     seqs = settings.max_num_seqs or default_seqs
     mnbt = settings.max_num_batched_tokens or min(default_mnbt, seqs * max_len)
     if settings.max_num_seqs is None:
@@ -125,9 +126,13 @@ def plan(
     kv = storage_type(kv_name)
     max_len = settings.max_model_len or model.max_position_embeddings or 4096
     warnings = list(choice.warnings)
-    mnbt, seqs = _batch(settings, hardware, max_len)
+    mnbt, seqs = _batch(settings, hardware, max_len, rules)
     mrv2 = uses_model_runner_v2(model, rules)
     graphs, graph_source = _cuda_graphs(settings, rules, mrv2, warnings)
+    if graphs and rules.hybrid_gdn_graph_overestimate and any(layer.kind == "linear" for layer in model.layers):
+        warnings.append(f"vLLM {rules.version} over-estimates CUDA-graph memory on gated-DeltaNet hybrids (a "
+                        "~128 KiB per batched token transient counted as graph memory, #50780): its KV cache can be "
+                        "smaller than shown; a smaller --max-num-batched-tokens shrinks the error")
     util = settings.gpu_memory_utilization or rules.default_gpu_memory_utilization
     total = hardware.usable_memory_bytes
     ceil = rules.requested_rounding == "ceil"
@@ -190,7 +195,7 @@ def plan(
 
 
 def _cuda_graphs(settings: VllmSettings, rules: VllmRules, mrv2: bool, warnings: list[str]) -> tuple[int, str]:
-    """G and its source: 0 before v0.21 or with --enforce-eager; 0 under Model Runner V2 before v0.29 (its
+    """G and its source: 0 before v0.20 or with --enforce-eager; 0 under Model Runner V2 before v0.29 (its
     profile_cudagraph_memory() returned 0, #49224); else --cuda-graph-memory or the logged default."""
     if settings.enforce_eager:
         return 0, "--enforce-eager: no CUDA graphs captured"

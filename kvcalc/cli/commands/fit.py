@@ -51,13 +51,15 @@ def command(
         str | None,
         typer.Option(
             "--engine-version",
-            help="Engine release whose accounting to apply (vLLM >= 0.10; default newest modelled).",
+            help="Engine release whose accounting to apply (vLLM 0.10 to 0.33, default 0.33.0; other engines: "
+            "their modelled release).",
         ),
     ] = None,
     gpu_memory_utilization: Annotated[
         float | None,
         typer.Option(
-            "--gpu-memory-utilization", help="vLLM utilization (default 0.92 from v0.21, 0.9 before)."
+            "--gpu-memory-utilization", "--device-memory-utilization",
+            help="vLLM utilization (default 0.92 from v0.20, 0.9 before; the second name is v0.31's alias).",
         ),
     ] = None,
     max_num_batched_tokens: Annotated[int | None, typer.Option("--max-num-batched-tokens", min=1)] = None,
