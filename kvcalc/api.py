@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from kvcalc.spec.gpu import GpuSpec
     from kvcalc.spec.model import ModelSpec
 
-__all__ = ["attention_variants", "fit", "inspect", "local", "plan", "quant"]
+__all__ = ["attention_variants", "batch", "fit", "inspect", "local", "perf", "plan", "quant"]
 
 #: Engine options the API takes as keywords (the CLI's --flags), each with its kind.
 _ENGINE_OPTIONS: dict[str, str] = {
@@ -94,14 +94,14 @@ def _tokens(value: Any, what: str = "context") -> int | None:
     return parse_tokens(value, what)
 
 
-def _bytes(value: Any, what: str) -> int | None:
+def _bytes(value: Any, what: str, minimum: int = 0) -> int | None:
     from kvcalc.units import parse_bytes
 
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, str)):
         raise InputError(f"{what} must be bytes (an int) or a size such as '0.5GiB', got {value!r}")
-    return parse_bytes(value, what)
+    return parse_bytes(value, what, minimum=minimum)
 
 
 def _flag(value: Any, what: str) -> bool:
@@ -127,18 +127,9 @@ def _engine(engine: Any, options: dict[str, Any]) -> EngineSettings:
         if kind is None:
             known = ", ".join(sorted(set(_ENGINE_OPTIONS) | {"engine_version", "kv_dtype"}))
             raise InputError(f"unknown engine option '{key}'; use {known}")
-        if value is None:
+        if value is None or (key == "kv_cache_dtype" and value == "auto"):
             continue
-        checked: Any = {"text": _text, "count": _count, "fraction": _fraction, "bytes": _bytes}.get(kind)
-        if kind == "flag":
-            if not isinstance(value, bool):
-                raise InputError(f"{key} must be True or False, got {value!r}")
-            checked_value: Any = value
-        else:
-            checked_value = checked(value, key)
-        if key == "kv_cache_dtype" and checked_value == "auto":
-            continue
-        values[_RENAMED.get(key, key)] = checked_value
+        values[_RENAMED.get(key, key)] = _CHECKS[kind](value, key)
     return EngineSettings(name=name, **values)  # type: ignore[arg-type]
 
 
@@ -302,3 +293,42 @@ def attention_variants(model: str, *, gpu: str = "h100", memory: int | str | Non
         planned = variants_plan(spec, _gpu(gpu), _engine(engine, {"kv_cache_dtype": kv}),
                                 None if tp is None else _count(tp, "tp"))
     return variants_report(spec, kv_dtype=kv, memory_bytes=memory_bytes, context=_tokens(context), plan=planned)
+
+
+def perf(model: str, *, gpu: str = "h100", tp: int = 1, pp: int = 1, ep: int = 1, cp: int = 1,
+         input_tokens: int | str = 2048, output_tokens: int | str = 256, batch: int | None = None,
+         concurrency: int | None = None, engine: str = "vllm", quant: str | None = None,
+         calibration: str | None = None, revision: str | None = None, **engine_options: Any) -> Any:
+    """TTFT, TPOT and tokens/s of MODEL for a static `batch` or `concurrency` closed-loop clients
+    (`kvcalc perf`; returns kvcalc.report.perf.PerfReport)."""
+    from kvcalc.report.perf import perf_report
+    from kvcalc.sources.calibration import load_calibration
+
+    spec = _model(model, revision)
+    if _text(engine, "engine").lower() == "vllm":
+        engine_options.setdefault("usage", "llm" if batch is not None else "serve")
+    return perf_report(
+        spec, _gpu(gpu), _parallel(tp, pp, 1, ep, cp), _engine(engine, engine_options),
+        input_tokens=_tokens(input_tokens, "input") or 0, output_tokens=_tokens(output_tokens, "output") or 0,
+        batch=None if batch is None else _count(batch, "batch"),
+        concurrency=None if concurrency is None else _count(concurrency, "concurrency"),
+        weight_format=_format(spec, quant, None),
+        calibration=load_calibration(_text(calibration, "calibration")) if calibration else None,
+    )
+
+
+def batch(model: str, *, ttft_slo_s: float, tpot_slo_s: float, gpu: str = "h100", tp: int = 1, pp: int = 1,
+          ep: int = 1, input_tokens: int | str = 2048, output_tokens: int | str = 256, engine: str = "vllm",
+          quant: str | None = None, request_rate: float | None = None, revision: str | None = None,
+          **engine_options: Any) -> Any:
+    """The largest concurrency meeting both latency targets within the KV budget (`kvcalc batch`; returns
+    kvcalc.report.batch.BatchReport)."""
+    from kvcalc.report.batch import batch_report
+
+    spec = _model(model, revision)
+    return batch_report(
+        spec, _gpu(gpu), _parallel(tp, pp, 1, ep, 1), _engine(engine, engine_options),
+        input_tokens=_tokens(input_tokens, "input") or 0, output_tokens=_tokens(output_tokens, "output") or 0,
+        ttft_slo_s=ttft_slo_s, tpot_slo_s=tpot_slo_s, request_rate=request_rate,
+        weight_format=_format(spec, quant, None),
+    )

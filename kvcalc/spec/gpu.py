@@ -13,7 +13,8 @@ from typing import Annotated, Literal
 
 from kvcalc.errors import InputError
 from kvcalc.spec.base import record
-from kvcalc.spec.validate import Check, Gt, MinLen
+from kvcalc.bounds import MAX_BYTES, MAX_RATE
+from kvcalc.spec.validate import Check, Gt, Le, MinLen
 
 #: Dtypes a peak can be listed for. int8 is in OP/s; fp32 is the vector (non-tensor-core) rate.
 PeakDtype = Literal["bf16", "fp16", "fp8", "fp4", "int8", "tf32", "fp32"]
@@ -39,8 +40,9 @@ _DTYPE_ALIASES: dict[str, str] = {
 _DATE_RE = re.compile(r"^\d{4}(-(0[1-9]|1[0-2])(-(0[1-9]|[12]\d|3[01]))?)?$")
 _KEY_RE = re.compile(r"^[a-z0-9][a-z0-9._+-]*$")
 
-PositiveInt = Annotated[int, Gt(0)]
-PositiveFloat = Annotated[float, Gt(0), Check(lambda v: _finite(v))]
+# Bounded (kvcalc.bounds): byte counts and rates above 2^60 / 1e18 are typos or hostile input, not hardware.
+PositiveInt = Annotated[int, Gt(0), Le(MAX_BYTES)]
+PositiveFloat = Annotated[float, Gt(0), Le(MAX_RATE), Check(lambda v: _finite(v))]
 
 
 def normalize_dtype(dtype: str) -> str:
@@ -92,13 +94,21 @@ class Interconnect:
     """Host link, bytes/s in one direction (PCIe Gen4 x16 = 32e9, Gen5 x16 = 64e9)."""
 
 
+#: How a price was offered: `on-demand` (a cloud's list price for a dedicated instance, billed while it runs),
+#: `serverless` (a per-second list price billed only while a worker runs), `marketplace` (a host-set live rate
+#: on a marketplace such as Vast.ai), `market-survey` (a median or index over many providers).
+PriceKind = Literal["on-demand", "serverless", "marketplace", "market-survey"]
+
+
 @record
 class Price:
-    """A reference on-demand price for one GPU for one hour, with the date and the source that stated it."""
+    """A reference price for one GPU for one hour, with its date, the kind of offer and the source that stated
+    it (a cloud list price or a dated survey; the source text says which provider and page)."""
 
     usd_per_gpu_hour: PositiveFloat
     date: IsoDate
     source: NonEmptyStr
+    kind: PriceKind = "on-demand"
 
 
 @record

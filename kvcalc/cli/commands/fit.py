@@ -15,6 +15,7 @@ from kvcalc.cli.options import (
     QuantOpt,
     RevisionOpt,
     kv_dtype_arg,
+    version_arg,
 )
 
 SCHEMA = ("kvcalc.report.fit", "FitReport")
@@ -104,7 +105,7 @@ def command(
     report = api.fit(
         model, gpu=gpu, gpu_file=gpu_file, tp=tp, pp=pp, dp=dp, ep=ep, cp=cp, context=context,
         concurrency=concurrency, engine=engine, quant=quant, keep_fp16=keep_fp16, revision=revision, warn=warn,
-        explain=explain, version=engine_version, gpu_memory_utilization=gpu_memory_utilization,
+        explain=explain, version=version_arg(engine_version), gpu_memory_utilization=gpu_memory_utilization,
         max_num_batched_tokens=max_num_batched_tokens, max_num_seqs=max_num_seqs, block_size=block_size,
         enforce_eager=enforce_eager, kv_cache_dtype=kv_dtype_arg(kv_dtype), mem_fraction_static=mem_fraction_static,
         non_torch_memory=non_torch_memory, activation_memory=activation_memory, cuda_graph_memory=cuda_graph_memory,

@@ -37,10 +37,15 @@ def command(
     json_out: JsonOpt = False,
     explain: ExplainOpt = False,
 ) -> None:
-    """MODEL under each weight format: weight bytes, bits per weight, fits?, KV tokens, concurrency, quality."""
+    """MODEL under each weight format: weight bytes, bits per weight, fits?, KV tokens, concurrency, quality.
+
+    Exit code 0 when at least one format fits, 1 when none does, 2 for bad input."""
     from kvcalc import api
     from kvcalc.cli.output import emit, warn
+    from kvcalc.errors import EXIT_DOES_NOT_FIT
 
     report = api.quant(model, gpu=gpu, tp=tp, pp=pp, context=context, engine=engine, kv_dtype=kv_dtype_arg(kv_dtype),
                        formats=formats, keep_fp16=keep_fp16, revision=revision, warn=warn)
     emit(report, as_json=json_out, explain=explain, render="kvcalc.report.quant:render_quant")
+    if not any(row.fits for row in report.rows):
+        raise typer.Exit(EXIT_DOES_NOT_FIT)
