@@ -14,7 +14,7 @@ def fit_derivations(plan: DeploymentPlan, weights_total: int) -> list[Derivation
     """Weights per GPU, the memory terms, the KV budget, the pool and what the engine reports."""
     s = plan.binding_device
     parallel = plan.parallel
-    out = kv_derivations(plan.model, plan.kv_dtype, parallel.tp)
+    out = kv_derivations(plan.model, plan.kv_dtype, parallel.tp, engine=plan.engine)
     out.append(Derivation(
         figure=f"Weights on the fullest GPU (stage {s.stage}, {s.num_layers} layers)",
         formula="sum over its tensors of shard bytes in the served format: column/row-parallel / tp, embedding and "
