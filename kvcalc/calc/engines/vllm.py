@@ -182,6 +182,7 @@ def plan(
         block_bytes=layout_plan.worker_block_bytes(binding_layers), layout=layout_plan,
         kv_bytes_per_token=kvmod.kv_bytes_per_token(model, kv, layout.tp, layers=binding_layers),
         fixed_bytes_per_sequence=kvmod.fixed_bytes_per_sequence(model, kv, layout.tp, layers=binding_layers),
+        reserved_blocks=1 if rules.null_block_in_startup_check else 0,
     )
     return DeploymentPlan(
         model=model, gpu=hardware, parallel=layout, engine=NAME, engine_version=rules.version, weight_format=fmt,
