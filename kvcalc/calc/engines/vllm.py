@@ -69,8 +69,11 @@ def check_decode_context_parallel(model: ModelSpec, parallel: Parallel) -> None:
                                f"must be divisible by --decode-context-parallel-size ({dcp}) for GQA/MQA")
 
 
-def uses_model_runner_v2(model: ModelSpec, rules: VllmRules) -> bool:
-    """Whether this release runs the model on Model Runner V2 by default (release notes v0.22-v0.29)."""
+def uses_model_runner_v2(model: ModelSpec, rules: VllmRules, choice: str = "auto") -> bool:
+    """Whether this release runs the model on Model Runner V2: `choice` v1/v2 (VLLM_USE_V2_MODEL_RUNNER),
+    else its default for the model (release notes v0.22-v0.29)."""
+    if choice != "auto":
+        return choice == "v2"
     scope = rules.model_runner_v2
     dense = not any(isinstance(layer.mlp, MoEMLP) for layer in model.layers)
     if scope == "all":
@@ -117,7 +120,8 @@ def plan(
     check_decode_context_parallel(model, layout)
     partition = layout.tp if layout.ep == 1 else 1
     requested_fmt, fmt_source = resolve_format(model, weight_format, "bf16")
-    choice = platforms.vllm_platform(model, requested_fmt, hardware, partition=partition)
+    choice = platforms.vllm_platform(model, requested_fmt, hardware, partition=partition,
+                                     sm90_mxfp4=rules.mxfp4_sm90_kernel)
     fmt = choice.weight_format
     if weight_format is None and fmt_source.startswith("checkpoint dtype"):
         fmt, fmt_source = resolve_format(model, None, choice.serving_dtype)
@@ -127,7 +131,7 @@ def plan(
     max_len = settings.max_model_len or model.max_position_embeddings or 4096
     warnings = list(choice.warnings)
     mnbt, seqs = _batch(settings, hardware, max_len, rules)
-    mrv2 = uses_model_runner_v2(model, rules)
+    mrv2 = uses_model_runner_v2(model, rules, settings.model_runner)
     graphs, graph_source = _cuda_graphs(settings, rules, mrv2, warnings)
     if graphs and rules.hybrid_gdn_graph_overestimate and any(layer.kind == "linear" for layer in model.layers):
         warnings.append(f"vLLM {rules.version} over-estimates CUDA-graph memory on gated-DeltaNet hybrids (a "

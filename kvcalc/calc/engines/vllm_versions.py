@@ -94,6 +94,12 @@ RULES: tuple[VersionRule, ...] = (
     VersionRule(rule="hybrid_gdn_graph_overestimate", since=(0, 26), value=True,
                 source="#50780: from v0.26.0 the CUDA-graph estimate of gated-DeltaNet hybrids also counts a "
                 "~128 KiB per batched token transient (4.2 vs 0.56 GiB on Qwen3.5-122B); #52872"),
+    VersionRule(rule="mxfp4_sm90_kernel", since=(0, 10), value="marlin",
+                source="v0.10.x on Hopper without triton_kernels (torch < 2.8): Marlin MXFP4 MoE (gpt-oss-120b "
+                "logged 65.97 GiB on v0.10.1, #23278)"),
+    VersionRule(rule="mxfp4_sm90_kernel", since=(0, 10, 2), value="triton-hopper",
+                source="torch 2.8 from v0.10.2: triton_kernels matmul_ogs on SM90 (64.38 GiB logged on v0.14.1, "
+                "#33155)"),
     VersionRule(rule="batch_sharded_sampling", since=(0, 10), value=False, source="not available"),
     VersionRule(rule="batch_sharded_sampling", since=(0, 29), value=True,
                 source="#50465 --enable-batch-sharded-sampling (opt-in): each TP rank samples num_tokens / tp rows"),
@@ -119,6 +125,7 @@ class VllmRules:
     batch_sharded_sampling: bool
     large_gpu_serve_batched_tokens: int
     hybrid_gdn_graph_overestimate: bool
+    mxfp4_sm90_kernel: str
     sources: dict[str, str]
 
 
