@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import field
 from collections.abc import Sequence
 
 from kvcalc.calc.serving.pareto import pareto_front
@@ -38,7 +39,7 @@ class PlanReport:
     skipped: dict[str, str]
     reason: str | None
     assumptions: list[str]
-    explain: list[Derivation]
+    explain: list[Derivation] = field(default_factory=list)
 
 
 def _target(work: Workload, context: int | None) -> SearchTarget:

@@ -159,7 +159,7 @@ class ServeReport:
     launch: Launch | None
     assumptions: list[str]
     warnings: list[str]
-    explain: list[Derivation]
+    explain: list[Derivation] = field(default_factory=list)
 
 
 def replica_weight_bytes(plan: DeploymentPlan) -> int:
