@@ -191,3 +191,27 @@ def test_human_output_and_explain() -> None:
     for needle in ("Replicas", "$ per million tokens", "vllm serve meta-llama/Llama-3.1-70B", "Little's law",
                    "ceil(12 x 1.2 /"):
         assert needle in r.stdout
+
+
+def test_request_mix_file_sizes_for_the_mean_and_the_longest(tmp_path: Path) -> None:
+    mix = tmp_path / "mix.csv"
+    mix.write_text("input_tokens,output_tokens,count\n1000,200,3\n5000,600,1\n")
+    r = kvcalc("serve", "llama-3.1-8b", "--gpu", "h100", "--rps", "5", "--mix", str(mix), "--json")
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    # mean input (3 x 1000 + 5000) / 4 = 2000, mean output (3 x 200 + 600) / 4 = 300; longest 5000 + 600
+    assert (doc["workload"]["mix"]["input"]["mean"], doc["workload"]["mix"]["output"]["mean"]) == (2000, 300)
+    assert doc["context"] == 5600
+    assert doc["cost"]["per_million_tokens"] == pytest.approx(doc["cost"]["per_hour"] / (3600 * 5) / 2300 * 1e6)
+    both = kvcalc("serve", "llama-3.1-8b", "--rps", "5", "--mix", str(mix), "--input", "1k", "--output", "1")
+    assert both.returncode == 2 and "not both" in both.stderr
+
+
+def test_queue_policy_from_the_cli(tmp_path: Path) -> None:
+    day = tmp_path / "day.csv"
+    day.write_text("time,rps\n00:00,2\n00:30,12\n01:00,2\n")
+    r = kvcalc(*SERVE, "--traffic", str(day), "--policy", "queue", "--scale-up-delay", "0", "--json")
+    a = json.loads(r.stdout)["autoscale"]
+    assert a["interval_s"] == 1800 and a["policy"]["kind"] == "queue" and a["violation_intervals"] == 0
+    bad = kvcalc(*SERVE, "--traffic", str(day), "--policy", "vibes")
+    assert bad.returncode == 2 and "--policy" in bad.stderr
