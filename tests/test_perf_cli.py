@@ -9,6 +9,7 @@ import sys
 
 import pytest
 
+from kvcalc.errors import InputError
 from kvcalc.report.perf import PerfReport, perf_report
 from kvcalc.sources.hardware import find_gpu
 from kvcalc.sources.resolve import load_model
@@ -49,7 +50,7 @@ def test_perf_json_contract_and_schema():
 def test_perf_human_and_explain():
     r = kvcalc("perf", "qwen3-30b-a3b", "--gpu", "h100", "--batch", "4", "--explain")
     assert r.returncode == 0, r.stderr
-    for text in ("Latency and throughput", "ridge point", "MoE: 128 experts", "How each figure was computed",
+    for text in ("TTFT", "ridge point", "Step terms", "MoE: 128 experts", "How each figure was computed",
                  "decode memory time"):
         assert text in r.stdout
 
@@ -97,9 +98,10 @@ def test_long_context_warning_and_kv_per_request():
     # 121,000 tokens x 131,072 B = 15,859,712,000 B of KV for the request
     assert report.long_context.kv_bytes_per_request == 121_000 * 131_072
     assert report.long_context.attention_share_of_prefill > 0.3  # the quadratic term matters at 120k
-    too_long = perf_report(model, gpu, Parallel(), EngineSettings(), input_tokens=140_000, output_tokens=100,
-                           concurrency=1)
-    assert any("trained or scaled for" in w for w in too_long.warnings)
+    # past the scaled context (131,072) vLLM refuses to start: an input error, not a silent estimate
+    with pytest.raises(InputError, match="max_model_len"):
+        perf_report(model, gpu, Parallel(), EngineSettings(), input_tokens=140_000, output_tokens=100,
+                    concurrency=1)
 
 
 def test_batch_command_json():
@@ -118,3 +120,20 @@ def test_batch_command_json():
 def test_batch_bad_duration(slo):
     r = kvcalc("batch", "llama-3.1-8b", "--ttft-slo", slo)
     assert r.returncode == 2 and "--ttft-slo" in r.stderr and r.stdout == ""
+
+
+def test_python_api_matches_cli():
+    import kvcalc
+
+    report = kvcalc.perf("llama-3.1-8b", gpu="h100", input_tokens="2k", output_tokens=256, concurrency=8)
+    doc = json.loads(kvcalc_cli_json("perf", "llama-3.1-8b", "--input", "2k", "--output", "256",
+                                     "--concurrency", "8"))
+    assert report.tpot_s == pytest.approx(doc["tpot_s"]) and report.ttft_s == pytest.approx(doc["ttft_s"])
+    slo = kvcalc.batch("llama-3.1-8b", ttft_slo_s=0.5, tpot_slo_s=0.02, input_tokens=1000, output_tokens=128)
+    assert slo.tpot_s <= 0.02 and slo.max_concurrency >= 1
+
+
+def kvcalc_cli_json(*args: str) -> str:
+    r = kvcalc(*args, "--json")
+    assert r.returncode == 0, r.stderr
+    return r.stdout

@@ -22,14 +22,12 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from kvcalc.calc.deploy import plan_deployment  # noqa: E402
-from kvcalc.calc.perf.defaults import default_coefficients  # noqa: E402
-from kvcalc.calc.perf.model import perf_model  # noqa: E402
-from kvcalc.calc.perf.runs import run_serving, run_static, running_cap  # noqa: E402
+from kvcalc.calc.perf.runs import running_cap  # noqa: E402
 from kvcalc.calc.quant import parse_quant  # noqa: E402
+from kvcalc.report.perf import perf_report, plan_for  # noqa: E402
+from kvcalc.sources.calibration import Calibration  # noqa: E402
 from kvcalc.sources.hardware import find_gpu  # noqa: E402
 from kvcalc.sources.resolve import load_model  # noqa: E402
-from kvcalc.spec.base import replace  # noqa: E402
 from kvcalc.spec.deployment import EngineSettings, Parallel  # noqa: E402
 
 #: metric -> (class, unit shown)
@@ -45,45 +43,55 @@ def _rows() -> list[dict[str, str]]:
     return list(csv.DictReader([line for line in text if not line.startswith("#")], delimiter="\t"))
 
 
-def _stats(row: dict[str, str]) -> tuple[Any, int, int]:
-    """Run the row's scenario; returns (RunStats, input, output)."""
+#: Rows that set a default constant (engine step/front-end costs, the per-layer cost): the rest never informed a
+#: value, so their errors are the out-of-sample figure.
+USED_FOR_DEFAULTS = frozenset({"r042", "r043", "r046", "r047", "r048", "r049", "r064", "r073"})
+
+#: Pure roofline for comparison: every efficiency 1, no fixed cost (a Calibration applied like a user's file).
+ROOFLINE = Calibration(card="datasheet", driver="-", torch="-", date="2026-12-06", values={
+    "weight_bw_eff": 1.0, "kv_bw_eff": 1.0, "attention_eff": 1.0, "comm_bw_eff": 1.0,
+    "gemm_eff": {"bf16": 1.0, "fp16": 1.0, "fp8": 1.0, "int8": 1.0, "fp4": 1.0}, "layer_overhead_s": 0.0,
+    "step_overhead_s": 0.0, "request_overhead_s": 0.0, "comm_latency_s": 0.0, "frontend_latency_s": 0.0})
+
+
+def _report(row: dict[str, str], calibration: Any = None) -> Any:
+    """The row's scenario through `kvcalc.report.perf.perf_report`, exactly as `kvcalc perf` runs it."""
     engine, scenario = row["kvcalc_engine"], row["kvcalc_scenario"]
-    online = scenario in ("serve", "burst")
-    settings = EngineSettings(name=engine, usage="serve" if online or engine != "vllm" else "llm")  # type: ignore[arg-type]
     model, gpu = load_model(row["kvcalc_model"]), find_gpu(row["kvcalc_gpu"])
     fmt = parse_quant(row["kvcalc_quant"], model=model) if row["kvcalc_quant"] else None
     i, o, n = int(row["kvcalc_input"]), int(row["kvcalc_output"]), int(row["kvcalc_n"])
-    settings = replace(settings, kv_cache_dtype=row["kvcalc_kv"] or None)
-    plan = plan_deployment(model, gpu, Parallel(tp=int(row["kvcalc_tp"])), settings, weight_format=fmt,
-                           context=max(i + o, 4096))
-    pm = perf_model(plan)
-    coeffs = default_coefficients(gpu, engine, online=online)
+    offline = scenario in ("static", "saturate")
+    settings = EngineSettings(name=engine, usage="llm" if offline and engine == "vllm" else "serve",  # type: ignore[arg-type]
+                              kv_cache_dtype=row["kvcalc_kv"] or None)
+    parallel = Parallel(tp=int(row["kvcalc_tp"]))
+    common = dict(input_tokens=i, output_tokens=o, weight_format=fmt, calibration=calibration)
     if scenario == "serve":
-        return run_serving(pm, coeffs, n, i, o), i, o
-    if scenario == "saturate":
-        cap, _ = running_cap(plan, i, o)
-        return run_serving(pm, coeffs, max(cap, 1), i, o), i, o
-    return run_static(pm, coeffs, n, i, o), i, o
+        return perf_report(model, gpu, parallel, settings, concurrency=n, **common)
+    if scenario == "saturate":  # the engine full: as many clients as it runs at once
+        cap, _ = running_cap(plan_for(model, gpu, parallel, settings, fmt, i, o), i, o)
+        return perf_report(model, gpu, parallel, settings, concurrency=max(cap, 1), **common)
+    return perf_report(model, gpu, parallel, settings, batch=n, **common)
 
 
-def predict(row: dict[str, str]) -> float:
+def predict(row: dict[str, str], calibration: Any = None) -> float:
     """The row's metric as kvcalc predicts it, in the row's unit."""
-    stats, i, o = _stats(row)
+    r = _report(row, calibration)
+    i, o = r.input_tokens, r.output_tokens
     metric = row["metric"]
     if metric in ("tpot_ms", "itl_ms"):
-        return 1e3 * (stats.itl_p99_s if row["statistic"] == "p99" else stats.tpot_s)
+        return 1e3 * (r.itl_p99_s if row["statistic"] == "p99" else r.tpot_s)
     if metric == "ttft_ms":
-        return 1e3 * stats.ttft_s
+        return 1e3 * r.ttft_s
     if metric in ("output_tok_s_per_user", "decode_tok_s"):
-        return 1.0 / stats.tpot_s
+        return 1.0 / r.tpot_s
     if metric == "prefill_tok_s":
-        return i / stats.ttft_s
+        return i / r.ttft_s
     if metric == "e2e_latency_s":
-        return stats.e2e_s
+        return r.e2e_s
     if metric == "output_tok_s_total":
-        return stats.output_tokens_per_s
+        return r.tokens_per_s_total
     if metric == "total_tok_s":
-        return stats.requests_per_s * (i + o)
+        return r.requests_per_s * (i + o)
     raise ValueError(f"no prediction for metric {metric}")
 
 
@@ -91,10 +99,10 @@ def measured(row: dict[str, str]) -> float:
     return float(row["value"].replace(",", "").split()[0])
 
 
-def results() -> list[dict[str, Any]]:
+def results(calibration: Any = None) -> list[dict[str, Any]]:
     out = []
     for row in _rows():
-        value, pred = measured(row), predict(row)
+        value, pred = measured(row), predict(row, calibration)
         out.append({**row, "measured": value, "predicted": pred, "error": (pred - value) / value,
                     "class": CLASSES[row["metric"]]})
     return out
@@ -118,8 +126,8 @@ def _group_table(rows: list[dict[str, Any]], key: str) -> list[str]:
     return lines
 
 
-def markdown(rows: list[dict[str, Any]]) -> str:
-    summary = _summary(rows)
+def markdown(rows: list[dict[str, Any]], roofline: list[dict[str, Any]]) -> str:
+    summary, base = _summary(rows), _summary(roofline)
     lines = [
         "# Accuracy: `kvcalc perf` against published measurements",
         "",
@@ -129,14 +137,20 @@ def markdown(rows: list[dict[str, Any]]) -> str:
         "",
         "## Summary",
         "",
-        "| class | rows | median abs error | worst abs error | median signed error | target |",
-        "|---|---|---|---|---|---|",
+        "| class | rows | median abs error | worst abs error | median signed error | target | pure roofline "
+        "(median / signed) |",
+        "|---|---|---|---|---|---|---|",
     ]
     targets = {"TPOT": "<= 15 %", "TTFT": "<= 25 %"}
     for cls in ("TPOT", "TTFT", "E2E", "throughput"):
         if cls in summary:
             n, med, worst, signed = summary[cls]
-            lines.append(f"| {cls} | {n} | {med:.1%} | {worst:.0%} | {signed:+.1%} | {targets.get(cls, '-')} |")
+            lines.append(f"| {cls} | {n} | {med:.1%} | {worst:.0%} | {signed:+.1%} | {targets.get(cls, '-')} | "
+                         f"{base[cls][1]:.0%} / {base[cls][3]:+.0%} |")
+    held_out = _summary([r for r in rows if r["id"] not in USED_FOR_DEFAULTS])
+    lines += ["", "Rows that never informed a default (all but " + ", ".join(sorted(USED_FOR_DEFAULTS)) + "): " +
+              "; ".join(f"{c} median {held_out[c][1]:.1%} ({held_out[c][0]} rows)" for c in ("TPOT", "TTFT")
+                        if c in held_out) + "."]
     lines += ["", "## By engine", "", *_group_table(rows, "engine"), "", "## By GPU", "",
               *_group_table(rows, "gpu"), "", "## Every row", "",
               "| id | engine | gpu | tp | model | scenario | in/out | metric | measured | predicted | error |",
@@ -163,7 +177,7 @@ def main() -> None:
                 print(f"{r['id']} {r['engine']:7s} {r['gpu']:9s} {r['kvcalc_model']:14s} {r['metric']:18s} "
                       f"{r['measured']:10.4g} {r['predicted']:10.4g} {r['error']:+6.0%}")
         return
-    sys.stdout.write(markdown(rows))
+    sys.stdout.write(markdown(rows, results(ROOFLINE)))
 
 
 if __name__ == "__main__":

@@ -588,7 +588,7 @@ def ggml_block(type_name: str) -> tuple[int, int]:
     except ImportError as exc:  # pragma: no cover - depends on the environment
         from kvcalc.errors import EnvironmentProblem
 
-        raise EnvironmentProblem("GGUF formats need the gguf package for block sizes: pip install 'kvcalc[gguf]'") \
+        raise EnvironmentProblem("GGUF formats need the gguf package for block sizes: pip install gguf") \
             from exc
     try:
         return tuple(GGML_QUANT_SIZES[GGMLQuantizationType[type_name]])  # type: ignore[return-value]

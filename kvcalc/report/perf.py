@@ -27,7 +27,7 @@ from kvcalc.calc.plan import DeploymentPlan
 from kvcalc.calc.weights import WeightFormat
 from kvcalc.errors import InputError
 from kvcalc.report.explain import Derivation
-from kvcalc.spec.base import record
+from kvcalc.spec.base import record, replace
 from kvcalc.spec.deployment import EngineSettings, Parallel
 from kvcalc.spec.dtypes import storage_type
 from kvcalc.spec.gpu import GpuSpec
@@ -218,15 +218,22 @@ def batch_table(pm: PerfModel, coeffs: PerfCoefficients, context: int, cap: int)
 def plan_for(model: ModelSpec, gpu: GpuSpec, parallel: Parallel, settings: EngineSettings,
              weight_format: WeightFormat | None, input_tokens: int, output_tokens: int) -> DeploymentPlan:
     """The deployment plan perf and batch read: max_model_len as the engine defaults it, raised to
-    input + output when the requests need more."""
+    input + output when the requests need more, or lowered to it when the default would not start."""
     if input_tokens < 0 or output_tokens < 1:
         raise InputError(f"--input must be >= 0 and --output >= 1 tokens, got {input_tokens} and {output_tokens}")
     need = input_tokens + output_tokens
     default = model.max_position_embeddings or 4096
     plan = plan_deployment(model, gpu, parallel, settings, weight_format=weight_format,
                            context=need if need > default else None)
+    if plan.startup_error and need < plan.max_model_len:  # as a user would: --max-model-len input + output
+        shorter = plan_deployment(model, gpu, parallel, settings, weight_format=weight_format, context=need)
+        if not shorter.startup_error:
+            note = (f"the default max_model_len {plan.max_model_len:,} would not start ({plan.startup_error}); "
+                    f"planned with max_model_len = input + output = {need:,}")
+            return replace(shorter, warnings=(*shorter.warnings, note))
     if plan.startup_error:
-        raise InputError(f"the engine would not start: {plan.startup_error}")
+        raise InputError(f"the engine would not start: {plan.startup_error} (kvcalc fit shows the memory and "
+                         "what would make it fit)")
     return plan
 
 
@@ -326,8 +333,6 @@ def perf_report(
         long_context=lc, warnings=tuple(warnings),
     )
     if explain:
-        from kvcalc.spec.base import replace
-
         report = replace(report, explain=_derivations(report, coeffs, gpu))
     return report
 
@@ -336,34 +341,41 @@ def _ms(seconds: float) -> str:
     return f"{seconds * 1e3:,.2f} ms"
 
 
+def _bound_line(name: str, x: Phase, r: PerfReport) -> str:
+    return (f"{name}: {x.bound}-bound, {x.arithmetic_intensity:,.1f} FLOP/B vs ridge point {r.ridge_point:,.0f} "
+            f"({r.ridge_dtype}); step {_ms(x.time_s)}")
+
+
 def render_perf(out: Any, r: PerfReport) -> None:
-    """Rich tables for `kvcalc perf`."""
+    """Rich output for `kvcalc perf`."""
     from rich.table import Table
 
     p = r.parallel
     what = f"batch {r.batch} (static)" if r.mode == "batch" else f"concurrency {r.concurrency} (closed loop)"
     out.print(f"[bold]{r.model}[/bold] on {r.gpus} x {r.gpu} (tp={p.tp} pp={p.pp} ep={p.ep} cp={p.cp}), "
               f"{r.engine} {r.engine_version}, weights {r.weight_format}, KV {r.kv_dtype}")
-    out.print(f"{what}: {r.input_tokens:,} in / {r.output_tokens:,} out; {r.running_requests:.1f} running on "
-              f"average (cap {r.running_cap}: {r.running_cap_binding})", markup=False)
-    t = Table(title="Latency and throughput", title_justify="left")
-    for col in ("TTFT", "TPOT", "ITL p50 / p99", "tokens/s per user", "tokens/s total (output)"):
-        t.add_column(col, justify="right")
-    t.add_row(_ms(r.ttft_s), _ms(r.tpot_s), f"{_ms(r.itl_p50_s)} / {_ms(r.itl_p99_s)}",
-              f"{r.tokens_per_s_per_user:,.1f}", f"{r.tokens_per_s_total:,.0f}")
-    out.print(t)
-    ph = Table(title=f"Phases (ridge point {r.ridge_point:.0f} FLOP/B at {r.ridge_dtype})", title_justify="left")
-    for col in ("phase", "tokens", "FLOPs", "bytes", "FLOP/B", "memory", "compute", "comm", "overheads",
-                "step", "bound"):
-        ph.add_column(col, justify="right")
-    for name, x in (("prefill (1 prompt)", r.prefill), (f"decode (batch {r.decode.batch})", r.decode)):
-        ph.add_row(name, f"{x.tokens:,}", f"{x.flops:.3g}", f"{x.bytes:.3g}", f"{x.arithmetic_intensity:.1f}",
-                   _ms(x.t_memory_s), _ms(x.t_compute_s), _ms(x.t_comm_s), _ms(x.overhead_s), _ms(x.time_s),
-                   x.bound)
+    lines = [
+        f"{what}: {r.input_tokens:,} in / {r.output_tokens:,} out; {r.running_requests:.1f} running on average "
+        f"(cap {r.running_cap}: {r.running_cap_binding})",
+        f"TTFT {_ms(r.ttft_s)}  TPOT {_ms(r.tpot_s)}  ITL p50 {_ms(r.itl_p50_s)} / p99 {_ms(r.itl_p99_s)}  "
+        f"{r.tokens_per_s_per_user:,.1f} tokens/s per user  {r.tokens_per_s_total:,.0f} tokens/s total",
+        _bound_line(f"prefill ({r.prefill.tokens:,} tokens)", r.prefill, r),
+        _bound_line(f"decode (batch {r.decode.batch})", r.decode, r),
+        f"decode turns compute-bound at batch {r.compute_bound_batch}" if r.compute_bound_batch
+        else "decode stays memory-bound at every batch (its KV reads grow with the batch)",
+    ]
+    for line in lines:
+        out.print(line, markup=False)
+    ph = Table(title="Step terms", title_justify="left")
+    ph.add_column("term")
+    ph.add_column(f"prefill ({r.prefill.tokens:,} tokens)", justify="right")
+    ph.add_column(f"decode (batch {r.decode.batch})", justify="right")
+    for label, get in (("FLOPs", lambda x: f"{x.flops:.4g}"), ("bytes", lambda x: f"{x.bytes:.4g}"),
+                       ("memory time", lambda x: _ms(x.t_memory_s)), ("compute time", lambda x: _ms(x.t_compute_s)),
+                       ("communication", lambda x: _ms(x.t_comm_s)), ("fixed costs", lambda x: _ms(x.overhead_s)),
+                       ("step", lambda x: _ms(x.time_s))):
+        ph.add_row(label, get(r.prefill), get(r.decode))
     out.print(ph)
-    turn = (f"decode turns compute-bound at batch {r.compute_bound_batch}" if r.compute_bound_batch
-            else "decode stays memory-bound at every batch (KV reads grow with it)")
-    out.print(turn, markup=False)
     bt = Table(title="Decode step by batch (mean context, no prefill)", title_justify="left")
     for col in ("batch", "step", "tokens/s/user", "tokens/s total", "FLOP/B", "bound", "KV fits"):
         bt.add_column(col, justify="right")
@@ -373,15 +385,11 @@ def render_perf(out: Any, r: PerfReport) -> None:
                    "yes" if row.fits else "no")
     out.print(bt)
     _render_context(out, r)
-    et = Table(title=f"Efficiencies ({r.coefficients_source})", title_justify="left")
-    et.add_column("term")
-    et.add_column("value", justify="right")
-    et.add_column("source")
+    out.print(f"Efficiencies ({r.coefficients_source}):", markup=False)
     for name, e in r.efficiencies.items():
         value = (", ".join(f"{k} {v:.3g}" for k, v in e.value.items()) if isinstance(e.value, dict)
                  else f"{e.value:.3g}")
-        et.add_row(name, value, e.source)
-    out.print(et)
+        out.print(f"  {name} = {value}: {e.source}", markup=False)
 
 
 def _render_context(out: Any, r: PerfReport) -> None:

@@ -13,7 +13,8 @@ from typing import Annotated, Literal
 
 from kvcalc.errors import InputError
 from kvcalc.spec.base import record
-from kvcalc.spec.validate import Check, Gt, MinLen
+from kvcalc.bounds import MAX_BYTES, MAX_RATE
+from kvcalc.spec.validate import Check, Gt, Le, MinLen
 
 #: Dtypes a peak can be listed for. int8 is in OP/s; fp32 is the vector (non-tensor-core) rate.
 PeakDtype = Literal["bf16", "fp16", "fp8", "fp4", "int8", "tf32", "fp32"]
@@ -39,8 +40,9 @@ _DTYPE_ALIASES: dict[str, str] = {
 _DATE_RE = re.compile(r"^\d{4}(-(0[1-9]|1[0-2])(-(0[1-9]|[12]\d|3[01]))?)?$")
 _KEY_RE = re.compile(r"^[a-z0-9][a-z0-9._+-]*$")
 
-PositiveInt = Annotated[int, Gt(0)]
-PositiveFloat = Annotated[float, Gt(0), Check(lambda v: _finite(v))]
+# Bounded (kvcalc.bounds): byte counts and rates above 2^60 / 1e18 are typos or hostile input, not hardware.
+PositiveInt = Annotated[int, Gt(0), Le(MAX_BYTES)]
+PositiveFloat = Annotated[float, Gt(0), Le(MAX_RATE), Check(lambda v: _finite(v))]
 
 
 def normalize_dtype(dtype: str) -> str:

@@ -3,14 +3,14 @@
 Card terms (how close kernels come to the datasheet):
 - weight_bw_eff: streaming weights through GEMV/skinny GEMMs. The hardware file's measured `hbm_copy`
   where there is one (H100: 0.902), else GENERIC_BW_EFF.
-- kv_bw_eff: paged decode attention reads scattered blocks, slower than a stream (FlashInfer, Ye et al.
-  2025, arXiv:2501.01005, Fig. 7: decode attention at 70-85 % of H100 bandwidth at batch >= 16).
+- kv_bw_eff: paged decode attention gathers scattered blocks, slower than a stream: 0.75, an assumption
+  until `kvcalc verify` measures it on the card.
 - gemm_eff[bf16]: the hardware file's measured `bf16_gemm` (H100: 0.716), else GENERIC_GEMM_EFF; fp8/int8/
-  fp4 are the 16-bit figure x LOW_PRECISION_GEMM_SCALE (cuBLASLt FP8 reaches ~1,300-1,400 of 1,979 dense
-  TFLOP/s on H100, ~0.66-0.7 of peak vs ~0.75 for bf16: NVIDIA Transformer Engine / cuBLAS 12 notes).
+  fp4 are the 16-bit figure x LOW_PRECISION_GEMM_SCALE (scaled low-precision GEMMs reach a lower share of
+  their doubled peak: DeepGEMM's best FP8 shapes 1,550 of 1,979 TFLOP/s on H800, inference shapes less).
 - attention_eff: FlashAttention forward as a fraction of the 16-bit peak: FA3 bf16 hdim 128 causal ~616 of
-  989 TFLOP/s at 16k tokens, lower at short sequences (Shah et al. 2024, arXiv:2407.08608, Fig. 5);
-  FA2 50-73 % of peak on A100 (Dao 2023, arXiv:2307.08691).
+  989 TFLOP/s at 16k tokens, lower at short sequences, FA2 35 % on H100 (Shah et al. 2024, arXiv:2407.08608);
+  engines' paged, chunked kernels run below these benchmarks: 0.40.
 - comm_latency_s: one small all-reduce inside a CUDA graph: ~6 us for 2 H100s over NVLink (NVIDIA/nccl
   issue #1259, nccl-tests with graphs); more ranks and PCIe cost more.
 
@@ -32,23 +32,26 @@ GENERIC_BW_SOURCE = ("0.85 of datasheet bandwidth for cards without a measuremen
                      "0.85-0.92 on HBM and GDDR cards (H100 measured 0.902, hardware/h100-sxm.yaml; llama.cpp "
                      "tg128 F16 on RTX 4090 streams 0.82, llama.cpp PR #4766)")
 KV_BW_EFF = 0.75
-KV_BW_SOURCE = "paged decode attention at 70-85 % of bandwidth (FlashInfer, arXiv:2501.01005, Fig. 7)"
+KV_BW_SOURCE = ("0.75, assumed: paged decode attention gathers KV in scattered blocks of 16 tokens, below a "
+                "contiguous copy (0.902 on H100, hardware/h100-sxm.yaml); kvcalc verify measures it")
 GENERIC_GEMM_EFF = 0.70
 GENERIC_GEMM_SOURCE = ("0.70 of the dense 16-bit peak for cards without a measurement (H100 measured 0.716 on "
                        "8192^3 bf16, hardware/h100-sxm.yaml; cuBLAS large GEMMs 0.7-0.8 of peak)")
 LOW_PRECISION_GEMM_SCALE = 0.8
-LOW_PRECISION_SOURCE = ("16-bit efficiency x 0.8: FP8/INT8/FP4 GEMMs reach a lower share of their 2x/4x peaks "
-                        "(scales, smaller tiles: cuBLASLt FP8 1,000-1,300 of 1,979 TFLOP/s on H100 at inference "
-                        "shapes; DeepGEMM up to 1,550 on H800 for the largest)")
+LOW_PRECISION_SOURCE = ("16-bit efficiency x 0.8 (assumed): FP8/INT8/FP4 GEMMs reach a lower share of their "
+                        "2x/4x peaks (scaling, smaller tiles; DeepGEMM's best FP8 shapes reach 1,550 of 1,979 "
+                        "TFLOP/s on H800, inference shapes less)")
 ATTENTION_EFF = 0.40
-ATTENTION_SOURCE = ("FlashAttention forward share of the 16-bit peak: FA3 0.62 at 16k, less below 2k "
-                    "(arXiv:2407.08608 Fig. 5); FA2 0.5-0.73 on A100 (arXiv:2307.08691)")
+ATTENTION_SOURCE = ("0.40 of the 16-bit peak: FlashAttention-2 reaches 35 % on H100 and FA3 0.62 at 16k tokens, "
+                    "less at short ones (Shah et al. 2024, arXiv:2407.08608, abstract and Fig. 5); serving engines "
+                    "run paged, chunked variable-length kernels below those benchmarks")
 NVLINK_LATENCY_S = 8e-6
 PCIE_LATENCY_S = 25e-6
 COMM_LATENCY_SOURCE = ("small all-reduce in a CUDA graph: ~6 us on 2 H100 NVLink (NVIDIA/nccl#1259), 8 us "
                        "assumed for NVLink; 25 us assumed over PCIe (no P2P fabric)")
 COMM_BW_EFF = 0.8
-COMM_BW_SOURCE = "NCCL ring all-reduce bus bandwidth ~0.8 of the NVLink per-direction rate (nccl-tests busbw)"
+COMM_BW_SOURCE = ("0.8, assumed: nccl-tests all-reduce bus bandwidth stays below the NVLink per-direction "
+                  "rate; kvcalc verify measures it")
 
 
 @record
@@ -67,22 +70,25 @@ class EngineOverheads:
 ENGINE_OVERHEADS: dict[str, EngineOverheads] = {
     "vllm": EngineOverheads(
         step_s=0.9e-3, layer_s=35e-6, layer_eager_s=90e-6, request_s=10e-6, frontend_s=30e-3,
-        source="vLLM V1 (0.10+): step and front-end costs from single-stream serving runs on H100 "
-               "(gpustack performance-lab Qwen3-8B BS=1: TPOT 7.28 ms, TTFT 59 ms for ~233 tokens)",
+        source="vLLM V1 (0.10+): per-layer cost from the TPOT of a 36-layer and an 80-layer model at small "
+               "batch on H100 (gpustack Qwen3-8B BS=1 7.28 ms; InferenceX Llama-3.1-70B FP8 TP2 c=4 "
+               "17.41 ms), step and front-end cost from the first (TTFT 59 ms for ~233 tokens): "
+               "docs/accuracy-perf.md rows r042, r043, r073",
     ),
     "sglang": EngineOverheads(
         step_s=0.7e-3, layer_s=35e-6, layer_eager_s=90e-6, request_s=10e-6, frontend_s=15e-3,
-        source="SGLang 0.5: gpustack performance-lab Qwen3-8B c=4 on H100 (TPOT 7.19 ms, TTFT 27.7 ms)",
+        source="SGLang 0.5: step and front-end cost from gpustack Qwen3-8B c=4 on H100 (TPOT 7.19 ms, "
+               "TTFT 27.7 ms; rows r046, r047); per-layer cost as vLLM's (the same kernels)",
     ),
     "trtllm": EngineOverheads(
         step_s=1.0e-3, layer_s=35e-6, layer_eager_s=35e-6, request_s=10e-6, frontend_s=25e-3,
-        source="TensorRT-LLM 1.x PyTorch backend: gpustack performance-lab Qwen3-8B c=4 on H100 "
-               "(TPOT 7.67 ms, TTFT 51.6 ms)",
+        source="TensorRT-LLM 1.x PyTorch backend: step and front-end cost from gpustack Qwen3-8B c=4 on "
+               "H100 (TPOT 7.67 ms, TTFT 51.6 ms; rows r048, r049); per-layer cost as vLLM's",
     ),
     "llamacpp": EngineOverheads(
         step_s=0.3e-3, layer_s=20e-6, layer_eager_s=20e-6, request_s=20e-6, frontend_s=5e-3,
-        source="llama.cpp CUDA: per-token host overhead of llama-bench tg128 (graphs since b3xxx, "
-               "llama.cpp PR #6766)",
+        source="llama.cpp CUDA: the non-bandwidth part of llama-bench tg128 for a 7B F16 on an RTX 4090 "
+               "(61.03 tokens/s, llama.cpp PR #4766; row r064)",
     ),
 }
 

@@ -40,7 +40,8 @@ Bound = Literal["memory", "compute"]
 
 @record
 class StepCost:
-    """Every term of one step's time, separately (seconds, bytes, FLOPs; see the module docstring)."""
+    """Every term of one step's time, separately (seconds, bytes, FLOPs; see the module docstring).
+    `layer_units`: what layer_overhead_s multiplies (layers weighted by their kernels, kernels.py)."""
 
     decode_tokens: int
     prefill_tokens: int
@@ -58,6 +59,7 @@ class StepCost:
     overhead_s: float
     time_s: float
     bound: Bound
+    layer_units: float = 0.0
 
     @property
     def tokens(self) -> int:
@@ -202,6 +204,7 @@ def step_cost(
         weight_bytes=one("wb"), kv_bytes=one("kvb"), gemm_flops=one("gf"), attention_flops=one("af"),
         t_weights=one("tw"), t_kv=one("tkv"), t_gemm=one("tg"), t_attention=one("ta"), t_comm=one("comm"),
         comm_bytes=one("comm_bytes"), overhead_s=one("overhead"), time_s=one("time"), bound=bound,
+        layer_units=sum(s.layer_units for s in pm.stages),
     )
 
 

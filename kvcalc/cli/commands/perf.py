@@ -45,12 +45,12 @@ CalibrationOpt = Annotated[
 
 def engine_settings(engine: str, version: str | None, kv_dtype: str | None, mnbt: int | None,
                     seqs: int | None, eager: bool, offline: bool) -> "EngineSettings":
-    """EngineSettings for perf/batch; a static batch runs vLLM's offline LLM class (its larger budgets)."""
+    """EngineSettings for perf/batch; a static batch on vLLM runs its offline LLM class (larger budgets)."""
     from kvcalc.spec.deployment import EngineSettings
 
     return EngineSettings(name=cast("EngineName", engine), version=version, kv_cache_dtype=kv_dtype_arg(kv_dtype),
                           max_num_batched_tokens=mnbt, max_num_seqs=seqs, enforce_eager=eager,
-                          usage="llm" if offline else "serve")
+                          usage="llm" if offline and engine == "vllm" else "serve")
 
 
 def parallel_arg(tp: int, pp: int, ep: int, cp: int) -> "Parallel":
