@@ -4,8 +4,8 @@
 from __future__ import annotations
 
 import time
-from dataclasses import field
 from collections.abc import Sequence
+from dataclasses import field
 
 from kvcalc.calc.serving.pareto import pareto_front
 from kvcalc.calc.serving.pricing import no_price_message, price_for
