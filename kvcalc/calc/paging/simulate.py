@@ -200,12 +200,16 @@ class Simulation:
             n_new = 1 if st.decoding else min(st.prefill - st.computed, self._budget(scheduled))
             before = self.m.used
             while not self.m.allocate(st.req.id, st.seq, st.req.salt, st.computed, st.computed + n_new):
+                if self.running == [st]:  # alone and still short: it can never finish
+                    yield self._drop(st)
+                    break
                 victim = self._victim()
                 preempted = True
                 if victim.req.id in scheduled:
                     del scheduled[victim.req.id]
                     i -= 1
                 yield self._preempt(victim)
+                before = self.m.used  # the grow event counts this request's allocation only
                 if victim is st:
                     break
             else:
@@ -262,6 +266,15 @@ class Simulation:
             self.running.remove(pick)
             return pick
         return self.running.pop()
+
+    def _drop(self, st: _State) -> TraceEvent:
+        """Reject a running request that cannot grow even with the whole pool to itself."""
+        before = self.m.used
+        self.m.release(st.req.id, st.computed, finished=False)
+        self.running.remove(st)
+        self.stats["rejected"] += 1
+        return self._event("reject", st, self.m.used - before, reason=f"{st.total:,} tokens need more than the "
+                           f"{self.m.capacity:,} {self.m.unit} of the pool")
 
     def _preempt(self, st: _State) -> TraceEvent:
         held = self.m.held(st.req.id)
