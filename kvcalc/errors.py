@@ -1,7 +1,7 @@
 """One exception family; each class maps to a process exit code and prints as one line.
 
 Exit codes (README "Exit codes"): 0 ok / fits, 1 does not fit, 2 usage or input error,
-3 environment (no network, no GPU, no torch).
+3 environment (no network, no GPU, no torch), 70 a kvcalc bug (never 1, which CI gates read as "does not fit").
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ EXIT_OK = 0
 EXIT_DOES_NOT_FIT = 1
 EXIT_INPUT = 2
 EXIT_ENVIRONMENT = 3
+EXIT_INTERNAL = 70  # sysexits.h EX_SOFTWARE
 
 
 class KvcalcError(Exception):
@@ -39,9 +40,10 @@ def nearest_names(name: str, candidates: list[str], limit: int = 3) -> list[str]
     import difflib
 
     lowered = {c.lower(): c for c in candidates}
-    close = difflib.get_close_matches(name.lower(), list(lowered), n=limit, cutoff=0.4)
+    query = name.lower()[:100]  # a hostile 4,000-character name must not make the comparison slow
+    close = difflib.get_close_matches(query, list(lowered), n=limit, cutoff=0.4)
     if not close:
-        close = [c for c in lowered if name.lower() in c or c in name.lower()][:limit]
+        close = [c for c in lowered if query in c or c in query][:limit]
     return [lowered[c] for c in close]
 
 
@@ -49,4 +51,5 @@ def unknown_name_error(kind: str, name: str, candidates: list[str]) -> InputErro
     """An InputError for an unknown `kind` (model, GPU ...) that suggests the nearest names."""
     near = nearest_names(name, candidates)
     hint = f"; did you mean {', '.join(near)}?" if near else ""
-    return InputError(f"unknown {kind} '{name}'{hint}")
+    shown = name if len(name) <= 80 else name[:77] + "..."
+    return InputError(f"unknown {kind} '{shown}'{hint}")

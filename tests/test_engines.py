@@ -2,7 +2,8 @@
 
 import pytest
 
-from kvcalc.calc.engines import PROFILE_SLACK, profile_peak_bytes, vllm_batch_defaults
+from kvcalc.calc.engines.vllm_profile import PROFILE_SLACK, profile_peak_bytes
+from kvcalc.calc.engines.vllm_profile import batch_defaults as vllm_batch_defaults
 from kvcalc.calc.weights import PlainFormat
 from kvcalc.errors import InputError
 from kvcalc.report.fit import fit_deployment
@@ -63,7 +64,7 @@ def test_profile_peak_dense_by_hand() -> None:
         tokens=8192,
         rows=1024,
         act=storage_type("bf16"),
-        version=(0, 19, 0),
+        sampler_coefficient=14,
         last_stage=True,
         first_stage=True,
     )
@@ -160,7 +161,7 @@ def test_engine_only_options_warn() -> None:
 
 
 def test_sglang_default_fraction() -> None:
-    from kvcalc.calc.engines import sglang_mem_fraction_static
+    from kvcalc.calc.engines.sglang import default_mem_fraction_static as sglang_mem_fraction_static
 
     # H100: 85,017,493,504 B = 81,079 MiB (>= 60 GiB class: chunked prefill 8192, graph batch 256 at tp < 4)
     # reserved = 512 + 1.5 x 8192 + 2 x 256 + 1 x 1 / 8 x 1024 = 13,440 MiB -> (81,079 - 13,440) / 81,079 = 0.834

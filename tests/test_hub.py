@@ -261,8 +261,9 @@ def test_offline_remote_stats_is_none(tmp_path: Path, cache: Path) -> None:
 # `Content-Length` (or `X-Linked-Size`): the size); it then sends `GET` on the same URL for the body.
 # A 4xx HEAD is turned into an exception by `hf_raise_for_status` (utils/_http.py) from `X-Error-Code`:
 # `GatedRepo` -> GatedRepoError, `RepoNotFound` -> RepositoryNotFoundError, `RevisionNotFound` ->
-# RevisionNotFoundError, `EntryNotFound` -> RemoteEntryNotFoundError. 5xx and 429 are retried with backoff,
-# so the stand-in never answers them. kvcalc's `inspect` then asks `get_safetensors_metadata`, whose
+# RevisionNotFoundError, `EntryNotFound` -> RemoteEntryNotFoundError. kvcalc sends its own HEAD first
+# (`hub._probe`, no retries), so 5xx and 429 are answered once (tests at the end). kvcalc's `inspect` then asks
+# `get_safetensors_metadata`, whose
 # `file_exists` HEADs `model.safetensors` and `model.safetensors.index.json` at the resolved commit: the
 # stand-in answers those with 404 `EntryNotFound`, as the Hub does for a repo without safetensors.
 
@@ -429,8 +430,10 @@ def test_online_download_of_config(tmp_path: Path, fake_hub: _FakeHub) -> None:
     model = json.loads(proc.stdout)["model"]
     assert model["params_total"] == 106_816 == TINY_LLAMA_PARAMS
     assert (model["hf_repo"], model["num_layers"], model["params_source"]) == ("owner/tiny", 2, "derived")
-    # HEAD then GET of config.json; then the safetensors lookup at the resolved commit finds none (404s).
-    assert fake_hub.requests[:2] == [
+    # kvcalc's one HEAD (no retries), then huggingface_hub's HEAD and GET of config.json; then the safetensors
+    # lookup at the resolved commit finds none (404s).
+    assert fake_hub.requests[:3] == [
+        ("HEAD", "/owner/tiny/resolve/main/config.json"),
         ("HEAD", "/owner/tiny/resolve/main/config.json"),
         ("GET", "/owner/tiny/resolve/main/config.json"),
     ]
@@ -442,3 +445,99 @@ def test_online_download_of_config(tmp_path: Path, fake_hub: _FakeHub) -> None:
     offline = kvcalc_cli(["inspect", "owner/tiny", "--json"], _env(tmp_path))
     assert offline.returncode == 0, offline.stderr
     assert json.loads(offline.stdout)["model"]["params_total"] == TINY_LLAMA_PARAMS
+
+
+# --- Failing fast, and telling the failures apart ---------------------------------------------------------
+#
+# Online, kvcalc asks for config.json's metadata once (HEAD, no retries, 1.5 s to connect, 5 s or
+# HF_HUB_ETAG_TIMEOUT to answer) before huggingface_hub's download, whose own retry loop takes ~23 s with no
+# network. Each case below checks the exit code, the one-line message and that the Hub saw one request.
+
+
+def _silent_server() -> tuple[socket.socket, str]:
+    """A TCP server on 127.0.0.1 that accepts connections and never answers (a hung Hub)."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(16)
+    return server, f"http://127.0.0.1:{server.getsockname()[1]}"
+
+
+def _timed_cli(args: list[str], env: dict[str, str]) -> tuple[subprocess.CompletedProcess[str], float]:
+    import time
+
+    start = time.perf_counter()
+    proc = kvcalc_cli(args, env)
+    return proc, time.perf_counter() - start
+
+
+def test_no_network_fails_fast(tmp_path: Path) -> None:
+    # Nothing listens on the port (connection refused, as with no route): exit 3 in well under the 23 s of
+    # huggingface_hub's retry loop; the bound allows for this slow shared machine's interpreter start-up.
+    env = _env(tmp_path, HF_ENDPOINT=f"http://127.0.0.1:{_closed_port()}", HF_HUB_OFFLINE="0")
+    proc, seconds = _timed_cli(["inspect", "owner/absent", "--json"], env)
+    line = _assert_one_error_line(proc, 3)
+    assert "cannot reach the Hub" in line and "HF_HUB_OFFLINE=1" in line
+    assert seconds < 5, seconds
+
+
+def test_hung_hub_is_a_timeout(tmp_path: Path) -> None:
+    server, endpoint = _silent_server()
+    try:
+        env = _env(tmp_path, HF_ENDPOINT=endpoint, HF_HUB_OFFLINE="0", HF_HUB_ETAG_TIMEOUT="1")
+        proc, seconds = _timed_cli(["inspect", "owner/absent", "--json"], env)
+    finally:
+        server.close()
+    line = _assert_one_error_line(proc, 3)
+    assert "did not answer in time (timeout" in line
+    assert seconds < 6, seconds  # one 1 s attempt, no retries
+
+
+@pytest.mark.parametrize(("status", "needle"), [(500, "HTTP 500 (server error)"), (503, "HTTP 503 (server error)"),
+                                                (429, "rate-limiting")])
+def test_server_errors_are_environment_problems(
+    tmp_path: Path, fake_hub: _FakeHub, status: int, needle: str
+) -> None:
+    fake_hub.fail("owner/tiny", "main", "config.json", status, "", "Internal Error")
+    proc, seconds = _timed_cli(["inspect", "owner/tiny", "--json"], _online_env(tmp_path, fake_hub))
+    line = _assert_one_error_line(proc, 3)
+    assert needle in line
+    assert fake_hub.requests == [("HEAD", "/owner/tiny/resolve/main/config.json")]  # asked once, no retries
+    assert seconds < 5, seconds
+
+
+def test_server_error_with_a_cached_config_uses_the_cache(tmp_path: Path, fake_hub: _FakeHub, cache: Path) -> None:
+    fake_hub.fail("owner/tiny", "main", "config.json", 503, "", "Service Unavailable")
+    proc = kvcalc_cli(["inspect", "owner/tiny", "--json"], _online_env(tmp_path, fake_hub))
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["model"]["params_total"] == TINY_LLAMA_PARAMS
+    assert fake_hub.requests == [("HEAD", "/owner/tiny/resolve/main/config.json")]  # no safetensors lookups
+
+
+def test_plain_404_is_a_missing_repo(tmp_path: Path, fake_hub: _FakeHub) -> None:
+    # A mirror that answers 404 without the Hub's X-Error-Code header.
+    fake_hub.routes["/owner/gone/resolve/main/config.json"] = (404, {}, b"not found")
+    line = _assert_one_error_line(kvcalc_cli(["inspect", "owner/gone", "--json"], _online_env(tmp_path, fake_hub)), 2)
+    assert "owner/gone: not found on the Hub (HTTP 404)" in line
+
+
+def test_token_is_never_printed(tmp_path: Path, fake_hub: _FakeHub) -> None:
+    token = "hf_" + "Secret0123456789abcdefXYZ"
+    # A Hub that echoes the token back in its error message: kvcalc must still not print it.
+    fake_hub.fail("owner/private", "main", "config.json", 401, "", f"Invalid credentials in Authorization header {token}")
+    env = {**_online_env(tmp_path, fake_hub), "HF_TOKEN": token}
+    proc = kvcalc_cli(["inspect", "owner/private", "--json"], env)
+    assert proc.returncode == 3, proc.stderr
+    assert token not in proc.stderr and token not in proc.stdout
+    assert "rejected the token (HTTP 401)" in proc.stderr
+
+
+@pytest.mark.parametrize("repo", ["meta-llama/Llama-3.1-8B", "META-LLAMA/llama-3.1-8b", "deepseek-ai/DeepSeek-V3"])
+def test_shipped_profiles_resolve_by_hub_id_without_the_network(
+    tmp_path: Path, fake_hub: _FakeHub, repo: str
+) -> None:
+    # Online (against the stand-in) and offline with an empty cache: the shipped profile answers, no request.
+    for env in (_online_env(tmp_path, fake_hub), _env(tmp_path)):
+        proc = kvcalc_cli(["inspect", repo, "--json"], env)
+        assert proc.returncode == 0, proc.stderr
+        assert json.loads(proc.stdout)["model"]["hf_repo"].lower() == repo.lower()
+    assert fake_hub.requests == []

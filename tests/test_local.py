@@ -266,6 +266,6 @@ def test_cli_cpu_only() -> None:
 def test_fit_points_to_the_offload_plan() -> None:
     r = _kvcalc("fit", "llama-70b", "--gpu", "rtx-4090", "--quant", "Q4_K_M", "--context", "8K", "--json")
     assert r.returncode == 1
-    changes = [a["change"] for a in json.loads(r.stdout)["advice"]]
-    local = [c for c in changes if c.startswith("kvcalc local llama-3.1-70b --gpu rtx-4090 --quant Q4_K_M")]
-    assert local and "of 80 layers)" in local[0]
+    advice = {a["change"]: a for a in json.loads(r.stdout)["advice"]}
+    note = advice["--engine llamacpp"]["note"]
+    assert "of 80 layers on the GPU" in note and "kvcalc local llama-3.1-70b --gpu rtx-4090 --quant Q4_K_M" in note

@@ -1,5 +1,6 @@
 """vLLM KV groups, blocks, reported size and concurrency: worked examples (vLLM kv_cache_utils)."""
 
+from kvcalc.calc.engines.vllm_versions import rules_for
 from kvcalc.calc.paged import blocks_per_request, kv_plan, max_concurrency, num_blocks, reported_tokens
 from kvcalc.spec.dtypes import storage_type
 from tests.conftest import GEMMA3_27B, GPT_OSS_20B, LLAMA_70B, build
@@ -8,9 +9,10 @@ BF16 = storage_type("bf16")
 GIB = 1 << 30
 
 
-def plan_for(config, tp=1, version=(0, 19, 0)):
+def plan_for(config, tp=1, version="0.19.0"):
     model = build(config)
-    return kv_plan(list(model.layers), BF16, BF16, BF16, tp=tp, block_size=16, version=version)
+    threshold = rules_for(version).hybrid_group_threshold
+    return kv_plan(list(model.layers), BF16, BF16, BF16, tp=tp, block_size=16, group_threshold=threshold)
 
 
 def test_uniform_llama() -> None:
@@ -37,10 +39,10 @@ def test_gpt_oss_hybrid_groups() -> None:
     blocks = num_blocks(60 * GIB, plan)
     assert blocks == 163_840
     # v0.19 reports floor(163,840 / 2) x 16 = 1,310,720 tokens; concurrency 163,840 / 8,713 = 18.80x
-    assert reported_tokens(blocks, plan, 131_072, 8192, (0, 19, 0)) == 1_310_720
+    assert reported_tokens(blocks, plan, 131_072, 8192, "groups") == 1_310_720
     assert round(max_concurrency(blocks, plan, 131_072, 8192), 2) == 18.80
     # v0.21 reports int(C x L) = int(163,840 / 8,713 x 131,072) = 2,464,689 tokens
-    assert reported_tokens(blocks, plan, 131_072, 8192, (0, 21, 0)) == 2_464_689
+    assert reported_tokens(blocks, plan, 131_072, 8192, "concurrency") == 2_464_689
 
 
 def test_gemma3_padding_groups() -> None:
@@ -52,14 +54,14 @@ def test_gemma3_padding_groups() -> None:
     blocks = num_blocks(20 * GIB, plan)  # 21,474,836,480 / 1,310,720 = 16,384
     assert blocks == 16_384
     # v0.19: floor(16,384 / 7) x 16 = 2,340 x 16 = 37,440 tokens
-    assert reported_tokens(blocks, plan, 131_072, 8192, (0, 19, 0)) == 37_440
+    assert reported_tokens(blocks, plan, 131_072, 8192, "groups") == 37_440
     # per request: 8192 + 6 x (ceil(min(1023 + 8192, 131072)/16) + 1) = 8192 + 6 x 577 = 11,654
     assert sum(blocks_per_request(g, 131_072, 8192) for g in plan.groups) == 11_654
 
 
 def test_group_threshold_by_version() -> None:
     # before v0.12 the group size is always the smallest bucket; gpt-oss buckets are equal so S = 12 anyway
-    assert plan_for(GPT_OSS_20B, version=(0, 10, 0)).num_groups == 2
+    assert plan_for(GPT_OSS_20B, version="0.10.0").num_groups == 2
 
 
 def test_no_blocks_without_memory() -> None:
@@ -72,7 +74,7 @@ def test_pipeline_workers_project_the_global_groups() -> None:
     # group, so an index costs 1 page there (vLLM get_kv_cache_configs projects global groups per worker)
     config = dict(GPT_OSS_20B, num_hidden_layers=4, layer_types=["sliding_attention", "full_attention"] * 2)
     model = build(config)
-    plan = kv_plan(list(model.layers), BF16, BF16, BF16, tp=1, block_size=16, version=(0, 19, 0))
+    plan = kv_plan(list(model.layers), BF16, BF16, BF16, tp=1, block_size=16, group_threshold=1.5)
     assert [g.members for g in plan.groups] == [(0, 2), (1, 3)]
     assert plan.block_bytes == 2 * 32_768
     assert plan.worker_block_bytes(range(0, 2)) == plan.worker_block_bytes(range(2, 4)) == 32_768

@@ -4,7 +4,8 @@ Not run in CI (needs torch + transformers). Usage, from the repo root:
 
     /tmp/tfvenv/bin/python docs/dev/check_params.py [CONFIG_DIR] [--kvcalc-python PATH]
 
-For every `*.json` in CONFIG_DIR (default /work/shared/reference/hf-configs):
+For every `*.json` in CONFIG_DIR (default $KVCALC_REFERENCE/hf-configs; the reference configs are not
+part of this repository):
 
 - kvcalc side: `params_total` (text model; MTP and vision excluded), `params_mtp`, `vision_params` and the
   per-layer counts and kinds, computed in a subprocess with kvcalc's own interpreter (default
@@ -30,12 +31,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
-DEFAULT_DIR = Path("/work/shared/reference/hf-configs")
+DEFAULT_DIR = Path(os.environ.get("KVCALC_REFERENCE", "reference")) / "hf-configs"
 REPO = Path(__file__).resolve().parents[2]
 
 #: model_type aliases transformers resolves itself elsewhere (Kimi_K25Config: kimi_k2 text -> deepseek_v3).

@@ -1,7 +1,7 @@
 """Dev check: how well `kvcalc fit` reproduces vLLM's own start-up accounting. Writes docs/accuracy.md.
 
-Not run in CI (reads the reference data under /work/shared, which a user's clone does not have). Usage, from
-the repo root:
+Not run in CI (reads the reference measurements in the folder $KVCALC_REFERENCE names, which are not part
+of this repository). Usage, from the repo root:
 
     .venv/bin/python docs/dev/vllm_accuracy.py > docs/accuracy.md
 
@@ -28,6 +28,7 @@ import csv
 import importlib
 import importlib.util
 import math
+import os
 import statistics
 import sys
 from pathlib import Path
@@ -56,7 +57,7 @@ from kvcalc.spec.layers import TensorSpec
 from kvcalc.spec.model import ModelSpec
 from kvcalc.units import GIB
 
-REF = Path("/work/shared/reference")
+REF = Path(os.environ.get("KVCALC_REFERENCE", "reference"))  # engine logs and runs; not in this repository
 RUNS = REF / "vllm_v019_h100_runs.tsv"
 LOGS = REF / "vllm_logs.tsv"
 COMMAND = ".venv/bin/python docs/dev/vllm_accuracy.py > docs/accuracy.md"
@@ -636,8 +637,8 @@ def main() -> None:
 
     p("# Accuracy: `kvcalc fit` against vLLM's own start-up accounting")
     p()
-    p(f"Regenerate with `{COMMAND}` (a dev script; it reads the reference data in /work/shared and is not "
-      "run in CI).")
+    p(f"Regenerate with `{COMMAND}` (a dev script; it reads the reference measurements in `$KVCALC_REFERENCE`, "
+      "which are not part of this repository, and is not run in CI).")
     p()
     p("## Method")
     p()

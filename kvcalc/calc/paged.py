@@ -80,14 +80,15 @@ def kv_plan(
     *,
     tp: int,
     block_size: int,
-    version: tuple[int, ...],
+    group_threshold: float = 1.5,
 ) -> KvPlan:
     """Group the model's KV layers the way vLLM's hybrid KV-cache manager does (kv_cache_utils 4.2):
 
     1. one spec for every layer -> one group (a block index costs page x layers);
     2. otherwise pages are unified (smaller-page specs get bigger blocks; Mamba pages padded up to the
        attention page after the attention block grows to cover it), layers bucketed by spec, group size
-       S = min bucket, or max bucket when max < threshold x min (1.25 from v0.12, 1.5 from v0.18), each bucket
+       S = min bucket, or max bucket when max < group_threshold x min (vLLM's version table: 1.0 before v0.12,
+       1.25 from v0.12, 1.5 from v0.18; calc/engines/vllm_versions.py), each bucket
        split by striding into ceil(n / S) groups (`layers[i::k]`); a block index costs page x S bytes.
     """
     kv_layers = [layer for layer in layers if layer.mixer is not None]
@@ -126,8 +127,7 @@ def kv_plan(
         return KvPlan(layout="uniform", page_bytes=page, block_bytes=page * len(members), groups=[group])
     smallest = min(len(m) for m in buckets.values())
     largest = max(len(m) for m in buckets.values())
-    threshold = 1.5 if version >= (0, 18) else 1.25 if version >= (0, 12) else 1.0
-    size = largest if largest < threshold * smallest else smallest
+    size = largest if largest < group_threshold * smallest else smallest
     groups: list[KvGroup] = []
     padding = 0
     for key, members in buckets.items():
@@ -182,13 +182,13 @@ def reported_tokens(
     plan: KvPlan,
     context: int,
     max_num_batched_tokens: int,
-    version: tuple[int, ...],
+    rule: str,
     cp: int = 1,
 ) -> int:
-    """vLLM's "GPU KV cache size: N tokens": v0.11.1-v0.20 floor(blocks / groups) x smallest block size
-    (x cp); v0.21+ (#41069) int(C x L)."""
+    """vLLM's "GPU KV cache size: N tokens": rule "groups" (v0.10-v0.20) floor(blocks / groups) x smallest block
+    size (x cp); rule "concurrency" (v0.21+, #41069) int(C x L)."""
     if not plan.groups:
         return 0
-    if version >= (0, 21):
+    if rule == "concurrency":
         return int(max_concurrency(blocks, plan, context, max_num_batched_tokens, cp) * context)
     return blocks // plan.num_groups * plan.min_block_size * cp

@@ -3,20 +3,25 @@
 Every command that needs a memory answer (fit, advice, quant, local, attention-variants, perf, batch, paged,
 prefix, serve, plan, verify) starts from a plan and never recomputes a budget. A plan holds:
 
-- the deployment's identity: model, GPU, parallel layout, engine name and version, weight format, KV dtype;
+- the deployment's identity: model, GPU, parallel layout, engine name, version and settings, weight format
+  (and where it came from), KV dtype;
 - a ledger per device (one per pipeline stage: all TP ranks of a stage are alike), whose terms add up to the
-  GPU's total exactly: weights + activation peak + non-torch + CUDA graphs + KV pool + free = total;
-- the KV pool in the engine's own units (vLLM: blocks of `block_size` tokens per KV-cache group; SGLang: token
-  slots; llama.cpp: the cells of its context), the tokens it holds, the limits that bind concurrency;
-- every constant used (with its source), warnings, and the engine's start-up error, if it would refuse.
+  GPU's total exactly: weights + activation peak + non-torch + CUDA graphs + KV pool + free = total; and, for
+  llama.cpp with layers left in host RAM, a host ledger;
+- the KV pool in the engine's own units (vLLM / TensorRT-LLM: blocks of `block_size` tokens; SGLang token
+  slots and llama.cpp context cells: "cells"), the tokens it holds, the limits that bind concurrency;
+- every constant used (with its source), warnings (fallbacks the engine takes, options it ignores), and the
+  engine's start-up error, if it would refuse.
+
+Capacity is per replica: with data parallelism (`parallel.dp` > 1) each replica holds its own pool, and the
+`total_*` properties give the whole deployment.
 """
 
 from __future__ import annotations
 
 from dataclasses import field
-from typing import Literal
+from typing import Any, Literal
 
-from kvcalc.calc.engines import Assumption
 from kvcalc.calc.paged import KvPlan, request_blocks
 from kvcalc.calc.weights import WeightFormat
 from kvcalc.spec.base import record
@@ -28,12 +33,21 @@ Binding = Literal["memory", "max_num_seqs", "max_model_len", "max_num_batched_to
 
 
 @record
+class Assumption:
+    """A named constant used in a result, with its value and where it comes from."""
+
+    value: float | int | str | bool
+    unit: str = ""
+    source: str
+
+
+@record
 class DeviceLedger:
     """Memory of one GPU of pipeline stage `stage` (its TP ranks are alike), in bytes.
 
     weights + activation + non_torch + cuda_graph + kv_cache + free == total (free may be negative when the
-    engine would not start: the shortfall). `kv_blocks` is what this device's KV bytes would hold in the
-    pool's units; the engine uses the fewest over all devices."""
+    engine would not start: the shortfall). `kv_blocks` is what this device's KV bytes hold in the pool's
+    units; the engine uses the fewest over all devices."""
 
     stage: int
     first_layer: int
@@ -54,12 +68,51 @@ class DeviceLedger:
         return range(self.first_layer, self.first_layer + self.num_layers)
 
 
+def device_ledger(
+    *,
+    stage: int,
+    layers: range,
+    total: int,
+    requested: int,
+    weights: int,
+    activation: int,
+    non_torch: int,
+    cuda_graph: int,
+    kv_cache: int,
+    kv_blocks: int,
+    detail: dict[str, int] | None = None,
+) -> DeviceLedger:
+    """A ledger whose free bytes close the sum: free = total - (weights + activation + non-torch + graphs +
+    KV pool), the KV pool counted as 0 when the budget is negative (then free is the shortfall)."""
+    kv = max(0, kv_cache)
+    used = weights + activation + non_torch + cuda_graph + kv
+    return DeviceLedger(
+        stage=stage, first_layer=layers.start, num_layers=len(layers), total_bytes=total, requested_bytes=requested,
+        weights_bytes=weights, activation_bytes=activation, non_torch_bytes=non_torch, cuda_graph_bytes=cuda_graph,
+        kv_cache_bytes=kv, free_bytes=total - used, kv_blocks=max(0, kv_blocks), activation_detail=detail or {},
+    )
+
+
+@record
+class HostLedger:
+    """Host RAM a llama.cpp plan uses for what it leaves off the GPUs (layers offloaded to the CPU), bytes."""
+
+    weights_bytes: int
+    kv_cache_bytes: int
+    buffers_bytes: int
+    layers: int
+
+    @property
+    def total_bytes(self) -> int:
+        return self.weights_bytes + self.kv_cache_bytes + self.buffers_bytes
+
+
 @record
 class KvPool:
     """The KV cache in the engine's own units.
 
-    unit "blocks": `num_blocks` block indices of `block_size` tokens shared by every KV-cache group (vLLM);
-    unit "cells": `num_blocks` token cells (SGLang token slots, TRT-LLM tokens, llama.cpp context cells), with
+    unit "blocks": `num_blocks` block indices of `block_size` tokens shared by every KV-cache group (vLLM,
+    TensorRT-LLM); unit "cells": `num_blocks` token cells (SGLang token slots, llama.cpp context cells), with
     block_size 1. `block_bytes` is what one block index (or cell) costs on the binding GPU; `layout` holds the
     KV-cache groups (vLLM's page-size unification and hybrid grouping, calc/paged.py)."""
 
@@ -74,11 +127,14 @@ class KvPool:
 
 @record
 class DeploymentPlan:
-    """One engine's allocation for one deployment (see the module docstring).
+    """One engine's allocation for one deployment, per replica (see the module docstring).
 
     `max_concurrency` is the engine's own figure: requests of max_model_len the pool holds (memory only, as
     vLLM logs "Maximum concurrency"); `binding` names the limit that caps concurrency at max_model_len
-    (max_num_seqs when the pool holds more requests than the scheduler admits)."""
+    (max_num_seqs when the pool holds more requests than the scheduler admits; max_model_len when a llama.cpp
+    context is shorter than what memory would hold). `admission_tokens` is the prefill chunk a request may
+    have in flight when the engine sizes sliding-window blocks (vLLM max_num_batched_tokens, doubled under
+    async scheduling from v0.27)."""
 
     model: ModelSpec
     gpu: GpuSpec
@@ -100,16 +156,38 @@ class DeploymentPlan:
     startup_error: str | None
     assumptions: dict[str, Assumption]
     warnings: tuple[str, ...] = ()
+    settings: Any = None
+    weight_format_source: str = "model dtype"
+    serving_dtype: str = "bf16"
+    admission_tokens: int | None = None
+    host: HostLedger | None = None
+    engine_notes: tuple[str, ...] = ()
 
     @property
     def binding_device(self) -> DeviceLedger:
         return self.devices[self.binding_stage]
 
+    @property
+    def replicas(self) -> int:
+        return self.parallel.dp
+
+    @property
+    def total_kv_cache_tokens(self) -> int:
+        """KV tokens of the whole deployment: every data-parallel replica holds its own pool."""
+        return self.kv_cache_tokens * self.parallel.dp
+
+    @property
+    def total_max_concurrency(self) -> float:
+        return self.max_concurrency * self.parallel.dp
+
     def blocks_per_request(self, tokens: int) -> int:
         """Blocks (or cells) one request of `tokens` tokens holds, summed over KV-cache groups."""
         if self.kv_pool.unit == "cells":
             return tokens
-        return request_blocks(self.kv_pool.layout, tokens, self.max_num_batched_tokens, self.parallel.cp)
+        if not self.kv_pool.layout.groups:
+            return -(-tokens // self.kv_pool.block_size)
+        chunk = self.admission_tokens or self.max_num_batched_tokens
+        return request_blocks(self.kv_pool.layout, tokens, chunk, self.parallel.cp)
 
     def concurrency_at(self, tokens: int) -> float:
         """Requests of `tokens` tokens the pool holds at once (memory only; max_num_seqs not applied)."""
@@ -122,6 +200,16 @@ class DeploymentPlan:
         whole = int(self.concurrency_at(tokens))
         return whole if self.max_num_seqs is None else min(whole, self.max_num_seqs)
 
+    def admits(self, concurrency: int, tokens: int | None = None) -> bool:
+        """Whether the engine starts and runs `concurrency` requests of `tokens` (default max_model_len) at once
+        in one replica: no start-up error, within max_num_seqs, and the pool holds them."""
+        if self.startup_error is not None:
+            return False
+        if self.max_num_seqs is not None and concurrency > self.max_num_seqs:
+            return False
+        length = self.max_model_len if tokens is None else tokens
+        return self.concurrency_at(length) >= concurrency
+
     def max_context_at(self, concurrency: int, limit: int | None = None) -> int:
         """Longest context L <= limit (default max_model_len) whose blocks for `concurrency` requests fit the
         pool (binary search: blocks per request never shrink as L grows)."""
@@ -133,4 +221,3 @@ class DeploymentPlan:
             else:
                 hi = mid - 1
         return lo
-

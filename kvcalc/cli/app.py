@@ -4,15 +4,28 @@ Each command lives in its own module under `kvcalc/cli/commands/` and defines `c
 the help text) and, when it prints a report with `--json`, `SCHEMA = ("module", "RecordName")`. A new command is
 a new module plus one line in `COMMANDS`. Only the module of the command asked for is imported: Typer
 introspects every registered command's signature on each call, so building just one keeps start-up fast.
+
+`main` holds the contract for every command: each option value is bounded (`options.bound_params`); a kvcalc
+error prints one line and exits with its code (2 input, 3 environment); a usage error exits 2; a reader that
+closes the pipe early (`kvcalc fit ... | head -1`) is not an error (exit 0, nothing printed); tokens never
+reach the terminal; and an unexpected exception (a kvcalc bug) prints one line and exits 70, never 1, which
+means "does not fit".
 """
 
+from __future__ import annotations
+
 import importlib
+import os
 import sys
 from types import ModuleType
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from kvcalc.errors import EXIT_INPUT, KvcalcError
+from kvcalc.errors import EXIT_INPUT, EXIT_INTERNAL, EXIT_OK, KvcalcError
+
+if TYPE_CHECKING:
+    import click
 
 #: command name -> module under kvcalc.cli.commands, in the order `kvcalc --help` lists them.
 COMMANDS: dict[str, str] = {
@@ -21,14 +34,27 @@ COMMANDS: dict[str, str] = {
     "quant": "quant",
     "local": "local",
     "attention-variants": "attention_variants",
+    "perf": "perf",
+    "batch": "batch",
     "paged": "paged",
     "prefix": "prefix",
+    "attention": "attention",
+    "spec": "spec",
+    "serve": "serve",
+    "plan": "plan",
     "models": "models",
     "gpus": "gpus",
     "schema": "schema",
 }
 
-HELP = "Capacity and cost calculator for LLM inference."
+HELP = (
+    "Sizing calculator for LLM inference, from model configs and GPU specs. Each command below answers one "
+    "question; `kvcalc COMMAND --help` shows its options."
+)
+
+#: Lines of an error message kept on stderr (the contract: one to four), and characters per line.
+_MAX_ERROR_LINES = 4
+_MAX_ERROR_CHARS = 400
 
 
 def command_module(name: str) -> ModuleType:
@@ -36,8 +62,21 @@ def command_module(name: str) -> ModuleType:
     return importlib.import_module(f"kvcalc.cli.commands.{COMMANDS[name]}")
 
 
-def _group() -> None:
-    """Capacity and cost calculator for LLM inference."""
+def _print_version(value: bool) -> None:
+    if value:
+        from kvcalc import __version__
+
+        sys.stdout.write(f"kvcalc {__version__}\n")
+        raise typer.Exit(EXIT_OK)
+
+
+def _group(
+    version: Annotated[
+        bool,
+        typer.Option("--version", help="Print kvcalc's version and exit.", is_eager=True, callback=_print_version),
+    ] = False,
+) -> None:
+    """Sizing calculator for LLM inference."""
 
 
 def build_app(names: list[str]) -> typer.Typer:
@@ -57,18 +96,113 @@ def _app_for(argv: list[str]) -> typer.Typer:
     return build_app([wanted] if wanted in COMMANDS else list(COMMANDS))
 
 
-def main() -> None:
-    """Entry point: run the app, turning kvcalc errors into one stderr line and an exit code."""
+def click_command(argv: list[str]) -> click.Command:
+    """The click command for `argv` (the one command it names, else all), every option bounded."""
+    from kvcalc.cli.options import bound_params
+
+    return bound_params(typer.main.get_command(_app_for(argv)))
+
+
+def _wants_help(argv: list[str]) -> bool:
+    return not argv or "--help" in argv
+
+
+def _use_terminal_width() -> None:
+    """Typer's help: the width `output.terminal_width` chooses (wide when piped, never a fixed 80), and
+    option tables that wrap (a long option name folds onto the next line instead of ending in "…")."""
+    from typer import rich_utils
+
+    from kvcalc.cli.output import fold_tables, quiet_broken_pipe, terminal_width
+
+    class _FoldingTable(rich_utils.Table):  # type: ignore[misc,name-defined]
+        def add_row(self, *renderables: object, **kwargs: object) -> None:
+            super().add_row(*renderables, **kwargs)  # type: ignore[arg-type]
+            fold_tables([self])
+
+    rich_utils.MAX_WIDTH = terminal_width()
+    rich_utils.Table = _FoldingTable
+    quiet_broken_pipe()
+
+
+def redact(text: str) -> str:
+    """`text` with Hugging Face tokens (the values of HF_TOKEN and kin, and anything shaped `hf_...`) hidden."""
+    import re
+
+    for key in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HUGGINGFACE_HUB_TOKEN"):
+        secret = os.environ.get(key, "")
+        if len(secret) >= 8:
+            text = text.replace(secret, "***")
+    return re.sub(r"\bhf_[A-Za-z0-9]{8,}", "hf_***", text)
+
+
+def error(message: str, hint: str | None = None) -> None:
+    """`kvcalc: error: ...` on stderr: at most four lines, each cut to a readable length, tokens hidden."""
+    lines = [line for line in redact(message).splitlines() if line.strip()] or ["(no message)"]
+    if hint:
+        lines.append(hint)
+    shown = [line if len(line) <= _MAX_ERROR_CHARS else line[: _MAX_ERROR_CHARS - 3] + "..." for line in lines]
+    shown = shown[:_MAX_ERROR_LINES]
+    shown[0] = f"kvcalc: error: {shown[0]}"
+    sys.stderr.write("\n".join(shown) + "\n")
+
+
+def run(argv: list[str]) -> int:
+    """Run kvcalc on `argv` (without the program name) and return the exit code; errors go to stderr."""
+    import click
+
     try:
-        code = _app_for(sys.argv[1:])(standalone_mode=False)
+        if _wants_help(argv):
+            _use_terminal_width()
+        command = click_command(argv)
+        if not argv:  # bare `kvcalc`: the help, as an answer (stdout, exit 0)
+            with command.make_context("kvcalc", ["--help"]) as ctx:
+                command.invoke(ctx)
+        with command.make_context("kvcalc", list(argv)) as ctx:
+            result = command.invoke(ctx)
+        sys.stdout.flush()  # a closed pipe shows up here, inside the handlers below, not at exit
+        return result if isinstance(result, int) else EXIT_OK
+    except click.exceptions.Exit as stop:
+        sys.stdout.flush()
+        return stop.exit_code
     except KvcalcError as err:
-        print(f"kvcalc: error: {err}", file=sys.stderr)
-        sys.exit(err.exit_code)
-    except (typer.Abort, KeyboardInterrupt):
-        sys.exit(130)
-    except Exception as err:
-        if hasattr(err, "format_message"):  # click usage errors (typer vendors click)
-            print(f"kvcalc: error: {err.format_message()}", file=sys.stderr)
-            sys.exit(EXIT_INPUT)
+        error(str(err))
+        return err.exit_code
+    except click.ClickException as err:  # usage: unknown option, bad value, missing argument
+        where = getattr(getattr(err, "ctx", None), "command_path", "kvcalc")
+        error(err.format_message(), f"Try '{where} --help' for help.")
+        return EXIT_INPUT
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        return 130
+    except BrokenPipeError:
         raise
-    sys.exit(code if isinstance(code, int) else 0)
+    except (RecursionError, MemoryError):
+        error("the input is too large or too deeply nested for kvcalc to read")
+        return EXIT_INPUT
+    except Exception as err:  # a kvcalc bug: one line, and never exit 1 ("does not fit")
+        if os.environ.get("KVCALC_DEBUG"):
+            raise
+        error(
+            f"internal error: {type(err).__name__}: {err}",
+            "This is a kvcalc bug; please report it with the command line (KVCALC_DEBUG=1 shows the traceback).",
+        )
+        return EXIT_INTERNAL
+
+
+def _silence_stdout() -> None:
+    """After the reader closed the pipe: point stdout at /dev/null so the interpreter's final flush is quiet."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
+
+
+def main() -> None:
+    """Entry point (`kvcalc` console script and `python -m kvcalc`)."""
+    try:
+        code = run(sys.argv[1:])
+    except BrokenPipeError:
+        _silence_stdout()
+        code = EXIT_OK
+    sys.exit(code)

@@ -1,7 +1,14 @@
-"""Options and argument helpers shared by the commands (parsing only; no arithmetic)."""
+"""Options and argument helpers shared by the commands (parsing only; no arithmetic).
 
-from typing import TYPE_CHECKING, Annotated
+Every command's options are bounded centrally (`bound_params`, applied by `cli.app` to whatever command
+runs): an integer option is at most `bounds.MAX_CLI_INT`, a float option finite and within
+`bounds.MAX_CLI_FLOAT`, and a text option non-empty and at most `bounds.MAX_TEXT_CHARS` characters. A new
+command gets this for free; its own ranges (`min=1` ...) still apply.
+"""
 
+from typing import TYPE_CHECKING, Annotated, Any
+
+import click
 import typer
 
 if TYPE_CHECKING:
@@ -30,7 +37,29 @@ RevisionOpt = Annotated[str | None, typer.Option("--revision", help="Hub revisio
 
 
 def kv_dtype_arg(value: str | None) -> str | None:
-    return None if value in (None, "auto") else value
+    """--kv-dtype: None for the model's dtype (`auto` or not given), else a known dtype name (checked here,
+    once, so that commands which try several engines or formats reject a typo up front)."""
+    if value is None or value.strip().lower() == "auto":
+        return None
+    from kvcalc.spec.dtypes import storage_type
+
+    storage_type(value)  # InputError naming the known dtypes
+    return value
+
+
+def version_arg(value: str | None, what: str = "--engine-version") -> str | None:
+    """An engine release as written (`0.19.0`, `v0.21`, `0.10.1.1`): one to four dot-separated numbers of at
+    most four digits each. Syntax only: the engine's own table decides whether it knows the release."""
+    import re
+
+    from kvcalc.errors import InputError
+
+    if value is None:
+        return None
+    if not re.fullmatch(r"v?\d{1,4}(\.\d{1,4}){0,3}", value.strip()):
+        shown = value if len(value) <= 40 else value[:37] + "..."
+        raise InputError(f"{what} '{shown}' is not a release number; write it as 0.19.0 or v0.21")
+    return value.strip()
 
 
 GpuOpt = Annotated[
@@ -86,9 +115,102 @@ def tokens_arg(value: str | None, what: str) -> int | None:
     return None if value is None else parse_tokens(value, what)
 
 
-def bytes_arg(value: str | None, what: str) -> int | None:
+def bytes_arg(value: str | None, what: str, *, minimum: int = 1) -> int | None:
+    """A size option (`80GB`, `64G`, `512MiB`): positive unless `minimum=0` (an override that may be zero)."""
     from kvcalc.units import parse_bytes
 
-    return None if value is None else parse_bytes(value, what)
+    return None if value is None else parse_bytes(value, what, minimum=minimum)
+
+
+# --- central bounds on every option's value (applied by cli.app to the command that runs) ----------------
+
+
+def _fail(message: str, param: Any, ctx: Any) -> None:
+    raise click.BadParameter(message, ctx=ctx, param=param)
+
+
+class _BoundedText(click.types.StringParamType):
+    def convert(self, value: Any, param: Any, ctx: Any) -> Any:
+        if isinstance(value, str):
+            from kvcalc.bounds import MAX_TEXT_CHARS
+
+            if not value.strip():
+                _fail("is empty; give a value or leave the option out", param, ctx)
+            if len(value) > MAX_TEXT_CHARS or "\x00" in value:
+                _fail(f"is {len(value):,} characters long (limit {MAX_TEXT_CHARS:,}) or holds a NUL", param, ctx)
+        return super().convert(value, param, ctx)
+
+
+def _check_number(value: Any, param: Any, ctx: Any) -> Any:
+    import math
+
+    from kvcalc.bounds import MAX_CLI_FLOAT, MAX_CLI_INT
+
+    if isinstance(value, float) and not math.isfinite(value):
+        _fail(f"{value} is not a finite number", param, ctx)
+    limit = MAX_CLI_INT if isinstance(value, int) else MAX_CLI_FLOAT
+    if isinstance(value, (int, float)) and abs(value) > limit:
+        shown = f"{value:,}" if isinstance(value, int) and abs(value) < 10**30 else f"{value:.4g}"
+        _fail(f"{shown} is beyond the sane bound {limit:,}", param, ctx)
+    return value
+
+
+def _text_length_ok(value: Any, param: Any, ctx: Any) -> None:
+    if isinstance(value, str) and len(value) > 64:
+        _fail(f"'{value[:20]}...' is not a number", param, ctx)
+
+
+class _BoundedInt(click.types.IntParamType):
+    def convert(self, value: Any, param: Any, ctx: Any) -> Any:
+        _text_length_ok(value, param, ctx)
+        return _check_number(super().convert(value, param, ctx), param, ctx)
+
+
+class _BoundedIntRange(click.IntRange):
+    def convert(self, value: Any, param: Any, ctx: Any) -> Any:
+        _text_length_ok(value, param, ctx)
+        return _check_number(super().convert(value, param, ctx), param, ctx)
+
+
+class _BoundedFloat(click.types.FloatParamType):
+    def convert(self, value: Any, param: Any, ctx: Any) -> Any:
+        _text_length_ok(value, param, ctx)
+        return _check_number(super().convert(value, param, ctx), param, ctx)
+
+
+class _BoundedFloatRange(click.FloatRange):
+    def convert(self, value: Any, param: Any, ctx: Any) -> Any:
+        _text_length_ok(value, param, ctx)
+        return _check_number(super().convert(value, param, ctx), param, ctx)
+
+
+def _bounded_type(kind: Any) -> Any:
+    """The bounded twin of a click parameter type (None when it needs none: flags, choices, our own)."""
+    if isinstance(kind, (_BoundedText, _BoundedInt, _BoundedIntRange, _BoundedFloat, _BoundedFloatRange)):
+        return None
+    if isinstance(kind, click.IntRange):
+        return _BoundedIntRange(kind.min, kind.max, min_open=kind.min_open, max_open=kind.max_open,
+                                clamp=kind.clamp)
+    if isinstance(kind, click.FloatRange):
+        return _BoundedFloatRange(kind.min, kind.max, min_open=kind.min_open, max_open=kind.max_open,
+                                  clamp=kind.clamp)
+    if type(kind) is click.types.IntParamType:
+        return _BoundedInt()
+    if type(kind) is click.types.FloatParamType:
+        return _BoundedFloat()
+    if type(kind) is click.types.StringParamType:
+        return _BoundedText()
+    return None
+
+
+def bound_params(command: click.Command) -> click.Command:
+    """Give every option and argument of `command` (and of its subcommands) a bounded type, in place."""
+    for param in command.params:
+        bounded = None if getattr(param, "is_flag", False) else _bounded_type(param.type)
+        if bounded is not None:
+            param.type = bounded
+    for sub in getattr(command, "commands", {}).values():
+        bound_params(sub)
+    return command
 
 

@@ -103,6 +103,9 @@ def render_fit(out: Any, report: Any) -> None:
     )
     if r.reason:
         out.print(f"reason: {r.reason}", markup=False)
+    w = r.weight_format
+    out.print(f"weights: {w.name} ({w.source}; served as {w.serving_dtype}"
+              + (f"; kernel {w.kernel}" if w.kernel else "") + ")", markup=False)
     g = r.per_gpu
     parts = [
         ("weights", g.weights_bytes, "W"),
@@ -125,8 +128,16 @@ def render_fit(out: Any, report: Any) -> None:
     cap = _table("Capacity", "", "")
     cap.show_header = False
     cap.add_row("KV cache size (engine's report)", f"{c.kv_cache_tokens:,} tokens")
-    cap.add_row("KV blocks", f"{c.num_blocks:,} x {c.block_size or '-'} tokens")
+    if c.pool_unit == "blocks":
+        cap.add_row("KV blocks", f"{c.num_blocks:,} x {c.block_size} tokens")
+    else:
+        cap.add_row("KV cells (one token each)", f"{c.num_blocks:,}")
     cap.add_row(f"Max concurrency at {c.context:,} tokens", f"{c.max_concurrency:.2f}x")
+    if c.max_num_seqs is not None:
+        cap.add_row("Requests the scheduler runs at once", f"{c.max_num_seqs:,} (binding limit: {c.binding})")
+    if c.replicas > 1:
+        cap.add_row(f"All {c.replicas} replicas (data parallel)",
+                    f"{c.total_kv_cache_tokens:,} tokens, {c.total_max_concurrency:.2f}x")
     cap.add_row(f"Longest context for {c.concurrency} request(s)", f"{c.max_context_at_concurrency:,} tokens")
     cap.add_row("KV bytes per token (per GPU)", f"{c.kv_bytes_per_token:,}")
     cap.add_row("Weights, whole model", f"{fmt_bytes(r.model.weights_bytes)}")
@@ -149,8 +160,12 @@ def render_fit(out: Any, report: Any) -> None:
                 f"{s['num_blocks']:,}",
             )
         out.print(st)
+    if r.host is not None:
+        h = r.host
+        out.print(f"host RAM (llama.cpp offload, {h.layers} layers): weights {fmt_bytes(h.weights_bytes)}, KV "
+                  f"{fmt_bytes(h.kv_cache_bytes)}, buffers {fmt_bytes(h.buffers_bytes)}", markup=False)
     if r.advice:
-        adv = _table("What would make it fit (each checked)", "change", "max concurrency", "KV tokens")
+        adv = _table("What would make it fit (each checked)", "change", "max concurrency", "KV tokens", "note")
         for a in r.advice:
-            adv.add_row(a.change, f"{a.max_concurrency:.2f}x", f"{a.kv_cache_tokens:,}")
+            adv.add_row(a.change, f"{a.max_concurrency:.2f}x", f"{a.kv_cache_tokens:,}", a.note or "")
         out.print(adv)

@@ -14,13 +14,13 @@ counts them once.
 
 from __future__ import annotations
 
-import json
 import struct
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kvcalc.bounds import MAX_BYTES
 from kvcalc.errors import InputError
 from kvcalc.spec.base import replace
 from kvcalc.spec.model import ModelSpec
@@ -29,6 +29,14 @@ INDEX_FILE = "model.safetensors.index.json"
 SINGLE_FILE = "model.safetensors"
 #: The safetensors spec's limit on the JSON header (crates/safetensors/src/tensor.rs `MAX_HEADER_SIZE`).
 MAX_HEADER_BYTES = 100_000_000
+#: Bytes per element of the byte-aligned dtypes (safetensors `Dtype::size`); a tensor of these must span
+#: exactly numel x size bytes. Sub-byte types (F4, F6 ...) are not checked.
+DTYPE_BYTES = {
+    "BOOL": 1, "U8": 1, "I8": 1, "F8_E4M3": 1, "F8_E5M2": 1, "F8_E8M0": 1, "I16": 2, "U16": 2, "F16": 2,
+    "BF16": 2, "I32": 4, "U32": 4, "F32": 4, "I64": 8, "U64": 8, "F64": 8,
+}
+#: Dimensions of one tensor (PyTorch allows 64).
+MAX_TENSOR_DIMS = 64
 
 
 @dataclass(frozen=True)
@@ -72,11 +80,37 @@ def stats_from_tensors(
 
 
 def _is_int_list(value: Any, length: int | None = None) -> bool:
+    """A list (of `length` items) of integers in [0, bounds.MAX_BYTES]."""
     return (
         isinstance(value, list)
         and (length is None or len(value) == length)
-        and all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value)
+        and all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= MAX_BYTES for v in value)
     )
+
+
+def _tensor_entry(path: Path, name: str, entry: Any) -> tuple[str, list[int], list[int]]:
+    """One header entry as (dtype, shape, data_offsets), or an InputError naming the tensor."""
+    if not (
+        isinstance(entry, dict)
+        and isinstance(entry.get("dtype"), str)
+        and _is_int_list(entry.get("shape"))
+        and len(entry["shape"]) <= MAX_TENSOR_DIMS
+        and _is_int_list(entry.get("data_offsets"), 2)
+        and entry["data_offsets"][0] <= entry["data_offsets"][1]
+    ):
+        raise InputError(
+            f"{path}: bad safetensors header: tensor '{name[:80]}' has no valid dtype/shape/data_offsets"
+        )
+    dtype, shape, (begin, end) = entry["dtype"], entry["shape"], entry["data_offsets"]
+    numel = 1
+    for dim in shape:
+        numel *= dim
+    if dtype in DTYPE_BYTES and numel * DTYPE_BYTES[dtype] != end - begin:
+        raise InputError(
+            f"{path}: bad safetensors header: tensor '{name[:80]}' is {dtype} {shape} = "
+            f"{numel * DTYPE_BYTES[dtype]:,} bytes but its data_offsets span {end - begin:,}"
+        )
+    return dtype, shape, [begin, end]
 
 
 def read_safetensors_header(path: Path) -> list[tuple[str, list[int], list[int]]]:
@@ -102,10 +136,9 @@ def read_safetensors_header(path: Path) -> list[tuple[str, list[int], list[int]]
             raw = f.read(length)
     except OSError as exc:
         raise InputError(f"{path}: cannot read: {exc}") from exc
-    try:
-        header = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputError(f"{path}: bad safetensors header: not valid JSON ({exc})") from exc
+    from kvcalc.sources.untrusted import parse_json
+
+    header = parse_json(raw, f"{path}: bad safetensors header, not valid JSON")
     if not isinstance(header, dict):
         raise InputError(f"{path}: bad safetensors header: expected a JSON object")
     out: list[tuple[str, list[int], list[int]]] = []
@@ -113,18 +146,8 @@ def read_safetensors_header(path: Path) -> list[tuple[str, list[int], list[int]]
     for name, entry in header.items():
         if name == "__metadata__":
             continue
-        if not (
-            isinstance(entry, dict)
-            and isinstance(entry.get("dtype"), str)
-            and _is_int_list(entry.get("shape"))
-            and _is_int_list(entry.get("data_offsets"), 2)
-            and entry["data_offsets"][0] <= entry["data_offsets"][1]
-        ):
-            raise InputError(
-                f"{path}: bad safetensors header: tensor '{name}' has no valid dtype/shape/data_offsets"
-            )
-        out.append((entry["dtype"], entry["shape"], entry["data_offsets"]))
-        data_end = max(data_end, entry["data_offsets"][1])
+        out.append(_tensor_entry(path, name, entry))
+        data_end = max(data_end, out[-1][2][1])
     if 8 + length + data_end > size:
         raise InputError(
             f"{path}: truncated safetensors file: header describes {8 + length + data_end} bytes, "
@@ -140,13 +163,16 @@ def checkpoint_files(folder: Path) -> list[Path] | None:
     """
     index = folder / INDEX_FILE
     if index.is_file():
-        try:
-            weight_map = json.loads(index.read_text(encoding="utf-8")).get("weight_map")
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError) as exc:
-            raise InputError(f"{index}: cannot read the shard index: {exc}") from exc
+        from kvcalc.sources.untrusted import parse_json, read_text
+
+        data = parse_json(read_text(index, MAX_HEADER_BYTES, "shard index"), f"{index}: the shard index")
+        weight_map = data.get("weight_map") if isinstance(data, dict) else None
         if not isinstance(weight_map, dict) or not weight_map:
             raise InputError(f"{index}: no 'weight_map' of tensor name -> shard file")
-        shards = [folder / str(name) for name in sorted(set(weight_map.values()))]
+        names = {str(name) for name in weight_map.values()}
+        if any("/" in name or "\\" in name or name in ("", ".", "..") for name in names):
+            raise InputError(f"{index}: 'weight_map' names a shard outside the model folder")
+        shards = [folder / name for name in sorted(names)]
         return shards if all(s.is_file() for s in shards) else None
     if (folder / SINGLE_FILE).is_file():
         return [folder / SINGLE_FILE]

@@ -73,12 +73,15 @@ class _Tensor:
 
 
 def _reader(path: Path) -> Any:
+    """gguf's reader over `path`, after `gguf_header.check_gguf_header` has walked the header with every
+    count and length bounded (GGUFReader itself trusts them)."""
+    from kvcalc.sources.gguf_header import check_gguf_header
+
+    check_gguf_header(path)
     try:
         from gguf import GGUFReader
-    except ImportError as exc:
-        raise EnvironmentProblem(
-            f"{path}: reading .gguf files needs the gguf package: pip install 'kvcalc[gguf]'"
-        ) from exc
+    except ImportError as exc:  # pragma: no cover - a declared dependency
+        raise EnvironmentProblem(f"{path}: reading .gguf files needs the gguf package: pip install gguf") from exc
     try:
         return GGUFReader(path)
     except OSError as exc:

@@ -2,24 +2,23 @@
 
 Lookups are cheap: a name that is a file stem parses that one file; an alias is found from the one-line
 `aliases: [...]` of each file without parsing the rest; only a display name (or an unknown name) parses
-every file. Files are read with yaml's C loader when libyaml is present.
+every file. A name resolves through this index only (never a path built from it), so it cannot reach a file
+outside `hardware/`. Shipped files are parsed through `datacache`; a user's `--gpu-file` is read bounded
+(`untrusted.read_text`, at most 1 MiB) with yaml's safe loader, and every size in it is checked against
+`kvcalc.bounds` by the GpuSpec field types.
 """
 
 from __future__ import annotations
 
 import functools
 from pathlib import Path
-from typing import Any
 
-import yaml
-
+from kvcalc.bounds import MAX_YAML_FILE_BYTES, check_text, short_repr
 from kvcalc.errors import InputError, unknown_name_error
 from kvcalc.sources.aliases import aliases_line
 from kvcalc.sources.profiles import data_dir
 from kvcalc.spec.gpu import GpuSpec
 from kvcalc.spec.validate import RecordError, build
-
-_Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def hardware_dirs() -> list[Path]:
@@ -29,40 +28,33 @@ def hardware_dirs() -> list[Path]:
     return [folder] if folder.is_dir() else []
 
 
-def _where(exc: yaml.YAMLError) -> str:
-    mark = getattr(exc, "problem_mark", None)
-    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-    if mark is None:
-        return f": {problem}"
-    return f" at line {mark.line + 1}, column {mark.column + 1}: {problem}"
-
-
 def _one_line(path: Path, err: RecordError) -> str:
     """The first problem as `file: field 'a.b': message (got X)`, counting the rest (value errors first)."""
     first = err.problems[0]
     got = first.value
-    shown = f" (got {got!r})" if isinstance(got, (int, float, str)) and first.loc and len(repr(got)) <= 40 else ""
+    shown = f" (got {short_repr(got)})" if isinstance(got, (int, float, str)) and first.loc else ""
     field = f"field '{first.loc}': " if first.loc else ""
     count = len(err.problems) - 1
     more = f" (and {count} more problem{'s' * (count > 1)})" if count else ""
     return f"{path}: {field}{first.message}{shown}{more}"
 
 
-def load_gpu_file(path: str | Path) -> GpuSpec:
+def load_gpu_file(path: str | Path, *, shipped: bool = False) -> GpuSpec:
     """Parse and validate one accelerator file; its key is the file stem.
 
-    Every failure (unreadable file, malformed YAML, not a mapping, a bad or missing field) is one
-    InputError line that names the file and, where there is one, the field.
+    Every failure (unreadable, binary or oversized file, malformed YAML, not a mapping, a bad, missing or
+    absurd field) is one InputError line that names the file and, where there is one, the field.
+    `shipped` files (hardware/) are parsed through the data cache.
     """
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise InputError(f"cannot read GPU file {path}: {exc.strerror or exc}") from None
-    try:
-        data = yaml.load(text, Loader=_Loader)
-    except yaml.YAMLError as exc:
-        raise InputError(f"{path}: not valid YAML{_where(exc)}") from None
+    path = Path(check_text(str(path), "GPU file"))
+    if shipped:
+        from kvcalc.sources.datacache import load_yaml_file
+
+        data = load_yaml_file(path, "GPU file")
+    else:
+        from kvcalc.sources.untrusted import parse_yaml, read_text
+
+        data = parse_yaml(read_text(path, MAX_YAML_FILE_BYTES, "GPU file"), str(path))
     if not isinstance(data, dict):
         raise InputError(
             f"{path}: expected a mapping of GPU fields (name, memory_bytes ...), got {type(data).__name__}"
@@ -70,7 +62,7 @@ def load_gpu_file(path: str | Path) -> GpuSpec:
     stem = path.stem.lower()
     if "key" in data and data["key"] != stem:
         raise InputError(
-            f"{path}: field 'key': '{data['key']}' differs from the file name; omit it or use '{stem}'"
+            f"{path}: field 'key': '{str(data['key'])[:60]}' differs from the file name; omit it or use '{stem}'"
         )
     try:
         return build(GpuSpec, {**data, "key": stem})
@@ -80,7 +72,7 @@ def load_gpu_file(path: str | Path) -> GpuSpec:
 
 @functools.cache
 def _load_cached(path: Path) -> GpuSpec:
-    return load_gpu_file(path)
+    return load_gpu_file(path, shipped=True)
 
 
 @functools.cache
@@ -137,8 +129,9 @@ def find_gpu(name: str) -> GpuSpec:
     query = name.strip()
     if not query:
         raise InputError("GPU name is empty; give a key or alias such as h100, a100, mi300x or m4-max")
-    if query.lower().endswith((".yaml", ".yml")) and Path(query).expanduser().is_file():
-        return load_gpu_file(Path(query).expanduser())
+    check_text(query, "GPU name")
+    if query.lower().endswith((".yaml", ".yml")):
+        return load_gpu_file(Path(query).expanduser())  # a path to the user's own file
     wanted = query.lower()
     dirs = tuple(hardware_dirs())
     files = _files(dirs)

@@ -12,6 +12,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from kvcalc.bounds import MAX_TOKENS, check_float, check_int, check_tree
 from kvcalc.errors import InputError
 from kvcalc.sources.families._build import Cfg, Parts
 from kvcalc.spec.dtypes import torch_dtype_name
@@ -98,10 +99,12 @@ def _rope_scaling(cfg: Cfg) -> RopeScaling | None:
         return None
     factor = raw.get("factor")
     original = raw.get("original_max_position_embeddings")
+    where = f"{cfg.where}: config field 'rope_scaling"
     return RopeScaling(
         rope_type=rope_type,
-        factor=float(factor) if factor is not None else None,
-        original_max_position_embeddings=int(original) if original is not None else None,
+        factor=check_float(factor, f"{where}.factor'", maximum=1e6) if factor is not None else None,
+        original_max_position_embeddings=check_int(original, f"{where}.original_max_position_embeddings'",
+                                                   maximum=MAX_TOKENS) if original is not None else None,
     )
 
 
@@ -154,12 +157,34 @@ def _check_layers(parts: Parts, where: str) -> None:
                 raise InputError(f"{where}: tensor {t.name} has a non-positive dimension {t.shape}")
 
 
+#: What a mapper raises when a config field has the wrong type or shape (a string where a number goes, a
+#: dict where a list goes ...): caught once, here, and reported as bad input naming the model.
+_SHAPE_ERRORS = (TypeError, ValueError, KeyError, IndexError, AttributeError, ZeroDivisionError, OverflowError)
+
+
 def model_from_config(
     config: Any, *, model_id: str, hf_repo: str | None = None, warn: Callable[[str], None] | None = None
 ) -> ModelSpec:
-    """Map a parsed config.json to a ModelSpec, or raise InputError naming what is wrong."""
+    """Map a parsed config.json to a ModelSpec, or raise InputError naming what is wrong.
+
+    Every config (file, Hub, profile, GGUF metadata) passes here: it is checked as a whole first (depth and
+    size: `bounds.check_tree`), each size field as it is read (`Cfg.int`: a finite integer within its bound),
+    and a field of the wrong type or value anywhere else (NaN where an int goes ...) is an InputError, never
+    a traceback.
+    """
     if not isinstance(config, dict):
         raise InputError(f"{model_id}: config.json must be a JSON object, got {type(config).__name__}")
+    check_tree(config, f"{model_id}: config.json")
+    try:
+        return _map_config(config, model_id, hf_repo, warn)
+    except _SHAPE_ERRORS as exc:
+        detail = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
+        raise InputError(f"{model_id}: config.json has a field of the wrong type or value ({detail})") from None
+
+
+def _map_config(
+    config: dict[str, Any], model_id: str, hf_repo: str | None, warn: Callable[[str], None] | None
+) -> ModelSpec:
     text, _vision = _text_config(config)
     cfg = Cfg(text, model_id)
     model_type = str(text.get("model_type") or config.get("model_type") or "")
@@ -167,12 +192,13 @@ def model_from_config(
     if model_type not in _MAPPERS:
         missing = [k for k in _STANDARD_KEYS if text.get(k) is None]
         if missing:
+            shown = model_type[:60] or "(none)"
             raise InputError(
-                f"{model_id}: unknown model_type '{model_type or '(none)'}' and the standard field(s) "
+                f"{model_id}: unknown model_type '{shown}' and the standard field(s) "
                 f"{', '.join(missing)} are missing; supported types: {', '.join(supported_model_types())}"
             )
         note = (
-            f"unknown model_type '{model_type}': mapped as a Llama-style decoder (gated MLP, no biases "
+            f"unknown model_type '{model_type[:60]}': mapped as a Llama-style decoder (gated MLP, no biases "
             "unless attention_bias/mlp_bias, untied unless tie_word_embeddings)"
         )
         (warn or (lambda m: print(f"warning: {m}", file=sys.stderr)))(note)
@@ -187,13 +213,11 @@ def model_from_config(
         id=model_id,
         hf_repo=hf_repo,
         model_type=model_type,
-        architecture=architectures[0] if architectures else None,
+        architecture=str(architectures[0]) if isinstance(architectures, list) and architectures else None,
         dtype=torch_dtype_name(text.get("torch_dtype") or text.get("dtype") or config.get("torch_dtype")),
         hidden_size=cfg.first_int(("hidden_size", "n_embd", "d_model")),
         vocab_size=cfg.int("vocab_size"),
-        max_position_embeddings=cfg.get("max_position_embeddings")
-        or cfg.get("n_positions")
-        or cfg.get("n_ctx"),
+        max_position_embeddings=cfg.optional_int(("max_position_embeddings", "n_positions", "n_ctx")),
         tie_word_embeddings=not any(t.role == "output" for t in parts.global_tensors),
         layers=tuple(parts.layers),
         global_tensors=tuple(parts.global_tensors),

@@ -6,22 +6,38 @@ HF_HUB_OFFLINE=1 (cache only, no network), HF_ENDPOINT (mirrors), and revisions 
 huggingface_hub is imported inside the functions so commands that never touch the Hub do not pay for it.
 The config is parsed as JSON data only; no code from the repo is ever run (`auto_map` is ignored).
 
-Errors become one line: gated repo or no network -> EnvironmentProblem (exit 3); unknown repo, revision or
-file, or a malformed config -> InputError (exit 2). Exception classes: `huggingface_hub.errors`.
+Failing fast: online, kvcalc first asks the Hub for config.json's metadata once (one HEAD, a short timeout,
+no retries: `_probe`). huggingface_hub's own download retries network errors and server errors five times
+with backoff (about 23 s with no network); kvcalc only downloads once the Hub has answered. When the Hub
+cannot be reached, times out or answers 5xx, the local cache is used if it holds the file, else the error
+says which of the four it was.
+
+Errors become one line: gated repo (401/403), rejected token, no network, timeout or server error (5xx, 429)
+-> EnvironmentProblem (exit 3); unknown repo (404), revision or file, or a malformed config -> InputError
+(exit 2). Exception classes: `huggingface_hub.errors`. Tokens never appear in a message (`cli.app.redact`).
 """
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 from typing import Any
 
+from kvcalc.bounds import MAX_CONFIG_FILE_BYTES
 from kvcalc.errors import EnvironmentProblem, InputError, KvcalcError
 from kvcalc.sources.checkpoint import CheckpointStats, read_safetensors_dir, stats_from_tensors
 from kvcalc.spec.model import ModelSpec
 
 _COMMIT = re.compile(r"^[0-9a-f]{40}$")
+
+#: Seconds to connect to the Hub, and to get its answer once connected, for the metadata request (the answer
+#: limit is HF_HUB_ETAG_TIMEOUT when the user sets it).
+CONNECT_TIMEOUT_S = 1.5
+ANSWER_TIMEOUT_S = 5.0
+
+#: Set when this process found the Hub unreachable: later Hub calls (remote safetensors headers) are skipped
+#: instead of waiting for timeouts again.
+_unreachable = False
 
 #: Packages whose exceptions mean "no network" (huggingface_hub 0.x uses requests; 1.x+ httpx / httpx2).
 _NETWORK_MODULES = ("requests", "urllib3", "httpx", "httpx2", "httpcore", "socket", "ssl")
@@ -73,14 +89,28 @@ def _hub_error(exc: Exception, repo_id: str, revision: str | None) -> KvcalcErro
         )
     if isinstance(exc, errors.HFValidationError):
         return InputError(f"'{repo_id}' is not a valid Hub repo id or revision: {str(exc).splitlines()[0]}")
+    if any("Timeout" in k.__name__ for k in type(exc).__mro__):  # httpx Connect/ReadTimeout, TimeoutError
+        return EnvironmentProblem(
+            f"{where}: the Hub did not answer in time (timeout: {min(CONNECT_TIMEOUT_S, _timeout()):g} s to "
+            f"connect, {_timeout():g} s to answer); check the network, or set HF_HUB_OFFLINE=1 to use the cache"
+        )
     if isinstance(exc, errors.OfflineModeIsEnabled) or type(exc).__module__.split(".")[0] in _NETWORK_MODULES:
         detail = str(exc).splitlines()[0] if str(exc) else repr(exc)
-        return EnvironmentProblem(f"{where}: cannot reach the Hub: {detail}")
+        return EnvironmentProblem(f"{where}: cannot reach the Hub ({detail}); check the network, or set "
+                                  "HF_HUB_OFFLINE=1 to use the local cache")
     if isinstance(exc, errors.HfHubHTTPError):
         status = exc.response.status_code if getattr(exc, "response", None) is not None else None
         if status == 401:
             return EnvironmentProblem(f"{repo_id}: the Hub rejected the token (HTTP 401); check HF_TOKEN")
-        return EnvironmentProblem(f"{where}: Hub error: {str(exc).splitlines()[0]}")
+        if status == 403:
+            return EnvironmentProblem(f"{repo_id}: the Hub refused access (HTTP 403); check HF_TOKEN's permissions")
+        if status == 404:
+            return InputError(f"{where}: not found on the Hub (HTTP 404); check the repo id and revision")
+        if status == 429:
+            return EnvironmentProblem(f"{where}: the Hub is rate-limiting requests (HTTP 429); try again later")
+        if status is not None and status >= 500:
+            return EnvironmentProblem(f"{where}: the Hub answered HTTP {status} (server error); try again later")
+        return EnvironmentProblem(f"{where}: Hub error: {(str(exc).splitlines() or ['HTTP error'])[0]}")
     if isinstance(exc, (ConnectionError, TimeoutError)):
         return EnvironmentProblem(f"{where}: cannot reach the Hub: {exc}")
     if isinstance(exc, OSError):  # e.g. an unwritable HF_HUB_CACHE
@@ -89,18 +119,63 @@ def _hub_error(exc: Exception, repo_id: str, revision: str | None) -> KvcalcErro
 
 
 def _read_config(path: Path, repo_id: str) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise InputError(
-            f"{repo_id}: config.json ({path}): malformed JSON at line {exc.lineno} column {exc.colno}: "
-            f"{exc.msg}"
-        ) from exc
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"{repo_id}: config.json ({path}): cannot read: {exc}") from exc
+    """A downloaded config.json, read as untrusted data (bounded size and depth)."""
+    from kvcalc.sources.untrusted import parse_json, read_text
+
+    where = f"{repo_id}: config.json ({path})"
+    data = parse_json(read_text(path, MAX_CONFIG_FILE_BYTES, "config.json"), where)
     if not isinstance(data, dict):
-        raise InputError(f"{repo_id}: config.json ({path}) must be a JSON object")
+        raise InputError(f"{where} must be a JSON object")
     return data
+
+
+def _timeout() -> float:
+    """Seconds the Hub may take to answer: ANSWER_TIMEOUT_S, or HF_HUB_ETAG_TIMEOUT when the user set it."""
+    import os
+
+    try:
+        return max(0.1, float(os.environ.get("HF_HUB_ETAG_TIMEOUT") or ANSWER_TIMEOUT_S))
+    except ValueError:
+        return ANSWER_TIMEOUT_S
+
+
+def _request_timeout() -> Any:
+    """The HTTP client's timeout: CONNECT_TIMEOUT_S to connect, `_timeout()` for the rest (httpx `Timeout`
+    for huggingface_hub 1.x+, a (connect, read) pair for the requests-based 0.x)."""
+    for module in ("httpx2", "httpx"):
+        try:
+            timeout_type = __import__(module).Timeout
+        except (ImportError, AttributeError):
+            continue
+        return timeout_type(_timeout(), connect=min(CONNECT_TIMEOUT_S, _timeout()))
+    return (min(CONNECT_TIMEOUT_S, _timeout()), _timeout())
+
+
+def _probe(repo_id: str, revision: str | None) -> None:
+    """One HEAD request for config.json's metadata: no retries, short timeouts (`_request_timeout`).
+    Raises what huggingface_hub raises (classified by `_hub_error`)."""
+    hub = _hub()
+    url = hub.hf_hub_url(repo_id, "config.json", revision=revision)
+    hub.get_hf_file_metadata(url, timeout=_request_timeout(), retry_on_errors=False)
+
+
+def _transient(error: KvcalcError) -> bool:
+    """Errors after which the cached copy may still be used: unreachable, timeout, 5xx, 429."""
+    text = str(error)
+    return isinstance(error, EnvironmentProblem) and any(
+        marker in text for marker in ("cannot reach", "timeout", "server error", "HTTP 429")
+    )
+
+
+def _download(repo_id: str, revision: str | None, *, cache_only: bool) -> Path:
+    hub = _hub()
+    try:
+        return Path(hub.hf_hub_download(repo_id, "config.json", revision=revision, local_files_only=cache_only))
+    except Exception as exc:
+        error = _hub_error(exc, repo_id, revision)
+        if error is None:
+            raise
+        raise error from exc
 
 
 def fetch_config(repo_id: str, revision: str | None) -> tuple[dict[str, Any], Path | None]:
@@ -108,15 +183,26 @@ def fetch_config(repo_id: str, revision: str | None) -> tuple[dict[str, Any], Pa
 
     The snapshot folder (`.../models--owner--name/snapshots/<commit>/`, its name the resolved commit hash)
     holds whatever else of the repo is already cached, so safetensors headers there can be read.
+    Online, the Hub is asked once first (`_probe`); if it cannot answer, the cached copy is used when there
+    is one, else the classified error is raised within about `_timeout()` seconds.
     """
-    hub = _hub()
-    try:
-        local = Path(hub.hf_hub_download(repo_id, "config.json", revision=revision))
-    except Exception as exc:
-        error = _hub_error(exc, repo_id, revision)
-        if error is None:
-            raise
-        raise error from exc
+    global _unreachable
+    if not _offline():
+        try:
+            _probe(repo_id, revision)
+        except Exception as exc:
+            error = _hub_error(exc, repo_id, revision)
+            if error is None:
+                raise
+            if not _transient(error):
+                raise error from exc
+            _unreachable = True
+            try:
+                local = _download(repo_id, revision, cache_only=True)
+            except KvcalcError:
+                raise error from exc
+            return _read_config(local, repo_id), local.parent
+    local = _download(repo_id, revision, cache_only=False)
     return _read_config(local, repo_id), local.parent
 
 
@@ -129,7 +215,7 @@ def remote_checkpoint_stats(repo_id: str, revision: str | None) -> CheckpointSta
     Pass the snapshot's commit hash (`fetch_config(...)[1].name`) as `revision` to read the same commit.
     """
     hub = _hub()
-    if _offline():
+    if _offline() or _unreachable:
         return None
     from huggingface_hub.utils.tqdm import (
         are_progress_bars_disabled,

@@ -1,23 +1,27 @@
 """Shipped model profiles (`profiles/*.yaml`): a Hub repo id plus its embedded config.json, for offline use.
 
-A profile file starts with a short header (`name`, `aliases`, `hf_repo`, `source`) before `config:`, so
-resolving an alias reads only the headers, and only the matching file is parsed whole.
+A profile file starts with a short header (`name`, `aliases`, `hf_repo`, `source`) before `config:`. Name
+look-ups read only the first lines of each file (the one-line `aliases: [...]` and `hf_repo:`); only the
+matching file is parsed whole (through `datacache`). A name resolves through this index only, so a name can
+never reach a file outside `profiles/`.
 """
 
 from __future__ import annotations
 
 import itertools
+import re
 import sys
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from kvcalc.errors import InputError
 from kvcalc.sources.aliases import aliases_line
 
-_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+#: The header keys `kvcalc models` lists.
+HEADER_KEYS = ("name", "aliases", "hf_repo", "source")
+_HF_REPO_LINE = re.compile(r"^hf_repo:[ \t]*['\"]?([\w.\-]+/[\w.\-]+)['\"]?[ \t]*(?:#.*)?$", re.MULTILINE)
+_HEAD_LINES = 8
 
 
 def data_dir(name: str) -> Path:
@@ -28,38 +32,40 @@ def data_dir(name: str) -> Path:
     return Path(sys.prefix) / "share" / "kvcalc" / name
 
 
-def _read_header(path: Path) -> dict[str, Any]:
-    lines = []
-    with path.open(encoding="utf-8") as handle:
-        for line in handle:
-            if line.startswith("config:"):
-                break
-            lines.append(line)
-    header = yaml.load("".join(lines), Loader=_Loader) or {}
-    if not isinstance(header, dict):
-        raise InputError(f"profile {path.name}: header must be a mapping")
-    return header
-
-
 @lru_cache(maxsize=1)
-def profile_index() -> dict[str, Path]:
-    """Lower-case profile name and every alias -> profile file (aliases read from each header's one line)."""
-    index: dict[str, Path] = {}
+def _scan() -> tuple[dict[str, Path], dict[str, Path]]:
+    """(lower-case profile name and every alias -> file, lower-case Hub repo id -> file), from each file's
+    first lines; a file whose aliases line is not a simple flow list is parsed whole."""
+    names: dict[str, Path] = {}
+    repos: dict[str, Path] = {}
     for path in sorted(data_dir("profiles").glob("*.yaml")):
-        index[path.stem.lower()] = path
+        names[path.stem.lower()] = path
         with path.open(encoding="utf-8") as handle:
-            head = "".join(itertools.islice(handle, 8))
-        names = aliases_line(head)
-        if names is None:
-            names = [str(alias).lower() for alias in _read_header(path).get("aliases") or []]
-        for alias in names:
-            index[alias] = path
-    return index
+            head = "".join(itertools.islice(handle, _HEAD_LINES))
+        aliases = aliases_line(head)
+        if aliases is None:
+            aliases = [str(alias).lower() for alias in _header(path).get("aliases") or []]
+        for alias in aliases:
+            names[alias] = path
+        repo = _HF_REPO_LINE.search(head)
+        if repo is not None:
+            repos[repo.group(1).lower()] = path
+    return names, repos
+
+
+def profile_index() -> dict[str, Path]:
+    """Lower-case profile name and every alias -> profile file."""
+    return _scan()[0]
+
+
+def _header(path: Path) -> dict[str, Any]:
+    data = load_profile(path)
+    return {key: data.get(key) for key in HEADER_KEYS if key in data}
 
 
 def profile_headers() -> list[dict[str, Any]]:
-    """Every profile's header (name, aliases, hf_repo, source), sorted by name."""
-    return [_read_header(p) for p in sorted(set(profile_index().values()))]
+    """Every profile's header (name, aliases, hf_repo, source), sorted by file name."""
+    return [_header(p) for p in sorted(set(profile_index().values()))]
 
 
 def find_profile(name: str) -> Path | None:
@@ -67,12 +73,16 @@ def find_profile(name: str) -> Path | None:
     return profile_index().get(name.strip().lower())
 
 
+def find_profile_by_repo(repo_id: str) -> Path | None:
+    """The profile whose `hf_repo` is `repo_id` (case-insensitive, as the Hub treats ids), or None."""
+    return _scan()[1].get(repo_id.strip().lower())
+
+
 def load_profile(path: Path) -> dict[str, Any]:
-    """Parse a whole profile file (data only: yaml safe loader)."""
-    try:
-        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_Loader)
-    except yaml.YAMLError as exc:
-        raise InputError(f"profile {path.name} is not valid YAML: {str(exc).splitlines()[0]}") from exc
+    """Parse a whole profile file (data only: yaml's safe loader, bounded; cached by `datacache`)."""
+    from kvcalc.sources.datacache import load_yaml_file
+
+    data = load_yaml_file(path, "profile")
     if not isinstance(data, dict) or not isinstance(data.get("config"), dict):
         raise InputError(f"profile {path.name} must be a mapping with a 'config' mapping")
     return data

@@ -3,33 +3,40 @@ Hugging Face Hub repo id (`owner/name[@revision]`), in that order."""
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from kvcalc.bounds import MAX_CONFIG_FILE_BYTES, check_text
 from kvcalc.errors import InputError, unknown_name_error
 from kvcalc.sources.hf_config import model_from_config
-from kvcalc.sources.profiles import find_profile, load_profile, profile_index
+from kvcalc.sources.profiles import find_profile, find_profile_by_repo, load_profile, profile_index
+from kvcalc.sources.untrusted import parse_json, read_text
 from kvcalc.spec.model import ModelSpec
 
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*/[\w.\-]+(@[\w.\-/]+)?$")
 
 
+#: Suffixes that mark MODEL as a file path (so a missing one is "no such file", not "unknown model").
+_FILE_SUFFIXES = (".json", ".gguf", ".safetensors", ".yaml", ".yml")
+
+
 def read_config_file(path: Path) -> dict[str, Any]:
-    """Parse a config.json as data; malformed JSON is an InputError naming the file and position."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise InputError(
-            f"{path}: malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
-        ) from exc
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path}: cannot read: {exc}") from exc
+    """Parse a config.json as data (bounded size, `untrusted.parse_json`); malformed JSON is an InputError
+    naming the file and position."""
+    data = parse_json(read_text(path, MAX_CONFIG_FILE_BYTES, "config.json"), str(path))
     if not isinstance(data, dict):
         raise InputError(f"{path}: config.json must be a JSON object")
     return data
+
+
+def _existing(path: Path) -> Path | None:
+    """`path` when something is there; None when not, or when the name cannot be a path (too long ...)."""
+    try:
+        return path if path.exists() else None
+    except (OSError, ValueError):  # ENAMETOOLONG, ELOOP, embedded NUL
+        return None
 
 
 def _with_checkpoint(model: ModelSpec, folder: Path) -> ModelSpec:
@@ -43,22 +50,18 @@ def load_model(
     name: str, *, revision: str | None = None, warn: Callable[[str], None] | None = None
 ) -> ModelSpec:
     """Resolve MODEL to a ModelSpec, or raise InputError / EnvironmentProblem with one clear line."""
-    text = name.strip()
-    if not text:
+    if not name.strip():
         raise InputError(
             "MODEL is empty; give a profile alias (kvcalc models), a config.json, or a Hub repo id"
         )
+    text = check_text(name, "MODEL").strip()
     profile = find_profile(text)
+    if profile is None and _REPO_ID.match(text) and not revision and "@" not in text:
+        profile = find_profile_by_repo(text)  # a shipped profile's Hub id resolves offline
     if profile is not None:
-        data = load_profile(profile)
-        return model_from_config(
-            data["config"],
-            model_id=str(data.get("name", profile.stem)),
-            hf_repo=data.get("hf_repo"),
-            warn=warn,
-        )
-    path = Path(text).expanduser()
-    if path.exists():
+        return _from_profile(profile, warn)
+    path = _existing(Path(text).expanduser())
+    if path is not None:
         if path.is_dir():
             if (path / "config.json").is_file():
                 model = model_from_config(
@@ -72,6 +75,8 @@ def load_model(
         if path.suffix == ".gguf":
             return _load_gguf(path, warn)
         return model_from_config(read_config_file(path), model_id=path.stem, warn=warn)
+    if text.lower().endswith(_FILE_SUFFIXES) or text.startswith(("/", "./", "../", "~")):
+        raise InputError(f"{text}: no such file")
     if _REPO_ID.match(text):
         repo, _, at_revision = text.partition("@")
         from kvcalc.sources.hub import fetch_config, with_hub_checkpoint
@@ -80,6 +85,13 @@ def load_model(
         model = model_from_config(config, model_id=repo, hf_repo=repo, warn=warn)
         return with_hub_checkpoint(model, repo, revision or at_revision or None, snapshot)
     raise unknown_name_error("model", text, sorted(profile_index()))
+
+
+def _from_profile(profile: Path, warn: Callable[[str], None] | None) -> ModelSpec:
+    data = load_profile(profile)
+    return model_from_config(
+        data["config"], model_id=str(data.get("name", profile.stem)), hf_repo=data.get("hf_repo"), warn=warn
+    )
 
 
 def _load_gguf(path: Path, warn: Callable[[str], None] | None) -> ModelSpec:

@@ -63,7 +63,7 @@ def storage_type(name: str) -> StorageType:
             from gguf.constants import GGML_QUANT_SIZES, GGMLQuantizationType
         except ImportError as exc:  # pragma: no cover - depends on the environment
             raise EnvironmentProblem(
-                f"dtype '{name}' needs the gguf package for its block size: pip install 'kvcalc[gguf]'"
+                f"dtype '{name}' needs the gguf package for its block size: pip install gguf"
             ) from exc
         block_elements, block_bytes = GGML_QUANT_SIZES[GGMLQuantizationType[key.upper()]]
         return StorageType(key, block_elements, block_bytes)

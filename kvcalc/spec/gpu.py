@@ -13,7 +13,8 @@ from typing import Annotated, Literal
 
 from kvcalc.errors import InputError
 from kvcalc.spec.base import record
-from kvcalc.spec.validate import Check, Gt, MinLen
+from kvcalc.bounds import MAX_BYTES, MAX_RATE
+from kvcalc.spec.validate import Check, Gt, Le, MinLen
 
 #: Dtypes a peak can be listed for. int8 is in OP/s; fp32 is the vector (non-tensor-core) rate.
 PeakDtype = Literal["bf16", "fp16", "fp8", "fp4", "int8", "tf32", "fp32"]
@@ -39,8 +40,9 @@ _DTYPE_ALIASES: dict[str, str] = {
 _DATE_RE = re.compile(r"^\d{4}(-(0[1-9]|1[0-2])(-(0[1-9]|[12]\d|3[01]))?)?$")
 _KEY_RE = re.compile(r"^[a-z0-9][a-z0-9._+-]*$")
 
-PositiveInt = Annotated[int, Gt(0)]
-PositiveFloat = Annotated[float, Gt(0), Check(lambda v: _finite(v))]
+# Bounded (kvcalc.bounds): byte counts and rates above 2^60 / 1e18 are typos or hostile input, not hardware.
+PositiveInt = Annotated[int, Gt(0), Le(MAX_BYTES)]
+PositiveFloat = Annotated[float, Gt(0), Le(MAX_RATE), Check(lambda v: _finite(v))]
 
 
 def normalize_dtype(dtype: str) -> str:
@@ -92,13 +94,21 @@ class Interconnect:
     """Host link, bytes/s in one direction (PCIe Gen4 x16 = 32e9, Gen5 x16 = 64e9)."""
 
 
+#: How a price was offered: `on-demand` (a cloud's list price for a dedicated instance, billed while it runs),
+#: `serverless` (a per-second list price billed only while a worker runs), `marketplace` (a host-set live rate
+#: on a marketplace such as Vast.ai), `market-survey` (a median or index over many providers).
+PriceKind = Literal["on-demand", "serverless", "marketplace", "market-survey"]
+
+
 @record
 class Price:
-    """A reference on-demand price for one GPU for one hour, with the date and the source that stated it."""
+    """A reference price for one GPU for one hour, with its date, the kind of offer and the source that stated
+    it (a cloud list price or a dated survey; the source text says which provider and page)."""
 
     usd_per_gpu_hour: PositiveFloat
     date: IsoDate
     source: NonEmptyStr
+    kind: PriceKind = "on-demand"
 
 
 @record
@@ -140,6 +150,12 @@ class GpuSpec:
     """Vendor peak DRAM bandwidth, bytes/s (decimal)."""
     peak_flops: dict[PeakDtype, PositiveFloat]
     """Dense peak FLOP/s (int8: OP/s) per dtype; a dtype is absent when the chip has no such path."""
+    architecture: str | None = None
+    """Compute target: `sm_90` (NVIDIA, compute capability 9.0), `gfx942` (AMD), `apple-m4`, `gaudi3`.
+    Engines choose kernels and refuse formats by it (calc/engines/platforms.py)."""
+    node_gpus: PositiveInt | None = None
+    """GPUs one node holds over its scale-up links (8 per HGX; 72 in a GB200 NVL72 NVLink domain): a tensor-
+    parallel group larger than this crosses nodes."""
     sm_count: PositiveInt | None = None
     """NVIDIA SMs / AMD CUs / Apple GPU cores."""
     sram_per_sm_bytes: PositiveInt | None = None
@@ -159,6 +175,29 @@ class GpuSpec:
             )
         if self.key in self.aliases:
             raise ValueError(f"alias '{self.key}' repeats the key")
+
+    @property
+    def cuda_capability(self) -> tuple[int, int] | None:
+        """NVIDIA compute capability from `architecture` (`sm_90` -> (9, 0), `sm_120` -> (12, 0)); None off CUDA."""
+        arch = self.architecture or ""
+        if not arch.startswith("sm_") or not arch[3:].isdigit():
+            return None
+        digits = arch[3:]
+        return int(digits[:-1]), int(digits[-1])
+
+    @property
+    def platform(self) -> str:
+        """cuda, rocm, metal, gaudi or cpu: the software stack an engine needs for this accelerator."""
+        arch = self.architecture or ""
+        if self.kind == "apple" or arch.startswith("apple"):
+            return "metal"
+        if self.kind == "cpu":
+            return "cpu"
+        if arch.startswith("gfx") or self.vendor.upper() == "AMD":
+            return "rocm"
+        if arch.startswith("gaudi"):
+            return "gaudi"
+        return "cuda"
 
     def flops(self, dtype: str) -> float:
         """Dense peak FLOP/s (int8: OP/s) for `dtype` (`bf16`, `bfloat16`, `fp8_e4m3` ...).

@@ -2,7 +2,8 @@
 
 A small, fast stand-in for pydantic validation on the CLI's hot path (importing pydantic costs more than the
 whole start-up budget). It reads each record's type hints: int, float, str, bool, Literal, X | None,
-list[X], dict[str, X], nested records, and `Annotated[T, Gt(0) | MinLen(1) | Check(fn)]` constraints.
+list[X], dict[str, X], nested records, and `Annotated[T, Gt(0) | Le(bound) | MinLen(1) | Check(fn)]` constraints. NaN and infinities are never valid
+numbers.
 Unknown keys are errors. Problems use pydantic's wording ("Field required", "Input should be ...").
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 import types
 import typing
 from collections.abc import Callable
@@ -20,6 +22,15 @@ T = TypeVar("T")
 
 class Gt:
     """Value must be greater than `bound`."""
+
+    __slots__ = ("bound",)
+
+    def __init__(self, bound: float) -> None:
+        self.bound = bound
+
+
+class Le:
+    """Value must be at most `bound` (a sane bound from `kvcalc.bounds`)."""
 
     __slots__ = ("bound",)
 
@@ -79,6 +90,8 @@ def _convert(tp: Any, value: Any, loc: str, problems: list[Problem]) -> Any:
         for rule in meta:
             if isinstance(rule, Gt) and isinstance(out, (int, float)) and not out > rule.bound:
                 problems.append(Problem(loc, f"Input should be greater than {rule.bound:g}", value))
+            elif isinstance(rule, Le) and isinstance(out, (int, float)) and not out <= rule.bound:
+                problems.append(Problem(loc, f"Input should be at most {rule.bound:.4g} (a sane bound)", value))
             elif isinstance(rule, MinLen) and hasattr(out, "__len__") and len(out) < rule.length:
                 problems.append(Problem(loc, f"should have at least {rule.length} item(s)", value))
             elif isinstance(rule, Check):
@@ -121,7 +134,7 @@ def _convert(tp: Any, value: Any, loc: str, problems: list[Problem]) -> Any:
         return value
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
-            if isinstance(value, float) and value.is_integer():
+            if isinstance(value, float) and math.isfinite(value) and value.is_integer():
                 return int(value)
             problems.append(Problem(loc, "Input should be a valid integer", value))
         return value
@@ -129,7 +142,10 @@ def _convert(tp: Any, value: Any, loc: str, problems: list[Problem]) -> Any:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             problems.append(Problem(loc, "Input should be a valid number", value))
             return value
-        return float(value)
+        number = float(value) if abs(value) < 1e308 else math.inf
+        if not math.isfinite(number):
+            problems.append(Problem(loc, "Input should be a finite number", value))
+        return number
     if tp is str:
         if not isinstance(value, str):
             problems.append(Problem(loc, "Input should be a valid string", value))

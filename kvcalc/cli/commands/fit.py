@@ -21,6 +21,7 @@ from kvcalc.cli.options import (
     gpu_arg,
     kv_dtype_arg,
     tokens_arg,
+    version_arg,
     weight_format_arg,
 )
 
@@ -112,7 +113,7 @@ def command(
     gpu_spec = gpu_arg(gpu, gpu_file)
     settings = EngineSettings(
         name=cast("EngineName", engine),
-        version=engine_version,
+        version=version_arg(engine_version),
         gpu_memory_utilization=gpu_memory_utilization,
         max_num_batched_tokens=max_num_batched_tokens,
         max_num_seqs=max_num_seqs,
@@ -120,9 +121,9 @@ def command(
         enforce_eager=enforce_eager,
         kv_cache_dtype=kv_dtype_arg(kv_dtype),
         mem_fraction_static=mem_fraction_static,
-        non_torch_bytes=bytes_arg(non_torch_memory, "--non-torch-memory"),
-        activation_bytes=bytes_arg(activation_memory, "--activation-memory"),
-        cuda_graph_bytes=bytes_arg(cuda_graph_memory, "--cuda-graph-memory"),
+        non_torch_bytes=bytes_arg(non_torch_memory, "--non-torch-memory", minimum=0),
+        activation_bytes=bytes_arg(activation_memory, "--activation-memory", minimum=0),
+        cuda_graph_bytes=bytes_arg(cuda_graph_memory, "--cuda-graph-memory", minimum=0),
     )
     report = fit_deployment(
         spec,

@@ -38,10 +38,12 @@ def command(
     json_out: JsonOpt = False,
     explain: ExplainOpt = False,
 ) -> None:
-    """MODEL under each weight format: weight bytes, bits per weight, fits?, KV tokens, concurrency, quality."""
+    """MODEL under each weight format: weight bytes, bits per weight, fits?, KV tokens, concurrency, quality.
+
+    Exit code 0 when at least one format fits, 1 when none does, 2 for bad input."""
     from kvcalc.calc.quant import parse_keep
     from kvcalc.cli.output import emit, warn
-    from kvcalc.errors import InputError
+    from kvcalc.errors import EXIT_DOES_NOT_FIT, InputError
     from kvcalc.report.quant import DEFAULT_FORMATS, quant_report
     from kvcalc.sources.hardware import find_gpu
     from kvcalc.sources.resolve import load_model
@@ -61,5 +63,7 @@ def command(
         keep_high_precision=parse_keep(keep_fp16),
     )
     emit(report, as_json=json_out, explain=explain, render="kvcalc.report.quant:render_quant")
+    if not any(row.fits for row in report.rows):
+        raise typer.Exit(EXIT_DOES_NOT_FIT)
 
 

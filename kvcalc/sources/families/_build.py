@@ -11,6 +11,7 @@ import builtins
 from dataclasses import dataclass, field
 from typing import Any
 
+from kvcalc.bounds import MAX_LAYERS, check_int, config_int_max
 from kvcalc.errors import InputError
 from kvcalc.spec.layers import TensorSpec
 
@@ -21,6 +22,7 @@ class Cfg:
     def __init__(self, data: dict[str, Any], where: str) -> None:
         self.data = data
         self.where = where
+        self._sets: dict[str, frozenset[builtins.int]] = {}
 
     def has(self, key: str) -> bool:
         return self.data.get(key) is not None
@@ -30,16 +32,20 @@ class Cfg:
         return default if value is None else value
 
     def int(self, key: str, default: int | None = None, *, minimum: int = 1) -> int:
+        """A finite whole number in [minimum, the key's sane bound] (`kvcalc.bounds.config_int_max`)."""
         value = self.data.get(key)
         if value is None:  # absent or an explicit null (transformers writes head_dim: null) -> the default
             value = default
         if value is None:
             raise InputError(f"{self.where}: config field '{key}' is missing")
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or int(value) != value:
-            raise InputError(f"{self.where}: config field '{key}' must be an integer, got {value!r}")
-        if int(value) < minimum:
-            raise InputError(f"{self.where}: config field '{key}' must be >= {minimum}, got {value}")
-        return int(value)
+        return check_int(value, f"{self.where}: config field '{key}'", minimum=minimum, maximum=config_int_max(key))
+
+    def optional_int(self, keys: tuple[str, ...], *, minimum: builtins.int = 1) -> builtins.int | None:
+        """The first of `keys` present, checked as `int` does; None when none is."""
+        for key in keys:
+            if self.data.get(key) is not None:
+                return self.int(key, minimum=minimum)
+        return None
 
     def first_int(
         self, keys: tuple[str, ...], default: builtins.int | None = None, *, minimum: builtins.int = 1
@@ -51,6 +57,16 @@ class Cfg:
         if default is None:
             raise InputError(f"{self.where}: config field '{keys[0]}' (or {', '.join(keys[1:])}) is missing")
         return default
+
+    def layer_set(self, key: str) -> frozenset[builtins.int]:
+        """A list of layer indices (`mlp_only_layers`, `moe_layers` ...) as a set; [] or absent -> empty."""
+        if key not in self._sets:
+            value = self.get(key, [])
+            if not isinstance(value, list):
+                raise InputError(f"{self.where}: config field '{key}' must be a list of layer indices")
+            what = f"{self.where}: config field '{key}' entry"
+            self._sets[key] = frozenset(check_int(v, what, minimum=0, maximum=MAX_LAYERS) for v in value)
+        return self._sets[key]
 
     def bool(self, key: str, default: bool) -> bool:
         value = self.data.get(key, default)

@@ -88,7 +88,7 @@ def _is_moe_layer(cfg: Cfg, family: Family, index: int) -> bool:
     if family.moe == "mixtral":
         return True
     if family.moe == "qwen":
-        if index in (cfg.get("mlp_only_layers") or []):
+        if index in cfg.layer_set("mlp_only_layers"):
             return False
         step = cfg.int("decoder_sparse_step", 1)
         return cfg.int("num_experts", 0, minimum=0) > 0 and (index + 1) % step == 0
@@ -110,7 +110,6 @@ def build(cfg: Cfg, model_type: str) -> Parts:
     o_bias = qkv_bias and family.o_bias_follows_qkv
     mlp_bias = cfg.bool("mlp_bias", False)
     sliding = _sliding_layers(cfg, family, num_layers)
-    window = cfg.get("sliding_window")
 
     layers = []
     for i in range(num_layers):
@@ -130,7 +129,7 @@ def build(cfg: Cfg, model_type: str) -> Parts:
         mixer: FullAttention
         if sliding[i]:
             mixer = SlidingWindowAttention(
-                num_heads=heads, num_kv_heads=kv_heads, head_dim=head_dim, sliding_window=int(window)
+                num_heads=heads, num_kv_heads=kv_heads, head_dim=head_dim, sliding_window=cfg.int("sliding_window")
             )
         else:
             mixer = FullAttention(num_heads=heads, num_kv_heads=kv_heads, head_dim=head_dim)

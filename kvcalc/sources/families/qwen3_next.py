@@ -131,7 +131,7 @@ def build(cfg: Cfg, model_type: str) -> Parts:
     d_v = cfg.int("linear_value_head_dim")
     kernel = cfg.int("linear_conv_kernel_dim")
     types = _layer_types(cfg, num_layers)
-    mlp_only = set(cfg.get("mlp_only_layers") or [])
+    mlp_only = cfg.layer_set("mlp_only_layers")
     num_experts = 0 if dense_only else cfg.int("num_experts", 0, minimum=0)
 
     def is_moe(index: int) -> bool:

@@ -1,0 +1,140 @@
+"""vLLM's version table: every accounting rule that changed between releases, in one place.
+
+Each `VersionRule` names the rule, the first release it applies to, its value, and where it comes from (PR,
+file). Releases from v0.10 to v0.31 are accepted (any patch or pre-release of those minors); "≈" marks a
+release inferred from a PR's merge date against release dates (vLLM's tags were not read directly; see
+/work docs/accuracy.md "vLLM versions"). `rules_for(version)` resolves the table for one release.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from kvcalc.errors import InputError
+from kvcalc.spec.base import record
+
+Version = tuple[int, ...]
+
+#: Minor releases kvcalc models, oldest first; the newest is the default.
+KNOWN_MINORS: tuple[str, ...] = tuple(f"0.{minor}" for minor in range(10, 32))
+#: The release `--engine-version` defaults to (v0.31.0, tagged 2026-10-05: the newest release found).
+NEWEST = "0.31.0"
+
+
+@record
+class VersionRule:
+    """One version-dependent rule: `value` applies from release `since` until the next row of the same rule."""
+
+    rule: str
+    since: Version
+    value: float | int | str | bool
+    source: str
+
+
+RULES: tuple[VersionRule, ...] = (
+    VersionRule(rule="default_gpu_memory_utilization", since=(0, 10), value=0.9,
+                source="vllm/config/cache.py gpu_memory_utilization default 0.9"),
+    VersionRule(rule="default_gpu_memory_utilization", since=(0, 21), value=0.92,
+                source="#38284 (vllm/config/cache.py:68 default 0.92)"),
+    VersionRule(rule="requested_rounding", since=(0, 10), value="floor",
+                source="vllm/v1/worker/gpu_worker.py: requested_memory = total x utilization (float)"),
+    VersionRule(rule="requested_rounding", since=(0, 14), value="ceil",
+                source="#30868 vllm/v1/worker/utils.py request_memory: ceil(total x utilization) (≈v0.14)"),
+    VersionRule(rule="sampler_bytes_per_row_vocab", since=(0, 10), value=6,
+                source="FlashInfer top-k/top-p in the dummy sampler: bf16 logits + fp32 copy (<= v0.11.0)"),
+    VersionRule(rule="sampler_bytes_per_row_vocab", since=(0, 11, 1), value=24,
+                source="#26859 FlashInfer sampler off: PyTorch sort path (fp32 values + int64 indices)"),
+    VersionRule(rule="sampler_bytes_per_row_vocab", since=(0, 17), value=14,
+                source="#33538 Triton top-k/top-p kernel; v0.21 #40376/#41375 keep the native pass as the max"),
+    VersionRule(rule="hybrid_group_threshold", since=(0, 10), value=1.0,
+                source="kv_cache_utils _get_kv_cache_groups_uniform_page_size: group size = smallest bucket"),
+    VersionRule(rule="hybrid_group_threshold", since=(0, 12), value=1.25,
+                source="#29303 group size = largest bucket if largest < 1.25 x smallest"),
+    VersionRule(rule="hybrid_group_threshold", since=(0, 18), value=1.5, source="#36684 threshold 1.25 -> 1.5"),
+    VersionRule(rule="reported_tokens", since=(0, 10), value="groups",
+                source="kv_cache_utils _report_kv_cache_config: floor(blocks / groups) x block size"),
+    VersionRule(rule="reported_tokens", since=(0, 21), value="concurrency",
+                source="#41069 GPU KV cache size = int(max concurrency x max_model_len)"),
+    VersionRule(rule="cuda_graphs_subtracted", since=(0, 10), value=False,
+                source="graph memory not profiled before the KV budget (v0.18-v0.20: estimated, not subtracted, "
+                "VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS=0, #30515)"),
+    VersionRule(rule="cuda_graphs_subtracted", since=(0, 21), value=True,
+                source="#38284 gpu_worker.determine_available_memory subtracts the CUDA-graph estimate"),
+    VersionRule(rule="model_runner_v2", since=(0, 10), value="none", source="model runner V1 everywhere"),
+    VersionRule(rule="model_runner_v2", since=(0, 22), value="qwen3-dense",
+                source="v0.22.0 release notes (#39337): MRv2 default for Qwen3 dense models"),
+    VersionRule(rule="model_runner_v2", since=(0, 23), value="qwen3-llama-mistral-dense",
+                source="v0.23.0 release notes (#43458): also Llama and Mistral dense"),
+    VersionRule(rule="model_runner_v2", since=(0, 25), value="dense",
+                source="v0.25.0 release notes (#44443): MRv2 default for all dense models"),
+    VersionRule(rule="model_runner_v2", since=(0, 29), value="all",
+                source="v0.29.0 release notes: MRv2 default for all models (MRv1 deprecated)"),
+    VersionRule(rule="mrv2_reserves_cuda_graphs", since=(0, 10), value=False,
+                source="#49224 MRv2 profile_cudagraph_memory() returns 0 (dummy API of #36520)"),
+    VersionRule(rule="mrv2_reserves_cuda_graphs", since=(0, 29), value=True,
+                source="#53306 [Model Runner V2] Reserve CUDA graph memory (merged ≈2026-08-24)"),
+    VersionRule(rule="null_block_in_startup_check", since=(0, 10), value=False,
+                source="_check_enough_kv_cache_memory: blocks >= blocks one max-length request needs"),
+    VersionRule(rule="null_block_in_startup_check", since=(0, 25), value=True,
+                source="#47272 reserve the KV null block when validating max_model_len (≈v0.25)"),
+    VersionRule(rule="async_in_flight_tokens", since=(0, 10), value=False,
+                source="SlidingWindowSpec.max_memory_usage_bytes uses max_num_batched_tokens"),
+    VersionRule(rule="async_in_flight_tokens", since=(0, 26), value=True,
+                source="#47728 windows sized by max_in_flight_tokens = max_concurrent_batches x max_num_batched_"
+                "tokens (vllm/config/vllm.py; present in v0.27.1; ≈v0.26)"),
+    VersionRule(rule="batch_sharded_sampling", since=(0, 10), value=False, source="not available"),
+    VersionRule(rule="batch_sharded_sampling", since=(0, 29), value=True,
+                source="#50465 --enable-batch-sharded-sampling (opt-in): each TP rank samples num_tokens / tp rows"),
+)
+
+
+@record
+class VllmRules:
+    """The table resolved for one release."""
+
+    version: str
+    version_tuple: Version
+    default_gpu_memory_utilization: float
+    requested_rounding: Literal["floor", "ceil"]
+    sampler_bytes_per_row_vocab: int
+    hybrid_group_threshold: float
+    reported_tokens: Literal["groups", "concurrency"]
+    cuda_graphs_subtracted: bool
+    model_runner_v2: str
+    mrv2_reserves_cuda_graphs: bool
+    null_block_in_startup_check: bool
+    async_in_flight_tokens: bool
+    batch_sharded_sampling: bool
+    sources: dict[str, str]
+
+
+_VERSION_RE = re.compile(r"^v?(\d+)\.(\d+)(?:\.(\d+))?(?:\.(\d+))?(?:[.+-]?(?:rc|dev|post)\S*)?$")
+
+
+def parse_version(text: str) -> Version:
+    """'0.19.0' -> (0, 19, 0); 'v0.21' -> (0, 21); '0.31.1rc1.dev50+g554340f' -> (0, 31, 1).
+
+    InputError for anything that is not a vLLM release from 0.10 to the newest modelled, listing them."""
+    match = _VERSION_RE.match(text.strip())
+    known = ", ".join(KNOWN_MINORS)
+    if not match:
+        raise InputError(f"--engine-version {text}: not a vLLM release number; kvcalc models {known} "
+                         f"(any patch release; default {NEWEST})")
+    parts = tuple(int(p) for p in match.groups() if p is not None)
+    if f"{parts[0]}.{parts[1]}" not in KNOWN_MINORS:
+        raise InputError(f"--engine-version {text}: kvcalc models vLLM {known} (any patch release; default "
+                         f"{NEWEST}, the newest release)")
+    return parts
+
+
+def rules_for(version: str) -> VllmRules:
+    """Each rule's value at `version`: the last row with since <= version."""
+    parts = parse_version(version)
+    values: dict[str, float | int | str | bool] = {}
+    sources: dict[str, str] = {}
+    for row in RULES:
+        if row.since <= parts:
+            values[row.rule] = row.value
+            sources[row.rule] = row.source
+    return VllmRules(version=version.lstrip("v"), version_tuple=parts, sources=sources, **values)  # type: ignore[arg-type]
