@@ -125,7 +125,7 @@ def test_unhashed_free_blocks_are_reused_first() -> None:
     pool = BlockPool(3)
     (x,) = pool.get_new_blocks(1)
     pool.free([x])  # a partial block: no hash, so back at the head
-    assert list(pool.free_queue)[0] == x
+    assert next(iter(pool.free_queue)) == x
 
 
 # --- reuse rules ---------------------------------------------------------------------------------------------

@@ -66,7 +66,7 @@ def test_prefix_economics_by_hand() -> None:
     # 2,992 x (3.0 - 0.3) / 1e6 = $0.0080784 per request; x 20/s x 86,400 s = $13,959.4752 per day
     assert e.usd_saved_per_request == pytest.approx(0.0080784)
     assert e.usd_saved_per_day == pytest.approx(13_959.4752)
-    assert e.ttft_saved_s_floor == pytest.approx(e.prefill_flops_saved_per_request / plan.gpu.peak_flops["bf16"])
+    assert e.ttft_saved_s == pytest.approx(e.prefill_flops_saved_per_request / plan.gpu.peak_flops["bf16"])
     by_change = {i.change_at: (i.cached_tokens, i.lost_tokens) for i in e.invalidations}
     # a change at token 0 loses everything; at 1,500: floor(1500/16) = 93 blocks = 1,488 kept; at 2,999 (in the
     # partial last block, which was never cached): nothing lost; at 40: blocks 0-1 = 32 kept
@@ -111,3 +111,22 @@ def test_hit_rate_in_unit_interval_and_more_prefix_saves_more(prefix, unique) ->
 
 
 PLAN = plan_of(CODELLAMA_7B, num_blocks=100_000)
+
+
+def test_ttft_saved_is_the_prefill_difference() -> None:
+    # with a prefill time of 0.1 ms per new token: 3,400 tokens cold, 408 after a 2,992-token hit
+    e = prefix_economics(plan_of(CODELLAMA_7B), prefix_tokens=3000, unique_tokens=400, output_tokens=0,
+                         requests_per_s=1, prefill_seconds=lambda prior, new: new * 1e-4, prefill_source="test")
+    assert e.ttft_saved_s == pytest.approx((3400 - 408) * 1e-4) and e.ttft_source == "test"
+
+
+def test_perf_prefill_runs_in_chunks_of_the_batch_budget() -> None:
+    from kvcalc.calc.paging.timing import PerfTiming
+
+    timing = PerfTiming(plan_of(CODELLAMA_7B))
+    chunk = timing.plan.max_num_batched_tokens
+    whole = timing.prefill_seconds(0, 2 * chunk + 100)
+    steps = [timing.step_seconds([], [(0, chunk)]), timing.step_seconds([], [(chunk, chunk)]),
+             timing.step_seconds([], [(2 * chunk, 100)])]
+    assert whole == pytest.approx(sum(steps))
+    assert timing.prefill_seconds(2992, 408) < timing.prefill_seconds(0, 3400)

@@ -8,13 +8,15 @@
   once a request has moved past the window;
 - prefill FLOPs saved = prefill FLOPs of positions [0, cached) (prefill.py): the unique tokens still attend
   to the cached keys, so their attention is not saved;
-- TTFT saved: those FLOPs at the GPU's dense peak over the TP group (timing.py; a floor: real prefill runs
-  below peak);
+- TTFT saved: prefill(0, P + U) - prefill(cached, P + U - cached) with the perf model's prefill time when
+  the caller passes one (timing.PerfTiming.prefill_seconds), else the saved FLOPs at the dense peak (a floor);
 - money: cached tokens x (input price - cached price) per million tokens, at the user's prices;
 - invalidation: a change at token t leaves only the reuse rule's share of the first t tokens.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 from kvcalc.calc.paging.groups import FullGroup, group_rules
 from kvcalc.calc.paging.prefill import prefill_flops
@@ -88,7 +90,8 @@ class PrefixEconomics:
     prefill_flops_per_request: int
     prefill_flops_saved_per_request: int
     prefill_flops_saved_per_s: float
-    ttft_saved_s_floor: float
+    ttft_saved_s: float
+    ttft_source: str
     usd_saved_per_request: float | None
     usd_saved_per_day: float | None
     isolation_extra_bytes: int
@@ -126,6 +129,7 @@ def invalidations(plan: DeploymentPlan, prefix: int, prompt: int, rate: float, p
 def prefix_economics(
     plan: DeploymentPlan, *, prefix_tokens: int, unique_tokens: int, output_tokens: int, requests_per_s: float,
     tenants: int = 1, isolate: bool = False, prices: Prices | None = None, change_points: list[int] | None = None,
+    prefill_seconds: Callable[[int, int], float] | None = None, prefill_source: str = "",
 ) -> PrefixEconomics:
     """The economics of one shared prefix under the plan's engine (see the module docstring)."""
     prompt = prefix_tokens + unique_tokens
@@ -139,6 +143,12 @@ def prefix_economics(
     shared_c = _concurrency(plan.kv_pool.num_blocks - copies * shared, private)
     saved_flops = prefill_flops(plan.model, 0, cached)
     usd = _usd(cached, prices)
+    if prefill_seconds is not None:
+        ttft = prefill_seconds(0, prompt) - prefill_seconds(cached, prompt - cached)
+        ttft_source = prefill_source or "perf model"
+    else:
+        ttft = prefill_seconds_floor(plan, saved_flops)
+        ttft_source = "floor: saved FLOPs at the dense bf16 peak"
     return PrefixEconomics(
         engine=plan.engine, reuse_granularity_tokens=1 if plan.engine == "sglang" else plan.kv_pool.block_size,
         prefix_tokens=prefix_tokens, unique_tokens=unique_tokens, output_tokens=output_tokens,
@@ -149,7 +159,7 @@ def prefix_economics(
         kv_bytes_saved_at_unshared_capacity=max(0, int(unshared_c) - copies) * shared * block_bytes,
         prefill_flops_per_request=prefill_flops(plan.model, 0, prompt),
         prefill_flops_saved_per_request=saved_flops, prefill_flops_saved_per_s=saved_flops * requests_per_s,
-        ttft_saved_s_floor=prefill_seconds_floor(plan, saved_flops),
+        ttft_saved_s=ttft, ttft_source=ttft_source,
         usd_saved_per_request=usd, usd_saved_per_day=None if usd is None else usd * requests_per_s * SECONDS_PER_DAY,
         isolation_extra_bytes=(copies - 1) * shared * block_bytes,
         isolation_cold_prefill_flops=(copies - 1) * saved_flops,

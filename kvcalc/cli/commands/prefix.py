@@ -80,7 +80,9 @@ def command(
     requests_per_s: Annotated[
         float | None, typer.Option("--requests-per-s", min=0.0, help="Requests per second sharing it.")
     ] = None,
-    unique_tokens: Annotated[int, typer.Option("--unique-tokens", min=0, help="Unique prompt tokens per request.")] = 400,
+    unique_tokens: Annotated[
+        int, typer.Option("--unique-tokens", min=0, help="Unique prompt tokens per request.")
+    ] = 400,
     output_tokens: Annotated[
         int, typer.Option("--output-tokens", min=0, help="Output tokens per request (sizes the KV it holds).")
     ] = 256,
