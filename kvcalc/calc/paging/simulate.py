@@ -101,8 +101,9 @@ def request_tokens(req: TraceRequest) -> TokenSeq:
 class Manager(Protocol):
     unit: str
     capacity: int
-    evictions: int
 
+    @property
+    def evictions(self) -> int: ...
     @property
     def used(self) -> int: ...
     def held(self, rid: str) -> int: ...
