@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from kvcalc.calc.deploy import plan_deployment
@@ -241,3 +243,54 @@ def test_rejects_what_can_never_fit() -> None:
     events = list(Simulation(reqs, m, cfg).events())
     assert [e.event for e in events if isinstance(e, TraceEvent)] == ["reject", "reject"]
     assert events[-1].rejected == 2  # type: ignore[union-attr]
+
+
+# --- the trace reader ----------------------------------------------------------------------------------------
+
+def test_trace_reader_skips_bad_lines(tmp_path) -> None:
+    from kvcalc.errors import InputError
+    from kvcalc.sources.trace import read_trace
+
+    path = tmp_path / "trace.jsonl"
+    lines = [
+        {"id": "a", "arrival_s": 0, "prompt_tokens": 100, "output_tokens": 5, "prefix_id": 7, "prefix_tokens": 500},
+        {"id": "a", "arrival_s": 1, "prompt_tokens": 10, "output_tokens": 5},  # duplicate id
+        {"id": "b", "arrival_s": -1, "prompt_tokens": 10, "output_tokens": 5},  # negative arrival
+        {"id": "c", "arrival_s": 1, "prompt_tokens": 0, "output_tokens": 5},  # empty prompt
+        {"id": "d", "arrival_s": 2.5, "prompt_tokens": 10, "output_tokens": True},  # a bool is not a count
+        {"id": "e", "arrival_s": 3, "prompt_tokens": 10, "output_tokens": 0, "cache_salt": "tenant-1"},
+    ]
+    path.write_text("\n".join(json.dumps(x) for x in lines) + "\n\n{not json\n")
+    requests, skipped = read_trace(str(path))
+    assert [r.id for r in requests] == ["a", "e"]
+    # prefix_tokens is clipped to the prompt; ids and prefix ids become strings; the salt is kept
+    assert (requests[0].prefix_id, requests[0].prefix_tokens, requests[1].salt) == ("7", 100, "tenant-1")
+    assert skipped.malformed == 5 and skipped.first.startswith("line 2: duplicate id")
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("{}\n")
+    with pytest.raises(InputError, match="no usable trace lines"):
+        read_trace(str(empty))
+
+
+def test_hits_of_every_group_are_taken_before_new_blocks() -> None:
+    # two full groups, 6 blocks. Request a (32 tokens) takes blocks 0, 1 (group 0) and 2, 3 (group 1); x (16
+    # tokens, unrelated) takes 4 and 5. Both finish: the free queue is 1, 0, 3, 2, 4, 5, all cached.
+    layout = KvPlan(layout="hybrid", page_bytes=1, block_bytes=16,
+                    groups=[KvGroup(kind="full", block_size=16, window=None, layers=1),
+                            KvGroup(kind="full", block_size=16, window=None, layers=1)])
+    m = VllmManager(layout, 6)
+    for rid, tokens, prefix in (("a", 32, "p"), ("x", 16, "q")):
+        seq = request_tokens(TraceRequest(id=rid, arrival_s=0, prompt_tokens=tokens, output_tokens=0,
+                                          prefix_id=prefix))
+        assert m.allocate(rid, seq, None, 0, tokens)
+        m.commit(rid, tokens, prompt_done=True)
+    for rid, tokens in (("a", 32), ("x", 16)):
+        m.release(rid, tokens, finished=True)
+    assert list(m.pool.free_queue) == [1, 0, 3, 2, 4, 5]
+    b = request_tokens(TraceRequest(id="b", arrival_s=0, prompt_tokens=40, output_tokens=0, prefix_id="p",
+                                    prefix_tokens=32))
+    assert m.lookup("b", b, 40, None) == 32  # blocks 0-1 of group 0 and 2-3 of group 1
+    # 4 hits + 1 new block per group = 6. Taking group 0's new block before group 1's hits are referenced
+    # would pop block 3 (group 1's hit) from the head of the queue
+    assert m.allocate("b", b, None, 32, 40)
+    assert m._tables["b"].blocks == [[0, 1, 4], [2, 3, 5]] and m.pool.ref == [1] * 6

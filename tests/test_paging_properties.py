@@ -19,6 +19,27 @@ HYBRID = KvPlan(layout="hybrid", page_bytes=1, block_bytes=16,
                 groups=[KvGroup(kind="sliding", block_size=16, window=40, layers=1),
                         KvGroup(kind="full", block_size=16, window=None, layers=1)])
 
+TWO_FULL = KvPlan(layout="hybrid", page_bytes=1, block_bytes=16,
+                  groups=[KvGroup(kind="full", block_size=16, window=None, layers=1),
+                          KvGroup(kind="full", block_size=16, window=None, layers=1)])
+
+
+class CheckedVllm(VllmManager):
+    """Checks after every allocation that no block is held twice by one request, and that reference counts
+    equal the references the block tables hold."""
+
+    def allocate(self, *args, **kwargs) -> bool:  # type: ignore[no-untyped-def]
+        ok = super().allocate(*args, **kwargs)
+        refs = [0] * self.pool.num_blocks
+        for table in self._tables.values():
+            held = [b for blocks in table.blocks for b in blocks if b is not None]
+            assert len(held) == len(set(held))
+            for b in held:
+                refs[b] += 1
+        assert refs == self.pool.ref
+        return ok
+
+
 requests_st = st.lists(
     st.tuples(st.floats(0, 2), st.integers(1, 300), st.integers(0, 120), st.sampled_from([None, "a", "b"]),
               st.sampled_from([None, "t1", "t2"])),
@@ -39,9 +60,9 @@ def _simulate(manager: VllmManager | CellManager, raw: list, batched: int) -> li
 
 
 @settings(max_examples=60, deadline=None)
-@given(requests_st, st.sampled_from([UNIFORM, HYBRID]), st.integers(20, 80), st.sampled_from([64, 8192]))
+@given(requests_st, st.sampled_from([UNIFORM, HYBRID, TWO_FULL]), st.integers(20, 80), st.sampled_from([64, 8192]))
 def test_vllm_blocks_never_negative_and_references_return_to_zero(raw, layout, blocks, batched) -> None:
-    manager = VllmManager(layout, blocks)
+    manager = CheckedVllm(layout, blocks)
     events = _simulate(manager, raw, batched)
     for e in events[:-1]:
         assert isinstance(e, TraceEvent)

@@ -103,13 +103,14 @@ class VllmManager:
             if new:
                 self._pending[rid] = table
             return False
-        for i, g in enumerate(self.groups):
-            if new:
+        if new:  # every group's hits leave the free queue before any new block is taken from it
+            for i, g in enumerate(self.groups):
                 table.blocks[i] = [None] * (g.skipped_tokens(computed) // g.block_size)
                 for b in hits[i]:
                     self.pool.touch(b)
                 table.blocks[i].extend(hits[i])
                 table.committed[i] = computed // g.block_size
+        for i, g in enumerate(self.groups):
             missing = g.blocks_needed(total) - len(table.blocks[i])
             if missing > 0:
                 table.blocks[i].extend(self.pool.get_new_blocks(missing))
