@@ -294,3 +294,11 @@ def test_hits_of_every_group_are_taken_before_new_blocks() -> None:
     # would pop block 3 (group 1's hit) from the head of the queue
     assert m.allocate("b", b, None, 32, 40)
     assert m._tables["b"].blocks == [[0, 1, 4], [2, 3, 5]] and m.pool.ref == [1] * 6
+
+
+def test_a_trace_of_only_unservable_requests_ends() -> None:
+    cfg = SimConfig(max_num_batched_tokens=8192, max_num_seqs=None, max_model_len=4096, step_s=0.01,
+                    block_bytes=3200)
+    events = list(Simulation([TraceRequest(id="x", arrival_s=5, prompt_tokens=5000, output_tokens=1)],
+                             VllmManager(UNIFORM, 100), cfg).events())
+    assert [e.event for e in events] == ["reject", "summary"] and events[0].t_s == 5

@@ -56,6 +56,7 @@ def test_prefix_economics_by_hand() -> None:
                          prices=Prices(input_per_mtok=3.0, cached_per_mtok=0.3), change_points=[40])
     # floor(3000 / 16) = 187 blocks = 2,992 tokens of a 3,400-token prompt
     assert e.cached_tokens_per_request == 2992 and e.hit_rate_tokens == pytest.approx(2992 / 3400)
+    assert e.private_prefix_tokens == 3000 - 2992  # the partial block: every request writes its own copy
     assert e.shared_blocks_per_copy == 187 and e.shared_bytes_per_copy == 187 * BLOCK_BYTES
     # a request holds ceil(3656 / 16) = 229 blocks, 229 - 187 = 42 of its own
     assert (e.blocks_per_request, e.private_blocks_per_request) == (229, 42)

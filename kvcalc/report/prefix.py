@@ -210,6 +210,7 @@ def render_prefix(out: Any, report: PrefixReport) -> None:
     for label, value in (
         (f"cached tokens per request ({e.engine}, granularity {e.reuse_granularity_tokens})",
          f"{e.cached_tokens_per_request:,} of {e.prompt_tokens:,} ({100 * e.hit_rate_tokens:.1f}%)"),
+        ("prefix tokens in its partial last block (each request's own copy)", f"{e.private_prefix_tokens:,}"),
         ("KV of the shared prefix, per copy (per GPU)",
          f"{e.shared_blocks_per_copy:,} blocks = {fmt_bytes(e.shared_bytes_per_copy)} x {e.copies} copies"),
         ("requests the pool holds: unshared -> shared", f"{e.max_concurrency_unshared:.1f} -> "

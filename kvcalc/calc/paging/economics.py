@@ -3,6 +3,9 @@
 
 - cacheable tokens per request: the engine's reuse rule on a prefix identical up to P (reuse.py): vLLM
   floor(P / B) x B (whole blocks), SGLang P (token granularity), both capped at P + U - 1;
+- the partial last block of the prefix (P - cached tokens) is never shared: vLLM caches full blocks only, so
+  each request writes those tokens into a block of its own (PagedAttention's copy-on-write of a shared
+  partial block, done here by recomputing it);
 - KV memory: the shared prefix's full-attention blocks are held once per copy (one copy, or one per tenant
   with per-tenant cache salts) instead of once per running request; sliding-window groups share nothing
   once a request has moved past the window;
@@ -78,6 +81,7 @@ class PrefixEconomics:
     tenants: int
     isolated: bool
     cached_tokens_per_request: int
+    private_prefix_tokens: int
     hit_rate_tokens: float
     copies: int
     shared_blocks_per_copy: int
@@ -153,7 +157,8 @@ def prefix_economics(
         engine=plan.engine, reuse_granularity_tokens=1 if plan.engine == "sglang" else plan.kv_pool.block_size,
         prefix_tokens=prefix_tokens, unique_tokens=unique_tokens, output_tokens=output_tokens,
         prompt_tokens=prompt, requests_per_s=requests_per_s, tenants=tenants, isolated=isolate,
-        cached_tokens_per_request=cached, hit_rate_tokens=cached / prompt, copies=copies,
+        cached_tokens_per_request=cached, private_prefix_tokens=max(0, prefix_tokens - cached),
+        hit_rate_tokens=cached / prompt, copies=copies,
         shared_blocks_per_copy=shared, shared_bytes_per_copy=shared * block_bytes, blocks_per_request=per_request,
         private_blocks_per_request=private, max_concurrency_unshared=unshared_c, max_concurrency_shared=shared_c,
         kv_bytes_saved_at_unshared_capacity=max(0, int(unshared_c) - copies) * shared * block_bytes,

@@ -11,6 +11,9 @@ time with a token budget of max_num_batched_tokens:
 2. then, if nothing was preempted, waiting requests in arrival order while the budget and max_num_seqs
    allow: the cache hit is looked up, slots for the first chunk allocated, or the queue stops at the first
    request that does not fit (first come, first served).
+Shared prefixes: a request takes a reference on every cached block of its hit; the prefix's partial last block
+is never shared (vLLM caches full blocks only), so each request recomputes those tokens into a block of its
+own: PagedAttention's copy-on-write of a shared partial block, done by recomputation.
 A request of P prompt and O output tokens holds P + O token slots when it finishes (kvcalc counts the KV of
 every generated token; vLLM never writes the last one's, at most one block fewer).
 
@@ -157,8 +160,12 @@ class Simulation:
     def events(self) -> Iterator[TraceEvent | TraceSummary]:
         while self.pending or self.waiting or self.running:
             self._arrivals()
+            for st in self._rejected:
+                yield self._event("reject", st, 0, reason=f"prompt over max_model_len {self.cfg.max_model_len:,}")
+            self._rejected = []
             if not self.waiting and not self.running:
-                self.t = max(self.t, self.pending[0].arrival_s)
+                if self.pending:
+                    self.t = max(self.t, self.pending[0].arrival_s)
                 continue
             yield from self._one_step()
         yield self._summary()
@@ -180,9 +187,6 @@ class Simulation:
                 self.waiting.append(st)
 
     def _one_step(self) -> Iterator[TraceEvent]:
-        for st in self._rejected:
-            yield self._event("reject", st, 0, reason=f"prompt over max_model_len {self.cfg.max_model_len}")
-        self._rejected = []
         evictions = self.m.evictions
         scheduled: dict[str, tuple[_State, int]] = {}
         preempted = yield from self._schedule_running(scheduled)
