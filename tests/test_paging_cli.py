@@ -84,3 +84,16 @@ def test_prefix_bad_price_and_schema() -> None:
     for command in ("paged", "prefix"):
         schema = json.loads(kvcalc("schema", command).stdout)
         assert "anyOf" in schema or "oneOf" in schema
+
+
+def test_python_api(tmp_path: Path) -> None:
+    import kvcalc
+    from kvcalc.spec.workload import TraceRequest
+
+    report = kvcalc.paged("llama-3.1-8b", requests=[1, 16, 17, (90, 10)], context=8192)
+    assert [r.blocks for r in report.requests] == [1, 1, 2, 7] and report.summary.blocks_used == 11
+    trace = [TraceRequest(id=str(i), arrival_s=i * 0.1, prompt_tokens=3400, output_tokens=10, prefix_id="sys",
+                          prefix_tokens=3000) for i in range(3)]
+    events = kvcalc.paged("llama-3.1-8b", trace=trace, context=8192, step_s=0.01)
+    assert events[0].event == "start" and events[-1].cached_tokens == 2 * 2992
+    assert kvcalc.prefix("llama-3.1-8b", prefix_tokens=3000, requests_per_s=20).economics.copies == 1
