@@ -51,6 +51,8 @@ def test_issue_example_blocks_and_tail_waste() -> None:
     assert rows[3].contiguous_waste_bytes == 3996 * 524_288
     totals = paged_totals(plan, rows)
     assert totals.blocks_used == 11 and totals.tail_waste_tokens == 42
+    # vLLM keeps block 0 as its null block: num_blocks - 1 usable
+    assert totals.usable_blocks == plan.kv_pool.num_blocks - 1 and totals.blocks_free == totals.usable_blocks - 11
     assert totals.contiguous_waste_tokens == 4095 + 4080 + 4079 + 3996
     # used 11 blocks hold 11 x 16 = 176 slots; 42 of them empty: 23.86 %
     assert totals.tail_waste_pct_of_used == pytest.approx(100 * 42 / 176)
@@ -223,9 +225,9 @@ def test_trace_admit_grow_finish_by_hand() -> None:
 
 
 def test_trace_preemption_recomputes_from_the_cache() -> None:
-    events, summary, _ = _run(5)
+    events, summary, _ = _run(6)
     first = next(e for e in events if e.event == "preempt")
-    # 5 blocks: r1 2 + r2 3; at step 9 r2 needs a 4th: r2 (the newest) is preempted with 48 computed tokens,
+    # 6 blocks, 5 usable (block 0 is vLLM's null block): r1 2 + r2 3; at step 9 r2 needs a 4th: r2 (the newest) is preempted with 48 computed tokens,
     # 3 blocks = 3 x 3,200 B to swap
     assert (first.step, first.id, first.recompute_tokens, first.swap_bytes) == (9, "r2", 48, 9600)
     resumed = next(e for e in events if e.event == "admit" and e.step == 10)
@@ -273,12 +275,13 @@ def test_trace_reader_skips_bad_lines(tmp_path) -> None:
 
 
 def test_hits_of_every_group_are_taken_before_new_blocks() -> None:
-    # two full groups, 6 blocks. Request a (32 tokens) takes blocks 0, 1 (group 0) and 2, 3 (group 1); x (16
-    # tokens, unrelated) takes 4 and 5. Both finish: the free queue is 1, 0, 3, 2, 4, 5, all cached.
+    # two full groups, 7 blocks (block 0 is the null block). Request a (32 tokens) takes blocks 1, 2 (group 0)
+    # and 3, 4 (group 1); x (16 tokens, unrelated) takes 5 and 6. Both finish: the free queue is 2, 1, 4, 3, 5,
+    # 6, all cached.
     layout = KvPlan(layout="hybrid", page_bytes=1, block_bytes=16,
                     groups=[KvGroup(kind="full", block_size=16, window=None, layers=1),
                             KvGroup(kind="full", block_size=16, window=None, layers=1)])
-    m = VllmManager(layout, 6)
+    m = VllmManager(layout, 7)
     for rid, tokens, prefix in (("a", 32, "p"), ("x", 16, "q")):
         seq = request_tokens(TraceRequest(id=rid, arrival_s=0, prompt_tokens=tokens, output_tokens=0,
                                           prefix_id=prefix))
@@ -286,19 +289,11 @@ def test_hits_of_every_group_are_taken_before_new_blocks() -> None:
         m.commit(rid, tokens, prompt_done=True)
     for rid, tokens in (("a", 32), ("x", 16)):
         m.release(rid, tokens, finished=True)
-    assert list(m.pool.free_queue) == [1, 0, 3, 2, 4, 5]
+    assert list(m.pool.free_queue) == [2, 1, 4, 3, 5, 6]
     b = request_tokens(TraceRequest(id="b", arrival_s=0, prompt_tokens=40, output_tokens=0, prefix_id="p",
                                     prefix_tokens=32))
-    assert m.lookup("b", b, 40, None) == 32  # blocks 0-1 of group 0 and 2-3 of group 1
+    assert m.lookup("b", b, 40, None) == 32  # blocks 1-2 of group 0 and 3-4 of group 1
     # 4 hits + 1 new block per group = 6. Taking group 0's new block before group 1's hits are referenced
-    # would pop block 3 (group 1's hit) from the head of the queue
+    # would pop block 4 (group 1's hit) from the head of the queue
     assert m.allocate("b", b, None, 32, 40)
-    assert m._tables["b"].blocks == [[0, 1, 4], [2, 3, 5]] and m.pool.ref == [1] * 6
-
-
-def test_a_trace_of_only_unservable_requests_ends() -> None:
-    cfg = SimConfig(max_num_batched_tokens=8192, max_num_seqs=None, max_model_len=4096, step_s=0.01,
-                    block_bytes=3200)
-    events = list(Simulation([TraceRequest(id="x", arrival_s=5, prompt_tokens=5000, output_tokens=1)],
-                             VllmManager(UNIFORM, 100), cfg).events())
-    assert [e.event for e in events] == ["reject", "summary"] and events[0].t_s == 5
+    assert m._tables["b"].blocks == [[1, 2, 5], [3, 4, 6]] and m.pool.ref == [0] + [1] * 6

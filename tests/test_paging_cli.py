@@ -24,7 +24,7 @@ def test_paged_json_contract() -> None:
     assert {"blocks_used", "blocks_free", "tail_waste_tokens", "contiguous_waste_tokens"} <= doc["summary"].keys()
     assert [(q["tokens"], q["blocks"]) for q in doc["requests"]] == [(1, 1), (16, 1), (17, 2), (100, 7), (100, 7)]
     assert doc["summary"]["blocks_used"] == 18 and doc["summary"]["tail_waste_tokens"] == 15 + 0 + 15 + 12 + 12
-    assert doc["summary"]["blocks_free"] == doc["pool"]["num_blocks"] - 18
+    assert doc["summary"]["blocks_free"] == doc["pool"]["num_blocks"] - 1 - 18  # block 0: vLLM's null block
     assert "explain" not in doc and r.stderr == ""
 
 

@@ -30,7 +30,7 @@ class CheckedVllm(VllmManager):
 
     def allocate(self, *args, **kwargs) -> bool:  # type: ignore[no-untyped-def]
         ok = super().allocate(*args, **kwargs)
-        refs = [0] * self.pool.num_blocks
+        refs = [0] * len(self.pool.ref)
         for table in self._tables.values():
             held = [b for blocks in table.blocks for b in blocks if b is not None]
             assert len(held) == len(set(held))
@@ -66,13 +66,13 @@ def test_vllm_blocks_never_negative_and_references_return_to_zero(raw, layout, b
     events = _simulate(manager, raw, batched)
     for e in events[:-1]:
         assert isinstance(e, TraceEvent)
-        assert e.used >= 0 and e.free >= 0 and e.held >= 0 and e.used <= blocks
+        assert e.used >= 0 and e.free >= 0 and e.held >= 0 and e.used <= blocks - 1
     summary = events[-1]
     assert isinstance(summary, TraceSummary)
     assert summary.finished + summary.rejected == len(raw)
     assert 0.0 <= summary.hit_rate_tokens <= 1.0
     assert sum(manager.pool.ref) == 0 and manager.used == 0
-    assert manager.pool.free_blocks == blocks
+    assert manager.pool.free_blocks == blocks - 1  # block 0 is the null block
 
 
 @settings(max_examples=40, deadline=None)

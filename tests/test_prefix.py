@@ -60,9 +60,10 @@ def test_prefix_economics_by_hand() -> None:
     assert e.shared_blocks_per_copy == 187 and e.shared_bytes_per_copy == 187 * BLOCK_BYTES
     # a request holds ceil(3656 / 16) = 229 blocks, 229 - 187 = 42 of its own
     assert (e.blocks_per_request, e.private_blocks_per_request) == (229, 42)
-    assert e.max_concurrency_unshared == pytest.approx(10_000 / 229)
-    assert e.max_concurrency_shared == pytest.approx((10_000 - 187) / 42)
-    # at the unshared limit of floor(43.67) = 43 requests, 42 copies of the prefix are freed
+    # 10,000 blocks, 9,999 usable (block 0 is vLLM's null block)
+    assert e.max_concurrency_unshared == pytest.approx(9_999 / 229)
+    assert e.max_concurrency_shared == pytest.approx((9_999 - 187) / 42)
+    # at the unshared limit of floor(43.66) = 43 requests, 42 copies of the prefix are freed
     assert e.kv_bytes_saved_at_unshared_capacity == 42 * 187 * BLOCK_BYTES
     # 2,992 x (3.0 - 0.3) / 1e6 = $0.0080784 per request; x 20/s x 86,400 s = $13,959.4752 per day
     assert e.usd_saved_per_request == pytest.approx(0.0080784)
@@ -79,7 +80,7 @@ def test_tenant_isolation_costs_copies() -> None:
     e = prefix_economics(plan, prefix_tokens=3000, unique_tokens=400, output_tokens=256, requests_per_s=20,
                          tenants=5, isolate=True)
     # five salted copies of 187 blocks: (10,000 - 5 x 187) / 42 requests; 4 extra copies, 4 extra cold prefills
-    assert e.copies == 5 and e.max_concurrency_shared == pytest.approx((10_000 - 935) / 42)
+    assert e.copies == 5 and e.max_concurrency_shared == pytest.approx((9_999 - 935) / 42)
     assert e.isolation_extra_bytes == 4 * 187 * BLOCK_BYTES
     assert e.isolation_cold_prefill_flops == 4 * e.prefill_flops_saved_per_request
     shared = prefix_economics(plan, prefix_tokens=3000, unique_tokens=400, output_tokens=256, requests_per_s=20,

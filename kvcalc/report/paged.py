@@ -225,7 +225,7 @@ def render_paged(out: Any, report: PagedReport) -> None:
     s = report.summary
     t = _table("Totals", "", "")
     t.show_header = False
-    t.add_row("blocks used / free", f"{s.blocks_used:,} / {s.blocks_free:,} of {s.num_blocks:,}"
+    t.add_row("blocks used / free", f"{s.blocks_used:,} / {s.blocks_free:,} of {s.usable_blocks:,} usable"
               + (f"  (short by {s.shortfall_blocks:,})" if s.shortfall_blocks else ""))
     t.add_row("paged: tail waste", f"{s.tail_waste_tokens:,} slots = {fmt_bytes(s.tail_waste_bytes)} "
               f"({s.tail_waste_pct_of_used:.2f}% of used)")

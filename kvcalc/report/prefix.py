@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from kvcalc.calc.paging.economics import PrefixEconomics, Prices, prefix_economics
 from kvcalc.calc.paging.prefill import matmul_params_per_token
+from kvcalc.calc.paging.requests import usable_blocks
 from kvcalc.calc.paging.timing import PerfTiming
 from kvcalc.calc.perf.defaults import default_coefficients
 from kvcalc.calc.plan import DeploymentPlan
@@ -107,9 +108,9 @@ def prefix_derivations(plan: DeploymentPlan, e: PrefixEconomics, prices: Prices 
         Derivation(figure="KV of one shared copy (per GPU)", formula="blocks of the cached prefix in full-attention "
                    "groups x block bytes", substituted=f"{e.shared_blocks_per_copy:,} x {plan.kv_pool.block_bytes:,}",
                    value=fmt_bytes(e.shared_bytes_per_copy), source="calc/paging/economics.shared_blocks"),
-        Derivation(figure="Requests the pool holds", formula="unshared: blocks / blocks per request; shared: "
-                   "(blocks - copies x shared blocks) / private blocks per request",
-                   substituted=f"{plan.kv_pool.num_blocks:,} / {e.blocks_per_request:,}; ({plan.kv_pool.num_blocks:,} "
+        Derivation(figure="Requests the pool holds", formula="unshared: usable blocks / blocks per request; shared: "
+                   "(usable blocks - copies x shared blocks) / private blocks per request",
+                   substituted=f"{usable_blocks(plan):,} / {e.blocks_per_request:,}; ({usable_blocks(plan):,} "
                    f"- {e.copies} x {e.shared_blocks_per_copy:,}) / {e.private_blocks_per_request:,}",
                    value=f"{e.max_concurrency_unshared:.1f} -> {e.max_concurrency_shared:.1f}",
                    source="PagedAttention section 4.4 (shared prefix); vLLM block reference counts"),

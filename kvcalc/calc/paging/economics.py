@@ -23,7 +23,7 @@ from collections.abc import Callable
 
 from kvcalc.calc.paging.groups import FullGroup, group_rules
 from kvcalc.calc.paging.prefill import prefill_flops
-from kvcalc.calc.paging.requests import request_blocks
+from kvcalc.calc.paging.requests import request_blocks, usable_blocks
 from kvcalc.calc.paging.reuse import sglang_reusable_tokens, vllm_reusable_tokens
 from kvcalc.calc.paging.timing import prefill_seconds_floor
 from kvcalc.calc.plan import DeploymentPlan
@@ -143,8 +143,9 @@ def prefix_economics(
     block_bytes = plan.kv_pool.block_bytes
     per_request = request_blocks(plan, prompt, output_tokens).blocks
     private = per_request - shared
-    unshared_c = _concurrency(plan.kv_pool.num_blocks, per_request)
-    shared_c = _concurrency(plan.kv_pool.num_blocks - copies * shared, private)
+    usable = usable_blocks(plan)
+    unshared_c = _concurrency(usable, per_request)
+    shared_c = _concurrency(usable - copies * shared, private)
     saved_flops = prefill_flops(plan.model, 0, cached)
     usd = _usd(cached, prices)
     if prefill_seconds is not None:

@@ -43,9 +43,9 @@ class VllmManager:
 
     def __init__(self, layout: KvPlan, num_blocks: int, *, caching: bool = True) -> None:
         self.groups = group_rules(layout)
-        self.pool = BlockPool(num_blocks)
+        self.pool = BlockPool(num_blocks, null_block=True)
         self.caching = caching and all(g.reusable for g in self.groups)
-        self.capacity = num_blocks
+        self.capacity = self.pool.num_blocks  # num_blocks - 1: block 0 is the null block
         self._interner = Interner()
         self._tables: dict[str, _Table] = {}
         self._pending: dict[str, _Table] = {}
