@@ -227,8 +227,8 @@ def test_trace_admit_grow_finish_by_hand() -> None:
 def test_trace_preemption_recomputes_from_the_cache() -> None:
     events, summary, _ = _run(6)
     first = next(e for e in events if e.event == "preempt")
-    # 6 blocks, 5 usable (block 0 is vLLM's null block): r1 2 + r2 3; at step 9 r2 needs a 4th: r2 (the newest) is preempted with 48 computed tokens,
-    # 3 blocks = 3 x 3,200 B to swap
+    # 6 blocks, 5 usable (block 0 is vLLM's null block): r1 2 + r2 3; at step 9 r2 needs a 4th: r2 (the
+    # newest) is preempted with 48 computed tokens, 3 blocks = 3 x 3,200 B to swap
     assert (first.step, first.id, first.recompute_tokens, first.swap_bytes) == (9, "r2", 48, 9600)
     resumed = next(e for e in events if e.event == "admit" and e.step == 10)
     # its 3 full blocks stay cached; at most 48 - 1 tokens may hit -> 2 blocks = 32 tokens
