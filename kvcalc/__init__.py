@@ -1,8 +1,8 @@
 """kvcalc: capacity and cost calculator for LLM inference.
 
 `kvcalc.fit`, `kvcalc.inspect`, `kvcalc.quant`, `kvcalc.local`, `kvcalc.attention_variants`, `kvcalc.plan`,
-`kvcalc.perf`, `kvcalc.batch`, `kvcalc.paged` and `kvcalc.prefix` (kvcalc/api.py) return the records the CLI prints with --json (imported
-lazily so `import kvcalc` stays cheap).
+`kvcalc.perf`, `kvcalc.batch`, `kvcalc.paged` and `kvcalc.prefix` (kvcalc/api.py) return the records the CLI
+prints with --json (imported lazily so `import kvcalc` stays cheap).
 """
 
 from typing import Any

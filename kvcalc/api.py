@@ -156,12 +156,12 @@ def _parallel(tp: Any, pp: Any, dp: Any, ep: Any, cp: Any) -> Parallel:
 
 
 def _format(model: ModelSpec, quant: Any, keep_fp16: Any) -> WeightFormat | None:
-    from kvcalc.calc.quant import parse_quant
-
     if quant is None:
         if keep_fp16 is not None:
             raise InputError("--keep-fp16 needs --quant FORMAT (it changes which tensors that format quantizes)")
         return None
+    from kvcalc.calc.quant import parse_quant
+
     return parse_quant(_text(quant, "quant"), None if keep_fp16 is None else _text(keep_fp16, "keep_fp16"),
                        model=model)
 
