@@ -17,7 +17,7 @@ from kvcalc.spec.deployment import EngineSettings, Parallel  # noqa: E402
 from tests.test_bench_modules import tiny  # noqa: E402
 
 SMALL = SuiteOptions(stack=1, batches=(1, 2), contexts=(64,), prompts=(16, 32), attention_lengths=(32,),
-                     decode_runs=2, prefill_runs=2, hf_layers=1)
+                     decode_runs=2, prefill_runs=2, hf_layers=1, ceilings=False)
 
 
 def _run(name: str, device: str) -> tuple[dict, object]:  # type: ignore[type-arg]

@@ -69,7 +69,8 @@ def ceilings_table(raw: dict[str, Any], gpu: Any) -> None:
     att = raw.get("attention", {}).get("rows", [])
     if att:
         print("\nAttention (32 heads x 128, batch 1, causal), peak extra bytes and time:\n")
-        print("| N | flash peak (B) | kvcalc attention (B) | flash ms | math peak (B) | kvcalc attention (B) | math ms |")
+        print("| N | flash peak (B) | kvcalc attention (B) | flash ms | math peak (B) | kvcalc attention (B) "
+              "| math ms |")
         print("|---|---|---|---|---|---|---|")
         from kvcalc.calc.attention_memory import AttentionShape, flash_extra, naive_peak
 
@@ -103,8 +104,8 @@ def bytes_tables(reports: dict[str, Any], raws: dict[str, Any]) -> None:
     from kvcalc.sources.resolve import load_model
 
     print("\n### Weights and KV cache\n")
-    print("| model | params kvcalc | params torch | weights predicted (B) | allocated (B) | err | KV cache of the decode "
-          "runs | KV pool predicted (B) | allocated (B) | err | transformers, 2 layers |")
+    print("| model | params kvcalc | params torch | weights predicted (B) | allocated (B) | err | KV cache of the "
+          "decode runs | KV pool predicted (B) | allocated (B) | err | transformers, 2 layers |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     for model, report in reports.items():
         rec: dict[str, list[Any]] = {}
@@ -123,12 +124,14 @@ def bytes_tables(reports: dict[str, Any], raws: dict[str, Any]) -> None:
 
 def detail(model: str, pts: list[Any], prior: Any, fitted: Any, step_time: Any, held_out: bool) -> None:
     tag = "held out" if held_out else "calibration set"
-    print(f"\n#### {model} ({tag})\n\n| step | measured ms | before ms | err | after ms | err |\n|---|---|---|---|---|---|")
+    print(f"\n#### {model} ({tag})\n")
+    print("| step | measured ms | before ms | err | after ms | err |\n|---|---|---|---|---|---|")
     for p in pts:
         b, a = step_time(p, prior)[0], step_time(p, fitted)[0]
         label = p.label.split(" ", 1)[1]
-        print(f"| {label} | {p.measured_s * 1e3:.3f} | {b * 1e3:.3f} | {100 * (b - p.measured_s) / p.measured_s:+.1f} % | "
-              f"{a * 1e3:.3f} | {100 * (a - p.measured_s) / p.measured_s:+.1f} % |")
+        before, after = 100 * (b - p.measured_s) / p.measured_s, 100 * (a - p.measured_s) / p.measured_s
+        print(f"| {label} | {p.measured_s * 1e3:.3f} | {b * 1e3:.3f} | {before:+.1f} % | {a * 1e3:.3f} | "
+              f"{after:+.1f} % |")
 
 
 def main() -> None:
@@ -139,7 +142,13 @@ def main() -> None:
 
     from kvcalc.calc.perf.calibrate import fit_coefficients, step_time
     from kvcalc.calc.perf.defaults import default_coefficients
-    from kvcalc.report.verify import CARD_TERMS, HARNESS_TERMS, harness_coefficients, time_records, verify_report
+    from kvcalc.report.verify import (
+        CARD_TERMS,
+        HARNESS_TERMS,
+        harness_coefficients,
+        time_records,
+        verify_report,
+    )
     from kvcalc.sources.hardware import find_gpu
 
     with open(args.raw, encoding="utf-8") as handle:
@@ -161,7 +170,8 @@ def main() -> None:
     card = doc["card"]
     print(f"## {card['name']}: driver {card['driver']}, torch {card['torch']}, CUDA {card.get('cuda')}, "
           f"{card['date']}\n")
-    print(f"Self-checks (relative error vs references): {', '.join(f'{k} {v:.1e}' for k, v in doc['selfcheck'].items())}")
+    checks = ", ".join(f"{k} {v:.1e}" for k, v in doc["selfcheck"].items())
+    print(f"Self-checks (relative error vs references): {checks}")
     print(f"nvidia-smi at start: {card.get('nvidia_smi_start')}; at end: {card.get('nvidia_smi_end')}\n")
     ceilings_table(doc["models"][0], gpu)
     bytes_tables(reports, raws)
