@@ -91,7 +91,7 @@ def _specdecode_bench() -> list[Row]:
     rows = []
     for dataset, data in SDB_DATA.items():
         for method in ("eagle3", "ngram"):
-            for batch, published in zip((1, 64, 128), SDB_READ[dataset][method]):
+            for batch, published in zip((1, 64, 128), SDB_READ[dataset][method], strict=True):
                 extra = dict(same_prompt_match=data["match"]) if method == "ngram" else {}
                 rows.append(Row(
                     "SpecDecode-Bench (vLLM 0.10.1)", f"Llama-3.1-8B {method} k=3, {dataset}, batch {batch}, "

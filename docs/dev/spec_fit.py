@@ -20,6 +20,8 @@ docs/accuracy-spec.md.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from kvcalc.calc.deploy import plan_deployment
 from kvcalc.calc.drafts import draft_network
 from kvcalc.calc.spec_cost import DraftShape, EngineSpecCosts, SpecTimer
@@ -55,11 +57,11 @@ def timers(engine: str = "vllm") -> dict[str, SpecTimer]:
     return out
 
 
-def _least_squares(xs: list[float], ys: list[float]) -> tuple[float, float]:
+def _least_squares(xs: Sequence[float], ys: Sequence[float]) -> tuple[float, float]:
     """Slope and intercept of ys on xs."""
     n = len(xs)
     mx, my = sum(xs) / n, sum(ys) / n
-    h = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sum((x - mx) ** 2 for x in xs)
+    h = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / sum((x - mx) ** 2 for x in xs)
     return h, my - h * mx
 
 

@@ -337,8 +337,8 @@ def spec_report(
     target: ModelSpec, gpu: Any, *, method: str, draft_model: ModelSpec | None = None,
     cost_ratio: float | None = None, alpha: float | None = None, rates: tuple[float, ...] | None = None,
     acceptance_length: float | None = None, gamma: int = 4, topk: int = 1, verify_tokens: int | None = None,
-    proposal_rate: float | None = None, batch: int = 1, context: int = 4096, input_tokens: int | None = None, output_tokens: int | None = None,
-    tp: int = 1, engine: Any = None, explain: bool = False,
+    proposal_rate: float | None = None, batch: int = 1, context: int = 4096, input_tokens: int | None = None,
+    output_tokens: int | None = None, tp: int = 1, engine: Any = None, explain: bool = False,
 ) -> SpecReport:
     """Speculative decoding of `target` on `gpu` (the engine's plan at `tp`, default vLLM) with `method`
     ("draft" with `draft_model`, "eagle", "eagle3", "mtp", "ngram", or "cost-ratio" with `cost_ratio`).

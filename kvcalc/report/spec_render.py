@@ -99,9 +99,9 @@ def render_spec(console: Any, r: SpecReport) -> None:
     g = Table(title="By draft length (at the batch)", title_justify="left")
     for col in ("gamma", "tokens/pass", "E/(gamma c+1)", "speedup"):
         g.add_column(col, justify="right")
-    for row in r.by_gamma[:10]:
-        g.add_row(str(row.gamma), f"{row.expected_tokens_per_pass:.3f}", f"{row.leviathan_speedup:.3f}",
-                  f"{row.speedup:.3f}")
+    for grow in r.by_gamma[:10]:
+        g.add_row(str(grow.gamma), f"{grow.expected_tokens_per_pass:.3f}", f"{grow.leviathan_speedup:.3f}",
+                  f"{grow.speedup:.3f}")
     console.print(g)
     b = Table(title=f"By batch (gamma {r.gamma} and the best gamma)", title_justify="left")
     for col in ("batch", "decode ms", "draft ms", "verify ms", "step ms", "verify bound", "speedup", "best gamma",

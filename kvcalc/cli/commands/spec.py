@@ -28,7 +28,7 @@ def _rates(text: str | None) -> tuple[float, ...] | None:
     try:
         return tuple(float(part) for part in text.split(",") if part.strip())
     except ValueError:
-        raise InputError(f"--acceptance takes rates separated by commas, like 0.8,0.6,0.4; got '{text[:40]}'")
+        raise InputError(f"--acceptance takes rates separated by commas, like 0.8,0.6,0.4; got '{text[:40]}'") from None
 
 
 def command(
@@ -105,7 +105,8 @@ def command(
     report = spec_report(
         target, gpu_arg(gpu, gpu_file), method=chosen, draft_model=draft_spec, cost_ratio=cost_ratio, alpha=alpha,
         rates=_rates(acceptance), acceptance_length=acceptance_length, gamma=gamma, topk=topk,
-        verify_tokens=verify_tokens, proposal_rate=proposal_rate, batch=batch, context=n, input_tokens=tokens_arg(input_tokens, "--input"),
-        output_tokens=tokens_arg(output_tokens, "--output"), tp=tp, engine=settings, explain=explain,
+        verify_tokens=verify_tokens, proposal_rate=proposal_rate, batch=batch, context=n,
+        input_tokens=tokens_arg(input_tokens, "--input"), output_tokens=tokens_arg(output_tokens, "--output"),
+        tp=tp, engine=settings, explain=explain,
     )
     emit(report, as_json=json_out, explain=explain, render="kvcalc.report.spec_render:render_spec")
