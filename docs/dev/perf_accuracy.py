@@ -62,7 +62,7 @@ def _report(row: dict[str, str], calibration: Any = None) -> Any:
     i, o, n = int(row["kvcalc_input"]), int(row["kvcalc_output"]), int(row["kvcalc_n"])
     offline = scenario in ("static", "saturate")
     settings = EngineSettings(name=engine, usage="llm" if offline and engine == "vllm" else "serve",  # type: ignore[arg-type]
-                              kv_cache_dtype=row["kvcalc_kv"] or None)
+                              kv_cache_dtype=row["kvcalc_kv"] or None, version=row.get("kvcalc_version") or None)
     parallel = Parallel(tp=int(row["kvcalc_tp"]))
     common = dict(input_tokens=i, output_tokens=o, weight_format=fmt, calibration=calibration)
     if scenario == "serve":

@@ -30,6 +30,7 @@ from kvcalc.calc.perf.attention import AttentionGroup
 from kvcalc.calc.perf.kernels import layer_units
 from kvcalc.calc.perf.precision import compute_dtype, sixteen_bit
 from kvcalc.calc.plan import DeploymentPlan
+from kvcalc.errors import InputError
 from kvcalc.spec.base import record
 from kvcalc.spec.deployment import Parallel
 from kvcalc.spec.dtypes import StorageType, storage_type
@@ -76,6 +77,7 @@ class PerfModel:
     stages: tuple[StageModel, ...]
     hidden_size: int
     sixteen_bit: str
+    async_cpu: bool = False
 
     @property
     def gpu(self) -> GpuSpec:
@@ -192,9 +194,29 @@ def _stage(plan: DeploymentPlan, stage: int, layers: range, last: bool) -> Stage
     )
 
 
+#: First vLLM release whose `async_scheduling` defaults to on (PR #27614, merged 2025-12-29: "Enable async
+#: scheduling unless there is an incompatible option", vllm/config/vllm.py; ≈v0.14).
+VLLM_ASYNC_DEFAULT_SINCE = (0, 14)
+
+
+def async_cpu(plan: DeploymentPlan) -> bool:
+    """Whether the engine's CPU work overlaps the GPU step (step.py docstring): vLLM from v0.14 with
+    async scheduling on (kvcalc's VllmSettings.async_scheduling, default on) and no pipeline stages.
+    SGLang's and TRT-LLM's overlap schedulers were on in the releases their fixed costs were measured with,
+    so their step costs already are what is left."""
+    if plan.engine != "vllm" or plan.parallel.pp > 1 or not getattr(plan.settings, "async_scheduling", True):
+        return False
+    from kvcalc.calc.engines.vllm_versions import parse_version
+
+    try:
+        return parse_version(plan.engine_version) >= VLLM_ASYNC_DEFAULT_SINCE
+    except InputError:  # an engine version kvcalc does not model: the newest behaviour
+        return True
+
+
 def perf_model(plan: DeploymentPlan) -> PerfModel:
     """Per-stage, per-GPU rates of `plan` (module docstring)."""
     stages = stage_layers(plan.model.num_layers, plan.parallel.pp)
     out = tuple(_stage(plan, s, layers, s == len(stages) - 1) for s, layers in enumerate(stages))
     return PerfModel(plan=plan, stages=out, hidden_size=plan.model.hidden_size,
-                     sixteen_bit=sixteen_bit(plan.gpu))
+                     sixteen_bit=sixteen_bit(plan.gpu), async_cpu=async_cpu(plan))
