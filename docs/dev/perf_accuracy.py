@@ -3,11 +3,13 @@
     .venv/bin/python docs/dev/perf_accuracy.py > docs/accuracy-perf.md
     .venv/bin/python docs/dev/perf_accuracy.py --summary      # one line per metric class (median / worst)
 
-Each row is planned exactly as `kvcalc perf` plans it (profile, GPU, tp, engine, weight format), with the
-default coefficients of that engine and card: nothing is tuned per row. Scenarios:
+Each row is planned exactly as `kvcalc perf` plans it (profile, GPU, tp, engine and its release, weight format),
+with the default coefficients of that engine and card: nothing is tuned per row. Scenarios:
 serve = closed loop of N clients (`vllm bench serve --max-concurrency N`); static = one batch of N requests
 offline (`vllm bench latency`, llama-bench, TRT-LLM's gptSessionBenchmark); burst = N requests sent at once
-to a server (`--request-rate inf`); saturate = an offline throughput run with the engine full.
+to a server (`--request-rate inf`); rate = N requests at kvcalc_rate requests/s (Poisson, seed 0);
+saturate = an offline throughput run with the engine full. Rows with kvcalc_dist sharegpt draw their lengths
+from kvcalc's ShareGPT model (`--input-dist sharegpt`), as a user would.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from kvcalc.calc.perf.runs import running_cap  # noqa: E402
+from kvcalc.calc.perf.workload import sharegpt_lengths  # noqa: E402
 from kvcalc.calc.quant import parse_quant  # noqa: E402
 from kvcalc.report.perf import perf_report, plan_for  # noqa: E402
 from kvcalc.sources.calibration import Calibration  # noqa: E402
@@ -64,9 +67,13 @@ def _report(row: dict[str, str], calibration: Any = None) -> Any:
     settings = EngineSettings(name=engine, usage="llm" if offline and engine == "vllm" else "serve",  # type: ignore[arg-type]
                               kv_cache_dtype=row["kvcalc_kv"] or None, version=row.get("kvcalc_version") or None)
     parallel = Parallel(tp=int(row["kvcalc_tp"]))
-    common = dict(input_tokens=i, output_tokens=o, weight_format=fmt, calibration=calibration)
+    lengths = sharegpt_lengths() if row.get("kvcalc_dist") == "sharegpt" else None
+    common = dict(input_tokens=i, output_tokens=o, weight_format=fmt, calibration=calibration, lengths=lengths)
     if scenario == "serve":
         return perf_report(model, gpu, parallel, settings, concurrency=n, **common)
+    if scenario in ("burst", "rate"):
+        rate = float(row["kvcalc_rate"]) if scenario == "rate" else float("inf")
+        return perf_report(model, gpu, parallel, settings, request_rate=rate, num_prompts=n, **common)
     if scenario == "saturate":  # the engine full: as many clients as it runs at once
         cap, _ = running_cap(plan_for(model, gpu, parallel, settings, fmt, i, o), i, o)
         return perf_report(model, gpu, parallel, settings, concurrency=max(cap, 1), **common)
@@ -76,7 +83,7 @@ def _report(row: dict[str, str], calibration: Any = None) -> Any:
 def predict(row: dict[str, str], calibration: Any = None) -> float:
     """The row's metric as kvcalc predicts it, in the row's unit."""
     r = _report(row, calibration)
-    i, o = r.input_tokens, r.output_tokens
+    i = r.input_tokens
     metric = row["metric"]
     if metric in ("tpot_ms", "itl_ms"):
         return 1e3 * (r.itl_p99_s if row["statistic"] == "p99" else r.tpot_s)
@@ -91,7 +98,7 @@ def predict(row: dict[str, str], calibration: Any = None) -> float:
     if metric == "output_tok_s_total":
         return r.tokens_per_s_total
     if metric == "total_tok_s":
-        return r.requests_per_s * (i + o)
+        return r.total_tokens_per_s if r.mode == "rate" else r.requests_per_s * (r.input_tokens + r.output_tokens)
     raise ValueError(f"no prediction for metric {metric}")
 
 

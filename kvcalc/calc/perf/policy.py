@@ -7,14 +7,18 @@
   running request cannot get a block, the most recently admitted one is preempted (`self.running.pop()`),
   its blocks freed and its progress dropped (`num_computed_tokens = 0`: recomputed, prompt and output so far,
   when readmitted at the head of the queue); no new request is admitted in a step that preempted.
-  Chunked prefill is always on in V1.
+  Chunked prefill is always on in V1, and so is prefix caching (`enable_prefix_caching`): a preempted
+  request's full blocks stay in the cache as free but reusable blocks (freed to the tail of the free queue,
+  `block_pool.free_blocks`, so they are reallocated last) and, if no other allocation evicted them, its
+  recomputation is a cache hit (`kv_cache_manager.get_computed_blocks`): preemption costs waiting, not work.
 - SGLang (`python/sglang/srt/managers/scheduler.py::Scheduler.get_next_batch_to_run`): a prefill batch, if
   any request can be admitted, runs on its own before decoding resumes (`--enable-mixed-chunk` off by
   default); prompts are chunked at `chunked_prefill_size`. Admission (`schedule_policy.py::PrefillAdder`)
   reserves the new request's prompt plus its whole output (clipped at CLIP_MAX_NEW_TOKENS = 4,096) and,
   for every running request, its remaining output x `new_token_ratio` (0.7 at start, decaying by
   (0.7 - 0.098) / 600 per decode step to 0.7 x 0.14 = 0.098; reset to 0.7 when decoding runs out of
-  memory and retracts requests).
+  memory and retracts requests; the radix cache keeps a retracted request's prefix, as vLLM's prefix
+  cache does).
 - TensorRT-LLM (`tensorrt_llm/llmapi/llm_args.py::SchedulerConfig`): capacity policy GUARANTEED_NO_EVICT
   admits a request only when the blocks of its whole prompt + output are free, so nothing is ever evicted;
   in-flight batching runs generation requests and context requests in one step up to `max_num_tokens`;
@@ -63,6 +67,7 @@ class SchedulerPolicy:
     mix_prefill: bool
     chunked: bool
     source: str
+    prefix_cache: bool = False
 
 
 def policy_for(plan: DeploymentPlan, max_running: int | None = None) -> SchedulerPolicy:
@@ -75,7 +80,7 @@ def policy_for(plan: DeploymentPlan, max_running: int | None = None) -> Schedule
     if plan.engine == "sglang":
         return SchedulerPolicy(**common, admission="whole", reserve_new=1.0, reserve_running=SGLANG_INIT_NEW_TOKEN_RATIO,
                                output_clip=SGLANG_CLIP_MAX_NEW_TOKENS, decaying_ratio=True, preempt=True,
-                               mix_prefill=False, chunked=True,
+                               mix_prefill=False, chunked=True, prefix_cache=True,
                                source="SGLang Scheduler.get_next_batch_to_run (prefill first), PrefillAdder")
     if plan.engine == "trtllm":
         return SchedulerPolicy(**common, admission="whole", reserve_new=1.0, reserve_running=1.0, output_clip=None,
@@ -87,7 +92,7 @@ def policy_for(plan: DeploymentPlan, max_running: int | None = None) -> Schedule
                                decaying_ratio=False, preempt=False, mix_prefill=True, chunked=True,
                                source="llama.cpp server slots (update_slots), n_batch")
     return SchedulerPolicy(**common, admission="chunk", reserve_new=0.0, reserve_running=0.0, output_clip=None,
-                           decaying_ratio=False, preempt=True, mix_prefill=True, chunked=True,
+                           decaying_ratio=False, preempt=True, mix_prefill=True, chunked=True, prefix_cache=True,
                            source="vLLM V1 Scheduler.schedule (chunked prefill, preemption by recompute)")
 
 

@@ -123,6 +123,8 @@ class _Run:
         self.first = np.full(n, np.nan)
         self.admitted_at = np.full(n, np.nan)
         self.done = np.full(n, np.nan)
+        self.cached = np.zeros(n, dtype=np.int64)  # tokens of a preempted request still in the prefix cache
+        self.cache_order: deque[int] = deque()
         self.blocks = _Blocks(pm, int((self.inp + self.out).max()))
         self.running: list[int] = []
         self.waiting: deque[int] = deque()
@@ -150,15 +152,32 @@ class _Run:
         ahead = self.computed[ids] + np.ceil(left * share).astype(np.int64)
         return int((self.blocks(ahead) - self.blocks(self.computed[ids])).sum())
 
-    def admission_blocks(self, r: int, chunk: int) -> int:
-        """Blocks request r needs to be admitted with a first chunk of `chunk` tokens."""
+    def admission_blocks(self, r: int, chunk: int, start: int | None = None) -> int:
+        """Blocks request r needs to be admitted with a chunk of `chunk` tokens after `start` (default: its
+        computed tokens; a cached prefix's blocks count, they are reused)."""
         p = self.policy
         if p.admission == "chunk":
-            return int(self.blocks(self.computed[r] + chunk))
+            return int(self.blocks((self.computed[r] if start is None else start) + chunk))
         out = int(self.out[r] - self.generated[r])
         if p.output_clip is not None:
             out = min(out, p.output_clip)
         return int(self.blocks(self.target[r] + int(-(-out * p.reserve_new // 1))))
+
+    def cached_blocks(self) -> int:
+        return int(self.blocks(self.cached[list(self.cache_order)]).sum()) if self.cache_order else 0
+
+    def evict(self) -> None:
+        """Drop the oldest cached prefixes until running requests' blocks and the cache fit the pool."""
+        while self.cache_order and self.held(self.ids()) + self.cached_blocks() > self.policy.pool_blocks:
+            self.cached[self.cache_order.popleft()] = 0
+
+    def resume(self, r: int) -> None:
+        """A readmitted request starts from its cached prefix (a prefix-cache hit; at least one token is
+        recomputed to sample from)."""
+        if self.cached[r]:
+            self.computed[r] = min(int(self.cached[r]), int(self.target[r]) - 1)
+            self.cached[r] = 0
+            self.cache_order.remove(r)
 
     def ids(self) -> Any:
         return self.np.asarray(self.running, dtype=self.np.int64)
@@ -167,9 +186,13 @@ class _Run:
         return self.policy.pool_blocks - self.held(self.ids())
 
     def preempt(self, r: int) -> None:
-        """vLLM recompute: blocks freed, progress dropped, back to the head of the queue."""
+        """vLLM recompute: blocks freed, progress dropped, back to the head of the queue; with prefix caching
+        its full blocks stay cached (reusable) until another allocation evicts them."""
         self.running.remove(r)
         self.target[r] = self.inp[r] + self.generated[r]
+        if self.policy.prefix_cache:
+            self.cached[r] = int(self.computed[r]) // self.blocks.unit * self.blocks.unit
+            self.cache_order.append(r)
         self.computed[r] = 0
         self.waiting.appendleft(r)
         self.preemptions += 1
@@ -220,14 +243,16 @@ def _admit(run: _Run, budget: int, free: int) -> list[tuple[int, int]]:
     reserve = run.reserved(run.ids())
     while budget > 0 and run.waiting and len(run.running) < p.max_running:
         r = run.waiting[0]
-        left = int(run.target[r] - run.computed[r])
+        left = int(run.target[r] - max(run.computed[r], min(run.cached[r], run.target[r] - 1)))
         if not p.chunked and budget < left < p.budget:
             break  # TensorRT-LLM without chunked prefill: the whole prompt waits for a step with room
         chunk = min(left, budget)
-        need = run.admission_blocks(r, chunk)
+        start = int(run.target[r]) - left
+        need = run.admission_blocks(r, chunk, start)
         if need > free - reserve:
             break
         run.waiting.popleft()
+        run.resume(r)
         run.running.append(r)
         if run.np.isnan(run.admitted_at[r]):
             run.admitted_at[r] = run.t
@@ -282,6 +307,7 @@ def _execute(run: _Run, coeffs: PerfCoefficients, dec: Any, chunks: list[tuple[i
             run.generated[r] += 1
             if run.np.isnan(run.first[r]):
                 run.first[r] = run.t
+    run.evict()
 
 
 def _decay(run: _Run, steps: int) -> None:
@@ -296,12 +322,12 @@ def _admissible(run: _Run, n_dec: int) -> bool:
         return False
     r = run.waiting[0]
     budget = p.budget - (n_dec if p.mix_prefill else 0)
-    left = int(run.target[r] - run.computed[r])
+    left = int(run.target[r] - max(run.computed[r], min(run.cached[r], run.target[r] - 1)))
     if budget <= 0 or (not p.chunked and budget < left < p.budget):
         return False
     ids = run.ids()
     free = p.pool_blocks - (int(run.blocks(run.computed[ids] + 1).sum()) if len(ids) else 0)
-    return run.admission_blocks(r, min(left, budget)) <= free - run.reserved(ids)
+    return run.admission_blocks(r, min(left, budget), int(run.target[r]) - left) <= free - run.reserved(ids)
 
 
 def _decode_run(run: _Run, coeffs: PerfCoefficients, pending: deque[int]) -> bool:
@@ -332,6 +358,7 @@ def _decode_run(run: _Run, coeffs: PerfCoefficients, pending: deque[int]) -> boo
     run.gap_weights.append(np.full(k, len(ids)))
     run.steps += k
     _decay(run, k)
+    run.evict()
     return True
 
 
