@@ -66,17 +66,18 @@ def _report(row: dict[str, str], calibration: Any = None) -> Any:
     offline = scenario in ("static", "saturate")
     settings = EngineSettings(name=engine, usage="llm" if offline and engine == "vllm" else "serve",  # type: ignore[arg-type]
                               kv_cache_dtype=row["kvcalc_kv"] or None, version=row.get("kvcalc_version") or None)
-    parallel = Parallel(tp=int(row["kvcalc_tp"]))
+    parallel = Parallel(tp=int(row["kvcalc_tp"]), dp=int(row.get("kvcalc_dp") or 1), ep=int(row.get("kvcalc_ep") or 1))
     lengths = sharegpt_lengths() if row.get("kvcalc_dist") == "sharegpt" else None
     common = dict(input_tokens=i, output_tokens=o, weight_format=fmt, calibration=calibration, lengths=lengths)
-    if scenario == "serve":
-        return perf_report(model, gpu, parallel, settings, concurrency=n, **common)
+    if scenario == "serve":  # a known --num-prompts: the benchmark from its start, else the steady state
+        prompts = int(row["kvcalc_prompts"]) if row.get("kvcalc_prompts") else None
+        return perf_report(model, gpu, parallel, settings, concurrency=n, num_prompts=prompts, **common)
     if scenario in ("burst", "rate"):
         rate = float(row["kvcalc_rate"]) if scenario == "rate" else float("inf")
         return perf_report(model, gpu, parallel, settings, request_rate=rate, num_prompts=n, **common)
-    if scenario == "saturate":  # the engine full: as many clients as it runs at once
+    if scenario == "saturate":  # the engine full: as many clients as it runs at once (every replica)
         cap, _ = running_cap(plan_for(model, gpu, parallel, settings, fmt, i, o), i, o)
-        return perf_report(model, gpu, parallel, settings, concurrency=max(cap, 1), **common)
+        return perf_report(model, gpu, parallel, settings, concurrency=max(cap, 1) * parallel.dp, **common)
     return perf_report(model, gpu, parallel, settings, batch=n, **common)
 
 

@@ -307,6 +307,7 @@ class _Run:
     rate: float | None
     seed: int
     burstiness: float
+    prompts: int | None = None
 
 
 def _run_kind(batch: int | None, concurrency: int | None, request_rate: float | None, num_prompts: int | None,
@@ -328,8 +329,11 @@ def _run_kind(batch: int | None, concurrency: int | None, request_rate: float | 
     assert n is not None
     if n < 1:
         raise InputError(f"--batch/--concurrency must be >= 1, got {n}")
+    if num_prompts is not None and (batch is not None or num_prompts < 1):
+        raise InputError("--num-prompts goes with --concurrency (a benchmark of N requests from its start) or "
+                         "--request-rate, and must be >= 1")
     return _Run(mode="batch" if batch is not None else "concurrency", n=n, lengths=dist, rate=None, seed=seed,
-                burstiness=burstiness)
+                burstiness=burstiness, prompts=num_prompts)
 
 
 def _simulate(run: _Run, pm: PerfModel, coeffs: PerfCoefficients, input_tokens: int, output_tokens: int) -> RunStats:
@@ -341,7 +345,7 @@ def _simulate(run: _Run, pm: PerfModel, coeffs: PerfCoefficients, input_tokens: 
             return run_static(pm, coeffs, run.n, input_tokens, output_tokens)
         return run_rate(pm, coeffs, run.n, float("inf"), run.lengths, seed=run.seed, online=False)
     return run_serving(pm, coeffs, run.n, input_tokens, output_tokens,
-                       lengths=None if run.lengths.kind == "fixed" else run.lengths)
+                       lengths=None if run.lengths.kind == "fixed" else run.lengths, num_prompts=run.prompts)
 
 
 def perf_report(
@@ -424,7 +428,7 @@ def _assemble(model: ModelSpec, gpu: GpuSpec, parallel: Parallel, plan: Deployme
         coefficients_source=coeffs.source, table=batch_table(pm, coeffs, mid, cap), moe=moe_summary(pm, plan),
         long_context=lc, warnings=tuple(warnings),
         request_rate=None if run.rate is None or run.rate == float("inf") else run.rate,
-        num_prompts=run.n if run.mode == "rate" else None, lengths=run.lengths.name,
+        num_prompts=run.n if run.mode == "rate" else run.prompts, lengths=run.lengths.name,
         lengths_source=run.lengths.source, mean_input_tokens=float(mean_in), mean_output_tokens=float(mean_out),
         max_request_tokens=longest, ttft_p50_s=stats.ttft_p50_s, ttft_p99_s=stats.ttft_p99_s,
         tpot_p50_s=stats.tpot_p50_s, tpot_p99_s=stats.tpot_p99_s, duration_s=stats.duration_s,

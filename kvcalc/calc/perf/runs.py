@@ -60,10 +60,15 @@ def run_static(pm: PerfModel, coeffs: PerfCoefficients, batch: int, input_tokens
 
 def run_serving(pm: PerfModel, coeffs: PerfCoefficients, concurrency: int, input_tokens: int,
                 output_tokens: int, measure: int | None = None,
-                lengths: LengthDistribution | None = None) -> RunStats:
+                lengths: LengthDistribution | None = None, num_prompts: int | None = None) -> RunStats:
     """Closed-loop serving with `concurrency` clients (module docstring): identical requests of
-    input/output tokens, or drawn from `lengths` (admitted by the engine's own policy, policy.py)."""
+    input/output tokens, or drawn from `lengths` (admitted by the engine's own policy, policy.py). Without
+    `num_prompts`, the long-run steady state; with it, the whole benchmark from its start (every client
+    sends at t = 0; `num_prompts` requests, all measured)."""
     plan = pm.plan
+    if num_prompts is not None:
+        return _from_start(pm, coeffs, concurrency, num_prompts,
+                           lengths if lengths is not None else _fixed(input_tokens, output_tokens))
     if lengths is None and plan.parallel.dp == 1:
         cap, _ = running_cap(plan, input_tokens, output_tokens)
         return simulate(pm, coeffs, input_tokens=input_tokens, output_tokens=output_tokens,
@@ -80,6 +85,21 @@ def run_serving(pm: PerfModel, coeffs: PerfCoefficients, concurrency: int, input
                                 target)
         runs.append((stats, replicas))
     return _combine(runs, closed_loop=True)
+
+
+def _from_start(pm: PerfModel, coeffs: PerfCoefficients, concurrency: int, num_prompts: int,
+                lengths: LengthDistribution) -> RunStats:
+    """`vllm bench serve --max-concurrency C --num-prompts N` from t = 0, dealt over dp replicas."""
+    plan = pm.plan
+    inputs, outputs = sample_lengths(lengths, num_prompts, SEED)
+    dp = plan.parallel.dp
+    runs = []
+    for k in range(min(dp, num_prompts)):
+        clients = _deal(concurrency, dp)[k]
+        if clients:
+            runs.append((run_closed_loop(pm, coeffs, policy_for(plan), inputs[k::dp], outputs[k::dp], clients,
+                                         coeffs.frontend_latency_s, len(inputs[k::dp]), from_start=True), 1))
+    return _combine(runs, closed_loop=False)
 
 
 def run_rate(pm: PerfModel, coeffs: PerfCoefficients, num_prompts: int, rate: float,

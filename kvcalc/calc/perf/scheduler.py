@@ -494,18 +494,21 @@ def _place_steady(run: _Run, count: int, rng: Any) -> int:
 
 
 def run_closed_loop(pm: PerfModel, coeffs: PerfCoefficients, policy: SchedulerPolicy, inputs: Any, outputs: Any,
-                    clients: int, frontend_s: float, measure: int) -> RunStats:
-    """`clients` clients in a closed loop (module docstring); request k has lengths inputs[k], outputs[k]
-    (len(inputs) >= 2 x clients + measure). Throughput by Little's law: clients / mean e2e."""
+                    clients: int, frontend_s: float, measure: int, from_start: bool = False) -> RunStats:
+    """`clients` clients in a closed loop (module docstring); request k has lengths inputs[k], outputs[k].
+    Steady state (default; len(inputs) >= 2 x clients + measure): throughput by Little's law, clients / mean
+    e2e. `from_start`: the benchmark as `vllm bench serve --max-concurrency C --num-prompts N` runs it, every
+    client sending at t = 0 and all `measure` = N = len(inputs) requests measured; throughput N / duration."""
     import numpy as np
 
     n = len(inputs)
-    run = _Run(pm, policy, inputs, outputs, np.full(n, np.inf), np.zeros(n, dtype=bool))
-    placed = _place_steady(run, clients, np.random.default_rng(SEED))
+    run = _Run(pm, policy, inputs, outputs, np.full(n, np.inf), np.full(n, from_start, dtype=bool))
+    placed = 0 if from_start else _place_steady(run, clients, np.random.default_rng(SEED))
+    first = min(clients, n)
     run.arrival[:placed] = -1.0
-    run.arrival[placed:clients] = 0.0
-    pending = deque(range(placed, clients))
-    state = {"next": clients, "measured": 0}
+    run.arrival[placed:first] = 0.0
+    pending = deque(range(placed, first))
+    state = {"next": first, "measured": 0}
 
     def on_done(r: int, end: float) -> None:
         state["measured"] += bool(run.measured[r])
@@ -517,8 +520,12 @@ def run_closed_loop(pm: PerfModel, coeffs: PerfCoefficients, policy: SchedulerPo
 
     _loop(run, coeffs, pending, frontend_s, on_done, lambda: state["measured"] >= measure)
     ids = np.flatnonzero(run.measured & ~np.isnan(run.done))
+    cap = min(clients, policy.max_running)
+    if from_start:
+        duration = float(np.nanmax(run.done)) + frontend_s if len(ids) else run.t
+        return _stats(run, ids, frontend_s, len(ids) / duration if duration else 0.0, duration, cap)
     e2e = float((run.done[ids] + frontend_s - run.arrival[ids]).mean()) if len(ids) else 0.0
-    return _stats(run, ids, frontend_s, clients / e2e if e2e else 0.0, run.t, min(clients, policy.max_running))
+    return _stats(run, ids, frontend_s, clients / e2e if e2e else 0.0, run.t, cap)
 
 
 def simulate(pm: PerfModel, coeffs: PerfCoefficients, *, input_tokens: int, output_tokens: int,

@@ -124,18 +124,28 @@ class _StageWork:
     attention_flops: Any
 
 
+def expert_replicas(parallel: Any) -> int:
+    """Data-parallel replicas whose tokens one GPU's experts serve: with expert parallelism across replicas
+    (ep > tp, attention data parallel + EP: DeepSeek-V3 serving, vLLM `--data-parallel-size` with
+    `--enable-expert-parallel`, SGLang `--enable-dp-attention`), every replica's tokens are dispatched to the
+    experts' owners, so a GPU's experts see ep / tp replicas' tokens, not only its own."""
+    return max(1, parallel.ep // parallel.tp) if parallel.dp > 1 else 1
+
+
 def stage_work(stage: StageModel, contexts: Any, prefill: Sequence[tuple[int, int]], sampled: int,
-               last: bool) -> _StageWork:
+               last: bool, expert_share: int = 1) -> _StageWork:
     """Bytes and FLOPs of one stage's GPU for a step: decode `contexts` (rows: steps, columns: requests),
-    prefill chunks `(prior, new)`, `sampled` sequences computing logits."""
+    prefill chunks `(prior, new)`, `sampled` sequences computing logits. `expert_share`: replicas whose tokens
+    (as many as this step's, all replicas alike) the GPU's routed experts also serve (`expert_replicas`)."""
     n_decode = contexts.shape[-1]
     tokens = n_decode + sum(new for _, new in prefill)
     weight_bytes = float(stage.dense_weight_bytes)
     gemm = {d: f * tokens for d, f in stage.gemm_flops_per_token.items()}
+    routed = tokens * expert_share
     for group in stage.experts:
-        weight_bytes += group.bytes_on_gpu * touched_fraction(group.num_experts, group.top_k, tokens)
+        weight_bytes += group.bytes_on_gpu * touched_fraction(group.num_experts, group.top_k, routed)
         for d, f in group.flops_per_token.items():
-            gemm[d] = gemm.get(d, 0.0) + f * tokens
+            gemm[d] = gemm.get(d, 0.0) + f * routed
     if last and stage.head_flops_per_token:
         gemm["head"] = stage.head_flops_per_token * sampled
     kv_bytes: Any = 0.0
@@ -177,7 +187,7 @@ def _terms(pm: PerfModel, coeffs: PerfCoefficients, contexts: Any, prefill: Sequ
                                comm=0.0, comm_bytes=0.0, stage_max=0.0)
     for i, stage in enumerate(pm.stages):
         last = i == len(pm.stages) - 1
-        work = stage_work(stage, contexts, prefill, sampled, last)
+        work = stage_work(stage, contexts, prefill, sampled, last, expert_replicas(pm.parallel))
         tw = work.weight_bytes / (bw * coeffs.weight_bw_eff)
         tg = _gemm_time(pm, coeffs, work.gemm)
         tkv = np.asarray(work.kv_bytes) / (bw * coeffs.kv_bw_eff)
