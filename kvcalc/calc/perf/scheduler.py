@@ -167,9 +167,20 @@ class _Run:
         return int(self.blocks(self.cached[list(self.cache_order)]).sum()) if self.cache_order else 0
 
     def evict(self) -> None:
-        """Drop the oldest cached prefixes until running requests' blocks and the cache fit the pool."""
-        while self.cache_order and self.held(self.ids()) + self.cached_blocks() > self.policy.pool_blocks:
-            self.cached[self.cache_order.popleft()] = 0
+        """Evict cached blocks until running requests' blocks and the cache fit the pool: the oldest
+        preempted request's blocks first, each from the end of its prefix (vLLM frees a request's blocks in
+        reverse order to the tail of the free queue and allocates from its head)."""
+        if not self.cache_order:
+            return
+        excess = self.held(self.ids()) + self.cached_blocks() - self.policy.pool_blocks
+        while excess > 0 and self.cache_order:
+            r = self.cache_order[0]
+            have = int(self.blocks(self.cached[r]))
+            drop = min(have, excess)
+            self.cached[r] = (have - drop) * self.blocks.unit if have > drop else 0
+            excess -= drop
+            if not self.cached[r]:
+                self.cache_order.popleft()
 
     def resume(self, r: int) -> None:
         """A readmitted request starts from its cached prefix (a prefix-cache hit; at least one token is
