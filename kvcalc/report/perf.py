@@ -321,10 +321,10 @@ def _run_kind(batch: int | None, concurrency: int | None, request_rate: float | 
     if request_rate is not None:
         if not request_rate > 0:
             raise InputError(f"--request-rate must be positive or inf, got {request_rate}")
-        n = 1000 if num_prompts is None else num_prompts
-        if n < 1:
-            raise InputError(f"--num-prompts must be >= 1, got {n}")
-        return _Run(mode="rate", n=n, lengths=dist, rate=request_rate, seed=seed, burstiness=burstiness)
+        prompts = 1000 if num_prompts is None else num_prompts
+        if prompts < 1:
+            raise InputError(f"--num-prompts must be >= 1, got {prompts}")
+        return _Run(mode="rate", n=prompts, lengths=dist, rate=request_rate, seed=seed, burstiness=burstiness)
     n = batch if batch is not None else concurrency
     assert n is not None
     if n < 1:

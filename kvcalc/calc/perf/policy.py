@@ -78,9 +78,9 @@ def policy_for(plan: DeploymentPlan, max_running: int | None = None) -> Schedule
     common: dict[str, Any] = dict(engine=plan.engine, budget=budget, max_running=max(1, running),
                                   pool_blocks=pool)
     if plan.engine == "sglang":
-        return SchedulerPolicy(**common, admission="whole", reserve_new=1.0, reserve_running=SGLANG_INIT_NEW_TOKEN_RATIO,
-                               output_clip=SGLANG_CLIP_MAX_NEW_TOKENS, decaying_ratio=True, preempt=True,
-                               mix_prefill=False, chunked=True, prefix_cache=True,
+        return SchedulerPolicy(**common, admission="whole", reserve_new=1.0,
+                               reserve_running=SGLANG_INIT_NEW_TOKEN_RATIO, output_clip=SGLANG_CLIP_MAX_NEW_TOKENS,
+                               decaying_ratio=True, preempt=True, mix_prefill=False, chunked=True, prefix_cache=True,
                                source="SGLang Scheduler.get_next_batch_to_run (prefill first), PrefillAdder")
     if plan.engine == "trtllm":
         return SchedulerPolicy(**common, admission="whole", reserve_new=1.0, reserve_running=1.0, output_clip=None,

@@ -19,8 +19,6 @@ a request's latency is its replica's.
 
 from __future__ import annotations
 
-from typing import Any
-
 from kvcalc.calc.perf.coefficients import PerfCoefficients
 from kvcalc.calc.perf.model import PerfModel
 from kvcalc.calc.perf.policy import policy_for
