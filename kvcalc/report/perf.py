@@ -462,7 +462,7 @@ def render_perf(out: Any, r: PerfReport) -> None:
 
     p = r.parallel
     what = _what(r)
-    out.print(f"[bold]{r.model}[/bold] on {r.gpus} x {r.gpu} (tp={p.tp} pp={p.pp} ep={p.ep} cp={p.cp}), "
+    out.print(f"[bold]{r.model}[/bold] on {r.gpus} x {r.gpu} (tp={p.tp} pp={p.pp} dp={p.dp} ep={p.ep} cp={p.cp}), "
               f"{r.engine} {r.engine_version}, weights {r.weight_format}, KV {r.kv_dtype}")
     lines = [
         f"{what}: {r.input_tokens:,} in / {r.output_tokens:,} out; {r.running_requests:.1f} running on average "
