@@ -222,12 +222,11 @@ def _timings(rows: list[AttentionLayerRow], groups: list[_Group], n: int, gpu: G
 def _model_setup(model: ModelSpec, gpu: GpuSpec, tp: int, dtype: str | None) -> tuple[str, int, str, Any]:
     """(dtype, budget bytes, budget source, N -> KV bytes of one sequence) from the model's DeploymentPlan."""
     from kvcalc.calc import kv as kvmod
-    from kvcalc.calc.deploy import plan_deployment, serving_dtype_for
+    from kvcalc.calc.deploy import plan_deployment
     from kvcalc.spec.deployment import EngineSettings, Parallel
     from kvcalc.spec.dtypes import storage_type
 
-    settings = EngineSettings()
-    plan = plan_deployment(model, gpu, Parallel(tp=tp), settings)
+    plan = plan_deployment(model, gpu, Parallel(tp=tp), EngineSettings())
     dev = plan.binding_device
     budget = dev.total_bytes - dev.weights_bytes - dev.non_torch_bytes
     if budget <= 0:
@@ -235,7 +234,7 @@ def _model_setup(model: ModelSpec, gpu: GpuSpec, tp: int, dtype: str | None) -> 
                          f"on {gpu.name} ({fmt_bytes(dev.total_bytes)}); pass a larger --tp")
     source = (f"{gpu.name} usable {fmt_bytes(dev.total_bytes)} - weights {fmt_bytes(dev.weights_bytes)} - "
               f"non-torch {fmt_bytes(dev.non_torch_bytes)} (DeploymentPlan, {plan.engine} {plan.engine_version})")
-    chosen = dtype or serving_dtype_for(model, settings)
+    chosen = dtype or plan.serving_dtype
     kv = storage_type(chosen)
     return chosen, budget, source, lambda n: kvmod.bytes_per_sequence(model, n, kv, tp)
 

@@ -181,8 +181,7 @@ def draft_memory(plan: DeploymentPlan, network: DraftNetwork | None, context: in
     tp = plan.parallel.tp
     weights = kv_draft = 0
     if network is not None:
-        fmt = PlainFormat(plan.model.dtype if plan.model.dtype in ("bf16", "fp16") else "bf16") \
-            if network.own_format else plan.weight_format
+        fmt = PlainFormat(plan.serving_dtype) if network.own_format else plan.weight_format
         weights = sum(fmt.tensor_bytes(t, t.numel // tp) for t in network.extra_tensors)
         kv_draft = kvmod.kv_bytes_per_token(network.model, storage_type(plan.kv_dtype), tp)
     pool = plan.binding_device.kv_cache_bytes
