@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import field
+from functools import lru_cache
 
 from kvcalc.calc import kv as kvmod
 from kvcalc.calc.parallel import shard_numel, stage_layers
@@ -77,7 +78,6 @@ class PerfModel:
     stages: tuple[StageModel, ...]
     hidden_size: int
     sixteen_bit: str
-    async_cpu: bool = False
 
     @property
     def gpu(self) -> GpuSpec:
@@ -86,6 +86,12 @@ class PerfModel:
     @property
     def parallel(self) -> Parallel:
         return self.plan.parallel
+
+    @property
+    def async_cpu(self) -> bool:
+        """Whether the plan's engine overlaps its CPU work with the GPU step (`async_cpu`); read from the plan
+        each time, so a PerfModel shared between engines' plans (`replace(pm, plan=...)`) stays right."""
+        return async_cpu(self.plan)
 
 
 def _add(acc: dict[str, float], dtype: str, flops: float) -> None:
@@ -206,10 +212,15 @@ def async_cpu(plan: DeploymentPlan) -> bool:
     so their step costs already are what is left."""
     if plan.engine != "vllm" or plan.parallel.pp > 1 or not getattr(plan.settings, "async_scheduling", True):
         return False
+    return _vllm_async_default(plan.engine_version)
+
+
+@lru_cache(maxsize=64)
+def _vllm_async_default(version: str) -> bool:
     from kvcalc.calc.engines.vllm_versions import parse_version
 
     try:
-        return parse_version(plan.engine_version) >= VLLM_ASYNC_DEFAULT_SINCE
+        return parse_version(version) >= VLLM_ASYNC_DEFAULT_SINCE
     except InputError:  # an engine version kvcalc does not model: the newest behaviour
         return True
 
@@ -219,4 +230,4 @@ def perf_model(plan: DeploymentPlan) -> PerfModel:
     stages = stage_layers(plan.model.num_layers, plan.parallel.pp)
     out = tuple(_stage(plan, s, layers, s == len(stages) - 1) for s, layers in enumerate(stages))
     return PerfModel(plan=plan, stages=out, hidden_size=plan.model.hidden_size,
-                     sixteen_bit=sixteen_bit(plan.gpu), async_cpu=async_cpu(plan))
+                     sixteen_bit=sixteen_bit(plan.gpu))
