@@ -10,6 +10,7 @@ from kvcalc.calc.paged import max_concurrency, reported_tokens
 from kvcalc.sources.hardware import find_gpu
 from kvcalc.sources.hf_config import model_from_config
 from kvcalc.sources.resolve import load_model
+from kvcalc.spec.base import replace
 from kvcalc.spec.deployment import Parallel
 
 GIB = 1 << 30
@@ -110,3 +111,36 @@ def test_qwen35_4b_without_prefix_caching_by_hand() -> None:
     assert plan.blocks_per_max_request == 5
     assert max_concurrency(blocks, layout, 1024, 8192) == 137.8
     assert reported_tokens(blocks, layout, 1024, 8192, "concurrency") == 141_107
+
+
+#: MiniMaxAI/MiniMax-M2 config.json (62 layers, 48 heads / 8 KV heads of 128; only the KV shape matters here).
+MINIMAX_M2 = {"architectures": ["MiniMaxM2ForCausalLM"], "model_type": "minimax_m2", "vocab_size": 200064,
+              "hidden_size": 3072, "intermediate_size": 1536, "num_hidden_layers": 62, "num_attention_heads": 48,
+              "num_key_value_heads": 8, "head_dim": 128, "max_position_embeddings": 196608,
+              "tie_word_embeddings": False, "torch_dtype": "bfloat16"}
+
+
+def _minimax_with_blocks(version: str, blocks: int):
+    """MiniMax-M2 at tp 2 with an activation override that leaves exactly `blocks` KV blocks."""
+    model = model_from_config(dict(MINIMAX_M2), model_id="MiniMax-M2", warn=lambda _m: None)
+    settings = VllmSettings(version=version, max_model_len=196608, cuda_graph_bytes=0)
+    first = plan_deployment(model, H100, Parallel(tp=2), settings)
+    per_block = first.kv_pool.block_bytes
+    extra = first.binding_device.kv_cache_bytes - blocks * per_block
+    settings = replace(settings, activation_bytes=first.binding_device.activation_bytes + extra)
+    return plan_deployment(model, H100, Parallel(tp=2), settings)
+
+
+def test_null_block_in_the_startup_check_by_hand() -> None:
+    # MiniMax-M2.7 at tp 2 (eugr/spark-vllm-docker #396, vLLM 0.29.1rc1): 62 x 2 x (8 / 2) x 128 x 2 B = 126,976 B
+    # per token per rank; a block index = 16 x 126,976 = 2,031,616 B; one 196,608-token request needs
+    # 196,608 / 16 = 12,288 blocks, and from ≈v0.25 the null block too (#47272): 12,289 x 2,031,616 B = 23.25 GiB,
+    # the figure vLLM's refusal printed.
+    ok = _minimax_with_blocks("0.24.0", 12_288)
+    assert ok.kv_pool.block_bytes == 16 * 126_976 == 2_031_616
+    assert ok.blocks_per_max_request == 12_288
+    assert ok.startup_error is None  # before the rule a pool of exactly one request started (and hung, #47272)
+    refused = _minimax_with_blocks("0.29.1", 12_288)
+    assert refused.startup_error is not None and "23.25 GiB" in refused.startup_error
+    assert round(12_289 * 2_031_616 / GIB, 2) == 23.25
+    assert _minimax_with_blocks("0.29.1", 12_289).startup_error is None
