@@ -317,8 +317,9 @@ def markdown(rows: list[Row]) -> str:
                      f"{r.predicted_bytes:,.0f} | {r.error:+.2f} % | {note} |")
     lines += [
         "",
-        "Not modelled (documented in `kvcalc/calc/quant.py`): vLLM's Hopper triton_kernels MXFP4 layout padding "
-        "(gpt-oss-120b logs 64.38 GiB against 60.77 GiB of tensors), Blackwell NVFP4 scale swizzling, "
+        "vLLM's MXFP4 layouts per kernel (Marlin, Hopper triton_kernels: gpt-oss-120b logs 64.38 GiB against "
+        "60.77 GiB of tensors) are modelled in `kvcalc/calc/quant/mxfp4.py` and checked in accuracy.md section 9. "
+        "Not modelled (documented in `kvcalc/calc/quant/__init__.py`): Blackwell NVFP4 scale swizzling, "
         "transformers' BF16 fallbacks; EXL2, AQLM and HQQ rows of quant_sizes.tsv (formats kvcalc does not "
         "offer). Llama-3.1 GGUFs also hold `rope_freqs.weight` (256 B), not counted. llamacpp_logs.tsv rows "
         "L13 and L14 are the R1-Distill-Qwen-32B buffers and the Llama-3.1-8B F16 buffer above; L08 (ollama, "

@@ -639,13 +639,11 @@ def main() -> None:
     ok = [r for r in recs if r["status"] == "ok"]
     failed = [r for r in recs if r["status"] != "ok"]
     quant = quant_module()
-    p = print
+    body: list[str] = []
 
-    p("# Accuracy: `kvcalc fit` against vLLM's own start-up accounting")
-    p()
-    p(f"Regenerate with `{COMMAND}` (a dev script; it reads the reference measurements in `$KVCALC_REFERENCE`, "
-      "which are not part of this repository, and is not run in CI).")
-    p()
+    def p(*parts: Any) -> None:  # the sections are kept and printed after the summary, which needs their figures
+        body.append(" ".join(str(part) for part in parts))
+
     p("## Method")
     p()
     p(f"- **Data.** `vllm_v019_h100_runs.tsv`: {len(ok)} complete vLLM v0.19.0 start-ups on H100-80GB (one GPU "
@@ -666,9 +664,9 @@ def main() -> None:
           "\"Model loading took\" figure (W=measured); their error is that of the other budget terms only.")
     else:
         p("- **Quantized rows** (compressed-tensors FP8-dynamic / W8A8 int8, GPTQ w4a16 loaded as gptq_marlin) "
-          "are sized by `kvcalc/calc/quant.py` (`format_from_quantization_config`) from the checkpoint's "
+          "are sized by `kvcalc/calc/quant/` (`format_from_quantization_config`) from the checkpoint's "
           "`quantization_config`, written in the script (\"W=quant.py\"); a row falls back to its measured "
-          "weights (\"W=measured\") only if quant.py declines it.")
+          "weights (\"W=measured\") only if kvcalc declines it.")
     p("- **Multimodal rows** (Gemma 3, Mistral-Small-3.1, granite-vision, Kimi-VL, Llama 4 Scout): kvcalc "
       "sizes the text model only, so the predicted weights miss the vision encoder (\"text only\").")
     p("- **Compared:** per-rank weights W (\"Model loading took\"), available KV memory A (\"Available KV "
@@ -943,6 +941,30 @@ def main() -> None:
       "0.16 %; vLLM weight memory 10 rows, median 0.29 %, worst 1.78 % (target 3 %).")
 
     recent_releases(p)
+    print("# Accuracy: what kvcalc predicts, against measurements")
+    print()
+    print(f"Regenerate with `{COMMAND}`. This dev script is not run in CI: it needs `KVCALC_REFERENCE` set to a "
+          "folder holding `vllm_v019_h100_runs.tsv` and `vllm_logs.tsv` (vLLM start-up figures collected by the "
+          "project, not part of this repository), reads `docs/dev/vllm_recent_logs.tsv` from this repository, and "
+          "copies the summary figures of the other accuracy pages, so regenerate those first.")
+    print()
+    summary(ok)
+    print("\n".join(body))
+
+
+def summary(ok: list[dict[str, Any]]) -> None:
+    """The summary at the top (docs/dev/accuracy_summary.py): section 1's KV-token errors, section 9's, and the
+    gpt-oss and SGLang checks recent_releases stored in SUMMARY_EXTRA."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    import accuracy_summary
+    import vllm_recent
+
+    errs = sorted(abs(pct(r["pred_tokens"], r["rep_tokens"])) for r in ok)
+    plain = sorted(abs(pct(r["pred_tokens"], r["rep_tokens"])) for r in ok
+                   if not any(n == "text only" or n.startswith("generic") for n in r["notes"]))
+    v019 = {"rows": len(ok), "median": statistics.median(errs), "worst": errs[-1],
+            "plain_worst": plain[-1] if plain else float("nan")}
+    accuracy_summary.render_summary(print, v019, vllm_recent.summary_rows(vllm_recent.evaluate()), SUMMARY_EXTRA)
 
 
 # --- recent releases --------------------------------------------------------------------------------------
@@ -984,6 +1006,7 @@ def recent_releases(p: Any) -> None:
                          weight_format=quant_module().parse_quant("fp8:block", model=load_model("qwen3-235b")),  # type: ignore[union-attr]
                          context=8192)
     sg_err = pct(sg.kv_cache_tokens, 367_404)
+    SUMMARY_EXTRA.update({"gpt-oss MXFP4 weights": [e for v in errors.values() for e in v], "SGLang": [sg_err]})
     p(f"kvcalc: {sg.kv_cache_tokens:,} tokens ({sg_err:+.1f} %), with SGLang's free-memory basis taken after its "
       "CUDA context and NCCL buffers (2.1 GiB at tp > 1, vLLM's measured multi-GPU figure). TensorRT-LLM and "
       "llama.cpp budgets have no comparable public start-up in the collection beyond the llama.cpp cell counts "
@@ -1016,6 +1039,8 @@ def carry_perf_section(p: Any) -> None:
 #: The v0.19.0 section-1 summary and errors by quantity, filled by main() before recent_releases runs.
 V019_SUMMARY: dict[str, float] = {"rows": 0, "median": 0.0, "worst": 0.0}
 V019_ERRORS: dict[str, list[float]] = {}
+#: Errors of section 9's gpt-oss weights and SGLang checks, for the summary at the top.
+SUMMARY_EXTRA: dict[str, list[float]] = {}
 
 
 if __name__ == "__main__":

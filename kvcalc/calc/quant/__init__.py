@@ -66,10 +66,11 @@ What stays in high precision (16-bit, 2 B per value; a format's `keep_high_preci
 Engine quirks that make GPU bytes differ from file bytes (quant_formats.md sections 8 and 11, vllm_memory.md
 section 6): `mxfp4:marlin` models vLLM's Marlin MXFP4 MoE padding (hidden -> multiple of 256, expert
 intermediate -> multiple of 128; gpt-oss-120b 65.90 GiB predicted vs 65.97 GiB logged by vLLM 0.10.1);
-the Hopper triton_kernels layout padding (64.38 GiB logged vs 60.77 GiB of tensors) has no formula in vLLM's
-code and is not modelled; neither are the Blackwell swizzle padding of NVFP4 scales, symmetric GPTQ's
+the Hopper triton_kernels layout (64.38 GiB logged vs 60.77 GiB of tensors) is modelled per kernel in
+`mxfp4.py` (64.32 GiB predicted). Not modelled: the Blackwell swizzle padding of NVFP4 scales, symmetric GPTQ's
 dropped qzeros under Marlin (-b/(8g) bpw), transformers' BF16 fallbacks (FP8 on compute capability < 8.9,
-MXFP4 without triton kernels) nor llama.cpp keeping token_embd on the host.
+MXFP4 without triton kernels); llama.cpp keeping token_embd on the host is the offload planner's
+(`kvcalc local`).
 """
 
 from kvcalc.calc.quant.base import (
