@@ -974,7 +974,7 @@ GPT_OSS_WEIGHTS = [
     ("V15", "0.10.1", "0.10.1", "h100-sxm", 1, 65.9651, "vllm-project/vllm #23278"),
     ("V17", "0.14.1", "0.14.1", "h100-sxm", 1, 64.38, "vllm-project/vllm #33155"),
     ("R11", "unstated", "0.14.1", "a100-80gb", 2, 34.3774,
-     "public log, GPU and release unstated (planned as a Marlin card; research notes section 2.3)"),
+     "public log, GPU and release unstated (planned as a Marlin card)"),
 ]
 
 

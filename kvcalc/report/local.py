@@ -266,7 +266,7 @@ def _derivations(model: ModelSpec, fmt: WeightFormat, plan: OffloadPlan, context
             formula="n_ubatch x (n_vocab + 2 x n_embd) x 4 B (flash attention on)",
             substituted=f"{LLAMACPP_N_UBATCH} x ({model.vocab_size:,} + 2 x {model.hidden_size:,}) x 4",
             value=f"{plan.compute_buffer_bytes:,} B",
-            source="fitted to llama.cpp logs (llamacpp_logs.tsv L12; ollama #6398)",
+            source="fitted to published llama.cpp load logs (ollama #6398)",
         ),
     ]
     if plan.device != "cpu":
@@ -291,7 +291,7 @@ def _derivations(model: ModelSpec, fmt: WeightFormat, plan: OffloadPlan, context
         formula="input layer + CPU layers (W_i + KV_i) + output layer if on the CPU + host buffers",
         substituted=f"{plan.host_weights_bytes:,} + {plan.host_kv_bytes:,} + {plan.host_compute_bytes:,}",
         value=fmt_gib(plan.host_bytes),
-        source="llama.cpp buffer placement (quant_formats.md 2.8)",
+        source="llama.cpp buffer placement (llama-model.cpp load_tensors: token_embd on the host)",
     ))
     gpu_term = (f"{plan.gpu_read_bytes_per_token:,} / ({plan.gpu_bandwidth_bytes_per_s:,} x {plan.gpu_efficiency})"
                 if plan.gpu_read_bytes_per_token else "0")

@@ -272,7 +272,8 @@ def _derivations(r: PerfReport, coeffs: PerfCoefficients, gpu: GpuSpec) -> tuple
         Derivation(figure="decode bytes per step", formula="weights read (experts: touched share) + KV read",
                    substituted=f"{d.weight_bytes:,.0f} + {d.kv_bytes:,.0f}", value=f"{d.bytes:,.0f} B",
                    source="calc/perf/model.py, moe.py"),
-        Derivation(figure="decode memory time", formula="weights / (B x weight_bw_eff) + KV / (B x kv_bw_eff)",
+        Derivation(figure="decode memory time",
+                   formula="weights / (HBM B/s x weight_bw_eff) + KV / (HBM B/s x kv_bw_eff)",
                    substituted=f"{d.weight_bytes:,.0f} / ({bw:.3g} x {coeffs.weight_bw_eff:.3f}) + {d.kv_bytes:,.0f}"
                                f" / ({bw:.3g} x {coeffs.kv_bw_eff:.3f})",
                    value=f"{d.t_memory_s * 1e3:.3f} ms", source=coeffs.sources.get("weight_bw_eff", "")),

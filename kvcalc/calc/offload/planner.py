@@ -283,7 +283,7 @@ def assumptions(device: Device, ram_bandwidth: float, ram_given: bool) -> dict[s
     }
     if device == "gpu":
         out["cuda_context"] = Assumption(value=CUDA_CONTEXT_BYTES, unit="B",
-                                         source="assumption: 'hundreds of MiB' (vllm_memory.md 1.2)")
+                                         source="assumption: CUDA context and cuBLAS workspace, 'hundreds of MiB'")
     if device == "apple":
         out["macos_reserve"] = Assumption(value=MACOS_RESERVE_BYTES, unit="B",
                                           source="assumption: left to macOS when raising the wired limit")
