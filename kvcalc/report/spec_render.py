@@ -11,6 +11,11 @@ from kvcalc.units import fmt_bytes
 _LEVIATHAN = "Leviathan et al. 2023 arXiv:2211.17192"
 
 
+def _crossover(batch: int | None) -> str:
+    """A crossover batch in words: None means speculation pays at every batch tried."""
+    return "never, up to the largest batch tried" if batch is None else f"batch {batch}"
+
+
 def _ms(seconds: float) -> str:
     return f"{seconds * 1e3:.4f} ms"
 
@@ -52,7 +57,7 @@ def spec_derivations(r: SpecReport) -> tuple[Derivation, ...]:
         Derivation(figure="batch where speculation stops paying",
                    formula="smallest B with speedup(B) < 1 (doubling, then bisection)",
                    substituted=f"gamma = {r.gamma}; best gamma per batch",
-                   value=f"{r.crossover_batch} / {r.crossover_batch_best_gamma}",
+                   value=f"{_crossover(r.crossover_batch)} / {_crossover(r.crossover_batch_best_gamma)}",
                    source="kvcalc.calc.speculative.crossover_batch"),
     ]
     if r.end_to_end is not None:
@@ -112,10 +117,8 @@ def render_spec(console: Any, r: SpecReport) -> None:
                   f"{row.verify_step_s * 1e3:.3f}", f"{row.spec_step_s * 1e3:.3f}", row.verify_bound,
                   f"{row.speedup:.3f}", str(row.best_gamma), f"{row.best_speedup:.3f}")
     console.print(b)
-    cross = "never below 1x up to the largest batch" if r.crossover_batch is None else str(r.crossover_batch)
-    best = "never" if r.crossover_batch_best_gamma is None else str(r.crossover_batch_best_gamma)
-    console.print(f"speculation stops paying at batch {cross} (gamma {r.gamma}); {best} with the best gamma",
-                  markup=False)
+    console.print(f"speculation stops paying (speedup < 1x) at gamma {r.gamma}: {_crossover(r.crossover_batch)}; "
+                  f"at the best gamma: {_crossover(r.crossover_batch_best_gamma)}", markup=False)
     m = r.memory
     if m is not None:
         console.print(f"draft memory per GPU: weights {fmt_bytes(m.draft_weights_bytes)}, KV "

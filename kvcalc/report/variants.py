@@ -271,8 +271,9 @@ def variants_report(
                 )
             )
     notes = [
-        "one rank (tp=1): with tensor parallelism each rank holds max(1, n_kv / tp) KV heads, so n_kv < tp "
-        "replicates heads (vLLM) and MQA/GQA save less per GPU",
+        "bytes per token are the whole model's, unsharded (tp=1), against the KV memory of all its GPUs: with "
+        "tensor parallelism each rank holds max(1, n_kv / tp) KV heads, so n_kv < tp replicates heads (vLLM) "
+        "and MQA/GQA save less per GPU",
     ]
     if budget.gpu is not None and budget.gpu_count and budget.gpu_count > 1:
         notes.append(
@@ -362,11 +363,11 @@ def render_variants(console: Any, report: VariantsReport) -> None:
         capacity.append(f"seqs @ {report.context:,}")
     tables = (
         [
-            table("KV cache per token, every attention layer (one rank, tp=1)", per_token),
+            table("KV cache per token, every attention layer (whole model, unsharded)", per_token),
             table(f"Capacity in {fmt_bytes(m.bytes)}", capacity),
         ]
         if windowed
-        else [table("Attention variants (one rank, tp=1)", per_token + capacity)]
+        else [table("Attention variants (whole model, unsharded)", per_token + capacity)]
     )
     for r in report.variants:
         bytes_cells = [

@@ -23,7 +23,7 @@ def command(
     memory: Annotated[
         str | None,
         typer.Option(
-            "--memory", help="KV memory to fill, e.g. 40GiB (default: the GPU's usable memory minus bf16 weights)."
+            "--memory", help="KV memory to fill, e.g. 40GiB (default: the KV pool `kvcalc fit` plans on --gpu)."
         ),
     ] = None,
     kv_dtype: KvDtypeOpt = None,
