@@ -496,6 +496,15 @@ def _fmt(value: float | None, unit: str) -> str:
     return f"{value:,.1f} {unit}"
 
 
+def _coefficient(name: str, value: Any) -> str:
+    """A fitted coefficient for people: efficiencies to 3 decimals (per dtype for GEMMs), times in us."""
+    if isinstance(value, dict):
+        return ", ".join(f"{dtype} {v:.3f}" for dtype, v in value.items())
+    if isinstance(value, float) and name.endswith("_s"):
+        return f"{value * 1e6:.2f} us"
+    return f"{value:.3f}" if isinstance(value, float) else str(value)
+
+
 def render_verify(console: Any, report: VerifyReport) -> None:
     """Rich tables: each measurement beside its prediction, then the calibration."""
     from rich.table import Table
@@ -518,7 +527,7 @@ def render_verify(console: Any, report: VerifyReport) -> None:
                   f"{cal.median_abs_error_pct:.1f} %, worst {cal.max_abs_error_pct:.1f} %")
     for name, value in cal.coefficients.items():
         mark = " (written)" if name in cal.written and cal.file else ""
-        console.print(f"  {name} = {value}{mark}")
+        console.print(f"  {name} = {_coefficient(name, value)}{mark}", markup=False)
     for note in cal.notes:
         console.print(f"  {note}")
     if cal.file:
