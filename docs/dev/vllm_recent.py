@@ -11,7 +11,9 @@ lacks a figure (GPU unstated, weights in a format kvcalc does not lay out) still
     arithmetic: exact when the architecture and the settings are right. vLLM prints A rounded to 0.01 GiB, so a
     logged figure reproduced anywhere in A +/- 0.005 GiB counts as exact.
 
-Used by docs/dev/vllm_accuracy.py (section 9 of docs/accuracy.md); not run in CI.
+Used by docs/dev/vllm_accuracy.py (section 9 of docs/accuracy.md); not run in CI. Run alone
+(`python docs/dev/vllm_recent.py`, from the repository root) it prints section 9 without the v0.19.0 row, from
+this repository's files only.
 """
 
 from __future__ import annotations
@@ -357,7 +359,7 @@ def render(p: Any, v019: dict[str, list[float]]) -> None:
     p()
     p("| release | weights | available KV | KV tokens | concurrency |")
     p("|---|---|---|---|---|")
-    table = {"0.19.0": v019}
+    table = {"0.19.0": v019} if v019 else {}
     table.update(summary_rows(recs))
     for release in sorted(table, key=lambda v: tuple(int(x) for x in v.split("."))):
         cells = []
@@ -416,3 +418,7 @@ def _r03_note(p: Any) -> None:
       "both; they agree only when the forward pass, not the sampler, sets the peak, i.e. max_num_seqs ≲ 120 (the "
       "thread's other runs used `--max-num-seqs 48`). With 48 every row is within 0.3 %. This is a setting inferred "
       "from the log, not a tuned constant, so the table shows both; the summary counts the defaults.")
+
+
+if __name__ == "__main__":
+    render(print, {})
