@@ -11,6 +11,13 @@ if TYPE_CHECKING:
     from kvcalc.calc.plan import DeploymentPlan
     from kvcalc.spec.deployment import EngineName
 
+#: Help shared with the commands that declare these options themselves (fit, serve, plan, verify).
+MNBT_HELP = "Chunked-prefill token budget per engine step (default: the engine's for the release and GPU)."
+SEQS_HELP = "Most requests running at once (vLLM max_num_seqs; caps concurrency and the profiled sampler rows)."
+BLOCK_HELP = "KV block size in tokens (vLLM; default 16, or the engine's choice for MLA and hybrid models)."
+GMU_HELP = "vLLM's share of GPU memory (default 0.92 from v0.20, 0.9 before)."
+MFS_HELP = "SGLang's fraction of GPU memory for weights + KV (default: SGLang's formula for the GPU)."
+
 TpOpt = Annotated[int, typer.Option("--tp", min=1, help="Tensor-parallel degree.")]
 PpOpt = Annotated[int, typer.Option("--pp", min=1, help="Pipeline-parallel degree.")]
 EpOpt = Annotated[int, typer.Option("--ep", min=1, help="Expert-parallel degree (= tp x dp when used).")]
@@ -23,13 +30,17 @@ EngineOpt = Annotated[str, typer.Option("--engine", help="vllm, sglang, trtllm o
 EngineVersionOpt = Annotated[
     str | None, typer.Option("--engine-version", help="Engine release whose accounting to apply.")
 ]
-GmuOpt = Annotated[float | None, typer.Option("--gpu-memory-utilization", help="vLLM utilization.")]
-MnbtOpt = Annotated[int | None, typer.Option("--max-num-batched-tokens", min=1)]
-MaxSeqsOpt = Annotated[int | None, typer.Option("--max-num-seqs", min=1)]
-BlockSizeOpt = Annotated[int | None, typer.Option("--block-size", min=1, help="vLLM block size (default 16).")]
+GmuOpt = Annotated[float | None, typer.Option("--gpu-memory-utilization", help=GMU_HELP)]
+MnbtOpt = Annotated[
+    int | None, typer.Option("--max-num-batched-tokens", min=1, help=MNBT_HELP)
+]
+MaxSeqsOpt = Annotated[
+    int | None, typer.Option("--max-num-seqs", min=1, help=SEQS_HELP)
+]
+BlockSizeOpt = Annotated[int | None, typer.Option("--block-size", min=1, help=BLOCK_HELP)]
 EagerOpt = Annotated[bool, typer.Option("--enforce-eager", help="No CUDA graphs (no graph reservation).")]
 MemFractionOpt = Annotated[
-    float | None, typer.Option("--mem-fraction-static", help="SGLang's fraction for weights + KV.")
+    float | None, typer.Option("--mem-fraction-static", help=MFS_HELP)
 ]
 NonTorchOpt = Annotated[str | None, typer.Option("--non-torch-memory", help="Override non-torch memory, e.g. 0.5GiB.")]
 ActivationOpt = Annotated[str | None, typer.Option("--activation-memory", help="Override the activation peak.")]

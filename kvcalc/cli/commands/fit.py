@@ -17,6 +17,7 @@ from kvcalc.cli.options import (
     kv_dtype_arg,
     version_arg,
 )
+from kvcalc.cli.plan_options import BLOCK_HELP, MFS_HELP, MNBT_HELP, SEQS_HELP
 
 SCHEMA = ("kvcalc.report.fit", "FitReport")
 
@@ -63,15 +64,17 @@ def command(
             help="vLLM utilization (default 0.92 from v0.20, 0.9 before; the second name is v0.31's alias).",
         ),
     ] = None,
-    max_num_batched_tokens: Annotated[int | None, typer.Option("--max-num-batched-tokens", min=1)] = None,
-    max_num_seqs: Annotated[int | None, typer.Option("--max-num-seqs", min=1)] = None,
-    block_size: Annotated[int | None, typer.Option("--block-size", min=1)] = None,
+    max_num_batched_tokens: Annotated[
+        int | None, typer.Option("--max-num-batched-tokens", min=1, help=MNBT_HELP)
+    ] = None,
+    max_num_seqs: Annotated[int | None, typer.Option("--max-num-seqs", min=1, help=SEQS_HELP)] = None,
+    block_size: Annotated[int | None, typer.Option("--block-size", min=1, help=BLOCK_HELP)] = None,
     enforce_eager: Annotated[
         bool, typer.Option("--enforce-eager", help="No CUDA graphs (no graph reservation).")
     ] = False,
     kv_dtype: KvDtypeOpt = None,
     mem_fraction_static: Annotated[
-        float | None, typer.Option("--mem-fraction-static", help="SGLang's fraction for weights + KV.")
+        float | None, typer.Option("--mem-fraction-static", help=MFS_HELP)
     ] = None,
     non_torch_memory: Annotated[
         str | None, typer.Option("--non-torch-memory", help="Override non-torch memory per GPU, e.g. 0.5GiB.")

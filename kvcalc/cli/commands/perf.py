@@ -26,7 +26,7 @@ SCHEMA = ("kvcalc.report.perf", "PerfReport")
 
 TpOpt = Annotated[int, typer.Option("--tp", min=1, help="Tensor-parallel degree.")]
 PpOpt = Annotated[int, typer.Option("--pp", min=1, help="Pipeline-parallel degree.")]
-EpOpt = Annotated[int, typer.Option("--ep", min=1, help="Expert-parallel degree (= tp when used).")]
+EpOpt = Annotated[int, typer.Option("--ep", min=1, help="Expert-parallel degree (= tp x dp when used).")]
 CpOpt = Annotated[int, typer.Option("--cp", min=1, help="Decode context-parallel degree (divides --tp).")]
 EngineOpt = Annotated[str, typer.Option("--engine", help="vllm, sglang, trtllm or llamacpp.")]
 EngineVersionOpt = Annotated[str | None, typer.Option("--engine-version", help="Engine release to model.")]

@@ -24,6 +24,7 @@ from kvcalc.cli.options import (
     kv_dtype_arg,
     tokens_arg,
 )
+from kvcalc.cli.plan_options import MNBT_HELP
 
 if TYPE_CHECKING:
     from kvcalc.calc.weights import WeightFormat
@@ -72,7 +73,9 @@ def command(
         str | None, typer.Option("--context", help="max_model_len (default: the longest request).")
     ] = None,
     kv_dtype: KvDtypeOpt = None,
-    max_num_batched_tokens: Annotated[int | None, typer.Option("--max-num-batched-tokens", min=1)] = None,
+    max_num_batched_tokens: Annotated[
+        int | None, typer.Option("--max-num-batched-tokens", min=1, help=MNBT_HELP)
+    ] = None,
     revision: RevisionOpt = None,
     json_out: JsonOpt = False,
     explain: ExplainOpt = False,

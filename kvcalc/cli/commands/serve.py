@@ -19,6 +19,7 @@ from kvcalc.cli.options import (
     tokens_arg,
     weight_format_arg,
 )
+from kvcalc.cli.plan_options import GMU_HELP, MFS_HELP, MNBT_HELP, SEQS_HELP
 
 if TYPE_CHECKING:
     from kvcalc.report.serve import ServeReport, Traffic, Workload
@@ -127,20 +128,24 @@ def command(
     engine: Annotated[str, typer.Option("--engine", help="vllm or sglang (trtllm, llamacpp: no launch line).")]
     = "vllm",
     engine_version: Annotated[str | None, typer.Option("--engine-version", help="Engine release to model.")] = None,
-    gpu_memory_utilization: Annotated[float | None, typer.Option("--gpu-memory-utilization")] = None,
-    max_num_seqs: Annotated[int | None, typer.Option("--max-num-seqs", min=1)] = None,
-    max_num_batched_tokens: Annotated[int | None, typer.Option("--max-num-batched-tokens", min=1)] = None,
-    mem_fraction_static: Annotated[float | None, typer.Option("--mem-fraction-static")] = None,
+    gpu_memory_utilization: Annotated[float | None, typer.Option("--gpu-memory-utilization", help=GMU_HELP)] = None,
+    max_num_seqs: Annotated[int | None, typer.Option("--max-num-seqs", min=1, help=SEQS_HELP)] = None,
+    max_num_batched_tokens: Annotated[
+        int | None, typer.Option("--max-num-batched-tokens", min=1, help=MNBT_HELP)
+    ] = None,
+    mem_fraction_static: Annotated[float | None, typer.Option("--mem-fraction-static", help=MFS_HELP)] = None,
     enforce_eager: Annotated[bool, typer.Option("--enforce-eager", help="No CUDA graphs.")] = False,
     kv_dtype: KvDtypeOpt = None,
     quant: QuantOpt = None,
     keep_fp16: KeepFp16Opt = None,
     revision: RevisionOpt = None,
     load_bandwidth: Annotated[
-        str | None, typer.Option("--load-bandwidth", help="Weight load bandwidth per replica per second: 2GB.")
+        str | None,
+        typer.Option(
+            "--load-bandwidth", help="Weight load rate per replica, per second: 2GB = 2e9 B/s (default 1.3GB)."),
     ] = None,
     engine_startup: Annotated[
-        str | None, typer.Option("--engine-startup", help="Engine start-up after loading weights: 60s.")
+        str | None, typer.Option("--engine-startup", help="Engine start-up after loading weights: 60s (the default).")
     ] = None,
     traffic: Annotated[
         str | None, typer.Option("--traffic", help="CSV/JSON-lines day of request rates (hour,rps) to autoscale.")
@@ -150,8 +155,13 @@ def command(
     ] = "1h",
     policy: Annotated[str, typer.Option("--policy", help="Autoscaling on utilization or queue length.")]
     = "utilization",
-    min_replicas: Annotated[int, typer.Option("--min-replicas", min=0)] = 1,
-    max_replicas: Annotated[int | None, typer.Option("--max-replicas", min=1)] = None,
+    min_replicas: Annotated[
+        int, typer.Option("--min-replicas", min=0, help="Fewest replicas the autoscaler keeps (--traffic).")
+    ] = 1,
+    max_replicas: Annotated[
+        int | None,
+        typer.Option("--max-replicas", min=1, help="Most replicas the autoscaler may run (--traffic; default: any)."),
+    ] = None,
     scale_up_delay: Annotated[
         str | None, typer.Option("--scale-up-delay", help="Request-to-serving delay (default: the cold start).")
     ] = None,

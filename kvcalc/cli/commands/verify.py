@@ -16,6 +16,7 @@ from kvcalc.cli.options import (
     RevisionOpt,
     kv_dtype_arg,
 )
+from kvcalc.cli.plan_options import BLOCK_HELP, GMU_HELP
 
 SCHEMA = ("kvcalc.report.verify", "VerifyReport")
 
@@ -43,14 +44,17 @@ def command(
     ] = "auto",
     gpu_file: GpuFileOpt = None,
     engine: Annotated[str, typer.Option("--engine", help="Engine whose KV layout and plan to verify.")] = "vllm",
-    engine_version: Annotated[str | None, typer.Option("--engine-version")] = None,
+    engine_version: Annotated[
+        str | None,
+        typer.Option("--engine-version", help="Engine release whose plan to verify (default: the newest modelled)."),
+    ] = None,
     context: Annotated[
         str | None, typer.Option("--context", help="max_model_len of the plan (default: the model's).")
     ] = None,
     dtype: Annotated[str, typer.Option("--dtype", help="Weight and activation dtype: bf16 or fp16.")] = "bf16",
     kv_dtype: KvDtypeOpt = None,
-    block_size: Annotated[int | None, typer.Option("--block-size", min=1)] = None,
-    gpu_memory_utilization: Annotated[float | None, typer.Option("--gpu-memory-utilization")] = None,
+    block_size: Annotated[int | None, typer.Option("--block-size", min=1, help=BLOCK_HELP)] = None,
+    gpu_memory_utilization: Annotated[float | None, typer.Option("--gpu-memory-utilization", help=GMU_HELP)] = None,
     layers: Annotated[
         int | None, typer.Option("--layers", min=1, help="K: layers of each kind built and timed (default 4; "
                                  "2 with --quick); the whole model is extrapolated from them.")
