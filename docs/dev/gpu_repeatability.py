@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import statistics
 import sys
+from pathlib import Path
 from typing import Any
 
 
@@ -26,8 +27,8 @@ def _points(raw: dict[str, Any]) -> dict[tuple[Any, ...], float]:
 
 
 def main(first: str, second: str) -> None:
-    a = _points(json.load(open(first)))
-    b = _points(json.load(open(second)))
+    a = _points(json.loads(Path(first).read_text()))
+    b = _points(json.loads(Path(second).read_text()))
     common = sorted(a.keys() & b.keys())
     by_model: dict[str, list[float]] = {}
     for key in common:
