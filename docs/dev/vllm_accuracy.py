@@ -536,7 +536,7 @@ def log_checks() -> tuple[list[dict[str, str]], dict[str, dict[str, str]]]:
         "kvcalc": f"{blocks * 16:,} tokens ({plan.block_bytes:,} B/block)",
         "vllm": "178,880 tokens",
         "verdict": f"{pct(blocks * 16, 178880):+.1f}%: the printed A is rank 0's, the block count is the min "
-                   "over ranks (vllm_memory.md s5); layout consistent",
+                   "over ranks; layout consistent",
     })
 
     # V14: Qwen3-Coder-480B, one request of 262,144 needs 62.00 GiB KV (per DP rank, full KV).
