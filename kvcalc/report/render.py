@@ -34,7 +34,8 @@ def render_inspect(out: Any, report: InspectReport) -> None:
          f"{m.weight_format_source})"),
         ("Layers", f"{m.num_layers}: {m.layer_pattern}"),
         ("Hidden / vocab", f"{m.hidden_size:,} / {m.vocab_size:,}"),
-        ("Attention heads / KV heads", f"{m.num_attention_heads} / {m.num_kv_heads}"),
+        ("Attention heads / KV heads", f"{m.num_attention_heads} / "
+         + (f"{m.num_kv_heads}" if m.num_kv_heads else "none (MLA latent or no attention cache)")),
         ("Max position embeddings", f"{m.max_position_embeddings:,}" if m.max_position_embeddings else "-"),
     ]
     if m.checkpoint_params is not None:
