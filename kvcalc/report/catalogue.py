@@ -61,7 +61,8 @@ def render_models(out: Any, report: ModelsReport) -> None:
 def render_gpus(out: Any, report: GpusReport) -> None:
     from rich.table import Table
 
-    table = Table(title="GPUs (dense peaks; GiB = 2^30 B, TB/s = 1e12 B/s)", title_justify="left")
+    table = Table(title="GPUs (dense peaks; GiB = 2^30 B, TB/s = 1e12 B/s; $/h = USD per GPU-hour, its date and "
+                        "source in --json)", title_justify="left")
     numeric = ("memory GiB", "usable GiB", "TB/s", "bf16 TFLOP/s", "$/h")
     for col in ("key", "name", "aliases", *numeric):
         table.add_column(col, justify="right" if col in numeric else "left", overflow="fold")
