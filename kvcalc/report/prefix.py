@@ -195,7 +195,10 @@ def _table(title: str, *columns: str) -> Any:
 
 
 def _money(value: float | None) -> str:
-    return "-" if value is None else f"${value:,.2f}"
+    """USD: cents from a dollar up, four significant digits below (a request saves fractions of a cent)."""
+    if value is None:
+        return "-"
+    return f"${value:,.2f}" if abs(value) >= 1 or value == 0 else f"${value:.4g}"
 
 
 def render_prefix(out: Any, report: PrefixReport) -> None:
@@ -251,7 +254,8 @@ def render_usage(out: Any, report: UsageReport) -> None:
         t.add_row("input cost without cache / with / saved", f"{_money(r.usd_input_without_cache)} / "
                   f"{_money(r.usd_input_with_cache)} / {_money(r.usd_saved)}")
     t.add_row(f"likely misses (>= {r.min_cacheable_tokens:,} input tokens, nothing cached)", f"{r.missed_count:,}"
-              + (f": lines {', '.join(str(m.line) for m in r.missed[:10])}" if r.missed else ""))
+              + (f": line{'s' if len(r.missed) > 1 else ''} {', '.join(str(m.line) for m in r.missed[:10])}"
+                 if r.missed else ""))
     out.print(t)
     if len(r.by_provider) > 1:
         p = _table("By response shape", "shape", "requests", "input", "cached", "written")
