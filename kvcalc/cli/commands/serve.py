@@ -163,10 +163,13 @@ def command(
         typer.Option("--max-replicas", min=1, help="Most replicas the autoscaler may run (--traffic; default: any)."),
     ] = None,
     scale_up_delay: Annotated[
-        str | None, typer.Option("--scale-up-delay", help="Request-to-serving delay (default: the cold start).")
+        str | None,
+        typer.Option(
+            "--scale-up-delay", help="Time from asking for a replica to its serving: 180s, 3m (default: cold start)."),
     ] = None,
     target_utilization: Annotated[
-        float | None, typer.Option("--target-utilization", help="Default 1 / (1 + headroom).")
+        float | None,
+        typer.Option("--target-utilization", help="Utilization policy's target (default 1 / (1 + headroom)).")
     ] = None,
     target_queue: Annotated[
         float | None, typer.Option("--target-queue", help="Requests in flight per replica (queue policy).")
