@@ -1,1 +1,1 @@
-"""Latency and throughput of a DeploymentPlan: prefill, decode, batching under SLOs (design.md section 3)."""
+"""Latency and throughput of a DeploymentPlan: prefill, decode, batching under SLOs."""
