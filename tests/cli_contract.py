@@ -108,7 +108,7 @@ def _is_type(value: Any, name: str) -> bool:
     return isinstance(value, _TYPES[name])
 
 
-def _errors(value: Any, schema: Any, root: dict[str, Any], path: str) -> Any:  # noqa: C901 - one keyword per branch
+def _errors(value: Any, schema: Any, root: dict[str, Any], path: str) -> Any:
     """The JSON Schema (2020-12) keywords pydantic's schemas use: $ref to $defs, type, const, enum,
     anyOf/oneOf/allOf, properties/required/additionalProperties, items/prefixItems, min/max bounds."""
     if schema is True or schema == {}:

@@ -75,7 +75,11 @@ def test_every_command_that_prints_json_publishes_a_schema() -> None:
             assert name in WITH_SCHEMA, f"{name} prints --json but its module has no SCHEMA"
 
 
-@pytest.mark.parametrize(("name", "args", "explain"), CASES, ids=lambda v: " ".join(v) if isinstance(v, list) else str(v))
+def _case_id(value: Any) -> str:
+    return " ".join(value) if isinstance(value, list) else str(value)
+
+
+@pytest.mark.parametrize(("name", "args", "explain"), CASES, ids=_case_id)
 def test_json_validates_against_the_published_schema(name: str, args: list[str], explain: bool) -> None:
     result = run_cli([name, *args, "--json", *(["--explain"] if explain else [])])
     assert result.code in ({0, 1} if name in JUDGES_FIT else {0}), result.err
@@ -137,7 +141,8 @@ def _config(tmp_path: Path, text: str, name: str = "config.json") -> str:
 @pytest.mark.parametrize(
     ("raw", "needle"),
     [
-        (json.dumps(_LLAMA).replace('"hidden_size": 64', '"hidden_size": NaN'), "'hidden_size' must be a finite number"),
+        (json.dumps(_LLAMA).replace('"hidden_size": 64', '"hidden_size": NaN'),
+         "'hidden_size' must be a finite number"),
         (json.dumps(_LLAMA).replace('"hidden_size": 64', '"hidden_size": Infinity'), "must be a finite number"),
         (json.dumps(_LLAMA).replace('"hidden_size": 64', '"hidden_size": 1e999'), "must be a finite number"),
         (json.dumps({**_LLAMA, "num_attention_heads": 1e15}), "'num_attention_heads' = 1000000000000000 is beyond"),
@@ -145,7 +150,7 @@ def _config(tmp_path: Path, text: str, name: str = "config.json") -> str:
         (json.dumps({**_LLAMA, "vocab_size": -5}), "'vocab_size' must be >= 1"),
         (json.dumps({**_LLAMA, "sliding_window": "wide", "layer_types": ["sliding_attention"] * 2}), "sliding_window"),
         ("[" * 100_000 + "]" * 100_000, "nested too deeply"),
-        (json.dumps({**_LLAMA, "x": [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]}), "nested deeper than 64"),
+        (json.dumps({**_LLAMA, "x": json.loads("[" * 70 + "1" + "]" * 70)}), "nested deeper than 64"),
         ('{"model_type": "llama", "hidden_size": 1' + "0" * 5000 + "}", "not valid JSON"),
     ],
 )
@@ -177,7 +182,7 @@ def test_yaml_tags_and_alias_bombs_are_data_errors(tmp_path: Path) -> None:
     result = run_cli(["fit", "llama-70b", "--gpu-file", str(tag)])
     assert result.code == 2 and "not valid YAML" in result.err and not marker.exists()
     bomb = ["a: &a [x, x, x, x, x, x, x, x, x, x]"]
-    bomb += [f"{c}: &{c} [{', '.join(['*' + p] * 10)}]" for p, c in zip("abcdefgh", "bcdefghi")]
+    bomb += [f"{c}: &{c} [{', '.join(['*' + p] * 10)}]" for p, c in zip("abcdefgh", "bcdefghi", strict=True)]
     path = tmp_path / "bomb.yaml"
     path.write_text("\n".join(bomb) + "\n")  # 10^9 leaves once expanded
     start = time.perf_counter()

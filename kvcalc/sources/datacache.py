@@ -10,6 +10,7 @@ survives a JSON round trip unchanged is cached (YAML dates or integer keys would
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from pathlib import Path
@@ -71,7 +72,5 @@ def _store(target: Path, stamp: list[Any], data: Any) -> None:
         return
     from kvcalc.sources.atomic import write_atomic
 
-    try:
+    with contextlib.suppress(OSError):
         write_atomic(target, text)
-    except OSError:
-        pass

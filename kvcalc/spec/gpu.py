@@ -11,9 +11,9 @@ import re
 from dataclasses import field
 from typing import Annotated, Literal
 
+from kvcalc.bounds import MAX_BYTES, MAX_RATE
 from kvcalc.errors import InputError
 from kvcalc.spec.base import record
-from kvcalc.bounds import MAX_BYTES, MAX_RATE
 from kvcalc.spec.validate import Check, Gt, Le, MinLen
 
 #: Dtypes a peak can be listed for. int8 is in OP/s; fp32 is the vector (non-tensor-core) rate.
