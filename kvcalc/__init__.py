@@ -7,7 +7,7 @@
 from typing import Any
 
 __version__ = "0.1.0"
-__all__ = ["fit", "inspect"]
+__all__ = ["batch", "fit", "inspect", "perf"]
 
 
 def __getattr__(name: str) -> Any:

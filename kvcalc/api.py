@@ -49,3 +49,71 @@ def fit(
         context=tokens,
         concurrency=concurrency,
     )
+
+
+def perf(
+    model: str,
+    *,
+    gpu: str = "h100",
+    tp: int = 1,
+    pp: int = 1,
+    ep: int = 1,
+    cp: int = 1,
+    input_tokens: int | str = 2048,
+    output_tokens: int | str = 256,
+    batch: int | None = None,
+    concurrency: int | None = None,
+    engine: str = "vllm",
+    quant: str | None = None,
+    calibration: str | None = None,
+    revision: str | None = None,
+    **engine_options: Any,
+) -> Any:
+    """TTFT, TPOT and tokens/s of MODEL for a static `batch` or `concurrency` closed-loop clients
+    (`kvcalc perf`; returns kvcalc.report.perf.PerfReport)."""
+    from kvcalc.calc.quant import parse_quant
+    from kvcalc.report.perf import perf_report
+    from kvcalc.sources.calibration import load_calibration
+
+    spec = load_model(model, revision=revision)
+    if engine == "vllm":
+        engine_options.setdefault("usage", "llm" if batch is not None else "serve")
+    settings = EngineSettings(name=cast(EngineName, engine), **engine_options)
+    return perf_report(
+        spec, find_gpu(gpu), Parallel(tp=tp, pp=pp, ep=ep, cp=cp), settings,
+        input_tokens=parse_tokens(input_tokens, "input"), output_tokens=parse_tokens(output_tokens, "output"),
+        batch=batch, concurrency=concurrency, weight_format=parse_quant(quant, model=spec) if quant else None,
+        calibration=load_calibration(calibration) if calibration else None,
+    )
+
+
+def batch(
+    model: str,
+    *,
+    ttft_slo_s: float,
+    tpot_slo_s: float,
+    gpu: str = "h100",
+    tp: int = 1,
+    pp: int = 1,
+    ep: int = 1,
+    input_tokens: int | str = 2048,
+    output_tokens: int | str = 256,
+    engine: str = "vllm",
+    quant: str | None = None,
+    request_rate: float | None = None,
+    revision: str | None = None,
+    **engine_options: Any,
+) -> Any:
+    """The largest concurrency meeting both latency targets within the KV budget (`kvcalc batch`; returns
+    kvcalc.report.batch.BatchReport)."""
+    from kvcalc.calc.quant import parse_quant
+    from kvcalc.report.batch import batch_report
+
+    spec = load_model(model, revision=revision)
+    settings = EngineSettings(name=cast(EngineName, engine), **engine_options)
+    return batch_report(
+        spec, find_gpu(gpu), Parallel(tp=tp, pp=pp, ep=ep), settings,
+        input_tokens=parse_tokens(input_tokens, "input"), output_tokens=parse_tokens(output_tokens, "output"),
+        ttft_slo_s=ttft_slo_s, tpot_slo_s=tpot_slo_s, request_rate=request_rate,
+        weight_format=parse_quant(quant, model=spec) if quant else None,
+    )

@@ -94,13 +94,21 @@ class Interconnect:
     """Host link, bytes/s in one direction (PCIe Gen4 x16 = 32e9, Gen5 x16 = 64e9)."""
 
 
+#: How a price was offered: `on-demand` (a cloud's list price for a dedicated instance, billed while it runs),
+#: `serverless` (a per-second list price billed only while a worker runs), `marketplace` (a host-set live rate
+#: on a marketplace such as Vast.ai), `market-survey` (a median or index over many providers).
+PriceKind = Literal["on-demand", "serverless", "marketplace", "market-survey"]
+
+
 @record
 class Price:
-    """A reference on-demand price for one GPU for one hour, with the date and the source that stated it."""
+    """A reference price for one GPU for one hour, with its date, the kind of offer and the source that stated
+    it (a cloud list price or a dated survey; the source text says which provider and page)."""
 
     usd_per_gpu_hour: PositiveFloat
     date: IsoDate
     source: NonEmptyStr
+    kind: PriceKind = "on-demand"
 
 
 @record

@@ -3,11 +3,15 @@
 The latency model keeps each roofline term separate so that one coefficient scales each (the BLIS approach:
 a roofline multiplied term by term by coefficients fitted to real runs). For one engine step on one GPU:
 
-    t_mem     = weight_bytes / (B x weight_bw_eff) + kv_bytes / (B x kv_bw_eff)
-    t_compute = gemm_flops / (F[dtype] x gemm_eff[dtype]) + attention_flops / (F[bf16] x attention_eff)
-    t_step    = max(t_mem, t_compute) + layers x layer_overhead_s + step_overhead_s
-                + requests x request_overhead_s + t_comm
-    t_comm    = per collective: comm_latency_s + bytes / (link bandwidth x comm_bw_eff)
+    t_weights   = weight_bytes / (B x weight_bw_eff)         t_gemm      = gemm_flops / (F[dtype] x gemm_eff[dtype])
+    t_kv        = kv_bytes / (B x kv_bw_eff)                 t_attention = attention_flops / (F[bf16] x attention_eff)
+    t_step      = max(t_weights, t_gemm) + max(t_kv, t_attention) + layers x layer_overhead_s + step_overhead_s
+                  + requests x request_overhead_s + t_comm
+    t_comm      = per collective: comm_latency_s + bytes / (link bandwidth x comm_bw_eff)
+
+(GEMMs and attention are separate kernels, so each takes its own roofline and the two add: calc/perf/step.py.)
+A request's TTFT in online serving also pays `frontend_latency_s` once (HTTP, tokenization, detokenizing and
+streaming the first chunk), which offline benchmarks (`vllm bench latency`) do not.
 
 with B the card's memory bandwidth and F its dense peak FLOP/s from the hardware file. A coefficient of 1
 (and overheads of 0) is the pure roofline. Defaults and their sources live with the perf model; a calibration
@@ -34,6 +38,7 @@ class PerfCoefficients:
     request_overhead_s: float = 0.0
     comm_latency_s: float = 0.0
     comm_bw_eff: float = 1.0
+    frontend_latency_s: float = 0.0
     source: str = ""
     sources: dict[str, str] = field(default_factory=dict)
 

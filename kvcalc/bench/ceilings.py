@@ -1,0 +1,90 @@
+"""The card's two ceilings, measured (METHOD.md "two numbers first"): device-to-device copy bandwidth on
+buffers far larger than L2 (bytes read + bytes written over the time), dense GEMM FLOP/s in bf16 and, where the
+card has it, FP8 (torch._scaled_mm) at a large square shape and at the model's decode shapes (M = batch rows
+against one of its weight matrices, several copies of the weight rotated so each product reads it from
+memory, not L2). Their ratio is the measured ridge point.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from kvcalc.bench.timing import time_runs
+
+LARGE = 8192
+
+
+def copy_bandwidth(device: str, size_bytes: int, runs: int = 20) -> dict[str, Any]:
+    """y.copy_(x) of `size_bytes`: 2 x size bytes moved per copy (read x, write y)."""
+    n = size_bytes // 2
+    x = torch.randn(n, dtype=torch.bfloat16, device=device)
+    y = torch.empty_like(x)
+    timing = time_runs(lambda: y.copy_(x), device=device, warmup=3, runs=runs)
+    moved = 2 * n * 2
+    del x, y
+    return {"bytes_moved": moved, **timing.as_dict(), "bytes_per_s": moved / timing.median_s}
+
+
+def _fp8_supported(device: str) -> bool:
+    if device != "cuda" or not hasattr(torch, "_scaled_mm"):
+        return False
+    major, minor = torch.cuda.get_device_capability()
+    return (major, minor) >= (8, 9)
+
+
+def _operands(m: int, n: int, k: int, dtype: str, copies: int, device: str) -> tuple[list[Any], list[Any]]:
+    """`copies` (A, B) pairs; FP8 as e4m3 with B column-major, as _scaled_mm wants."""
+    pairs_a, pairs_b = [], []
+    for _ in range(copies):
+        a = torch.randn(m, k, dtype=torch.bfloat16, device=device)
+        b = torch.randn(n, k, dtype=torch.bfloat16, device=device)
+        if dtype == "fp8":
+            a, b = a.to(torch.float8_e4m3fn), b.to(torch.float8_e4m3fn)
+        pairs_a.append(a)
+        pairs_b.append(b.t())
+    return pairs_a, pairs_b
+
+
+def gemm_rate(m: int, n: int, k: int, dtype: str, device: str, *, l2_bytes: int = 0,
+              runs: int = 20) -> dict[str, Any]:
+    """FLOP/s of an (m x k) @ (k x n) product in bf16 or fp8 (2mnk FLOPs), the median over `runs` products,
+    cycling over enough operand copies that together they exceed 3 x L2."""
+    element = 1 if dtype == "fp8" else 2
+    operand_bytes = (m * k + n * k) * element
+    copies = max(1, min(16, -(-3 * l2_bytes // max(1, operand_bytes))))
+    a_list, b_list = _operands(m, n, k, dtype, copies, device)
+    one = torch.ones((), dtype=torch.float32, device=device)
+    state = {"i": 0}
+
+    def run() -> object:
+        i = state["i"] = (state["i"] + 1) % copies
+        if dtype == "fp8":
+            return torch._scaled_mm(a_list[i], b_list[i], scale_a=one, scale_b=one, out_dtype=torch.bfloat16)
+        return a_list[i] @ b_list[i]
+
+    timing = time_runs(run, device=device, warmup=3, runs=runs)
+    flops = 2 * m * n * k
+    del a_list, b_list
+    return {"dtype": dtype, "m": m, "n": n, "k": k, "copies": copies, **timing.as_dict(),
+            "flops_per_s": flops / timing.median_s, "bytes": operand_bytes + m * n * 2}
+
+
+def measure_ceilings(device: str, *, decode_shape: tuple[int, int], batches: list[int], l2_bytes: int,
+                     quick: bool) -> dict[str, Any]:
+    """Copy bandwidth, large-shape GEMM rates (bf16, fp8 where supported) and decode-shape GEMM rates."""
+    size = 2 * 2**30 if device == "cuda" else 64 * 2**20
+    large = LARGE if device == "cuda" else 256
+    runs = 10 if quick else 20
+    out: dict[str, Any] = {"copy": copy_bandwidth(device, size, runs=runs), "gemm": []}
+    dtypes = ["bf16"] + (["fp8"] if _fp8_supported(device) else [])
+    for dtype in dtypes:
+        out["gemm"].append({"shape": "large", **gemm_rate(large, large, large, dtype, device, runs=runs)})
+    n, k = decode_shape
+    for batch in batches:
+        for dtype in dtypes:
+            m = batch if dtype == "bf16" else max(16, -(-batch // 16) * 16)  # _scaled_mm wants M % 16 == 0
+            out["gemm"].append({"shape": "decode", "batch": batch,
+                                **gemm_rate(m, n, k, dtype, device, l2_bytes=l2_bytes, runs=runs)})
+    return out

@@ -1,0 +1,254 @@
+"""Fit the perf model's coefficients to measured steps by least squares (what `kvcalc verify` calibrates).
+
+The step-time model (coefficients.py, calc/perf/step.py) for one GPU and one step with terms W (weight
+bytes), K (KV bytes), G (GEMM FLOPs), A (attention FLOPs), L (layers), R (requests), on a card of bandwidth B
+and dense peak F:
+
+    t = max(W / (B e_w), G / (F e_g)) + max(K / (B e_kv), A / (F e_a)) + L o_layer + o_step + R o_request
+        + t_comm
+
+In the unknowns x = (1/e_w, 1/e_kv, 1/e_g, 1/e_a, o_layer, o_step, o_request) each branch of each max() is
+linear, so the fit is an active-set iteration (the BLIS approach fits these terms to real runs; Vidur,
+Agrawal et al. 2024, fits per-operator profiles): give each point the branch of each max() that is larger
+under the current coefficients, solve a non-negative least squares over all points with each row using its
+branches' features, re-assign, repeat until no point changes branch. Rows are divided by the measured time,
+so the fit minimises relative errors (a 10 ms and a 1 s step weigh alike). A coefficient that no point
+constrains (no compute-bound point, no KV bytes, one layer count only) keeps its prior value; the result
+says which were fitted.
+
+Communication is fitted separately, per collective: t = latency + bytes / bandwidth (`fit_latency_bandwidth`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import field
+
+import numpy as np
+
+from kvcalc.calc.perf.coefficients import PerfCoefficients
+from kvcalc.spec.base import record, replace
+
+#: The unknowns in fit order; efficiencies are fitted as their inverses (each branch is linear in those).
+FIT_TERMS = ("weight_bw_eff", "kv_bw_eff", "gemm_eff", "attention_eff", "layer_overhead_s", "step_overhead_s",
+             "request_overhead_s")
+_EFFICIENCIES = {"weight_bw_eff", "kv_bw_eff", "gemm_eff", "attention_eff"}
+#: The two max() of the model as (memory-side unknown, compute-side unknown): weights vs GEMMs, KV vs attention.
+MAXES = ((0, 2), (1, 3))
+#: A term is constrained when it is at least this share of the measured time in at least two points.
+MIN_SHARE = 0.03
+
+
+@record
+class StepPoint:
+    """One measured step and the perf model's terms for it (bytes, FLOPs, counts; the card's B and F)."""
+
+    label: str
+    measured_s: float
+    weight_bytes: float
+    kv_bytes: float
+    gemm_flops: float
+    attention_flops: float
+    layers: int
+    bandwidth_bytes_per_s: float
+    gemm_peak_flops: float
+    attention_peak_flops: float
+    requests: int = 0
+    comm_s: float = 0.0
+
+    def features(self) -> np.ndarray:
+        """Time each unknown contributes per unit: W/B, K/B, G/F, A/F, L, 1, R."""
+        return np.array([
+            self.weight_bytes / self.bandwidth_bytes_per_s, self.kv_bytes / self.bandwidth_bytes_per_s,
+            self.gemm_flops / self.gemm_peak_flops, self.attention_flops / self.attention_peak_flops,
+            float(self.layers), 1.0, float(self.requests),
+        ])
+
+
+@record
+class Residual:
+    """One point after the fit: measured, modelled, error = (modelled - measured) / measured."""
+
+    label: str
+    measured_s: float
+    fitted_s: float
+    error_pct: float
+    regime: str
+
+
+@record
+class CalibrationFit:
+    """Fitted coefficients, which terms the data constrained, and the residual of every point."""
+
+    coefficients: PerfCoefficients
+    fitted: tuple[str, ...]
+    residuals: tuple[Residual, ...]
+    median_abs_error_pct: float
+    max_abs_error_pct: float
+    iterations: int
+    notes: tuple[str, ...] = ()
+
+
+def _vector(coeffs: PerfCoefficients, gemm_dtype: str) -> np.ndarray:
+    return np.array([
+        1.0 / coeffs.weight_bw_eff, 1.0 / coeffs.kv_bw_eff, 1.0 / coeffs.gemm_efficiency(gemm_dtype),
+        1.0 / coeffs.attention_eff, coeffs.layer_overhead_s, coeffs.step_overhead_s, coeffs.request_overhead_s,
+    ])
+
+
+def _branches(feats: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """[points, 2]: True where the memory side of each max() binds (weights >= GEMM, KV >= attention)."""
+    return np.stack([feats[:, m] * x[m] >= feats[:, c] * x[c] for m, c in MAXES], axis=1)
+
+
+def step_time(point: StepPoint, coeffs: PerfCoefficients, gemm_dtype: str = "bf16") -> tuple[float, str]:
+    """The model's time for `point` under `coeffs` (the formula in the module docstring) and which sides bind
+    ("memory", "compute" or "mixed" when the two max() disagree)."""
+    f, x = point.features(), _vector(coeffs, gemm_dtype)
+    terms = f * x
+    total = sum(max(terms[m], terms[c]) for m, c in MAXES) + terms[4] + terms[5] + terms[6] + point.comm_s
+    memory = _branches(f[None], x)[0]
+    regime = "memory" if memory.all() else "compute" if not memory.any() else "mixed"
+    return float(total), regime
+
+
+def nnls(a: np.ndarray, b: np.ndarray, max_iter: int = 200) -> np.ndarray:
+    """min ||a x - b|| subject to x >= 0 (Lawson & Hanson 1974, "Solving Least Squares Problems", ch. 23)."""
+    n = a.shape[1]
+    x = np.zeros(n)
+    passive = np.zeros(n, dtype=bool)
+    for _ in range(max_iter):
+        w = a.T @ (b - a @ x)
+        candidates = np.where(~passive & (w > 1e-12 * max(1.0, float(np.abs(w).max(initial=0.0)))))[0]
+        if candidates.size == 0:
+            break
+        passive[candidates[np.argmax(w[candidates])]] = True
+        while True:
+            z = np.zeros(n)
+            z[passive] = np.linalg.lstsq(a[:, passive], b, rcond=None)[0]
+            if np.all(z[passive] > 0):
+                x = z
+                break
+            blocking = passive & (z <= 0)
+            alpha = float(np.min(x[blocking] / (x[blocking] - z[blocking])))
+            x = x + alpha * (z - x)
+            passive &= x > 1e-15
+            x[~passive] = 0.0
+    return x
+
+
+def _rows(feats: np.ndarray, memory: np.ndarray) -> np.ndarray:
+    """Each point's features with the losing side of each max() zeroed."""
+    rows = feats.copy()
+    for j, (m, c) in enumerate(MAXES):
+        rows[~memory[:, j], m] = 0.0
+        rows[memory[:, j], c] = 0.0
+    return rows
+
+
+def _constrained(rows: np.ndarray, measured: np.ndarray, terms: tuple[str, ...]) -> np.ndarray:
+    """Which unknowns the points constrain: asked for, and >= MIN_SHARE of the time in at least two points;
+    the per-step cost only when the points span several layer counts (else it is the per-layer cost x L)."""
+    shares = rows / measured[:, None]
+    ok = ((shares >= MIN_SHARE).sum(axis=0) >= 2) & np.array([name in terms for name in FIT_TERMS])
+    if ok[4] and ok[5] and len({float(r) for r in rows[:, 4]}) < 2:
+        ok[5] = False
+    return ok
+
+
+def fit_coefficients(
+    points: Sequence[StepPoint],
+    prior: PerfCoefficients,
+    *,
+    terms: tuple[str, ...] = FIT_TERMS,
+    gemm_dtype: str = "bf16",
+    source: str = "",
+    max_iter: int = 30,
+) -> CalibrationFit:
+    """Least-squares coefficients for `points` (module docstring). Only `terms` are fitted; those and any the
+    points do not constrain keep `prior`'s values."""
+    if not points:
+        raise ValueError("no measured points to fit")
+    feats = np.array([p.features() for p in points])
+    measured = np.array([p.measured_s for p in points])
+    comm = np.array([p.comm_s for p in points])
+    x = _vector(prior, gemm_dtype)
+    memory = _branches(feats, x)
+    free = np.zeros(len(FIT_TERMS), dtype=bool)
+    iterations = 0
+    for iterations in range(1, max_iter + 1):
+        rows = _rows(feats, memory)
+        free = _constrained(rows, measured, terms)
+        weights = 1.0 / measured
+        target = (measured - comm - rows[:, ~free] @ x[~free]) * weights
+        x = x.copy()
+        x[free] = nnls(rows[:, free] * weights[:, None], target)
+        x[:4] = np.maximum(x[:4], 1e-6)  # an inverse efficiency of 0 would be an infinitely fast card
+        new_memory = _branches(feats, x)
+        if np.array_equal(new_memory, memory):
+            break
+        memory = new_memory
+    coeffs = _coefficients(prior, x, free, gemm_dtype, source)
+    return _report(points, coeffs, gemm_dtype, free, iterations)
+
+
+def _coefficients(prior: PerfCoefficients, x: np.ndarray, free: np.ndarray, gemm_dtype: str,
+                  source: str) -> PerfCoefficients:
+    values = {}
+    for i, name in enumerate(FIT_TERMS):
+        if free[i]:
+            values[name] = 1.0 / float(x[i]) if name in _EFFICIENCIES else float(x[i])
+    gemm = dict(prior.gemm_eff)
+    if "gemm_eff" in values:
+        gemm[gemm_dtype] = values.pop("gemm_eff")
+    sources = dict(prior.sources)
+    for name in values:
+        sources[name] = source or "fitted"
+    if free[2]:
+        sources[f"gemm_eff.{gemm_dtype}"] = source or "fitted"
+    return replace(prior, gemm_eff=gemm, source=source or prior.source, sources=sources, **values)
+
+
+def _report(points: Sequence[StepPoint], coeffs: PerfCoefficients, gemm_dtype: str, free: np.ndarray,
+            iterations: int) -> CalibrationFit:
+    residuals = []
+    for p in points:
+        fitted, regime = step_time(p, coeffs, gemm_dtype)
+        residuals.append(Residual(label=p.label, measured_s=p.measured_s, fitted_s=fitted,
+                                  error_pct=100.0 * (fitted - p.measured_s) / p.measured_s, regime=regime))
+    errors = sorted(abs(r.error_pct) for r in residuals)
+    fixed = [name for i, name in enumerate(FIT_TERMS) if not free[i]]
+    notes = (f"kept the prior value of {', '.join(fixed)}: no measured point constrains it",) if fixed else ()
+    return CalibrationFit(
+        coefficients=coeffs, fitted=tuple(name for i, name in enumerate(FIT_TERMS) if free[i]),
+        residuals=tuple(residuals), median_abs_error_pct=float(np.median(errors)),
+        max_abs_error_pct=float(errors[-1]), iterations=iterations, notes=notes,
+    )
+
+
+@record
+class LatencyBandwidthFit:
+    """t = latency_s + bytes / bandwidth_bytes_per_s fitted to (bytes, seconds) points, with residuals."""
+
+    latency_s: float
+    bandwidth_bytes_per_s: float
+    points: int
+    max_abs_error_pct: float
+    errors_pct: tuple[float, ...] = field(default_factory=tuple)
+
+
+def fit_latency_bandwidth(sizes: Sequence[float], seconds: Sequence[float]) -> LatencyBandwidthFit:
+    """The alpha-beta (Hockney 1994) model t = alpha + n / beta by non-negative least squares on relative
+    errors, over message sizes n (the bytes each GPU moves) and measured times."""
+    n = np.asarray(sizes, dtype=float)
+    t = np.asarray(seconds, dtype=float)
+    if n.size < 2:
+        raise ValueError("need at least two message sizes to fit latency and bandwidth")
+    a = np.stack([np.ones_like(n), n], axis=1) / t[:, None]
+    alpha, inv_beta = nnls(a, np.ones_like(t))
+    model = alpha + n * inv_beta
+    errors = tuple(float(e) for e in 100.0 * (model - t) / t)
+    return LatencyBandwidthFit(
+        latency_s=float(alpha), bandwidth_bytes_per_s=float(1.0 / inv_beta) if inv_beta > 0 else float("inf"),
+        points=int(n.size), max_abs_error_pct=max(abs(e) for e in errors), errors_pct=errors,
+    )

@@ -1,0 +1,150 @@
+"""Default PerfCoefficients for a card and an engine, each value with its source.
+
+Card terms (how close kernels come to the datasheet):
+- weight_bw_eff: streaming weights through GEMV/skinny GEMMs. The hardware file's measured `hbm_copy`
+  where there is one (H100: 0.902), else GENERIC_BW_EFF.
+- kv_bw_eff: paged decode attention gathers scattered blocks, slower than a stream: 0.75, an assumption
+  until `kvcalc verify` measures it on the card.
+- gemm_eff[bf16]: the hardware file's measured `bf16_gemm` (H100: 0.716), else GENERIC_GEMM_EFF; fp8/int8/
+  fp4 are the 16-bit figure x LOW_PRECISION_GEMM_SCALE (scaled low-precision GEMMs reach a lower share of
+  their doubled peak: DeepGEMM's best FP8 shapes 1,550 of 1,979 TFLOP/s on H800, inference shapes less).
+- attention_eff: FlashAttention forward as a fraction of the 16-bit peak: FA3 bf16 hdim 128 causal ~616 of
+  989 TFLOP/s at 16k tokens, lower at short sequences, FA2 35 % on H100 (Shah et al. 2024, arXiv:2407.08608);
+  engines' paged, chunked kernels run below these benchmarks: 0.40.
+- comm_latency_s: one small all-reduce inside a CUDA graph: ~6 us for 2 H100s over NVLink (NVIDIA/nccl
+  issue #1259, nccl-tests with graphs); more ranks and PCIe cost more.
+
+Engine terms (what each engine spends around the kernels), `ENGINE_OVERHEADS`: per step (scheduler,
+sampler, input preparation, the Python the CUDA graphs do not remove), per layer (kernel launches and gaps
+left inside a CUDA graph; eager mode pays a launch per kernel), per request in a step, and the front end's
+fixed latency per request. They are engine-level constants, each with the measurement it comes from
+(docs/accuracy-perf.md lists the rows); a calibration file replaces every one of them.
+"""
+
+from __future__ import annotations
+
+from kvcalc.calc.perf.coefficients import PerfCoefficients
+from kvcalc.spec.base import record
+from kvcalc.spec.gpu import GpuSpec
+
+GENERIC_BW_EFF = 0.85
+GENERIC_BW_SOURCE = ("0.85 of datasheet bandwidth for cards without a measurement: STREAM-like copies reach "
+                     "0.85-0.92 on HBM and GDDR cards (H100 measured 0.902, hardware/h100-sxm.yaml; llama.cpp "
+                     "tg128 F16 on RTX 4090 streams 0.82, llama.cpp PR #4766)")
+KV_BW_EFF = 0.75
+KV_BW_SOURCE = ("0.75, assumed: paged decode attention gathers KV in scattered blocks of 16 tokens, below a "
+                "contiguous copy (0.902 on H100, hardware/h100-sxm.yaml); kvcalc verify measures it")
+GENERIC_GEMM_EFF = 0.70
+GENERIC_GEMM_SOURCE = ("0.70 of the dense 16-bit peak for cards without a measurement (H100 measured 0.716 on "
+                       "8192^3 bf16, hardware/h100-sxm.yaml; cuBLAS large GEMMs 0.7-0.8 of peak)")
+LOW_PRECISION_GEMM_SCALE = 0.8
+LOW_PRECISION_SOURCE = ("16-bit efficiency x 0.8 (assumed): FP8/INT8/FP4 GEMMs reach a lower share of their "
+                        "2x/4x peaks (scaling, smaller tiles; DeepGEMM's best FP8 shapes reach 1,550 of 1,979 "
+                        "TFLOP/s on H800, inference shapes less)")
+ATTENTION_EFF = 0.40
+ATTENTION_SOURCE = ("0.40 of the 16-bit peak: FlashAttention-2 reaches 35 % on H100 and FA3 0.62 at 16k tokens, "
+                    "less at short ones (Shah et al. 2024, arXiv:2407.08608, abstract and Fig. 5); serving engines "
+                    "run paged, chunked variable-length kernels below those benchmarks")
+NVLINK_LATENCY_S = 8e-6
+PCIE_LATENCY_S = 25e-6
+COMM_LATENCY_SOURCE = ("small all-reduce in a CUDA graph: ~6 us on 2 H100 NVLink (NVIDIA/nccl#1259), 8 us "
+                       "assumed for NVLink; 25 us assumed over PCIe (no P2P fabric)")
+COMM_BW_EFF = 0.8
+COMM_BW_SOURCE = ("0.8, assumed: nccl-tests all-reduce bus bandwidth stays below the NVLink per-direction "
+                  "rate; kvcalc verify measures it")
+
+
+@record
+class EngineOverheads:
+    """Fixed costs of one engine (seconds) and where each figure comes from."""
+
+    step_s: float
+    layer_s: float
+    layer_eager_s: float
+    request_s: float
+    frontend_s: float
+    source: str
+
+
+#: Per-engine fixed costs. See the module docstring and docs/accuracy-perf.md.
+ENGINE_OVERHEADS: dict[str, EngineOverheads] = {
+    "vllm": EngineOverheads(
+        step_s=0.9e-3, layer_s=35e-6, layer_eager_s=90e-6, request_s=10e-6, frontend_s=30e-3,
+        source="vLLM V1 (0.10+): per-layer cost from the TPOT of a 36-layer and an 80-layer model at small "
+               "batch on H100 (gpustack Qwen3-8B BS=1 7.28 ms; InferenceX Llama-3.1-70B FP8 TP2 c=4 "
+               "17.41 ms), step and front-end cost from the first (TTFT 59 ms for ~233 tokens): "
+               "docs/accuracy-perf.md rows r042, r043, r073",
+    ),
+    "sglang": EngineOverheads(
+        step_s=0.7e-3, layer_s=35e-6, layer_eager_s=90e-6, request_s=10e-6, frontend_s=15e-3,
+        source="SGLang 0.5: step and front-end cost from gpustack Qwen3-8B c=4 on H100 (TPOT 7.19 ms, "
+               "TTFT 27.7 ms; rows r046, r047); per-layer cost as vLLM's (the same kernels)",
+    ),
+    "trtllm": EngineOverheads(
+        step_s=1.0e-3, layer_s=35e-6, layer_eager_s=35e-6, request_s=10e-6, frontend_s=25e-3,
+        source="TensorRT-LLM 1.x PyTorch backend: step and front-end cost from gpustack Qwen3-8B c=4 on "
+               "H100 (TPOT 7.67 ms, TTFT 51.6 ms; rows r048, r049); per-layer cost as vLLM's",
+    ),
+    "llamacpp": EngineOverheads(
+        step_s=0.3e-3, layer_s=20e-6, layer_eager_s=20e-6, request_s=20e-6, frontend_s=5e-3,
+        source="llama.cpp CUDA: the non-bandwidth part of llama-bench tg128 for a 7B F16 on an RTX 4090 "
+               "(61.03 tokens/s, llama.cpp PR #4766; row r064)",
+    ),
+}
+
+
+def _measured(gpu: GpuSpec, quantity: str) -> float | None:
+    for m in gpu.measured:
+        if m.quantity == quantity:
+            return m.value
+    return None
+
+
+def _card_terms(gpu: GpuSpec) -> tuple[dict[str, float], dict[str, str]]:
+    """The card's efficiencies (module docstring) and a source for each."""
+    sources: dict[str, str] = {}
+    bw = _measured(gpu, "hbm_copy")
+    if bw is not None:
+        sources["weight_bw_eff"] = f"measured hbm_copy on {gpu.name} (hardware/{gpu.key}.yaml)"
+    else:
+        bw, sources["weight_bw_eff"] = GENERIC_BW_EFF, GENERIC_BW_SOURCE
+    gemm = _measured(gpu, "bf16_gemm")
+    if gemm is not None:
+        sources["gemm_eff"] = f"measured bf16_gemm on {gpu.name} (hardware/{gpu.key}.yaml); {LOW_PRECISION_SOURCE}"
+    else:
+        gemm, sources["gemm_eff"] = GENERIC_GEMM_EFF, f"{GENERIC_GEMM_SOURCE}; {LOW_PRECISION_SOURCE}"
+    sources["kv_bw_eff"] = KV_BW_SOURCE
+    sources["attention_eff"] = ATTENTION_SOURCE
+    sources["comm_latency_s"] = COMM_LATENCY_SOURCE
+    sources["comm_bw_eff"] = COMM_BW_SOURCE
+    nvlink = gpu.interconnect is not None and (
+        gpu.interconnect.bytes_per_s_per_direction > gpu.interconnect.pcie_bytes_per_s_per_direction)
+    return {"bw": bw, "gemm": gemm, "latency": NVLINK_LATENCY_S if nvlink else PCIE_LATENCY_S}, sources
+
+
+def default_coefficients(gpu: GpuSpec, engine: str = "vllm", *, cuda_graphs: bool = True,
+                         online: bool = True) -> PerfCoefficients:
+    """The default coefficients for `engine` on `gpu`, each with its source in `sources`.
+
+    `cuda_graphs=False` (vLLM `--enforce-eager`) charges a kernel launch per kernel (layer_eager_s per layer);
+    `online=False` (offline `LLM.generate`, `vllm bench latency`) drops the front end's latency."""
+    card, sources = _card_terms(gpu)
+    over = ENGINE_OVERHEADS.get(engine, ENGINE_OVERHEADS["vllm"])
+    gemm = card["gemm"]
+    low = gemm * LOW_PRECISION_GEMM_SCALE
+    for name in ("step_overhead_s", "layer_overhead_s", "request_overhead_s", "frontend_latency_s"):
+        sources[name] = over.source
+    return PerfCoefficients(
+        weight_bw_eff=card["bw"],
+        kv_bw_eff=KV_BW_EFF,
+        gemm_eff={"bf16": gemm, "fp16": gemm, "fp8": low, "int8": low, "fp4": low},
+        attention_eff=ATTENTION_EFF,
+        layer_overhead_s=over.layer_s if cuda_graphs else over.layer_eager_s,
+        step_overhead_s=over.step_s,
+        request_overhead_s=over.request_s,
+        comm_latency_s=card["latency"],
+        comm_bw_eff=COMM_BW_EFF,
+        frontend_latency_s=over.frontend_s if online else 0.0,
+        source=f"kvcalc defaults for {engine} on {gpu.name}",
+        sources=sources,
+    )

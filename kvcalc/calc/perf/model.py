@@ -1,0 +1,200 @@
+"""PerfModel: what one engine step costs per token, per GPU, precomputed once from a DeploymentPlan.
+
+A step's work is linear in its tokens and attention pairs, so the plan is reduced once to per-stage rates
+(`perf_model(plan)`), and `step.step_cost` multiplies them by a step's load. The weights, layout, KV dtype
+and pool are the plan's: a latency never disagrees with the memory answer.
+
+Per pipeline stage, on one of its GPUs (all TP ranks of a stage are alike):
+- dense weights: every tensor the stage holds except routed experts and the input embedding, read once per
+  step (attention, dense MLPs, shared experts, norms, routers, the lm_head on the last stage). Bytes are the
+  plan's weight format applied to this GPU's shard (`calc/parallel.shard_numel`), so they add up to the
+  ledger's weights less the embedding table (which a step gathers only B rows of) and the vision encoder.
+- routed experts: bytes on this GPU per MoE group, read in the share `moe.touched_fraction(E, k, B)`;
+  FLOPs per token 2 x k x (params on this GPU / E): TP slices every expert, EP holds E/ep whole ones, and
+  either way a token's k experts cost this GPU k/E of the params it holds.
+- GEMM FLOPs per token: 2 x params on this GPU (a multiply-add per weight; Kaplan et al. 2020 s2.1), by the
+  tensor-core rate each tensor runs at (`precision.compute_dtype`); the lm_head only for sampled tokens
+  (engines compute logits for the last position of a prefill, vLLM `logits_processor` on
+  `logits_indices`).
+- attention groups: `attention.AttentionGroup` per layer kind and shape.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import field
+
+from kvcalc.calc import kv as kvmod
+from kvcalc.calc.parallel import shard_numel, stage_layers
+from kvcalc.calc.perf.attention import AttentionGroup
+from kvcalc.calc.perf.kernels import layer_units
+from kvcalc.calc.perf.precision import compute_dtype, sixteen_bit
+from kvcalc.calc.plan import DeploymentPlan
+from kvcalc.spec.base import record
+from kvcalc.spec.deployment import Parallel
+from kvcalc.spec.dtypes import StorageType, storage_type
+from kvcalc.spec.gpu import GpuSpec
+from kvcalc.spec.layers import LayerSpec, LinearAttention, MambaMixer, MLAAttention, MoEMLP
+
+#: Bytes of one activation value sent between GPUs (engines communicate in the 16-bit model dtype).
+ACTIVATION_BYTES = 2
+
+
+@record
+class ExpertGroup:
+    """Routed experts of the MoE layers of one stage with the same (E, k), on one GPU."""
+
+    num_experts: int
+    top_k: int
+    layers: int
+    bytes_on_gpu: int
+    flops_per_token: dict[str, float] = field(default_factory=dict)
+
+
+@record
+class StageModel:
+    """One pipeline stage, per GPU: dense weight bytes, GEMM FLOPs per token by dtype, experts, attention."""
+
+    stage: int
+    layers: int
+    layer_units: float
+    blocks: int
+    moe_layers: int
+    dense_weight_bytes: int
+    embedding_bytes: int
+    gemm_flops_per_token: dict[str, float]
+    head_flops_per_token: float
+    experts: tuple[ExpertGroup, ...]
+    attention: tuple[AttentionGroup, ...]
+
+
+@record
+class PerfModel:
+    """The plan reduced to per-token rates (see the module docstring); `stages` in pipeline order."""
+
+    plan: DeploymentPlan
+    stages: tuple[StageModel, ...]
+    hidden_size: int
+    sixteen_bit: str
+
+    @property
+    def gpu(self) -> GpuSpec:
+        return self.plan.gpu
+
+    @property
+    def parallel(self) -> Parallel:
+        return self.plan.parallel
+
+
+def _add(acc: dict[str, float], dtype: str, flops: float) -> None:
+    acc[dtype] = acc.get(dtype, 0.0) + flops
+
+
+def attention_group(layer: LayerSpec, kv: StorageType, state: StorageType, conv: StorageType, tp: int,
+                    cp: int) -> tuple[object, AttentionGroup] | None:
+    """The AttentionGroup of one layer (1 layer) and a key grouping identical layers; None for MLP-only.
+
+    Softmax attention: heads_on_gpu = n_heads / tp; pair FLOPs 2 (qk_dim + v_dim) heads_on_gpu.
+    MLA decode runs absorbed (DeepSeek-V2 paper s2.1.3, vLLM `MLACommonImpl._forward_decode`): scores over
+    the latent and rope part, values over the latent: 2 (kv_lora + rope + kv_lora) per head; its prefill
+    runs as ordinary attention on up-projected K/V: 2 (nope + rope + v) per head.
+    Decode context parallelism (cp) splits each sequence's keys over cp ranks: pairs and KV bytes / cp.
+    Recurrent state FLOPs per token: ~4 per state element (decay, rank-1 update and read-out, multiply-add
+    = 2 FLOPs each; Gated DeltaNet, Yang et al. 2024, arXiv:2412.06464; Mamba-2, Dao & Gu 2024)."""
+    mixer = layer.mixer
+    if mixer is None:
+        return None
+    kv_per_token = mixer.kv_bytes_per_token(kv, tp) // cp
+    if isinstance(mixer, MLAAttention):
+        heads = mixer.num_heads // tp
+        decode = 2.0 * (2 * mixer.kv_lora_rank + mixer.qk_rope_head_dim) * heads / cp
+        prefill = 2.0 * (mixer.qk_nope_head_dim + mixer.qk_rope_head_dim + mixer.v_head_dim) * heads / cp
+        group = AttentionGroup(kind="mla", layers=1, flops_per_pair=decode, prefill_flops_per_pair=prefill,
+                               kv_bytes_per_token=kv_per_token)
+    elif isinstance(mixer, (LinearAttention, MambaMixer)):
+        state_bytes = mixer.state_bytes(state, tp, conv)
+        group = AttentionGroup(kind=mixer.kind, layers=1, state_bytes=state_bytes,
+                               state_flops_per_token=4.0 * mixer.ssm_state_elements(tp))
+    else:
+        heads = mixer.num_heads // tp
+        pair = 2.0 * (mixer.head_dim + mixer.value_dim) * heads / cp
+        group = AttentionGroup(kind=mixer.kind, layers=1, window=getattr(mixer, "sliding_window", None),
+                               chunk=getattr(mixer, "chunk", None), flops_per_pair=pair,
+                               prefill_flops_per_pair=pair, kv_bytes_per_token=kv_per_token)
+    key = (group.kind, group.window, group.chunk, group.flops_per_pair, group.prefill_flops_per_pair,
+           group.kv_bytes_per_token, group.state_bytes, group.state_flops_per_token)
+    return key, group
+
+
+def _attention_groups(plan: DeploymentPlan, layers: range) -> tuple[AttentionGroup, ...]:
+    model, par = plan.model, plan.parallel
+    kv = storage_type(plan.kv_dtype)
+    state, conv = kvmod.state_storage(model), storage_type(model.dtype)
+    counts: dict[object, int] = defaultdict(int)
+    shapes: dict[object, AttentionGroup] = {}
+    for index in layers:
+        found = attention_group(model.layers[index], kv, state, conv, par.tp, par.cp)
+        if found is not None:
+            key, group = found
+            counts[key] += 1
+            shapes[key] = group
+    return tuple(
+        AttentionGroup(**{**{f: getattr(g, f) for f in g.__dataclass_fields__}, "layers": counts[k]})
+        for k, g in shapes.items()
+    )
+
+
+def _stage(plan: DeploymentPlan, stage: int, layers: range, last: bool) -> StageModel:
+    """Bytes and FLOPs per token of one stage's GPU (module docstring)."""
+    model, par, fmt, gpu = plan.model, plan.parallel, plan.weight_format, plan.gpu
+    dense_bytes = embedding_bytes = 0
+    gemm: dict[str, float] = {}
+    head_flops = 0.0
+    experts: dict[tuple[int, int], list] = {}
+    tensors = [t for i in layers for t in model.layers[i].tensors]
+    tied_head = model.tie_word_embeddings and not any(t.role == "output" for t in model.global_tensors)
+    for t in model.global_tensors:
+        if t.role == "token_embd" and tied_head and last:
+            tensors.append(t)  # tied embeddings: the table is the lm_head, read whole every step
+        elif t.role in ("token_embd", "pos_embd"):
+            if stage == 0:
+                embedding_bytes += fmt.tensor_bytes(t, shard_numel(t, model, par))
+        elif last:
+            tensors.append(t)
+    for t in tensors:
+        numel = shard_numel(t, model, par)
+        size = fmt.tensor_bytes(t, numel)
+        dtype = compute_dtype(fmt, t, gpu)
+        if t.role.endswith("_exps") and t.layer is not None:
+            mlp = model.layers[t.layer].mlp
+            assert isinstance(mlp, MoEMLP)
+            entry = experts.setdefault((mlp.num_experts, mlp.top_k), [set(), 0, {}])
+            entry[0].add(t.layer)
+            entry[1] += size
+            _add(entry[2], dtype, 2.0 * mlp.top_k * numel / mlp.num_experts)
+            continue
+        dense_bytes += size
+        if t.role in ("output", "token_embd"):
+            head_flops += 2.0 * numel
+        elif len(t.shape) >= 2 and t.name.endswith(".weight"):
+            _add(gemm, dtype, 2.0 * numel)
+    groups = tuple(
+        ExpertGroup(num_experts=e, top_k=k, layers=len(v[0]), bytes_on_gpu=v[1], flops_per_token=v[2])
+        for (e, k), v in experts.items()
+    )
+    moe_layers = sum(1 for i in layers if isinstance(model.layers[i].mlp, MoEMLP))
+    blocks = sum((model.layers[i].mixer is not None) + (model.layers[i].mlp is not None) for i in layers)
+    return StageModel(
+        stage=stage, layers=len(layers), layer_units=layer_units([model.layers[i] for i in layers]),
+        blocks=blocks, moe_layers=moe_layers, dense_weight_bytes=dense_bytes,
+        embedding_bytes=embedding_bytes, gemm_flops_per_token=gemm, head_flops_per_token=head_flops,
+        experts=groups, attention=_attention_groups(plan, layers),
+    )
+
+
+def perf_model(plan: DeploymentPlan) -> PerfModel:
+    """Per-stage, per-GPU rates of `plan` (module docstring)."""
+    stages = stage_layers(plan.model.num_layers, plan.parallel.pp)
+    out = tuple(_stage(plan, s, layers, s == len(stages) - 1) for s, layers in enumerate(stages))
+    return PerfModel(plan=plan, stages=out, hidden_size=plan.model.hidden_size,
+                     sixteen_bit=sixteen_bit(plan.gpu))

@@ -1,0 +1,219 @@
+"""The cost of one engine step: decode requests and prefill chunks batched together (vLLM V1, SGLang and
+TRT-LLM all run such mixed steps under chunked prefill).
+
+For one GPU of each pipeline stage, with B the card's DRAM bytes/s and F[d] its dense peak at dtype d:
+
+    t_weights   = weight_bytes / (B x weight_bw_eff)        weights this GPU reads (experts: touched share)
+    t_gemm      = sum_d gemm_flops[d] / (F[d] x gemm_eff[d]) linear layers at each tensor's rate
+    t_kv        = kv_bytes / (B x kv_bw_eff)                KV read (+ written), recurrent states
+    t_attention = attention_flops / (F[16-bit] x attention_eff)
+    t_stage     = max(t_weights, t_gemm) + max(t_kv, t_attention) + t_comm
+                  + layer_units x layer_overhead_s
+
+GEMMs and attention are separate kernels that run one after the other, so each takes its own roofline
+(Williams et al. 2009) and the two add: a step of pure decode is memory-bound in both, a big prefill chunk
+compute-bound in both, and a mixed step pays the prefill's GEMM time plus the decodes' KV reads.
+layer_units counts each layer's kernels in plain dense layers (kernels.py: Llama 1, a DeepSeek-V3 MoE
+layer 2.44).
+The step adds what is paid once (step_overhead_s: scheduling, sampling, the CPU side CUDA graphs do not
+remove) and per request (request_overhead_s), and the stages add up (a token passes every stage):
+
+    t_step = sum over stages of t_stage + step_overhead_s + requests x request_overhead_s
+
+Figures in `StepCost` are per GPU (one TP rank), summed over pipeline stages (with pp = 1: one GPU).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Literal
+
+from kvcalc.calc.perf.attention import decode_keys_sum
+from kvcalc.calc.perf.coefficients import PerfCoefficients
+from kvcalc.calc.perf.comm import step_comm
+from kvcalc.calc.perf.model import PerfModel, StageModel
+from kvcalc.calc.perf.moe import touched_fraction
+from kvcalc.spec.base import record
+
+Bound = Literal["memory", "compute"]
+
+
+@record
+class StepCost:
+    """Every term of one step's time, separately (seconds, bytes, FLOPs; see the module docstring).
+    `layer_units`: what layer_overhead_s multiplies (layers weighted by their kernels, kernels.py)."""
+
+    decode_tokens: int
+    prefill_tokens: int
+    requests: int
+    weight_bytes: float
+    kv_bytes: float
+    gemm_flops: float
+    attention_flops: float
+    t_weights: float
+    t_kv: float
+    t_gemm: float
+    t_attention: float
+    t_comm: float
+    comm_bytes: float
+    overhead_s: float
+    time_s: float
+    bound: Bound
+    layer_units: float = 0.0
+
+    @property
+    def tokens(self) -> int:
+        return self.decode_tokens + self.prefill_tokens
+
+    @property
+    def t_mem(self) -> float:
+        return self.t_weights + self.t_kv
+
+    @property
+    def t_compute(self) -> float:
+        return self.t_gemm + self.t_attention
+
+    @property
+    def flops(self) -> float:
+        return self.gemm_flops + self.attention_flops
+
+    @property
+    def bytes(self) -> float:
+        return self.weight_bytes + self.kv_bytes
+
+    @property
+    def arithmetic_intensity(self) -> float:
+        """FLOPs per byte of DRAM traffic (Williams et al. 2009)."""
+        return self.flops / self.bytes if self.bytes else 0.0
+
+
+def _contexts(values: Any) -> Any:
+    """Decode contexts as a 2-D float array: one row per step (a run of decode steps), one column per request."""
+    import numpy as np
+
+    array = np.asarray(values, dtype=np.float64)
+    return array.reshape(1, -1) if array.ndim < 2 else array
+
+
+@record
+class _StageWork:
+    """One stage's GPU: weight bytes and GEMM FLOPs by dtype (same for every row), KV bytes and attention
+    FLOPs (one per row of contexts)."""
+
+    weight_bytes: float
+    gemm: dict[str, float]
+    kv_bytes: Any
+    attention_flops: Any
+
+
+def stage_work(stage: StageModel, contexts: Any, prefill: Sequence[tuple[int, int]], sampled: int,
+               last: bool) -> _StageWork:
+    """Bytes and FLOPs of one stage's GPU for a step: decode `contexts` (rows: steps, columns: requests),
+    prefill chunks `(prior, new)`, `sampled` sequences computing logits."""
+    n_decode = contexts.shape[-1]
+    tokens = n_decode + sum(new for _, new in prefill)
+    weight_bytes = float(stage.dense_weight_bytes)
+    gemm = {d: f * tokens for d, f in stage.gemm_flops_per_token.items()}
+    for group in stage.experts:
+        weight_bytes += group.bytes_on_gpu * touched_fraction(group.num_experts, group.top_k, tokens)
+        for d, f in group.flops_per_token.items():
+            gemm[d] = gemm.get(d, 0.0) + f * tokens
+    if last and stage.head_flops_per_token:
+        gemm["head"] = stage.head_flops_per_token * sampled
+    kv_bytes: Any = 0.0
+    attention: Any = 0.0
+    for g in stage.attention:
+        if g.recurrent:
+            kv_bytes = kv_bytes + g.layers * 2.0 * g.state_bytes * (n_decode + len(prefill))
+            attention = attention + g.layers * g.state_flops_per_token * tokens
+            continue
+        pairs = decode_keys_sum(g, contexts)
+        read = pairs + n_decode  # each decode token's keys, plus writing its own K/V
+        prefill_pairs = 0
+        for prior, new in prefill:
+            prefill_pairs += g.keys(prior, new)
+            read = read + g.cached_tokens(prior) + new  # read the cached prefix once, write the chunk
+        attention = attention + g.layers * (g.flops_per_pair * pairs + g.prefill_flops_per_pair * prefill_pairs)
+        kv_bytes = kv_bytes + g.layers * g.kv_bytes_per_token * read
+    return _StageWork(weight_bytes=weight_bytes, gemm=gemm, kv_bytes=kv_bytes, attention_flops=attention)
+
+
+def _gemm_time(pm: PerfModel, coeffs: PerfCoefficients, gemm: dict[str, float]) -> float:
+    """sum_d flops[d] / (F[d] x gemm_eff[d]); the lm_head runs at the 16-bit rate."""
+    total = 0.0
+    for dtype, flops in gemm.items():
+        rate = pm.sixteen_bit if dtype == "head" else dtype
+        total += flops / (pm.gpu.flops(rate) * coeffs.gemm_efficiency(rate))
+    return total
+
+
+def _terms(pm: PerfModel, coeffs: PerfCoefficients, contexts: Any, prefill: Sequence[tuple[int, int]],
+           sampled: int) -> dict[str, Any]:
+    """Every term of the step(s), summed over stages; array-valued where it depends on the contexts row."""
+    import numpy as np
+
+    gpu, bw = pm.gpu, pm.gpu.memory_bandwidth_bytes_per_s
+    n_decode = contexts.shape[-1]
+    tokens = n_decode + sum(new for _, new in prefill)
+    acc: dict[str, Any] = dict(wb=0.0, kvb=0.0, gf=0.0, af=0.0, tw=0.0, tkv=0.0, tg=0.0, ta=0.0, kernels=0.0,
+                               comm=0.0, comm_bytes=0.0)
+    for i, stage in enumerate(pm.stages):
+        last = i == len(pm.stages) - 1
+        work = stage_work(stage, contexts, prefill, sampled, last)
+        tw = work.weight_bytes / (bw * coeffs.weight_bw_eff)
+        tg = _gemm_time(pm, coeffs, work.gemm)
+        tkv = np.asarray(work.kv_bytes) / (bw * coeffs.kv_bw_eff)
+        ta = np.asarray(work.attention_flops) / (gpu.flops(pm.sixteen_bit) * coeffs.attention_eff)
+        acc["kernels"] = (acc["kernels"] + max(tw, tg) + np.maximum(tkv, ta)
+                          + stage.layer_units * coeffs.layer_overhead_s)
+        comm = step_comm(stage, tokens, pm.hidden_size, pm.parallel, gpu, coeffs, last)
+        for key, value in (("wb", work.weight_bytes), ("kvb", work.kv_bytes), ("gf", sum(work.gemm.values())),
+                           ("af", work.attention_flops), ("tw", tw), ("tkv", tkv), ("tg", tg), ("ta", ta),
+                           ("comm", comm.total_s), ("comm_bytes", comm.bytes_sent)):
+            acc[key] = acc[key] + value
+    requests = n_decode + len(prefill)
+    fixed = coeffs.step_overhead_s + requests * coeffs.request_overhead_s
+    acc["overhead"] = sum(s.layer_units for s in pm.stages) * coeffs.layer_overhead_s + fixed
+    acc["time"] = acc["kernels"] + acc["comm"] + fixed
+    return acc
+
+
+def step_cost(
+    pm: PerfModel,
+    coeffs: PerfCoefficients,
+    *,
+    decode_contexts: Any = (),
+    prefill: Sequence[tuple[int, int]] = (),
+    sampled_prefills: int | None = None,
+) -> StepCost:
+    """Cost of one step: one decode token for each request in `decode_contexts` (tokens already in its
+    context) plus each prefill chunk `(prior, new)` (`new` prompt tokens after `prior` cached ones).
+    `sampled_prefills`: chunks that finish their prompt and sample a token (default: all of them)."""
+    contexts = _contexts(decode_contexts)
+    n_decode = contexts.shape[-1]
+    sampled = n_decode + (len(prefill) if sampled_prefills is None else sampled_prefills)
+    acc = _terms(pm, coeffs, contexts, prefill, sampled)
+
+    def one(key: str) -> float:
+        value = acc[key]
+        return float(value[0]) if hasattr(value, "__len__") else float(value)
+
+    bound: Bound = "compute" if one("tg") + one("ta") > one("tw") + one("tkv") else "memory"
+    return StepCost(
+        decode_tokens=n_decode, prefill_tokens=sum(new for _, new in prefill), requests=n_decode + len(prefill),
+        weight_bytes=one("wb"), kv_bytes=one("kvb"), gemm_flops=one("gf"), attention_flops=one("af"),
+        t_weights=one("tw"), t_kv=one("tkv"), t_gemm=one("tg"), t_attention=one("ta"), t_comm=one("comm"),
+        comm_bytes=one("comm_bytes"), overhead_s=one("overhead"), time_s=one("time"), bound=bound,
+        layer_units=sum(s.layer_units for s in pm.stages),
+    )
+
+
+def decode_run_times(pm: PerfModel, coeffs: PerfCoefficients, contexts: Any, steps: int) -> Any:
+    """Times of `steps` consecutive pure-decode steps of the same requests (numpy array): step j decodes
+    with every context grown by j. Same formula as `step_cost`, evaluated for all steps at once."""
+    import numpy as np
+
+    base = np.asarray(contexts, dtype=np.float64).reshape(1, -1)
+    rows = base + np.arange(steps, dtype=np.float64).reshape(-1, 1)
+    times = _terms(pm, coeffs, rows, (), rows.shape[-1])["time"]
+    return np.broadcast_to(np.asarray(times, dtype=np.float64), (steps,))
