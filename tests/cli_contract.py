@@ -3,12 +3,13 @@
 `run_cli(argv)` runs `kvcalc` in-process (`kvcalc.cli.app.run`, what `main` calls) with stdout and stderr
 captured, and `check_contract` asserts what every run must satisfy, whatever its input:
 
-- exit 0 (ok / fits), 1 (does not fit: only commands that judge fit), 2 (bad input) or 3 (environment);
+- exit 0 (ok / fits), 1 (does not fit: only commands whose help documents it), 2 (bad input) or 3
+  (environment);
   never 70 (a kvcalc bug) and never an exception escaping;
 - on 2 or 3: nothing on stdout, one to four lines on stderr, the first starting `kvcalc: error: `, no traceback;
-- with `--json` and exit 0 or 1: stdout is exactly one JSON document with `schema_version`, which validates
-  against `kvcalc schema <command>` (`validate`: the `jsonschema` package when installed, else the subset of
-  JSON Schema that pydantic emits, implemented here).
+- with `--json` and exit 0 or 1: stdout is exactly one JSON document (or an NDJSON stream of them, one per
+  line) with `schema_version`, each validating against `kvcalc schema <command>` (`validate`: the
+  `jsonschema` package when installed, else the subset of JSON Schema that pydantic emits, implemented here).
 """
 
 from __future__ import annotations
@@ -21,8 +22,17 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-#: Commands whose exit code 1 means "does not fit".
-JUDGES_FIT = frozenset({"fit", "quant", "local"})
+
+@functools.cache
+def judges_fit(command: str) -> bool:
+    """Whether exit code 1 ("does not fit", "no plan meets the targets") is one of `command`'s answers:
+    its help text documents it ("... 1 when ..."), as every command that judges must."""
+    import re
+
+    from kvcalc.cli.app import COMMANDS, command_module
+
+    doc = command_module(command).command.__doc__ or "" if command in COMMANDS else ""
+    return re.search(r"\b1 when", doc) is not None
 
 
 @dataclass
@@ -61,7 +71,7 @@ def schema_for(command: str) -> dict[str, Any] | None:
 def check_contract(result: Result) -> None:
     """Assert the contract (module docstring) for one run."""
     command = result.argv[0] if result.argv else ""
-    allowed = {0, 2, 3} | ({1} if command in JUDGES_FIT else set())
+    allowed = {0, 2, 3} | ({1} if judges_fit(command) else set())
     assert result.code in allowed, f"exit {result.code} for {result.argv}: {result.err[-800:]}"
     assert "Traceback" not in result.err, result.err
     if result.code in (2, 3):
@@ -70,11 +80,22 @@ def check_contract(result: Result) -> None:
         assert 1 <= len(lines) <= 4, f"{len(lines)} stderr lines for {result.argv}: {result.err[:600]}"
         assert lines[0].startswith("kvcalc: error: "), lines[0]
     elif "--json" in result.argv and "--help" not in result.argv:
-        document = json.loads(result.out)  # exactly one document: json.loads rejects trailing data
-        assert isinstance(document, dict) and "schema_version" in document, result.out[:200]
         schema = schema_for(command)
         assert schema is not None, f"{command} prints JSON but publishes no schema"
-        validate(document, schema)
+        for document in documents(result.out):
+            assert isinstance(document, dict) and "schema_version" in document, result.out[:200]
+            validate(document, schema)
+
+
+def documents(out: str) -> list[Any]:
+    """stdout as JSON: one document (json.loads rejects trailing data), else an NDJSON stream of one
+    compact document per line."""
+    try:
+        return [json.loads(out)]
+    except json.JSONDecodeError:
+        lines = out.splitlines()
+        assert len(lines) > 1 and all(line.startswith("{") for line in lines), f"not JSON: {out[:200]}"
+        return [json.loads(line) for line in lines]
 
 
 # --- JSON Schema validation -----------------------------------------------------------------------------

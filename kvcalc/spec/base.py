@@ -140,4 +140,9 @@ def document_schema(schema: dict[str, Any]) -> dict[str, Any]:
     schema["properties"] = {"schema_version": version, **{k: v for k, v in properties.items() if k != "schema_version"}}
     required = [name for name in schema.get("required", []) if name not in ("explain", "schema_version")]
     schema["required"] = ["schema_version", *required]
+    for branch in schema.get("anyOf", []) + schema.get("oneOf", []):  # a union of records (NDJSON lines)
+        ref = branch.get("$ref", "")
+        target = schema.get("$defs", {}).get(ref.rsplit("/", 1)[-1], {}) if ref.startswith("#/$defs/") else branch
+        if "required" in target:
+            target["required"] = [name for name in target["required"] if name != "explain"]
     return {"$schema": "https://json-schema.org/draft/2020-12/schema", **schema}
