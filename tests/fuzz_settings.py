@@ -41,8 +41,9 @@ settings.load_profile("kvcalc-long" if LONG else "kvcalc-fast")
 
 #: What each target saw: cases, outcomes (exit code or result kind) and the slowest case, in seconds.
 STATS: dict[str, dict[str, Any]] = defaultdict(lambda: {"cases": 0, "outcomes": defaultdict(int), "max_s": 0.0})
-#: Every case must be answered within this many seconds (the contract says one; slack for a loaded machine).
-MAX_SECONDS = 2.0
+#: A case taking longer fails (the contract says an answer within a second; the slack is for this shared
+#: 2-core machine under load; the slowest case of each target is reported).
+MAX_SECONDS = 3.0
 
 
 def budget(weight: float = 1.0) -> settings:

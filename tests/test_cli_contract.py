@@ -13,44 +13,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cli_contract import check_contract, judges_fit, run_cli, schema_for, validate
+from cli_contract import EXAMPLES, check_contract, examples, judges_fit, run_cli, schema_for, validate
 
 from kvcalc.cli.app import COMMANDS, HELP, command_module
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "NO_COLOR": "1"}
 ENV.pop("COLUMNS", None)
-
-#: Arguments that make each command answer; a command not listed runs as `COMMAND llama-3.1-8b` when it
-#: takes a MODEL, else bare. A command may also declare `EXAMPLES = [[...], ...]` in its module.
-EXAMPLES: dict[str, list[list[str]]] = {
-    "fit": [["llama-70b", "--gpu", "h100", "--tp", "4"], ["llama-3.1-405b", "--gpu", "h100"]],  # fits; not
-    "quant": [["qwen2.5-7b", "--gpu", "l4", "--formats", "bf16,fp8,Q4_K_M"]],
-    "local": [["llama-3.1-8b", "--gpu", "rtx-4090", "--ram", "64G"], ["llama-3.1-405b", "--cpu", "--ram", "8G"]],
-    "attention-variants": [["deepseek-v3", "--gpu", "h200"]],
-    "perf": [["llama-3.1-8b", "--gpu", "h100", "--input", "2k", "--output", "256", "--concurrency", "16"]],
-    "batch": [["qwen2.5-1.5b", "--gpu", "l4", "--input", "2k", "--output", "256", "--ttft-slo", "500ms",
-               "--tpot-slo", "50ms"]],
-    "paged": [["llama-3.1-8b", "--gpu", "h100", "--requests", "1200,350,8000"]],
-    "prefix": [["llama-3.1-8b", "--prefix-tokens", "2000", "--requests-per-s", "10"]],
-    "attention": [["llama-3.1-8b", "--seq", "8K"]],
-    "spec": [["llama-3.1-8b", "--method", "eagle3"]],
-    "serve": [["llama-3.1-8b", "--rps", "5", "--input", "2k", "--output", "300"]],
-    "plan": [["llama-3.1-8b", "--rps", "5", "--input", "2k", "--output", "300"]],
-    "schema": [],  # prints a JSON Schema, not a report (checked below)
-}
-
-
-def _examples(name: str) -> list[list[str]]:
-    module = command_module(name)
-    declared = getattr(module, "EXAMPLES", None)
-    if declared is not None:
-        return [list(args) for args in declared]
-    if name in EXAMPLES:
-        return EXAMPLES[name]
-    takes_model = "model" in module.command.__code__.co_varnames[: module.command.__code__.co_argcount]
-    return [["llama-3.1-8b"]] if takes_model else [[]]
-
 
 def _takes(name: str, option: str) -> bool:
     from kvcalc.cli.app import click_command
@@ -63,7 +32,7 @@ WITH_SCHEMA = [name for name in COMMANDS if getattr(command_module(name), "SCHEM
 CASES = [
     (name, args, explain)
     for name in WITH_SCHEMA
-    for args in _examples(name)
+    for args in examples(name)
     for explain in ((False, True) if _takes(name, "--explain") else (False,))
 ]
 

@@ -14,7 +14,7 @@ from functools import cache
 from pathlib import Path
 
 import pytest
-from cli_contract import check_contract, run_cli
+from cli_contract import check_contract, examples, run_cli
 from fuzz_settings import Timer, budget, summary
 from hypothesis import given
 from hypothesis import strategies as st
@@ -47,6 +47,18 @@ OPTION_VALUES: dict[str, list[str]] = {
     "--ram-bandwidth": ["89.6", "120GB/s", "0", "-1", "nan", "1e309"],
     "--gpu-memory-utilization": ["0.9", "0.95", "1", "0", "1.5", "0.01"],
     "--mem-fraction-static": ["0.85", "0", "1.2"],
+    "--input": ["2k", "512", "128K", "0", "-1"],
+    "--output": ["256", "1", "4k", "0"],
+    "--batch": ["1", "8", "64", "0", "100000"],
+    "--concurrency": ["1", "16", "256", "0", "100000"],
+    "--rps": ["1", "5", "0.1", "0", "1e6"],
+    "--seq": ["8K", "1M", "512", "0"],
+    "--ttft-slo": ["500ms", "2s", "0ms", "1"],
+    "--tpot-slo": ["50ms", "10ms", "0"],
+    "--requests": ["1200,350,8000", "1", "0", "1,,2"],
+    "--method": ["eagle", "eagle3", "mtp", "ngram", "magic"],
+    "--prefix-tokens": ["2000", "0", "1M"],
+    "--requests-per-s": ["10", "0", "1e9"],
 }
 
 
@@ -104,8 +116,33 @@ MODELS = ["llama-3.1-8b", "qwen2.5-1.5b", "gpt2", "mistral-7b", "qwen3-30b-a3b",
           "owner/not-cached", "owner/repo@main", "nonexistent.gguf", "/nonexistent/dir/", "llama-7o"]
 
 
+def _value(draw: st.DrawFn, option: str, kind: str, files: list[str], *, valid: bool) -> str:
+    """A value for `option`: from its known pool when `valid` (and it has one), else hostile: the pool of its
+    type, the hostile files, or arbitrary text."""
+    known = OPTION_VALUES.get(option, [])
+    if valid and known:
+        return str(draw(st.sampled_from(known)))
+    pool = {"int": INT_VALUES, "float": FLOAT_VALUES}.get(kind, TEXT_VALUES)
+    return str(draw(st.sampled_from(pool) | st.sampled_from(files) | st.text(max_size=12)))
+
+
+def _set_option(argv: list[str], option: str, value: str | None) -> list[str]:
+    """`argv` with `option` removed, then added with `value` (a flag when value is None)."""
+    out, skip = [], False
+    for i, token in enumerate(argv):
+        if skip:
+            skip = False
+            continue
+        if token == option:
+            skip = i + 1 < len(argv) and not argv[i + 1].startswith("--")
+            continue
+        out.append(token)
+    return out + ([option] if value is None else [option, value])
+
+
 @st.composite
-def command_lines(draw: st.DrawFn, files: list[str]) -> list[str]:
+def random_lines(draw: st.DrawFn, files: list[str]) -> list[str]:
+    """A command, its arguments and up to five options, every value from any pool."""
     command = draw(st.sampled_from(list(COMMANDS)))
     argv = [command]
     for name in _arguments(command):
@@ -115,18 +152,41 @@ def command_lines(draw: st.DrawFn, files: list[str]) -> list[str]:
             argv.append(draw(st.sampled_from(MODELS) | st.sampled_from(files) | st.sampled_from(TEXT_VALUES)
                              | st.text(max_size=20)))
     options = _options(command)
-    chosen = draw(st.lists(st.sampled_from(options), max_size=5, unique=True)) if options else []
-    for option, kind, is_flag in chosen:
-        if is_flag:
-            argv.append(option)
-            continue
-        pool = {"int": INT_VALUES, "float": FLOAT_VALUES}.get(kind, TEXT_VALUES)
-        known = OPTION_VALUES.get(option, [])
-        value = draw(st.sampled_from(known) if known and draw(st.integers(0, 3)) else
-                     st.sampled_from(pool) | st.sampled_from(files) | st.text(max_size=12))
-        argv += [option, value]
-    if draw(st.integers(0, 2)) and any(option == "--json" for option, _, _ in options) and "--json" not in argv:
+    for option, kind, is_flag in draw(st.lists(st.sampled_from(options), max_size=5, unique=True)) if options else []:
+        argv += [option] if is_flag else [option, _value(draw, option, kind, files, valid=draw(st.booleans()))]
+    return argv
+
+
+@st.composite
+def mutated_lines(draw: st.DrawFn, files: list[str]) -> list[str]:
+    """A working example of a command (cli_contract.examples) with up to three changes: another MODEL, an
+    option set to a valid or a hostile value, an option dropped; so most lines get past parsing."""
+    command = draw(st.sampled_from([name for name in COMMANDS if examples(name)]))
+    argv = [command, *draw(st.sampled_from(examples(command)))]
+    options = _options(command)
+    for _ in range(draw(st.integers(min_value=0, max_value=3))):
+        change = draw(st.sampled_from(["model", "option", "option", "drop"]))
+        if change == "model" and len(argv) > 1 and not argv[1].startswith("-"):
+            argv[1] = draw(st.sampled_from(MODELS) | st.sampled_from(files))
+        elif change == "option" and options:
+            option, kind, is_flag = draw(st.sampled_from(options))
+            valid = draw(st.integers(0, 3)) > 0
+            argv = _set_option(argv, option, None if is_flag else _value(draw, option, kind, files, valid=valid))
+        elif change == "drop":
+            flags = [t for t in argv[2:] if t.startswith("--")]
+            if flags:
+                argv = _set_option(argv, draw(st.sampled_from(flags)), None)[:-1]
+    return argv
+
+
+@st.composite
+def command_lines(draw: st.DrawFn, files: list[str]) -> list[str]:
+    argv = draw(mutated_lines(files) if draw(st.integers(0, 2)) else random_lines(files))
+    options = {option for option, _, _ in _options(argv[0])}
+    if "--json" in options and "--json" not in argv and draw(st.integers(0, 2)):
         argv.append("--json")
+    if "--explain" in options and "--explain" not in argv and draw(st.integers(0, 3)) == 0:
+        argv.append("--explain")
     return argv
 
 
@@ -135,6 +195,9 @@ def _setup() -> Iterator[None]:
     from huggingface_hub import constants
 
     offline, constants.HF_HUB_OFFLINE = constants.HF_HUB_OFFLINE, True  # a Hub id never reaches the network
+    for name in COMMANDS:  # import what each command needs once (gguf, numpy, rich ...): time what inputs cost
+        for args in examples(name)[:1]:
+            run_cli([name, *args, "--json"])
     yield
     constants.HF_HUB_OFFLINE = offline
     print("\n" + summary())
