@@ -7,7 +7,7 @@
 from typing import Any
 
 __version__ = "0.1.0"
-__all__ = ["batch", "fit", "inspect", "perf"]
+__all__ = ["batch", "fit", "inspect", "paged", "perf", "prefix"]
 
 
 def __getattr__(name: str) -> Any:

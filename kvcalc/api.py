@@ -117,3 +117,78 @@ def batch(
         ttft_slo_s=ttft_slo_s, tpot_slo_s=tpot_slo_s, request_rate=request_rate,
         weight_format=parse_quant(quant, model=spec) if quant else None,
     )
+
+
+def _plan(model: str, gpu: str, parallel: Parallel, context: int | str | None, engine: str, revision: str | None,
+          engine_options: dict[str, Any]) -> Any:
+    from kvcalc.calc.deploy import plan_deployment
+
+    settings = EngineSettings(name=cast(EngineName, engine), **engine_options)
+    tokens = None if context is None else parse_tokens(context, "context")
+    return plan_deployment(load_model(model, revision=revision), find_gpu(gpu), parallel, settings, context=tokens)
+
+
+def paged(
+    model: str,
+    *,
+    requests: list[int | tuple[int, int]] | None = None,
+    trace: str | list[Any] | None = None,
+    gpu: str = "h100",
+    tp: int = 1,
+    pp: int = 1,
+    context: int | str | None = None,
+    engine: str = "vllm",
+    step_s: float | None = None,
+    prefix_caching: bool = True,
+    revision: str | None = None,
+    **engine_options: Any,
+) -> Any:
+    """`kvcalc paged`: with `requests` (total tokens or (prompt, output) pairs) a PagedReport; with `trace` (a
+    JSON-lines path or TraceRequest list) the list of events, start first and summary last."""
+    from kvcalc.report.paged import paged_report, trace_simulation
+
+    plan = _plan(model, gpu, Parallel(tp=tp, pp=pp), context, engine, revision, engine_options)
+    if trace is None:
+        pairs = [r if isinstance(r, tuple) else (r, 0) for r in requests or []]
+        return paged_report(plan, pairs, explain=True)
+    if isinstance(trace, str):
+        from kvcalc.sources.trace import read_trace
+
+        trace = read_trace(trace)[0]
+    start, events, _ = trace_simulation(plan, trace, step_s=step_s, caching=prefix_caching, explain=True)
+    return [start, *events]
+
+
+def prefix(
+    model: str | None = None,
+    *,
+    prefix_tokens: int = 0,
+    requests_per_s: float = 1.0,
+    unique_tokens: int = 400,
+    output_tokens: int = 256,
+    tenants: int = 1,
+    isolate: bool = False,
+    prices: Any = None,
+    usage: str | None = None,
+    gpu: str = "h100",
+    tp: int = 1,
+    context: int | str | None = None,
+    engine: str = "vllm",
+    revision: str | None = None,
+    **engine_options: Any,
+) -> Any:
+    """`kvcalc prefix`: a PrefixReport for MODEL, or with `usage` (a JSON-lines path) a UsageReport.
+    `prices`: kvcalc.calc.paging.economics.Prices (USD per million tokens)."""
+    from kvcalc.report.prefix import prefix_report, usage_report
+
+    if usage is not None:
+        from kvcalc.sources.usage import read_usage
+
+        records, skipped = read_usage(usage)
+        return usage_report(records, skipped, prices=prices, min_cacheable=1024, explain=True)
+    if model is None:
+        raise ValueError("prefix() needs a model, or usage=PATH")
+    plan = _plan(model, gpu, Parallel(tp=tp), context, engine, revision, engine_options)
+    return prefix_report(plan, prefix_tokens=prefix_tokens, unique_tokens=unique_tokens, output_tokens=output_tokens,
+                         requests_per_s=requests_per_s, tenants=tenants, isolate=isolate, prices=prices,
+                         change_points=[], explain=True)

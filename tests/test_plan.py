@@ -101,3 +101,36 @@ def test_default_catalogue_search_time_is_reported() -> None:
     doc = json.loads(r.stdout)
     # 5 GPUs x 5 layouts x 1 format x 2 engines; the timing is measured, not asserted tightly (shared CI)
     assert doc["searched"] == 50 and 0 < doc["search_s"] < 10
+
+
+def test_best_plan_agrees_with_kvcalc_serve(doc: dict) -> None:
+    best = doc["best"]
+    assert best["capacity_model"] == "perf"
+    quant = best["quant"].split(":")[0]
+    r = kvcalc("serve", "llama-70b", "--rps", "12", "--input", "2k", "--output", "300", "--ttft-slo", "1s",
+               "--tpot-slo", "60ms", "--gpu", best["gpu"], "--tp", str(best["parallel"]["tp"]), "--pp",
+               str(best["parallel"]["pp"]), "--quant", quant, "--engine", best["engine"], "--json")
+    served = json.loads(r.stdout)
+    assert served["per_replica"]["max_concurrency"] == best["max_concurrency"]
+    assert served["replicas"] == best["replicas"]
+    assert served["cost"]["per_million_tokens"] == pytest.approx(best["cost_per_million_tokens"])
+    assert served["launch"]["command"] == best["launch"]
+
+
+@pytest.mark.parametrize("hint", [1, 40, 94, 150, 500])
+def test_confirmation_finds_the_perf_searchs_answer_from_any_hint(hint: int) -> None:
+    from kvcalc.calc.deploy import plan_deployment
+    from kvcalc.calc.perf.defaults import default_coefficients
+    from kvcalc.calc.perf.model import perf_model
+    from kvcalc.calc.perf.slo import max_concurrency_under_slo
+    from kvcalc.calc.serving.replica import confirmed_capacity
+    from kvcalc.sources.hardware import find_gpu
+    from kvcalc.spec.deployment import EngineSettings
+
+    gpu = find_gpu("h100")
+    plan = plan_deployment(load_model("llama-70b"), gpu, Parallel(tp=4), EngineSettings(), context=2300)
+    pm, coeffs = perf_model(plan), default_coefficients(gpu, "vllm")
+    slo = max_concurrency_under_slo(pm, coeffs, 2000, 300, 1.0, 0.060)
+    cap = confirmed_capacity(pm, coeffs, 2000, 300, 1.0, 0.060, hint=hint)
+    assert cap is not None and (cap.max_concurrency, cap.limit) == (slo.max_concurrency, slo.binding)
+    assert cap.tpot_s == pytest.approx(slo.tpot_s)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 
@@ -50,3 +51,15 @@ def test_no_price_is_none_and_says_how_to_give_one() -> None:
 @pytest.mark.parametrize("key", ["h100-sxm", "h200", "a100-80gb", "l40s", "mi300x", "b200"])
 def test_the_usual_plan_catalogue_is_priced(key: str) -> None:
     assert find_gpu(key).price is not None
+
+
+def test_the_loader_rejects_an_unknown_price_kind(tmp_path: Path) -> None:
+    from kvcalc.errors import InputError
+    from kvcalc.sources.hardware import load_gpu_file
+
+    text = (hardware_dirs()[0] / "h100-sxm.yaml").read_text()
+    assert "  kind: on-demand\n" in text
+    bad = tmp_path / "h100-sxm.yaml"
+    bad.write_text(text.replace("  kind: on-demand\n", "  kind: spot\n"))
+    with pytest.raises(InputError, match=r"price\.kind"):
+        load_gpu_file(bad)

@@ -15,8 +15,9 @@ import pytest
 from kvcalc.calc.deploy import plan_deployment
 from kvcalc.calc.perf.defaults import default_coefficients
 from kvcalc.calc.perf.model import perf_model
+from kvcalc.calc.perf.runs import prefill_step
 from kvcalc.calc.serving.launch import launch_command
-from kvcalc.calc.serving.replica import load_point, prefill_chunks, replica_capacity
+from kvcalc.calc.serving.replica import load_point, perf_capacity, prefill_chunks, screen_capacity
 from kvcalc.sources.hardware import find_gpu
 from kvcalc.sources.resolve import load_model
 from kvcalc.spec.deployment import EngineSettings, Parallel
@@ -60,16 +61,38 @@ def test_figures_agree_with_each_other(doc: dict) -> None:
     assert per["ttft_s"] <= 1.0 and per["tpot_s"] <= 0.060
 
 
-def test_capacity_comes_from_the_perf_model_and_is_the_largest_meeting_the_slos() -> None:
+def test_capacity_is_the_perf_models_slo_search(doc: dict) -> None:
+    from kvcalc.calc.perf.slo import max_concurrency_under_slo
+
     model, gpu = load_model("llama-70b"), find_gpu("h100")
     plan = plan_deployment(model, gpu, Parallel(tp=4), EngineSettings(), context=2300)
     pm, coeffs = perf_model(plan), default_coefficients(gpu, "vllm")
-    cap, point = replica_capacity(plan, pm, coeffs, 2000, 300, 1.0, 0.060)
-    assert cap is not None and cap.limit == "tpot_slo"
-    above = load_point(pm, coeffs, plan, cap.max_concurrency + 1, 2000, 300)
-    assert point.tpot_s <= 0.060 < above.tpot_s
-    # TPOT(C) = t_dec(C) + C x prefill_s / (300 - 1), with t_dec and prefill_s from calc/perf step_cost
-    assert point.tpot_s == pytest.approx(point.decode_step_s + cap.max_concurrency * point.prefill_s / 299)
+    slo = max_concurrency_under_slo(pm, coeffs, 2000, 300, 1.0, 0.060)
+    per = doc["per_replica"]
+    assert (per["max_concurrency"], per["limit"]) == (slo.max_concurrency, slo.binding) == (per["max_concurrency"],
+                                                                                            "tpot_slo")
+    assert (per["ttft_s"], per["tpot_s"]) == pytest.approx((slo.ttft_s, slo.tpot_s))
+    # Little's law over the simulated latencies agrees with the simulation's own request count
+    assert per["requests_per_s"] == pytest.approx(slo.requests_per_s, rel=0.01)
+    # the cost split uses the prompt's GPU time as one step on its own
+    assert per["prefill_s"] == pytest.approx(prefill_step(pm, coeffs, 2000).time_s)
+
+
+@pytest.mark.parametrize(("name", "tp", "engine"), [("llama-3.1-8b", 1, "vllm"), ("llama-70b", 4, "vllm"),
+                                                     ("qwen3-30b-a3b", 1, "vllm"), ("llama-3.1-8b", 1, "sglang")])
+def test_the_plan_screen_agrees_with_the_simulation(name: str, tp: int, engine: str) -> None:
+    model, gpu = load_model(name), find_gpu("h100")
+    plan = plan_deployment(model, gpu, Parallel(tp=tp), EngineSettings(name=engine), context=2300)  # type: ignore[arg-type]
+    pm, coeffs = perf_model(plan), default_coefficients(gpu, engine)
+    screened = screen_capacity(plan, pm, coeffs, 2000, 300, 1.0, 0.060)
+    simulated, _ = perf_capacity(pm, coeffs, 2000, 300, 1.0, 0.060)
+    assert screened is not None and simulated is not None
+    assert screened.requests_per_s == pytest.approx(simulated.requests_per_s, rel=0.05)
+    # and the screen's own answer is the largest concurrency its latencies allow
+    above = load_point(pm, coeffs, plan, screened.max_concurrency + 1, 2000, 300)
+    if screened.limit == "tpot_slo":
+        assert screened.tpot_s <= 0.060 < above.tpot_s
+    assert screened.ttft_s <= 1.0
 
 
 def test_prefill_chunks() -> None:
@@ -168,3 +191,27 @@ def test_human_output_and_explain() -> None:
     for needle in ("Replicas", "$ per million tokens", "vllm serve meta-llama/Llama-3.1-70B", "Little's law",
                    "ceil(12 x 1.2 /"):
         assert needle in r.stdout
+
+
+def test_request_mix_file_sizes_for_the_mean_and_the_longest(tmp_path: Path) -> None:
+    mix = tmp_path / "mix.csv"
+    mix.write_text("input_tokens,output_tokens,count\n1000,200,3\n5000,600,1\n")
+    r = kvcalc("serve", "llama-3.1-8b", "--gpu", "h100", "--rps", "5", "--mix", str(mix), "--json")
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    # mean input (3 x 1000 + 5000) / 4 = 2000, mean output (3 x 200 + 600) / 4 = 300; longest 5000 + 600
+    assert (doc["workload"]["mix"]["input"]["mean"], doc["workload"]["mix"]["output"]["mean"]) == (2000, 300)
+    assert doc["context"] == 5600
+    assert doc["cost"]["per_million_tokens"] == pytest.approx(doc["cost"]["per_hour"] / (3600 * 5) / 2300 * 1e6)
+    both = kvcalc("serve", "llama-3.1-8b", "--rps", "5", "--mix", str(mix), "--input", "1k", "--output", "1")
+    assert both.returncode == 2 and "not both" in both.stderr
+
+
+def test_queue_policy_from_the_cli(tmp_path: Path) -> None:
+    day = tmp_path / "day.csv"
+    day.write_text("time,rps\n00:00,2\n00:30,12\n01:00,2\n")
+    r = kvcalc(*SERVE, "--traffic", str(day), "--policy", "queue", "--scale-up-delay", "0", "--json")
+    a = json.loads(r.stdout)["autoscale"]
+    assert a["interval_s"] == 1800 and a["policy"]["kind"] == "queue" and a["violation_intervals"] == 0
+    bad = kvcalc(*SERVE, "--traffic", str(day), "--policy", "vibes")
+    assert bad.returncode == 2 and "--policy" in bad.stderr

@@ -88,7 +88,7 @@ def test_bad_policies_are_rejected() -> None:
         simulate([], 3600, 2.0, 10.0, _util(0), headroom=0.0)
 
 
-profile = st.lists(st.floats(min_value=0, max_value=50, allow_nan=False), min_size=1, max_size=24)
+profile = st.lists(st.one_of(st.just(0.0), st.floats(min_value=1e-6, max_value=50)), min_size=1, max_size=24)
 
 
 @settings(max_examples=60, deadline=None)

@@ -10,7 +10,7 @@ from kvcalc.calc.engines import Assumption
 from kvcalc.calc.paging.managers import CellManager, VllmManager
 from kvcalc.calc.paging.requests import PagedTotals, RequestBlocks, paged_totals, request_blocks
 from kvcalc.calc.paging.simulate import Manager, SimConfig, Simulation, TraceEvent, TraceSummary
-from kvcalc.calc.paging.timing import decode_step_floor_s, preemption_cost
+from kvcalc.calc.paging.timing import PerfTiming, preemption_cost
 from kvcalc.calc.plan import DeploymentPlan
 from kvcalc.report.explain import Derivation
 from kvcalc.spec.base import record
@@ -157,13 +157,14 @@ def _manager(plan: DeploymentPlan, caching: bool) -> tuple[Manager, str, list[st
 
 
 def trace_simulation(
-    plan: DeploymentPlan, requests: list[TraceRequest], *, step_s: float | None, caching: bool, explain: bool
+    plan: DeploymentPlan, requests: list[TraceRequest], *, step_s: float | None, caching: bool, explain: bool,
+    coeffs: Any = None,
 ) -> tuple[TraceStart, Iterator[TraceEvent | TraceSummary], list[str]]:
     """The start record, the event stream (summary last) and warnings of a trace under the plan."""
     manager, victim, warnings = _manager(plan, caching)
-    floor = decode_step_floor_s(plan)
-    step = step_s if step_s is not None else floor
-    source = "--step-ms" if step_s is not None else "decode floor: weights per GPU / HBM bandwidth"
+    timing = PerfTiming(plan, coeffs)
+    step = step_s if step_s is not None else timing.step_seconds([plan.max_model_len // 2], [])
+    source = "--step-ms" if step_s is not None else f"perf model step cost per step ({timing.source})"
     config = SimConfig(max_num_batched_tokens=plan.max_num_batched_tokens, max_num_seqs=plan.max_num_seqs,
                        max_model_len=plan.max_model_len, step_s=step, block_bytes=plan.kv_pool.block_bytes,
                        victim=victim)  # type: ignore[arg-type]
@@ -172,17 +173,25 @@ def trace_simulation(
         warnings.append("recurrent-state groups keep no per-block states: no prefix reuse is modelled")
     derivations = []
     if explain:
-        device = max(plan.devices, key=lambda d: d.weights_bytes)
         derivations.append(Derivation(
-            figure="Step time", formula="weights on the fullest GPU / HBM bandwidth" if step_s is None else "--step-ms",
-            substituted=f"{device.weights_bytes:,} B / {plan.gpu.memory_bandwidth_bytes_per_s:,} B/s"
-            if step_s is None else f"{step * 1000:g} ms",
-            value=f"{step * 1000:.3f} ms", source="roofline memory-bound floor (weights read once per step)",
+            figure="Step time",
+            formula="--step-ms" if step_s is not None else "perf model step_cost(decode contexts, prefill chunks) "
+            "each step (kvcalc perf --explain shows its terms)",
+            substituted=f"{step * 1000:g} ms" if step_s is not None else
+            f"e.g. one decode at {plan.max_model_len // 2:,} tokens of context",
+            value=f"{step * 1000:.3f} ms", source=source,
+        ))
+        derivations.append(Derivation(
+            figure="Preemption cost", formula="recompute: the perf model's prefill of the computed tokens; swap: "
+            "2 x KV bytes per GPU / PCIe per direction", substituted="per preempt event (recompute_s, swap_s)",
+            value="see the events", source="vLLM V1 recomputes (scheduler._preempt_request); swap as in vLLM V0",
         ))
     start = TraceStart(event="start", pool=pool_report(plan), requests=len(requests), step_s=step,
                        step_source=source, prefix_caching=caching and getattr(manager, "caching", False),
                        preemption_victim=victim, explain=derivations)
-    return start, Simulation(requests, manager, config, preemption_cost(plan)).events(), warnings
+    sim = Simulation(requests, manager, config, preemption_cost(plan, timing),
+                     step_time=None if step_s is not None else timing.step_seconds)
+    return start, sim.events(), warnings
 
 
 # --- renderers (people) -------------------------------------------------------------------------------------
@@ -216,7 +225,7 @@ def render_paged(out: Any, report: PagedReport) -> None:
     s = report.summary
     t = _table("Totals", "", "")
     t.show_header = False
-    t.add_row("blocks used / free", f"{s.blocks_used:,} / {s.blocks_free:,} of {s.num_blocks:,}"
+    t.add_row("blocks used / free", f"{s.blocks_used:,} / {s.blocks_free:,} of {s.usable_blocks:,} usable"
               + (f"  (short by {s.shortfall_blocks:,})" if s.shortfall_blocks else ""))
     t.add_row("paged: tail waste", f"{s.tail_waste_tokens:,} slots = {fmt_bytes(s.tail_waste_bytes)} "
               f"({s.tail_waste_pct_of_used:.2f}% of used)")
@@ -228,14 +237,16 @@ def render_paged(out: Any, report: PagedReport) -> None:
 
 def render_trace(out: Any, start: TraceStart, summary: TraceSummary, counts: dict[str, int]) -> None:
     out.print(_pool_line(start.pool), markup=False)
-    out.print(f"step {start.step_s * 1000:.3f} ms ({start.step_source}); prefix caching "
-              f"{'on' if start.prefix_caching else 'off'}", markup=False)
+    step = "per step from the perf model" if start.step_source.startswith("perf") else \
+        f"{start.step_s * 1000:.3f} ms per step"
+    out.print(f"time: {step}; prefix caching {'on' if start.prefix_caching else 'off'}", markup=False)
     t = _table("Trace summary", "", "")
     t.show_header = False
     unit = summary.unit
     for label, value in (
         ("requests finished / rejected", f"{summary.finished:,} / {summary.rejected:,} of {summary.requests:,}"),
         ("engine steps / simulated time", f"{summary.steps:,} / {summary.duration_s:.3f} s"),
+        ("TTFT p50 / p99 (queueing included)", f"{summary.ttft_s_p50:.3f} / {summary.ttft_s_p99:.3f} s"),
         ("prompt tokens / served from cache", f"{summary.prompt_tokens:,} / {summary.cached_tokens:,} "
          f"({100 * summary.hit_rate_tokens:.1f}%)"),
         (f"peak {unit} in use", f"{summary.peak_used:,} of {summary.capacity:,}"),

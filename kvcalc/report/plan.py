@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from dataclasses import field
 
 from kvcalc.calc.serving.pareto import pareto_front
 from kvcalc.calc.serving.pricing import no_price_message, price_for
-from kvcalc.calc.serving.search import Candidate, SearchTarget, search
+from kvcalc.calc.serving.search import Candidate, SearchTarget, confirm, search
 from kvcalc.calc.weights import WeightFormat
 from kvcalc.report.explain import Derivation
 from kvcalc.report.serve import SPLIT_RULE, Workload
@@ -38,7 +39,7 @@ class PlanReport:
     skipped: dict[str, str]
     reason: str | None
     assumptions: list[str]
-    explain: list[Derivation]
+    explain: list[Derivation] = field(default_factory=list)
 
 
 def _target(work: Workload, context: int | None) -> SearchTarget:
@@ -88,19 +89,27 @@ def plan_search(
     started = time.perf_counter()
     result = search(model, priced, [f for _, f in formats], engines, settings_for, _target(work, context),  # type: ignore[arg-type]
                     max_gpus)
+    confirmed, rejected = confirm(result)
     elapsed = time.perf_counter() - started
-    front = pareto_front(result.candidates, x=lambda c: c.cost_per_million_tokens, y=lambda c: c.tpot_s)
-    best = front[0] if front else None
+    best = min(confirmed, key=lambda c: (c.cost_per_million_tokens, c.tpot_s)) if confirmed else None
+    floor = best.cost_per_million_tokens if best else float("inf")
+    replaced = {(c.gpu, c.parallel, c.quant, c.engine) for c in confirmed + rejected}
+    pool = [c for c in result.candidates if (c.gpu, c.parallel, c.quant, c.engine) not in replaced
+            and (c.cost_per_million_tokens > floor or best is None)] + confirmed
+    front = pareto_front(pool, x=lambda c: c.cost_per_million_tokens, y=lambda c: c.tpot_s)
     return PlanReport(
         model=model.id, hf_repo=model.hf_repo, workload=work, gpus=[g.key for g in gpus],
         quants=[name for name, _ in formats], engines=list(engines), max_gpus=max_gpus, searched=result.searched,
-        planned=result.planned, feasible=len(result.candidates), search_s=elapsed, plans=front, best=best,
-        skipped=skipped,
+        planned=result.planned, feasible=len(result.candidates) - len(rejected), search_s=elapsed, plans=front,
+        best=best, skipped=skipped,
         reason=None if best else "no searched configuration fits and meets both targets; relax the SLOs, raise "
         "--max-gpus or add GPUs and formats",
         assumptions=[
             "layouts: TP only within a node (<= 8 GPUs), TP 8 x PP beyond; MoE models also try ep = tp",
-            "each plan sized for the load with the same headroom and replica model as kvcalc serve",
+            "each plan sized for the load with the same headroom and replica model as kvcalc serve; plans are "
+            "screened with the closed-form steady state of the perf model's step costs (capacity_model 'screen'), "
+            "the cheapest confirmed by its closed-loop SLO search (capacity_model 'perf', as kvcalc serve prints); "
+            "screened plans no dearer than the confirmed cheapest are not listed (the confirmed one stands for them)",
             SPLIT_RULE,
         ],
         explain=_explain(best, work) if (best and explain) else [],

@@ -7,6 +7,9 @@ from typing import Any, Literal
 
 from kvcalc.calc.paging.economics import PrefixEconomics, Prices, prefix_economics
 from kvcalc.calc.paging.prefill import matmul_params_per_token
+from kvcalc.calc.paging.requests import usable_blocks
+from kvcalc.calc.paging.timing import PerfTiming
+from kvcalc.calc.perf.defaults import default_coefficients
 from kvcalc.calc.plan import DeploymentPlan
 from kvcalc.report.explain import Derivation
 from kvcalc.report.paged import PoolReport, pool_report
@@ -73,10 +76,14 @@ PrefixOutput = PrefixReport | UsageReport
 
 def prefix_report(plan: DeploymentPlan, *, prefix_tokens: int, unique_tokens: int, output_tokens: int,
                   requests_per_s: float, tenants: int, isolate: bool, prices: Prices | None,
-                  change_points: list[int], explain: bool) -> PrefixReport:
+                  change_points: list[int], explain: bool, calibration: Any = None) -> PrefixReport:
+    """The economics of the prefix with TTFT from the perf model (its defaults, or a calibration's)."""
+    timing = PerfTiming(plan, calibration.apply(default_coefficients(plan.gpu, plan.engine))
+                        if calibration is not None else None)
     econ = prefix_economics(plan, prefix_tokens=prefix_tokens, unique_tokens=unique_tokens,
                             output_tokens=output_tokens, requests_per_s=requests_per_s, tenants=tenants,
-                            isolate=isolate, prices=prices, change_points=change_points)
+                            isolate=isolate, prices=prices, change_points=change_points,
+                            prefill_seconds=timing.prefill_seconds, prefill_source=f"perf model ({timing.source})")
     warnings = list(plan.warnings)
     if plan.engine in ("trtllm", "llamacpp"):
         warnings.append(f"{plan.engine}: kvcalc models vLLM's block rule for it (reuse of whole blocks)")
@@ -101,21 +108,23 @@ def prefix_derivations(plan: DeploymentPlan, e: PrefixEconomics, prices: Prices 
         Derivation(figure="KV of one shared copy (per GPU)", formula="blocks of the cached prefix in full-attention "
                    "groups x block bytes", substituted=f"{e.shared_blocks_per_copy:,} x {plan.kv_pool.block_bytes:,}",
                    value=fmt_bytes(e.shared_bytes_per_copy), source="calc/paging/economics.shared_blocks"),
-        Derivation(figure="Requests the pool holds", formula="unshared: blocks / blocks per request; shared: "
-                   "(blocks - copies x shared blocks) / private blocks per request",
-                   substituted=f"{plan.kv_pool.num_blocks:,} / {e.blocks_per_request:,}; ({plan.kv_pool.num_blocks:,} "
+        Derivation(figure="Requests the pool holds", formula="unshared: usable blocks / blocks per request; shared: "
+                   "(usable blocks - copies x shared blocks) / private blocks per request",
+                   substituted=f"{usable_blocks(plan):,} / {e.blocks_per_request:,}; ({usable_blocks(plan):,} "
                    f"- {e.copies} x {e.shared_blocks_per_copy:,}) / {e.private_blocks_per_request:,}",
                    value=f"{e.max_concurrency_unshared:.1f} -> {e.max_concurrency_shared:.1f}",
                    source="PagedAttention section 4.4 (shared prefix); vLLM block reference counts"),
         Derivation(figure="Prefill FLOPs saved per request",
                    formula="2 x matmul params per token x cached + attention over positions [0, cached)",
                    substituted=f"2 x {matmul_params_per_token(plan.model):,} x {e.cached_tokens_per_request:,} + "
-                   "sum over layers of 2 h (d_qk + d_v) x sum of keys", value=f"{e.prefill_flops_saved_per_request:.3e}",
+                   "sum over layers of 2 h (d_qk + d_v) x sum of keys",
+                   value=f"{e.prefill_flops_saved_per_request:.3e}",
                    source="Kaplan et al. 2020 C_forward; calc/paging/prefill.py"),
-        Derivation(figure="TTFT saved (floor)", formula="FLOPs saved / (tp x dense bf16 peak)",
-                   substituted=f"{e.prefill_flops_saved_per_request:.3e} / ({plan.parallel.tp} x "
-                   f"{plan.gpu.peak_flops.get('bf16', 0):.3e})", value=f"{e.ttft_saved_s_floor * 1000:.1f} ms",
-                   source="datasheet peak (hardware/*.yaml); real prefill runs below peak"),
+        Derivation(figure="TTFT saved", formula="prefill(0, P + U) - prefill(cached, P + U - cached), chunks of "
+                   "max_num_batched_tokens, each an engine step of the perf model",
+                   substituted=f"P + U = {e.prompt_tokens:,}, cached = {e.cached_tokens_per_request:,}, chunk "
+                   f"{plan.max_num_batched_tokens:,}", value=f"{e.ttft_saved_s * 1000:.1f} ms",
+                   source=e.ttft_source + "; kvcalc perf --explain shows the step terms"),
     ]
     if prices is not None and e.usd_saved_per_day is not None:
         out.append(Derivation(
@@ -202,6 +211,7 @@ def render_prefix(out: Any, report: PrefixReport) -> None:
     for label, value in (
         (f"cached tokens per request ({e.engine}, granularity {e.reuse_granularity_tokens})",
          f"{e.cached_tokens_per_request:,} of {e.prompt_tokens:,} ({100 * e.hit_rate_tokens:.1f}%)"),
+        ("prefix tokens in its partial last block (each request's own copy)", f"{e.private_prefix_tokens:,}"),
         ("KV of the shared prefix, per copy (per GPU)",
          f"{e.shared_blocks_per_copy:,} blocks = {fmt_bytes(e.shared_bytes_per_copy)} x {e.copies} copies"),
         ("requests the pool holds: unshared -> shared", f"{e.max_concurrency_unshared:.1f} -> "
@@ -210,7 +220,7 @@ def render_prefix(out: Any, report: PrefixReport) -> None:
          fmt_bytes(e.kv_bytes_saved_at_unshared_capacity)),
         ("prefill FLOPs saved per request / per second", f"{e.prefill_flops_saved_per_request:.3e} / "
          f"{e.prefill_flops_saved_per_s:.3e}"),
-        ("TTFT saved per request (at peak, a floor)", f"{e.ttft_saved_s_floor * 1000:.1f} ms"),
+        ("TTFT saved per request (perf model)", f"{e.ttft_saved_s * 1000:.1f} ms"),
         ("input cost saved per request / per day", f"{_money(e.usd_saved_per_request)} / "
          f"{_money(e.usd_saved_per_day)}"),
     ):

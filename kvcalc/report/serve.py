@@ -5,8 +5,10 @@ the same DeploymentPlan as `fit`; nothing here computes a budget."""
 from __future__ import annotations
 
 from dataclasses import field
+from typing import Any
 
 from kvcalc.calc.deploy import plan_deployment
+from kvcalc.calc.perf.slo import SloResult
 from kvcalc.calc.plan import DeploymentPlan
 from kvcalc.calc.serving.autoscale import AutoscaleTrace, ScalingPolicy, simulate
 from kvcalc.calc.serving.capacity import ReplicaCapacity
@@ -16,7 +18,7 @@ from kvcalc.calc.serving.fleet import Fleet, size_fleet
 from kvcalc.calc.serving.launch import Launch, launch_command
 from kvcalc.calc.serving.mix import MixSummary
 from kvcalc.calc.serving.pricing import PriceUsed, no_price_message, price_for
-from kvcalc.calc.serving.replica import LoadPoint, engine_cap, replica_capacity
+from kvcalc.calc.serving.replica import perf_capacity
 from kvcalc.calc.weights import WeightFormat
 from kvcalc.report.explain import Derivation
 from kvcalc.spec.base import record
@@ -67,19 +69,22 @@ class Traffic:
 
 @record
 class PerReplica:
-    """One replica at its SLO-constrained concurrency (seconds; requests/s)."""
+    """One replica at its SLO-constrained concurrency (seconds; requests/s). TTFT, TPOT and the p99 gap between
+    tokens come from the perf model's closed-loop simulation at `max_concurrency` clients; `requests_per_s` is
+    Little's law over them, `simulated_requests_per_s` the simulation's own count (they agree)."""
 
     gpus: int
     max_concurrency: int
     engine_max_concurrency: int
     limit: str
     requests_per_s: float
+    simulated_requests_per_s: float
     output_tokens_per_s: float
     ttft_s: float
     tpot_s: float
+    itl_p99_s: float
     latency_s: float
     prefill_s: float
-    decode_step_s: float
 
 
 @record
@@ -154,7 +159,7 @@ class ServeReport:
     launch: Launch | None
     assumptions: list[str]
     warnings: list[str]
-    explain: list[Derivation]
+    explain: list[Derivation] = field(default_factory=list)
 
 
 def replica_weight_bytes(plan: DeploymentPlan) -> int:
@@ -162,21 +167,22 @@ def replica_weight_bytes(plan: DeploymentPlan) -> int:
     return sum(d.weights_bytes for d in plan.devices) * plan.parallel.tp
 
 
-def perf_inputs(plan: DeploymentPlan, settings: EngineSettings) -> tuple[object, object]:
-    """(PerfModel, coefficients) of the perf model for this plan."""
-    from kvcalc.calc.perf.defaults import default_coefficients
+def perf_inputs(plan: DeploymentPlan, settings: EngineSettings, calibration: Any | None = None
+                ) -> tuple[Any, Any]:
+    """(PerfModel, coefficients) of the perf model for this plan, as `kvcalc perf` builds them (online serving,
+    CUDA graphs unless --enforce-eager, a calibration file when given)."""
     from kvcalc.calc.perf.model import perf_model
+    from kvcalc.report.perf import coefficients_for
 
-    return perf_model(plan), default_coefficients(plan.gpu, plan.engine, cuda_graphs=not settings.enforce_eager)
+    return perf_model(plan), coefficients_for(plan, calibration, online=True, enforce_eager=settings.enforce_eager)
 
 
-def _per_replica(plan: DeploymentPlan, cap: ReplicaCapacity, point: LoadPoint, work: Workload) -> PerReplica:
-    engine_max, _ = engine_cap(plan, work.input_tokens, work.output_tokens)
+def _per_replica(plan: DeploymentPlan, cap: ReplicaCapacity, slo: SloResult, work: Workload) -> PerReplica:
     return PerReplica(
-        gpus=plan.parallel.gpus, max_concurrency=cap.max_concurrency, engine_max_concurrency=engine_max,
-        limit=cap.limit, requests_per_s=cap.requests_per_s,
+        gpus=plan.parallel.gpus, max_concurrency=cap.max_concurrency, engine_max_concurrency=slo.kv_limit,
+        limit=cap.limit, requests_per_s=cap.requests_per_s, simulated_requests_per_s=slo.requests_per_s,
         output_tokens_per_s=cap.requests_per_s * work.output_tokens, ttft_s=cap.ttft_s, tpot_s=cap.tpot_s,
-        latency_s=cap.latency_s, prefill_s=cap.prefill_s, decode_step_s=point.decode_step_s,
+        itl_p99_s=slo.itl_p99_s, latency_s=cap.latency_s, prefill_s=cap.prefill_s,
     )
 
 
@@ -254,6 +260,7 @@ def serve_deployment(
     weight_format: WeightFormat | None = None,
     context: int | None = None,
     traffic: Traffic | None = None,
+    calibration: Any | None = None,
     explain: bool = True,
 ) -> ServeReport:
     """Plan one replica (calc/deploy.plan_deployment), find its SLO concurrency, size and price the fleet."""
@@ -262,14 +269,14 @@ def serve_deployment(
     start = cold_start(replica_weight_bytes(plan), work.load_bytes_per_s, work.engine_startup_s)
     price = price_for(gpu, work.prices)
     warnings = list(plan.warnings) + ([no_price_message(gpu)] if price is None else [])
-    cap = point = None
+    cap = slo = None
     reason = plan.startup_error
     if reason is None:
-        pm, coeffs = perf_inputs(plan, settings)
-        cap, point = replica_capacity(plan, pm, coeffs, work.input_tokens, work.output_tokens,  # type: ignore[arg-type]
-                                      work.ttft_slo_s, work.tpot_slo_s)
+        pm, coeffs = perf_inputs(plan, settings, calibration)
+        cap, slo = perf_capacity(pm, coeffs, work.input_tokens, work.output_tokens, work.ttft_slo_s,
+                                 work.tpot_slo_s)
         if cap is None:
-            reason = _miss_reason(plan, point, work)
+            reason = _miss_reason(plan, slo, work)
     base = dict(
         model=model.id, hf_repo=model.hf_repo, gpu=gpu.key, gpu_name=gpu.name, parallel=parallel,
         engine=plan.engine, engine_version=plan.engine_version, quant=plan.weight_format.name,
@@ -277,7 +284,7 @@ def serve_deployment(
         price_source=price.describe() if price else None, cold_start=start, assumptions=_assumptions(work, plan),
         warnings=warnings,
     )
-    if cap is None or point is None:
+    if cap is None or slo is None:
         return ServeReport(meets_slo=False, reason=reason, per_replica=None, replicas=0, gpus_total=0,
                            utilization=0.0, gpu_hours_per_day=0.0, cost=None, autoscale=None, launch=None,
                            explain=[], **base)  # type: ignore[arg-type]
@@ -287,7 +294,7 @@ def serve_deployment(
     from kvcalc.report.serve_explain import serve_derivations
 
     report = ServeReport(
-        meets_slo=True, reason=None, per_replica=_per_replica(plan, cap, point, work), replicas=fleet.replicas,
+        meets_slo=True, reason=None, per_replica=_per_replica(plan, cap, slo, work), replicas=fleet.replicas,
         gpus_total=fleet.gpus_total, utilization=fleet.utilization, gpu_hours_per_day=fleet.gpu_hours_per_day,
         cost=cost, autoscale=scaled, launch=launch_command(plan, cap.max_concurrency), explain=[],
         **base,  # type: ignore[arg-type]
@@ -296,12 +303,11 @@ def serve_deployment(
         return report
     from kvcalc.spec.base import replace
 
-    return replace(report, explain=serve_derivations(report, point))
+    return replace(report, explain=serve_derivations(report))
 
 
-def _miss_reason(plan: DeploymentPlan, point: LoadPoint, work: Workload) -> str:
-    cap, _ = engine_cap(plan, work.input_tokens, work.output_tokens)
-    if cap < 1:
+def _miss_reason(plan: DeploymentPlan, point: SloResult, work: Workload) -> str:
+    if int(plan.concurrency_at(work.input_tokens + work.output_tokens)) < 1:
         return (f"one request of {work.input_tokens + work.output_tokens:,} tokens does not fit the KV cache "
                 f"({plan.kv_cache_tokens:,} tokens)")
     return (f"even one request misses the targets: TTFT {point.ttft_s * 1e3:,.0f} ms (target "

@@ -8,33 +8,27 @@ from typing import TYPE_CHECKING
 from kvcalc.report.explain import Derivation
 
 if TYPE_CHECKING:
-    from kvcalc.calc.serving.replica import LoadPoint
     from kvcalc.report.serve import ServeReport
 
 LITTLE = "Little's law, L = lambda W (Little 1961)"
-REPLICA = "kvcalc/calc/serving/replica.py: steady state under chunked prefill, step times from calc/perf step_cost"
+PERF = "kvcalc.calc.perf.slo.max_concurrency_under_slo over the DeploymentPlan fit uses"
 
 
-def _replica(r: ServeReport, p: LoadPoint) -> list[Derivation]:
+def _replica(r: ServeReport) -> list[Derivation]:
     w, pr = r.workload, r.per_replica
     assert pr is not None
     o = w.output_tokens
     return [
         Derivation(figure="Concurrency per replica (C)",
-                   formula="largest C <= engine cap with TTFT(C) <= TTFT target and TPOT(C) <= TPOT target",
+                   formula="largest C <= engine cap with mean TTFT(C) <= TTFT target and mean TPOT(C) <= TPOT "
+                   "target, by bisection over closed-loop runs of the engine's scheduler",
                    substituted=f"engine cap {pr.engine_max_concurrency:,}; targets {w.ttft_slo_s * 1e3:g} ms / "
-                   f"{w.tpot_slo_s * 1e3:g} ms",
-                   value=f"{pr.max_concurrency:,} (limited by {pr.limit})", source=REPLICA),
-        Derivation(figure="TPOT at C", formula="t_dec(C) + C x prefill_s / (output - 1)",
-                   substituted=f"{p.decode_step_s * 1e3:.3f} ms + {pr.max_concurrency} x "
-                   f"{p.prefill_s * 1e3:.3f} ms / {max(1, o - 1)}",
-                   value=f"{pr.tpot_s * 1e3:.2f} ms", source=REPLICA),
-        Derivation(figure="TTFT at C", formula="front end + t_dec(C) / 2 + prompt chunk steps",
-                   substituted=f"decode step {p.decode_step_s * 1e3:.3f} ms, prefill {p.prefill_s * 1e3:.3f} ms",
-                   value=f"{pr.ttft_s * 1e3:.1f} ms", source=REPLICA),
+                   f"{w.tpot_slo_s * 1e3:g} ms; at C: TTFT {pr.ttft_s * 1e3:.1f} ms, TPOT {pr.tpot_s * 1e3:.2f} ms",
+                   value=f"{pr.max_concurrency:,} (limited by {pr.limit})", source=PERF),
         Derivation(figure="Requests/s per replica (mu)", formula="C / (TTFT + (output - 1) x TPOT)",
                    substituted=f"{pr.max_concurrency} / ({pr.ttft_s:.4f} + {o - 1} x {pr.tpot_s:.5f})",
-                   value=f"{pr.requests_per_s:.4f} req/s", source=LITTLE),
+                   value=f"{pr.requests_per_s:.4f} req/s (the simulation counted "
+                   f"{pr.simulated_requests_per_s:.4f})", source=LITTLE),
     ]
 
 
@@ -99,6 +93,6 @@ def _cold_and_scaling(r: ServeReport) -> list[Derivation]:
     return out
 
 
-def serve_derivations(report: ServeReport, point: LoadPoint) -> list[Derivation]:
+def serve_derivations(report: ServeReport) -> list[Derivation]:
     """Every figure of `report` (which meets its SLOs) with its formula and numbers."""
-    return _replica(report, point) + _fleet(report) + _cost(report) + _cold_and_scaling(report)
+    return _replica(report) + _fleet(report) + _cost(report) + _cold_and_scaling(report)

@@ -102,12 +102,15 @@ def render_plan(out: Any, r: PlanReport) -> None:
     if not r.plans:
         out.print(f"[bold red]No configuration meets the targets.[/bold red] {r.reason or ''}")
         return
-    table = _table("Pareto front: $ per million tokens vs TPOT", "gpu", "GPUs x replicas", "layout", "quant",
-                   "engine", "$/M tok", "TPOT", "TTFT", "$/h")
+    table = _table("Pareto front: $ per million tokens vs TPOT", "plan", "replicas", "$/M tok", "TPOT", "TTFT",
+                   "$/h")
     for p in r.plans:
-        table.add_row(p.gpu, f"{p.count} x {p.replicas}", p.parallel_text, p.quant, p.engine,
+        checked = "" if p.capacity_model == "perf" else " *"
+        table.add_row(f"{p.gpu} {p.parallel_text} {p.quant} {p.engine}{checked}", f"{p.replicas} x {p.count}",
                       _usd(p.cost_per_million_tokens, 4), _ms(p.tpot_s), _ms(p.ttft_s), _usd(p.cost_per_hour))
     out.print(table)
+    if any(p.capacity_model == "screen" for p in r.plans):
+        out.print("* screened with the closed-form steady state; kvcalc serve gives the simulated figures")
     best = r.best
     if best is not None:
         out.print(f"\n[bold]Cheapest:[/bold] {best.replicas} x {best.count} {best.gpu} ({best.parallel_text}, "

@@ -3,22 +3,27 @@
 
 - cacheable tokens per request: the engine's reuse rule on a prefix identical up to P (reuse.py): vLLM
   floor(P / B) x B (whole blocks), SGLang P (token granularity), both capped at P + U - 1;
+- the partial last block of the prefix (P - cached tokens) is never shared: vLLM caches full blocks only, so
+  each request writes those tokens into a block of its own (PagedAttention's copy-on-write of a shared
+  partial block, done here by recomputing it);
 - KV memory: the shared prefix's full-attention blocks are held once per copy (one copy, or one per tenant
   with per-tenant cache salts) instead of once per running request; sliding-window groups share nothing
   once a request has moved past the window;
 - prefill FLOPs saved = prefill FLOPs of positions [0, cached) (prefill.py): the unique tokens still attend
   to the cached keys, so their attention is not saved;
-- TTFT saved: those FLOPs at the GPU's dense peak over the TP group (timing.py; a floor: real prefill runs
-  below peak);
+- TTFT saved: prefill(0, P + U) - prefill(cached, P + U - cached) with the perf model's prefill time when
+  the caller passes one (timing.PerfTiming.prefill_seconds), else the saved FLOPs at the dense peak (a floor);
 - money: cached tokens x (input price - cached price) per million tokens, at the user's prices;
 - invalidation: a change at token t leaves only the reuse rule's share of the first t tokens.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from kvcalc.calc.paging.groups import FullGroup, group_rules
 from kvcalc.calc.paging.prefill import prefill_flops
-from kvcalc.calc.paging.requests import request_blocks
+from kvcalc.calc.paging.requests import request_blocks, usable_blocks
 from kvcalc.calc.paging.reuse import sglang_reusable_tokens, vllm_reusable_tokens
 from kvcalc.calc.paging.timing import prefill_seconds_floor
 from kvcalc.calc.plan import DeploymentPlan
@@ -76,6 +81,7 @@ class PrefixEconomics:
     tenants: int
     isolated: bool
     cached_tokens_per_request: int
+    private_prefix_tokens: int
     hit_rate_tokens: float
     copies: int
     shared_blocks_per_copy: int
@@ -88,7 +94,8 @@ class PrefixEconomics:
     prefill_flops_per_request: int
     prefill_flops_saved_per_request: int
     prefill_flops_saved_per_s: float
-    ttft_saved_s_floor: float
+    ttft_saved_s: float
+    ttft_source: str
     usd_saved_per_request: float | None
     usd_saved_per_day: float | None
     isolation_extra_bytes: int
@@ -126,6 +133,7 @@ def invalidations(plan: DeploymentPlan, prefix: int, prompt: int, rate: float, p
 def prefix_economics(
     plan: DeploymentPlan, *, prefix_tokens: int, unique_tokens: int, output_tokens: int, requests_per_s: float,
     tenants: int = 1, isolate: bool = False, prices: Prices | None = None, change_points: list[int] | None = None,
+    prefill_seconds: Callable[[int, int], float] | None = None, prefill_source: str = "",
 ) -> PrefixEconomics:
     """The economics of one shared prefix under the plan's engine (see the module docstring)."""
     prompt = prefix_tokens + unique_tokens
@@ -135,21 +143,29 @@ def prefix_economics(
     block_bytes = plan.kv_pool.block_bytes
     per_request = request_blocks(plan, prompt, output_tokens).blocks
     private = per_request - shared
-    unshared_c = _concurrency(plan.kv_pool.num_blocks, per_request)
-    shared_c = _concurrency(plan.kv_pool.num_blocks - copies * shared, private)
+    usable = usable_blocks(plan)
+    unshared_c = _concurrency(usable, per_request)
+    shared_c = _concurrency(usable - copies * shared, private)
     saved_flops = prefill_flops(plan.model, 0, cached)
     usd = _usd(cached, prices)
+    if prefill_seconds is not None:
+        ttft = prefill_seconds(0, prompt) - prefill_seconds(cached, prompt - cached)
+        ttft_source = prefill_source or "perf model"
+    else:
+        ttft = prefill_seconds_floor(plan, saved_flops)
+        ttft_source = "floor: saved FLOPs at the dense bf16 peak"
     return PrefixEconomics(
         engine=plan.engine, reuse_granularity_tokens=1 if plan.engine == "sglang" else plan.kv_pool.block_size,
         prefix_tokens=prefix_tokens, unique_tokens=unique_tokens, output_tokens=output_tokens,
         prompt_tokens=prompt, requests_per_s=requests_per_s, tenants=tenants, isolated=isolate,
-        cached_tokens_per_request=cached, hit_rate_tokens=cached / prompt, copies=copies,
+        cached_tokens_per_request=cached, private_prefix_tokens=max(0, prefix_tokens - cached),
+        hit_rate_tokens=cached / prompt, copies=copies,
         shared_blocks_per_copy=shared, shared_bytes_per_copy=shared * block_bytes, blocks_per_request=per_request,
         private_blocks_per_request=private, max_concurrency_unshared=unshared_c, max_concurrency_shared=shared_c,
         kv_bytes_saved_at_unshared_capacity=max(0, int(unshared_c) - copies) * shared * block_bytes,
         prefill_flops_per_request=prefill_flops(plan.model, 0, prompt),
         prefill_flops_saved_per_request=saved_flops, prefill_flops_saved_per_s=saved_flops * requests_per_s,
-        ttft_saved_s_floor=prefill_seconds_floor(plan, saved_flops),
+        ttft_saved_s=ttft, ttft_source=ttft_source,
         usd_saved_per_request=usd, usd_saved_per_day=None if usd is None else usd * requests_per_s * SECONDS_PER_DAY,
         isolation_extra_bytes=(copies - 1) * shared * block_bytes,
         isolation_cold_prefill_flops=(copies - 1) * saved_flops,

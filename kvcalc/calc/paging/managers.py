@@ -43,9 +43,9 @@ class VllmManager:
 
     def __init__(self, layout: KvPlan, num_blocks: int, *, caching: bool = True) -> None:
         self.groups = group_rules(layout)
-        self.pool = BlockPool(num_blocks)
+        self.pool = BlockPool(num_blocks, null_block=True)
         self.caching = caching and all(g.reusable for g in self.groups)
-        self.capacity = num_blocks
+        self.capacity = self.pool.num_blocks  # num_blocks - 1: block 0 is the null block
         self._interner = Interner()
         self._tables: dict[str, _Table] = {}
         self._pending: dict[str, _Table] = {}
@@ -103,13 +103,14 @@ class VllmManager:
             if new:
                 self._pending[rid] = table
             return False
-        for i, g in enumerate(self.groups):
-            if new:
+        if new:  # every group's hits leave the free queue before any new block is taken from it
+            for i, g in enumerate(self.groups):
                 table.blocks[i] = [None] * (g.skipped_tokens(computed) // g.block_size)
                 for b in hits[i]:
                     self.pool.touch(b)
                 table.blocks[i].extend(hits[i])
                 table.committed[i] = computed // g.block_size
+        for i, g in enumerate(self.groups):
             missing = g.blocks_needed(total) - len(table.blocks[i])
             if missing > 0:
                 table.blocks[i].extend(self.pool.get_new_blocks(missing))

@@ -8,7 +8,9 @@ FreeKVCacheBlockQueue):
   tail (evicted last: least recently used first), one without a hash to the head (reused first);
 - a new block is taken from the head (`get_new_blocks`); if it still holds a cached block, that cache entry
   is evicted then (`_maybe_evict_cached_block`);
-- a cached free block hit by a new request leaves the queue and gains a reference (`touch`).
+- a cached free block hit by a new request leaves the queue and gains a reference (`touch`);
+- block 0 is the null block, never allocated: it fills the block-table slots that a sliding window skipped
+  (`self.null_block = self.free_block_queue.popleft()`), so num_blocks - 1 blocks are usable.
 Free = blocks with no reference, cached or not: cached ones are there for the taking.
 """
 
@@ -19,15 +21,17 @@ from collections.abc import Hashable
 
 
 class BlockPool:
-    """`num_blocks` blocks; keys are the chained block hashes (any hashable) of full blocks."""
+    """`num_blocks` blocks (block 0 reserved as the null block when `null_block`); keys are the chained block
+    hashes (any hashable) of full blocks."""
 
-    def __init__(self, num_blocks: int) -> None:
+    def __init__(self, num_blocks: int, *, null_block: bool = False) -> None:
         if num_blocks < 0:
             raise ValueError("num_blocks must not be negative")
-        self.num_blocks = num_blocks
+        first = 1 if null_block and num_blocks else 0
+        self.num_blocks = num_blocks - first
         self.ref = [0] * num_blocks
         self.key: list[Hashable | None] = [None] * num_blocks
-        self.free_queue: OrderedDict[int, None] = OrderedDict((b, None) for b in range(num_blocks))
+        self.free_queue: OrderedDict[int, None] = OrderedDict((b, None) for b in range(first, num_blocks))
         self.cached: dict[Hashable, int] = {}
         self.evictions = 0
 
@@ -38,6 +42,7 @@ class BlockPool:
 
     @property
     def used_blocks(self) -> int:
+        """Usable blocks with a reference (the null block is not counted)."""
         return self.num_blocks - len(self.free_queue)
 
     @property

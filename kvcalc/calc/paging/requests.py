@@ -83,10 +83,12 @@ def request_blocks(plan: DeploymentPlan, prompt: int, output: int) -> RequestBlo
 
 @record
 class PagedTotals:
-    """All requests resident at once. `blocks_free` = num_blocks - blocks_used (0 when short: see
-    `shortfall_blocks`); waste percentages are of the bytes the used blocks hold."""
+    """All requests resident at once. `usable_blocks` = num_blocks - 1 for vLLM (block 0 is its null block,
+    block_pool.py), all cells otherwise; `blocks_free` = usable - used (0 when short: see `shortfall_blocks`);
+    waste percentages are of the bytes the used blocks hold."""
 
     num_blocks: int
+    usable_blocks: int
     blocks_used: int
     blocks_free: int
     shortfall_blocks: int
@@ -98,6 +100,13 @@ class PagedTotals:
     contiguous_requests_that_fit: int
 
 
+def usable_blocks(plan: DeploymentPlan) -> int:
+    """Blocks requests can hold: vLLM keeps block 0 as its null block (block_pool.py: `self.null_block =
+    self.free_block_queue.popleft()`), so num_blocks - 1; every cell otherwise."""
+    pool = plan.kv_pool
+    return max(0, pool.num_blocks - 1) if pool.unit == "blocks" else pool.num_blocks
+
+
 def paged_totals(plan: DeploymentPlan, rows: list[RequestBlocks]) -> PagedTotals:
     """Sums over `rows`, and how many max_model_len reservations the same KV memory holds contiguously:
     floor(num_blocks x block_bytes / (max_model_len x kv_bytes_per_token + fixed_bytes_per_sequence))."""
@@ -106,9 +115,10 @@ def paged_totals(plan: DeploymentPlan, rows: list[RequestBlocks]) -> PagedTotals
     tail_bytes = sum(r.tail_waste_bytes for r in rows)
     used_bytes = used * pool.block_bytes
     per_reservation = plan.max_model_len * pool.kv_bytes_per_token + pool.fixed_bytes_per_sequence
+    usable = usable_blocks(plan)
     return PagedTotals(
-        num_blocks=pool.num_blocks, blocks_used=used, blocks_free=max(0, pool.num_blocks - used),
-        shortfall_blocks=max(0, used - pool.num_blocks), tail_waste_tokens=sum(r.tail_waste_tokens for r in rows),
+        num_blocks=pool.num_blocks, usable_blocks=usable, blocks_used=used, blocks_free=max(0, usable - used),
+        shortfall_blocks=max(0, used - usable), tail_waste_tokens=sum(r.tail_waste_tokens for r in rows),
         tail_waste_bytes=tail_bytes, tail_waste_pct_of_used=100.0 * tail_bytes / used_bytes if used_bytes else 0.0,
         contiguous_waste_tokens=sum(r.contiguous_waste_tokens for r in rows),
         contiguous_waste_bytes=sum(r.contiguous_waste_bytes for r in rows),

@@ -11,15 +11,21 @@ time with a token budget of max_num_batched_tokens:
 2. then, if nothing was preempted, waiting requests in arrival order while the budget and max_num_seqs
    allow: the cache hit is looked up, slots for the first chunk allocated, or the queue stops at the first
    request that does not fit (first come, first served).
+Shared prefixes: a request takes a reference on every cached block of its hit; the prefix's partial last block
+is never shared (vLLM caches full blocks only), so each request recomputes those tokens into a block of its
+own: PagedAttention's copy-on-write of a shared partial block, done by recomputation.
 A request of P prompt and O output tokens holds P + O token slots when it finishes (kvcalc counts the KV of
 every generated token; vLLM never writes the last one's, at most one block fewer).
 
-Time: each step takes `step_s` (a constant: the caller chooses it); idle gaps jump to the next arrival.
-Steps in which no request crosses a block boundary, finishes, or could be admitted are taken in one stride.
+Time: each step takes `step_time(decode contexts, prefill chunks)` seconds when the caller gives one (the perf
+model's step cost, calc/paging/timing.py), else the constant `step_s`; idle gaps jump to the next arrival.
+Steps in which no request crosses a block boundary, finishes, or could be admitted are taken in one stride
+(timed at the stride's first step). TTFT = end of the step that completes a prompt - arrival.
 """
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from collections.abc import Callable, Generator, Iterator
 from typing import Literal, Protocol
@@ -78,6 +84,8 @@ class TraceSummary:
     hit_rate_tokens: float
     peak_used: int
     peak_running: int
+    ttft_s_p50: float
+    ttft_s_p99: float
     preemptions: int
     recompute_tokens: int
     swap_bytes: int
@@ -96,8 +104,9 @@ def request_tokens(req: TraceRequest) -> TokenSeq:
 class Manager(Protocol):
     unit: str
     capacity: int
-    evictions: int
 
+    @property
+    def evictions(self) -> int: ...
     @property
     def used(self) -> int: ...
     def held(self, rid: str) -> int: ...
@@ -110,10 +119,12 @@ class Manager(Protocol):
 
 #: (tokens to recompute, bytes to swap) -> (recompute seconds, swap seconds)
 PreemptCost = Callable[[int, int], tuple[float, float]]
+#: (decode contexts, prefill chunks (prior, new)) -> seconds of one engine step
+StepTime = Callable[[list[int], list[tuple[int, int]]], float]
 
 
 class _State:
-    __slots__ = ("admitted", "computed", "prefill", "req", "seq", "total")
+    __slots__ = ("admitted", "computed", "prefill", "req", "seq", "total", "ttft")
 
     def __init__(self, req: TraceRequest, max_model_len: int) -> None:
         self.req = req
@@ -122,6 +133,7 @@ class _State:
         self.prefill = req.prompt_tokens
         self.total = min(req.prompt_tokens + req.output_tokens, max_model_len)
         self.admitted = False
+        self.ttft: float | None = None
 
     @property
     def decoding(self) -> bool:
@@ -132,8 +144,9 @@ class Simulation:
     """Runs a trace against a manager; iterate `events()` (the summary comes last)."""
 
     def __init__(self, requests: list[TraceRequest], manager: Manager, config: SimConfig,
-                 cost: PreemptCost | None = None) -> None:
-        self.m, self.cfg, self.cost = manager, config, cost
+                 cost: PreemptCost | None = None, step_time: StepTime | None = None) -> None:
+        self.m, self.cfg, self.cost, self.step_time = manager, config, cost, step_time
+        self.ttfts: list[float] = []
         self.pending = deque(sorted(requests, key=lambda r: r.arrival_s))
         self.waiting: deque[_State] = deque()
         self.running: list[_State] = []
@@ -147,8 +160,12 @@ class Simulation:
     def events(self) -> Iterator[TraceEvent | TraceSummary]:
         while self.pending or self.waiting or self.running:
             self._arrivals()
+            for st in self._rejected:
+                yield self._event("reject", st, 0, reason=f"prompt over max_model_len {self.cfg.max_model_len:,}")
+            self._rejected = []
             if not self.waiting and not self.running:
-                self.t = max(self.t, self.pending[0].arrival_s)
+                if self.pending:
+                    self.t = max(self.t, self.pending[0].arrival_s)
                 continue
             yield from self._one_step()
         yield self._summary()
@@ -170,22 +187,27 @@ class Simulation:
                 self.waiting.append(st)
 
     def _one_step(self) -> Iterator[TraceEvent]:
-        for st in self._rejected:
-            yield self._event("reject", st, 0, reason=f"prompt over max_model_len {self.cfg.max_model_len}")
-        self._rejected = []
         evictions = self.m.evictions
         scheduled: dict[str, tuple[_State, int]] = {}
         preempted = yield from self._schedule_running(scheduled)
         self._blocked = False
         if not preempted:
             yield from self._admit(scheduled)
-        yield from self._execute(list(scheduled.values()))
+        work = list(scheduled.values())
+        dt = self._seconds([s.computed for s, _ in work if s.decoding], [(s.computed, n) for s, n in work
+                                                                            if not s.decoding])
+        yield from self._execute(work, self.t + dt)
         if self.m.evictions > evictions:
             yield self._event("evict", None, self.m.evictions - evictions)
         self.stats["peak_running"] = max(self.stats["peak_running"], len(scheduled))
-        self.t += self.cfg.step_s
+        self.t += dt
         self.step += 1
         self._stride(preempted)
+
+    def _seconds(self, contexts: list[int], chunks: list[tuple[int, int]]) -> float:
+        if self.step_time is None:
+            return self.cfg.step_s
+        return self.step_time(contexts, chunks)
 
     def _budget(self, scheduled: dict[str, tuple[_State, int]]) -> int:
         return self.cfg.max_num_batched_tokens - sum(n for _, n in scheduled.values())
@@ -200,12 +222,16 @@ class Simulation:
             n_new = 1 if st.decoding else min(st.prefill - st.computed, self._budget(scheduled))
             before = self.m.used
             while not self.m.allocate(st.req.id, st.seq, st.req.salt, st.computed, st.computed + n_new):
+                if self.running == [st]:  # alone and still short: it can never finish
+                    yield self._drop(st)
+                    break
                 victim = self._victim()
                 preempted = True
                 if victim.req.id in scheduled:
                     del scheduled[victim.req.id]
                     i -= 1
                 yield self._preempt(victim)
+                before = self.m.used  # the grow event counts this request's allocation only
                 if victim is st:
                     break
             else:
@@ -243,11 +269,14 @@ class Simulation:
             scheduled[st.req.id] = (st, n_new)
             yield self._event("admit", st, self.m.used - before, cached_tokens=hit)
 
-    def _execute(self, scheduled: list[tuple[_State, int]]) -> Iterator[TraceEvent]:
+    def _execute(self, scheduled: list[tuple[_State, int]], t_end: float) -> Iterator[TraceEvent]:
         self.stats["peak_used"] = max(self.stats["peak_used"], self.m.used)
         for st, n_new in scheduled:
             st.computed += n_new
             self.m.commit(st.req.id, st.computed, prompt_done=st.computed >= st.prefill)
+            if st.ttft is None and st.computed >= st.req.prompt_tokens:
+                st.ttft = t_end - st.req.arrival_s
+                self.ttfts.append(st.ttft)
             if st.computed >= st.total:
                 before = self.m.used
                 self.m.release(st.req.id, st.computed, finished=True)
@@ -262,6 +291,15 @@ class Simulation:
             self.running.remove(pick)
             return pick
         return self.running.pop()
+
+    def _drop(self, st: _State) -> TraceEvent:
+        """Reject a running request that cannot grow even with the whole pool to itself."""
+        before = self.m.used
+        self.m.release(st.req.id, st.computed, finished=False)
+        self.running.remove(st)
+        self.stats["rejected"] += 1
+        return self._event("reject", st, self.m.used - before, reason=f"{st.total:,} tokens need more than the "
+                           f"{self.m.capacity:,} {self.m.unit} of the pool")
 
     def _preempt(self, st: _State) -> TraceEvent:
         held = self.m.held(st.req.id)
@@ -290,15 +328,16 @@ class Simulation:
             if not st.decoding:
                 return
             k = min(k, st.total - st.computed - 1, self.m.quiet_steps(st.req.id, st.computed))
-        if self.pending:
-            k = min(k, int((self.pending[0].arrival_s - self.t) / self.cfg.step_s))
+        dt = self._seconds([st.computed for st in self.running], [])
+        if self.pending and dt > 0:
+            k = min(k, int((self.pending[0].arrival_s - self.t) / dt))
         if k <= 0:
             return
         for st in self.running:
             self.m.allocate(st.req.id, st.seq, st.req.salt, st.computed, st.computed + k)
             st.computed += k
             self.m.commit(st.req.id, st.computed, prompt_done=True)
-        self.t += k * self.cfg.step_s
+        self.t += k * dt
         self.step += k
 
     def _could_admit(self) -> bool:
@@ -312,6 +351,15 @@ class Simulation:
             finished=s["finished"], rejected=s["rejected"], steps=self.step, duration_s=round(self.t, 6),
             prompt_tokens=s["prompt"], cached_tokens=s["cached"],
             hit_rate_tokens=s["cached"] / s["prompt"] if s["prompt"] else 0.0, peak_used=s["peak_used"],
-            peak_running=s["peak_running"], preemptions=s["preemptions"], recompute_tokens=s["recompute"],
+            peak_running=s["peak_running"], ttft_s_p50=_quantile(self.ttfts, 0.5),
+            ttft_s_p99=_quantile(self.ttfts, 0.99), preemptions=s["preemptions"], recompute_tokens=s["recompute"],
             swap_bytes=s["swap"], evictions=self.m.evictions,
         )
+
+
+def _quantile(values: list[float], q: float) -> float:
+    """The q-quantile by the nearest-rank rule (0 for no values)."""
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    return round(ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))], 6)

@@ -1,12 +1,21 @@
-"""Time figures the paging layer needs, from first principles (floors, each labelled as such):
+"""Time figures the paging layer needs.
 
-- prefill at peak: flops / (tp x dense bf16 peak) (a floor: real prefill runs below peak);
-- a decode step reading every weight once: weight bytes per GPU / HBM bandwidth (the memory-bound floor of
-  the roofline, with no KV reads, no launches);
+From the perf model (`kvcalc/calc/perf/`, the same coefficients `kvcalc perf` prints), when the caller builds
+`PerfTiming(plan)`:
+- an engine step of decode requests and prefill chunks: `step.step_cost(...).time_s`;
+- a prefill of `new` tokens after `prior` cached ones, in chunks of max_num_batched_tokens, each chunk a step
+  of its own: the sum of their step times. TTFT saved by a cache hit = prefill(0, P) - prefill(hit, P - hit).
+
+First-principles floors (always available, each labelled as a floor):
+- prefill at peak: flops / (tp x dense bf16 peak);
+- a decode step reading every weight once: weights on the fullest GPU / HBM bandwidth;
 - a swap: a request's KV out to host memory and back over each GPU's own PCIe link: 2 x bytes / PCIe.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
 
 from kvcalc.calc.paging.prefill import prefill_flops
 from kvcalc.calc.paging.simulate import PreemptCost
@@ -31,10 +40,42 @@ def swap_seconds(plan: DeploymentPlan, bytes_per_gpu: int) -> float:
     return 2 * bytes_per_gpu / link if link else 0.0
 
 
-def preemption_cost(plan: DeploymentPlan) -> PreemptCost:
-    """(tokens, KV bytes per GPU) -> (recompute seconds at the prefill floor, swap seconds over PCIe)."""
+class PerfTiming:
+    """Step and prefill times from the perf model of `plan` (default coefficients, or `coeffs`)."""
+
+    def __init__(self, plan: DeploymentPlan, coeffs: Any = None) -> None:
+        from kvcalc.calc.perf.defaults import default_coefficients
+        from kvcalc.calc.perf.model import perf_model
+
+        self.plan = plan
+        self.pm = perf_model(plan)
+        self.coeffs = coeffs or default_coefficients(plan.gpu, plan.engine)
+        self.source = self.coeffs.source
+
+    def step_seconds(self, decode_contexts: Sequence[int], prefill: Sequence[tuple[int, int]]) -> float:
+        """One engine step: a token for each decode context, plus each (prior, new) prefill chunk."""
+        from kvcalc.calc.perf.step import step_cost
+
+        if not decode_contexts and not prefill:
+            return 0.0
+        return step_cost(self.pm, self.coeffs, decode_contexts=list(decode_contexts), prefill=list(prefill)).time_s
+
+    def prefill_seconds(self, prior: int, new: int) -> float:
+        """`new` prompt tokens after `prior` cached ones, one chunk of max_num_batched_tokens per step."""
+        chunk = max(1, self.plan.max_num_batched_tokens)
+        return sum(self.step_seconds((), [(start, min(chunk, prior + new - start))])
+                   for start in range(prior, prior + new, chunk))
+
+
+def preemption_cost(plan: DeploymentPlan, timing: PerfTiming | None = None) -> PreemptCost:
+    """(tokens, KV bytes per GPU) -> (recompute seconds, swap seconds over PCIe). Recompute: the perf
+    model's prefill of those tokens when `timing` is given, else the peak floor."""
 
     def cost(tokens: int, swap_bytes: int) -> tuple[float, float]:
-        return prefill_seconds_floor(plan, prefill_flops(plan.model, 0, tokens)), swap_seconds(plan, swap_bytes)
+        if timing is not None:
+            recompute = timing.prefill_seconds(0, tokens)
+        else:
+            recompute = prefill_seconds_floor(plan, prefill_flops(plan.model, 0, tokens))
+        return recompute, swap_seconds(plan, swap_bytes)
 
     return cost

@@ -31,7 +31,7 @@ def replicas_for_load(demand_rps: float, per_replica_rps: float, headroom: float
         raise ValueError(f"per-replica capacity must be positive, got {per_replica_rps}")
     if demand_rps < 0 or headroom < 0:
         raise ValueError("demand and headroom must not be negative")
-    return ceil_ratio(demand_rps * (1.0 + headroom), per_replica_rps) if demand_rps > 0 else 0
+    return ceil_ratio(demand_rps, per_replica_rps / (1.0 + headroom)) if demand_rps > 0 else 0
 
 
 def utilization(demand_rps: float, replicas: int, per_replica_rps: float) -> float:

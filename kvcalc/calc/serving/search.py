@@ -6,24 +6,33 @@ largest TP the model allows that divides n (TP beats PP on latency when links ar
 TP 8 x PP n/8. Mixture-of-experts models also try expert parallelism (ep = tp). Pruning, before any latency
 work: a format whose whole weights exceed n GPUs' usable memory skips that n (a lower bound: sharding only
 adds replicated tensors); layouts the engine refuses (startup_error) or whose KV cache holds no request are
-dropped after planning (0.3-1 ms a plan). Coefficients are built once per (GPU, engine).
+dropped after planning (0.3-1 ms a plan). Coefficients are built once per (GPU, engine), each format's
+per-tensor bytes once (MemoFormat), each perf model once per deployment (shared by the engines' plans).
+
+Candidates are screened with the closed-form steady state (replica.screen_capacity, 1-3 ms); the cheapest are
+then confirmed with the perf model's own SLO search (replica.perf_capacity, what `kvcalc serve` prints), in
+order of screened cost, until the cheapest confirmed plan costs no more than the next unconfirmed one.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Literal
 
 from kvcalc.calc.deploy import plan_deployment
 from kvcalc.calc.parallel import valid_tp, weights_per_stage
 from kvcalc.calc.perf.coefficients import PerfCoefficients
 from kvcalc.calc.perf.defaults import default_coefficients
 from kvcalc.calc.perf.model import PerfModel, perf_model
+from kvcalc.calc.perf.runs import running_cap
 from kvcalc.calc.plan import DeploymentPlan
+from kvcalc.calc.serving.capacity import ReplicaCapacity
 from kvcalc.calc.serving.cost import input_share, token_cost
 from kvcalc.calc.serving.fleet import size_fleet
 from kvcalc.calc.serving.launch import launch_command
 from kvcalc.calc.serving.pricing import PriceUsed
-from kvcalc.calc.serving.replica import engine_cap, replica_capacity
+from kvcalc.calc.serving.replica import confirmed_capacity, screen_capacity
 from kvcalc.calc.weights import WeightFormat
 from kvcalc.errors import InputError
 from kvcalc.spec.base import record, replace
@@ -77,6 +86,7 @@ class Candidate:
     price_source: str
     launch: str
     launch_notes: list[str]
+    capacity_model: Literal["screen", "perf"] = "screen"
 
 
 def layouts(model: ModelSpec, max_gpus: int) -> list[Parallel]:
@@ -109,13 +119,9 @@ def _perf_model(plan: DeploymentPlan, cache: dict[tuple[object, ...], PerfModel]
     return replace(cache[key], plan=plan)
 
 
-def _candidate(plan: DeploymentPlan, pm: PerfModel, coeffs: PerfCoefficients, target: SearchTarget,
-               price: PriceUsed) -> Candidate | None:
-    """Size and price one plan; None if it misses the SLOs."""
-    cap, _ = replica_capacity(plan, pm, coeffs, target.input_tokens, target.output_tokens,
-                              target.ttft_slo_s, target.tpot_slo_s)
-    if cap is None:
-        return None
+def _candidate(plan: DeploymentPlan, cap: ReplicaCapacity, target: SearchTarget, price: PriceUsed,
+               model: Literal["screen", "perf"]) -> Candidate:
+    """Size and price one plan at the capacity `cap`."""
     fleet = size_fleet(target.requests_per_s, cap.requests_per_s, plan.parallel.gpus, target.headroom)
     cost = token_cost(fleet.gpus_total, price.usd_per_gpu_hour, target.requests_per_s, target.mean_input_tokens,
                       target.mean_output_tokens, input_share(cap.prefill_s, cap.decode_s))
@@ -129,7 +135,7 @@ def _candidate(plan: DeploymentPlan, pm: PerfModel, coeffs: PerfCoefficients, ta
         cost_per_million_input_tokens=cost.per_million_input_tokens,
         cost_per_million_output_tokens=cost.per_million_output_tokens,
         price_usd_per_gpu_hour=price.usd_per_gpu_hour, price_source=price.describe(),
-        launch=launch.command if launch else "", launch_notes=launch.notes if launch else [],
+        launch=launch.command if launch else "", launch_notes=launch.notes if launch else [], capacity_model=model,
     )
 
 
@@ -163,11 +169,27 @@ class MemoFormat:
         return getattr(self._inner, name)
 
 
-@record
+@dataclass
+class _Found:
+    """A screened candidate and what confirming it needs."""
+
+    candidate: Candidate
+    plan: DeploymentPlan
+    pm: PerfModel
+    coeffs: PerfCoefficients
+    price: PriceUsed
+
+
+@dataclass
 class SearchResult:
-    candidates: list[Candidate]
+    found: list[_Found]
     searched: int
     planned: int
+    target: SearchTarget
+
+    @property
+    def candidates(self) -> list[Candidate]:
+        return [f.candidate for f in self.found]
 
 
 def _whole_weights(model: ModelSpec, fmt: WeightFormat) -> int:
@@ -184,7 +206,7 @@ def search(
     max_gpus: int,
 ) -> SearchResult:
     """Every (GPU, layout, format, engine) that fits and meets the targets (module docstring)."""
-    found: list[Candidate] = []
+    found: list[_Found] = []
     models: dict[tuple[object, ...], PerfModel] = {}
     searched = planned = 0
     memo: list[WeightFormat | None] = [MemoFormat(f) if f is not None else None for f in formats]
@@ -205,9 +227,33 @@ def search(
                     except InputError:
                         continue
                     planned += 1
-                    if plan.startup_error or engine_cap(plan, target.input_tokens, target.output_tokens)[0] < 1:
+                    if plan.startup_error or running_cap(plan, target.input_tokens, target.output_tokens)[0] < 1:
                         continue
-                    candidate = _candidate(plan, _perf_model(plan, models), coeffs[engine], target, price)
-                    if candidate is not None:
-                        found.append(candidate)
-    return SearchResult(candidates=found, searched=searched, planned=planned)
+                    pm = _perf_model(plan, models)
+                    cap = screen_capacity(plan, pm, coeffs[engine], target.input_tokens, target.output_tokens,
+                                          target.ttft_slo_s, target.tpot_slo_s)
+                    if cap is not None:
+                        found.append(_Found(_candidate(plan, cap, target, price, "screen"), plan, pm,
+                                            coeffs[engine], price))
+    return SearchResult(found=found, searched=searched, planned=planned, target=target)
+
+
+def confirm(result: SearchResult, limit: int = 6) -> tuple[list[Candidate], list[Candidate]]:
+    """(confirmed, rejected): the cheapest screened candidates re-run through the perf model's SLO search, in
+    order of screened cost, until the cheapest confirmed one costs no more than the next unconfirmed (at most
+    `limit` confirmations). Rejected: screened plans the perf model says miss a target."""
+    order = sorted(result.found, key=lambda f: (f.candidate.cost_per_million_tokens, f.candidate.tpot_s))
+    t = result.target
+    confirmed: list[Candidate] = []
+    rejected: list[Candidate] = []
+    for i, f in enumerate(order[:limit]):
+        cap = confirmed_capacity(f.pm, f.coeffs, t.input_tokens, t.output_tokens, t.ttft_slo_s, t.tpot_slo_s,
+                                 hint=f.candidate.max_concurrency)
+        if cap is None:
+            rejected.append(f.candidate)
+        else:
+            confirmed.append(_candidate(f.plan, cap, t, f.price, "perf"))
+        nxt = order[i + 1].candidate.cost_per_million_tokens if i + 1 < len(order) else float("inf")
+        if confirmed and min(c.cost_per_million_tokens for c in confirmed) <= nxt:
+            break
+    return confirmed, rejected

@@ -80,7 +80,9 @@ def command(
     requests_per_s: Annotated[
         float | None, typer.Option("--requests-per-s", min=0.0, help="Requests per second sharing it.")
     ] = None,
-    unique_tokens: Annotated[int, typer.Option("--unique-tokens", min=0, help="Unique prompt tokens per request.")] = 400,
+    unique_tokens: Annotated[
+        int, typer.Option("--unique-tokens", min=0, help="Unique prompt tokens per request.")
+    ] = 400,
     output_tokens: Annotated[
         int, typer.Option("--output-tokens", min=0, help="Output tokens per request (sizes the KV it holds).")
     ] = 256,
@@ -143,8 +145,8 @@ def command(
             warn(message)
         if not records:
             raise InputError(f"{usage}: no usage objects found" + (f" ({skipped.first})" if skipped.first else ""))
-        report = usage_report(records, skipped, prices=prices, min_cacheable=min_cacheable, explain=explain)
-        emit(report, as_json=json_out, explain=explain, render="kvcalc.report.prefix:render_usage")
+        usage_result = usage_report(records, skipped, prices=prices, min_cacheable=min_cacheable, explain=explain)
+        emit(usage_result, as_json=json_out, explain=explain, render="kvcalc.report.prefix:render_usage")
         return
     if model is None or prefix_tokens is None or requests_per_s is None:
         raise InputError("give MODEL --prefix-tokens N --requests-per-s R (or --usage FILE)")
