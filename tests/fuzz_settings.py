@@ -41,9 +41,10 @@ settings.load_profile("kvcalc-long" if LONG else "kvcalc-fast")
 
 #: What each target saw: cases, outcomes (exit code or result kind) and the slowest case, in seconds.
 STATS: dict[str, dict[str, Any]] = defaultdict(lambda: {"cases": 0, "outcomes": defaultdict(int), "max_s": 0.0})
-#: A case taking longer fails (the contract says an answer within a second; the slack is for this shared
-#: 2-core machine under load; the slowest case of each target is reported).
-MAX_SECONDS = 3.0
+#: A case taking longer fails: it catches hangs and blow-ups (a config once took 30 s). The contract is an
+#: answer within a second; the slack is for a shared 2-core machine under load (the fast profile runs inside
+#: the whole suite). The slowest case of each target is reported, and docs/reliability.md records them.
+MAX_SECONDS = 5.0 if LONG else 10.0
 
 
 def budget(weight: float = 1.0) -> settings:

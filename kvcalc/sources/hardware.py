@@ -103,11 +103,20 @@ def _aliases_of(path: Path) -> list[str]:
 
 @functools.cache
 def _alias_index(dirs: tuple[Path, ...]) -> dict[str, Path]:
-    index: dict[str, Path] = {}
-    for path in _files(dirs).values():
-        for alias in _aliases_of(path):
-            index.setdefault(alias, path)
-    return index
+    """Alias -> file, over every file (an earlier directory wins); cached by `datacache.cached_index`."""
+    from kvcalc.sources.datacache import cached_index
+
+    files = _files(dirs)
+
+    def build() -> dict[str, str]:
+        index: dict[str, str] = {}
+        for path in files.values():
+            for alias in _aliases_of(path):
+                index.setdefault(alias, str(path))
+        return index
+
+    by_name = cached_index("gpu-aliases", list(files.values()), build)
+    return {alias: Path(path) for alias, path in by_name.items()}
 
 
 @functools.cache

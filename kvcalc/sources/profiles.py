@@ -35,22 +35,31 @@ def data_dir(name: str) -> Path:
 @lru_cache(maxsize=1)
 def _scan() -> tuple[dict[str, Path], dict[str, Path]]:
     """(lower-case profile name and every alias -> file, lower-case Hub repo id -> file), from each file's
-    first lines; a file whose aliases line is not a simple flow list is parsed whole."""
-    names: dict[str, Path] = {}
-    repos: dict[str, Path] = {}
-    for path in sorted(data_dir("profiles").glob("*.yaml")):
-        names[path.stem.lower()] = path
+    first lines (a file whose aliases line is not a simple flow list is parsed whole); the index is kept by
+    `datacache.cached_index` until a profile file changes."""
+    from kvcalc.sources.datacache import cached_index
+
+    paths = sorted(data_dir("profiles").glob("*.yaml"))
+    names, repos = cached_index("profiles", paths, lambda: _build_index(paths))
+    return ({k: Path(v) for k, v in names.items()}, {k: Path(v) for k, v in repos.items()})
+
+
+def _build_index(paths: list[Path]) -> list[dict[str, str]]:
+    names: dict[str, str] = {}
+    repos: dict[str, str] = {}
+    for path in paths:
+        names[path.stem.lower()] = str(path)
         with path.open(encoding="utf-8") as handle:
             head = "".join(itertools.islice(handle, _HEAD_LINES))
         aliases = aliases_line(head)
         if aliases is None:
             aliases = [str(alias).lower() for alias in _header(path).get("aliases") or []]
         for alias in aliases:
-            names[alias] = path
+            names[alias] = str(path)
         repo = _HF_REPO_LINE.search(head)
         if repo is not None:
-            repos[repo.group(1).lower()] = path
-    return names, repos
+            repos[repo.group(1).lower()] = str(path)
+    return [names, repos]  # a list: the cache stores only what a JSON round trip keeps
 
 
 def profile_index() -> dict[str, Path]:
