@@ -395,3 +395,23 @@ def test_ndjson_stream_lines_each_validate(tmp_path: Path) -> None:
         check_contract(result)  # every line: one compact document with schema_version, valid against the schema
         lines = result.out.splitlines()
         assert len(lines) > 3 and all(json.loads(line)["schema_version"] for line in lines)
+
+
+def test_cached_index_is_rebuilt_when_a_file_changes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from kvcalc.sources.datacache import cached_index
+
+    monkeypatch.setenv("KVCALC_CACHE_DIR", str(tmp_path / "cache"))
+    files = [tmp_path / "a.yaml", tmp_path / "b.yaml"]
+    for path in files:
+        path.write_text("aliases: [x]\n")
+    builds: list[int] = []
+
+    def build() -> dict[str, int]:
+        builds.append(1)
+        return {"builds": len(builds)}
+
+    assert cached_index("t", files, build) == {"builds": 1}
+    assert cached_index("t", files, build) == {"builds": 1} and len(builds) == 1  # served from the cache
+    files[1].write_text("aliases: [x, y]\n")  # a file changed: its size and time no longer match
+    assert cached_index("t", files, build) == {"builds": 2}
+    assert cached_index("t", files[:1], build) == {"builds": 3}  # a file removed
