@@ -40,7 +40,9 @@ settings.register_profile(
 settings.load_profile("kvcalc-long" if LONG else "kvcalc-fast")
 
 #: What each target saw: cases, outcomes (exit code or result kind) and the slowest case, in seconds.
-STATS: dict[str, dict[str, Any]] = defaultdict(lambda: {"cases": 0, "outcomes": defaultdict(int), "max_s": 0.0})
+STATS: dict[str, dict[str, Any]] = defaultdict(
+    lambda: {"cases": 0, "outcomes": defaultdict(int), "max_s": 0.0, "slowest": ""}
+)
 #: A case taking longer fails: it catches hangs and blow-ups (a config once took 30 s). The contract is an
 #: answer within a second; the slack is for a shared 2-core machine under load (the fast profile runs inside
 #: the whole suite). The slowest case of each target is reported, and docs/reliability.md records them.
@@ -55,8 +57,9 @@ def budget(weight: float = 1.0) -> settings:
 class Timer:
     """Record one case of `target`: its outcome and duration; fails when the case took too long."""
 
-    def __init__(self, target: str) -> None:
+    def __init__(self, target: str, case: object = None) -> None:
         self.target = target
+        self.case = case
 
     def __enter__(self) -> Timer:
         self.start = time.perf_counter()
@@ -68,7 +71,9 @@ class Timer:
         entry = STATS[self.target]
         entry["cases"] += 1
         entry["outcomes"][self.outcome if exc[0] is None else "failure"] += 1
-        entry["max_s"] = max(entry["max_s"], seconds)
+        if seconds > entry["max_s"]:
+            entry["max_s"] = seconds
+            entry["slowest"] = repr(self.case)[:160] if self.case is not None else ""
         if exc[0] is None:
             assert seconds < MAX_SECONDS, f"{self.target}: a case took {seconds:.2f} s"
 
@@ -77,5 +82,6 @@ def summary() -> str:
     lines = []
     for target, entry in sorted(STATS.items()):
         outcomes = ", ".join(f"{k}: {v}" for k, v in sorted(entry["outcomes"].items(), key=lambda kv: str(kv[0])))
-        lines.append(f"FUZZ {target}: {entry['cases']} cases ({outcomes}); slowest {entry['max_s']:.3f} s")
+        slowest = f" ({entry['slowest']})" if entry["slowest"] else ""
+        lines.append(f"FUZZ {target}: {entry['cases']} cases ({outcomes}); slowest {entry['max_s']:.3f} s{slowest}")
     return "\n".join(lines)

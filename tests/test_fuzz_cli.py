@@ -207,7 +207,7 @@ def _setup() -> Iterator[None]:
 @given(data=st.data())
 def test_fuzz_command_lines(hostile_files: list[str], data: st.DataObject) -> None:
     argv = data.draw(command_lines(hostile_files))
-    with Timer(f"kvcalc {argv[0]}") as case:
+    with Timer(f"kvcalc {argv[0]}", argv) as case:
         result = run_cli(argv)
         check_contract(result)
         case.outcome = f"exit {result.code}"
@@ -217,7 +217,7 @@ def test_fuzz_command_lines(hostile_files: list[str], data: st.DataObject) -> No
 @given(argv=st.lists(st.sampled_from([*COMMANDS, "--json", "--help", "--version", "--tp", "4", "", "-x",
                                       "llama-70b", "--explain", "--gpu"]) | st.text(max_size=8), max_size=6))
 def test_fuzz_raw_argv(argv: list[str]) -> None:
-    with Timer("raw argv") as case:
+    with Timer("raw argv", argv) as case:
         result = run_cli(argv)
         check_contract(result)
         case.outcome = f"exit {result.code}"

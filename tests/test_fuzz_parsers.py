@@ -94,13 +94,20 @@ def _report() -> Iterator[None]:
 # --- config.json -----------------------------------------------------------------------------------------
 
 
+def _shape(config: dict[str, Any]) -> dict[str, Any]:
+    """The fields that size a config's work, to name the slowest case in the summary."""
+    text = config.get("text_config") if isinstance(config.get("text_config"), dict) else config
+    return {k: text.get(k) for k in ("model_type", "num_hidden_layers", "hidden_size", "num_experts",
+                                     "n_routed_experts", "vocab_size") if k in text}
+
+
 @budget(6)
 @given(config=mutated_configs())
 def test_fuzz_config_mapping(config: dict[str, Any]) -> None:
     from kvcalc.report.inspect import inspect_model
     from kvcalc.sources.hf_config import model_from_config
 
-    with Timer("config.json mapping (+ inspect)") as case:
+    with Timer("config.json mapping (+ inspect)", _shape(config)) as case:
         try:
             model = model_from_config(config, model_id="fuzz", warn=lambda _: None)
             inspect_model(model, None)
