@@ -417,3 +417,16 @@ def test_cached_index_is_rebuilt_when_a_file_changes(tmp_path: Path, monkeypatch
     files[1].write_text("aliases: [x, y]\n")  # a file changed: its size and time no longer match
     assert cached_index("t", files, build) == {"builds": 2}
     assert cached_index("t", files[:1], build) == {"builds": 3}  # a file removed
+
+
+def test_hostile_calibration_files_are_input_errors(tmp_path: Path) -> None:
+    binary = tmp_path / "cal.bin"
+    binary.write_bytes(b"GGUF\x03\x00\x00\x00" + b"\xff" * 40)
+    deep = tmp_path / "deep.yaml"
+    deep.write_text("[" * 50_000 + "]" * 50_000)
+    base = ["perf", "qwen2.5-1.5b", "--gpu", "h100", "--input", "2k", "--output", "256", "--concurrency", "16"]
+    for path, needle in ((binary, "not UTF-8 text"), (deep, "nested")):
+        start = time.perf_counter()
+        result = run_cli([*base, "--calibration", str(path)])
+        assert result.code == 2 and needle in result.err, result.err
+        assert time.perf_counter() - start < 1.0

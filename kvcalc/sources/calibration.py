@@ -22,9 +22,7 @@ atomically: a temporary file in the same folder, then `os.replace`, so a reader 
 from __future__ import annotations
 
 import math
-import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -141,19 +139,12 @@ def parse_calibration(data: Any, path: Path) -> Calibration:
 
 
 def load_calibration(path: str | Path) -> Calibration:
-    """Read and validate a calibration file (yaml.safe_load)."""
-    import yaml
+    """Read and validate a calibration file: bounded, yaml's safe loader (`sources.untrusted`)."""
+    from kvcalc.bounds import MAX_YAML_FILE_BYTES
+    from kvcalc.sources.untrusted import parse_yaml, read_text
 
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise InputError(f"cannot read calibration file {path}: {exc.strerror or exc}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise InputError(f"{path}: not valid YAML: {str(exc).splitlines()[0]}") from None
-    return parse_calibration(data, path)
+    return parse_calibration(parse_yaml(read_text(path, MAX_YAML_FILE_BYTES, "calibration file"), str(path)), path)
 
 
 def calibration_document(calibration: Calibration) -> dict[str, Any]:
@@ -171,17 +162,9 @@ def write_calibration(path: str | Path, calibration: Calibration) -> Path:
     """Validate and write `calibration` atomically (temporary file in the same folder + os.replace)."""
     import yaml
 
+    from kvcalc.sources.atomic import write_atomic
+
     path = Path(path)
     doc = calibration_document(calibration)
     parse_calibration(doc, path)  # never write a file that would not load
-    folder = path.parent if str(path.parent) else Path(".")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            yaml.safe_dump(doc, handle, sort_keys=False)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return write_atomic(path, yaml.safe_dump(doc, sort_keys=False))
