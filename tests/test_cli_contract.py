@@ -425,7 +425,7 @@ def test_hostile_calibration_files_are_input_errors(tmp_path: Path) -> None:
     deep = tmp_path / "deep.yaml"
     deep.write_text("[" * 50_000 + "]" * 50_000)
     base = ["perf", "qwen2.5-1.5b", "--gpu", "h100", "--input", "2k", "--output", "256", "--concurrency", "16"]
-    for path, needle in ((binary, "not UTF-8 text"), (deep, "nested")):
+    for path, needle in ((binary, "not UTF-8 text"), (deep, "nesting depth")):
         start = time.perf_counter()
         result = run_cli([*base, "--calibration", str(path)])
         assert result.code == 2 and needle in result.err, result.err
