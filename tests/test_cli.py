@@ -114,7 +114,9 @@ def test_inspect_json_contract() -> None:
     r = kvcalc("inspect", "llama-70b", "--json")
     doc = json.loads(r.stdout)
     m = doc["model"]
-    assert m["params_total"] == 70_553_706_496 and m["params_active"] == m["params_total"]
+    assert m["params_total"] == 70_553_706_496 and m["params_active_with_embedding"] == m["params_total"]
+    # active per token: the 128,256 x 8,192 embedding table is a lookup, not a matmul
+    assert m["params_active"] == 70_553_706_496 - 128_256 * 8192
     assert m["params_source"] == "derived" and m["num_layers"] == 80 and m["layer_kinds"] == {"full": 80}
     assert doc["kv_cache"]["bytes_per_token"] == 327_680 and doc["kv_cache"]["fixed_bytes_per_sequence"] == 0
 

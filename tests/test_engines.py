@@ -99,10 +99,11 @@ def test_sglang_budget_by_hand() -> None:
         context=8192,
         weight_format=PlainFormat("bf16"),
     )
-    # KV = int(T x 0.9) - W = 76,515,744,153 - 13,477,879,808 = 63,037,864,345 B
-    assert r.per_gpu.kv_cache_bytes == int(H100_TOTAL * 0.9) - 13_477_879_808 == 63_037_864_345
-    # cell = 32 layers x 2 x 32 x 128 x 2 = 524,288 B -> floor(63,037,864,345 / 524,288) = 120,235 tokens
-    assert r.capacity.kv_cache_tokens == 120_235
+    # KV = int((T - 512 MiB CUDA context) x 0.9) - W = int(84,480,622,592 x 0.9) - 13,477,879,808
+    #    = 76,032,560,332 - 13,477,879,808 = 62,554,680,524 B
+    assert r.per_gpu.kv_cache_bytes == int((H100_TOTAL - 512 * 2**20) * 0.9) - 13_477_879_808 == 62_554_680_524
+    # cell = 32 layers x 2 x 32 x 128 x 2 = 524,288 B -> floor(62,554,680,524 / 524,288) = 119,313 tokens
+    assert r.capacity.kv_cache_tokens == 119_313
 
 
 def test_llamacpp_no_paging() -> None:
@@ -116,7 +117,9 @@ def test_advice_offers_fp8_weights_when_they_fit() -> None:
     # Llama-3.1-70B on one H100 at 8192 tokens: bf16 weights (131 GiB) cannot fit. FP8 weights are about
     # 70.6e9 x 1 B + embedding and head in bf16 (2 x 128,256 x 8192 x 2 B = 4.2 GB) = 66 GiB, leaving
     # ~4 GiB for a 2.5 GiB request (8192 x 327,680 B) in 79.18 x 0.92 GiB; so --quant fp8 must be offered.
-    r = fit_deployment(build(LLAMA_70B), find_gpu("h100"), Parallel(), EngineSettings(), context=8192)
+    # (v0.21 rules: from v0.28 the 16,384-token default batch raises the profile peak by ~1.5 GiB and FP8 no longer
+    # leaves room for the request)
+    r = fit_deployment(build(LLAMA_70B), find_gpu("h100"), Parallel(), EngineSettings(version="0.21.0"), context=8192)
     changes = [a.change for a in r.advice]
     assert not r.fits and "--quant fp8" in changes and "--tp 2" in changes
     assert all(a.fits for a in r.advice)
@@ -161,13 +164,18 @@ def test_engine_only_options_warn() -> None:
 
 
 def test_sglang_default_fraction() -> None:
-    from kvcalc.calc.engines.sglang import default_mem_fraction_static as sglang_mem_fraction_static
+    from kvcalc.calc.engines.sglang import default_mem_fraction_static, prefill_graph_sizes
 
-    # H100: 85,017,493,504 B = 81,079 MiB (>= 60 GiB class: chunked prefill 8192, graph batch 256 at tp < 4)
-    # reserved = 512 + 1.5 x 8192 + 2 x 256 + 1 x 1 / 8 x 1024 = 13,440 MiB -> (81,079 - 13,440) / 81,079 = 0.834
-    assert sglang_mem_fraction_static(H100_TOTAL, 1, 1) == (0.834, 8192, 256)
-    # tp=8: graph batch 512, reserved = 512 + 12,288 + 1,024 + 1,024 = 14,848 -> 66,231 / 81,079 = 0.817
-    assert sglang_mem_fraction_static(H100_TOTAL, 8, 1)[0] == 0.817
-    # a 24 GiB card (24,576 MiB; chunked prefill 2048, graph batch 24): reserved = 512 + 3,072 + 48 + 128
-    # = 3,760 -> 20,816 / 24,576 = 0.847 (below 60 GiB there is no 10 GiB floor)
-    assert sglang_mem_fraction_static(24 * 2**30, 1, 1)[0] == 0.847
+    # prefill graph sizes up to 8192: 4..32/4 (8) + 48..256/16 (14) + 288..512/32 (8) + 576..1024/64 (8)
+    # + 1280..4096/256 (12) + 4608..8192/512 (8) = 58; up to 4096: 50
+    assert len(prefill_graph_sizes(8192)) == 58 and len(prefill_graph_sizes(4096)) == 50
+    # H100: 85,017,493,504 B = 81,079 MiB (60-160 GiB class: chunked prefill 8192, decode graphs 256 at tp < 4)
+    # reserved = 512 + 1.5 x 8192 + 1 x 1 / 8 x 1024 + 2 x 256 + 58 x 8 = 13,904 MiB
+    # f = round((81,079 - 13,904) / 81,079, 3) = 0.829
+    assert default_mem_fraction_static(H100_TOTAL, 1, 1) == (0.829, 8192, 256)
+    # MLA at tp=8: decode graphs 512, prefill reserve 1,536: 512 + 12,288 + 1,024 + 1,024 + 1,536 = 16,384 MiB
+    # -> (81,079 - 16,384) / 81,079 = 0.798
+    assert default_mem_fraction_static(H100_TOTAL, 8, 1, mla=True)[0] == 0.798
+    # a 24 GiB card (24,576 MiB; chunked prefill 4096, decode graphs 48): reserved = 512 + 6,144 + 128 + 96
+    # + 50 x 8 = 7,280 -> (24,576 - 7,280) / 24,576 = 0.704 (below 60 GiB there is no 10 GiB floor)
+    assert default_mem_fraction_static(24 * 2**30, 1, 1) == (0.704, 4096, 48)

@@ -20,12 +20,12 @@ from kvcalc.calc.offload import (
     layer_kv_cells,
     layer_weight_bytes,
     offload_plan,
-    recommend_runtimes,
     sparsity_footprint,
     wired_limit_mb_needed,
 )
 from kvcalc.calc.quant import parse_quant
 from kvcalc.report.local import local_report
+from kvcalc.report.runtimes import recommend_runtimes
 from kvcalc.sources.hardware import find_gpu
 from kvcalc.sources.hf_config import model_from_config
 from kvcalc.sources.resolve import load_model

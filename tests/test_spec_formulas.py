@@ -1,4 +1,4 @@
-"""Speculative decoding formulas (Leviathan et al. 2023) and draft networks, worked by hand."""
+"""Speculative decoding formulas (Leviathan et al. 2023; per-position acceptance) and draft networks, by hand."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from kvcalc.calc import speculative as sd
 from kvcalc.calc.drafts import METHODS, draft_network, eagle3_head, eagle_head, mtp_module
 from kvcalc.errors import InputError
-from kvcalc.report.spec import RatioTimer, resolve_alpha, speculation
+from kvcalc.report.spec import resolve_acceptance
 from kvcalc.sources.hf_config import model_from_config
 from kvcalc.sources.resolve import load_model
 
@@ -27,22 +27,51 @@ def test_expected_tokens_alpha_08_gamma_4() -> None:
     assert sd.expected_tokens_per_pass(0.8, 4) == pytest.approx(3.3616)
 
 
+def test_per_position_acceptance() -> None:
+    # 1 + 0.8 + 0.8 x 0.6 + 0.8 x 0.6 x 0.4 = 1 + 0.8 + 0.48 + 0.192 = 2.472
+    assert sd.expected_tokens_from_rates((0.8, 0.6, 0.4), 3) == pytest.approx(2.472)
+    # fewer drafts than rates: gamma 2 stops at 1 + 0.8 + 0.48 = 2.28
+    assert sd.expected_tokens_from_rates((0.8, 0.6, 0.4), 2) == pytest.approx(2.28)
+    # the last rate repeats: [0.8, 0.5] at gamma 4: 1 + 0.8 + 0.4 + 0.2 + 0.1 = 2.5
+    assert sd.expected_tokens_from_rates((0.8, 0.5), 4) == pytest.approx(2.5)
+    # one constant rate is Leviathan's eq. 1
+    assert sd.expected_tokens_from_rates((0.8,), 4) == pytest.approx(3.3616)
+
+
+def test_vllm_unconditional_rates_to_conditional() -> None:
+    # vLLM logs r_i = P(first i drafts accepted): 0.63, 0.28, 0.11 -> a = 0.63, 0.28/0.63, 0.11/0.28
+    a = sd.conditional_from_unconditional((0.63, 0.28, 0.11))
+    assert a == pytest.approx((0.63, 0.444444, 0.392857), rel=1e-5)
+    # and the mean acceptance length is 1 + sum r_i = 2.02 either way
+    assert sd.expected_tokens_from_rates(a, 3) == pytest.approx(2.02)
+    with pytest.raises(InputError, match="must not increase"):
+        sd.conditional_from_unconditional((0.5, 0.6))
+
+
+def test_alpha_for_acceptance_length_inverts_eq_1() -> None:
+    # E(0.8, 4) = 3.3616, so a measured 3.3616 at gamma 4 is alpha 0.8
+    assert sd.alpha_for_acceptance_length(3.3616, 4) == pytest.approx(0.8, abs=1e-9)
+    assert sd.alpha_for_acceptance_length(1.0, 3) == pytest.approx(0.0, abs=1e-9)
+    with pytest.raises(InputError, match="from 1 to gamma"):
+        sd.alpha_for_acceptance_length(5.5, 4)
+
+
 def test_speedup_with_c_005() -> None:
     # 3.3616 / (4 x 0.05 + 1) = 3.3616 / 1.2 = 2.80133
     assert sd.speedup(0.8, 4, 0.05) == pytest.approx(2.801333, rel=1e-6)
+
+
+def test_step_and_end_to_end_speedup() -> None:
+    # 2.472 tokens per 15 ms step against one per 10 ms: 2.472 x 10 / 15 = 1.648
+    assert sd.step_speedup(2.472, 10e-3, 15e-3) == pytest.approx(1.648)
+    # prefill 0.1 s, 100 tokens: plain 0.1 + 100 x 0.01 = 1.1 s; speculative 0.1 + 100 / 2 x 0.015 = 0.85 s
+    assert sd.end_to_end_speedup(0.1, 100, 2.0, 10e-3, 15e-3) == pytest.approx(1.1 / 0.85)
 
 
 def test_limits() -> None:
     assert sd.expected_tokens_per_pass(1.0, 4) == 5  # every draft accepted: gamma + 1
     assert sd.expected_tokens_per_pass(0.0, 4) == 1  # none: the target's own token
     assert sd.speedup(0.0, 3, 0.1) == pytest.approx(1 / 1.3)  # pure cost, no gain
-
-
-def test_step_speedup_is_leviathan_when_verification_costs_one_step() -> None:
-    # t_target 10 ms, t_draft 0.5 ms (c = 0.05), t_verify 10 ms: E / (gamma c + 1)
-    assert sd.step_speedup(0.8, 4, 10e-3, 0.5e-3, 10e-3) == pytest.approx(sd.speedup(0.8, 4, 0.05))
-    # a verification twice as dear: 3.3616 x 10 / (4 x 0.5 + 20) = 1.528
-    assert sd.step_speedup(0.8, 4, 10e-3, 0.5e-3, 20e-3) == pytest.approx(3.3616 * 10 / 22)
 
 
 def test_best_gamma_by_hand() -> None:
@@ -67,7 +96,11 @@ def test_bad_inputs() -> None:
     with pytest.raises(InputError, match="cost-ratio"):
         sd.speedup(0.7, 4, -1)
     with pytest.raises(InputError, match="unknown --method"):
-        resolve_alpha("medusa", None)
+        resolve_acceptance("medusa")
+    with pytest.raises(InputError, match="acceptance rate"):
+        sd.expected_tokens_from_rates((0.8, 1.5), 2)
+    with pytest.raises(InputError, match="give one of"):
+        resolve_acceptance("eagle", alpha=0.7, acceptance_length=2.0)
 
 
 @settings(max_examples=60, deadline=None)
@@ -78,25 +111,32 @@ def test_speedup_never_exceeds_gamma_plus_one(alpha: float, gamma: int, c: float
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.floats(0, 0.99), st.floats(0, 0.99), st.integers(1, 32))
-def test_expected_tokens_increase_in_alpha_and_gamma(a: float, b: float, gamma: int) -> None:
-    lo, hi = sorted((a, b))
-    assert sd.expected_tokens_per_pass(lo, gamma) <= sd.expected_tokens_per_pass(hi, gamma) + 1e-12
-    assert sd.expected_tokens_per_pass(a, gamma) <= sd.expected_tokens_per_pass(a, gamma + 1) + 1e-12
+@given(st.lists(st.floats(0, 1), min_size=1, max_size=6), st.integers(1, 12), st.integers(0, 5),
+       st.floats(0, 1))
+def test_expected_tokens_bounded_and_monotone(rates: list[float], gamma: int, which: int, bump: float) -> None:
+    e = sd.expected_tokens_from_rates(rates, gamma)
+    assert 1 - 1e-12 <= e <= gamma + 1 + 1e-12
+    assert e <= sd.expected_tokens_from_rates(rates, gamma + 1) + 1e-12  # a longer draft never accepts less
+    higher = list(rates)
+    i = which % len(higher)
+    higher[i] = max(higher[i], bump)
+    assert e <= sd.expected_tokens_from_rates(higher, gamma) + 1e-12  # a better rate never accepts less
 
 
-def test_default_alphas_are_sourced() -> None:
-    assert METHODS["mtp"].alpha == 0.85 and "85%" in METHODS["mtp"].alpha_source
-    assert METHODS["eagle3"].alpha == 0.79 and "2503.01840" in METHODS["eagle3"].alpha_source
-    assert resolve_alpha("eagle", None) == (0.71, METHODS["eagle"].alpha_source)
-    assert resolve_alpha("eagle", 0.6) == (0.6, "--alpha")
-
-
-def test_ratio_timer_reproduces_leviathan() -> None:
-    at, gammas, _batches, cross, _ = speculation(RatioTimer(0.05), alpha=0.8, gamma=4, batch=1, max_batch=64)
-    assert at.speedup == pytest.approx(2.801333, rel=1e-6)
-    assert gammas[3].expected_tokens_per_pass == pytest.approx(3.3616)
-    assert cross is None  # verification never gets dearer in Leviathan's model
+def test_default_acceptance_is_sourced_and_reproduces_its_measurement() -> None:
+    # EAGLE-3 in vLLM (#20780) at K = 3: AL 2.79; rates 0.78, 0.74, 0.74:
+    # 1 + 0.78 + 0.5772 + 0.427128 = 2.784328
+    assert sd.expected_tokens_from_rates(METHODS["eagle3"].rates, 3) == pytest.approx(2.7843, abs=1e-4)
+    assert "20780" in METHODS["eagle3"].rates_source
+    # EAGLE-1 at K = 2: 1 + 0.73 + 0.73 x 0.51 = 2.1023 (measured 2.10)
+    assert sd.expected_tokens_from_rates(METHODS["eagle"].rates, 2) == pytest.approx(2.1023)
+    assert METHODS["mtp"].rates[0] == 0.85 and "85%" in METHODS["mtp"].rates_source
+    assert METHODS["ngram"].proposal_rate == 0.30 and METHODS["eagle"].proposal_rate == 1.0
+    assert resolve_acceptance("eagle").rates == METHODS["eagle"].rates
+    assert resolve_acceptance("eagle", alpha=0.6).rates == (0.6,)
+    assert resolve_acceptance("eagle", rates=(0.9, 0.5)).rates == (0.9, 0.5)
+    # a measured mean of 3.3616 at gamma 4 is a constant 0.8
+    assert resolve_acceptance("eagle", acceptance_length=3.3616, gamma=4).rates[0] == pytest.approx(0.8)
 
 
 def test_eagle_head_matches_published_size() -> None:

@@ -17,10 +17,12 @@ import pytest
 from kvcalc.calc import kv as kvcalc_kv
 from kvcalc.calc import variants as calc
 from kvcalc.errors import InputError
-from kvcalc.report.variants import VariantRow, VariantsReport, memory_budget, variants_report
+from kvcalc.report.fit import fit_deployment
+from kvcalc.report.variants import VariantRow, VariantsReport, memory_budget, variants_plan, variants_report
 from kvcalc.sources.hardware import find_gpu
 from kvcalc.sources.hf_config import model_from_config
 from kvcalc.spec.base import to_jsonable
+from kvcalc.spec.deployment import EngineSettings, Parallel
 from kvcalc.spec.dtypes import storage_type
 from kvcalc.spec.layers import FullAttention, MLAAttention, SlidingWindowAttention
 from kvcalc.spec.model import ModelSpec
@@ -217,20 +219,30 @@ def test_report_llama_70b_in_40_gib() -> None:
         "gpu_count": None,
         "usable_bytes_per_gpu": None,
         "weights_bytes": None,
+        "engine": None,
+        "tp": None,
+        "block_size": None,
+        "fit_kv_cache_tokens": None,
     }
     assert doc["variants"][3]["max_tokens"] == 131_072
     assert any("floor(42,949,672,960 / 327,680)" in d.substituted for d in report.explain)
 
 
-def test_default_memory_is_gpu_minus_bf16_weights() -> None:
-    # Llama-3.1-70B: 70,553,706,496 params x 2 B = 141,107,412,992 B of bf16 weights; an H100 SXM hands out
-    # 85,017,493,504 B, so two are needed: 2 x 85,017,493,504 - 141,107,412,992 = 28,927,574,016 B
-    budget = memory_budget(_model(LLAMA_70B), find_gpu("h100"), None)
-    assert budget.weights_bytes == 141_107_412_992
-    assert budget.usable_bytes_per_gpu == 85_017_493_504
-    assert budget.gpu_count == 2 and budget.bytes == 28_927_574_016
+def test_default_memory_is_the_kv_pool_fit_plans() -> None:
+    # The budget is the KV pool `kvcalc fit` plans for the same GPU and engine (issue #8: 88,279 vs 17,600 tokens
+    # before): Llama-3.1-70B's 141 GB of bf16 weights need tp=2 on H100s; the pool is A per GPU x 2 GPUs, and the
+    # model's own row holds exactly fit's "GPU KV cache size" (whole blocks of 16: floor(2A / (16 x 327,680)) x 16
+    # = floor(A / (16 x 163,840)) x 16, the per-GPU block arithmetic).
+    model = _model(LLAMA_70B)
+    plan = variants_plan(model, find_gpu("h100"), EngineSettings())
+    budget = memory_budget(model, plan, None)
+    fit = fit_deployment(model, find_gpu("h100"), Parallel(tp=2), EngineSettings(), advise=False, explain=False)
+    assert plan.parallel.tp == 2 and budget.gpu_count == 2
+    assert budget.bytes == 2 * fit.per_gpu.kv_cache_bytes
+    own = _rows(variants_report(model, gpu=find_gpu("h100")))["GQA-8"]
+    assert own.max_tokens == fit.capacity.kv_cache_tokens == budget.bytes // (16 * 327_680) * 16
     with pytest.raises(InputError):
-        memory_budget(_model(LLAMA_70B), None, None)
+        memory_budget(model, None, None)
 
 
 # --- the CLI ------------------------------------------------------------------------------------------------
@@ -250,7 +262,6 @@ def test_cli_attention_variants_json() -> None:
     assert "explain" not in doc
     own = next(v for v in doc["variants"] if v["model_own"])
     assert own["name"] == "GQA-8" and own["kv_bytes_per_token"] == 327_680
-    # default: one H100 SXM cannot hold 141 GB of bf16 weights; two leave 28,927,574,016 B:
-    # floor(28,927,574,016 / 327,680) = 88,279 tokens
-    assert doc["memory"]["bytes"] == 28_927_574_016 and own["max_tokens"] == 88_279
+    # default: the KV pool `kvcalc fit` plans at tp=2 (one H100 cannot hold 141 GB of bf16 weights)
+    assert doc["memory"]["tp"] == 2 and own["max_tokens"] == doc["memory"]["fit_kv_cache_tokens"]
     assert [v["scheme"] for v in doc["variants"]] == ["MHA", "GQA", "GQA", "GQA", "GQA", "GQA", "MQA", "MLA"]

@@ -34,15 +34,17 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from kvcalc.calc import engines
 from kvcalc.calc import kv as kvmod
+from kvcalc.calc.deploy import plan_deployment
+from kvcalc.calc.engines import vllm_profile
+from kvcalc.calc.engines.settings import VllmSettings
+from kvcalc.calc.engines.vllm_versions import NEWEST, rules_for
 from kvcalc.calc.paged import (
     KvPlan,
     blocks_per_request,
     kv_plan,
     max_concurrency,
     reported_tokens,
-    version_tuple,
 )
 from kvcalc.calc.parallel import weights_per_stage
 from kvcalc.errors import KvcalcError, ParallelismError
@@ -60,7 +62,7 @@ from kvcalc.units import GIB
 REF = Path(os.environ.get("KVCALC_REFERENCE", "reference"))  # engine logs and runs; not in this repository
 RUNS = REF / "vllm_v019_h100_runs.tsv"
 LOGS = REF / "vllm_logs.tsv"
-COMMAND = ".venv/bin/python docs/dev/vllm_accuracy.py > docs/accuracy.md"
+COMMAND = "PYTHONPATH=. .venv/bin/python docs/dev/vllm_accuracy.py > docs/accuracy.md"
 
 # --- models ----------------------------------------------------------------------------------------------
 # Public config.json facts. Sources: the Hugging Face config.json of each repo, as quoted verbatim in public
@@ -359,13 +361,13 @@ def pct(pred: float, ref: float) -> float:
 
 
 def plan_for(model: ModelSpec, parallel: Parallel, engine: EngineSettings, block_size: int | None = None) -> KvPlan:
-    """The KV layout kvcalc gives this deployment (the same call vllm_budget makes)."""
-    version = version_tuple(engine.version or engines.VLLM_DEFAULT_VERSION)
+    """The KV layout kvcalc gives this deployment (the same call calc/engines/vllm.plan makes)."""
+    threshold = rules_for(engine.version or NEWEST).hybrid_group_threshold
     is_mla = any(layer.kind == "mla" for layer in model.layers)
     block = block_size or engine.block_size or (64 if is_mla else 16)
     kv = storage_type(engine.kv_cache_dtype or model.dtype)
     return kv_plan(list(model.layers), kv, kvmod.state_storage(model), storage_type(model.dtype), tp=parallel.tp,
-                   block_size=block, version=version)
+                   block_size=block, group_threshold=threshold)
 
 
 def groups_consistent(blocks: int, tokens: int, block: int = 16) -> list[int]:
@@ -450,7 +452,7 @@ def run_rows() -> list[dict[str, Any]]:
                     vplan = plan_for(model, parallel, engine, block_size=16)
                     rec["notes"].append(f"vLLM block 16, kvcalc {plan.min_block_size}")
                 rec["vplan"] = vplan
-                rec["layout_tokens"] = reported_tokens(rec["rep_blocks"], vplan, context, 8192, (0, 19, 0))
+                rec["layout_tokens"] = reported_tokens(rec["rep_blocks"], vplan, context, 8192, "groups")
                 rec["layout_conc"] = max_concurrency(rec["rep_blocks"], vplan, context, 8192)
                 lo = math.floor((rec["rep_A"] - 0.005) * GIB) // vplan.block_bytes
                 hi = math.floor((rec["rep_A"] + 0.005) * GIB) // vplan.block_bytes
@@ -513,7 +515,7 @@ def log_checks() -> tuple[list[dict[str, str]], dict[str, dict[str, str]]]:
     plan = plan_for(model, Parallel(), engine)
     blocks = int(6.51 * GIB) // plan.block_bytes
     lo, hi = int(6.505 * GIB) // plan.block_bytes, int(6.515 * GIB) // plan.block_bytes
-    tokens = reported_tokens(blocks, plan, 32768, 8192, (0, 11, 0))
+    tokens = reported_tokens(blocks, plan, 32768, 8192, "groups")
     out.append({
         "id": "V12", "what": "Qwen3-14B tp1 (v0.10/0.11): A = 6.51 GiB -> tokens, concurrency @32,768",
         "kvcalc": f"{lo * 16:,}-{hi * 16:,} tokens ({plan.block_bytes:,} B/block), "
@@ -588,12 +590,14 @@ def log_checks() -> tuple[list[dict[str, str]], dict[str, dict[str, str]]]:
           "(v0.10.1's gpt-oss profile peak is not modelled)",
     })
     if own is not None:
-        w = weights_per_stage(model, Parallel(), own)[0].weights_bytes / GIB
+        v17 = fit_deployment(model, gpu, Parallel(), EngineSettings(version="0.14.1"), context=131072, advise=False,
+                             explain=False)
+        w = v17.per_gpu.weights_bytes / GIB
         out.append({
             "id": "V17", "what": "gpt-oss-120b tp1 v0.14.1: \"Model loading took\" (weights only)",
-            "kvcalc": f"{w:.2f} GiB (quant.py MXFP4 = checkpoint bytes)", "vllm": "64.38 GiB (v0.10.1: 65.97)",
-            "verdict": f"{pct(w, 64.38):+.1f}%: vLLM's Hopper MXFP4 MoE layout (triton_kernels swizzle, fp32 "
-                       "biases; vllm_memory.md s6) adds ≈ 3.6 GiB not modelled",
+            "kvcalc": f"{w:.2f} GiB ({v17.weight_format.name}: checkpoint bytes + padded scale copy + fp32 "
+                      "biases + rotary cache)", "vllm": "64.38 GiB",
+            "verdict": f"{pct(w, 64.38):+.1f}% (checkpoint bytes alone: -5.6 %)",
         })
 
     # V27: Qwen3-Next-80B-A3B (hybrid gated-deltanet, 12 full + 36 linear), tp2, v0.11.0: 90,048 tokens and
@@ -691,6 +695,7 @@ def main() -> None:
     worst = max(ok, key=lambda r: abs(pct(r["pred_tokens"], r["rep_tokens"])))
     n_within = sum(within_target(r) for r in ok)
     n_2 = sum(abs(e) <= 2.0 for e in errs)
+    V019_SUMMARY.update(rows=len(ok), median=statistics.median(abs_errs), worst=abs_errs[-1])
     p("### Summary")
     p()
     p("| measure | value |")
@@ -711,7 +716,7 @@ def main() -> None:
           f"{statistics.median(perr):.2f} % / {perr[-1]:.1f} % |")
     failed_ok = sum(r["pred_status"] != "fits" for r in failed)
     p(f"| failed starts predicted as not fitting | {failed_ok} / {len(failed)}: the one layout failure (tp=5); "
-      "the other three are not capacity failures (section 3). User logs (section 5): V16 predicted; V15 only "
+      "the other three are not capacity failures (section 3). User logs (section 5): V16 and V15 predicted "
       "with its measured weights |")
     p()
     text_rows = [r for r in ok if "text only" not in r["notes"]]
@@ -853,9 +858,9 @@ def main() -> None:
     # constants
     p("## 6. Engine-level constants")
     p()
-    p(f"Values: `NON_TORCH_SINGLE` = {engines.NON_TORCH_SINGLE / GIB:.2f} GiB, `NON_TORCH_MULTI` = "
-      f"{engines.NON_TORCH_MULTI / GIB:.2f} GiB, `PROFILE_SLACK` = {engines.PROFILE_SLACK / GIB:.2f} GiB, "
-      f"sampler bytes per (row x vocab) from v0.17 = {engines.sampler_bytes_per_row_vocab((0, 19))}. "
+    p(f"Values: `NON_TORCH_SINGLE` = {vllm_profile.NON_TORCH_SINGLE / GIB:.2f} GiB, `NON_TORCH_MULTI` = "
+      f"{vllm_profile.NON_TORCH_MULTI / GIB:.2f} GiB, `PROFILE_SLACK` = {vllm_profile.PROFILE_SLACK / GIB:.2f} GiB, "
+      f"sampler bytes per (row x vocab) from v0.17 = {rules_for('0.19.0').sampler_bytes_per_row_vocab}. "
       "Evidence (section 2, residual = vLLM − kvcalc):")
     p()
     n1 = sorted(r["rep_N"] for r in ok if r["tp"] * r["pp"] == 1)
@@ -882,7 +887,8 @@ def main() -> None:
     p()
     p("- **Rotary cos/sin cache (now modelled).** vLLM's \"Model loading took\" includes the RoPE cache, "
       "max_position_embeddings x rotary_dim in the model dtype on every rank; kvcalc adds it to the vLLM "
-      "weights (`calc/engines.py::rope_cache_bytes`): 2–64 MiB for most models, 2.50 GiB for Llama 4 Scout, "
+      "weights (`calc/engines/vllm_profile.py::rope_cache_bytes`): 2–64 MiB for most models, 2.50 GiB for "
+      "Llama 4 Scout, "
       "whose remaining gap is its vision tower sharded over tp 4 (0.87 B params → 0.41 GiB per rank).")
     p("- **Vision / multimodal encoders.** vLLM loads them (Gemma 3: SigLIP ≈ 0.42 B params = 0.78 GiB, the "
       "rest of the 1.1–1.4 GiB gap unexplained; granite-vision 0.82 GiB; Kimi-VL 1.01 GiB at tp 1, 0.63 GiB at "
@@ -907,10 +913,12 @@ def main() -> None:
       "with A only 3 GiB at tp 2 this is the +3.7 % token row. Unexplained beyond the rotary cache (≤ 0.03 GiB).")
     p("- **Quantized weights** (quant.py) come out 0.03–0.05 GiB below vLLM's for the text models (FP8-dynamic, "
       "W8A8, GPTQ w4a16): scale dtypes as loaded, the rotary cache, Marlin workspaces; ≤ 0.1 % of KV.")
-    p("- **gpt-oss-120b (user logs V15, V17).** quant.py's MXFP4 size is the checkpoint's 60.77 GiB; vLLM "
-      "loads 64.38 GiB (v0.14.1) / 65.97 GiB (v0.10.1) on H100 (Hopper triton_kernels layout, fp32 biases). "
-      "And v0.10.1's profile run for it implies P + N ≈ 7.4 GiB against kvcalc's ≈ 1.6, so that failed start "
-      "is predicted only with the measured weights.")
+    p("- **gpt-oss-120b (user logs V15, V17; now modelled).** The checkpoint holds 60.77 GiB; vLLM loads 64.38 "
+      "GiB (v0.14.1, triton_kernels on SM90: the loaded uint8 scales stay allocated beside a swizzled copy padded "
+      "to 256 rows, biases in fp32) and 65.97 GiB (v0.10.1, Marlin: hidden padded to 256, intermediate to 128). "
+      "kvcalc lays MXFP4 experts out per kernel (calc/quant/mxfp4.py, chosen per GPU and release in "
+      "calc/engines/platforms.py): 64.32 and 65.91 GiB. v0.10.1's profile run for this model still implies "
+      "P + N ≈ 7.4 GiB against kvcalc's ≈ 1.6 (not modelled).")
     p("- **Hybrid linear-attention state (V27)**: see section 5; unresolved.")
     p()
     p("No row's reported figures disagree with kvcalc's grouping for the v0.19.0 runs (section 4): Gemma 2 "
@@ -923,6 +931,132 @@ def main() -> None:
       "and vLLM's per-rank weight memory are in [accuracy-quant.md](accuracy-quant.md) (`docs/dev/quant_accuracy.py`): "
       "GGUF 86 files, median 0.05 %, worst 0.23 % (target 2 %); safetensors 16 checkpoints, median 0.03 %, worst "
       "0.16 %; vLLM weight memory 10 rows, median 0.29 %, worst 1.78 % (target 3 %).")
+
+    recent_releases(p)
+
+
+# --- recent releases --------------------------------------------------------------------------------------
+
+#: Qwen2.5-0.5B-Instruct config.json (Qwen/Qwen2.5-0.5B-Instruct): 24 layers, hidden 896, 14 heads, 2 KV heads,
+#: intermediate 4864, vocab 151,936, tied embeddings, 32,768 positions, bf16.
+QWEN25_05B: dict[str, Any] = {"model_type": "qwen2", "hidden_size": 896, "num_hidden_layers": 24,
+                              "num_attention_heads": 14, "num_key_value_heads": 2, "intermediate_size": 4864,
+                              "vocab_size": 151936, "tie_word_embeddings": True, "max_position_embeddings": 32768,
+                              "torch_dtype": "bfloat16", "rope_theta": 1000000.0}
+
+#: Usable start-ups of recent vLLM releases (public logs collected in the research notes, each with its source):
+#: (id, version, runner, enforce_eager, reported "GPU KV cache size", source).
+RECENT_QWEN = [
+    ("R03a", "0.26.0", "v1", False, 6_891_296, "vllm-project/vllm #50159 (MRv1, CUDA graphs)"),
+    ("R03b", "0.26.0", "v2", False, 6_900_336, "vllm-project/vllm #50159 (MRv2, CUDA graphs)"),
+    ("R03c", "0.26.0", "v1", True, 6_908_880, "vllm-project/vllm #50159 (--enforce-eager)"),
+]
+
+#: gpt-oss-120b "Model loading took" GiB: (id, release as logged, release planned, gpu, tp, logged, source).
+GPT_OSS_WEIGHTS = [
+    ("V15", "0.10.1", "0.10.1", "h100-sxm", 1, 65.9651, "vllm-project/vllm #23278"),
+    ("V17", "0.14.1", "0.14.1", "h100-sxm", 1, 64.38, "vllm-project/vllm #33155"),
+    ("R11", "unstated", "0.14.1", "a100-80gb", 2, 34.3774,
+     "public log, GPU and release unstated (planned as a Marlin card; research notes section 2.3)"),
+]
+
+
+def recent_releases(p: Any) -> None:
+    """Section 9: start-ups of vLLM releases after v0.19, the gpt-oss weights by kernel, SGLang, and the
+    per-version summary."""
+    gpu = find_gpu("rtx-pro-6000")
+    model = model_from_config(dict(QWEN25_05B), model_id="Qwen/Qwen2.5-0.5B-Instruct")
+    p()
+    p("## 9. Recent releases (v0.20 and newer), other engines, and the summary by engine version")
+    p()
+    p("Public start-up logs of releases after v0.19 that name the model, the GPU and the release, with enough "
+      "settings to plan them, are few: most recent logs in the collection (53 rows) are of models kvcalc has "
+      "no config for (Qwen3.6/3.8 builds, GLM-5.3, MiniMax-M2.x), of unnamed models, or of patched images. The "
+      "usable ones:")
+    p()
+    p("| id | release | model | GPU | settings | kvcalc tokens | vLLM tokens | err | source |")
+    p("|---|---|---|---|---|---|---|---|---|")
+    errors: dict[str, list[float]] = {"0.19.0": []}
+    for rid, version, runner, eager, logged, source in RECENT_QWEN:
+        settings = VllmSettings(version=version, gpu_memory_utilization=0.85, model_runner=runner,  # type: ignore[arg-type]
+                                enforce_eager=eager)
+        plan = plan_deployment(model, gpu, Parallel(), settings)
+        err = pct(plan.kv_cache_tokens, logged)
+        errors.setdefault(version, []).append(err)
+        what = f"u 0.85, MR{runner}" + (", eager" if eager else ", graphs")
+        p(f"| {rid} | {version} | Qwen2.5-0.5B-Instruct | RTX PRO 6000 Blackwell Server | {what} | "
+          f"{plan.kv_cache_tokens:,} | {logged:,} | {err:+.1f}% | {source} |")
+    p()
+    p("kvcalc is 2 % low on all three. The graph terms agree with the log's own differences: vLLM's eager run holds "
+      "17,584 more tokens than MRv1 with graphs (0.20 GiB of graph estimate at 12,288 B per token) and 8,544 more "
+      "than MRv2 (0.10 GiB); kvcalc subtracts its default 0.36 GiB under MRv1 and, on v0.26, nothing under MRv2 "
+      "(#49224). The common 1.7 GiB gap sits in the base budget: the card's torch total is an estimate in "
+      "hardware/rtx-pro-6000.yaml (0.6 GiB at most), and the dummy sampler of releases after v0.21 "
+      "(FlashInfer again, #40376) may hold less than the 14 B per row x vocab calibrated on v0.19 (2.0 GiB here at "
+      "1,024 rows x 151,936); one log cannot separate the two, so neither is tuned.")
+    p()
+    p("**gpt-oss-120b weights by MXFP4 kernel** (\"Model loading took\", GiB; calc/quant/mxfp4.py):")
+    p()
+    p("| id | release | GPU | tp | kernel | kvcalc | vLLM | err | source |")
+    p("|---|---|---|---|---|---|---|---|---|")
+    gpt = load_model("gpt-oss-120b")
+    for rid, logged_as, version, key, tp, logged, source in GPT_OSS_WEIGHTS:
+        plan = plan_deployment(gpt, find_gpu(key), Parallel(tp=tp), VllmSettings(version=version), context=4096)
+        w = plan.binding_device.weights_bytes / GIB
+        err = pct(w, logged)
+        errors.setdefault(f"{logged_as} (weights)", []).append(err)
+        p(f"| {rid} | {logged_as} | {key} | {tp} | {plan.assumptions['weight_kernel'].value} | {w:.2f} | {logged} | "
+          f"{err:+.1f}% | {source} |")
+    p()
+    p("**SGLang** (0.5.x; `calc/engines/sglang.py`): Qwen3-235B-A22B-FP8 on 4 x H100 at "
+      "`--mem-fraction-static 0.93` logged `#tokens: 367,404` (vLLM issue #21348, an SGLang comparison).")
+    sg = plan_deployment(load_model("qwen3-235b"), find_gpu("h100-sxm"), Parallel(tp=4),
+                         EngineSettings(name="sglang", mem_fraction_static=0.93),
+                         weight_format=quant_module().parse_quant("fp8:block", model=load_model("qwen3-235b")),  # type: ignore[union-attr]
+                         context=8192)
+    sg_err = pct(sg.kv_cache_tokens, 367_404)
+    p(f"kvcalc: {sg.kv_cache_tokens:,} tokens ({sg_err:+.1f} %), with SGLang's free-memory basis taken after its "
+      "CUDA context and NCCL buffers (2.1 GiB at tp > 1, vLLM's measured multi-GPU figure). TensorRT-LLM and "
+      "llama.cpp budgets have no comparable public start-up in the collection beyond the llama.cpp cell counts "
+      "already checked in accuracy-quant.md / llamacpp_logs.tsv (KV = cells x bytes per cell, exact).")
+    p()
+    p("### Summary by engine version")
+    p()
+    p("Reproduce: `" + COMMAND + "`; each vLLM row is planned with `--engine-version` set to the logged release "
+      "(the v0.19.0 dev set with `--engine-version 0.19.0`, unchanged by the newer rules).")
+    p()
+    p("| engine, release | rows | median abs error | worst abs error | compared |")
+    p("|---|---|---|---|---|")
+    p(f"| vLLM 0.19.0 | {V019_SUMMARY['rows']} | {V019_SUMMARY['median']:.2f} % | {V019_SUMMARY['worst']:.1f} % | "
+      "KV tokens (section 1) |")
+    for key, values in errors.items():
+        if not values:
+            continue
+        absolute = sorted(abs(v) for v in values)
+        what = "weights" if "weights" in key else "KV tokens"
+        p(f"| vLLM {key.replace(' (weights)', '')} | {len(values)} | {statistics.median(absolute):.2f} % | "
+          f"{absolute[-1]:.1f} % | {what} |")
+    p(f"| SGLang 0.5.x | 1 | {abs(sg_err):.2f} % | {abs(sg_err):.1f} % | KV tokens |")
+    p()
+    p("Like with like: from v0.21 vLLM logs \"GPU KV cache size\" as int(max concurrency x max_model_len) for "
+      "every model (#41069; v0.20 hybrids still used floor(blocks / groups) x block size), which for hybrid and "
+      "sliding-window models is not the pool's capacity; kvcalc prints the figure of the release it models "
+      "(`kv_cache_tokens`) and keeps the pool itself in `kv_pool` (blocks x block size per group).")
+    p()
+    p("## 10. Latency and throughput (`kvcalc perf`)")
+    p()
+    p("Predicted TTFT, TPOT and throughput against 87 published measurements (vLLM, SGLang, TRT-LLM, NIM, llama.cpp "
+      "on H100, H200, A100, L40S, B200, RTX 4090) are in [accuracy-perf.md](accuracy-perf.md) "
+      "(`docs/dev/perf_accuracy.py`), with default coefficients: TPOT median 9.5 % (worst 46 %, 31 rows; target "
+      "15 %), TTFT median 21.6 % (worst 44 %, 20 rows; target 25 %); a pure roofline is 55 % and 62 % off on the "
+      "same rows.")
+    p("Throughput of bursts of variable-length requests is the known weak spot (2-5x optimistic: no length tail in "
+      "the model).")
+
+
+#: The v0.19.0 section-1 summary, filled by main() before recent_releases runs.
+V019_SUMMARY: dict[str, float] = {"rows": 0, "median": 0.0, "worst": 0.0}
+
 
 if __name__ == "__main__":
     try:

@@ -52,7 +52,7 @@ def _try(make: Planner) -> DeploymentPlan | None:
 
 
 def _runs(plan: DeploymentPlan | None, concurrency: int) -> bool:
-    return plan is not None and plan.admits(concurrency)
+    return plan is not None and plan.admits_total(concurrency)
 
 
 def _suggest(change: str, plan: DeploymentPlan, note: str | None = None) -> Suggestion:
@@ -165,28 +165,50 @@ def _with_kv(settings: AnySettings, kv: str) -> AnySettings:
     return replace(settings, kv_cache_dtype=kv)
 
 
-def _load(base: DeploymentPlan, concurrency: int, explicit: bool) -> list[Suggestion]:
-    """A shorter context for the same requests, then fewer requests at the same context."""
-    out: list[Suggestion] = []
-    if base.startup_error is None or "max_model_len" in (base.startup_error or "") or base.engine == "llamacpp":
-        limit = base.max_model_len
-        if base.startup_error and "derived max_model_len" in base.startup_error:
-            from kvcalc.calc.engines.common import derived_max_model_len
+def _shorter_context(base: DeploymentPlan, concurrency: int, explicit: bool) -> Suggestion | None:
+    """The longest context the engine accepts at which the requests fit (re-planned: a shorter context also
+    changes what the engine allocates)."""
+    from kvcalc.calc.engines.common import derived_max_model_len
 
-            limit = derived_max_model_len(base.model) or limit
-        shorter = base.max_context_at(concurrency, limit) if base.startup_error is None else limit
-        if 0 < shorter < base.max_model_len:
-            plan = _try(_replan(base, explicit=explicit, context=shorter))
-            while plan is not None and not plan.admits(concurrency) and shorter > 1:
-                shorter = plan.max_context_at(concurrency, shorter - 1) if plan.startup_error is None else shorter // 2
-                plan = _try(_replan(base, explicit=explicit, context=shorter)) if shorter else None
-            if _runs(plan, concurrency):
-                assert plan is not None
-                out.append(_suggest(f"--context {shorter}", plan))
-    fewer = min(int(base.concurrency_at(base.max_model_len)), base.max_num_seqs or concurrency)
-    if base.startup_error is None and 1 <= fewer < concurrency:
+    limit = min(base.max_model_len, derived_max_model_len(base.model) or base.max_model_len)
+    per = base.per_replica(concurrency)
+    shorter = base.max_context_at(per, limit) if base.kv_pool.num_blocks else 0
+    for _ in range(8):
+        if shorter <= 0 or (shorter >= base.max_model_len and base.startup_error is None):
+            return None
+        plan = _try(_replan(base, explicit=explicit, context=shorter))
+        if _runs(plan, concurrency):
+            assert plan is not None
+            return _suggest(f"--context {shorter}", plan)
+        if plan is None or (plan.startup_error is not None and not plan.kv_pool.num_blocks):
+            return None
+        shorter = min(shorter - 1, plan.max_context_at(per, shorter - 1))
+    return None
+
+
+def _load(base: DeploymentPlan, concurrency: int, explicit: bool) -> list[Suggestion]:
+    """A shorter context for the same requests, fewer requests at the same context, or more data-parallel
+    replicas (each holds its own pool)."""
+    out: list[Suggestion] = []
+    shorter = _shorter_context(base, concurrency, explicit)
+    if shorter is not None:
+        out.append(shorter)
+    if base.startup_error is not None:
+        return out
+    fewer = min(int(base.concurrency_at(base.max_model_len)), base.max_num_seqs or concurrency) * base.parallel.dp
+    if 1 <= fewer < concurrency:
         note = f"{fewer} requests of {base.max_model_len:,} tokens at once"
         out.append(_suggest(f"--concurrency {fewer}", base, note))
+        per = fewer // base.parallel.dp
+        replicas = -(-concurrency // per)
+        if base.engine != "llamacpp" and replicas <= 64:
+            layout = replace(base.parallel, dp=replicas, ep=base.parallel.tp * replicas if base.parallel.ep > 1 else 1)
+            plan = _try(_replan(base, parallel=layout, explicit=explicit))
+            if _runs(plan, concurrency):
+                assert plan is not None
+                size = base.parallel.tp * base.parallel.pp
+                note = f"{replicas} replicas of {size} GPU(s), {per} requests each ({plan.parallel.gpus} GPUs)"
+                out.append(_suggest(f"--dp {replicas}", plan, note))
     return out
 
 

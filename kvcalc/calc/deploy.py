@@ -55,3 +55,12 @@ def plan_deployment(
     if warnings:
         plan = replace(plan, warnings=tuple(warnings) + plan.warnings)
     return plan
+
+
+def serving_dtype_for(model: ModelSpec, engine: EngineSettings | AnySettings) -> str:
+    """The dtype the engine serves a 16/32-bit checkpoint in when the GPU has bf16 (kept for callers written
+    against the earlier deploy module; plans carry `serving_dtype`, which also applies the GPU's fallbacks):
+    fp32 checkpoints are cast to bf16 by vLLM, SGLang and TensorRT-LLM (`dtype=auto`); llama.cpp keeps the file's."""
+    if model.dtype == "fp32" and engine.name != "llamacpp":
+        return "bf16"
+    return model.dtype if model.dtype in ("bf16", "fp16", "fp32") else "bf16"

@@ -1,5 +1,5 @@
-"""Draft methods for speculative decoding: their default acceptance rate (with its source) and the draft
-network each runs, as a ModelSpec the perf model can cost and whose weights and KV count against memory.
+"""Draft methods for speculative decoding: their default per-position acceptance (with its source) and the
+draft network each runs, as a ModelSpec the perf model can cost and whose weights and KV count against memory.
 
 - `draft`: a separate, smaller model of the same tokenizer (Leviathan et al. 2023, arXiv:2211.17192).
 - `eagle`: EAGLE / EAGLE-2 (Li et al. 2024, arXiv:2401.15077 and arXiv:2406.16858): one decoder layer shaped
@@ -11,9 +11,14 @@ network each runs, as a ModelSpec the perf model can cost and whose weights and 
   reduced draft vocabulary (`draft_vocab_size` 32,000 in the released heads, e.g. EAGLE3-LLaMA3.1-Instruct-8B).
 - `mtp`: DeepSeek-V3's multi-token-prediction module(s) shipped in the checkpoint (`ModelSpec.mtp_tensors`;
   DeepSeek-V3 report arXiv:2412.19437 s2.2), reusing the embedding and LM head; engines run the first module
-  gamma times (vLLM `DeepSeekMTP`).
+  gamma times (vLLM `DeepSeekMTP`, TensorRT-LLM "MTP Eagle").
 - `ngram`: prompt lookup (Saxena 2023, github.com/apoorvumang/prompt-lookup-decoding; vLLM `ngram`): drafts
   by matching the last n tokens against the prompt on the CPU, no network: drafting is free.
+
+Acceptance is given per draft position as conditional rates a_i (`kvcalc.calc.speculative`): measured in a
+serving engine where there is a measurement, since a research prototype's drafts (trees, its own chat
+template) accept more than an engine's chains (EAGLE-3 reports tau 6.13 on MT-bench with a tree in its own
+code; vLLM's chain of 7 accepts 3.54 with the same head, vllm-project/vllm#20780).
 """
 
 from __future__ import annotations
@@ -26,44 +31,69 @@ from kvcalc.spec.model import ModelSpec
 #: EAGLE-3's released heads predict over the 32,000 most frequent target tokens (`draft_vocab_size`).
 EAGLE3_DRAFT_VOCAB = 32_000
 
+_VLLM_20780 = ("vllm-project/vllm#20780 (Llama-3.1-8B-Instruct on H100, MT-bench, temperature 0, batch 1): "
+               "mean acceptance length at K = 2..7")
+
 
 @record
 class DraftMethod:
-    """A drafting method, its default per-token acceptance rate and where that figure comes from."""
+    """A drafting method, its default conditional per-position acceptance rates (the last repeats beyond the
+    list) and where they come from, and the share of sequences that draft in a step (`proposal_rate`)."""
 
     name: str
-    alpha: float
-    alpha_source: str
+    rates: tuple[float, ...]
+    rates_source: str
     paper: str
+    proposal_rate: float = 1.0
 
 
 METHODS: dict[str, DraftMethod] = {
     "draft": DraftMethod(
-        name="draft", alpha=0.7, paper="Leviathan et al. 2023 arXiv:2211.17192",
-        alpha_source="assumed mid value: acceptance depends on the (target, draft, task) triple "
-                     "(Leviathan et al. 2023 s4 measure it per pair); pass --alpha measured for yours",
+        name="draft", rates=(0.7,), paper="Leviathan et al. 2023 arXiv:2211.17192",
+        rates_source="assumed constant 0.7: acceptance depends on the (target, draft, task) triple "
+                     "(Leviathan et al. 2023 s4 measure it per pair); pass --acceptance-length measured for yours",
     ),
+    # AL(K) = 1 + r_1 + ... + r_K with unconditional r_i, so r_K = AL(K) - AL(K-1): EAGLE-1 AL 2.10, 2.29,
+    # 2.39, 2.43, 2.45, 2.47 give r_3..r_6 = 0.19, 0.10, 0.04, 0.02; r_1 + r_2 = 1.10 split with a_2 = a_3
+    # ((1.10 - r_1)^2 = 0.19 r_1: r_1 = 0.728); a_i = r_i / r_(i-1).
     "eagle": DraftMethod(
-        name="eagle", alpha=0.71, paper="Li et al. 2024 arXiv:2401.15077 (EAGLE), arXiv:2406.16858 (EAGLE-2)",
-        alpha_source="EAGLE-3 paper arXiv:2503.01840 Fig. 7: EAGLE's 0-alpha ~0.71 on MT-bench with "
-                     "LLaMA-3.1-8B-Instruct, falling to ~0.52 by 6-alpha (figure reading): deep drafts overstated",
+        name="eagle", rates=(0.73, 0.51, 0.51, 0.53, 0.40, 0.50),
+        paper="Li et al. 2024 arXiv:2401.15077 (EAGLE), arXiv:2406.16858 (EAGLE-2)",
+        rates_source=f"{_VLLM_20780}, EAGLE-1 head: 2.10, 2.29, 2.39, 2.43, 2.45, 2.47 -> conditional rates "
+                     "(first two split assuming a_2 = a_3)",
     ),
+    # EAGLE-3 AL 2.36, 2.79, 3.08, 3.32, 3.46, 3.54: r_3..r_7 = 0.43, 0.29, 0.24, 0.14, 0.08; r_1 + r_2 =
+    # 1.36 with a_2 = a_3: r_1 = 0.781.
     "eagle3": DraftMethod(
-        name="eagle3", alpha=0.79, paper="Li et al. 2025 arXiv:2503.01840 (EAGLE-3)",
-        alpha_source="arXiv:2503.01840 Fig. 7: ~0.79 at every draft position, MT-bench, LLaMA-3.1-8B-Instruct "
-                     "(figure reading)",
+        name="eagle3", rates=(0.78, 0.74, 0.74, 0.67, 0.83, 0.58, 0.57),
+        paper="Li et al. 2025 arXiv:2503.01840 (EAGLE-3)",
+        rates_source=f"{_VLLM_20780}, EAGLE-3 head: 2.36, 2.79, 3.08, 3.32, 3.46, 3.54 -> conditional rates "
+                     "(first two split assuming a_2 = a_3)",
     ),
+    # DeepSeek-V3 s5.4.3: the second token is accepted 85-90 % of the time (its one MTP module). Deeper
+    # positions reuse that module; GLM-4.5-Air's single MTP head in vLLM accepts 0.92, 0.68, 0.38 per position
+    # (unconditional, GPQA; SpecDecode-Bench, arXiv:2601.11580): conditional 0.92, 0.74, 0.56, i.e. 0.80 and
+    # 0.61 of the first; applied to 0.85: 0.68, 0.52.
     "mtp": DraftMethod(
-        name="mtp", alpha=0.85, paper="DeepSeek-AI 2024 arXiv:2412.19437 (DeepSeek-V3) s2.2, s5.4.3",
-        alpha_source="arXiv:2412.19437 s5.4.3: 'the acceptance rate of the second token prediction ranges "
-                     "between 85% and 90%' (the low end)",
+        name="mtp", rates=(0.85, 0.68, 0.52), paper="DeepSeek-AI 2024 arXiv:2412.19437 (DeepSeek-V3) s2.2, s5.4.3",
+        rates_source="arXiv:2412.19437 s5.4.3: 'the acceptance rate of the second token prediction ranges "
+                     "between 85% and 90%' (0.85); deeper positions decay as GLM-4.5-Air's reused MTP head "
+                     "in vLLM (0.92, 0.68, 0.38 per position; specdecode-bench.github.io)",
     ),
+    # SpecDecode-Bench's released acceptance data (Llama-3.1-8B, vLLM ngram, ShareGPT, k = 5): unconditional
+    # 0.132, 0.101, 0.083, 0.072, 0.063 -> conditional 0.13, 0.77, 0.82, 0.87, 0.88. Bursty: most steps find
+    # no match, a match usually continues.
+    # vLLM's n-gram proposer drafts nothing for a request whose last 3..7 tokens match nowhere earlier
+    # (`_find_longest_matched_ngram_and_propose_tokens` returns an empty array, vllm/v1/spec_decode/
+    # ngram_proposer.py): only a share of the batch verifies gamma + 1 tokens. Running that rule over the same
+    # released ShareGPT requests finds a match at 30 % of the steps (GSM8K 21 %, CNN/DM 28 %, InstructCoder 59 %).
     "ngram": DraftMethod(
-        name="ngram", alpha=0.5, paper="Saxena 2023, prompt lookup decoding (github.com/apoorvumang/"
-                                       "prompt-lookup-decoding)",
-        alpha_source="assumption, not a measurement: acceptance depends on how much the output copies the "
-                     "prompt (vLLM blog 2024-10-17: up to 2.8x on CNN/DailyMail summarization, slower than "
-                     "no speculation on ShareGPT at high load)",
+        name="ngram", rates=(0.13, 0.77, 0.82, 0.87, 0.88), proposal_rate=0.30,
+        paper="Saxena 2023, prompt lookup decoding (github.com/apoorvumang/prompt-lookup-decoding)",
+        rates_source="SpecDecode-Bench acceptance data (github.com/SpecDecode-Bench/simulator, Llama-3.1-8B, "
+                     "vLLM ngram, ShareGPT chat): conditional 0.13, 0.77, 0.82, 0.87, 0.88, a match at 30 % of "
+                     "the steps; code editing accepts far more (InstructCoder: 0.31, 0.90, 0.90, 0.95, 0.94, "
+                     "matches at 59 %)",
     ),
 }
 
@@ -199,3 +229,4 @@ def draft_network(method: str, target: ModelSpec, draft: ModelSpec | None = None
         return None
     draft_method(method)
     return builders[method](target)
+

@@ -56,6 +56,23 @@ def params_active(model: ModelSpec) -> int:
     return params_total(model) - skipped
 
 
+def embedding_lookup_params(model: ModelSpec) -> int:
+    """Parameters of the input embedding table (token_embd, pos_embd): a token reads one row of it by lookup, so
+    it is not "active" in the sense of being multiplied. A tied head is the same tensor used as the output
+    projection: then the table stays counted once, as the head."""
+    if model.tie_word_embeddings:
+        return sum(t.numel for t in model.global_tensors if t.role == "pos_embd")
+    return sum(t.numel for t in model.global_tensors if t.role in ("token_embd", "pos_embd"))
+
+
+def params_active_per_token(model: ModelSpec) -> int:
+    """Parameters a token's forward pass multiplies by: params_active less the input embedding lookup
+    (`embedding_lookup_params`). This is how the gpt-oss (5.13 B of 116.8 B), DeepSeek-V3 (36.6 B, "37B"),
+    Kimi K2 (31.7 B, "32B") and Nemotron 3 Nano ("3.2B active, 3.6B with embeddings") cards count; Mistral,
+    Qwen and Meta cards count the table too (`params_active`: Mixtral 8x7B 12.9 B, Qwen3-30B-A3B 3.3 B)."""
+    return params_active(model) - embedding_lookup_params(model)
+
+
 def params_breakdown(model: ModelSpec) -> dict[str, int]:
     """Params per component; the values sum to params_total."""
     counts: Counter[str] = Counter()

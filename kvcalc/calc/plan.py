@@ -114,7 +114,8 @@ class KvPool:
     unit "blocks": `num_blocks` block indices of `block_size` tokens shared by every KV-cache group (vLLM,
     TensorRT-LLM); unit "cells": `num_blocks` token cells (SGLang token slots, llama.cpp context cells), with
     block_size 1. `block_bytes` is what one block index (or cell) costs on the binding GPU; `layout` holds the
-    KV-cache groups (vLLM's page-size unification and hybrid grouping, calc/paged.py)."""
+    KV-cache groups (vLLM's page-size unification and hybrid grouping, calc/paged.py); `reserved_blocks` are
+    never given to requests (vLLM's null block)."""
 
     unit: Literal["blocks", "cells"]
     block_size: int
@@ -123,6 +124,12 @@ class KvPool:
     layout: KvPlan
     kv_bytes_per_token: int
     fixed_bytes_per_sequence: int
+    reserved_blocks: int = 0
+
+    @property
+    def usable_blocks(self) -> int:
+        """Blocks requests can hold: num_blocks less those the engine keeps (vLLM's null block from ≈v0.25)."""
+        return max(0, self.num_blocks - self.reserved_blocks)
 
 
 @record
@@ -134,7 +141,8 @@ class DeploymentPlan:
     (max_num_seqs when the pool holds more requests than the scheduler admits; max_model_len when a llama.cpp
     context is shorter than what memory would hold). `admission_tokens` is the prefill chunk a request may
     have in flight when the engine sizes sliding-window blocks (vLLM max_num_batched_tokens, doubled under
-    async scheduling from v0.27)."""
+    async scheduling from v0.26). `placement` is llama.cpp's layer placement (calc/offload OffloadPlan: layers on
+    the GPU, host bytes, decode speed)."""
 
     model: ModelSpec
     gpu: GpuSpec
@@ -162,6 +170,7 @@ class DeploymentPlan:
     admission_tokens: int | None = None
     host: HostLedger | None = None
     engine_notes: tuple[str, ...] = ()
+    placement: Any = None
 
     @property
     def binding_device(self) -> DeviceLedger:
@@ -190,9 +199,10 @@ class DeploymentPlan:
         return request_blocks(self.kv_pool.layout, tokens, chunk, self.parallel.cp)
 
     def concurrency_at(self, tokens: int) -> float:
-        """Requests of `tokens` tokens the pool holds at once (memory only; max_num_seqs not applied)."""
+        """Requests of `tokens` tokens the pool's usable blocks hold at once (memory only; max_num_seqs not
+        applied; `max_concurrency` is the engine's own figure over all blocks)."""
         need = self.blocks_per_request(tokens)
-        return self.kv_pool.num_blocks / need if need else 0.0
+        return self.kv_pool.usable_blocks / need if need else 0.0
 
     def requests_at(self, tokens: int) -> int:
         """Requests of `tokens` tokens the engine runs at once: min(whole requests the pool holds,
@@ -210,13 +220,21 @@ class DeploymentPlan:
         length = self.max_model_len if tokens is None else tokens
         return self.concurrency_at(length) >= concurrency
 
+    def per_replica(self, concurrency: int) -> int:
+        """Requests one data-parallel replica must hold when `concurrency` spread over all of them."""
+        return -(-concurrency // self.parallel.dp)
+
+    def admits_total(self, concurrency: int, tokens: int | None = None) -> bool:
+        """`admits` for `concurrency` requests over the whole deployment (ceil(concurrency / dp) per replica)."""
+        return self.admits(self.per_replica(concurrency), tokens)
+
     def max_context_at(self, concurrency: int, limit: int | None = None) -> int:
         """Longest context L <= limit (default max_model_len) whose blocks for `concurrency` requests fit the
         pool (binary search: blocks per request never shrink as L grows)."""
         lo, hi = 0, limit if limit is not None else self.max_model_len
         while lo < hi:
             mid = (lo + hi + 1) // 2
-            if self.blocks_per_request(mid) * concurrency <= self.kv_pool.num_blocks:
+            if self.blocks_per_request(mid) * concurrency <= self.kv_pool.usable_blocks:
                 lo = mid
             else:
                 hi = mid - 1

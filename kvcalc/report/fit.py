@@ -157,15 +157,18 @@ def fit_deployment(
 
 
 def fit_verdict(plan: DeploymentPlan, concurrency: int) -> tuple[bool, str | None]:
-    """Whether `concurrency` requests of max_model_len run at once, and why not."""
+    """Whether `concurrency` requests of max_model_len run at once over the deployment's replicas (each
+    data-parallel replica takes ceil(concurrency / dp) of them), and why not."""
     if plan.startup_error is not None:
         return False, plan.startup_error
+    total, concurrency = concurrency, plan.per_replica(concurrency)
+    where = f" per replica ({total} over {plan.parallel.dp})" if plan.parallel.dp > 1 else ""
     if plan.max_num_seqs is not None and concurrency > plan.max_num_seqs:
-        return False, (f"{concurrency} concurrent requests exceed max_num_seqs = {plan.max_num_seqs} (the scheduler "
-                       "runs at most that many at once)")
+        return False, (f"{concurrency} concurrent requests{where} exceed max_num_seqs = {plan.max_num_seqs} (the "
+                       "scheduler runs at most that many at once)")
     if plan.concurrency_at(plan.max_model_len) < concurrency:
-        return False, (f"{concurrency} concurrent requests of {plan.max_model_len:,} tokens need {concurrency}x; the "
-                       f"cache holds {plan.max_concurrency:.2f}x")
+        return False, (f"{concurrency} concurrent requests of {plan.max_model_len:,} tokens{where} need "
+                       f"{concurrency}x; the cache holds {plan.max_concurrency:.2f}x")
     return True, None
 
 
@@ -205,7 +208,7 @@ def fit_report(plan: DeploymentPlan, engine: Any = None, concurrency: int = 1, *
             context=plan.max_model_len,
             concurrency=concurrency,
             max_context_at_concurrency=plan.max_context_at(
-                concurrency, max(plan.model.max_position_embeddings or 0, plan.max_model_len)
+                plan.per_replica(concurrency), max(plan.model.max_position_embeddings or 0, plan.max_model_len)
                 if plan.engine != "llamacpp" else plan.max_model_len),
             kv_bytes_per_token=plan.kv_pool.kv_bytes_per_token,
             fixed_bytes_per_sequence=plan.kv_pool.fixed_bytes_per_sequence,

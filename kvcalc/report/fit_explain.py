@@ -14,7 +14,7 @@ def fit_derivations(plan: DeploymentPlan, weights_total: int) -> list[Derivation
     """Weights per GPU, the memory terms, the KV budget, the pool and what the engine reports."""
     s = plan.binding_device
     parallel = plan.parallel
-    out = kv_derivations(plan.model, plan.kv_dtype, parallel.tp)
+    out = kv_derivations(plan.model, plan.kv_dtype, parallel.tp, engine=plan.engine)
     out.append(Derivation(
         figure=f"Weights on the fullest GPU (stage {s.stage}, {s.num_layers} layers)",
         formula="sum over its tensors of shard bytes in the served format: column/row-parallel / tp, embedding and "
@@ -103,10 +103,10 @@ def _sglang(plan: DeploymentPlan) -> list[Derivation]:
     return [
         Derivation(
             figure="KV cache memory per GPU",
-            formula="int(total x mem_fraction_static) - weights",
-            substituted=f"int({s.total_bytes:,} x {fraction}) - {s.weights_bytes:,}",
+            formula="int((total - CUDA context) x mem_fraction_static) - weights",
+            substituted=f"int(({s.total_bytes:,} - {s.non_torch_bytes:,}) x {fraction}) - {s.weights_bytes:,}",
             value=fmt_gib(s.kv_cache_bytes),
-            source="SGLang model_runner.profile_max_num_token",
+            source="SGLang kv_cache_configurator._profile_available_bytes (free before load x f - weights)",
         ),
         Derivation(
             figure="Token slots",

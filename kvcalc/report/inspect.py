@@ -6,7 +6,13 @@ from itertools import groupby
 from typing import Any
 
 from kvcalc.calc import kv as kvcalc_kv
-from kvcalc.calc.params import params_active, params_breakdown, params_mtp, params_total
+from kvcalc.calc.params import (
+    params_active,
+    params_active_per_token,
+    params_breakdown,
+    params_mtp,
+    params_total,
+)
 from kvcalc.calc.weights import WeightFormat
 from kvcalc.report.explain import Derivation
 from kvcalc.spec.base import record, to_jsonable
@@ -23,9 +29,13 @@ class ModelReport:
     """The model's identity and sizes (the `model` object of every command's JSON).
 
     `params_total` is the text model's parameter count from the config, tensor by tensor (checked equal
-    to transformers' count for every shipped profile). `params_source` is `exact` when checkpoint headers
-    were read: then `weights_bytes` is the headers' tensor bytes and `checkpoint_params` their element count
-    (which also holds MTP layers, and packed elements for quantized checkpoints); else `derived`.
+    to transformers' count for every shipped profile). `params_active` is what one token multiplies by: routed
+    experts it does not use and the input embedding lookup excluded (see `params_active_definition`);
+    `params_active_with_embedding` adds the embedding table back, as some model cards count. `weight_format`
+    is the format the weights are sized in (the checkpoint's quantization_config, --quant, or the dtype).
+    `params_source` is `exact` when checkpoint headers were read: then `weights_bytes` is the headers' tensor
+    bytes and `checkpoint_params` their element count (which also holds MTP layers, and packed elements for
+    quantized checkpoints); else `derived`.
     """
 
     id: str
@@ -35,12 +45,16 @@ class ModelReport:
     dtype: str
     params_total: int
     params_active: int
+    params_active_with_embedding: int
+    params_active_definition: str
     params_source: str
     checkpoint_params: int | None
     params_breakdown: dict[str, int]
     params_mtp: int
     params_vision: int
     weights_bytes: int
+    weight_format: str
+    weight_format_source: str
     bits_per_weight: float
     num_layers: int
     layer_kinds: dict[str, int]
@@ -90,6 +104,27 @@ def layer_pattern(model: ModelSpec) -> str:
     return text
 
 
+#: What `params_active` counts, stated in every report.
+ACTIVE_DEFINITION = ("parameters one token multiplies by: every dense and shared weight, the top_k routed experts "
+                     "it is sent to, the output head; the input embedding table excluded (a lookup reads one row), "
+                     "as the gpt-oss, DeepSeek and NVIDIA model cards count; B = billions of parameters")
+
+
+def weight_format_of(model: ModelSpec, fmt: WeightFormat | None) -> tuple[str, str]:
+    """(format name, where it comes from) of the weights a report sizes."""
+    if fmt is not None:
+        return getattr(fmt, "name", "?"), "as requested (--quant) or as the engine serves it"
+    if model.quantization_config is not None:
+        from kvcalc.calc.quant import format_from_quantization_config
+
+        stored = format_from_quantization_config(model)
+        if stored is not None:
+            return stored.name, f"checkpoint quantization_config ({model.quantization_config.get('quant_method')})"
+    if model.exact_weights_bytes is not None:
+        return model.dtype, "checkpoint headers (tensor bytes as stored)"
+    return model.dtype, "checkpoint dtype (config.json torch_dtype)"
+
+
 def model_weights_bytes(model: ModelSpec, fmt: WeightFormat | None = None) -> int:
     """Weight bytes of the whole model: in `fmt` when given; else exact from checkpoint headers when read;
     else as the checkpoint's `quantization_config` stores it; else params_total x bytes(dtype)."""
@@ -109,6 +144,7 @@ def model_report(model: ModelSpec, fmt: WeightFormat | None = None) -> ModelRepo
     """The `model` object of every report; weights sized in `fmt` (see model_weights_bytes)."""
     total = params_total(model)
     weights = model_weights_bytes(model, fmt)
+    format_name, format_source = weight_format_of(model, fmt)
     kinds: dict[str, int] = {}
     for layer in model.layers:
         kinds[layer.kind] = kinds.get(layer.kind, 0) + 1
@@ -119,13 +155,17 @@ def model_report(model: ModelSpec, fmt: WeightFormat | None = None) -> ModelRepo
         architecture=model.architecture,
         dtype=model.dtype,
         params_total=total,
-        params_active=params_active(model),
+        params_active=params_active_per_token(model),
+        params_active_with_embedding=params_active(model),
+        params_active_definition=ACTIVE_DEFINITION,
         params_source=model.params_source,
         checkpoint_params=model.exact_params_total,
         params_breakdown=params_breakdown(model),
         params_mtp=params_mtp(model),
         params_vision=model.vision_params,
         weights_bytes=weights,
+        weight_format=format_name,
+        weight_format_source=format_source,
         bits_per_weight=round(8 * weights / total, 4) if total else 0.0,
         num_layers=model.num_layers,
         layer_kinds=kinds,
@@ -140,7 +180,8 @@ def model_report(model: ModelSpec, fmt: WeightFormat | None = None) -> ModelRepo
     )
 
 
-def kv_derivations(model: ModelSpec, kv_dtype: str, tp: int = 1, mla_naive: bool = False) -> list[Derivation]:
+def kv_derivations(model: ModelSpec, kv_dtype: str, tp: int = 1, mla_naive: bool = False,
+                   engine: str = "vllm") -> list[Derivation]:
     """One line per group of identical layers: count x per-layer bytes per token (or state per sequence)."""
     kv = storage_type(kv_dtype)
     per_element = f"{kv.block_bytes}/{kv.block_elements}" if kv.block_elements > 1 else f"{kv.block_bytes}"
@@ -161,7 +202,8 @@ def kv_derivations(model: ModelSpec, kv_dtype: str, tp: int = 1, mla_naive: bool
                 formula="layers x (head_dim + v_head_dim) x kv_heads_per_rank x bytes(dtype)",
                 substituted=f"{count} x ({mixer.head_dim} + {mixer.value_dim}) x {heads} x {per_element}",
                 value=f"{count * mixer.kv_bytes_per_token(kv, tp):,} B",
-                source="vLLM kv_cache_interface.AttentionSpec.page_size_bytes / block_size",
+                source="llama.cpp src/llama-kv-cache.cpp (K and V rows per cell)" if engine == "llamacpp" else
+                "vLLM kv_cache_interface.AttentionSpec.page_size_bytes / block_size",
             ))
         elif isinstance(mixer, MLAAttention) and mla_naive:
             heads = max(1, mixer.num_heads // tp)

@@ -9,31 +9,27 @@ from __future__ import annotations
 
 from typing import Any
 
-from kvcalc.calc.engines import Assumption
 from kvcalc.calc.offload import (
     DEFAULT_RAM_BANDWIDTH,
     LLAMACPP_N_UBATCH,
     MACOS_RESERVE_BYTES,
     Device,
     OffloadPlan,
-    RuntimeChoice,
     SparsityFootprint,
     assumptions,
     embed_on_host,
     global_bytes,
-    gpu_bytes_for_layers,
     kv_storage,
-    layer_kv_bytes,
-    layer_weight_bytes,
     offload_plan,
-    recommend_runtimes,
     sparsity_footprint,
     wired_limit_mb_needed,
 )
+from kvcalc.calc.plan import Assumption
 from kvcalc.calc.quant import GgufRecipe, bits_per_weight
 from kvcalc.calc.weights import WeightFormat
 from kvcalc.errors import InputError
 from kvcalc.report.explain import Derivation
+from kvcalc.report.runtimes import RuntimeChoice, recommend_runtimes
 from kvcalc.spec.base import record
 from kvcalc.spec.gpu import GpuSpec
 from kvcalc.spec.layers import MoEMLP
@@ -215,7 +211,7 @@ def local_report(
                 if device == "apple" and gpu is not None else
                 "dual-channel DDR5-5600: 2 x 8 B x 5,600e6 = 89.6 GB/s (JEDEC JESD79-5; AMD Ryzen 9000 spec)"),
     }
-    explain = _derivations(model, fmt, plan, context, kv_dtype, users, glob.output_bytes)
+    explain = _derivations(model, fmt, plan, context, users, sparsity)
     return LocalReport(
         fits=plan.fits, fits_on_gpu=plan.fits_on_gpu, verdict=_verdict(plan, hardware), reason=plan.reason,
         model=model.id, format=getattr(fmt, "name", "?"),
@@ -242,10 +238,10 @@ def local_report(
     )
 
 
-def _derivations(model: ModelSpec, fmt: WeightFormat, plan: OffloadPlan, context: int, kv_dtype: str | None,
-                 users: int, output_bytes: int) -> list[Derivation]:
-    weights = layer_weight_bytes(model, fmt)
-    kvs = layer_kv_bytes(model, context, kv_storage(kv_dtype), users)
+def _derivations(model: ModelSpec, fmt: WeightFormat, plan: OffloadPlan, context: int, users: int,
+                 sparsity: SparsityFootprint) -> list[Derivation]:
+    weights = plan.layer_weights_bytes
+    kvs = plan.layer_kv_bytes
     name = getattr(fmt, "name", "?")
     n = plan.num_layers
     out = [
@@ -253,7 +249,7 @@ def _derivations(model: ModelSpec, fmt: WeightFormat, plan: OffloadPlan, context
             figure="Weights per layer W_i",
             formula=f"sum of the layer's tensors in {name} (GGUF: llama.cpp's per-tensor type)",
             substituted=f"min {min(weights, default=0):,} B, max {max(weights, default=0):,} B over {n} layers; "
-            f"output layer {output_bytes:,} B",
+            f"output layer {plan.output_layer_bytes:,} B",
             value=f"{fmt_gib(sum(weights))} in layers",
             source=getattr(fmt, "source", ""),
         ),
@@ -269,14 +265,13 @@ def _derivations(model: ModelSpec, fmt: WeightFormat, plan: OffloadPlan, context
             figure="Compute buffer C",
             formula="n_ubatch x (n_vocab + 2 x n_embd) x 4 B (flash attention on)",
             substituted=f"{LLAMACPP_N_UBATCH} x ({model.vocab_size:,} + 2 x {model.hidden_size:,}) x 4",
-            value=f"{LLAMACPP_N_UBATCH * (model.vocab_size + 2 * model.hidden_size) * 4:,} B",
+            value=f"{plan.compute_buffer_bytes:,} B",
             source="fitted to llama.cpp logs (llamacpp_logs.tsv L12; ollama #6398)",
         ),
     ]
     if plan.device != "cpu":
         k = plan.n_gpu_layers
-        over = (f"; gpu({k + 1}) = {gpu_bytes_for_layers(model, fmt, context, k + 1, kv_dtype, users):,} B"
-                if k <= n else "")
+        over = ""
         out.append(Derivation(
             figure="GPU budget",
             formula="usable memory - CUDA context (Metal: 0) - llama.cpp --fit margin",
@@ -311,15 +306,18 @@ def _derivations(model: ModelSpec, fmt: WeightFormat, plan: OffloadPlan, context
         "with an empty cache)",
         source="memory-bandwidth bound; efficiencies are assumptions (see assumptions)",
     ))
-    sp = sparsity_footprint(model, fmt)
-    out.append(Derivation(
+    out.append(_sparsity_derivation(sparsity))
+    return out
+
+
+def _sparsity_derivation(sp: SparsityFootprint) -> Derivation:
+    return Derivation(
         figure="2:4 sparse weights",
         formula="dense - values/2 + 1 bit per pruned-matrix weight (2-bit index per kept value)",
         substituted=f"{sp.dense_bytes:,} B dense, {sp.prunable_params:,} prunable weights",
         value=f"{fmt_gib(sp.sparse_bytes)} ({sp.saving_fraction:.1%} less)",
         source="NVIDIA A100 whitepaper (2:4); vLLM compressed_tensors_24.py; compressed-tensors sparse_24_bitmask",
-    ))
-    return out
+    )
 
 
 def render_local(out: Any, report: LocalReport) -> None:

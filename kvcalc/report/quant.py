@@ -1,6 +1,6 @@
 """`kvcalc quant`: one model on one deployment under each weight format (report models, builder, renderer).
 
-Each row runs the same `fit_deployment` calculation with the format's weights, so weight bytes, the KV
+Each row reads the DeploymentPlan of the same deployment with the format's weights, so weight bytes, the KV
 cache left and the concurrency it buys are what `kvcalc fit --quant FORMAT` prints. Quality notes quote a
 published figure and its source where one exists; they describe other models than yours and are a guide,
 not a prediction.
@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from kvcalc.calc.deploy import engine_settings, plan_deployment
+from kvcalc.calc.engines.settings import AnySettings
 from kvcalc.calc.parallel import check_parallel
 from kvcalc.calc.quant import (
     QuantFormat,
@@ -20,7 +22,7 @@ from kvcalc.calc.quant import (
 )
 from kvcalc.errors import KvcalcError
 from kvcalc.report.explain import Derivation
-from kvcalc.report.fit import GpuReport, fit_deployment
+from kvcalc.report.fit import GpuReport, fit_verdict
 from kvcalc.report.inspect import ModelReport, model_report
 from kvcalc.spec.base import record
 from kvcalc.spec.deployment import EngineSettings, Parallel
@@ -100,6 +102,7 @@ class QuantRow:
     quality: str
     quality_source: str
     layout_source: str
+    kernel: str | None = None
 
 
 @record
@@ -107,7 +110,7 @@ class QuantReport:
     model: ModelReport
     gpu: GpuReport
     parallel: Parallel
-    engine: EngineSettings
+    engine: AnySettings
     context: int
     rows: list[QuantRow]
     notes: list[str]
@@ -115,11 +118,14 @@ class QuantReport:
 
 
 def quant_report(
-    model: ModelSpec, gpu: GpuSpec, parallel: Parallel, engine: EngineSettings, *, context: int | None = None,
-    formats: tuple[str, ...] | list[str] = DEFAULT_FORMATS, keep_high_precision: frozenset[str] | None = None,
+    model: ModelSpec, gpu: GpuSpec, parallel: Parallel, engine: EngineSettings | AnySettings, *,
+    context: int | None = None, formats: tuple[str, ...] | list[str] = DEFAULT_FORMATS,
+    keep_high_precision: frozenset[str] | None = None,
 ) -> QuantReport:
-    """Run `fit_deployment` once per format (advice off) and collect one row each."""
+    """One plan per format (calc/deploy.plan_deployment, the same as `kvcalc fit --quant FORMAT`); each row reads
+    its plan: weights per GPU as the engine's kernel lays them out, the KV tokens and the concurrency."""
     check_parallel(model, parallel)  # a bad layout is an input error for every row alike: raise it once
+    settings, warnings = engine_settings(engine)
     rows: list[QuantRow] = []
     explain: list[Derivation] = []
     params = sum(t.numel for t in model.all_tensors())
@@ -134,46 +140,48 @@ def quant_report(
         weights = model_weights_bytes(model, fmt)
         bpw = bits_per_weight(model, fmt)
         try:
-            fit = fit_deployment(model, gpu, parallel, engine, context=context, weight_format=fmt, advise=False,
-                                 explain=False)
+            plan = plan_deployment(model, gpu, parallel, settings, weight_format=fmt, context=context)
         except KvcalcError as err:
-            rows.append(_row(fmt, weights, bpw, 0, False, str(err), 0, 0.0))
+            rows.append(_row(fmt, weights, bpw, 0, False, str(err), 0, 0.0, None))
             continue
-        ctx = fit.capacity.context
-        rows.append(_row(fmt, weights, bpw, fit.per_gpu.weights_bytes, fit.fits, fit.reason,
-                         fit.capacity.kv_cache_tokens, fit.capacity.max_concurrency))
+        fits, reason = fit_verdict(plan, 1)
+        ctx = plan.max_model_len
+        per_gpu = plan.binding_device.weights_bytes
+        kernel = plan.assumptions.get("weight_kernel")
+        rows.append(_row(fmt, weights, bpw, per_gpu, fits, reason, plan.kv_cache_tokens, plan.max_concurrency,
+                         str(kernel.value) if kernel is not None else None))
         explain.append(Derivation(
             figure=f"{fmt.name} bits per weight",
             formula="8 x sum of tensor bytes (scales, zeros, 16-bit embeddings/head included) / parameters",
             substituted=f"8 x {weights:,} / {params:,}",
-            value=f"{bpw:.3f} bits/weight; {weights / 2**30:.2f} GiB; per GPU {fit.per_gpu.weights_bytes / 2**30:.2f}"
-            f" GiB -> {fit.capacity.kv_cache_tokens:,} KV tokens",
+            value=f"{bpw:.3f} bits/weight; {weights / 2**30:.2f} GiB; per GPU {per_gpu / 2**30:.2f} GiB as "
+            f"{plan.engine} loads it -> {plan.kv_cache_tokens:,} KV tokens",
             source=fmt.source,
         ))
     notes = [
         "Each row is `kvcalc fit --quant FORMAT` with the same GPU, parallel layout, engine and context.",
         "GGUF rows follow llama.cpp's per-tensor recipe; other formats keep embeddings, lm_head, norms and "
-        "routers in bf16 (see `--keep-fp16`).",
+        "routers in bf16 (see `--keep-fp16`). GiB is the file's bytes; GiB/GPU what the engine's kernel holds.",
         "Quality notes quote published figures for other models; check your own model on your own tasks.",
+        *warnings,
     ]
-    report_model = model_report(model, stored)
     return QuantReport(
-        model=report_model, gpu=GpuReport(name=gpu.name, key=gpu.key, count=parallel.gpus,
-                                                 memory_bytes=gpu.memory_bytes,
-                                                 usable_memory_bytes=gpu.usable_memory_bytes),
-        parallel=parallel, engine=engine, context=ctx or model.max_position_embeddings or 4096, rows=rows,
+        model=model_report(model, stored), gpu=GpuReport(name=gpu.name, key=gpu.key, count=parallel.gpus,
+                                                         memory_bytes=gpu.memory_bytes,
+                                                         usable_memory_bytes=gpu.usable_memory_bytes),
+        parallel=parallel, engine=settings, context=ctx or model.max_position_embeddings or 4096, rows=rows,
         notes=notes, explain=explain,
     )
 
 
 def _row(fmt: QuantFormat, weights: int, bpw: float, per_gpu: int, fits: bool, reason: str | None, tokens: int,
-         concurrency: float) -> QuantRow:
+         concurrency: float, kernel: str | None) -> QuantRow:
     note, source = quality_note(fmt)
     return QuantRow(
         format=fmt.name, family=fmt.family, layout=fmt.describe(), weights_bytes=weights,
         bits_per_weight=round(bpw, 4), weights_per_gpu_bytes=per_gpu, fits=fits, reason=reason,
         kv_cache_tokens=tokens, max_concurrency=round(concurrency, 4), quality=note, quality_source=source,
-        layout_source=fmt.source,
+        layout_source=fmt.source, kernel=kernel,
     )
 
 

@@ -18,7 +18,7 @@ def _table(title: str, *columns: str) -> Any:
 
 
 def _params(n: int) -> str:
-    return f"{n:,} ({n / 1e9:.2f} B)"
+    return f"{n:,} ({n / 1e9:.2f} billion)"
 
 
 def render_inspect(out: Any, report: InspectReport) -> None:
@@ -28,8 +28,10 @@ def render_inspect(out: Any, report: InspectReport) -> None:
     rows = [
         ("Hub repo", m.hf_repo or "-"),
         ("Parameters, total", f"{_params(m.params_total)}  [{m.params_source}]"),
-        ("Parameters, active per token", _params(m.params_active)),
-        ("Weights", f"{fmt_bytes(m.weights_bytes)} at {m.bits_per_weight:g} bits/weight ({m.dtype})"),
+        ("Parameters, active per token", f"{_params(m.params_active)}; {_params(m.params_active_with_embedding)} "
+         "counting the input embedding table"),
+        ("Weights", f"{fmt_bytes(m.weights_bytes)} at {m.bits_per_weight:g} bits/weight ({m.weight_format}, "
+         f"{m.weight_format_source})"),
         ("Layers", f"{m.num_layers}: {m.layer_pattern}"),
         ("Hidden / vocab", f"{m.hidden_size:,} / {m.vocab_size:,}"),
         ("Attention heads / KV heads", f"{m.num_attention_heads} / {m.num_kv_heads}"),
@@ -79,6 +81,7 @@ def render_inspect(out: Any, report: InspectReport) -> None:
     for s in kv.per_sequence:
         seq.add_row(f"{s.context:,}", f"{s.bytes:,}", fmt_bytes(s.bytes))
     out.print(seq)
+    out.print(f"active parameters: {m.params_active_definition}", markup=False)
     for note in m.notes:
         out.print(f"note: {note}", markup=False)
 

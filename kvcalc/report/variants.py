@@ -11,11 +11,14 @@ from typing import Any
 
 from kvcalc.calc import kv as kvcalc_kv
 from kvcalc.calc import variants as calc
-from kvcalc.calc.params import params_total
-from kvcalc.errors import InputError
+from kvcalc.calc.deploy import plan_deployment
+from kvcalc.calc.engines.settings import AnySettings
+from kvcalc.calc.plan import DeploymentPlan
+from kvcalc.errors import InputError, KvcalcError
 from kvcalc.report.explain import Derivation
 from kvcalc.report.inspect import layer_pattern
 from kvcalc.spec.base import record
+from kvcalc.spec.deployment import EngineSettings, Parallel
 from kvcalc.spec.dtypes import StorageType, storage_type
 from kvcalc.spec.gpu import GpuSpec
 from kvcalc.spec.layers import FullAttention, MLAAttention
@@ -28,10 +31,11 @@ _MLA_SOURCE = "DeepSeek-V2 arXiv:2405.04434 s2.1; vLLM MLAAttentionSpec"
 
 @record
 class MemoryBudget:
-    """The memory the KV cache may fill: `--memory`, or GPUs' usable memory minus the model's bf16 weights.
+    """The memory the KV cache may fill: `--memory`, or the KV pool of the deployment `kvcalc fit` plans for the
+    same GPU, engine and settings (the least tensor-parallel degree whose GPUs hold the weights, unless --tp).
 
-    With a GPU, `gpu_count` is the fewest GPUs whose usable memory holds the bf16 weights (1 when one does):
-    bytes = gpu_count x usable_bytes_per_gpu - weights_bytes.
+    With a plan: bytes = KV pool bytes of one GPU x tp x pp (the pool of every GPU of one replica), so the
+    model's own row holds what `kvcalc fit` reports (`fit_kv_cache_tokens`), up to the engine's block rounding.
     """
 
     bytes: int
@@ -40,6 +44,10 @@ class MemoryBudget:
     gpu_count: int | None = None
     usable_bytes_per_gpu: int | None = None
     weights_bytes: int | None = None
+    engine: str | None = None
+    tp: int | None = None
+    block_size: int | None = None
+    fit_kv_cache_tokens: int | None = None
 
 
 @record
@@ -115,21 +123,46 @@ def _kv_terms(model: ModelSpec, kv: StorageType) -> str:
     return " + ".join(terms)
 
 
-def memory_budget(model: ModelSpec, gpu: GpuSpec | None, memory_bytes: int | None) -> MemoryBudget:
-    """`--memory` as given, else the GPU's usable memory minus bf16 weights (more GPUs when one is too small)."""
+def variants_plan(model: ModelSpec, gpu: GpuSpec, engine: EngineSettings | AnySettings,
+                  tp: int | None = None) -> DeploymentPlan:
+    """The deployment `kvcalc fit` plans on `gpu` with `engine`: at `tp`, else the least valid TP whose GPUs
+    leave memory for a KV cache."""
+    from kvcalc.calc.parallel import valid_tp
+
+    if tp is not None:
+        return plan_deployment(model, gpu, Parallel(tp=tp), engine)
+    plan = None
+    for degree in valid_tp(model):
+        try:
+            plan = plan_deployment(model, gpu, Parallel(tp=degree), engine)
+        except KvcalcError:
+            continue
+        if plan.binding_device.kv_cache_bytes > 0:
+            return plan
+    if plan is None:
+        raise InputError(f"no tensor-parallel layout of {model.id} plans on {gpu.name}")
+    return plan
+
+
+def memory_budget(model: ModelSpec, plan: DeploymentPlan | None, memory_bytes: int | None) -> MemoryBudget:
+    """`--memory` as given, else the KV pool of `plan` over its GPUs (see MemoryBudget)."""
     if memory_bytes is not None:
         return MemoryBudget(bytes=memory_bytes, source="--memory")
-    if gpu is None:
+    if plan is None:
         raise InputError("attention-variants needs --gpu or --memory")
-    weights = storage_type("bf16").bytes_for(params_total(model))
-    count = calc.gpus_for_weights(gpu.usable_memory_bytes, weights)
+    p = plan.parallel
+    pool = sum(d.kv_cache_bytes for d in plan.devices) * p.tp
     return MemoryBudget(
-        bytes=count * gpu.usable_memory_bytes - weights,
-        source="gpu usable memory minus bf16 weights",
-        gpu=gpu.name,
-        gpu_count=count,
-        usable_bytes_per_gpu=gpu.usable_memory_bytes,
-        weights_bytes=weights,
+        bytes=pool,
+        source=f"the KV pool {plan.engine} {plan.engine_version} plans at tp={p.tp}, pp={p.pp} (as kvcalc fit)",
+        gpu=plan.gpu.name,
+        gpu_count=p.tp * p.pp,
+        usable_bytes_per_gpu=plan.gpu.usable_memory_bytes,
+        weights_bytes=plan.binding_device.weights_bytes,
+        engine=plan.engine,
+        tp=p.tp,
+        block_size=plan.kv_pool.block_size if plan.kv_pool.unit == "blocks" else None,
+        fit_kv_cache_tokens=plan.kv_cache_tokens,
     )
 
 
@@ -140,27 +173,32 @@ def variants_report(
     gpu: GpuSpec | None = None,
     memory_bytes: int | None = None,
     context: int | None = None,
+    plan: DeploymentPlan | None = None,
 ) -> VariantsReport:
-    """Every attention variant of `model` with its KV bytes, savings and the tokens `memory` holds."""
+    """Every attention variant of `model` with its KV bytes, savings and the tokens the memory holds: `--memory`,
+    else the KV pool of `plan` (default: `variants_plan` on `gpu` with vLLM's defaults, as `kvcalc fit`)."""
     variants = calc.attention_variants(model)
     if not variants:
         raise InputError(f"{model.id} has no attention layers (nothing caches keys and values per token)")
-    dtype = kv_dtype or model.dtype
+    if memory_bytes is None and plan is None and gpu is not None:
+        plan = variants_plan(model, gpu, EngineSettings(kv_cache_dtype=kv_dtype))
+    dtype = kv_dtype or (plan.kv_dtype if plan is not None else model.dtype)
     kv = storage_type(dtype)
-    budget = memory_budget(model, gpu, memory_bytes)
+    budget = memory_budget(model, plan, memory_bytes)
     n_heads = calc.query_heads(model)
     mla = calc.has_mla(model)
     mha_bytes = calc.cached_token_bytes(next(v.model for v in variants if v.scheme == "MHA"), kv)
     own_bytes = calc.cached_token_bytes(model, kv)
     explain: list[Derivation] = []
-    if budget.gpu is not None:
+    if budget.gpu is not None and plan is not None:
         explain.append(
             Derivation(
                 figure="KV memory",
-                formula="gpus x usable memory - bf16 weights (params_total x 2)",
-                substituted=f"{budget.gpu_count} x {budget.usable_bytes_per_gpu:,} - {budget.weights_bytes:,}",
-                value=f"{budget.bytes:,} B ({fmt_bytes(budget.bytes)})",
-                source="hardware/*.yaml usable_memory_bytes; kvcalc.calc.params",
+                formula="KV pool bytes per GPU (the plan's budget) x tp, summed over pipeline stages",
+                substituted=f"{plan.binding_device.kv_cache_bytes:,} x {budget.tp}",
+                value=f"{budget.bytes:,} B ({fmt_bytes(budget.bytes)}); kvcalc fit reports "
+                f"{budget.fit_kv_cache_tokens:,} tokens",
+                source=f"calc/engines/{budget.engine}.py plan (see kvcalc fit --explain)",
             )
         )
     rows: list[VariantRow] = []
@@ -169,6 +207,8 @@ def variants_report(
         per_token = kvcalc_kv.kv_bytes_per_token(v.model, kv)
         fixed = kvcalc_kv.fixed_bytes_per_sequence(v.model, kv)
         tokens = calc.max_tokens(v.model, kv, budget.bytes)
+        if tokens is not None and budget.block_size:
+            tokens = tokens // budget.block_size * budget.block_size  # the engine allocates whole blocks
         vs_mha = calc.savings(mha_bytes, total)
         rows.append(
             VariantRow(
@@ -236,8 +276,8 @@ def variants_report(
     ]
     if budget.gpu is not None and budget.gpu_count and budget.gpu_count > 1:
         notes.append(
-            f"bf16 weights ({fmt_bytes(budget.weights_bytes or 0)}) exceed one {budget.gpu}; memory is what "
-            f"{budget.gpu_count} of them leave (pass --memory for another budget)"
+            f"the weights need {budget.gpu_count} x {budget.gpu} (tp={budget.tp}); memory is the KV pool those GPUs "
+            "hold (pass --tp or --memory for another budget)"
         )
     if any(layer.mixer is not None and layer.mixer.window is not None for layer in model.layers):
         notes.append(
@@ -288,7 +328,8 @@ def render_variants(console: Any, report: VariantsReport) -> None:
     from rich.table import Table
 
     m = report.memory
-    where = f"{m.gpu_count} x {m.gpu} usable - bf16 weights" if m.gpu is not None else "--memory"
+    where = (f"KV pool of {m.gpu_count} x {m.gpu}, {m.engine} tp={m.tp}; fit reports {m.fit_kv_cache_tokens:,} tokens"
+             if m.gpu is not None else "--memory")
     pattern = report.layer_pattern
     if len(pattern) > 60:
         pattern = ", ".join(f"{kind} x{n}" for kind, n in report.layer_kinds.items())

@@ -40,14 +40,18 @@ from kvcalc.units import GIB, MIB
 
 NAME = "llamacpp"
 Settings = LlamacppSettings
-#: The llama.cpp whose defaults are modelled (--fit on by default, -c 0 = training context, -fa auto).
-VERSION = "b7300"
+#: The llama.cpp whose defaults are modelled: --fit on by default (PR #16653, default-on by ≈b7600), -c 0 = the
+#: training context, -fa auto, -np auto = 4 slots sharing one unified cache (b8571 behaviour).
+VERSION = "b8571"
+#: -np auto: llama-server's slot count when -np is not given (kv_unified on: every slot may use the whole context).
+AUTO_SLOTS = 4
 #: `--fit-ctx`: the smallest context --fit shrinks to (common/arg.cpp fit_params_min_ctx default 4096).
 FIT_MIN_CONTEXT = 4096
 
 
 def with_context(settings: LlamacppSettings, context: int | None) -> LlamacppSettings:
-    """`--context L` per request: `-c L x np` (the slots share the context)."""
+    """`--context L` per request: `-c L x np` with explicit slots (each gets n_ctx / np); `-c L` with -np auto
+    (its slots share one unified cache of L cells)."""
     if context is None:
         return settings
     return replace(settings, n_ctx=context * (settings.n_parallel or 1))
@@ -75,7 +79,7 @@ def plan(
     if kv_type.name not in ("fp16", "bf16", "fp32") and settings.flash_attn == "off":
         raise InputError(f"llama.cpp needs flash attention for a quantized V cache (-ctv {settings.cache_type_v} "
                          "with -fa off is refused)")
-    slots = settings.n_parallel or 1
+    slots = settings.n_parallel or AUTO_SLOTS
     trained = model.max_position_embeddings or 4096
     device = "apple" if hardware.platform == "metal" else "gpu"
     warnings = list(choice.warnings)
@@ -134,16 +138,17 @@ def _fit_context(model: ModelSpec, fmt: WeightFormat, gpu: GpuSpec, settings: Ll
                  device: str, trained: int) -> int:
     """The largest context in [--fit-ctx, training context] at which every layer fits the GPU; --fit-ctx when
     none does (llama_params_fit shrinks the context before moving layers off the GPU)."""
-    lo, hi = min(FIT_MIN_CONTEXT, trained), trained
-    if not _place(model, fmt, gpu, settings, lo, slots, device).fits_on_gpu:
-        return lo
+    step = 256  # llama.cpp pads the context to 256 cells (one measurement: 242,944 = 949 x 256 chosen)
+    lo, hi = min(FIT_MIN_CONTEXT, trained) // step, trained // step
+    if not _place(model, fmt, gpu, settings, lo * step, slots, device).fits_on_gpu:
+        return lo * step
     while lo < hi:
         mid = (lo + hi + 1) // 2
-        if _place(model, fmt, gpu, settings, mid, slots, device).fits_on_gpu:
+        if _place(model, fmt, gpu, settings, mid * step, slots, device).fits_on_gpu:
             lo = mid
         else:
             hi = mid - 1
-    return lo
+    return lo * step
 
 
 def _plan_from(model: ModelSpec, gpu: GpuSpec, layout: Parallel, settings: LlamacppSettings, fmt: WeightFormat,
@@ -163,7 +168,8 @@ def _plan_from(model: ModelSpec, gpu: GpuSpec, layout: Parallel, settings: Llama
         host = HostLedger(weights_bytes=offload.host_weights_bytes, kv_cache_bytes=offload.host_kv_bytes,
                           buffers_bytes=offload.host_compute_bytes, layers=offload.num_layers - offload.layers_on_gpu)
     per_token = kvmod.kv_bytes_per_token(model, kv)
-    per_slot = max(1, n_ctx // slots)
+    unified = settings.n_parallel is None
+    per_slot = n_ctx if unified else max(1, n_ctx // slots)
     reduced = n_ctx < (settings.n_ctx or trained)
     fits_gpu = offload.fits_on_gpu or offload.n_gpu_layers > 0
     error = None if fits_gpu or offload.device == "cpu" else (
@@ -178,7 +184,8 @@ def _plan_from(model: ModelSpec, gpu: GpuSpec, layout: Parallel, settings: Llama
     assumptions = {
         "n_ctx": Assumption(value=n_ctx, unit="cells", source="-c (x -np slots); 0 = the model's training context "
                             f"{trained:,}" + ("; reduced by --fit" if reduced else "")),
-        "n_parallel": Assumption(value=slots, source="-np slots sharing the context (kv_unified)"),
+        "n_parallel": Assumption(value=slots, source="-np auto: 4 slots sharing one unified cache" if unified else
+                                 "-np slots, each with n_ctx / np cells"),
         "n_gpu_layers": Assumption(value=offload.n_gpu_layers, source="--fit (common/fit.cpp)" if settings.fit
                                    else "-ngl"),
         "n_ubatch": Assumption(value=settings.n_ubatch, source="llama.cpp default 512 (common/common.h)"),
@@ -196,6 +203,7 @@ def _plan_from(model: ModelSpec, gpu: GpuSpec, layout: Parallel, settings: Llama
         binding="memory" if reduced or not offload.fits_on_gpu else "max_model_len", startup_error=error,
         assumptions=assumptions, warnings=warnings, settings=settings,
         weight_format_source=f"GGUF {getattr(fmt, 'name', '?')}", serving_dtype=model.dtype, host=host,
+        placement=offload,
         engine_notes=("llama.cpp allocates the cells of its context (-c), not all free memory "
                       "(src/llama-kv-cache.cpp, llama-kv-cache-iswa.cpp)",),
     )

@@ -60,7 +60,8 @@ def cuda_dtype(model: ModelSpec, gpu: GpuSpec, engine: str) -> tuple[str, list[s
     return dtype, []
 
 
-def vllm_platform(model: ModelSpec, fmt: WeightFormat, gpu: GpuSpec, *, partition: int) -> PlatformChoice:
+def vllm_platform(model: ModelSpec, fmt: WeightFormat, gpu: GpuSpec, *, partition: int,
+                  sm90_mxfp4: str = "triton-hopper") -> PlatformChoice:
     """vLLM's gates (InputError) and fallbacks (warnings) for this GPU and weight format; MXFP4 experts get the
     kernel vLLM picks (fused_moe/oracle/mxfp4.py select_mxfp4_moe_backend)."""
     platform = gpu.platform
@@ -106,23 +107,24 @@ def vllm_platform(model: ModelSpec, fmt: WeightFormat, gpu: GpuSpec, *, partitio
         warnings.append(f"{gpu.name} has no native FP4 compute: vLLM runs NVFP4 weight-only through the FP4 "
                         "Marlin kernel (marlin_utils_fp4.py)")
     elif family == "mxfp4":
-        fmt, kernel, note = _vllm_mxfp4(fmt, gpu, partition)
+        fmt, kernel, note = _vllm_mxfp4(fmt, gpu, partition, sm90_mxfp4)
         warnings += note
     elif family == "gguf":
         warnings.append("vLLM's GGUF loader is experimental (single-file GGUF, not every architecture)")
     return PlatformChoice(serving_dtype=dtype, weight_format=fmt, warnings=tuple(warnings), kernel=kernel)
 
 
-def _vllm_mxfp4(fmt: WeightFormat, gpu: GpuSpec, partition: int) -> tuple[WeightFormat, str, list[str]]:
-    """vLLM's MXFP4 MoE backend: SM100 family -> FlashInfer TRT-LLM; SM90 and newer -> triton_kernels (Hopper
-    swizzle on SM90); 7.0-8.9 -> Marlin weight-only; ROCm -> padded to get_padding_alignment()."""
+def _vllm_mxfp4(fmt: WeightFormat, gpu: GpuSpec, partition: int, sm90: str) -> tuple[WeightFormat, str, list[str]]:
+    """vLLM's MXFP4 MoE backend: SM100 family -> FlashInfer TRT-LLM; SM90 -> `sm90` (triton_kernels with the
+    Hopper swizzle; Marlin in v0.10.0-v0.10.1); SM120 -> triton_kernels; 7.0-8.9 -> Marlin weight-only; ROCm ->
+    padded to get_padding_alignment()."""
     cc = gpu.cuda_capability
     if gpu.platform == "rocm":
         kernel = "rocm-gfx950" if gpu.architecture == "gfx950" else "rocm"
     elif cc is not None and cc[0] == 10:
         kernel = "flashinfer-trtllm"
     elif cc is not None and cc >= (9, 0):
-        kernel = "triton-hopper" if cc == (9, 0) else "triton"
+        kernel = sm90 if cc == (9, 0) else "triton"
     elif cc is not None and cc >= (7, 0):
         kernel = "marlin"
     else:
@@ -130,7 +132,7 @@ def _vllm_mxfp4(fmt: WeightFormat, gpu: GpuSpec, partition: int) -> tuple[Weight
                          "fused_moe/oracle/mxfp4.py)")
     bound = fmt.for_kernel(kernel, partition)  # type: ignore[attr-defined]
     notes = []
-    if kernel == "marlin":
+    if kernel == "marlin" and cc is not None and cc < (9, 0):
         notes.append(f"{gpu.name} has no native FP4 compute: vLLM runs MXFP4 experts weight-only through the Marlin "
                      "kernel (hidden padded to 256, intermediate to 128; marlin_utils_fp4.py)")
     return bound, kernel, notes

@@ -44,6 +44,7 @@ class VllmSettings:
     kv_cache_dtype: str = "auto"
     usage: Literal["serve", "llm"] = "serve"
     async_scheduling: bool = True
+    model_runner: Literal["auto", "v1", "v2"] = "auto"
     enable_batch_sharded_sampling: bool = False
     cuda_graph_bytes: int | None = None
     non_torch_bytes: int | None = None

@@ -1,7 +1,9 @@
 """SGLang (0.5.x): one token pool sized from a fixed fraction of GPU memory.
 
-    KV = T x f - W          f = --mem-fraction-static (default `default_mem_fraction_static`); activations,
-                            CUDA graphs and the rest live in T x (1 - f) (model_runner.profile_max_num_token)
+    KV = F x f - W          f = --mem-fraction-static (default `default_mem_fraction_static`); F the free memory
+                            after distributed init (T less the CUDA context: `pre_model_load_free`); activations,
+                            CUDA graphs and the rest live in F x (1 - f) (kv_cache_configurator.
+                            _profile_available_bytes: rest = post_load_free - pre_load_free x (1 - f))
     tokens = floor(KV / cell), cell = KV bytes of one token on one rank of the stage (every layer at full
     length; MLA: the latent)
 The pool is in token slots ("cells"; --page-size 1 by default), never blocks.
@@ -13,6 +15,7 @@ from kvcalc.calc import kv as kvmod
 from kvcalc.calc.engines import platforms
 from kvcalc.calc.engines.common import check_kv_dtype, context_refusal, resolve_format, stage_cell_bytes
 from kvcalc.calc.engines.settings import SglangSettings
+from kvcalc.calc.engines.vllm_profile import NON_TORCH_MULTI
 from kvcalc.calc.paged import KvPlan
 from kvcalc.calc.parallel import check_parallel, stage_layers, weights_per_stage
 from kvcalc.calc.plan import Assumption, Binding, DeploymentPlan, KvPool, device_ledger
@@ -28,7 +31,12 @@ from kvcalc.units import MIB
 NAME = "sglang"
 Settings = SglangSettings
 #: The SGLang release whose defaults are modelled.
-VERSION = "0.5.6"
+VERSION = "0.5.21"
+#: Memory already used when SGLang measures free memory before loading: the CUDA context (assumption: 512 MiB, as
+#: llama.cpp's) on one GPU; with tp x pp > 1 also the NCCL communicators and all-reduce buffers created at init:
+#: 2.1 GiB, vLLM's measured multi-GPU figure (calc/engines/vllm_profile.NON_TORCH_MULTI). Check: Qwen3-235B-A22B-FP8
+#: on 4 x H100 at f 0.93 logged 367,404 tokens (vLLM issue #21348); 2.1 GiB gives 369,488 (+0.6 %), 512 MiB 402,686.
+CONTEXT_BYTES = 512 * MIB
 KV_DTYPES = frozenset({"bf16", "fp16", "fp32", "fp8", "fp8_e4m3", "fp8_e5m2"})
 
 
@@ -36,25 +44,38 @@ def with_context(settings: SglangSettings, context: int | None) -> SglangSetting
     return settings if context is None else replace(settings, context_length=context)
 
 
-def default_mem_fraction_static(gpu_total_bytes: int, tp: int, pp: int) -> tuple[float, int, int]:
-    """SGLang's default --mem-fraction-static and the two defaults it derives from the GPU's memory
-    (sglang/srt/server_args.py `_handle_gpu_memory_settings`, CUDA): chunked_prefill_size and
-    cuda_graph_max_bs by memory class, then reserved MiB = 512 + 1.5 x max(chunked_prefill_size, 2048)
-    + 2 x cuda_graph_max_bs + tp x pp / 8 x 1024, at least 10,240 MiB above 60 GiB; f = round((M - reserved)
-    / M, 3) with M the memory in MiB. H100 (81,079 MiB, tp 1): 512 + 12,288 + 512 + 128 = 13,440 -> 0.834.
-    Returns (f, chunked_prefill_size, cuda_graph_max_bs)."""
+def prefill_graph_sizes(max_bs: int) -> list[int]:
+    """Batch sizes SGLang captures prefill ("piecewise") CUDA graphs for, up to `max_bs`: 4..32 step 4, 48..256
+    step 16, 288..512 step 32, 576..1024 step 64, 1280..4096 step 256, then step 512 (58 sizes for 8192)."""
+    sizes: list[int] = []
+    for start, stop, step in ((4, 32, 4), (48, 256, 16), (288, 512, 32), (576, 1024, 64), (1280, 4096, 256)):
+        sizes += range(start, min(stop, max_bs) + 1, step)
+    if max_bs > 4096:
+        sizes += range(4608, max_bs + 1, 512)
+    return sizes
+
+
+def default_mem_fraction_static(gpu_total_bytes: int, tp: int, pp: int, mla: bool = False) -> tuple[float, int, int]:
+    """SGLang's default --mem-fraction-static and the two defaults it derives from the GPU's memory (newest
+    `handle_gpu_memory_settings`, sglang/srt/arg_groups; 0.5.2x): chunked_prefill_size and the decode
+    cuda_graph_max_bs by memory class (20-35 GiB: 4096 and 48/160, for RTX 5090-class cards), then reserved MiB
+    = 512 + 1.5 x max(chunk, 2048) + tp x pp / 8 x 1024 + 2 x cuda_graph_max_bs + prefill graphs (8 MiB per
+    captured size up to the chunk; MLA backends 1,536 MiB), at least 10,240 MiB above 60 GiB;
+    f = round((M - reserved) / M, 3), M in MiB. H100 (81,079 MiB), tp 1: 512 + 12,288 + 128 + 512 + 58 x 8 =
+    13,904 -> 0.829. Returns (f, chunked_prefill_size, cuda_graph_max_bs)."""
     mib = gpu_total_bytes / MIB
     if mib < 20 * 1024:
         chunk, graphs = 2048, 8
     elif mib < 35 * 1024:
-        chunk, graphs = 2048, 24 if tp < 4 else 80
+        chunk, graphs = 4096, 48 if tp < 4 else 160
     elif mib < 60 * 1024:
         chunk, graphs = 4096, 32 if tp < 4 else 160
     elif mib < 160 * 1024:
         chunk, graphs = 8192, 256 if tp < 4 else 512
     else:
         chunk, graphs = 16384, 512
-    reserved = 512 + max(chunk, 2048) * 1.5 + graphs * 2 + tp * pp / 8 * 1024
+    prefill = 1536 if mla else 8 * len(prefill_graph_sizes(chunk))
+    reserved = 512 + max(chunk, 2048) * 1.5 + tp * pp / 8 * 1024 + graphs * 2 + prefill
     if mib > 60 * 1024:
         reserved = max(reserved, 10 * 1024)
     return round((mib - reserved) / mib, 3), chunk, graphs
@@ -87,9 +108,12 @@ def plan(
     kv = storage_type(kv_name)
     max_len = settings.context_length or model.max_position_embeddings or 4096
     total = hardware.usable_memory_bytes
-    default, chunk, graph_bs = default_mem_fraction_static(total, layout.tp, layout.pp)
+    mla = any(layer.kind == "mla" for layer in model.layers)
+    default, chunk, graph_bs = default_mem_fraction_static(total, layout.tp, layout.pp, mla)
     fraction = settings.mem_fraction_static or default
-    requested = int(total * fraction)
+    context_bytes = CONTEXT_BYTES if layout.tp * layout.pp == 1 else NON_TORCH_MULTI
+    free_before_load = total - context_bytes
+    requested = int(free_before_load * fraction)
     stages = stage_layers(model.num_layers, layout.pp)
     weights = [w.weights_bytes for w in weights_per_stage(model, layout, fmt)]
     cells = [stage_cell_bytes(model, kv, layout.tp, layers) for layers in stages]
@@ -97,7 +121,7 @@ def plan(
     for s, layers in enumerate(stages):
         available = requested - weights[s]
         devices.append(device_ledger(stage=s, layers=layers, total=total, requested=requested, weights=weights[s],
-                                     activation=0, non_torch=0, cuda_graph=0, kv_cache=available,
+                                     activation=0, non_torch=context_bytes, cuda_graph=0, kv_cache=available,
                                      kv_blocks=max(0, available) // cells[s]))
     binding_stage = min(range(len(devices)), key=lambda i: devices[i].kv_blocks)
     tokens = devices[binding_stage].kv_blocks
@@ -125,6 +149,8 @@ def plan(
                                           f"cuda_graph_max_bs {graph_bs} (server_args._handle_gpu_memory_settings)"),
         "max_running_requests": Assumption(value=seqs, source="--max-running-requests" if settings.max_running_requests
                                            else "SGLang model_runner: min(max(tokens / context x 512, 2048), 4096)"),
+        "context_bytes": Assumption(value=context_bytes, unit="B", source="used before SGLang measures free memory: "
+                                    "CUDA context 512 MiB (assumption); multi-GPU 2.1 GiB (NCCL, vLLM's measurement)"),
         "kv_cell_bytes": Assumption(value=cells[binding_stage], unit="B",
                                     source="KV bytes per token on one rank of the fullest stage (every layer)"),
         "total_memory_bytes": Assumption(value=total, unit="B", source="hardware file"),

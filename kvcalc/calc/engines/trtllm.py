@@ -34,8 +34,9 @@ from kvcalc.units import ceil_div
 
 NAME = "trtllm"
 Settings = TrtllmSettings
-#: The TensorRT-LLM release whose defaults are modelled.
-VERSION = "1.2.0"
+#: The TensorRT-LLM release whose defaults are modelled (1.3.0rc29 cited Oct 2026; KvCacheConfig and LLM API
+#: defaults unchanged in the 1.4.0rc docs).
+VERSION = "1.3.0rc29"
 KV_DTYPES = frozenset({"bf16", "fp16", "fp32", "fp8", "fp8_e4m3", "int8"})
 #: KvCacheConfig.free_gpu_memory_fraction default (tensorrt_llm/llmapi/llm_args.py).
 FREE_FRACTION = 0.9

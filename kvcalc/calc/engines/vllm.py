@@ -5,7 +5,7 @@ Per worker (vLLM `gpu_worker.py::determine_available_memory`, `utils/mem_utils.p
                                          ceil from v0.14)
     A = R - W - P - N - G                KV cache memory ("Available KV cache memory")
 with W the weights ("Model loading took", rotary cache included), P the torch peak of the profile run, N the
-non-torch memory that grew while profiling, G the CUDA-graph estimate (subtracted from v0.21; 0 under Model
+non-torch memory that grew while profiling, G the CUDA-graph estimate (subtracted from v0.20; 0 under Model
 Runner V2 until v0.29). Blocks = min over workers of floor(A / bytes per block index) (calc/paged.py).
 Every version-dependent rule comes from `vllm_versions.rules_for`.
 """
@@ -69,8 +69,11 @@ def check_decode_context_parallel(model: ModelSpec, parallel: Parallel) -> None:
                                f"must be divisible by --decode-context-parallel-size ({dcp}) for GQA/MQA")
 
 
-def uses_model_runner_v2(model: ModelSpec, rules: VllmRules) -> bool:
-    """Whether this release runs the model on Model Runner V2 by default (release notes v0.22-v0.29)."""
+def uses_model_runner_v2(model: ModelSpec, rules: VllmRules, choice: str = "auto") -> bool:
+    """Whether this release runs the model on Model Runner V2: `choice` v1/v2 (VLLM_USE_V2_MODEL_RUNNER),
+    else its default for the model (release notes v0.22-v0.29)."""
+    if choice != "auto":
+        return choice == "v2"
     scope = rules.model_runner_v2
     dense = not any(isinstance(layer.mlp, MoEMLP) for layer in model.layers)
     if scope == "all":
@@ -81,11 +84,12 @@ def uses_model_runner_v2(model: ModelSpec, rules: VllmRules) -> bool:
     return dense and model.model_type in families
 
 
-def _batch(settings: VllmSettings, gpu: GpuSpec, max_len: int) -> tuple[int, int]:
+def _batch(settings: VllmSettings, gpu: GpuSpec, max_len: int, rules: VllmRules) -> tuple[int, int]:
     """(max_num_batched_tokens, max_num_seqs): given values, else get_batch_defaults, then
     _set_default_max_num_seqs_and_batched_tokens_args: a defaulted mnbt <= max_num_seqs x max_model_len, a
     defaulted max_num_seqs <= mnbt."""
-    default_mnbt, default_seqs = batch_defaults(gpu.usable_memory_bytes, gpu.name, settings.usage)
+    default_mnbt, default_seqs = batch_defaults(gpu.usable_memory_bytes, gpu.name, settings.usage,
+                                                rules.large_gpu_serve_batched_tokens)
     seqs = settings.max_num_seqs or default_seqs
     mnbt = settings.max_num_batched_tokens or min(default_mnbt, seqs * max_len)
     if settings.max_num_seqs is None:
@@ -116,7 +120,8 @@ def plan(
     check_decode_context_parallel(model, layout)
     partition = layout.tp if layout.ep == 1 else 1
     requested_fmt, fmt_source = resolve_format(model, weight_format, "bf16")
-    choice = platforms.vllm_platform(model, requested_fmt, hardware, partition=partition)
+    choice = platforms.vllm_platform(model, requested_fmt, hardware, partition=partition,
+                                     sm90_mxfp4=rules.mxfp4_sm90_kernel)
     fmt = choice.weight_format
     if weight_format is None and fmt_source.startswith("checkpoint dtype"):
         fmt, fmt_source = resolve_format(model, None, choice.serving_dtype)
@@ -125,9 +130,13 @@ def plan(
     kv = storage_type(kv_name)
     max_len = settings.max_model_len or model.max_position_embeddings or 4096
     warnings = list(choice.warnings)
-    mnbt, seqs = _batch(settings, hardware, max_len)
-    mrv2 = uses_model_runner_v2(model, rules)
+    mnbt, seqs = _batch(settings, hardware, max_len, rules)
+    mrv2 = uses_model_runner_v2(model, rules, settings.model_runner)
     graphs, graph_source = _cuda_graphs(settings, rules, mrv2, warnings)
+    if graphs and rules.hybrid_gdn_graph_overestimate and any(layer.kind == "linear" for layer in model.layers):
+        warnings.append(f"vLLM {rules.version} over-estimates CUDA-graph memory on gated-DeltaNet hybrids (a "
+                        "~128 KiB per batched token transient counted as graph memory, #50780): its KV cache can be "
+                        "smaller than shown; a smaller --max-num-batched-tokens shrinks the error")
     util = settings.gpu_memory_utilization or rules.default_gpu_memory_utilization
     total = hardware.usable_memory_bytes
     ceil = rules.requested_rounding == "ceil"
@@ -177,6 +186,7 @@ def plan(
         block_bytes=layout_plan.worker_block_bytes(binding_layers), layout=layout_plan,
         kv_bytes_per_token=kvmod.kv_bytes_per_token(model, kv, layout.tp, layers=binding_layers),
         fixed_bytes_per_sequence=kvmod.fixed_bytes_per_sequence(model, kv, layout.tp, layers=binding_layers),
+        reserved_blocks=1 if rules.null_block_in_startup_check else 0,
     )
     return DeploymentPlan(
         model=model, gpu=hardware, parallel=layout, engine=NAME, engine_version=rules.version, weight_format=fmt,
@@ -190,7 +200,7 @@ def plan(
 
 
 def _cuda_graphs(settings: VllmSettings, rules: VllmRules, mrv2: bool, warnings: list[str]) -> tuple[int, str]:
-    """G and its source: 0 before v0.21 or with --enforce-eager; 0 under Model Runner V2 before v0.29 (its
+    """G and its source: 0 before v0.20 or with --enforce-eager; 0 under Model Runner V2 before v0.29 (its
     profile_cudagraph_memory() returned 0, #49224); else --cuda-graph-memory or the logged default."""
     if settings.enforce_eager:
         return 0, "--enforce-eager: no CUDA graphs captured"

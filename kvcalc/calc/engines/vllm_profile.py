@@ -24,21 +24,22 @@ NON_TORCH_MULTI = int(2.1 * GIB)
 PROFILE_SLACK = int(0.12 * GIB)
 #: fused_moe processes at most this many tokens at once (vLLM envs VLLM_FUSED_MOE_CHUNK_SIZE = 32768).
 FUSED_MOE_CHUNK = 32768
-#: CUDA-graph estimate subtracted from v0.21: 0.36 GiB in a logged vLLM 0.27.1 start-up
+#: CUDA-graph estimate subtracted from v0.20: 0.36 GiB in a logged vLLM 0.27.1 start-up
 #: (gpustack/runner PR #251, "Estimated CUDA graph memory: 0.36 GiB total"); an empirical default. vLLM's own
 #: estimate misses part of the capture (issues #51590, #57865: 0.49 GiB actual vs 0.40 estimated on a TP4
 #: run, 1.28 vs 1.26 on another): override with --cuda-graph-memory from your log.
 CUDA_GRAPH_DEFAULT = int(0.36 * GIB)
 
 
-def batch_defaults(gpu_total_bytes: int, gpu_name: str, usage: str) -> tuple[int, int]:
+def batch_defaults(gpu_total_bytes: int, gpu_name: str, usage: str, large_serve_tokens: int = 8192
+                   ) -> tuple[int, int]:
     """(max_num_batched_tokens, max_num_seqs) vLLM picks when unset: a "large" GPU (>= 70 GiB, not A100)
-    gets 8192/1024 for `vllm serve` and 16384/1024 for `LLM(...)`; others 2048/256 and 8192/256
-    (vllm/engine/arg_utils.py get_batch_defaults; unchanged through v0.31 for GPUs)."""
+    gets `large_serve_tokens`/1024 for `vllm serve` (8192; 16384 from ≈v0.28, #51726) and 16384/1024 for
+    `LLM(...)`; others 2048/256 and 8192/256 (vllm/engine/arg_utils.py get_batch_defaults)."""
     large = gpu_total_bytes >= 70 * GIB and "a100" not in gpu_name.lower()
     if usage == "llm":
         return (16384, 1024) if large else (8192, 256)
-    return (8192, 1024) if large else (2048, 256)
+    return (large_serve_tokens, 1024) if large else (2048, 256)
 
 
 def rope_cache_bytes(model: ModelSpec, act: StorageType) -> int:

@@ -1,9 +1,9 @@
 """vLLM's version table: every accounting rule that changed between releases, in one place.
 
 Each `VersionRule` names the rule, the first release it applies to, its value, and where it comes from (PR,
-file). Releases from v0.10 to v0.31 are accepted (any patch or pre-release of those minors); "≈" marks a
+file). Releases from v0.10 to v0.33 are accepted (any patch or pre-release of those minors); "≈" marks a
 release inferred from a PR's merge date against release dates (vLLM's tags were not read directly; see
-/work docs/accuracy.md "vLLM versions"). `rules_for(version)` resolves the table for one release.
+docs/accuracy.md "vLLM versions"). `rules_for(version)` resolves the table for one release.
 """
 
 from __future__ import annotations
@@ -17,9 +17,10 @@ from kvcalc.spec.base import record
 Version = tuple[int, ...]
 
 #: Minor releases kvcalc models, oldest first; the newest is the default.
-KNOWN_MINORS: tuple[str, ...] = tuple(f"0.{minor}" for minor in range(10, 32))
-#: The release `--engine-version` defaults to (v0.31.0, tagged 2026-10-05: the newest release found).
-NEWEST = "0.31.0"
+KNOWN_MINORS: tuple[str, ...] = tuple(f"0.{minor}" for minor in range(10, 34))
+#: The release `--engine-version` defaults to: v0.33.0 (≈2026-11-12/17, vllm-torchtpu v0.33.0 notes), the newest
+#: release found on 2026-12-06 (no v0.34).
+NEWEST = "0.33.0"
 
 
 @record
@@ -35,8 +36,8 @@ class VersionRule:
 RULES: tuple[VersionRule, ...] = (
     VersionRule(rule="default_gpu_memory_utilization", since=(0, 10), value=0.9,
                 source="vllm/config/cache.py gpu_memory_utilization default 0.9"),
-    VersionRule(rule="default_gpu_memory_utilization", since=(0, 21), value=0.92,
-                source="#38284 (vllm/config/cache.py:68 default 0.92)"),
+    VersionRule(rule="default_gpu_memory_utilization", since=(0, 20), value=0.92,
+                source="#38284, merged 2026-04-21, in the v0.20.0 tag (vllm/config/cache.py:68 default 0.92)"),
     VersionRule(rule="requested_rounding", since=(0, 10), value="floor",
                 source="vllm/v1/worker/gpu_worker.py: requested_memory = total x utilization (float)"),
     VersionRule(rule="requested_rounding", since=(0, 14), value="ceil",
@@ -57,10 +58,12 @@ RULES: tuple[VersionRule, ...] = (
     VersionRule(rule="reported_tokens", since=(0, 21), value="concurrency",
                 source="#41069 GPU KV cache size = int(max concurrency x max_model_len)"),
     VersionRule(rule="cuda_graphs_subtracted", since=(0, 10), value=False,
-                source="graph memory not profiled before the KV budget (v0.18-v0.20: estimated, not subtracted, "
+                source="graph memory not profiled before the KV budget (v0.18-v0.19: estimated, not subtracted, "
                 "VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS=0, #30515)"),
-    VersionRule(rule="cuda_graphs_subtracted", since=(0, 21), value=True,
-                source="#38284 gpu_worker.determine_available_memory subtracts the CUDA-graph estimate"),
+    VersionRule(rule="cuda_graphs_subtracted", since=(0, 20), value=True,
+                source="#38284 gpu_worker.determine_available_memory subtracts the CUDA-graph estimate (a stock "
+                "v0.20.0 log prints 'Estimated CUDA graph memory' and the equivalent utilization; the message says "
+                "'default since v0.21.0')"),
     VersionRule(rule="model_runner_v2", since=(0, 10), value="none", source="model runner V1 everywhere"),
     VersionRule(rule="model_runner_v2", since=(0, 22), value="qwen3-dense",
                 source="v0.22.0 release notes (#39337): MRv2 default for Qwen3 dense models"),
@@ -83,6 +86,20 @@ RULES: tuple[VersionRule, ...] = (
     VersionRule(rule="async_in_flight_tokens", since=(0, 26), value=True,
                 source="#47728 windows sized by max_in_flight_tokens = max_concurrent_batches x max_num_batched_"
                 "tokens (vllm/config/vllm.py; present in v0.27.1; ≈v0.26)"),
+    VersionRule(rule="large_gpu_serve_batched_tokens", since=(0, 10), value=8192,
+                source="vllm/engine/arg_utils.py get_batch_defaults: serve on >= 70 GiB (not A100) 8192"),
+    VersionRule(rule="large_gpu_serve_batched_tokens", since=(0, 28), value=16384,
+                source="#51726 default max_num_batched_tokens 8192 -> 16384 (merged 2026-08-10..26; ≈v0.28)"),
+    VersionRule(rule="hybrid_gdn_graph_overestimate", since=(0, 10), value=False, source="-"),
+    VersionRule(rule="hybrid_gdn_graph_overestimate", since=(0, 26), value=True,
+                source="#50780: from v0.26.0 the CUDA-graph estimate of gated-DeltaNet hybrids also counts a "
+                "~128 KiB per batched token transient (4.2 vs 0.56 GiB on Qwen3.5-122B); #52872"),
+    VersionRule(rule="mxfp4_sm90_kernel", since=(0, 10), value="marlin",
+                source="v0.10.x on Hopper without triton_kernels (torch < 2.8): Marlin MXFP4 MoE (gpt-oss-120b "
+                "logged 65.97 GiB on v0.10.1, #23278)"),
+    VersionRule(rule="mxfp4_sm90_kernel", since=(0, 10, 2), value="triton-hopper",
+                source="torch 2.8 from v0.10.2: triton_kernels matmul_ogs on SM90 (64.38 GiB logged on v0.14.1, "
+                "#33155)"),
     VersionRule(rule="batch_sharded_sampling", since=(0, 10), value=False, source="not available"),
     VersionRule(rule="batch_sharded_sampling", since=(0, 29), value=True,
                 source="#50465 --enable-batch-sharded-sampling (opt-in): each TP rank samples num_tokens / tp rows"),
@@ -106,6 +123,9 @@ class VllmRules:
     null_block_in_startup_check: bool
     async_in_flight_tokens: bool
     batch_sharded_sampling: bool
+    large_gpu_serve_batched_tokens: int
+    hybrid_gdn_graph_overestimate: bool
+    mxfp4_sm90_kernel: str
     sources: dict[str, str]
 
 

@@ -11,9 +11,7 @@ from kvcalc.cli.options import (
     KvDtypeOpt,
     ModelArg,
     RevisionOpt,
-    bytes_arg,
     kv_dtype_arg,
-    tokens_arg,
 )
 
 SCHEMA = ("kvcalc.report.variants", "VariantsReport")
@@ -29,6 +27,10 @@ def command(
         ),
     ] = None,
     kv_dtype: KvDtypeOpt = None,
+    tp: Annotated[
+        int | None, typer.Option("--tp", min=1, help="Tensor-parallel degree (default: the least that fits).")
+    ] = None,
+    engine: Annotated[str, typer.Option("--engine", help="vllm, sglang, trtllm or llamacpp (whose budget).")] = "vllm",
     context: Annotated[
         str | None,
         typer.Option("--context", help="Also count sequences of this many tokens that fit: 8192, 32k, 32K, 1M."),
@@ -37,21 +39,12 @@ def command(
     json_out: JsonOpt = False,
     explain: ExplainOpt = False,
 ) -> None:
-    """MODEL's KV bytes per token and the tokens that fit as MHA, GQA (every group count), MQA and MLA."""
+    """MODEL's KV bytes per token and the tokens that fit as MHA, GQA (every group count), MQA and MLA.
+
+    The memory is --memory, else the KV pool `kvcalc fit` plans on --gpu with --engine at --tp."""
+    from kvcalc import api
     from kvcalc.cli.output import emit, warn
-    from kvcalc.report.variants import variants_report
-    from kvcalc.sources.hardware import find_gpu
-    from kvcalc.sources.resolve import load_model
 
-    spec = load_model(model, revision=revision, warn=warn)
-    memory_bytes = bytes_arg(memory, "--memory")
-    report = variants_report(
-        spec,
-        kv_dtype=kv_dtype_arg(kv_dtype),
-        gpu=None if memory_bytes is not None else find_gpu(gpu),
-        memory_bytes=memory_bytes,
-        context=tokens_arg(context, "--context"),
-    )
+    report = api.attention_variants(model, gpu=gpu, memory=memory, kv_dtype=kv_dtype_arg(kv_dtype), context=context,
+                                    tp=tp, engine=engine, revision=revision, warn=warn)
     emit(report, as_json=json_out, explain=explain, render="kvcalc.report.variants:render_variants")
-
-

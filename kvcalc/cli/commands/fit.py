@@ -1,11 +1,8 @@
 """`kvcalc fit`."""
 
-from typing import TYPE_CHECKING, Annotated, cast
+from typing import Annotated
 
 import typer
-
-if TYPE_CHECKING:
-    from kvcalc.spec.deployment import EngineName
 
 from kvcalc.cli.options import (
     ExplainOpt,
@@ -17,12 +14,8 @@ from kvcalc.cli.options import (
     ModelArg,
     QuantOpt,
     RevisionOpt,
-    bytes_arg,
-    gpu_arg,
     kv_dtype_arg,
-    tokens_arg,
     version_arg,
-    weight_format_arg,
 )
 
 SCHEMA = ("kvcalc.report.fit", "FitReport")
@@ -59,13 +52,15 @@ def command(
         str | None,
         typer.Option(
             "--engine-version",
-            help="Engine release whose accounting to apply (vLLM >= 0.10; default newest modelled).",
+            help="Engine release whose accounting to apply (vLLM 0.10 to 0.33, default 0.33.0; other engines: "
+            "their modelled release).",
         ),
     ] = None,
     gpu_memory_utilization: Annotated[
         float | None,
         typer.Option(
-            "--gpu-memory-utilization", help="vLLM utilization (default 0.92 from v0.21, 0.9 before)."
+            "--gpu-memory-utilization", "--device-memory-utilization",
+            help="vLLM utilization (default 0.92 from v0.20, 0.9 before; the second name is v0.31's alias).",
         ),
     ] = None,
     max_num_batched_tokens: Annotated[int | None, typer.Option("--max-num-batched-tokens", min=1)] = None,
@@ -98,47 +93,25 @@ def command(
     """Does MODEL fit on these GPUs: memory per GPU, KV capacity, concurrency, and what would make it fit.
 
     Exit code 0 when it fits, 1 when it does not, 2 for bad input."""
+    from kvcalc import api
     from kvcalc.cli.output import emit, warn
     from kvcalc.errors import EXIT_DOES_NOT_FIT, InputError
-    from kvcalc.report.fit import fit_deployment
-    from kvcalc.sources.resolve import load_model
-    from kvcalc.spec.deployment import EngineSettings, Parallel
 
     if gpus is not None:
         if tp == 1 and pp == 1 and dp == 1:
             tp = gpus
         elif tp * pp * dp != gpus:
             raise InputError(f"--gpus {gpus} does not equal tp x pp x dp = {tp * pp * dp}")
-    spec = load_model(model, revision=revision, warn=warn)
-    gpu_spec = gpu_arg(gpu, gpu_file)
-    settings = EngineSettings(
-        name=cast("EngineName", engine),
-        version=version_arg(engine_version),
-        gpu_memory_utilization=gpu_memory_utilization,
-        max_num_batched_tokens=max_num_batched_tokens,
-        max_num_seqs=max_num_seqs,
-        block_size=block_size,
-        enforce_eager=enforce_eager,
-        kv_cache_dtype=kv_dtype_arg(kv_dtype),
-        mem_fraction_static=mem_fraction_static,
-        non_torch_bytes=bytes_arg(non_torch_memory, "--non-torch-memory", minimum=0),
-        activation_bytes=bytes_arg(activation_memory, "--activation-memory", minimum=0),
-        cuda_graph_bytes=bytes_arg(cuda_graph_memory, "--cuda-graph-memory", minimum=0),
-    )
-    report = fit_deployment(
-        spec,
-        gpu_spec,
-        Parallel(tp=tp, pp=pp, dp=dp, ep=ep, cp=cp),
-        settings,
-        context=tokens_arg(context, "--context"),
-        concurrency=concurrency,
-        weight_format=weight_format_arg(spec, quant, keep_fp16),
-        explain=explain,
+    report = api.fit(
+        model, gpu=gpu, gpu_file=gpu_file, tp=tp, pp=pp, dp=dp, ep=ep, cp=cp, context=context,
+        concurrency=concurrency, engine=engine, quant=quant, keep_fp16=keep_fp16, revision=revision, warn=warn,
+        explain=explain, version=version_arg(engine_version), gpu_memory_utilization=gpu_memory_utilization,
+        max_num_batched_tokens=max_num_batched_tokens, max_num_seqs=max_num_seqs, block_size=block_size,
+        enforce_eager=enforce_eager, kv_cache_dtype=kv_dtype_arg(kv_dtype), mem_fraction_static=mem_fraction_static,
+        non_torch_memory=non_torch_memory, activation_memory=activation_memory, cuda_graph_memory=cuda_graph_memory,
     )
     for message in report.warnings:
         warn(message)
     emit(report, as_json=json_out, explain=explain, render="kvcalc.report.render:render_fit")
     if not report.fits:
         raise typer.Exit(EXIT_DOES_NOT_FIT)
-
-

@@ -4,7 +4,7 @@ from typing import Annotated
 
 import typer
 
-from kvcalc.cli.options import ExplainOpt, JsonOpt, ModelArg, RevisionOpt, bytes_arg, kv_dtype_arg, tokens_arg
+from kvcalc.cli.options import ExplainOpt, JsonOpt, ModelArg, RevisionOpt, kv_dtype_arg
 
 SCHEMA = ("kvcalc.report.local", "LocalReport")
 
@@ -46,47 +46,12 @@ def command(
     """Local deployment: layers on the GPU (--n-gpu-layers), RAM for the rest, decode tokens/s, runtimes.
 
     Exit code 0 when it fits (on the GPU, or with offload within RAM), 1 when it does not, 2 for bad input."""
-    import re
-
-    from kvcalc.calc.offload import Device
-    from kvcalc.calc.quant import format_from_quantization_config, parse_quant
+    from kvcalc import api
     from kvcalc.cli.output import emit, warn
-    from kvcalc.errors import EXIT_DOES_NOT_FIT, InputError
-    from kvcalc.report.local import local_report
-    from kvcalc.sources.hardware import find_gpu
-    from kvcalc.sources.resolve import load_model
+    from kvcalc.errors import EXIT_DOES_NOT_FIT
 
-    chosen = [name for name, given in (("--gpu", gpu), ("--apple", apple), ("--cpu", cpu)) if given]
-    if len(chosen) != 1:
-        raise InputError("give exactly one of --gpu NAME, --apple NAME or --cpu"
-                         + (f" (got {', '.join(chosen)})" if chosen else ""))
-    bandwidth: float | None = None
-    if ram_bandwidth is not None:
-        match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(?:GB/s|GB|G)?\s*", ram_bandwidth, re.IGNORECASE)
-        if not match or float(match.group(1)) <= 0:
-            raise InputError(f"--ram-bandwidth '{ram_bandwidth}' is not a bandwidth in GB/s (e.g. 89.6 or 120GB/s)")
-        bandwidth = float(match.group(1)) * 1e9
-    hw = None
-    device: Device = "cpu"
-    if gpu is not None or apple is not None:
-        hw = find_gpu(gpu if gpu is not None else str(apple))
-        device = "apple" if hw.kind == "apple" else "gpu"
-        if apple is not None and hw.kind != "apple":
-            raise InputError(f"--apple {apple}: {hw.name} is not an Apple Silicon entry; use --gpu {hw.key}")
-    spec = load_model(model, revision=revision, warn=warn)
-    if quant is not None:
-        fmt = parse_quant(quant, model=spec)
-    else:
-        fmt = format_from_quantization_config(spec) or parse_quant("Q4_K_M", model=spec)
-    tokens = tokens_arg(context, "--context") or 4096
-    if spec.max_position_embeddings and tokens > spec.max_position_embeddings:
-        warn(f"context {tokens:,} exceeds the model's max_position_embeddings {spec.max_position_embeddings:,}")
-    report = local_report(
-        spec, fmt, device=device, gpu=hw, ram_bytes=bytes_arg(ram, "--ram"), context=tokens,
-        kv_dtype=kv_dtype_arg(kv_dtype), users=users, ram_bandwidth=bandwidth,
-    )
+    report = api.local(model, gpu=gpu, apple=apple, cpu=cpu, ram=ram, quant=quant, context=context, users=users,
+                       kv_dtype=kv_dtype_arg(kv_dtype), ram_bandwidth=ram_bandwidth, revision=revision, warn=warn)
     emit(report, as_json=json_out, explain=explain, render="kvcalc.report.local:render_local")
     if not report.fits:
         raise typer.Exit(EXIT_DOES_NOT_FIT)
-
-

@@ -13,7 +13,6 @@ from kvcalc.cli.options import (
     ModelArg,
     RevisionOpt,
     kv_dtype_arg,
-    tokens_arg,
 )
 
 SCHEMA = ("kvcalc.report.quant", "QuantReport")
@@ -41,29 +40,12 @@ def command(
     """MODEL under each weight format: weight bytes, bits per weight, fits?, KV tokens, concurrency, quality.
 
     Exit code 0 when at least one format fits, 1 when none does, 2 for bad input."""
-    from kvcalc.calc.quant import parse_keep
+    from kvcalc import api
     from kvcalc.cli.output import emit, warn
-    from kvcalc.errors import EXIT_DOES_NOT_FIT, InputError
-    from kvcalc.report.quant import DEFAULT_FORMATS, quant_report
-    from kvcalc.sources.hardware import find_gpu
-    from kvcalc.sources.resolve import load_model
-    from kvcalc.spec.deployment import EngineSettings, Parallel
+    from kvcalc.errors import EXIT_DOES_NOT_FIT
 
-    if engine not in ("vllm", "sglang", "trtllm", "llamacpp"):
-        raise InputError(f"unknown engine '{engine}'; use vllm, sglang, trtllm or llamacpp")
-    spec = load_model(model, revision=revision, warn=warn)
-    names = tuple(f.strip() for f in formats.split(",") if f.strip()) if formats else DEFAULT_FORMATS
-    report = quant_report(
-        spec,
-        find_gpu(gpu),
-        Parallel(tp=tp, pp=pp),
-        EngineSettings(name=engine, kv_cache_dtype=kv_dtype_arg(kv_dtype)),  # type: ignore[arg-type]
-        context=tokens_arg(context, "--context"),
-        formats=names,
-        keep_high_precision=parse_keep(keep_fp16),
-    )
+    report = api.quant(model, gpu=gpu, tp=tp, pp=pp, context=context, engine=engine, kv_dtype=kv_dtype_arg(kv_dtype),
+                       formats=formats, keep_fp16=keep_fp16, revision=revision, warn=warn)
     emit(report, as_json=json_out, explain=explain, render="kvcalc.report.quant:render_quant")
     if not any(row.fits for row in report.rows):
         raise typer.Exit(EXIT_DOES_NOT_FIT)
-
-
