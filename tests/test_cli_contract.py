@@ -189,8 +189,8 @@ def test_yaml_tags_and_alias_bombs_are_data_errors(tmp_path: Path) -> None:
         (["fit", "llama-70b", "--tp", "4", "--engine-version", "1e999"], 2, "is not a release number"),
         (["fit", "llama-70b", "--tp", "4", "--engine-version", ""], 2, "is empty"),
         (["quant", "llama-70b", "--kv-dtype", "fp3"], 2, "unknown dtype 'fp3'"),
-        (["local", "llama-70b", "--cpu", "--ram", "0"], 2, "--ram must be positive, got 0"),
-        (["attention-variants", "llama-70b", "--memory", "0"], 2, "--memory must be positive"),
+        (["local", "llama-70b", "--cpu", "--ram", "0"], 2, "ram must be positive, got 0"),
+        (["attention-variants", "llama-70b", "--memory", "0"], 2, "memory must be positive"),
         (["quant", "llama-3.1-405b", "--gpu", "t4", "--formats", "bf16,fp8"], 1, ""),
         (["perf", "llama-3.1-8b", "--input", "2k", "--output", "256", "--concurrency", "65536"], 2,
          "65,536 is beyond the sane bound 4,096"),  # the simulation grows with it: once 5 s, 2^31 hung
