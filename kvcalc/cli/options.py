@@ -1,10 +1,10 @@
 """Options and argument helpers shared by the commands (parsing only; no arithmetic).
 
 Every command's options are bounded centrally (`bound_params`, applied by `cli.app` to whatever command
-runs): an integer option is at most `bounds.MAX_CLI_INT` (or its own bound in `bounds.CLI_OPTION_MAX`, for
-options whose work grows with their value), a float option finite and within `bounds.MAX_CLI_FLOAT`, and a
-text option non-empty and at most `bounds.MAX_TEXT_CHARS` characters. A new command gets this for free; its
-own ranges (`min=1` ...) still apply.
+runs): an integer option is at most `bounds.MAX_CLI_INT` (or its own bounds in `bounds.CLI_OPTION_MAX` and
+`CLI_OPTION_MIN`, for options whose work grows with their value or as it shrinks), a float option finite and
+within `bounds.MAX_CLI_FLOAT`, and a text option non-empty and at most `bounds.MAX_TEXT_CHARS` characters. A
+new command gets this for free; its own ranges (`min=1` ...) still apply.
 """
 
 from typing import TYPE_CHECKING, Annotated, Any
@@ -142,13 +142,15 @@ class _BoundedText(click.types.StringParamType):
         return super().convert(value, param, ctx)
 
 
-def _check_number(value: Any, param: Any, ctx: Any, limit: float | None) -> Any:
+def _check_number(value: Any, param: Any, ctx: Any, limit: float | None, floor: float | None = None) -> Any:
     import math
 
     from kvcalc.bounds import MAX_CLI_FLOAT, MAX_CLI_INT
 
     if isinstance(value, float) and not math.isfinite(value):
         _fail(f"{value} is not a finite number", param, ctx)
+    if floor is not None and isinstance(value, (int, float)) and value < floor:
+        _fail(f"{value:,} is below the sane bound {floor:,}", param, ctx)
     if limit is None:
         limit = MAX_CLI_INT if isinstance(value, int) else MAX_CLI_FLOAT
     if isinstance(value, (int, float)) and abs(value) > limit:
@@ -158,15 +160,18 @@ def _check_number(value: Any, param: Any, ctx: Any, limit: float | None) -> Any:
 
 
 class _NumberBound:
-    """Mixin for click's number types: the value is finite and within `limit` (the option's own bound in
-    `bounds.CLI_OPTION_MAX`, else MAX_CLI_INT / MAX_CLI_FLOAT); text over 64 characters is no number."""
+    """Mixin for click's number types: the value is finite, within `limit` (the option's own bound in
+    `bounds.CLI_OPTION_MAX`, else MAX_CLI_INT / MAX_CLI_FLOAT) and at least `floor` (`bounds.CLI_OPTION_MIN`);
+    text over 64 characters is no number."""
 
     limit: float | None = None
+    floor: float | None = None
 
     def convert(self, value: Any, param: Any, ctx: Any) -> Any:
         if isinstance(value, str) and len(value) > 64:
             _fail(f"'{value[:20]}...' is not a number", param, ctx)
-        return _check_number(super().convert(value, param, ctx), param, ctx, self.limit)  # type: ignore[misc]
+        converted = super().convert(value, param, ctx)  # type: ignore[misc]
+        return _check_number(converted, param, ctx, self.limit, self.floor)
 
 
 class _BoundedInt(_NumberBound, click.types.IntParamType):
@@ -185,7 +190,7 @@ class _BoundedFloatRange(_NumberBound, click.FloatRange):
     pass
 
 
-def _bounded_type(kind: Any, limit: float | None) -> Any:
+def _bounded_type(kind: Any, limit: float | None, floor: float | None = None) -> Any:
     """The bounded twin of a click parameter type (None when it needs none: flags, choices, our own)."""
     if isinstance(kind, (_BoundedText, _NumberBound)):
         return None
@@ -203,17 +208,18 @@ def _bounded_type(kind: Any, limit: float | None) -> Any:
     elif type(kind) is click.types.StringParamType:
         return _BoundedText()
     if bounded is not None:
-        bounded.limit = limit
+        bounded.limit, bounded.floor = limit, floor
     return bounded
 
 
 def bound_params(command: click.Command) -> click.Command:
     """Give every option and argument of `command` (and of its subcommands) a bounded type, in place."""
-    from kvcalc.bounds import CLI_OPTION_MAX
+    from kvcalc.bounds import CLI_OPTION_MAX, CLI_OPTION_MIN
 
     for param in command.params:
         limit = next((CLI_OPTION_MAX[o] for o in param.opts if o in CLI_OPTION_MAX), None)
-        bounded = None if getattr(param, "is_flag", False) else _bounded_type(param.type, limit)
+        floor = next((CLI_OPTION_MIN[o] for o in param.opts if o in CLI_OPTION_MIN), None)
+        bounded = None if getattr(param, "is_flag", False) else _bounded_type(param.type, limit, floor)
         if bounded is not None:
             param.type = bounded
     for sub in getattr(command, "commands", {}).values():
