@@ -102,8 +102,8 @@ def _aliases_of(path: Path) -> list[str]:
 
 
 @functools.cache
-def _alias_index(dirs: tuple[Path, ...]) -> dict[str, Path]:
-    """Alias -> file, over every file (an earlier directory wins); cached by `datacache.cached_index`."""
+def _alias_index(dirs: tuple[Path, ...]) -> dict[str, str]:
+    """Alias -> file path, over every file (an earlier directory wins); cached by `datacache.cached_index`."""
     from kvcalc.sources.datacache import cached_index
 
     files = _files(dirs)
@@ -115,8 +115,8 @@ def _alias_index(dirs: tuple[Path, ...]) -> dict[str, Path]:
                 index.setdefault(alias, str(path))
         return index
 
-    by_name = cached_index("gpu-aliases", list(files.values()), build)
-    return {alias: Path(path) for alias, path in by_name.items()}
+    by_name: dict[str, str] = cached_index("gpu-aliases", list(files.values()), build)
+    return by_name
 
 
 @functools.cache
@@ -148,7 +148,7 @@ def find_gpu(name: str) -> GpuSpec:
         return _load_cached(files[wanted])
     aliases = _alias_index(dirs)
     if wanted in aliases:
-        return _load_cached(aliases[wanted])
+        return _load_cached(Path(aliases[wanted]))
     for gpu in _all(dirs):
         if gpu.name.lower() == wanted:
             return gpu

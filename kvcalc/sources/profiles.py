@@ -33,15 +33,15 @@ def data_dir(name: str) -> Path:
 
 
 @lru_cache(maxsize=1)
-def _scan() -> tuple[dict[str, Path], dict[str, Path]]:
-    """(lower-case profile name and every alias -> file, lower-case Hub repo id -> file), from each file's
+def _scan() -> list[dict[str, str]]:
+    """[lower-case profile name and every alias -> file, lower-case Hub repo id -> file], from each file's
     first lines (a file whose aliases line is not a simple flow list is parsed whole); the index is kept by
     `datacache.cached_index` until a profile file changes."""
     from kvcalc.sources.datacache import cached_index
 
     paths = sorted(data_dir("profiles").glob("*.yaml"))
-    names, repos = cached_index("profiles", paths, lambda: _build_index(paths))
-    return ({k: Path(v) for k, v in names.items()}, {k: Path(v) for k, v in repos.items()})
+    index: list[dict[str, str]] = cached_index("profiles", paths, lambda: _build_index(paths))
+    return index
 
 
 def _build_index(paths: list[Path]) -> list[dict[str, str]]:
@@ -64,7 +64,7 @@ def _build_index(paths: list[Path]) -> list[dict[str, str]]:
 
 def profile_index() -> dict[str, Path]:
     """Lower-case profile name and every alias -> profile file."""
-    return _scan()[0]
+    return {name: Path(path) for name, path in _scan()[0].items()}
 
 
 def _header(path: Path) -> dict[str, Any]:
@@ -79,12 +79,14 @@ def profile_headers() -> list[dict[str, Any]]:
 
 def find_profile(name: str) -> Path | None:
     """The profile file for a name or alias (case-insensitive), or None."""
-    return profile_index().get(name.strip().lower())
+    path = _scan()[0].get(name.strip().lower())
+    return None if path is None else Path(path)
 
 
 def find_profile_by_repo(repo_id: str) -> Path | None:
     """The profile whose `hf_repo` is `repo_id` (case-insensitive, as the Hub treats ids), or None."""
-    return _scan()[1].get(repo_id.strip().lower())
+    path = _scan()[1].get(repo_id.strip().lower())
+    return None if path is None else Path(path)
 
 
 def load_profile(path: Path) -> dict[str, Any]:
