@@ -20,7 +20,7 @@ from kvcalc.sources.aliases import aliases_line
 
 #: The header keys `kvcalc models` lists.
 HEADER_KEYS = ("name", "aliases", "hf_repo", "source")
-_HF_REPO_LINE = re.compile(r"^hf_repo:[ \t]*['\"]?([\w.\-]+/[\w.\-]+)['\"]?[ \t]*(?:#.*)?$", re.MULTILINE)
+_HF_REPO_LINE = r"(?m)^hf_repo:[ \t]*['\"]?([\w.\-]+/[\w.\-]+)['\"]?[ \t]*(?:#.*)?$"  # compiled on first use
 _HEAD_LINES = 8
 
 
@@ -56,7 +56,7 @@ def _build_index(paths: list[Path]) -> list[dict[str, str]]:
             aliases = [str(alias).lower() for alias in _header(path).get("aliases") or []]
         for alias in aliases:
             names[alias] = str(path)
-        repo = _HF_REPO_LINE.search(head)
+        repo = re.search(_HF_REPO_LINE, head)
         if repo is not None:
             repos[repo.group(1).lower()] = str(path)
     return [names, repos]  # a list: the cache stores only what a JSON round trip keeps
