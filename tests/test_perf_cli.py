@@ -63,6 +63,12 @@ def test_perf_human_and_explain():
         (("--batch", "1", "--input", "lots"), "--input"),
         (("--batch", "1", "--calibration", "/nonexistent/cal.yaml"), "cannot read calibration"),
         (("--batch", "1", "--engine", "tgi"), "unknown engine"),
+        (("--request-rate", "fast"), "--request-rate"),
+        (("--request-rate", "-2"), "--request-rate"),
+        (("--request-rate", "5", "--concurrency", "4"), "exactly one of"),
+        (("--batch", "4", "--num-prompts", "10"), "--num-prompts"),
+        (("--request-rate", "5", "--input-dist", "zipf"), "--input-dist"),
+        (("--request-rate", "5", "--lengths-file", "/nonexistent/lengths.csv"), "no such file"),
     ],
 )
 def test_perf_bad_input_exit_2(args, message):
@@ -137,3 +143,35 @@ def kvcalc_cli_json(*args: str) -> str:
     r = kvcalc(*args, "--json")
     assert r.returncode == 0, r.stderr
     return r.stdout
+
+
+def test_perf_request_rate_json_validates():
+    r = kvcalc("perf", "llama-3.1-8b", "--gpu", "h100", "--request-rate", "8", "--num-prompts", "200",
+               "--input-dist", "sharegpt", "--json")
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    from pydantic import TypeAdapter
+
+    TypeAdapter(PerfReport).validate_python(doc)
+    assert doc["mode"] == "rate" and doc["request_rate"] == 8 and doc["num_prompts"] == 200
+    assert doc["lengths"] == "sharegpt" and 150 < doc["mean_input_tokens"] < 300
+    # an open loop below capacity: the last request leaves at N / R = 25 s and the run ends when it is done;
+    # requests/s = N / duration, as vllm bench serve divides
+    assert 25 < doc["duration_s"] < 25 + 10 and doc["requests_per_s"] == pytest.approx(200 / doc["duration_s"])
+    assert doc["ttft_p99_s"] >= doc["ttft_p50_s"] and doc["preemptions"] == 0
+    schema = json.loads(kvcalc("schema", "perf").stdout)
+    assert {"request_rate", "num_prompts", "lengths", "ttft_p99_s", "duration_s"} <= set(schema["properties"])
+
+
+def test_perf_burst_from_a_lengths_file_and_dp(tmp_path):
+    path = tmp_path / "lengths.csv"
+    path.write_text("input_tokens,output_tokens\n1000,100\n3000,300\n")
+    one = json.loads(kvcalc_cli_json("perf", "llama-3.1-8b", "--request-rate", "inf", "--num-prompts", "64",
+                                     "--lengths-file", str(path)))
+    two = json.loads(kvcalc_cli_json("perf", "llama-3.1-8b", "--request-rate", "inf", "--num-prompts", "64",
+                                     "--lengths-file", str(path), "--dp", "2"))
+    assert one["request_rate"] is None and one["max_request_tokens"] == 3300
+    # two replicas each prefill half the burst (TTFT falls) and decode half the batch in steps that cost
+    # about as much (memory-bound): more throughput, not twice as much
+    assert two["gpus"] == 2 and 1.2 * one["total_tokens_per_s"] < two["total_tokens_per_s"]
+    assert two["ttft_s"] < one["ttft_s"]

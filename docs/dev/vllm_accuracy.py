@@ -29,6 +29,7 @@ import importlib
 import importlib.util
 import math
 import os
+import re
 import statistics
 import sys
 from pathlib import Path
@@ -484,7 +485,8 @@ LOG_VERDICT = {
     "V11": "V0 engine (MLA stored as full K/V)",
     "V13": "model only inferred (no name)",
     "V18": "V0 engine; model unknown",
-    "V19": "unified-memory GB10, two nodes, vLLM 0.29 dev, AWQ MiniMax: outside kvcalc's GPU/quant data",
+    "V19": "budget outside kvcalc's GPU/quant data (unified-memory GB10, two nodes, AWQ MiniMax); its KV layout "
+           "and start-up refusal are checked in section 9 (R07a/b)",
     "V20": "model ambiguous (a 'qwen3.6-27b' AutoRound build), no available-KV figure",
     "V21": "approximate figures from issue text",
     "V22": "V0 engine; TP/utilization unstated",
@@ -650,7 +652,8 @@ def main() -> None:
       "per TP rank, `--gpu-memory-utilization 0.95`, `--max-model-len` 8192 (2048 for phi-2), prefix caching "
       "off, every other setting at its default) with the four start-up figures and the profiling split, plus "
       f"{len(failed)} failed starts. `vllm_logs.tsv`: 33 user logs, of which the usable V1-engine rows give "
-      "layout checks and failed starts (section 5).")
+      "layout checks and failed starts (section 5). Releases after v0.19: `docs/dev/vllm_recent_logs.tsv` (in this "
+      "repository; 14 public start-ups of v0.20-v0.31 with their sources), decomposed in section 9.")
     p("- **Prediction.** Each row goes through `kvcalc.report.fit.fit_deployment` with the row's settings: GPU "
       "`h100-sxm` (torch total 79.18 GiB), `tp`/`pp`, `context` = max_model_len, `gpu_memory_utilization`, "
       "engine version `0.19.0`, KV dtype auto, everything else at kvcalc's vLLM defaults (mnbt 8192, "
@@ -696,6 +699,13 @@ def main() -> None:
     n_within = sum(within_target(r) for r in ok)
     n_2 = sum(abs(e) <= 2.0 for e in errs)
     V019_SUMMARY.update(rows=len(ok), median=statistics.median(abs_errs), worst=abs_errs[-1])
+    text = [r for r in ok if "text only" not in r["notes"]]
+    V019_ERRORS.update({
+        "weights": [pct(r["pred_W"], r["rep_W"]) for r in text],
+        "available KV": [pct(r["pred_A"], r["rep_A"]) for r in ok],
+        "KV tokens": errs,
+        "concurrency": [pct(r["pred_conc"], r["rep_conc"]) for r in ok],
+    })
     p("### Summary")
     p()
     p("| measure | value |")
@@ -937,21 +947,6 @@ def main() -> None:
 
 # --- recent releases --------------------------------------------------------------------------------------
 
-#: Qwen2.5-0.5B-Instruct config.json (Qwen/Qwen2.5-0.5B-Instruct): 24 layers, hidden 896, 14 heads, 2 KV heads,
-#: intermediate 4864, vocab 151,936, tied embeddings, 32,768 positions, bf16.
-QWEN25_05B: dict[str, Any] = {"model_type": "qwen2", "hidden_size": 896, "num_hidden_layers": 24,
-                              "num_attention_heads": 14, "num_key_value_heads": 2, "intermediate_size": 4864,
-                              "vocab_size": 151936, "tie_word_embeddings": True, "max_position_embeddings": 32768,
-                              "torch_dtype": "bfloat16", "rope_theta": 1000000.0}
-
-#: Usable start-ups of recent vLLM releases (public logs collected in the research notes, each with its source):
-#: (id, version, runner, enforce_eager, reported "GPU KV cache size", source).
-RECENT_QWEN = [
-    ("R03a", "0.26.0", "v1", False, 6_891_296, "vllm-project/vllm #50159 (MRv1, CUDA graphs)"),
-    ("R03b", "0.26.0", "v2", False, 6_900_336, "vllm-project/vllm #50159 (MRv2, CUDA graphs)"),
-    ("R03c", "0.26.0", "v1", True, 6_908_880, "vllm-project/vllm #50159 (--enforce-eager)"),
-]
-
 #: gpt-oss-120b "Model loading took" GiB: (id, release as logged, release planned, gpu, tp, logged, source).
 GPT_OSS_WEIGHTS = [
     ("V15", "0.10.1", "0.10.1", "h100-sxm", 1, 65.9651, "vllm-project/vllm #23278"),
@@ -962,39 +957,13 @@ GPT_OSS_WEIGHTS = [
 
 
 def recent_releases(p: Any) -> None:
-    """Section 9: start-ups of vLLM releases after v0.19, the gpt-oss weights by kernel, SGLang, and the
-    per-version summary."""
-    gpu = find_gpu("rtx-pro-6000")
-    model = model_from_config(dict(QWEN25_05B), model_id="Qwen/Qwen2.5-0.5B-Instruct")
-    p()
-    p("## 9. Recent releases (v0.20 and newer), other engines, and the summary by engine version")
-    p()
-    p("Public start-up logs of releases after v0.19 that name the model, the GPU and the release, with enough "
-      "settings to plan them, are few: most recent logs in the collection (53 rows) are of models kvcalc has "
-      "no config for (Qwen3.6/3.8 builds, GLM-5.3, MiniMax-M2.x), of unnamed models, or of patched images. The "
-      "usable ones:")
-    p()
-    p("| id | release | model | GPU | settings | kvcalc tokens | vLLM tokens | err | source |")
-    p("|---|---|---|---|---|---|---|---|---|")
-    errors: dict[str, list[float]] = {"0.19.0": []}
-    for rid, version, runner, eager, logged, source in RECENT_QWEN:
-        settings = VllmSettings(version=version, gpu_memory_utilization=0.85, model_runner=runner,  # type: ignore[arg-type]
-                                enforce_eager=eager)
-        plan = plan_deployment(model, gpu, Parallel(), settings)
-        err = pct(plan.kv_cache_tokens, logged)
-        errors.setdefault(version, []).append(err)
-        what = f"u 0.85, MR{runner}" + (", eager" if eager else ", graphs")
-        p(f"| {rid} | {version} | Qwen2.5-0.5B-Instruct | RTX PRO 6000 Blackwell Server | {what} | "
-          f"{plan.kv_cache_tokens:,} | {logged:,} | {err:+.1f}% | {source} |")
-    p()
-    p("kvcalc is 2 % low on all three. The graph terms agree with the log's own differences: vLLM's eager run holds "
-      "17,584 more tokens than MRv1 with graphs (0.20 GiB of graph estimate at 12,288 B per token) and 8,544 more "
-      "than MRv2 (0.10 GiB); kvcalc subtracts its default 0.36 GiB under MRv1 and, on v0.26, nothing under MRv2 "
-      "(#49224). The common 1.7 GiB gap sits in the base budget: the card's torch total is an estimate in "
-      "hardware/rtx-pro-6000.yaml (0.6 GiB at most), and the dummy sampler of releases after v0.21 "
-      "(FlashInfer again, #40376) may hold less than the 14 B per row x vocab calibrated on v0.19 (2.0 GiB here at "
-      "1,024 rows x 151,936); one log cannot separate the two, so neither is tuned.")
-    p()
+    """Section 9: start-ups of vLLM releases after v0.19 (docs/dev/vllm_recent.py), the gpt-oss weights by kernel,
+    SGLang; then the perf section carried over from the current docs/accuracy.md."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    import vllm_recent
+
+    vllm_recent.render(p, V019_ERRORS)
+    errors: dict[str, list[float]] = {}
     p("**gpt-oss-120b weights by MXFP4 kernel** (\"Model loading took\", GiB; calc/quant/mxfp4.py):")
     p()
     p("| id | release | GPU | tp | kernel | kvcalc | vLLM | err | source |")
@@ -1020,42 +989,33 @@ def recent_releases(p: Any) -> None:
       "llama.cpp budgets have no comparable public start-up in the collection beyond the llama.cpp cell counts "
       "already checked in accuracy-quant.md / llamacpp_logs.tsv (KV = cells x bytes per cell, exact).")
     p()
-    p("### Summary by engine version")
+    p("Older releases in this section (weights only): " + "; ".join(
+        f"vLLM {key.replace(' (weights)', '')}: {len(v)} row(s), worst {max(abs(x) for x in v):.2f} %"
+        for key, v in errors.items()) + f"; SGLang 0.5.x: 1 row, {abs(sg_err):.2f} % (KV tokens).")
     p()
-    p("Reproduce: `" + COMMAND + "`; each vLLM row is planned with `--engine-version` set to the logged release "
-      "(the v0.19.0 dev set with `--engine-version 0.19.0`, unchanged by the newer rules).")
-    p()
-    p("| engine, release | rows | median abs error | worst abs error | compared |")
-    p("|---|---|---|---|---|")
-    p(f"| vLLM 0.19.0 | {V019_SUMMARY['rows']} | {V019_SUMMARY['median']:.2f} % | {V019_SUMMARY['worst']:.1f} % | "
-      "KV tokens (section 1) |")
-    for key, values in errors.items():
-        if not values:
-            continue
-        absolute = sorted(abs(v) for v in values)
-        what = "weights" if "weights" in key else "KV tokens"
-        p(f"| vLLM {key.replace(' (weights)', '')} | {len(values)} | {statistics.median(absolute):.2f} % | "
-          f"{absolute[-1]:.1f} % | {what} |")
-    p(f"| SGLang 0.5.x | 1 | {abs(sg_err):.2f} % | {abs(sg_err):.1f} % | KV tokens |")
-    p()
-    p("Like with like: from v0.21 vLLM logs \"GPU KV cache size\" as int(max concurrency x max_model_len) for "
-      "every model (#41069; v0.20 hybrids still used floor(blocks / groups) x block size), which for hybrid and "
-      "sliding-window models is not the pool's capacity; kvcalc prints the figure of the release it models "
-      "(`kv_cache_tokens`) and keeps the pool itself in `kv_pool` (blocks x block size per group).")
-    p()
-    p("## 10. Latency and throughput (`kvcalc perf`)")
-    p()
-    p("Predicted TTFT, TPOT and throughput against 87 published measurements (vLLM, SGLang, TRT-LLM, NIM, llama.cpp "
-      "on H100, H200, A100, L40S, B200, RTX 4090) are in [accuracy-perf.md](accuracy-perf.md) "
-      "(`docs/dev/perf_accuracy.py`), with default coefficients: TPOT median 9.5 % (worst 46 %, 31 rows; target "
-      "15 %), TTFT median 21.6 % (worst 44 %, 20 rows; target 25 %); a pure roofline is 55 % and 62 % off on the "
-      "same rows.")
-    p("Throughput of bursts of variable-length requests is the known weak spot (2-5x optimistic: no length tail in "
-      "the model).")
+    carry_perf_section(p)
 
 
-#: The v0.19.0 section-1 summary, filled by main() before recent_releases runs.
+PERF_HEADING = re.compile(r"^## (\d+)\. Latency and throughput")
+
+
+def carry_perf_section(p: Any) -> None:
+    """The latency/throughput summary another script maintains, copied verbatim from the current
+    docs/accuracy.md (renumbered to follow section 9)."""
+    current = Path(__file__).resolve().parents[1] / "accuracy.md"
+    lines = current.read_text(encoding="utf-8").splitlines() if current.exists() else []
+    start = next((i for i, line in enumerate(lines) if PERF_HEADING.match(line)), None)
+    if start is None:
+        return
+    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
+    p(PERF_HEADING.sub("## 10. Latency and throughput", lines[start]))
+    for line in lines[start + 1:end]:
+        p(line)
+
+
+#: The v0.19.0 section-1 summary and errors by quantity, filled by main() before recent_releases runs.
 V019_SUMMARY: dict[str, float] = {"rows": 0, "median": 0.0, "worst": 0.0}
+V019_ERRORS: dict[str, list[float]] = {}
 
 
 if __name__ == "__main__":

@@ -42,8 +42,6 @@ def measure_one(backend: str, heads: int, head_dim: int, n: int, device: str, ru
             peak = 0
         timing = time_runs(lambda: F.scaled_dot_product_attention(q, k, v, is_causal=True), device=device,
                            warmup=1, runs=runs)
-    del q, k, v
-    release(device)
     return {"backend": backend, "heads": heads, "head_dim": head_dim, "tokens": n, "peak_bytes": int(peak),
             **timing.as_dict()}
 
@@ -62,5 +60,5 @@ def measure_attention(heads: int, head_dim: int, lengths: list[int], device: str
                 rows.append(measure_one(backend, heads, head_dim, n, device, runs))
             except RuntimeError as exc:  # a backend this build or card lacks
                 skipped.append({"backend": backend, "tokens": n, "reason": str(exc).splitlines()[0][:160]})
-                release(device)
+            release(device)
     return {"rows": rows, "skipped": skipped}

@@ -11,6 +11,7 @@ from typing import Any
 
 import torch
 
+from kvcalc.bench.memory import release
 from kvcalc.bench.timing import time_runs
 
 LARGE = 8192
@@ -23,7 +24,6 @@ def copy_bandwidth(device: str, size_bytes: int, runs: int = 20) -> dict[str, An
     y = torch.empty_like(x)
     timing = time_runs(lambda: y.copy_(x), device=device, warmup=3, runs=runs)
     moved = 2 * n * 2
-    del x, y
     return {"bytes_moved": moved, **timing.as_dict(), "bytes_per_s": moved / timing.median_s}
 
 
@@ -66,9 +66,23 @@ def gemm_rate(m: int, n: int, k: int, dtype: str, device: str, *, l2_bytes: int 
 
     timing = time_runs(run, device=device, warmup=3, runs=runs)
     flops = 2 * m * n * k
-    del a_list, b_list
     return {"dtype": dtype, "m": m, "n": n, "k": k, "copies": copies, **timing.as_dict(),
             "flops_per_s": flops / timing.median_s, "bytes": operand_bytes + m * n * 2}
+
+
+def kernel_overhead(device: str, kernels: int = 256, runs: int = 20) -> dict[str, Any]:
+    """Seconds per kernel of a CUDA graph of `kernels` tiny dependent kernels (an add on 128 values): the fixed
+    cost every kernel pays inside a graph, whatever its work (eager launches elsewhere)."""
+    from kvcalc.bench.timing import time_step
+
+    x = torch.randn(128, device=device)
+
+    def chain() -> None:
+        for _ in range(kernels):
+            x.add_(1.0)
+
+    timing = time_step(chain, refresh=None, device=device, warmup=3, runs=runs)
+    return {"kernels": kernels, **timing.as_dict(), "per_kernel_s": timing.median_s / kernels}
 
 
 def measure_ceilings(device: str, *, decode_shape: tuple[int, int], batches: list[int], l2_bytes: int,
@@ -77,7 +91,8 @@ def measure_ceilings(device: str, *, decode_shape: tuple[int, int], batches: lis
     size = 2 * 2**30 if device == "cuda" else 64 * 2**20
     large = LARGE if device == "cuda" else 256
     runs = 10 if quick else 20
-    out: dict[str, Any] = {"copy": copy_bandwidth(device, size, runs=runs), "gemm": []}
+    out: dict[str, Any] = {"copy": copy_bandwidth(device, size, runs=runs), "gemm": [],
+                           "kernel": kernel_overhead(device)}
     dtypes = ["bf16"] + (["fp8"] if _fp8_supported(device) else [])
     for dtype in dtypes:
         out["gemm"].append({"shape": "large", **gemm_rate(large, large, large, dtype, device, runs=runs)})
@@ -87,4 +102,5 @@ def measure_ceilings(device: str, *, decode_shape: tuple[int, int], batches: lis
             m = batch if dtype == "bf16" else max(16, -(-batch // 16) * 16)  # _scaled_mm wants M % 16 == 0
             out["gemm"].append({"shape": "decode", "batch": batch,
                                 **gemm_rate(m, n, k, dtype, device, l2_bytes=l2_bytes, runs=runs)})
+    release(device)
     return out

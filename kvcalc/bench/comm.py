@@ -137,9 +137,9 @@ def measure(sizes: list[int], backend: str, runs: int, warmup: int) -> dict[str,
                          "wire_bytes": wire_bytes(name, size, world), "graph": False})
     if device == "cuda":
         for size in sizes:
-            seconds = _time_graph_all_reduce(size, runs)
-            if seconds is not None:
-                rows.append({"collective": "all_reduce", "message_bytes": size, "median_s": seconds,
+            graphed = _time_graph_all_reduce(size, runs)
+            if graphed is not None:
+                rows.append({"collective": "all_reduce", "message_bytes": size, "median_s": graphed,
                              "wire_bytes": wire_bytes("all_reduce", size, world), "graph": True})
     info: dict[str, Any] = {"backend": backend, "ranks": world, "torch": torch.__version__, "rows": rows}
     if device == "cuda":

@@ -34,10 +34,10 @@ def _measured(module: torch.nn.Module, before: int, device: str) -> int:
 
 
 def free_bytes(device: str) -> int:
-    """Free device memory (CUDA), or a notional 1 GiB on CPU (tests)."""
+    """Free device memory (CUDA), or a notional 256 MiB on CPU (tests)."""
     if device == "cuda":
         return int(torch.cuda.mem_get_info()[0])
-    return 2**30
+    return 2**28
 
 
 def release(device: str) -> None:
@@ -112,8 +112,10 @@ def measure_paged_kv(plan: DeploymentPlan, device: str, *, max_bytes: int) -> di
     release(device)
     before = allocated(device)
     buffers, views = _allocate_pool(groups, pages, page_bytes, blocks, kv_dtype, device)
-    measured = allocated(device) - before if device == "cuda" else sum(b.numel() for b in buffers)
+    tensor_total = sum(b.numel() for b in buffers)  # int8 buffers: numel = bytes
+    measured = allocated(device) - before if device == "cuda" else tensor_total
     out = {"blocks": blocks, "plan_blocks": plan.kv_pool.num_blocks, "tensors": len(buffers),
+           "tensor_bytes": tensor_total,
            "layers": len(views), "kv_dtype": plan.kv_dtype, "block_sizes": sorted({g.block_size for g in groups}),
            "allocated_bytes": measured, "layout": layout.layout}
     del buffers, views

@@ -101,7 +101,7 @@ def expected_shapes(layer: LayerSpec, hidden: int) -> dict[str, Shape | None]:
         name = suffix(t.name, layer.index)
         base, _, kind = name.rpartition(".")
         shape = weights.get(base)
-        if shape is None and base.endswith("_norm") and base not in _MIXER_NORMS:
+        if shape is None and base.endswith("_norm") and base not in _MIXER_NORMS and not base.startswith("ssm"):
             shape = (hidden,)
         if shape is not None and kind == "bias":
             shape = shape[:-1] if len(shape) > 1 else shape
@@ -125,22 +125,67 @@ def _init_(p: torch.Tensor, name: str) -> None:
         p.normal_(0.0, INIT_STD)
 
 
-def _params(named: list[tuple[str, Shape]], dtype: torch.dtype, device: Any) -> nn.ParameterDict:
+#: Projections engines run as one GEMM over weights stored together (vLLM QKVParallelLinear,
+#: MergedColumnParallelLinear, fused_moe's w13): fused name -> the tensors it concatenates along their
+#: output rows. The spec's tensors become views of one buffer: the same bytes, one kernel instead of several.
+FUSIONS: dict[str, tuple[str, ...]] = {
+    "attn_qkv": ("attn_q", "attn_k", "attn_v"),
+    "ffn_gate_up": ("ffn_gate", "ffn_up"),
+    "ffn_gate_up_shexp": ("ffn_gate_shexp", "ffn_up_shexp"),
+    "ffn_gate_up_exps": ("ffn_gate_exps", "ffn_up_exps"),
+}
+
+
+def _fusable(shapes: list[Shape], dim: int) -> bool:
+    """Same rank and the same size in every dimension but `dim`."""
+    first = shapes[0]
+    return all(len(s) == len(first) and all(a == b for i, (a, b) in enumerate(zip(s, first, strict=True))
+                                            if i != dim) for s in shapes)
+
+
+def _params(named: list[tuple[str, Shape]], dtype: torch.dtype, device: Any
+            ) -> tuple[nn.ParameterDict, dict[str, torch.Tensor]]:
+    """One parameter per tensor (named by suffix), random; tensors in FUSIONS are views of one buffer (the
+    buffers are returned by fused name, e.g. `attn_qkv.weight`)."""
+    shapes = dict(named)
     params = nn.ParameterDict()
-    for name, shape in named:
-        p = torch.empty(shape, dtype=dtype, device=device)
-        if p.device.type != "meta":
-            with torch.no_grad():
-                _init_(p, name)
-        params[name.replace(".", "__")] = nn.Parameter(p, requires_grad=False)
-    return params
+    fused: dict[str, torch.Tensor] = {}
+    for target, members in FUSIONS.items():
+        for kind in ("weight", "bias"):
+            names = [f"{m}.{kind}" for m in members]
+            if not all(n in shapes for n in names):
+                continue
+            dim = len(shapes[names[0]]) - (2 if kind == "weight" else 1)
+            if not _fusable([shapes[n] for n in names], dim):
+                continue
+            total = list(shapes[names[0]])
+            total[dim] = sum(shapes[n][dim] for n in names)
+            buffer = _tensor(tuple(total), f"{target}.{kind}", dtype, device)
+            offset = 0
+            for n in names:
+                params[n.replace(".", "__")] = nn.Parameter(buffer.narrow(dim, offset, shapes[n][dim]),
+                                                            requires_grad=False)
+                offset += shapes[n][dim]
+                del shapes[n]
+            fused[f"{target}.{kind}"] = buffer
+    for name, shape in shapes.items():
+        params[name.replace(".", "__")] = nn.Parameter(_tensor(shape, name, dtype, device), requires_grad=False)
+    return params, fused
+
+
+def _tensor(shape: Shape, name: str, dtype: torch.dtype, device: Any) -> torch.Tensor:
+    p = torch.empty(shape, dtype=dtype, device=device)
+    if p.device.type != "meta":
+        with torch.no_grad():
+            _init_(p, name)
+    return p
 
 
 def rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
     """Rotary embedding on the last dim (rotate-half form): x cos + rotate_half(x) sin."""
     half = x.shape[-1] // 2
     rotated = torch.cat((-x[..., half:], x[..., :half]), dim=-1)
-    return x * cos + rotated * sin
+    return torch.addcmul(x * cos, rotated, sin)
 
 
 def rope_tables(positions: torch.Tensor, dim: int, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
@@ -152,16 +197,19 @@ def rope_tables(positions: torch.Tensor, dim: int, dtype: torch.dtype) -> tuple[
 
 
 class _Weights(nn.Module):
-    """A parameter bag addressed by tensor suffix (`attn_q.weight`)."""
+    """A parameter bag addressed by tensor suffix (`attn_q.weight`), plus fused buffers (`attn_qkv.weight`)."""
 
     params: nn.ParameterDict
+    fused: dict[str, torch.Tensor]
 
     def w(self, name: str) -> torch.Tensor | None:
         key = name.replace(".", "__")
-        return self.params[key] if key in self.params else None
+        if key in self.params:
+            return self.params[key]
+        return self.fused.get(name)
 
     def has(self, name: str) -> bool:
-        return name.replace(".", "__") in self.params
+        return name.replace(".", "__") in self.params or name in self.fused
 
     def linear(self, x: torch.Tensor, base: str) -> torch.Tensor:
         weight = self.w(f"{base}.weight")
@@ -190,22 +238,23 @@ class BenchLayer(_Weights):
             name = suffix(t.name, layer.index)
             shape = shapes[name]
             named.append((name, shape if shape is not None else tuple(t.shape)))
-        self.params = _params(named, dtype, device)
+        self.params, self.fused = _params(named, dtype, device)
         self.unsupported = unsupported_reason(layer)
 
     # ---- attention ---------------------------------------------------------------------------------------
-    def _qkv(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def _qkv(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor
+             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """q [.., nh, d], k [.., nkv, d] (normed where the model has q/k norms, rotated), v [.., nkv, dv];
+        one GEMM over the fused QKV weights, one rotary over q and k together where there are no q/k norms."""
         m = self.spec.mixer
         nh, nkv, hd, vd = m.num_heads, m.num_kv_heads, m.head_dim, m.value_dim  # type: ignore[union-attr]
-        if self.has("attn_qkv.weight"):
-            q, k, v = self.linear(x, "attn_qkv").split([nh * hd, nkv * hd, nkv * vd], dim=-1)
-        else:
-            q, k, v = self.linear(x, "attn_q"), self.linear(x, "attn_k"), self.linear(x, "attn_v")
-        q = q.unflatten(-1, (nh, hd))
-        k = k.unflatten(-1, (nkv, hd))
+        qkv = self.linear(x, "attn_qkv")
+        qk, v = qkv.split([(nh + nkv) * hd, nkv * vd], dim=-1)
         v = v.unflatten(-1, (nkv, vd))
         if self.has("attn_q_norm.weight"):
-            q, k = self.norm(q, "attn_q_norm"), self.norm(k, "attn_k_norm")
+            q, k = qk.unflatten(-1, (nh + nkv, hd)).split([nh, nkv], dim=-2)
+            return rope(self.norm(q, "attn_q_norm"), cos, sin), rope(self.norm(k, "attn_k_norm"), cos, sin), v
+        q, k = rope(qk.unflatten(-1, (nh + nkv, hd)), cos, sin).split([nh, nkv], dim=-2)
         return q, k, v
 
     def _gqa_decode(self, x: torch.Tensor, cache: dict[str, torch.Tensor], cos: torch.Tensor,
@@ -213,14 +262,13 @@ class BenchLayer(_Weights):
         m = self.spec.mixer
         nh, nkv, hd = m.num_heads, m.num_kv_heads, m.head_dim  # type: ignore[union-attr]
         b = x.shape[0]
-        q, k, v = self._qkv(x)  # [B, heads, d]
-        q, k = rope(q, cos, sin), rope(k, cos, sin)
+        q, k, v = self._qkv(x, cos, sin)  # [B, heads, d]
         kc, vc = cache["k"], cache["v"]  # [B, S, nkv, Ts, d]
         splits, chunk = kc.shape[1], kc.shape[3]
         last = splits * chunk - 1
         kc[:, last // chunk, :, last % chunk] = k
         vc[:, last // chunk, :, last % chunk] = v
-        packed = q.view(b, nkv, nh // nkv, hd)  # the query heads of one KV head as a short query
+        packed = q.reshape(b, nkv, nh // nkv, hd)  # the query heads of one KV head as a short query
         out = split_kv_attention(packed, kc, vc, 1.0 / math.sqrt(hd))
         return self.linear(out.reshape(b, -1), "attn_output")
 
@@ -260,8 +308,7 @@ class BenchLayer(_Weights):
 
     def _gqa_prefill(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
         m = self.spec.mixer
-        q, k, v = self._qkv(x)  # [N, heads, d]
-        q, k = rope(q, cos[:, None], sin[:, None]), rope(k, cos[:, None], sin[:, None])
+        q, k, v = self._qkv(x, cos[:, None], sin[:, None])  # [N, heads, d]
         group = m.num_heads // m.num_kv_heads  # type: ignore[union-attr]
         if group > 1:  # expand K/V to every query head so that the flash kernel runs
             k, v = k.repeat_interleave(group, dim=1), v.repeat_interleave(group, dim=1)
@@ -278,7 +325,7 @@ class BenchLayer(_Weights):
         assert isinstance(m, MLAAttention)
         n, nope, r, vd = x.shape[0], m.qk_nope_head_dim, m.qk_rope_head_dim, m.v_head_dim
         q = self._mla_q(x)
-        c, r_cos, r_sin = None, cos[:, None, :r], sin[:, None, :r]
+        r_cos, r_sin = cos[:, None, :r], sin[:, None, :r]
         q = torch.cat((q[..., :nope], rope(q[..., nope:], r_cos, r_sin)), dim=-1)
         latent = self._mla_latent(x, cos[:, :r], sin[:, :r])
         c = latent[:, : m.kv_lora_rank]
@@ -404,20 +451,29 @@ def split_kv_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale:
     """Attention of q [B, H, g, d] over a cache split in S chunks, k/v [B, S, H, T/S, d] -> [B, H, g, dv].
 
     S = 1: one scaled_dot_product_attention. S > 1 (flash-decoding, Dao et al. 2023): each chunk's partial
-    output o_s with its log-sum-exp l_s from the flash kernel, combined as sum_s softmax_s(l_s) o_s.
+    output o_s with its log-sum-exp l_s, combined as sum_s softmax_s(l_s) o_s.
     """
     b, s, h, t, d = k.shape
     if s == 1:
         return F.scaled_dot_product_attention(q, k[:, 0], v[:, 0], scale=scale)
     g = q.shape[2]
     qs = q[:, None].expand(b, s, h, g, d).reshape(b * s, h, g, d)
-    out = torch.ops.aten._scaled_dot_product_flash_attention(
-        qs, k.view(b * s, h, t, d), v.view(b * s, h, t, v.shape[-1]), 0.0, False, False, scale=scale
-    )
-    partial, lse = out[0], out[1]
+    partial, lse = partial_attention(qs, k.view(b * s, h, t, d), v.view(b * s, h, t, v.shape[-1]), scale)
     weights = torch.softmax(lse.view(b, s, h, g).float(), dim=1)
     combined = (partial.reshape(b, s, h, g, -1).float() * weights[..., None]).sum(dim=1)
     return combined.to(q.dtype)
+
+
+def partial_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float
+                      ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Attention output and the log-sum-exp of each query's scores, [B, H, g, dv] and [B, H, g]: the flash
+    kernel's own on CUDA (`_scaled_dot_product_flash_attention` returns it), written out elsewhere."""
+    if q.is_cuda:
+        out = torch.ops.aten._scaled_dot_product_flash_attention(q, k, v, 0.0, False, False, scale=scale)
+        return out[0], out[1]
+    scores = (q.float() @ k.float().transpose(-1, -2)) * scale
+    lse = torch.logsumexp(scores, dim=-1)
+    return (torch.exp(scores - lse[..., None]) @ v.float()).to(q.dtype), lse
 
 
 def local_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, window: int) -> torch.Tensor:
@@ -475,7 +531,7 @@ class BenchHead(_Weights):
         super().__init__()
         self.model = model
         named = [(t.name, tuple(t.shape)) for t in model.global_tensors]
-        self.params = _params(named, dtype, device)
+        self.params, self.fused = _params(named, dtype, device)
 
     def _head_weight(self) -> torch.Tensor:
         weight = self.w("output.weight")

@@ -12,7 +12,9 @@ the head on the last token (engines compute logits for the last prompt token onl
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import torch
@@ -20,7 +22,7 @@ import torch
 from kvcalc.bench.layout import signature_groups
 from kvcalc.bench.memory import free_bytes, release
 from kvcalc.bench.modules import GROUPED, BenchHead, BenchLayer, cached_tokens, dtype_of, rope_tables
-from kvcalc.bench.timing import time_runs, time_step
+from kvcalc.bench.timing import time_step
 from kvcalc.spec.layers import MLAAttention, MoEMLP
 from kvcalc.spec.model import ModelSpec
 
@@ -60,10 +62,51 @@ def _stack(model: ModelSpec, indices: list[int], dtype: torch.dtype, device: str
     return [BenchLayer(model.layers[i], model.hidden_size, dtype, device) for i in indices]
 
 
+def count_kernels(fn: Callable[[], object], device: str) -> int | None:
+    """GPU kernels (and memsets/copies) one call of `fn` launches, counted by the torch profiler (CUPTI);
+    None on CPU or where the profiler is unavailable. The fit charges the fixed per-layer cost per kernel."""
+    if device != "cuda":
+        return None
+    try:
+        from torch.autograd import DeviceType
+        from torch.profiler import ProfilerActivity, profile
+
+        with profile(activities=[ProfilerActivity.CUDA]) as prof:
+            fn()
+            torch.cuda.synchronize()
+        return sum(1 for event in prof.events() if event.device_type == DeviceType.CUDA)
+    except Exception:  # the count is optional: a profiler that will not start must not stop the run
+        return None
+
+
+def _timed(step: Callable[[], object], refresh: Callable[[], object], device: str, runs: int, warmup: int,
+           moe: bool) -> tuple[Any, bool, int | None]:
+    """Count the kernels of one eager call (which also lets a refusing grouped GEMM fall back before any
+    capture), then time CUDA-graph replays, or eager calls where capture is refused."""
+    kernels = count_kernels(step, device)
+    if kernels is None:
+        step()
+    graph = device == "cuda" and (GROUPED["ok"] or not moe)  # the fallback's per-expert loop cannot be captured
+    try:
+        timing = time_step(step, refresh=refresh, device=device, runs=runs, warmup=warmup, graph=graph)
+    except RuntimeError:
+        if not graph:
+            raise
+        torch.cuda.synchronize()
+        graph = False
+        timing = time_step(step, refresh=refresh, device=device, runs=runs, warmup=warmup, graph=False)
+    return timing, graph, kernels
+
+
+def _late(deadline: float | None) -> bool:
+    return deadline is not None and time.monotonic() > deadline
+
+
 def time_decode(model: ModelSpec, *, dtype: str, batches: list[int], contexts: list[int], stack: int,
-                device: str, sm_count: int, runs: int = 30) -> dict[str, Any]:
+                device: str, sm_count: int, runs: int = 30, deadline: float | None = None) -> dict[str, Any]:
     """Per signature, per (batch, context): the median time of one decode step of `stack` layers, and the
-    KV bytes those layers' caches hold. Configurations that would not fit in memory are listed as skipped."""
+    KV bytes those layers' caches hold. Configurations that would not fit in memory, or come after the
+    `deadline` (time.monotonic), are listed as skipped; one that fails is listed with its error."""
     torch_dtype = dtype_of(dtype)
     rows: list[dict[str, Any]] = []
     skipped: list[dict[str, Any]] = []
@@ -76,19 +119,26 @@ def time_decode(model: ModelSpec, *, dtype: str, batches: list[int], contexts: l
         for context in contexts:
             for batch in batches:
                 need = sum(_layer_cache_estimate(layer, batch, context) for layer in layers)
-                if need > MEMORY_SHARE * free_bytes(device):
-                    skipped.append({"signature": signature, "batch": batch, "context": context,
-                                    "reason": f"KV caches of {need:,} B do not fit the free memory"})
-                    continue
-                rows.append(_decode_config(layers, signature, chosen, batch, context, device, sm_count, runs))
+                reason = ("the time budget ran out" if _late(deadline) else
+                          f"KV caches of {need:,} B do not fit the free memory"
+                          if need > MEMORY_SHARE * free_bytes(device) else None)
+                if reason is None:
+                    try:
+                        rows.append(_decode_config(layers, signature, chosen, batch, context, device, sm_count,
+                                                   runs))
+                    except (RuntimeError, ValueError, NotImplementedError) as exc:
+                        reason = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+                        release(device)
+                if reason is not None:
+                    skipped.append({"signature": signature, "batch": batch, "context": context, "reason": reason})
         del layers
         release(device)
     head = BenchHead(model, torch_dtype, device)
     head_rows = []
     for batch in batches:
         x = torch.randn(batch, model.hidden_size, dtype=torch_dtype, device=device)
-        timing = time_step(lambda h=head, x=x: h.step(x), refresh=x.normal_, device=device, runs=runs)
-        head_rows.append({"batch": batch, **timing.as_dict()})
+        timing, graph, kernels = _timed(partial(head.step, x), x.normal_, device, runs, 5, False)
+        head_rows.append({"batch": batch, "graph": graph, "kernels": kernels, **timing.as_dict()})
     del head
     release(device)
     return {"stack": rows, "head": head_rows, "skipped": skipped, "grouped_mm": GROUPED["ok"],
@@ -113,20 +163,18 @@ def _decode_config(layers: list[BenchLayer], signature: str, chosen: list[int], 
             h = layer.decode(h, cache, cos, sin)
         return h
 
-    step()  # eager once first: a grouped GEMM that refuses falls back here, before any capture
     moe = any(isinstance(layer.spec.mlp, MoEMLP) for layer in layers)
-    graph = device == "cuda" and (GROUPED["ok"] or not moe)  # the fallback's per-expert loop cannot be captured
-    timing = time_step(step, refresh=x.normal_, device=device, runs=runs, graph=graph)
+    timing, graph, kernels = _timed(step, x.normal_, device, runs, 5, moe)
     row = {"signature": signature, "layers": chosen, "batch": batch, "context": context, "splits": splits,
-           "kv_bytes": sum(_cache_bytes(c) for c in caches), "graph": graph,
+           "kv_bytes": sum(_cache_bytes(c) for c in caches), "graph": graph, "kernels": kernels,
            **timing.as_dict()}
-    del caches
+    caches.clear()
     release(device)
     return row
 
 
 def time_prefill(model: ModelSpec, *, dtype: str, lengths: list[int], stack: int, device: str,
-                 runs: int = 5) -> dict[str, Any]:
+                 runs: int = 5, deadline: float | None = None) -> dict[str, Any]:
     """Per signature, per prompt length N: the median time of `stack` layers over N tokens (batch 1)."""
     torch_dtype = dtype_of(dtype)
     rows: list[dict[str, Any]] = []
@@ -138,7 +186,15 @@ def time_prefill(model: ModelSpec, *, dtype: str, lengths: list[int], stack: int
             skipped.append({"signature": signature, "reason": layers[0].unsupported})
             continue
         for n in lengths:
-            rows.append(_prefill_config(layers, signature, chosen, n, device, runs))
+            if _late(deadline):
+                skipped.append({"signature": signature, "tokens": n, "reason": "the time budget ran out"})
+                continue
+            try:
+                rows.append(_prefill_config(layers, signature, chosen, n, device, runs))
+            except (RuntimeError, ValueError, NotImplementedError) as exc:
+                skipped.append({"signature": signature, "tokens": n,
+                                "reason": f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"})
+                release(device)
         del layers
         release(device)
     head = BenchHead(model, torch_dtype, device)
@@ -151,8 +207,8 @@ def time_prefill(model: ModelSpec, *, dtype: str, lengths: list[int], stack: int
             h.embed(t)
             return h.logits(last).argmax(dim=-1)
 
-        timing = time_runs(run, refresh=x.normal_, device=device, runs=max(runs, 10))
-        head_rows.append({"tokens": n, **timing.as_dict()})
+        timing, graph, kernels = _timed(run, x.normal_, device, max(runs, 10), 3, False)
+        head_rows.append({"tokens": n, "graph": graph, "kernels": kernels, **timing.as_dict()})
     del head
     release(device)
     return {"stack": rows, "head": head_rows, "skipped": skipped}
@@ -170,8 +226,10 @@ def _prefill_config(layers: list[BenchLayer], signature: str, chosen: list[int],
             h = layer.prefill(h, cos, sin)
         return h
 
-    timing = time_runs(run, refresh=x.normal_, device=device, warmup=2, runs=runs)
-    return {"signature": signature, "layers": chosen, "tokens": n, **timing.as_dict()}
+    moe = any(isinstance(layer.spec.mlp, MoEMLP) for layer in layers)
+    timing, graph, kernels = _timed(run, x.normal_, device, runs, 2, moe)
+    return {"signature": signature, "layers": chosen, "tokens": n, "graph": graph, "kernels": kernels,
+            **timing.as_dict()}
 
 
 def run_guarded(label: str, fn: Callable[[], dict[str, Any]], notes: list[str]) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from kvcalc.bench.memory import free_bytes, measure_paged_kv, measure_weights
 from kvcalc.bench.steps import run_guarded, time_decode, time_prefill
 from kvcalc.calc.plan import DeploymentPlan
 from kvcalc.spec.base import record
-from kvcalc.spec.layers import MLAAttention
+from kvcalc.spec.layers import FullAttention, MLAAttention
 
 RAW_SCHEMA = "kvcalc-verify-raw/1"
 
@@ -29,9 +29,9 @@ class SuiteOptions:
 
     dtype: str = "bf16"
     stack: int = 4
-    batches: tuple[int, ...] = (1, 8, 32, 128, 256)
-    contexts: tuple[int, ...] = (1024, 8192)
-    prompts: tuple[int, ...] = (512, 2048, 8192, 16384)
+    batches: tuple[int, ...] = (1, 4, 16, 64, 256)
+    contexts: tuple[int, ...] = (1024, 4096, 16384)
+    prompts: tuple[int, ...] = (256, 1024, 4096, 16384)
     attention_lengths: tuple[int, ...] = (1024, 2048, 4096, 8192, 16384, 32768)
     decode_runs: int = 30
     prefill_runs: int = 5
@@ -52,7 +52,7 @@ def _attention_shape(plan: DeploymentPlan) -> tuple[int, int]:
     for layer in plan.model.layers:
         if isinstance(layer.mixer, MLAAttention):
             return layer.mixer.num_heads, layer.mixer.qk_nope_head_dim + layer.mixer.qk_rope_head_dim
-        if layer.mixer is not None and hasattr(layer.mixer, "head_dim"):
+        if isinstance(layer.mixer, FullAttention):  # sliding and chunked are FullAttention subclasses
             return layer.mixer.num_heads, layer.mixer.head_dim
     return 32, 128
 
@@ -66,9 +66,10 @@ def decode_gemm_shape(plan: DeploymentPlan) -> tuple[int, int]:
 
 
 def run_suite(plan: DeploymentPlan, options: SuiteOptions, *, device: str, card: dict[str, Any],
-              config: dict[str, Any] | None = None, progress: Callable[[str], None] | None = None
-              ) -> dict[str, Any]:
-    """Every measurement for `plan`'s model and card; failures of one part become notes."""
+              config: dict[str, Any] | None = None, progress: Callable[[str], None] | None = None,
+              deadline: float | None = None) -> dict[str, Any]:
+    """Every measurement for `plan`'s model and card; failures of one part become notes; timings that would
+    start after `deadline` (time.monotonic) are skipped."""
     say = progress or (lambda _m: None)
     started = time.monotonic()
     model = plan.model
@@ -98,12 +99,13 @@ def run_suite(plan: DeploymentPlan, options: SuiteOptions, *, device: str, card:
     say(f"decode: batches {list(options.batches)} x contexts {contexts}")
     raw["decode"] = run_guarded("decode", lambda: time_decode(
         model, dtype=options.dtype, batches=list(options.batches), contexts=contexts, stack=options.stack,
-        device=device, sm_count=int(card.get("sm_count") or 1), runs=options.decode_runs), notes)
+        device=device, sm_count=int(card.get("sm_count") or 1), runs=options.decode_runs, deadline=deadline),
+        notes)
     prompts = [n for n in options.prompts if n <= limit] or [min(options.prompts[0], limit)]
     say(f"prefill: prompts {prompts}")
     raw["prefill"] = run_guarded("prefill", lambda: time_prefill(
         model, dtype=options.dtype, lengths=prompts, stack=options.stack, device=device,
-        runs=options.prefill_runs), notes)
+        runs=options.prefill_runs, deadline=deadline), notes)
     if options.attention:
         heads, head_dim = _attention_shape(plan)
         say(f"attention memory: flash vs math, {heads} heads x {head_dim}")

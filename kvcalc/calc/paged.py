@@ -38,6 +38,7 @@ class KvGroup:
     window: int | None
     layers: int
     members: tuple[int, ...] = ()
+    state_blocks: int = 1
 
 
 @record
@@ -154,9 +155,10 @@ def num_blocks(available_bytes: int, plan: KvPlan, layers: range | None = None) 
 def blocks_per_request(group: KvGroup, context: int, max_num_batched_tokens: int, cp: int = 1) -> int:
     """Blocks one request of `context` tokens needs in a group (vLLM `max_memory_usage_bytes` / page):
     full: ceil(L' / B), L' = ceil(L / cp); sliding w: ceil(min(w - 1 + mnbt, L) / B) + 1;
-    chunked c: ceil(min(c + mnbt, L) / B); recurrent state: 1."""
+    chunked c: ceil(min(c + mnbt, L) / B); recurrent state: the group's `state_blocks` (vLLM MambaSpec:
+    1 + speculative blocks, 2 + speculative blocks in prefix-caching "align" mode)."""
     if group.kind in ("linear", "mamba"):
-        return 1
+        return group.state_blocks
     if group.kind == "sliding" and group.window is not None:
         return ceil_div(min(group.window - 1 + max_num_batched_tokens, context), group.block_size) + 1
     if group.kind == "chunked" and group.window is not None:

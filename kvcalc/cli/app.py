@@ -44,6 +44,7 @@ COMMANDS: dict[str, str] = {
     "plan": "plan",
     "models": "models",
     "gpus": "gpus",
+    "verify": "verify",
     "schema": "schema",
 }
 

@@ -70,6 +70,7 @@ class Capacity:
     kv_bytes_per_token: int
     fixed_bytes_per_sequence: int
     max_num_seqs: int | None
+    requests_at_max_model_len: int
     binding: str
     replicas: int
     total_kv_cache_tokens: int
@@ -213,7 +214,8 @@ def fit_report(plan: DeploymentPlan, engine: Any = None, concurrency: int = 1, *
             kv_bytes_per_token=plan.kv_pool.kv_bytes_per_token,
             fixed_bytes_per_sequence=plan.kv_pool.fixed_bytes_per_sequence,
             max_num_seqs=plan.max_num_seqs,
-            binding=plan.binding,
+            requests_at_max_model_len=plan.requests_at(plan.max_model_len),
+            binding=running_binding(plan),
             replicas=plan.replicas,
             total_kv_cache_tokens=plan.total_kv_cache_tokens,
             total_max_concurrency=round(plan.total_max_concurrency, 4),
@@ -226,6 +228,16 @@ def fit_report(plan: DeploymentPlan, engine: Any = None, concurrency: int = 1, *
         warnings=list(plan.warnings),
         explain=fit_derivations(plan, summary.weights_bytes) if explain else [],
     )
+
+
+def running_binding(plan: DeploymentPlan) -> str:
+    """The limit on requests of max_model_len running at once, min(whole requests the pool holds, max_num_seqs):
+    "max_num_seqs" when the pool holds at least max_num_seqs of them, else the plan's own limit ("memory", or
+    llama.cpp's "max_model_len")."""
+    seqs = plan.max_num_seqs
+    if seqs is not None and int(plan.concurrency_at(plan.max_model_len)) >= seqs:
+        return "max_num_seqs"
+    return "memory" if plan.binding == "max_num_seqs" else plan.binding
 
 
 def _stage_row(device: DeviceLedger) -> dict[str, int]:

@@ -50,7 +50,9 @@ def _vllm(plan: DeploymentPlan) -> list[Derivation]:
             substituted=f"max({detail['forward_bytes']:,}, {detail['hidden_bytes']:,} + {detail['sampler_bytes']:,}) "
             f"+ {detail['slack_bytes']:,} + {detail.get('pp_intermediate_bytes', 0):,}",
             value=fmt_gib(s.activation_bytes),
-            source="vLLM gpu_model_runner.profile_run; calibration in docs/accuracy.md",
+            source="vLLM gpu_model_runner.profile_run; calibration in docs/accuracy.md" + (
+                f"; sampler c: {plan.assumptions['sampler_bytes_per_row_vocab'].source}"
+                if "sampler_bytes_per_row_vocab" in plan.assumptions else ""),
         ))
     out.append(Derivation(
         figure="KV cache memory per GPU (A)",
@@ -87,7 +89,7 @@ def _vllm(plan: DeploymentPlan) -> list[Derivation]:
         Derivation(
             figure="Maximum concurrency",
             formula="blocks / blocks one max-length request needs (sum over KV groups; windows sized by "
-            "admission tokens)",
+            "admission tokens; Mamba groups 1 state block, 2 with prefix caching ('align'))",
             substituted=f"{plan.kv_pool.num_blocks:,} / {plan.blocks_per_max_request:,}",
             value=f"{plan.max_concurrency:.2f}x at {plan.max_model_len:,} tokens",
             source="vLLM get_max_concurrency_for_kv_cache_config",

@@ -13,16 +13,19 @@ from kvcalc.calc.perf.defaults import default_coefficients
 from kvcalc.calc.perf.longctx import RopeCheck, rope_context_check
 from kvcalc.calc.perf.model import PerfModel, perf_model
 from kvcalc.calc.perf.moe import experts_touched
+from kvcalc.calc.perf.policy import policy_for
 from kvcalc.calc.perf.runs import (
     compute_bound_batch,
     decode_step,
     prefill_step,
+    run_rate,
     run_serving,
     run_static,
     running_cap,
 )
-from kvcalc.calc.perf.scheduler import RunStats
+from kvcalc.calc.perf.scheduler import SEED, RunStats
 from kvcalc.calc.perf.step import StepCost
+from kvcalc.calc.perf.workload import LengthDistribution, fixed_lengths, sample_lengths, summarize
 from kvcalc.calc.plan import DeploymentPlan
 from kvcalc.calc.weights import WeightFormat
 from kvcalc.errors import InputError
@@ -108,7 +111,9 @@ class LongContext:
 @record
 class PerfReport:
     """`perf --json`: the JSON contract is ttft_s, tpot_s, tokens_per_s_per_user, tokens_per_s_total,
-    prefill.{flops,bytes,bound}, decode.{flops,bytes,bound,arithmetic_intensity}, ridge_point, efficiencies."""
+    prefill.{flops,bytes,bound}, decode.{flops,bytes,bound,arithmetic_intensity}, ridge_point, efficiencies.
+    mode "batch" | "concurrency" | "rate" (open loop: `num_prompts` sent at `request_rate` requests/s, null =
+    all at once); `input_tokens`/`output_tokens` are the mean lengths of `lengths`."""
 
     model: str
     gpu: str
@@ -146,6 +151,23 @@ class PerfReport:
     long_context: LongContext
     warnings: tuple[str, ...] = ()
     explain: tuple[Derivation, ...] = ()
+    request_rate: float | None = None
+    num_prompts: int | None = None
+    lengths: str = "fixed"
+    lengths_source: str = ""
+    mean_input_tokens: float = 0.0
+    mean_output_tokens: float = 0.0
+    max_request_tokens: int = 0
+    ttft_p50_s: float = 0.0
+    ttft_p99_s: float = 0.0
+    tpot_p50_s: float = 0.0
+    tpot_p99_s: float = 0.0
+    duration_s: float = 0.0
+    total_tokens_per_s: float = 0.0
+    mean_queue_s: float = 0.0
+    peak_running: int = 0
+    preemptions: int = 0
+    scheduler: str = ""
 
 
 def phase(cost: StepCost, tokens: int, batch: int) -> Phase:
@@ -171,7 +193,7 @@ def main_gemm_dtype(pm: PerfModel) -> str:
 
 def efficiencies(coeffs: PerfCoefficients) -> dict[str, Efficiency]:
     names = ("weight_bw_eff", "kv_bw_eff", "gemm_eff", "attention_eff", "layer_overhead_s", "step_overhead_s",
-             "request_overhead_s", "comm_latency_s", "comm_bw_eff", "frontend_latency_s")
+             "request_overhead_s", "comm_latency_s", "comm_hop_latency_s", "comm_bw_eff", "frontend_latency_s")
     return {n: Efficiency(value=getattr(coeffs, n), source=coeffs.sources.get(n, coeffs.source)) for n in names}
 
 
@@ -268,11 +290,62 @@ def _derivations(r: PerfReport, coeffs: PerfCoefficients, gpu: GpuSpec) -> tuple
                    substituted=f"{r.prefill.tokens:,} tokens", value=f"{r.prefill.flops:.4g} FLOP",
                    source="calc/perf/model.py, attention.py"),
         Derivation(figure="TTFT, TPOT", formula="simulated engine steps (scheduler.py); TPOT = (e2e - TTFT)/(out-1)",
-                   substituted=f"{r.mode} {r.batch or r.concurrency}, running {r.running_requests:.1f} of cap "
-                               f"{r.running_cap}",
+                   substituted=f"{_what(r)}, running {r.running_requests:.1f} of cap {r.running_cap}; "
+                               f"scheduler: {r.scheduler}",
                    value=f"TTFT {r.ttft_s * 1e3:.1f} ms, TPOT {r.tpot_s * 1e3:.2f} ms",
                    source="vLLM benchmarks/serve.py calculate_metrics"),
     )
+
+
+@record
+class _Run:
+    """What one run needs besides the plan: the mode, its size and the request lengths it sends."""
+
+    mode: str
+    n: int
+    lengths: LengthDistribution
+    rate: float | None
+    seed: int
+    burstiness: float
+    prompts: int | None = None
+
+
+def _run_kind(batch: int | None, concurrency: int | None, request_rate: float | None, num_prompts: int | None,
+              lengths: LengthDistribution | None, input_tokens: int, output_tokens: int, seed: int,
+              burstiness: float) -> _Run:
+    given = [x is not None for x in (batch, concurrency, request_rate)]
+    if sum(given) != 1:
+        raise InputError("give exactly one of --batch B (a static batch), --concurrency C (serving clients) or "
+                         "--request-rate R (open-loop arrivals, 'inf' = all at once)")
+    dist = lengths or fixed_lengths(input_tokens, output_tokens)
+    if request_rate is not None:
+        if not request_rate > 0:
+            raise InputError(f"--request-rate must be positive or inf, got {request_rate}")
+        prompts = 1000 if num_prompts is None else num_prompts
+        if prompts < 1:
+            raise InputError(f"--num-prompts must be >= 1, got {prompts}")
+        return _Run(mode="rate", n=prompts, lengths=dist, rate=request_rate, seed=seed, burstiness=burstiness)
+    n = batch if batch is not None else concurrency
+    assert n is not None
+    if n < 1:
+        raise InputError(f"--batch/--concurrency must be >= 1, got {n}")
+    if num_prompts is not None and (batch is not None or num_prompts < 1):
+        raise InputError("--num-prompts goes with --concurrency (a benchmark of N requests from its start) or "
+                         "--request-rate, and must be >= 1")
+    return _Run(mode="batch" if batch is not None else "concurrency", n=n, lengths=dist, rate=None, seed=seed,
+                burstiness=burstiness, prompts=num_prompts)
+
+
+def _simulate(run: _Run, pm: PerfModel, coeffs: PerfCoefficients, input_tokens: int, output_tokens: int) -> RunStats:
+    if run.mode == "rate":
+        assert run.rate is not None
+        return run_rate(pm, coeffs, run.n, run.rate, run.lengths, seed=run.seed, burstiness=run.burstiness)
+    if run.mode == "batch":
+        if run.lengths.kind == "fixed":
+            return run_static(pm, coeffs, run.n, input_tokens, output_tokens)
+        return run_rate(pm, coeffs, run.n, float("inf"), run.lengths, seed=run.seed, online=False)
+    return run_serving(pm, coeffs, run.n, input_tokens, output_tokens,
+                       lengths=None if run.lengths.kind == "fixed" else run.lengths, num_prompts=run.prompts)
 
 
 def perf_report(
@@ -288,53 +361,81 @@ def perf_report(
     weight_format: WeightFormat | None = None,
     calibration: Any | None = None,
     explain: bool = False,
+    request_rate: float | None = None,
+    num_prompts: int | None = None,
+    lengths: LengthDistribution | None = None,
+    seed: int = 0,
+    burstiness: float = 1.0,
 ) -> PerfReport:
-    """Latency and throughput of `batch` static requests or `concurrency` closed-loop clients."""
-    if (batch is None) == (concurrency is None):
-        raise InputError("give exactly one of --batch B (a static batch) or --concurrency C (serving clients)")
-    n = batch if batch is not None else concurrency
-    assert n is not None
-    if n < 1:
-        raise InputError(f"--batch/--concurrency must be >= 1, got {n}")
-    plan = plan_for(model, gpu, parallel, settings, weight_format, input_tokens, output_tokens)
+    """Latency and throughput of `batch` static requests, `concurrency` closed-loop clients, or `num_prompts`
+    requests sent at `request_rate` (inf: all at once); lengths fixed (input/output tokens) or drawn from
+    `lengths`."""
+    run = _run_kind(batch, concurrency, request_rate, num_prompts, lengths, input_tokens, output_tokens, seed,
+                    burstiness)
+    sample_in, sample_out = sample_lengths(run.lengths, max(run.n, 1) if run.mode != "concurrency" else 1000,
+                                           seed if run.mode == "rate" else SEED)
+    shape = summarize(sample_in, sample_out)
+    mean_in, mean_out = round(shape.mean_input_tokens), max(1, round(shape.mean_output_tokens))
+    longest = max(shape.max_request_tokens, input_tokens + output_tokens if run.lengths.kind == "fixed" else 0)
+    plan = plan_for(model, gpu, parallel, settings, weight_format, max(longest - 1, 0), 1) \
+        if run.lengths.kind != "fixed" else plan_for(model, gpu, parallel, settings, weight_format, input_tokens,
+                                                      output_tokens)
     pm = perf_model(plan)
-    coeffs = coefficients_for(plan, calibration, online=concurrency is not None, enforce_eager=settings.enforce_eager)
-    cap, cap_binding = running_cap(plan, input_tokens, output_tokens)
-    if cap < 1:
-        raise InputError(f"one request of {input_tokens + output_tokens:,} tokens does not fit the KV cache of "
-                         f"this deployment ({plan.kv_cache_tokens:,} tokens); see kvcalc fit")
-    stats: RunStats = (run_static(pm, coeffs, n, input_tokens, output_tokens) if batch is not None
-                       else run_serving(pm, coeffs, n, input_tokens, output_tokens))
-    mid = input_tokens + output_tokens // 2
-    running = max(1, min(n, cap))
+    coeffs = coefficients_for(plan, calibration, online=run.mode != "batch", enforce_eager=settings.enforce_eager)
+    cap, cap_binding = running_cap(plan, mean_in, mean_out)
+    if plan.concurrency_at(longest) < 1:
+        raise InputError(f"one request of {longest:,} tokens does not fit the KV cache of this deployment "
+                         f"({plan.kv_cache_tokens:,} tokens); see kvcalc fit")
+    stats = _simulate(run, pm, coeffs, mean_in if run.lengths.kind != "fixed" else input_tokens,
+                      mean_out if run.lengths.kind != "fixed" else output_tokens)
+    report = _assemble(model, gpu, parallel, plan, pm, coeffs, run, stats, mean_in, mean_out, cap, cap_binding,
+                       shape.max_request_tokens if run.lengths.kind != "fixed" else input_tokens + output_tokens)
+    if explain:
+        report = replace(report, explain=_derivations(report, coeffs, gpu))
+    return report
+
+
+def _assemble(model: ModelSpec, gpu: GpuSpec, parallel: Parallel, plan: DeploymentPlan, pm: PerfModel,
+              coeffs: PerfCoefficients, run: _Run, stats: RunStats, mean_in: int, mean_out: int, cap: int,
+              cap_binding: str, longest: int) -> PerfReport:
+    mid = mean_in + mean_out // 2
+    running = max(1, round(stats.mean_running)) if run.mode == "rate" else max(1, min(run.n, cap))
     dec = decode_step(pm, coeffs, running, mid)
-    pre = prefill_step(pm, coeffs, max(input_tokens, 1))
+    pre = prefill_step(pm, coeffs, max(mean_in, 1))
     dtype = main_gemm_dtype(pm)
     warnings = list(plan.warnings)
-    lc = long_context(pm, plan, input_tokens, output_tokens, pre)
+    lc = long_context(pm, plan, mean_in, mean_out, pre)
     if lc.rope.warning:
         warnings.append(lc.rope.warning)
-    if n > cap:
-        warnings.append(f"{n} requests of {input_tokens + output_tokens:,} tokens: only {cap} run at once "
+    if run.mode != "rate" and run.n > cap * parallel.dp:
+        warnings.append(f"{run.n} requests of {mean_in + mean_out:,} tokens: only {cap * parallel.dp} run at once "
                         f"({cap_binding}); the rest wait, and their TTFT includes the wait")
-    report = PerfReport(
+    if stats.preemptions:
+        warnings.append(f"the KV cache ran out {stats.preemptions} times: requests were preempted and recomputed "
+                        "(their TTFT and TPOT include it)")
+    return PerfReport(
         model=model.id, gpu=gpu.name, gpus=parallel.gpus, engine=plan.engine, engine_version=plan.engine_version,
-        parallel=parallel, weight_format=plan.weight_format.name, kv_dtype=plan.kv_dtype,
-        mode="batch" if batch is not None else "concurrency", batch=batch, concurrency=concurrency,
-        input_tokens=input_tokens, output_tokens=output_tokens, ttft_s=stats.ttft_s, tpot_s=stats.tpot_s,
+        parallel=parallel, weight_format=plan.weight_format.name, kv_dtype=plan.kv_dtype, mode=run.mode,
+        batch=run.n if run.mode == "batch" else None, concurrency=run.n if run.mode == "concurrency" else None,
+        input_tokens=mean_in, output_tokens=mean_out, ttft_s=stats.ttft_s, tpot_s=stats.tpot_s,
         itl_p50_s=stats.itl_p50_s, itl_p99_s=stats.itl_p99_s, e2e_s=stats.e2e_s,
         tokens_per_s_per_user=1.0 / stats.tpot_s if stats.tpot_s else 0.0,
         tokens_per_s_total=stats.output_tokens_per_s, requests_per_s=stats.requests_per_s,
-        running_requests=stats.mean_running, running_cap=cap, running_cap_binding=cap_binding,
-        prefill=phase(pre, max(input_tokens, 1), 1), decode=phase(dec, running, running),
+        running_requests=stats.mean_running, running_cap=cap * parallel.dp, running_cap_binding=cap_binding,
+        prefill=phase(pre, max(mean_in, 1), 1), decode=phase(dec, running, running),
         ridge_point=gpu.ridge_point(dtype), ridge_dtype=dtype,
         compute_bound_batch=compute_bound_batch(pm, coeffs, mid), efficiencies=efficiencies(coeffs),
         coefficients_source=coeffs.source, table=batch_table(pm, coeffs, mid, cap), moe=moe_summary(pm, plan),
         long_context=lc, warnings=tuple(warnings),
+        request_rate=None if run.rate is None or run.rate == float("inf") else run.rate,
+        num_prompts=run.n if run.mode == "rate" else run.prompts, lengths=run.lengths.name,
+        lengths_source=run.lengths.source, mean_input_tokens=float(mean_in), mean_output_tokens=float(mean_out),
+        max_request_tokens=longest, ttft_p50_s=stats.ttft_p50_s, ttft_p99_s=stats.ttft_p99_s,
+        tpot_p50_s=stats.tpot_p50_s, tpot_p99_s=stats.tpot_p99_s, duration_s=stats.duration_s,
+        total_tokens_per_s=stats.total_tokens_per_s, mean_queue_s=stats.mean_waiting_s,
+        peak_running=stats.peak_running, preemptions=stats.preemptions,
+        scheduler=policy_for(plan).source,
     )
-    if explain:
-        report = replace(report, explain=_derivations(report, coeffs, gpu))
-    return report
 
 
 def _ms(seconds: float) -> str:
@@ -346,19 +447,33 @@ def _bound_line(name: str, x: Phase, r: PerfReport) -> str:
             f"({r.ridge_dtype}); step {_ms(x.time_s)}")
 
 
+def _what(r: PerfReport) -> str:
+    if r.mode == "batch":
+        return f"batch {r.batch} (static)"
+    if r.mode == "concurrency":
+        return f"concurrency {r.concurrency} (closed loop)"
+    rate = "all at once" if r.request_rate is None else f"{r.request_rate:g} requests/s (Poisson)"
+    return f"{r.num_prompts:,} requests, {rate}"
+
+
 def render_perf(out: Any, r: PerfReport) -> None:
     """Rich output for `kvcalc perf`."""
     from rich.table import Table
 
     p = r.parallel
-    what = f"batch {r.batch} (static)" if r.mode == "batch" else f"concurrency {r.concurrency} (closed loop)"
-    out.print(f"[bold]{r.model}[/bold] on {r.gpus} x {r.gpu} (tp={p.tp} pp={p.pp} ep={p.ep} cp={p.cp}), "
+    what = _what(r)
+    out.print(f"[bold]{r.model}[/bold] on {r.gpus} x {r.gpu} (tp={p.tp} pp={p.pp} dp={p.dp} ep={p.ep} cp={p.cp}), "
               f"{r.engine} {r.engine_version}, weights {r.weight_format}, KV {r.kv_dtype}")
     lines = [
         f"{what}: {r.input_tokens:,} in / {r.output_tokens:,} out; {r.running_requests:.1f} running on average "
         f"(cap {r.running_cap}: {r.running_cap_binding})",
         f"TTFT {_ms(r.ttft_s)}  TPOT {_ms(r.tpot_s)}  ITL p50 {_ms(r.itl_p50_s)} / p99 {_ms(r.itl_p99_s)}  "
         f"{r.tokens_per_s_per_user:,.1f} tokens/s per user  {r.tokens_per_s_total:,.0f} tokens/s total",
+        f"lengths {r.lengths}: mean {r.mean_input_tokens:,.0f} in / {r.mean_output_tokens:,.0f} out, longest "
+        f"{r.max_request_tokens:,}; TTFT p50 {_ms(r.ttft_p50_s)} / p99 {_ms(r.ttft_p99_s)}, TPOT p50 "
+        f"{_ms(r.tpot_p50_s)} / p99 {_ms(r.tpot_p99_s)}; queued {_ms(r.mean_queue_s)} on average; "
+        f"{r.preemptions} preemptions" + (f"; run lasts {r.duration_s:,.1f} s, {r.total_tokens_per_s:,.0f} "
+                                           f"tokens/s in + out" if r.mode == "rate" else ""),
         _bound_line(f"prefill ({r.prefill.tokens:,} tokens)", r.prefill, r),
         _bound_line(f"decode (batch {r.decode.batch})", r.decode, r),
         f"decode turns compute-bound at batch {r.compute_bound_batch}" if r.compute_bound_batch

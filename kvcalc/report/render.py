@@ -137,7 +137,9 @@ def render_fit(out: Any, report: Any) -> None:
         cap.add_row("KV cells (one token each)", f"{c.num_blocks:,}")
     cap.add_row(f"Max concurrency at {c.context:,} tokens", f"{c.max_concurrency:.2f}x")
     if c.max_num_seqs is not None:
-        cap.add_row("Requests the scheduler runs at once", f"{c.max_num_seqs:,} (binding limit: {c.binding})")
+        cap_note = "" if c.binding == "max_num_seqs" else f"; max_num_seqs {c.max_num_seqs:,}"
+        cap.add_row(f"Requests of {c.context:,} tokens running at once",
+                    f"{c.requests_at_max_model_len:,} (binding limit: {c.binding}{cap_note})")
     if c.replicas > 1:
         cap.add_row(f"All {c.replicas} replicas (data parallel)",
                     f"{c.total_kv_cache_tokens:,} tokens, {c.total_max_concurrency:.2f}x")

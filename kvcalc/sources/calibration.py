@@ -168,3 +168,17 @@ def write_calibration(path: str | Path, calibration: Calibration) -> Path:
     doc = calibration_document(calibration)
     parse_calibration(doc, path)  # never write a file that would not load
     return write_atomic(path, yaml.safe_dump(doc, sort_keys=False))
+
+
+def calibration_dir() -> Path:
+    """Where the shipped calibration files live: `hardware/calibration/` (source tree or installed copy)."""
+    from kvcalc.sources.profiles import data_dir
+
+    return data_dir("hardware") / "calibration"
+
+
+def shipped_calibration(gpu_key: str) -> Calibration | None:
+    """The calibration measured by `kvcalc verify` on this card and shipped as `hardware/calibration/<key>.yaml`
+    (the default for that card), or None when there is none."""
+    path = calibration_dir() / f"{gpu_key}.yaml"
+    return load_calibration(path) if path.is_file() else None

@@ -44,6 +44,7 @@ class VllmSettings:
     kv_cache_dtype: str = "auto"
     usage: Literal["serve", "llm"] = "serve"
     async_scheduling: bool = True
+    enable_prefix_caching: bool | None = None
     model_runner: Literal["auto", "v1", "v2"] = "auto"
     enable_batch_sharded_sampling: bool = False
     cuda_graph_bytes: int | None = None

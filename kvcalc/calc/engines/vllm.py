@@ -84,6 +84,39 @@ def uses_model_runner_v2(model: ModelSpec, rules: VllmRules, choice: str = "auto
     return dense and model.model_type in families
 
 
+def sampler_coefficient(rules: VllmRules, mrv2: bool) -> int:
+    """Bytes per (row x vocab) the profile run's dummy sampler holds: Model Runner V1 runs top-k/top-p sampling
+    on FP32 copies (`sampler_bytes_per_row_vocab`, 14 from v0.17); Model Runner V2 samples without them
+    (`mrv2_sampler_bytes_per_row_vocab`: 6 with its FP32 copy, 2 once the dummy batch skips logits processing)."""
+    return rules.mrv2_sampler_bytes_per_row_vocab if mrv2 else rules.sampler_bytes_per_row_vocab
+
+
+def mamba_state_blocks(settings: VllmSettings, rules: VllmRules) -> tuple[int, str]:
+    """Blocks a request holds in each recurrent-state (Mamba / linear-attention) group, and the source:
+    MambaSpec.max_memory_usage_bytes = page x (2 if mamba_cache_mode == "align" else 1) (+ speculative blocks,
+    not modelled: kvcalc plans without speculative decoding). Prefix caching on a hybrid model selects "align";
+    it is opt-in before ≈v0.28 and on by default after (#50991)."""
+    if settings.enable_prefix_caching is not None:
+        on = settings.enable_prefix_caching
+        source = f"--{'enable' if on else 'no-enable'}-prefix-caching"
+    else:
+        on = rules.hybrid_prefix_caching_default
+        source = rules.sources["hybrid_prefix_caching_default"]
+    if on:
+        return 2, f"prefix caching on ({source}): mamba_cache_mode 'align', 2 state blocks per request"
+    return 1, f"prefix caching off ({source}): mamba_cache_mode 'none', 1 state block per request"
+
+
+def with_state_blocks(layout: KvPlan, state_blocks: int) -> KvPlan:
+    """The layout with `state_blocks` blocks per request in each recurrent-state group."""
+    if state_blocks == 1 or not any(g.kind in ("linear", "mamba") for g in layout.groups):
+        return layout
+    from kvcalc.spec.base import replace
+
+    groups = [replace(g, state_blocks=state_blocks) if g.kind in ("linear", "mamba") else g for g in layout.groups]
+    return replace(layout, groups=groups)
+
+
 def _batch(settings: VllmSettings, gpu: GpuSpec, max_len: int, rules: VllmRules) -> tuple[int, int]:
     """(max_num_batched_tokens, max_num_seqs): given values, else get_batch_defaults, then
     _set_default_max_num_seqs_and_batched_tokens_args: a defaulted mnbt <= max_num_seqs x max_model_len, a
@@ -149,6 +182,8 @@ def plan(
     act = storage_type(choice.serving_dtype if choice.serving_dtype in ("bf16", "fp16", "fp32") else "bf16")
     layout_plan = kv_plan(list(model.layers), kv, kvmod.state_storage(model), storage_type(model.dtype),
                           tp=layout.tp, block_size=block_size, group_threshold=rules.hybrid_group_threshold)
+    state_blocks, state_source = mamba_state_blocks(settings, rules)
+    layout_plan = with_state_blocks(layout_plan, state_blocks)
     stages = stage_layers(model.num_layers, layout.pp)
     stage_weights = [w.weights_bytes for w in weights_per_stage(model, layout, fmt)]
     sampler_split = layout.tp if settings.enable_batch_sharded_sampling and rules.batch_sharded_sampling else 1
@@ -159,7 +194,7 @@ def plan(
         else:
             peak, detail = profile_peak_bytes(
                 model, layout, layers, tokens=mnbt, rows=min(seqs, mnbt), act=act,
-                sampler_coefficient=rules.sampler_bytes_per_row_vocab, last_stage=s == len(stages) - 1,
+                sampler_coefficient=sampler_coefficient(rules, mrv2), last_stage=s == len(stages) - 1,
                 first_stage=s == 0, sampler_split=sampler_split)
         weights = stage_weights[s] + rope_cache_bytes(model, act)
         available = requested - weights - peak - non_torch - graphs
@@ -180,6 +215,8 @@ def plan(
                         f"{layout.dp}x the tokens and requests")
     assumptions = _assumptions(rules, settings, util, mnbt, seqs, block_size, non_torch, graphs, graph_source,
                                total, mrv2, admit, fmt_source, choice.kernel)
+    if any(g.kind in ("linear", "mamba") for g in layout_plan.groups):
+        assumptions["mamba_state_blocks_per_request"] = Assumption(value=state_blocks, source=state_source)
     binding_layers = stages[binding_stage]
     pool = KvPool(
         unit="blocks", block_size=layout_plan.min_block_size if layout_plan.groups else block_size, num_blocks=blocks,
@@ -254,7 +291,8 @@ def _assumptions(rules: VllmRules, settings: VllmSettings, util: float, mnbt: in
             "vLLM v0.19.0 H100 runs: 0.25 GiB single GPU, 2.1 GiB multi-GPU (docs/accuracy.md)"),
         "profile_slack_bytes": Assumption(value=PROFILE_SLACK, unit="B", source="median residual, docs/accuracy.md"),
         "sampler_bytes_per_row_vocab": Assumption(
-            value=rules.sampler_bytes_per_row_vocab, unit="B", source=rules.sources["sampler_bytes_per_row_vocab"]),
+            value=sampler_coefficient(rules, mrv2), unit="B",
+            source=rules.sources["mrv2_sampler_bytes_per_row_vocab" if mrv2 else "sampler_bytes_per_row_vocab"]),
         "cuda_graph_bytes": Assumption(value=graphs, unit="B", source=graph_source),
         "reported_tokens": Assumption(value=rules.reported_tokens, source=rules.sources["reported_tokens"]),
         "model_runner": Assumption(value="v2" if mrv2 else "v1", source=rules.sources["model_runner_v2"]),

@@ -48,6 +48,23 @@ RULES: tuple[VersionRule, ...] = (
                 source="#26859 FlashInfer sampler off: PyTorch sort path (fp32 values + int64 indices)"),
     VersionRule(rule="sampler_bytes_per_row_vocab", since=(0, 17), value=14,
                 source="#33538 Triton top-k/top-p kernel; v0.21 #40376/#41375 keep the native pass as the max"),
+    VersionRule(rule="mrv2_sampler_bytes_per_row_vocab", since=(0, 10), value=6,
+                source="vllm/v1/worker/gpu/sample/sampler.py (Model Runner V2): the profile's dummy sampler copies "
+                "the [rows, V] logits to a new FP32 tensor ('Copy logits to a new FP32 tensor') while the model-dtype "
+                "logits stay alive: 2 + 4 B; no top-k/top-p or sort buffers ('the sampler may skip top_k, top_p')"),
+    VersionRule(rule="mrv2_sampler_bytes_per_row_vocab", since=(0, 26), value=2,
+                source="#47711 MRv2 logits-processing fast path (merged July 2026, ≈v0.26): InputBatch.make_dummy "
+                "registers no sampling params, so apply_sampling_params returns the raw logits and the profiled "
+                "sampler holds only the [rows, V] model-dtype logits (PR #57926 describes the gap; #48641 drops the "
+                "FP32 copy)"),
+    VersionRule(rule="hybrid_prefix_caching_default", since=(0, 10), value=False,
+                source="vllm/engine/arg_utils.py _set_default_chunked_prefill_and_prefix_caching_args: 'Hybrid models "
+                "support prefix caching but keep it opt-in for now' (mamba_cache_mode 'none': one state block per "
+                "request)"),
+    VersionRule(rule="hybrid_prefix_caching_default", since=(0, 28), value=True,
+                source="#50991 '[Mamba] enable prefix cache by default' (opened 2026-08-04, merged; ≈v0.28): prefix "
+                "caching on for hybrid models with mamba_cache_mode 'align' (two state blocks per request, "
+                "MambaSpec.max_memory_usage_bytes)"),
     VersionRule(rule="hybrid_group_threshold", since=(0, 10), value=1.0,
                 source="kv_cache_utils _get_kv_cache_groups_uniform_page_size: group size = smallest bucket"),
     VersionRule(rule="hybrid_group_threshold", since=(0, 12), value=1.25,
@@ -115,6 +132,8 @@ class VllmRules:
     default_gpu_memory_utilization: float
     requested_rounding: Literal["floor", "ceil"]
     sampler_bytes_per_row_vocab: int
+    mrv2_sampler_bytes_per_row_vocab: int
+    hybrid_prefix_caching_default: bool
     hybrid_group_threshold: float
     reported_tokens: Literal["groups", "concurrency"]
     cuda_graphs_subtracted: bool

@@ -41,7 +41,8 @@ MIN_SHARE = 0.03
 
 @record
 class StepPoint:
-    """One measured step and the perf model's terms for it (bytes, FLOPs, counts; the card's B and F)."""
+    """One measured step and the perf model's terms for it (bytes, FLOPs, counts; the card's B and F).
+    `layers` is what layer_overhead_s multiplies: layer units (kernels / a dense layer's, calc/perf/kernels.py)."""
 
     label: str
     measured_s: float
@@ -49,7 +50,7 @@ class StepPoint:
     kv_bytes: float
     gemm_flops: float
     attention_flops: float
-    layers: int
+    layers: float
     bandwidth_bytes_per_s: float
     gemm_peak_flops: float
     attention_peak_flops: float
@@ -146,13 +147,30 @@ def _rows(feats: np.ndarray, memory: np.ndarray) -> np.ndarray:
     return rows
 
 
+#: Lower bounds of the unknowns: an efficiency is at most 1 (no kernel reads faster than the memory's
+#: datasheet rate or computes faster than the dense peak), a fixed cost at least 0.
+LOWER = np.array([1.0, 1.0, 1.0, 1.0, 0.0, 0.0, 0.0])
+#: Terms dropped first when the points cannot tell two terms apart (a fixed cost before an efficiency).
+_DROP_ORDER = (5, 6, 4, 3, 1, 2, 0)
+#: Smallest singular value / largest of the column-normalised design below which terms are not separable.
+MIN_CONDITION = 1e-2
+
+
 def _constrained(rows: np.ndarray, measured: np.ndarray, terms: tuple[str, ...]) -> np.ndarray:
-    """Which unknowns the points constrain: asked for, and >= MIN_SHARE of the time in at least two points;
-    the per-step cost only when the points span several layer counts (else it is the per-layer cost x L)."""
+    """Which unknowns the points constrain: asked for, >= MIN_SHARE of the time in at least two points, and
+    separable from the others (a term whose column is nearly a multiple of the others', such as the per-layer
+    cost of one model whose weight bytes never change, is left at its prior)."""
     shares = rows / measured[:, None]
     ok = ((shares >= MIN_SHARE).sum(axis=0) >= 2) & np.array([name in terms for name in FIT_TERMS])
-    if ok[4] and ok[5] and len({float(r) for r in rows[:, 4]}) < 2:
-        ok[5] = False
+    for drop in _DROP_ORDER:
+        cols = shares[:, ok]
+        if cols.shape[1] <= 1:
+            break
+        cols = cols / np.linalg.norm(cols, axis=0)
+        singular = np.linalg.svd(cols, compute_uv=False)
+        if singular[-1] >= MIN_CONDITION * singular[0]:
+            break
+        ok[drop] = False
     return ok
 
 
@@ -176,20 +194,20 @@ def fit_coefficients(
     memory = _branches(feats, x)
     free = np.zeros(len(FIT_TERMS), dtype=bool)
     iterations = 0
-    for iterations in range(1, max_iter + 1):
+    for iteration in range(1, max_iter + 1):
+        iterations = iteration
         rows = _rows(feats, memory)
         free = _constrained(rows, measured, terms)
         weights = 1.0 / measured
-        target = (measured - comm - rows[:, ~free] @ x[~free]) * weights
+        target = (measured - comm - rows[:, ~free] @ x[~free] - rows[:, free] @ LOWER[free]) * weights
         x = x.copy()
-        x[free] = nnls(rows[:, free] * weights[:, None], target)
-        x[:4] = np.maximum(x[:4], 1e-6)  # an inverse efficiency of 0 would be an infinitely fast card
+        x[free] = LOWER[free] + nnls(rows[:, free] * weights[:, None], target)
         new_memory = _branches(feats, x)
         if np.array_equal(new_memory, memory):
             break
         memory = new_memory
     coeffs = _coefficients(prior, x, free, gemm_dtype, source)
-    return _report(points, coeffs, gemm_dtype, free, iterations)
+    return _report(points, coeffs, gemm_dtype, free, iterations, terms)
 
 
 def _coefficients(prior: PerfCoefficients, x: np.ndarray, free: np.ndarray, gemm_dtype: str,
@@ -210,14 +228,14 @@ def _coefficients(prior: PerfCoefficients, x: np.ndarray, free: np.ndarray, gemm
 
 
 def _report(points: Sequence[StepPoint], coeffs: PerfCoefficients, gemm_dtype: str, free: np.ndarray,
-            iterations: int) -> CalibrationFit:
+            iterations: int, terms: tuple[str, ...]) -> CalibrationFit:
     residuals = []
     for p in points:
         fitted, regime = step_time(p, coeffs, gemm_dtype)
         residuals.append(Residual(label=p.label, measured_s=p.measured_s, fitted_s=fitted,
                                   error_pct=100.0 * (fitted - p.measured_s) / p.measured_s, regime=regime))
     errors = sorted(abs(r.error_pct) for r in residuals)
-    fixed = [name for i, name in enumerate(FIT_TERMS) if not free[i]]
+    fixed = [name for i, name in enumerate(FIT_TERMS) if not free[i] and name in terms]
     notes = (f"kept the prior value of {', '.join(fixed)}: no measured point constrains it",) if fixed else ()
     return CalibrationFit(
         coefficients=coeffs, fitted=tuple(name for i, name in enumerate(FIT_TERMS) if free[i]),

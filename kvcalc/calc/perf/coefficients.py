@@ -7,7 +7,8 @@ a roofline multiplied term by term by coefficients fitted to real runs). For one
     t_kv        = kv_bytes / (B x kv_bw_eff)                 t_attention = attention_flops / (F[bf16] x attention_eff)
     t_step      = max(t_weights, t_gemm) + max(t_kv, t_attention) + layers x layer_overhead_s + step_overhead_s
                   + requests x request_overhead_s + t_comm
-    t_comm      = per collective: comm_latency_s + bytes / (link bandwidth x comm_bw_eff)
+    t_comm      = per collective: latency + bytes / (link bandwidth x comm_bw_eff); a TP all-reduce over n
+                  ranks: latency = comm_latency_s + 2 (n - 1) x comm_hop_latency_s (ring, calc/perf/comm.py)
 
 (GEMMs and attention are separate kernels, so each takes its own roofline and the two add: calc/perf/step.py.)
 A request's TTFT in online serving also pays `frontend_latency_s` once (HTTP, tokenization, detokenizing and
@@ -40,6 +41,7 @@ class PerfCoefficients:
     comm_bw_eff: float = 1.0
     frontend_latency_s: float = 0.0
     source: str = ""
+    comm_hop_latency_s: float = 0.0
     sources: dict[str, str] = field(default_factory=dict)
 
     def gemm_efficiency(self, dtype: str) -> float:

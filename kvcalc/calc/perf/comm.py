@@ -6,7 +6,10 @@ Each collective costs a fixed latency plus its bytes over the link (the alpha-be
 
 - TP: two all-reduces per layer (after attention and after the MLP; Megatron-LM, Shoeybi et al. 2019 s3)
   of tokens x hidden x 2 B; a ring all-reduce puts 2 (tp - 1) / tp of the message on each GPU's link
-  (Patarasuk & Yuan 2009). Counted per block: a layer without a mixer or MLP has one fewer.
+  (Patarasuk & Yuan 2009) and takes 2 (tp - 1) steps (reduce-scatter, then all-gather), each paying a hop's
+  latency: latency = comm_latency_s + 2 (tp - 1) x comm_hop_latency_s (`allreduce_latency`). Decode
+  all-reduces are small (a few KB to MB), so this latency, not the bytes, sets their time.
+  Counted per block: a layer without a mixer or MLP has one fewer.
 - EP: per MoE layer a dispatch and a combine all-to-all, each moving tokens x top_k x hidden x 2 B of
   which (ep - 1) / ep leaves the GPU (DeepSpeed-MoE, Rajbhandari et al. 2022; DeepEP).
 - PP: each stage hands tokens x hidden x 2 B to the next (one send per boundary).
@@ -33,9 +36,16 @@ def link_bytes_per_s(gpu: GpuSpec) -> float:
     return float(gpu.interconnect.bytes_per_s_per_direction)
 
 
-def collective_time(wire_bytes: float, gpu: GpuSpec, coeffs: PerfCoefficients) -> float:
-    """latency + bytes / (link x comm_bw_eff): one collective."""
-    return coeffs.comm_latency_s + wire_bytes / (link_bytes_per_s(gpu) * coeffs.comm_bw_eff)
+def collective_time(wire_bytes: float, gpu: GpuSpec, coeffs: PerfCoefficients, latency: float | None = None) -> float:
+    """latency (default comm_latency_s) + bytes / (link x comm_bw_eff): one collective."""
+    base = coeffs.comm_latency_s if latency is None else latency
+    return base + wire_bytes / (link_bytes_per_s(gpu) * coeffs.comm_bw_eff)
+
+
+def allreduce_latency(ranks: int, coeffs: PerfCoefficients) -> float:
+    """Latency of one small ring all-reduce over `ranks` GPUs: comm_latency_s + 2 (ranks - 1) x
+    comm_hop_latency_s (module docstring)."""
+    return coeffs.comm_latency_s + 2 * (ranks - 1) * coeffs.comm_hop_latency_s
 
 
 def allreduce_wire_bytes(message_bytes: float, tp: int) -> float:
@@ -66,7 +76,7 @@ def step_comm(stage: StageModel, tokens: int, hidden: int, parallel: Parallel, g
     tp_s = ep_s = pp_s = sent = 0.0
     if parallel.tp > 1:
         wire = allreduce_wire_bytes(message, parallel.tp)
-        tp_s = stage.blocks * collective_time(wire, gpu, coeffs)
+        tp_s = stage.blocks * collective_time(wire, gpu, coeffs, allreduce_latency(parallel.tp, coeffs))
         sent += stage.blocks * wire
     if parallel.ep > 1 and stage.moe_layers:
         top_k = max((g.top_k for g in stage.experts), default=1)

@@ -2,7 +2,8 @@
 
 Card terms (how close kernels come to the datasheet):
 - weight_bw_eff: streaming weights through GEMV/skinny GEMMs. The hardware file's measured `hbm_copy`
-  where there is one (H100: 0.902), else GENERIC_BW_EFF.
+  where there is one (H100: 0.902), else the vendor's published figure (`VENDOR_BW_EFF`: AMD Instinct
+  0.81, Apple single-die 0.69 and Ultra 0.47), else GENERIC_BW_EFF.
 - kv_bw_eff: paged decode attention gathers scattered blocks, slower than a stream: 0.75, an assumption
   until `kvcalc verify` measures it on the card.
 - gemm_eff[bf16]: the hardware file's measured `bf16_gemm` (H100: 0.716), else GENERIC_GEMM_EFF; fp8/int8/
@@ -11,8 +12,11 @@ Card terms (how close kernels come to the datasheet):
 - attention_eff: FlashAttention forward as a fraction of the 16-bit peak: FA3 bf16 hdim 128 causal ~616 of
   989 TFLOP/s at 16k tokens, lower at short sequences, FA2 35 % on H100 (Shah et al. 2024, arXiv:2407.08608);
   engines' paged, chunked kernels run below these benchmarks: 0.40.
-- comm_latency_s: one small all-reduce inside a CUDA graph: ~6 us for 2 H100s over NVLink (NVIDIA/nccl
-  issue #1259, nccl-tests with graphs); more ranks and PCIe cost more.
+- comm_latency_s + comm_hop_latency_s: a small ring all-reduce over n GPUs costs comm_latency_s +
+  2 (n - 1) x comm_hop_latency_s (comm.py). Over NVLink the two published points, 6 us on 2 H100s (NVIDIA/nccl
+  issue #1259, nccl-tests inside CUDA graphs) and 12.5 us on 8 NVLink4 GPUs (all_reduce_perf 4-16 B, 8 x H20,
+  deepseek-ai/DeepEP issue #303), give 4.9 us + 2 (n - 1) x 0.54 us; over PCIe 20 us + 2 (n - 1) x 2.5 us,
+  assumed.
 
 Engine terms (what each engine spends around the kernels), `ENGINE_OVERHEADS`: per step (scheduler,
 sampler, input preparation, the Python the CUDA graphs do not remove), per layer (kernel launches and gaps
@@ -45,10 +49,31 @@ ATTENTION_EFF = 0.40
 ATTENTION_SOURCE = ("0.40 of the 16-bit peak: FlashAttention-2 reaches 35 % on H100 and FA3 0.62 at 16k tokens, "
                     "less at short ones (Shah et al. 2024, arXiv:2407.08608, abstract and Fig. 5); serving engines "
                     "run paged, chunked variable-length kernels below those benchmarks")
-NVLINK_LATENCY_S = 8e-6
-PCIE_LATENCY_S = 25e-6
-COMM_LATENCY_SOURCE = ("small all-reduce in a CUDA graph: ~6 us on 2 H100 NVLink (NVIDIA/nccl#1259), 8 us "
-                       "assumed for NVLink; 25 us assumed over PCIe (no P2P fabric)")
+#: Ring all-reduce latency a + 2 (n - 1) h over NVLink, solved from a + 2h = 6 us (2 GPUs) and a + 14h = 12.5 us
+#: (8 GPUs): h = 6.5 / 12 us, a = 6 - 2h us (module docstring).
+NVLINK_HOP_LATENCY_S = 6.5e-6 / 12
+NVLINK_LATENCY_S = 6e-6 - 2 * NVLINK_HOP_LATENCY_S
+PCIE_LATENCY_S = 20e-6
+PCIE_HOP_LATENCY_S = 2.5e-6
+COMM_LATENCY_SOURCE = ("ring all-reduce: latency + 2 (n - 1) hops; NVLink 4.9 us + 0.54 us per hop from 6 us on 2 "
+                       "H100s (NVIDIA/nccl#1259, CUDA graphs) and 12.5 us on 8 NVLink4 GPUs (nccl-tests "
+                       "all_reduce_perf 4-16 B, deepseek-ai/DeepEP#303); PCIe 20 us + 2.5 us per hop, assumed")
+
+#: Published streaming efficiencies by vendor for cards without a measurement of their own: (value, source).
+#: Apple: llama.cpp tg128 of Llama-2-7B Q4_0 (3.56 GiB) in discussion #4167, less llama.cpp's fixed costs
+#: (0.3 ms + 32 x 20 us per token, ENGINE_OVERHEADS) = weight bytes / time / bandwidth: M4 Pro 0.75, M4 Max
+#: 0.63 (single die: mean 0.69); M1 Ultra 0.43, M2 Ultra 0.49, M3 Ultra 0.48 (two dies over UltraFusion:
+#: median 0.48 ~ 0.47).
+VENDOR_BW_EFF: dict[str, tuple[float, str]] = {
+    "AMD": (0.81, "0.81: BabelStream on MI300X reaches 81 % of its 5.3 TB/s (Ambati et al., 'AMD MI300X GPU "
+                  "Performance Analysis', arXiv, 2025-10-31); applied to AMD Instinct cards without a measurement"),
+    "Apple": (0.69, "0.69: llama.cpp tg128 of Llama-2-7B Q4_0 on Apple M4 Pro (50.7 tokens/s at 273 GB/s) and M4 "
+                    "Max (83.1 at 546 GB/s), ggml-org/llama.cpp discussion #4167, less llama.cpp's fixed costs: "
+                    "0.75 and 0.63"),
+    "Apple Ultra": (0.47, "0.47: llama.cpp tg128 of Llama-2-7B Q4_0 on M1/M2/M3 Ultra (83.7/94.3/92.1 tokens/s at "
+                          "800 GB/s), discussion #4167, less llama.cpp's fixed costs: 0.43-0.49 (two dies joined by "
+                          "UltraFusion)"),
+}
 COMM_BW_EFF = 0.8
 COMM_BW_SOURCE = ("0.8, assumed: nccl-tests all-reduce bus bandwidth stays below the NVLink per-direction "
                   "rate; kvcalc verify measures it")
@@ -104,8 +129,11 @@ def _card_terms(gpu: GpuSpec) -> tuple[dict[str, float], dict[str, str]]:
     """The card's efficiencies (module docstring) and a source for each."""
     sources: dict[str, str] = {}
     bw = _measured(gpu, "hbm_copy")
+    vendor = _vendor_key(gpu)
     if bw is not None:
         sources["weight_bw_eff"] = f"measured hbm_copy on {gpu.name} (hardware/{gpu.key}.yaml)"
+    elif vendor in VENDOR_BW_EFF:
+        bw, sources["weight_bw_eff"] = VENDOR_BW_EFF[vendor]
     else:
         bw, sources["weight_bw_eff"] = GENERIC_BW_EFF, GENERIC_BW_SOURCE
     gemm = _measured(gpu, "bf16_gemm")
@@ -119,7 +147,17 @@ def _card_terms(gpu: GpuSpec) -> tuple[dict[str, float], dict[str, str]]:
     sources["comm_bw_eff"] = COMM_BW_SOURCE
     nvlink = gpu.interconnect is not None and (
         gpu.interconnect.bytes_per_s_per_direction > gpu.interconnect.pcie_bytes_per_s_per_direction)
-    return {"bw": bw, "gemm": gemm, "latency": NVLINK_LATENCY_S if nvlink else PCIE_LATENCY_S}, sources
+    sources["comm_hop_latency_s"] = COMM_LATENCY_SOURCE
+    return {"bw": bw, "gemm": gemm, "latency": NVLINK_LATENCY_S if nvlink else PCIE_LATENCY_S,
+            "hop": NVLINK_HOP_LATENCY_S if nvlink else PCIE_HOP_LATENCY_S}, sources
+
+
+def _vendor_key(gpu: GpuSpec) -> str:
+    """VENDOR_BW_EFF's key for a card: its vendor, "Apple Ultra" for Apple's two-die chips."""
+    vendor = gpu.vendor
+    if vendor == "Apple" and "Ultra" in gpu.name:
+        return "Apple Ultra"
+    return vendor
 
 
 def default_coefficients(gpu: GpuSpec, engine: str = "vllm", *, cuda_graphs: bool = True,
@@ -143,6 +181,7 @@ def default_coefficients(gpu: GpuSpec, engine: str = "vllm", *, cuda_graphs: boo
         step_overhead_s=over.step_s,
         request_overhead_s=over.request_s,
         comm_latency_s=card["latency"],
+        comm_hop_latency_s=card["hop"],
         comm_bw_eff=COMM_BW_EFF,
         frontend_latency_s=over.frontend_s if online else 0.0,
         source=f"kvcalc defaults for {engine} on {gpu.name}",

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import field
+from functools import lru_cache
 
 from kvcalc.calc import kv as kvmod
 from kvcalc.calc.parallel import shard_numel, stage_layers
@@ -30,6 +31,7 @@ from kvcalc.calc.perf.attention import AttentionGroup
 from kvcalc.calc.perf.kernels import layer_units
 from kvcalc.calc.perf.precision import compute_dtype, sixteen_bit
 from kvcalc.calc.plan import DeploymentPlan
+from kvcalc.errors import InputError
 from kvcalc.spec.base import record
 from kvcalc.spec.deployment import Parallel
 from kvcalc.spec.dtypes import StorageType, storage_type
@@ -84,6 +86,12 @@ class PerfModel:
     @property
     def parallel(self) -> Parallel:
         return self.plan.parallel
+
+    @property
+    def async_cpu(self) -> bool:
+        """Whether the plan's engine overlaps its CPU work with the GPU step (`async_cpu`); read from the plan
+        each time, so a PerfModel shared between engines' plans (`replace(pm, plan=...)`) stays right."""
+        return async_cpu(self.plan)
 
 
 def _add(acc: dict[str, float], dtype: str, flops: float) -> None:
@@ -190,6 +198,31 @@ def _stage(plan: DeploymentPlan, stage: int, layers: range, last: bool) -> Stage
         embedding_bytes=embedding_bytes, gemm_flops_per_token=gemm, head_flops_per_token=head_flops,
         experts=groups, attention=_attention_groups(plan, layers),
     )
+
+
+#: First vLLM release whose `async_scheduling` defaults to on (PR #27614, merged 2025-12-29: "Enable async
+#: scheduling unless there is an incompatible option", vllm/config/vllm.py; ≈v0.14).
+VLLM_ASYNC_DEFAULT_SINCE = (0, 14)
+
+
+def async_cpu(plan: DeploymentPlan) -> bool:
+    """Whether the engine's CPU work overlaps the GPU step (step.py docstring): vLLM from v0.14 with
+    async scheduling on (kvcalc's VllmSettings.async_scheduling, default on) and no pipeline stages.
+    SGLang's and TRT-LLM's overlap schedulers were on in the releases their fixed costs were measured with,
+    so their step costs already are what is left."""
+    if plan.engine != "vllm" or plan.parallel.pp > 1 or not getattr(plan.settings, "async_scheduling", True):
+        return False
+    return _vllm_async_default(plan.engine_version)
+
+
+@lru_cache(maxsize=64)
+def _vllm_async_default(version: str) -> bool:
+    from kvcalc.calc.engines.vllm_versions import parse_version
+
+    try:
+        return parse_version(version) >= VLLM_ASYNC_DEFAULT_SINCE
+    except InputError:  # an engine version kvcalc does not model: the newest behaviour
+        return True
 
 
 def perf_model(plan: DeploymentPlan) -> PerfModel:

@@ -20,7 +20,25 @@ remove) and per request (request_overhead_s), and the stages add up (a token pas
 
     t_step = sum over stages of t_stage + step_overhead_s + requests x request_overhead_s
 
-Figures in `StepCost` are per GPU (one TP rank), summed over pipeline stages (with pp = 1: one GPU).
+Figures in `StepCost` are per GPU (one TP rank), summed over pipeline stages (with pp = 1: one GPU): the
+latency of one batch through the whole pipeline.
+
+What an engine step costs in a run (`step_time`, `decode_run_times`) adds two engine behaviours:
+- pipeline micro-batches: with pp stages the engine keeps pp micro-batches in flight (vLLM V1
+  `EngineCore.step_with_batch_queue`, batch queue of `max_concurrent_batches` = pp; GPipe, Huang et al. 2019).
+  The step's requests split into pp micro-batches m; every request advances once per cycle:
+
+      t_cycle = max(max_m latency(m), sum_m (slowest stage(m) + fixed(m)))
+
+  latency ~ the sum of the stages, throughput ~ 1 / the slowest stage. A single micro-batch (one request)
+  gains nothing.
+- async scheduling (vLLM >= 0.14 by default, `vllm/config/vllm.py` "Enable async scheduling unless there is
+  an incompatible option", PR #27614): the CPU prepares step n + 1 (per-request input preparation and output
+  processing: requests x request_overhead_s) while the GPU runs step n, so that part overlaps:
+  t = max(t_gpu + step_overhead_s, requests x request_overhead_s). step_overhead_s stays on the critical
+  path: it was measured on vLLM 0.11 (async off) as what a step costs beyond its kernels, and its sampler
+  and synchronisation run on the GPU. (`PerfModel.async_cpu`; off with pp > 1, where vLLM keeps the batch
+  queue instead.)
 """
 
 from __future__ import annotations
@@ -106,18 +124,28 @@ class _StageWork:
     attention_flops: Any
 
 
+def expert_replicas(parallel: Any) -> int:
+    """Data-parallel replicas whose tokens one GPU's experts serve: with expert parallelism across replicas
+    (ep > tp, attention data parallel + EP: DeepSeek-V3 serving, vLLM `--data-parallel-size` with
+    `--enable-expert-parallel`, SGLang `--enable-dp-attention`), every replica's tokens are dispatched to the
+    experts' owners, so a GPU's experts see ep / tp replicas' tokens, not only its own."""
+    return max(1, parallel.ep // parallel.tp) if parallel.dp > 1 else 1
+
+
 def stage_work(stage: StageModel, contexts: Any, prefill: Sequence[tuple[int, int]], sampled: int,
-               last: bool) -> _StageWork:
+               last: bool, expert_share: int = 1) -> _StageWork:
     """Bytes and FLOPs of one stage's GPU for a step: decode `contexts` (rows: steps, columns: requests),
-    prefill chunks `(prior, new)`, `sampled` sequences computing logits."""
+    prefill chunks `(prior, new)`, `sampled` sequences computing logits. `expert_share`: replicas whose tokens
+    (as many as this step's, all replicas alike) the GPU's routed experts also serve (`expert_replicas`)."""
     n_decode = contexts.shape[-1]
     tokens = n_decode + sum(new for _, new in prefill)
     weight_bytes = float(stage.dense_weight_bytes)
     gemm = {d: f * tokens for d, f in stage.gemm_flops_per_token.items()}
+    routed = tokens * expert_share
     for group in stage.experts:
-        weight_bytes += group.bytes_on_gpu * touched_fraction(group.num_experts, group.top_k, tokens)
+        weight_bytes += group.bytes_on_gpu * touched_fraction(group.num_experts, group.top_k, routed)
         for d, f in group.flops_per_token.items():
-            gemm[d] = gemm.get(d, 0.0) + f * tokens
+            gemm[d] = gemm.get(d, 0.0) + f * routed
     if last and stage.head_flops_per_token:
         gemm["head"] = stage.head_flops_per_token * sampled
     kv_bytes: Any = 0.0
@@ -156,17 +184,18 @@ def _terms(pm: PerfModel, coeffs: PerfCoefficients, contexts: Any, prefill: Sequ
     n_decode = contexts.shape[-1]
     tokens = n_decode + sum(new for _, new in prefill)
     acc: dict[str, Any] = dict(wb=0.0, kvb=0.0, gf=0.0, af=0.0, tw=0.0, tkv=0.0, tg=0.0, ta=0.0, kernels=0.0,
-                               comm=0.0, comm_bytes=0.0)
+                               comm=0.0, comm_bytes=0.0, stage_max=0.0)
     for i, stage in enumerate(pm.stages):
         last = i == len(pm.stages) - 1
-        work = stage_work(stage, contexts, prefill, sampled, last)
+        work = stage_work(stage, contexts, prefill, sampled, last, expert_replicas(pm.parallel))
         tw = work.weight_bytes / (bw * coeffs.weight_bw_eff)
         tg = _gemm_time(pm, coeffs, work.gemm)
         tkv = np.asarray(work.kv_bytes) / (bw * coeffs.kv_bw_eff)
         ta = np.asarray(work.attention_flops) / (gpu.flops(pm.sixteen_bit) * coeffs.attention_eff)
-        acc["kernels"] = (acc["kernels"] + max(tw, tg) + np.maximum(tkv, ta)
-                          + stage.layer_units * coeffs.layer_overhead_s)
+        kernels = max(tw, tg) + np.maximum(tkv, ta) + stage.layer_units * coeffs.layer_overhead_s
+        acc["kernels"] = acc["kernels"] + kernels
         comm = step_comm(stage, tokens, pm.hidden_size, pm.parallel, gpu, coeffs, last)
+        acc["stage_max"] = np.maximum(acc["stage_max"], kernels + comm.total_s)
         for key, value in (("wb", work.weight_bytes), ("kvb", work.kv_bytes), ("gf", sum(work.gemm.values())),
                            ("af", work.attention_flops), ("tw", tw), ("tkv", tkv), ("tg", tg), ("ta", ta),
                            ("comm", comm.total_s), ("comm_bytes", comm.bytes_sent)):
@@ -174,7 +203,10 @@ def _terms(pm: PerfModel, coeffs: PerfCoefficients, contexts: Any, prefill: Sequ
     requests = n_decode + len(prefill)
     fixed = coeffs.step_overhead_s + requests * coeffs.request_overhead_s
     acc["overhead"] = sum(s.layer_units for s in pm.stages) * coeffs.layer_overhead_s + fixed
-    acc["time"] = acc["kernels"] + acc["comm"] + fixed
+    acc["fixed"] = fixed
+    acc["per_request"] = requests * coeffs.request_overhead_s
+    acc["gpu"] = acc["kernels"] + acc["comm"]
+    acc["time"] = acc["gpu"] + fixed
     return acc
 
 
@@ -208,12 +240,49 @@ def step_cost(
     )
 
 
+def _split(items: Sequence[Any], parts: int) -> list[list[Any]]:
+    """Round-robin split (micro-batch m takes items m, m + parts, ...)."""
+    return [list(items[m::parts]) for m in range(parts)]
+
+
+def _engine_time(pm: PerfModel, coeffs: PerfCoefficients, rows: Any, prefill: Sequence[tuple[int, int]],
+                 sampled: Sequence[bool]) -> Any:
+    """Engine time of a step (array over rows of contexts): pipeline cycle with pp micro-batches, CPU costs
+    overlapped under async scheduling (module docstring)."""
+    import numpy as np
+
+    pp = len(pm.stages)
+    columns = list(range(rows.shape[-1]))
+    chunks = list(zip(prefill, sampled, strict=True))
+    latency: Any = 0.0
+    bottleneck: Any = 0.0
+    for cols, part in zip(_split(columns, pp), _split(chunks, pp), strict=True):
+        if not cols and not part:
+            continue
+        acc = _terms(pm, coeffs, rows[:, cols], [c for c, _ in part], len(cols) + sum(s for _, s in part))
+        gpu, fixed, cpu = acc["gpu"], acc["fixed"], acc["per_request"]
+        one = np.maximum(gpu + fixed - cpu, cpu) if pm.async_cpu and pp == 1 else gpu + fixed
+        latency = np.maximum(latency, one)
+        bottleneck = bottleneck + acc["stage_max"] + fixed
+    return np.maximum(latency, bottleneck) if pp > 1 else latency
+
+
+def step_time(pm: PerfModel, coeffs: PerfCoefficients, *, decode_contexts: Any = (),
+              prefill: Sequence[tuple[int, int]] = (), sampled: Sequence[bool] | None = None) -> float:
+    """What one engine step of this work costs in a run (seconds): `step_cost`'s terms with pipeline
+    micro-batches and async scheduling (module docstring). `sampled[i]`: chunk i finishes its prompt and
+    samples a token (default: every chunk)."""
+    rows = _contexts(decode_contexts)
+    mask = [True] * len(prefill) if sampled is None else list(sampled)
+    return float(_engine_time(pm, coeffs, rows, prefill, mask).reshape(-1)[0])
+
+
 def decode_run_times(pm: PerfModel, coeffs: PerfCoefficients, contexts: Any, steps: int) -> Any:
-    """Times of `steps` consecutive pure-decode steps of the same requests (numpy array): step j decodes
-    with every context grown by j. Same formula as `step_cost`, evaluated for all steps at once."""
+    """Times of `steps` consecutive pure-decode engine steps of the same requests (numpy array): step j
+    decodes with every context grown by j. Same formula as `step_time`, evaluated for all steps at once."""
     import numpy as np
 
     base = np.asarray(contexts, dtype=np.float64).reshape(1, -1)
     rows = base + np.arange(steps, dtype=np.float64).reshape(-1, 1)
-    times = _terms(pm, coeffs, rows, (), rows.shape[-1])["time"]
-    return np.broadcast_to(np.asarray(times, dtype=np.float64), (steps,))
+    times = _engine_time(pm, coeffs, rows, (), ())
+    return np.broadcast_to(np.asarray(times, dtype=np.float64), (steps,)).copy()

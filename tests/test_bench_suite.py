@@ -1,0 +1,55 @@
+"""The whole measurement on the CPU build of torch (tiny model): the raw record's shape, and the report built
+from it agrees with kvcalc on every byte; on a CUDA machine the same suite runs on the GPU (skipped in CI)."""
+
+from __future__ import annotations
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from kvcalc.bench.suite import RAW_SCHEMA, SuiteOptions, run_suite  # noqa: E402
+from kvcalc.calc.deploy import plan_deployment  # noqa: E402
+from kvcalc.calc.perf.defaults import default_coefficients  # noqa: E402
+from kvcalc.calc.weights import PlainFormat  # noqa: E402
+from kvcalc.report.verify import verify_report  # noqa: E402
+from kvcalc.sources.hardware import find_gpu  # noqa: E402
+from kvcalc.spec.deployment import EngineSettings, Parallel  # noqa: E402
+from tests.test_bench_modules import tiny  # noqa: E402
+
+SMALL = SuiteOptions(stack=1, batches=(1, 2), contexts=(64,), prompts=(16, 32), attention_lengths=(32,),
+                     decode_runs=2, prefill_runs=2, hf_layers=1, ceilings=False)
+
+
+def _run(name: str, device: str) -> tuple[dict, object]:  # type: ignore[type-arg]
+    model = tiny(name)
+    plan = plan_deployment(model, find_gpu("h100"), Parallel(), EngineSettings(), weight_format=PlainFormat("bf16"),
+                           context=4096)
+    card = {"name": "cpu", "driver": "", "torch": torch.__version__, "date": "2026-12-06", "sm_count": 1,
+            "l2_cache_bytes": 0}
+    return run_suite(plan, SMALL, device=device, card=card), plan
+
+
+@pytest.mark.parametrize("name", ["deepseek_v2", "gpt_oss"])
+def test_suite_on_cpu_agrees_on_bytes(name: str) -> None:
+    raw, plan = _run(name, "cpu")
+    assert raw["schema"] == RAW_SCHEMA and raw["notes"] == []
+    assert {r["batch"] for r in raw["decode"]["stack"]} == {1, 2}
+    report, fit = verify_report(raw, plan, default_coefficients(plan.gpu))  # type: ignore[arg-type]
+    by = {}
+    for r in report.records:
+        by.setdefault(r.quantity, []).append(r)
+    for quantity in ("weights_bytes", "weights_globals_bytes", "kv_cache_bytes", "kv_pool_bytes"):
+        assert by[quantity] and all(r.error_pct == 0 for r in by[quantity]), quantity
+    assert len(by["decode_step_s"]) == 2 and len(by["prefill_s"]) == 2
+    assert fit is not None and report.calibration is not None
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_suite_on_the_gpu() -> None:
+    from kvcalc.bench.selfcheck import run_checks
+
+    assert all(e < 2e-2 for e in run_checks([tiny("deepseek_v2"), tiny("gpt_oss")], "cuda").values())
+    raw, plan = _run("qwen3_moe", "cuda")
+    assert raw["notes"] == [] and all(r["graph"] for r in raw["decode"]["stack"])
+    report, _ = verify_report(raw, plan, default_coefficients(plan.gpu))  # type: ignore[arg-type]
+    assert all(r.error_pct == 0 for r in report.records if r.quantity == "kv_cache_bytes")

@@ -1,0 +1,176 @@
+"""The least-squares calibration (calc/perf/calibrate.py) on synthetic points with known coefficients, and
+the calibration file written from a fit (sources/calibration.py) read back."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from kvcalc.calc.perf.calibrate import (
+    FIT_TERMS,
+    StepPoint,
+    fit_coefficients,
+    fit_latency_bandwidth,
+    nnls,
+    step_time,
+)
+from kvcalc.calc.perf.coefficients import PerfCoefficients
+from kvcalc.spec.base import replace
+
+B = 3.35e12  # H100 SXM bandwidth, B/s
+F = 989.4e12  # H100 SXM dense bf16, FLOP/s
+
+TRUE = PerfCoefficients(weight_bw_eff=0.8, kv_bw_eff=0.6, gemm_eff={"bf16": 0.7}, attention_eff=0.4,
+                        layer_overhead_s=20e-6, step_overhead_s=1e-3, request_overhead_s=5e-6)
+PRIOR = PerfCoefficients(weight_bw_eff=0.9, kv_bw_eff=0.75, gemm_eff={"bf16": 0.72}, attention_eff=0.55,
+                         layer_overhead_s=8e-6, step_overhead_s=0.0)
+
+
+def point(label: str, *, w: float, kv: float, g: float, a: float, layers: float, requests: int = 1) -> StepPoint:
+    return StepPoint(label=label, measured_s=1.0, weight_bytes=w, kv_bytes=kv, gemm_flops=g, attention_flops=a,
+                     layers=layers, requests=requests, bandwidth_bytes_per_s=B, gemm_peak_flops=F,
+                     attention_peak_flops=F)
+
+
+def synthetic(coeffs: PerfCoefficients, noise: float = 0.0, seed: int = 0) -> list[StepPoint]:
+    """Decode steps (batch b, context L) and prefills (N tokens) of four model sizes, timed by `coeffs`."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for layers, weights in ((32, 16e9), (48, 6e9), (80, 140e9), (24, 10e9)):
+        for batch in (1, 8, 32, 128, 512):
+            for context in (1024, 8192):
+                p = point(f"{layers} d b={batch} L={context}", w=weights, kv=batch * context * layers * 4096.0,
+                          g=weights * batch, a=4.0 * layers * 4096 * context * batch, layers=layers,
+                          requests=batch)
+                out.append(p)
+        for n in (512, 4096, 16384):
+            out.append(point(f"{layers} p N={n}", w=weights, kv=2.0 * n * layers * 4096, g=weights * n,
+                             a=2.0 * layers * 4096 * n * n, layers=layers))
+    return [replace(p, measured_s=step_time(p, coeffs)[0] * (1 + noise * rng.standard_normal())) for p in out]
+
+
+def test_step_time_is_the_two_rooflines_plus_fixed_costs() -> None:
+    # W = 16e9 B at 3.35e12 x 0.8 = 5.970 ms vs G = 16e9 FLOP at 989.4e12 x 0.7 = 0.0231 ms -> 5.970 ms;
+    # KV = 1e9 B at 3.35e12 x 0.6 = 0.4975 ms vs A = 1e12 FLOP at 989.4e12 x 0.4 = 2.527 ms -> 2.527 ms;
+    # + 32 x 20 us + 1 ms + 4 x 5 us = 1.660 ms: 5.970 + 2.527 + 1.660 = 10.157 ms, the sides disagree: mixed.
+    p = point("x", w=16e9, kv=1e9, g=16e9, a=1e12, layers=32, requests=4)
+    t, regime = step_time(p, TRUE)
+    assert t == pytest.approx(16e9 / (B * 0.8) + 1e12 / (F * 0.4) + 32 * 20e-6 + 1e-3 + 4 * 5e-6)
+    assert t == pytest.approx(10.157e-3, rel=1e-3)
+    assert regime == "mixed"
+
+
+def test_fit_recovers_known_coefficients() -> None:
+    fit = fit_coefficients(synthetic(TRUE), PRIOR)
+    c = fit.coefficients
+    assert set(fit.fitted) == set(FIT_TERMS)
+    assert c.weight_bw_eff == pytest.approx(0.8, rel=1e-6)
+    assert c.kv_bw_eff == pytest.approx(0.6, rel=1e-6)
+    assert c.gemm_eff["bf16"] == pytest.approx(0.7, rel=1e-6)
+    assert c.attention_eff == pytest.approx(0.4, rel=1e-6)
+    assert c.layer_overhead_s == pytest.approx(20e-6, rel=1e-6)
+    assert c.step_overhead_s == pytest.approx(1e-3, rel=1e-6)
+    assert c.request_overhead_s == pytest.approx(5e-6, rel=1e-6)
+    assert fit.max_abs_error_pct < 1e-6
+
+
+def test_fit_with_two_percent_noise_stays_close() -> None:
+    fit = fit_coefficients(synthetic(TRUE, noise=0.02), PRIOR)
+    c = fit.coefficients
+    assert c.weight_bw_eff == pytest.approx(0.8, rel=0.05)
+    assert c.kv_bw_eff == pytest.approx(0.6, rel=0.05)
+    assert c.gemm_eff["bf16"] == pytest.approx(0.7, rel=0.05)
+    assert c.attention_eff == pytest.approx(0.4, rel=0.05)
+    assert fit.median_abs_error_pct < 3.0
+
+
+def test_only_asked_terms_move_and_unconstrained_ones_keep_the_prior() -> None:
+    decode_only = [p for p in synthetic(TRUE) if " d " in p.label and p.requests <= 32]
+    fit = fit_coefficients(decode_only, PRIOR, terms=("weight_bw_eff", "kv_bw_eff", "gemm_eff", "attention_eff"))
+    # decode steps never make GEMMs or attention bind at these sizes: those stay at the prior
+    assert fit.coefficients.gemm_eff["bf16"] == 0.72 and fit.coefficients.attention_eff == 0.55
+    assert fit.coefficients.layer_overhead_s == 8e-6  # not asked for
+    assert "gemm_eff" not in fit.fitted and "weight_bw_eff" in fit.fitted
+    assert fit.notes and "gemm_eff" in fit.notes[0]
+
+
+def test_one_layer_count_cannot_separate_per_layer_from_per_step_cost() -> None:
+    one_model = [p for p in synthetic(TRUE) if p.layers == 32]
+    fit = fit_coefficients(one_model, PRIOR)
+    assert "step_overhead_s" not in fit.fitted  # its column is a multiple of the per-layer one
+    assert fit.coefficients.step_overhead_s == PRIOR.step_overhead_s
+
+
+def test_efficiencies_are_bounded_by_one() -> None:
+    # a card that looks faster than its datasheet (the prior's bandwidth term overstated) fits e_w = 1, not more
+    fast = replace(TRUE, weight_bw_eff=1.3)
+    fit = fit_coefficients(synthetic(fast), PRIOR)
+    assert fit.coefficients.weight_bw_eff == pytest.approx(1.0)
+
+
+def test_nnls_matches_a_hand_solved_system() -> None:
+    # min ||A x - b||, x >= 0, A = [[1, 0], [0, 1], [1, 1]], b = [1, -1, 0]: the unconstrained solution is
+    # (1, -1); with x2 >= 0, x2 = 0 and x1 minimises (x1 - 1)^2 + x1^2 -> x1 = 0.5
+    x = nnls(np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]]), np.array([1.0, -1.0, 0.0]))
+    assert x == pytest.approx([0.5, 0.0])
+
+
+def test_latency_bandwidth_fit_recovers_alpha_beta() -> None:
+    sizes = [16e3, 256e3, 4e6, 64e6, 256e6]
+    times = [7e-6 + n / 350e9 for n in sizes]  # 7 us + n / 350 GB/s
+    fit = fit_latency_bandwidth(sizes, times)
+    assert fit.latency_s == pytest.approx(7e-6, rel=1e-6)
+    assert fit.bandwidth_bytes_per_s == pytest.approx(350e9, rel=1e-6)
+    with pytest.raises(ValueError):
+        fit_latency_bandwidth([1e6], [1e-3])
+
+
+def test_step_time_equals_the_perf_models_step_cost() -> None:
+    """The fit's formula is the perf model's: same time for the same terms and coefficients."""
+    from kvcalc.calc.deploy import plan_deployment
+    from kvcalc.calc.perf.defaults import default_coefficients
+    from kvcalc.calc.perf.model import perf_model
+    from kvcalc.calc.perf.step import step_cost
+    from kvcalc.sources.hardware import find_gpu
+    from kvcalc.sources.resolve import load_model
+    from kvcalc.spec.deployment import EngineSettings, Parallel
+
+    gpu = find_gpu("h100")
+    plan = plan_deployment(load_model("qwen3-30b-a3b"), gpu, Parallel(), EngineSettings(), context=8192)
+    pm = perf_model(plan)
+    coeffs = default_coefficients(gpu)
+    for cost in (step_cost(pm, coeffs, decode_contexts=[4095] * 16), step_cost(pm, coeffs, prefill=[(0, 4096)])):
+        p = StepPoint(label="x", measured_s=1.0, weight_bytes=cost.weight_bytes, kv_bytes=cost.kv_bytes,
+                      gemm_flops=cost.gemm_flops, attention_flops=cost.attention_flops, layers=cost.layer_units,
+                      requests=cost.requests, bandwidth_bytes_per_s=gpu.memory_bandwidth_bytes_per_s,
+                      gemm_peak_flops=gpu.flops("bf16"), attention_peak_flops=gpu.flops("bf16"),
+                      comm_s=cost.t_comm)
+        assert step_time(p, coeffs)[0] == pytest.approx(cost.time_s, rel=1e-9)
+
+
+def test_calibration_file_round_trip(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from kvcalc.sources.calibration import Calibration, load_calibration, write_calibration
+
+    fit = fit_coefficients(synthetic(TRUE), PRIOR)
+    c = fit.coefficients
+    values = {"weight_bw_eff": round(c.weight_bw_eff, 4), "kv_bw_eff": round(c.kv_bw_eff, 4),
+              "gemm_eff": {"bf16": round(c.gemm_eff["bf16"], 4)}, "attention_eff": round(c.attention_eff, 4)}
+    path = write_calibration(tmp_path / "h100.yaml", Calibration(
+        card="NVIDIA H100 80GB HBM3", driver="580.159.04", torch="2.11.0+cu130", date="2026-12-06",
+        values=values, gpu="h100-sxm", command="kvcalc verify llama-3.1-8b"))
+    back = load_calibration(path)
+    assert back.values == values and back.gpu == "h100-sxm"
+    applied = back.apply(PRIOR)
+    assert applied.weight_bw_eff == 0.8 and applied.kv_bw_eff == 0.6 and applied.gemm_eff["bf16"] == 0.7
+    assert applied.layer_overhead_s == PRIOR.layer_overhead_s  # not in the file: the prior stays
+    assert "calibration" in applied.sources["weight_bw_eff"]
+    assert not list(tmp_path.glob(".*.tmp"))  # written atomically: no temporary left behind
+
+
+def test_shipped_calibration_is_found_by_gpu_key() -> None:
+    from kvcalc.sources.calibration import shipped_calibration
+
+    h100 = shipped_calibration("h100-sxm")
+    assert h100 is not None and h100.gpu == "h100-sxm" and h100.card.startswith("NVIDIA H100")
+    assert 0 < h100.values["weight_bw_eff"] <= 1 and 0 < h100.values["gemm_eff"]["bf16"] <= 1
+    assert shipped_calibration("t4") is None

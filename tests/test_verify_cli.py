@@ -1,0 +1,127 @@
+"""`kvcalc verify` as a user runs it: the environment checks (no torch, no GPU: exit 3), the report re-read from
+the committed H100 measurements (--from-raw, no GPU), the JSON contract, and the calibration file."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+RAW = ROOT / "docs" / "validation-h100.json"
+ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "NO_COLOR": "1"}
+
+#: Runs the CLI with torch unimportable, as on a machine without the `bench` extra.
+NO_TORCH = """
+import sys
+class Block:
+    def find_spec(self, name, path=None, target=None):
+        if name == "torch" or name.startswith("torch."):
+            raise ImportError("No module named 'torch'")
+        return None
+sys.meta_path.insert(0, Block())
+from kvcalc.cli.app import main
+sys.argv = ["kvcalc", *sys.argv[1:]]
+main()
+"""
+
+
+def kvcalc(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "kvcalc", *args], capture_output=True, text=True, env=ENV,
+                          timeout=300, cwd=ROOT)
+
+
+def test_without_torch_one_line_and_exit_3() -> None:
+    r = subprocess.run([sys.executable, "-c", NO_TORCH, "verify", "llama-3.1-8b", "--gpu", "h100"],
+                       capture_output=True, text=True, env=ENV, timeout=120, cwd=ROOT)
+    assert r.returncode == 3
+    assert r.stdout == ""
+    assert r.stderr.count("\n") == 1 and "torch" in r.stderr and "pip install 'kvcalc[bench]'" in r.stderr
+
+
+def test_without_a_gpu_one_line_and_exit_3() -> None:
+    torch = pytest.importorskip("torch")
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA GPU is visible")
+    r = kvcalc("verify", "llama-3.1-8b", "--gpu", "h100")
+    assert r.returncode == 3 and r.stdout == ""
+    assert r.stderr.count("\n") == 1 and "needs a CUDA GPU" in r.stderr
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (("--batches", "1,0"), "--batches"),
+    (("--dtype", "fp8"), "--dtype"),
+    (("--from-raw", "no/such/file.json"), "cannot read"),
+])
+def test_bad_input_exit_2(args: tuple[str, ...], message: str) -> None:
+    r = kvcalc("verify", "llama-3.1-8b", "--gpu", "h100", *args)
+    assert r.returncode == 2 and r.stdout == "" and message in r.stderr
+
+
+def test_a_model_not_in_the_raw_record_is_named() -> None:
+    r = kvcalc("verify", "qwen3-32b", "--from-raw", str(RAW))
+    assert r.returncode == 2 and "no measurement of Qwen" in r.stderr.replace("qwen", "Qwen")
+
+
+@pytest.fixture(scope="module")
+def llama_report(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Path]:  # type: ignore[type-arg]
+    out = tmp_path_factory.mktemp("cal") / "h100.yaml"
+    r = kvcalc("verify", "llama-3.1-8b", "--from-raw", str(RAW), "--json", "--calibration-out", str(out))
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout), out
+
+
+def test_json_contract(llama_report: tuple[dict, Path]) -> None:  # type: ignore[type-arg]
+    doc, _ = llama_report
+    assert doc["card"] == "NVIDIA H100 80GB HBM3" and doc["driver"] == "580.159.04"
+    assert doc["torch"].startswith("2.11")
+    assert doc["records"]
+    for r in doc["records"]:
+        assert set(r) >= {"quantity", "predicted", "measured", "unit", "error_pct", "settings"}
+    cal = doc["calibration"]
+    assert cal["fitted"] and cal["residuals"] and cal["median_abs_error_pct"] < 10
+    assert "explain" not in doc  # only with --explain
+
+
+def test_bytes_agree_exactly(llama_report: tuple[dict, Path]) -> None:  # type: ignore[type-arg]
+    doc, _ = llama_report
+    by = {}
+    for r in doc["records"]:
+        by.setdefault(r["quantity"], []).append(r)
+    # Llama-3.1-8B in bf16: 8,030,261,248 parameters x 2 B, every layer built on the card
+    assert by["weights_bytes"][0]["measured"] == by["weights_bytes"][0]["predicted"] == 16_060_522_496
+    # KV of the decode runs: 32 layers x 8 KV heads x 128 x 2 (K, V) x 2 B = 131,072 B per token
+    kv = by["kv_cache_bytes"]
+    assert kv and all(r["measured"] == r["predicted"] for r in kv)
+    first = kv[0]
+    assert first["predicted"] == 131_072 * first["settings"]["batch"] * first["settings"]["context"]
+    assert by["transformers_params"][0]["measured"] == by["transformers_params"][0]["predicted"]
+
+
+def test_calibration_file_written_and_readable(llama_report: tuple[dict, Path]) -> None:  # type: ignore[type-arg]
+    from kvcalc.sources.calibration import load_calibration
+
+    doc, path = llama_report
+    cal = load_calibration(path)
+    assert cal.card == doc["card"] and cal.driver == doc["driver"] and cal.gpu == "h100-sxm"
+    assert set(cal.values) <= {"weight_bw_eff", "kv_bw_eff", "gemm_eff", "attention_eff"}
+    assert cal.values["kv_bw_eff"] == pytest.approx(doc["calibration"]["coefficients"]["kv_bw_eff"], rel=1e-3)
+    assert doc["calibration"]["file"] == str(path)
+
+
+def test_human_output_and_explain() -> None:
+    r = kvcalc("verify", "deepseek-v2-lite", "--from-raw", str(RAW), "--explain")
+    assert r.returncode == 0, r.stderr
+    assert "decode_step_s" in r.stdout and "Calibration" in r.stdout
+    assert "max(t_weights, t_gemm)" in r.stdout  # --explain: each predicted step with its terms
+
+
+def test_schema() -> None:
+    r = kvcalc("schema", "verify")
+    assert r.returncode == 0
+    schema = json.loads(r.stdout)
+    assert {"card", "driver", "torch", "records", "calibration"} <= set(schema["properties"])
