@@ -138,12 +138,18 @@ def parse_calibration(data: Any, path: Path) -> Calibration:
                        command=optional("command"))
 
 
-def load_calibration(path: str | Path) -> Calibration:
-    """Read and validate a calibration file: bounded, yaml's safe loader (`sources.untrusted`)."""
+def load_calibration(path: str | Path, *, shipped: bool = False) -> Calibration:
+    """Read and validate a calibration file: bounded, yaml's safe loader (`sources.untrusted`); a `shipped`
+    one (hardware/calibration/) through the data cache, so `perf` does not import yaml."""
     from kvcalc.bounds import MAX_YAML_FILE_BYTES
-    from kvcalc.sources.untrusted import parse_yaml, read_text
 
     path = Path(path)
+    if shipped:
+        from kvcalc.sources.datacache import load_yaml_file
+
+        return parse_calibration(load_yaml_file(path, "calibration file"), path)
+    from kvcalc.sources.untrusted import parse_yaml, read_text
+
     return parse_calibration(parse_yaml(read_text(path, MAX_YAML_FILE_BYTES, "calibration file"), str(path)), path)
 
 
@@ -181,4 +187,4 @@ def shipped_calibration(gpu_key: str) -> Calibration | None:
     """The calibration measured by `kvcalc verify` on this card and shipped as `hardware/calibration/<key>.yaml`
     (the default for that card), or None when there is none."""
     path = calibration_dir() / f"{gpu_key}.yaml"
-    return load_calibration(path) if path.is_file() else None
+    return load_calibration(path, shipped=True) if path.is_file() else None
