@@ -60,6 +60,9 @@ def _case_id(value: Any) -> str:
 @pytest.mark.parametrize(("name", "args", "explain"), CASES, ids=_case_id)
 def test_json_validates_against_the_published_schema(name: str, args: list[str], explain: bool) -> None:
     result = run_cli([name, *args, "--json", *(["--explain"] if explain else [])])
+    if result.code == 3:  # the environment lacks what the command measures with (a GPU for `verify`)
+        check_contract(result)
+        pytest.skip(result.err.strip())
     assert result.code in ({0, 1} if judges_fit(name) else {0}), result.err
     check_contract(result)  # one document, schema_version, validates against `kvcalc schema NAME`
     if not explain:
