@@ -377,7 +377,7 @@ def test_gguf_is_a_core_dependency_and_hints_name_real_packages() -> None:
 
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     assert any(dep.startswith("gguf") for dep in project["dependencies"])
-    for path in (ROOT / "kvcalc").rglob("*.py"):
+    for path in [*(ROOT / "kvcalc").rglob("*.py"), ROOT / "README.md", *(ROOT / "docs").rglob("*.md")]:
         assert "kvcalc[" not in path.read_text(), f"{path} names an extra that is not on the package index"
 
 
