@@ -111,12 +111,40 @@ def check_contract(result: Result) -> None:
         lines = result.err.strip().splitlines()
         assert 1 <= len(lines) <= 4, f"{len(lines)} stderr lines for {result.argv}: {result.err[:600]}"
         assert lines[0].startswith("kvcalc: error: "), lines[0]
-    elif "--json" in result.argv and "--help" not in result.argv:
+    elif _json_requested(result.argv):
         schema = schema_for(command)
         assert schema is not None, f"{command} prints JSON but publishes no schema"
         for document in documents(result.out):
             assert isinstance(document, dict) and "schema_version" in document, result.out[:200]
             validate(document, schema)
+
+
+@functools.cache
+def _value_options(command: str) -> frozenset[str]:
+    """Options of `command` that take a value (the token after them is that value, even `--json`)."""
+    from kvcalc.cli.app import COMMANDS, click_command
+
+    if command not in COMMANDS:
+        return frozenset()
+    params = click_command([command]).commands[command].params  # type: ignore[attr-defined]
+    return frozenset(o for p in params if not getattr(p, "is_flag", False) for o in p.opts if o.startswith("-"))
+
+
+def _json_requested(argv: list[str]) -> bool:
+    """Whether `--json` is in effect: present as a flag, not as the value of an option, and no --help."""
+    takes_value = _value_options(argv[0]) if argv else frozenset()
+    skip = False
+    found = False
+    for token in argv[1:]:
+        if skip:
+            skip = False
+        elif token == "--help":
+            return False
+        elif token == "--json":
+            found = True
+        elif token in takes_value:
+            skip = True
+    return found
 
 
 def documents(out: str) -> list[Any]:
