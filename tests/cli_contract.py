@@ -131,8 +131,13 @@ def _value_options(command: str) -> frozenset[str]:
 
 
 def _json_requested(argv: list[str]) -> bool:
-    """Whether `--json` is in effect: present as a flag, not as the value of an option, and no --help."""
-    takes_value = _value_options(argv[0]) if argv else frozenset()
+    """Whether `--json` is in effect: a command first, `--json` as a flag (not another option's value), and
+    no `--help` anywhere."""
+    from kvcalc.cli.app import COMMANDS
+
+    if not argv or argv[0] not in COMMANDS or "--help" in argv:
+        return False
+    takes_value = _value_options(argv[0])
     skip = False
     found = False
     for token in argv[1:]:

