@@ -258,7 +258,7 @@ def local(model: str, *, gpu: str | None = None, apple: str | None = None, cpu: 
         warn(f"context {tokens:,} exceeds the model's max_position_embeddings {spec.max_position_embeddings:,}")
     fmt = parse_quant(_text(quant, "quant"), model=spec) if quant is not None else (
         format_from_quantization_config(spec) or parse_quant("Q4_K_M", model=spec))
-    return local_report(spec, fmt, device=device, gpu=hw, ram_bytes=_bytes(ram, "ram"),  # type: ignore[arg-type]
+    return local_report(spec, fmt, device=device, gpu=hw, ram_bytes=_bytes(ram, "ram", minimum=1),  # type: ignore[arg-type]
                         context=tokens, kv_dtype=None if kv_dtype in (None, "auto") else
                         _text(kv_dtype, "kv_dtype"), users=_count(users, "users"),
                         ram_bandwidth=_bandwidth(ram_bandwidth))
@@ -286,7 +286,7 @@ def attention_variants(model: str, *, gpu: str = "h100", memory: int | str | Non
     from kvcalc.report.variants import variants_plan, variants_report
 
     spec = _model(model, revision, warn)
-    memory_bytes = _bytes(memory, "memory")
+    memory_bytes = _bytes(memory, "memory", minimum=1)
     kv = None if kv_dtype in (None, "auto") else _text(kv_dtype, "kv_dtype")
     planned = None
     if memory_bytes is None:
