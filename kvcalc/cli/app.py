@@ -50,7 +50,8 @@ COMMANDS: dict[str, str] = {
 
 HELP = (
     "Sizing calculator for LLM inference, from model configs and GPU specs. Each command below answers one "
-    "question; `kvcalc COMMAND --help` shows its options."
+    "question; `kvcalc COMMAND --help` shows its options. MODEL is a profile alias (`kvcalc models`), a "
+    "config.json, model folder or .gguf file, or a Hugging Face repo id (owner/name, optionally @revision)."
 )
 
 #: Lines of an error message kept on stderr (the contract: one to four), and characters per line.

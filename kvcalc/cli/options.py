@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 ModelArg = Annotated[
     str,
     typer.Argument(
-        help="Profile alias (kvcalc models), config.json / model folder / .gguf, or Hub repo id[@revision]."
+        help="Profile alias (kvcalc models), config.json / model folder / .gguf, or Hub repo id (owner/name@revision)."
     ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout, nothing else.")]
