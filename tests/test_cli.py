@@ -123,9 +123,9 @@ def test_inspect_json_contract() -> None:
 
 def test_analytic_commands_import_no_heavy_modules() -> None:
     code = (
-        "import sys\nfrom kvcalc.cli.app import main\n"
-        "sys.argv=['kvcalc','fit','llama-70b','--gpu','h100','--tp','4','--json']\n"
-        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "import sys, io, contextlib\nfrom kvcalc.cli.app import run\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        "    run(['fit','llama-70b','--gpu','h100','--tp','4','--json'])\n"
         "bad=[m for m in ('torch','transformers','huggingface_hub','gguf','pydantic','numpy') if m in sys.modules]\n"
         "sys.stderr.write(','.join(bad))"
     )
