@@ -339,11 +339,12 @@ def spec_report(
     acceptance_length: float | None = None, gamma: int = 4, topk: int = 1, verify_tokens: int | None = None,
     proposal_rate: float | None = None, batch: int = 1, context: int = 4096, input_tokens: int | None = None,
     output_tokens: int | None = None, tp: int = 1, engine: Any = None, explain: bool = False,
+    calibration: Any = None,
 ) -> SpecReport:
     """Speculative decoding of `target` on `gpu` (the engine's plan at `tp`, default vLLM) with `method`
     ("draft" with `draft_model`, "eagle", "eagle3", "mtp", "ngram", or "cost-ratio" with `cost_ratio`).
     With `input_tokens` and `output_tokens` the decode context is input + output / 2 and the report adds the
-    end-to-end speedup of a batch of such requests."""
+    end-to-end speedup of a batch of such requests. `calibration`: a `--calibration` file's coefficients."""
     from kvcalc.calc.deploy import plan_deployment
     from kvcalc.calc.drafts import draft_network
     from kvcalc.calc.spec_cost import SpecTimer
@@ -369,10 +370,14 @@ def spec_report(
     fits = plan.requests_at(context)
     if batch > fits:
         notes.append(f"the plan's KV pool holds {fits} request(s) of {context:,} tokens, fewer than --batch {batch}")
-    timer = SpecTimer(plan, draft_plan, context, ratio=cost_ratio)
+    from kvcalc.report.perf import coefficients_for
+
+    coeffs = coefficients_for(plan, calibration, online=True, enforce_eager=settings.enforce_eager)
+    timer = SpecTimer(plan, draft_plan, context, ratio=cost_ratio, coeffs=coeffs)
     assumptions = {
         "engine": Assumption(value=f"{plan.engine} {plan.engine_version}", source="DeploymentPlan (kvcalc fit)"),
-        "step_model": Assumption(value=timer.coeffs.source, source="kvcalc.calc.perf.defaults"),
+        "step_model": Assumption(value=timer.coeffs.source, source="kvcalc.calc.perf.defaults" if calibration is None
+                                 else "--calibration"),
         "speculation_costs": Assumption(
             value=f"{timer.costs.pass_overhead_s * 1e3:.2f} ms per draft pass, "
                   f"{timer.costs.step_overhead_s * 1e3:.2f} ms per step", source=timer.costs.source),
