@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import field
+from typing import Any
 
 from kvcalc.calc.serving.pareto import pareto_front
 from kvcalc.calc.serving.pricing import no_price_message, price_for
@@ -77,8 +78,10 @@ def plan_search(
     max_gpus: int = 16,
     context: int | None = None,
     explain: bool = True,
+    calibration: Any = None,
 ) -> PlanReport:
-    """Search, keep the Pareto front of $/M tokens vs TPOT, and pick the cheapest (ties: lower TPOT)."""
+    """Search, keep the Pareto front of $/M tokens vs TPOT, and pick the cheapest (ties: lower TPOT).
+    `calibration` (a --calibration file) applies to the card it was measured on (every card when it names none)."""
     priced, skipped = [], {}
     for gpu in gpus:
         price = price_for(gpu, work.prices)
@@ -88,7 +91,7 @@ def plan_search(
             priced.append((gpu, price))
     started = time.perf_counter()
     result = search(model, priced, [f for _, f in formats], engines, settings_for, _target(work, context),  # type: ignore[arg-type]
-                    max_gpus)
+                    max_gpus, calibration=calibration)
     confirmed, rejected = confirm(result)
     elapsed = time.perf_counter() - started
     best = min(confirmed, key=lambda c: (c.cost_per_million_tokens, c.tpot_s)) if confirmed else None
