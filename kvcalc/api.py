@@ -277,7 +277,7 @@ def local(model: str, *, gpu: str | None = None, apple: str | None = None, cpu: 
     from kvcalc.cli.options import kv_dtype_arg
 
     kv = kv_dtype_arg(inputs.optional_text(kv_dtype, "kv_dtype"))
-    return local_report(spec, fmt, device=device, gpu=hw, ram_bytes=inputs.size(ram, "ram"),  # type: ignore[arg-type]
+    return local_report(spec, fmt, device=device, gpu=hw, ram_bytes=inputs.size(ram, "ram", minimum=1),  # type: ignore[arg-type]
                         context=tokens, kv_dtype=kv, users=inputs.count(users, "users"),
                         ram_bandwidth=inputs.bandwidth(ram_bandwidth))
 
@@ -290,7 +290,7 @@ def attention_variants(model: str, *, memory: int | str | None = None, tp: int |
     from kvcalc.report.variants import variants_plan, variants_report
 
     d = deployment(model, warn, **deployment_options)
-    memory_bytes = inputs.size(memory, "memory")
+    memory_bytes = inputs.size(memory, "memory", minimum=1)
     planned = None
     if memory_bytes is None:
         planned = variants_plan(d.model, d.gpu, d.settings, inputs.optional_count(tp, "tp"))

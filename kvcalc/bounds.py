@@ -28,6 +28,14 @@ MAX_BYTES = 1 << 60
 MAX_RATE = 1e18
 #: Any integer a CLI option takes (parallel degrees, concurrency, users, batch limits ...).
 MAX_CLI_INT = (1 << 31) - 1
+#: Options whose work grows with their value, bounded by name in every command that has them (`cli.options`).
+#: Concurrent requests and batch sizes: 4,096 is 4x the largest default max_num_seqs (vLLM 1,024 on H100-class
+#: GPUs) and 16x TensorRT-LLM's default max_batch_size (256); `kvcalc perf` simulates each request.
+CLI_OPTION_MAX: dict[str, int] = {"--concurrency": 4096, "--batch": 4096, "--users": 4096}
+#: Options whose work grows as their value shrinks. A prefill of P tokens runs in P / max_num_batched_tokens
+#: chunks, each simulated (`perf`, `batch`, `plan`: 4 tokens took 87 s); vLLM itself rejects a budget below
+#: max_num_seqs (`SchedulerConfig`: 256 by default), so 256 is the smallest any default engine accepts.
+CLI_OPTION_MIN: dict[str, int] = {"--max-num-batched-tokens": 256}
 #: Any float a CLI option takes (fractions, bandwidths in GB/s ...), in absolute value.
 MAX_CLI_FLOAT = 1e15
 #: Characters in a CLI value (paths included: Linux PATH_MAX is 4096).

@@ -16,12 +16,12 @@ from kvcalc.errors import InputError
 GIB = 1 << 30
 MIB = 1 << 20
 
-_TOKEN_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kKmM]?)\s*$")
+_TOKEN_PATTERN = r"^\s*(\d+(?:\.\d+)?)\s*([kKmM]?)\s*$"
 _TOKEN_SCALE = {"": 1, "k": 10**3, "m": 10**6, "K": 2**10, "M": 2**20}
 
 #: Longer text is no number a person meant (and float() of 400 digits is inf).
 _MAX_NUMBER_CHARS = 40
-_BYTES_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgtp]?)(i?)(b?)\s*$", re.IGNORECASE)
+_BYTES_PATTERN = r"(?i)^\s*(\d+(?:\.\d+)?)\s*([kmgtp]?)(i?)(b?)\s*$"
 _DECIMAL = {"": 1, "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15}
 _BINARY = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40, "P": 2**50}
 
@@ -33,7 +33,7 @@ def parse_tokens(text: str | int, what: str = "context") -> int:
     if isinstance(text, int):
         value = text
     else:
-        match = _TOKEN_RE.match(text) if len(text) <= _MAX_NUMBER_CHARS else None
+        match = re.match(_TOKEN_PATTERN, text) if len(text) <= _MAX_NUMBER_CHARS else None
         if not match:
             shown = text if len(text) <= 40 else text[:37] + "..."
             raise InputError(f"{what} '{shown}' is not a token count; use e.g. 8192, 32k, 128K, 1m")
@@ -58,7 +58,7 @@ def parse_bytes(text: str | int, what: str = "size", *, minimum: int = 0) -> int
     if isinstance(text, int):
         value = text
     else:
-        match = _BYTES_RE.match(text) if len(text) <= _MAX_NUMBER_CHARS else None
+        match = re.match(_BYTES_PATTERN, text) if len(text) <= _MAX_NUMBER_CHARS else None
         if not match:
             shown = text if len(text) <= 40 else text[:37] + "..."
             raise InputError(f"{what} '{shown}' is not a size; use e.g. 80GB, 80GiB, 64G, 512MiB")

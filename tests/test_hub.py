@@ -523,7 +523,8 @@ def test_plain_404_is_a_missing_repo(tmp_path: Path, fake_hub: _FakeHub) -> None
 def test_token_is_never_printed(tmp_path: Path, fake_hub: _FakeHub) -> None:
     token = "hf_" + "Secret0123456789abcdefXYZ"
     # A Hub that echoes the token back in its error message: kvcalc must still not print it.
-    fake_hub.fail("owner/private", "main", "config.json", 401, "", f"Invalid credentials in Authorization header {token}")
+    message = f"Invalid credentials in Authorization header {token}"
+    fake_hub.fail("owner/private", "main", "config.json", 401, "", message)
     env = {**_online_env(tmp_path, fake_hub), "HF_TOKEN": token}
     proc = kvcalc_cli(["inspect", "owner/private", "--json"], env)
     assert proc.returncode == 3, proc.stderr

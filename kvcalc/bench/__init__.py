@@ -1,4 +1,4 @@
-"""Measurements on a real GPU for `kvcalc verify` (optional extra `kvcalc[bench]`: torch).
+"""Measurements on a real GPU for `kvcalc verify` (needs torch: the `bench` extra, `pip install '.[bench]'`).
 
 Nothing here is imported by the analytic commands. Modules that need torch import it themselves; this package
 and `bench.env` import nothing heavy, so the CLI can check for torch and a GPU first and fail in one line.

@@ -12,7 +12,7 @@ from typing import Any
 
 from kvcalc.errors import EnvironmentProblem
 
-INSTALL_HINT = "pip install 'kvcalc[bench]'"
+INSTALL_HINT = "pip install torch (or, in a kvcalc checkout, pip install '.[bench]')"
 
 
 def require_torch() -> Any:

@@ -1,4 +1,4 @@
-"""The DeploymentPlan: what one engine allocates for one deployment, as pure data (design.md section 1).
+"""The DeploymentPlan: what one engine allocates for one deployment, as pure data.
 
 Every command that needs a memory answer (fit, advice, quant, local, attention-variants, perf, batch, paged,
 prefix, serve, plan, verify) starts from a plan and never recomputes a budget. A plan holds:

@@ -115,13 +115,13 @@ def _use_terminal_width() -> None:
 
     from kvcalc.cli.output import fold_tables, quiet_broken_pipe, terminal_width
 
-    class _FoldingTable(rich_utils.Table):  # type: ignore[misc,name-defined]
+    class _FoldingTable(rich_utils.Table):
         def add_row(self, *renderables: object, **kwargs: object) -> None:
             super().add_row(*renderables, **kwargs)  # type: ignore[arg-type]
             fold_tables([self])
 
     rich_utils.MAX_WIDTH = terminal_width()
-    rich_utils.Table = _FoldingTable
+    rich_utils.Table = _FoldingTable  # type: ignore[misc]
     quiet_broken_pipe()
 
 

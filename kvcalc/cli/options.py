@@ -1,9 +1,10 @@
 """Options and argument helpers shared by the commands (parsing only; no arithmetic).
 
 Every command's options are bounded centrally (`bound_params`, applied by `cli.app` to whatever command
-runs): an integer option is at most `bounds.MAX_CLI_INT`, a float option finite and within
-`bounds.MAX_CLI_FLOAT`, and a text option non-empty and at most `bounds.MAX_TEXT_CHARS` characters. A new
-command gets this for free; its own ranges (`min=1` ...) still apply.
+runs): an integer option is at most `bounds.MAX_CLI_INT` (or its own bounds in `bounds.CLI_OPTION_MAX` and
+`CLI_OPTION_MIN`, for options whose work grows with their value or as it shrinks), a float option finite and
+within `bounds.MAX_CLI_FLOAT`, and a text option non-empty and at most `bounds.MAX_TEXT_CHARS` characters. A
+new command gets this for free; its own ranges (`min=1` ...) still apply.
 """
 
 from typing import TYPE_CHECKING, Annotated, Any
@@ -141,72 +142,84 @@ class _BoundedText(click.types.StringParamType):
         return super().convert(value, param, ctx)
 
 
-def _check_number(value: Any, param: Any, ctx: Any) -> Any:
+def _check_number(value: Any, param: Any, ctx: Any, limit: float | None, floor: float | None = None) -> Any:
     import math
 
     from kvcalc.bounds import MAX_CLI_FLOAT, MAX_CLI_INT
 
     if isinstance(value, float) and not math.isfinite(value):
         _fail(f"{value} is not a finite number", param, ctx)
-    limit = MAX_CLI_INT if isinstance(value, int) else MAX_CLI_FLOAT
+    if floor is not None and isinstance(value, (int, float)) and value < floor:
+        _fail(f"{value:,} is below the sane bound {floor:,}", param, ctx)
+    if limit is None:
+        limit = MAX_CLI_INT if isinstance(value, int) else MAX_CLI_FLOAT
     if isinstance(value, (int, float)) and abs(value) > limit:
         shown = f"{value:,}" if isinstance(value, int) and abs(value) < 10**30 else f"{value:.4g}"
         _fail(f"{shown} is beyond the sane bound {limit:,}", param, ctx)
     return value
 
 
-def _text_length_ok(value: Any, param: Any, ctx: Any) -> None:
-    if isinstance(value, str) and len(value) > 64:
-        _fail(f"'{value[:20]}...' is not a number", param, ctx)
+class _NumberBound:
+    """Mixin for click's number types: the value is finite, within `limit` (the option's own bound in
+    `bounds.CLI_OPTION_MAX`, else MAX_CLI_INT / MAX_CLI_FLOAT) and at least `floor` (`bounds.CLI_OPTION_MIN`);
+    text over 64 characters is no number."""
 
+    limit: float | None = None
+    floor: float | None = None
 
-class _BoundedInt(click.types.IntParamType):
     def convert(self, value: Any, param: Any, ctx: Any) -> Any:
-        _text_length_ok(value, param, ctx)
-        return _check_number(super().convert(value, param, ctx), param, ctx)
+        if isinstance(value, str) and len(value) > 64:
+            _fail(f"'{value[:20]}...' is not a number", param, ctx)
+        converted = super().convert(value, param, ctx)  # type: ignore[misc]
+        return _check_number(converted, param, ctx, self.limit, self.floor)
 
 
-class _BoundedIntRange(click.IntRange):
-    def convert(self, value: Any, param: Any, ctx: Any) -> Any:
-        _text_length_ok(value, param, ctx)
-        return _check_number(super().convert(value, param, ctx), param, ctx)
+class _BoundedInt(_NumberBound, click.types.IntParamType):
+    pass
 
 
-class _BoundedFloat(click.types.FloatParamType):
-    def convert(self, value: Any, param: Any, ctx: Any) -> Any:
-        _text_length_ok(value, param, ctx)
-        return _check_number(super().convert(value, param, ctx), param, ctx)
+class _BoundedIntRange(_NumberBound, click.IntRange):
+    pass
 
 
-class _BoundedFloatRange(click.FloatRange):
-    def convert(self, value: Any, param: Any, ctx: Any) -> Any:
-        _text_length_ok(value, param, ctx)
-        return _check_number(super().convert(value, param, ctx), param, ctx)
+class _BoundedFloat(_NumberBound, click.types.FloatParamType):
+    pass
 
 
-def _bounded_type(kind: Any) -> Any:
+class _BoundedFloatRange(_NumberBound, click.FloatRange):
+    pass
+
+
+def _bounded_type(kind: Any, limit: float | None, floor: float | None = None) -> Any:
     """The bounded twin of a click parameter type (None when it needs none: flags, choices, our own)."""
-    if isinstance(kind, (_BoundedText, _BoundedInt, _BoundedIntRange, _BoundedFloat, _BoundedFloatRange)):
+    if isinstance(kind, (_BoundedText, _NumberBound)):
         return None
+    bounded: Any = None
     if isinstance(kind, click.IntRange):
-        return _BoundedIntRange(kind.min, kind.max, min_open=kind.min_open, max_open=kind.max_open,
-                                clamp=kind.clamp)
-    if isinstance(kind, click.FloatRange):
-        return _BoundedFloatRange(kind.min, kind.max, min_open=kind.min_open, max_open=kind.max_open,
-                                  clamp=kind.clamp)
-    if type(kind) is click.types.IntParamType:
-        return _BoundedInt()
-    if type(kind) is click.types.FloatParamType:
-        return _BoundedFloat()
-    if type(kind) is click.types.StringParamType:
+        bounded = _BoundedIntRange(kind.min, kind.max, min_open=kind.min_open, max_open=kind.max_open,
+                                   clamp=kind.clamp)
+    elif isinstance(kind, click.FloatRange):
+        bounded = _BoundedFloatRange(kind.min, kind.max, min_open=kind.min_open, max_open=kind.max_open,
+                                     clamp=kind.clamp)
+    elif type(kind) is click.types.IntParamType:
+        bounded = _BoundedInt()
+    elif type(kind) is click.types.FloatParamType:
+        bounded = _BoundedFloat()
+    elif type(kind) is click.types.StringParamType:
         return _BoundedText()
-    return None
+    if bounded is not None:
+        bounded.limit, bounded.floor = limit, floor
+    return bounded
 
 
 def bound_params(command: click.Command) -> click.Command:
     """Give every option and argument of `command` (and of its subcommands) a bounded type, in place."""
+    from kvcalc.bounds import CLI_OPTION_MAX, CLI_OPTION_MIN
+
     for param in command.params:
-        bounded = None if getattr(param, "is_flag", False) else _bounded_type(param.type)
+        limit = next((CLI_OPTION_MAX[o] for o in param.opts if o in CLI_OPTION_MAX), None)
+        floor = next((CLI_OPTION_MIN[o] for o in param.opts if o in CLI_OPTION_MIN), None)
+        bounded = None if getattr(param, "is_flag", False) else _bounded_type(param.type, limit, floor)
         if bounded is not None:
             param.type = bounded
     for sub in getattr(command, "commands", {}).values():

@@ -87,10 +87,21 @@ def console(stderr: bool = False) -> Any:
     )
 
 
-def print_json(data: Any) -> None:
-    """One JSON document on stdout, `schema_version` first."""
+def print_json(data: Any, *, line: bool = False) -> None:
+    """One JSON document on stdout, `schema_version` first; `line`: compact, one line (an NDJSON record)."""
     document = {"schema_version": SCHEMA_VERSION, **{k: v for k, v in data.items() if k != "schema_version"}}
-    sys.stdout.write(json.dumps(document, indent=2) + "\n")
+    sys.stdout.write(json.dumps(document, indent=None if line else 2) + "\n")
+
+
+def emit_line(record: Any, *, explain: bool) -> None:
+    """One record of an NDJSON stream (`--json` on a command that streams): one line, `schema_version` first,
+    `explain` only with `--explain`; each line validates against `kvcalc schema <command>`."""
+    from kvcalc.spec.base import to_jsonable
+
+    data = to_jsonable(record)
+    if not explain:
+        data.pop("explain", None)
+    print_json(data, line=True)
 
 
 def emit(report: Any, *, as_json: bool, explain: bool, render: str) -> None:

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import re
 
-_FLOW_LIST = re.compile(r"^aliases:[ \t]*\[([^\]\[\n'\"#{}]*)\][ \t]*(?:#.*)?$", re.MULTILINE)
+#: Compiled on first use (re caches it): a warm look-up reads the cached name index and never needs it.
+_FLOW_LIST = r"(?m)^aliases:[ \t]*\[([^\]\[\n'\"#{}]*)\][ \t]*(?:#.*)?$"
 
 
 def aliases_line(text: str) -> list[str] | None:
     """The names of `aliases: [a, b]` in `text`, lower-cased; [] if there is no aliases line; None if the
     line is there but not a simple flow list (quoted names, a block list ...)."""
-    match = _FLOW_LIST.search(text)
+    match = re.search(_FLOW_LIST, text)
     if match is not None:
         return [name.strip().lower() for name in match.group(1).split(",") if name.strip()]
     return None if re.search(r"^aliases:", text, re.MULTILINE) else []

@@ -7,6 +7,7 @@ replace). On any failure the temporary file is removed and the target is left as
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 from pathlib import Path
@@ -28,10 +29,8 @@ def write_atomic(path: str | Path, text: str | bytes, *, mode: int = 0o644) -> P
         os.chmod(temp, mode)
         os.replace(temp, target)
     except BaseException:
-        try:
+        with contextlib.suppress(OSError):
             os.unlink(temp)
-        except OSError:
-            pass
         raise
     _fsync_folder(target.parent)
     return target
@@ -44,8 +43,7 @@ def _fsync_folder(folder: Path) -> None:
     except OSError:
         return
     try:
-        os.fsync(fd)
-    except OSError:
-        pass
+        with contextlib.suppress(OSError):
+            os.fsync(fd)
     finally:
         os.close(fd)

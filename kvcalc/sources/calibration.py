@@ -22,9 +22,7 @@ atomically: a temporary file in the same folder, then `os.replace`, so a reader 
 from __future__ import annotations
 
 import math
-import os
 import re
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -143,20 +141,19 @@ def parse_calibration(data: Any, path: Path) -> Calibration:
                        command=optional("command"))
 
 
-def load_calibration(path: str | Path) -> Calibration:
-    """Read and validate a calibration file (yaml.safe_load)."""
-    import yaml
+def load_calibration(path: str | Path, *, shipped: bool = False) -> Calibration:
+    """Read and validate a calibration file: bounded, yaml's safe loader (`sources.untrusted`); a `shipped`
+    one (hardware/calibration/) through the data cache, so `perf` does not import yaml."""
+    from kvcalc.bounds import MAX_YAML_FILE_BYTES
 
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise InputError(f"cannot read calibration file {path}: {exc.strerror or exc}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise InputError(f"{path}: not valid YAML: {str(exc).splitlines()[0]}") from None
-    return parse_calibration(data, path)
+    if shipped:
+        from kvcalc.sources.datacache import load_yaml_file
+
+        return parse_calibration(load_yaml_file(path, "calibration file"), path)
+    from kvcalc.sources.untrusted import parse_yaml, read_text
+
+    return parse_calibration(parse_yaml(read_text(path, MAX_YAML_FILE_BYTES, "calibration file"), str(path)), path)
 
 
 def calibration_document(calibration: Calibration) -> dict[str, Any]:
@@ -174,20 +171,12 @@ def write_calibration(path: str | Path, calibration: Calibration) -> Path:
     """Validate and write `calibration` atomically (temporary file in the same folder + os.replace)."""
     import yaml
 
+    from kvcalc.sources.atomic import write_atomic
+
     path = Path(path)
     doc = calibration_document(calibration)
     parse_calibration(doc, path)  # never write a file that would not load
-    folder = path.parent if str(path.parent) else Path(".")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            yaml.safe_dump(doc, handle, sort_keys=False)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return write_atomic(path, yaml.safe_dump(doc, sort_keys=False))
 
 
 def calibration_dir() -> Path:
@@ -201,12 +190,10 @@ def shipped_calibration(gpu_key: str) -> Calibration | None:
     """The calibration measured by `kvcalc verify` on this card and shipped as `hardware/calibration/<key>.yaml`
     (the default for that card), or None when there is none. Parsed through the data cache (no PyYAML import
     once cached: the hardware catalogue reads it for every card it loads)."""
-    from kvcalc.sources.datacache import load_yaml_file
-
     path = calibration_dir() / f"{gpu_key}.yaml"
     if not path.is_file():
         return None
-    calibration = parse_calibration(load_yaml_file(path, "calibration file"), path)
+    calibration = load_calibration(path, shipped=True)
     return replace(calibration, path=f"hardware/calibration/{gpu_key}.yaml")
 
 

@@ -3,15 +3,19 @@
 Importing PyYAML alone costs about as much as the rest of a `kvcalc fit` start-up (its reader compiles a
 large regular expression on import), so each shipped file's parse is kept as JSON in
 `$KVCALC_CACHE_DIR` (default `$XDG_CACHE_HOME/kvcalc`, else `~/.cache/kvcalc`), keyed by the file's path,
-size and modification time: an edited file is parsed again. The cache is written atomically and is only an
+size and modification time: an edited file is parsed again. Name indexes over a folder (aliases -> file) are
+kept the same way (`cached_index`), keyed by every file's size and time, so a look-up stats the files
+instead of reading them. The cache is written atomically and is only an
 optimisation: an unwritable or corrupt cache is ignored, and `KVCALC_NO_CACHE=1` turns it off. Only data that
 survives a JSON round trip unchanged is cached (YAML dates or integer keys would not).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -49,8 +53,7 @@ def load_yaml_file(path: Path, what: str = "YAML file") -> Any:
     stamp = None
     if folder is not None:
         try:
-            info = source.stat()
-            stamp = [str(source), info.st_size, info.st_mtime_ns, _FORMAT]
+            stamp = [str(source), *_size_and_time(source), _FORMAT]
             entry = json.loads(_entry_path(folder, source).read_bytes())
             if entry.get("stamp") == stamp:
                 return entry["data"]
@@ -62,6 +65,33 @@ def load_yaml_file(path: Path, what: str = "YAML file") -> Any:
     return data
 
 
+def cached_index(name: str, paths: list[Path], build: Callable[[], Any]) -> Any:
+    """`build()` (a JSON-able index over the files `paths`, e.g. alias -> file name), from the cache while
+    no file was added, removed or changed (a stat of each, no read), else built and stored."""
+    folder = cache_dir()
+    if folder is None or not paths:
+        return build()
+    target = _entry_path(folder, paths[0].parent / f"index-{name}")
+    try:
+        stamp: list[Any] = [[str(p), *_size_and_time(p)] for p in paths] + [_FORMAT]
+    except OSError:
+        return build()
+    try:
+        entry = json.loads(target.read_bytes())
+        if entry.get("stamp") == stamp:
+            return entry["data"]
+    except (OSError, ValueError, AttributeError, KeyError):
+        pass
+    data = build()
+    _store(target, stamp, data)
+    return data
+
+
+def _size_and_time(path: Path) -> tuple[int, int]:
+    info = path.stat()
+    return info.st_size, info.st_mtime_ns
+
+
 def _store(target: Path, stamp: list[Any], data: Any) -> None:
     try:
         text = json.dumps({"stamp": stamp, "data": data}, allow_nan=False)
@@ -71,7 +101,5 @@ def _store(target: Path, stamp: list[Any], data: Any) -> None:
         return
     from kvcalc.sources.atomic import write_atomic
 
-    try:
+    with contextlib.suppress(OSError):
         write_atomic(target, text)
-    except OSError:
-        pass

@@ -111,12 +111,21 @@ def _aliases_of(path: Path) -> list[str]:
 
 
 @functools.cache
-def _alias_index(dirs: tuple[Path, ...]) -> dict[str, Path]:
-    index: dict[str, Path] = {}
-    for path in _files(dirs).values():
-        for alias in _aliases_of(path):
-            index.setdefault(alias, path)
-    return index
+def _alias_index(dirs: tuple[Path, ...]) -> dict[str, str]:
+    """Alias -> file path, over every file (an earlier directory wins); cached by `datacache.cached_index`."""
+    from kvcalc.sources.datacache import cached_index
+
+    files = _files(dirs)
+
+    def build() -> dict[str, str]:
+        index: dict[str, str] = {}
+        for path in files.values():
+            for alias in _aliases_of(path):
+                index.setdefault(alias, str(path))
+        return index
+
+    by_name: dict[str, str] = cached_index("gpu-aliases", list(files.values()), build)
+    return by_name
 
 
 @functools.cache
@@ -148,7 +157,7 @@ def find_gpu(name: str) -> GpuSpec:
         return _load_cached(files[wanted])
     aliases = _alias_index(dirs)
     if wanted in aliases:
-        return _load_cached(aliases[wanted])
+        return _load_cached(Path(aliases[wanted]))
     for gpu in _all(dirs):
         if gpu.name.lower() == wanted:
             return gpu

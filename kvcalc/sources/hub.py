@@ -57,11 +57,25 @@ def _offline() -> bool:
     return bool(constants.HF_HUB_OFFLINE)
 
 
+class HubUnavailable(EnvironmentProblem):
+    """The Hub gave no usable answer (no network, timeout, 5xx, 429): a cached copy may still serve."""
+
+
 def _hub_error(exc: Exception, repo_id: str, revision: str | None) -> KvcalcError | None:
     """The one-line kvcalc error for a huggingface_hub failure, or None for an unexpected exception."""
+    where = f"{repo_id}@{revision}" if revision else repo_id
+    return (
+        _repo_error(exc, repo_id, revision, where)
+        or _transport_error(exc, where)
+        or _http_error(exc, repo_id, where)
+        or _local_error(exc, where)
+    )
+
+
+def _repo_error(exc: Exception, repo_id: str, revision: str | None, where: str) -> KvcalcError | None:
+    """Answers about the repo itself: gated, missing, bad revision or file, disabled, invalid id."""
     from huggingface_hub import errors
 
-    where = f"{repo_id}@{revision}" if revision else repo_id
     if isinstance(exc, errors.GatedRepoError):  # subclass of RepositoryNotFoundError: test it first
         return EnvironmentProblem(
             f"{repo_id}: gated repo: accept the licence on https://huggingface.co/{repo_id} and set HF_TOKEN"
@@ -80,39 +94,54 @@ def _hub_error(exc: Exception, repo_id: str, revision: str | None) -> KvcalcErro
                 f"{where}: config.json is not in the local Hub cache and HF_HUB_OFFLINE=1; "
                 "unset HF_HUB_OFFLINE or download the repo first"
             )
-        return EnvironmentProblem(
-            f"{where}: cannot reach the Hub and config.json is not in the local Hub cache"
-        )
+        return HubUnavailable(f"{where}: cannot reach the Hub and config.json is not in the local Hub cache")
     if isinstance(exc, errors.EntryNotFoundError):
         return InputError(
             f"{where}: the repo has no config.json (GGUF-only repo? download the .gguf and pass its path)"
         )
     if isinstance(exc, errors.HFValidationError):
         return InputError(f"'{repo_id}' is not a valid Hub repo id or revision: {str(exc).splitlines()[0]}")
+    return None
+
+
+def _transport_error(exc: Exception, where: str) -> KvcalcError | None:
+    """No answer at all: a timeout, or a network error (DNS, refused connection, TLS, offline mode)."""
+    from huggingface_hub import errors
+
     if any("Timeout" in k.__name__ for k in type(exc).__mro__):  # httpx Connect/ReadTimeout, TimeoutError
-        return EnvironmentProblem(
+        return HubUnavailable(
             f"{where}: the Hub did not answer in time (timeout: {min(CONNECT_TIMEOUT_S, _timeout()):g} s to "
             f"connect, {_timeout():g} s to answer); check the network, or set HF_HUB_OFFLINE=1 to use the cache"
         )
-    if isinstance(exc, errors.OfflineModeIsEnabled) or type(exc).__module__.split(".")[0] in _NETWORK_MODULES:
-        detail = str(exc).splitlines()[0] if str(exc) else repr(exc)
-        return EnvironmentProblem(f"{where}: cannot reach the Hub ({detail}); check the network, or set "
-                                  "HF_HUB_OFFLINE=1 to use the local cache")
-    if isinstance(exc, errors.HfHubHTTPError):
-        status = exc.response.status_code if getattr(exc, "response", None) is not None else None
-        if status == 401:
-            return EnvironmentProblem(f"{repo_id}: the Hub rejected the token (HTTP 401); check HF_TOKEN")
-        if status == 403:
-            return EnvironmentProblem(f"{repo_id}: the Hub refused access (HTTP 403); check HF_TOKEN's permissions")
-        if status == 404:
-            return InputError(f"{where}: not found on the Hub (HTTP 404); check the repo id and revision")
-        if status == 429:
-            return EnvironmentProblem(f"{where}: the Hub is rate-limiting requests (HTTP 429); try again later")
-        if status is not None and status >= 500:
-            return EnvironmentProblem(f"{where}: the Hub answered HTTP {status} (server error); try again later")
-        return EnvironmentProblem(f"{where}: Hub error: {(str(exc).splitlines() or ['HTTP error'])[0]}")
-    if isinstance(exc, (ConnectionError, TimeoutError)):
-        return EnvironmentProblem(f"{where}: cannot reach the Hub: {exc}")
+    network = type(exc).__module__.split(".")[0] in _NETWORK_MODULES or isinstance(exc, ConnectionError)
+    if isinstance(exc, errors.OfflineModeIsEnabled) or network:
+        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        return HubUnavailable(f"{where}: cannot reach the Hub ({detail}); check the network, or set "
+                              "HF_HUB_OFFLINE=1 to use the local cache")
+    return None
+
+
+def _http_error(exc: Exception, repo_id: str, where: str) -> KvcalcError | None:
+    """An HTTP status without the Hub's own error code: 401, 403, 404, 429, 5xx."""
+    from huggingface_hub import errors
+
+    if not isinstance(exc, errors.HfHubHTTPError):
+        return None
+    status = exc.response.status_code if getattr(exc, "response", None) is not None else None
+    if status == 401:
+        return EnvironmentProblem(f"{repo_id}: the Hub rejected the token (HTTP 401); check HF_TOKEN")
+    if status == 403:
+        return EnvironmentProblem(f"{repo_id}: the Hub refused access (HTTP 403); check HF_TOKEN's permissions")
+    if status == 404:
+        return InputError(f"{where}: not found on the Hub (HTTP 404); check the repo id and revision")
+    if status == 429:
+        return HubUnavailable(f"{where}: the Hub is rate-limiting requests (HTTP 429); try again later")
+    if status is not None and status >= 500:
+        return HubUnavailable(f"{where}: the Hub answered HTTP {status} (server error); try again later")
+    return EnvironmentProblem(f"{where}: Hub error: {(str(exc).splitlines() or ['HTTP error'])[0]}")
+
+
+def _local_error(exc: Exception, where: str) -> KvcalcError | None:
     if isinstance(exc, OSError):  # e.g. an unwritable HF_HUB_CACHE
         return EnvironmentProblem(f"{where}: Hub cache: {exc}")
     return None
@@ -159,14 +188,6 @@ def _probe(repo_id: str, revision: str | None) -> None:
     hub.get_hf_file_metadata(url, timeout=_request_timeout(), retry_on_errors=False)
 
 
-def _transient(error: KvcalcError) -> bool:
-    """Errors after which the cached copy may still be used: unreachable, timeout, 5xx, 429."""
-    text = str(error)
-    return isinstance(error, EnvironmentProblem) and any(
-        marker in text for marker in ("cannot reach", "timeout", "server error", "HTTP 429")
-    )
-
-
 def _download(repo_id: str, revision: str | None, *, cache_only: bool) -> Path:
     hub = _hub()
     try:
@@ -194,7 +215,7 @@ def fetch_config(repo_id: str, revision: str | None) -> tuple[dict[str, Any], Pa
             error = _hub_error(exc, repo_id, revision)
             if error is None:
                 raise
-            if not _transient(error):
+            if not isinstance(error, HubUnavailable):
                 raise error from exc
             _unreachable = True
             try:

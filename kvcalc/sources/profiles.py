@@ -20,7 +20,7 @@ from kvcalc.sources.aliases import aliases_line
 
 #: The header keys `kvcalc models` lists.
 HEADER_KEYS = ("name", "aliases", "hf_repo", "source")
-_HF_REPO_LINE = re.compile(r"^hf_repo:[ \t]*['\"]?([\w.\-]+/[\w.\-]+)['\"]?[ \t]*(?:#.*)?$", re.MULTILINE)
+_HF_REPO_LINE = r"(?m)^hf_repo:[ \t]*['\"]?([\w.\-]+/[\w.\-]+)['\"]?[ \t]*(?:#.*)?$"  # compiled on first use
 _HEAD_LINES = 8
 
 
@@ -33,29 +33,38 @@ def data_dir(name: str) -> Path:
 
 
 @lru_cache(maxsize=1)
-def _scan() -> tuple[dict[str, Path], dict[str, Path]]:
-    """(lower-case profile name and every alias -> file, lower-case Hub repo id -> file), from each file's
-    first lines; a file whose aliases line is not a simple flow list is parsed whole."""
-    names: dict[str, Path] = {}
-    repos: dict[str, Path] = {}
-    for path in sorted(data_dir("profiles").glob("*.yaml")):
-        names[path.stem.lower()] = path
+def _scan() -> list[dict[str, str]]:
+    """[lower-case profile name and every alias -> file, lower-case Hub repo id -> file], from each file's
+    first lines (a file whose aliases line is not a simple flow list is parsed whole); the index is kept by
+    `datacache.cached_index` until a profile file changes."""
+    from kvcalc.sources.datacache import cached_index
+
+    paths = sorted(data_dir("profiles").glob("*.yaml"))
+    index: list[dict[str, str]] = cached_index("profiles", paths, lambda: _build_index(paths))
+    return index
+
+
+def _build_index(paths: list[Path]) -> list[dict[str, str]]:
+    names: dict[str, str] = {}
+    repos: dict[str, str] = {}
+    for path in paths:
+        names[path.stem.lower()] = str(path)
         with path.open(encoding="utf-8") as handle:
             head = "".join(itertools.islice(handle, _HEAD_LINES))
         aliases = aliases_line(head)
         if aliases is None:
             aliases = [str(alias).lower() for alias in _header(path).get("aliases") or []]
         for alias in aliases:
-            names[alias] = path
-        repo = _HF_REPO_LINE.search(head)
+            names[alias] = str(path)
+        repo = re.search(_HF_REPO_LINE, head)
         if repo is not None:
-            repos[repo.group(1).lower()] = path
-    return names, repos
+            repos[repo.group(1).lower()] = str(path)
+    return [names, repos]  # a list: the cache stores only what a JSON round trip keeps
 
 
 def profile_index() -> dict[str, Path]:
     """Lower-case profile name and every alias -> profile file."""
-    return _scan()[0]
+    return {name: Path(path) for name, path in _scan()[0].items()}
 
 
 def _header(path: Path) -> dict[str, Any]:
@@ -70,12 +79,14 @@ def profile_headers() -> list[dict[str, Any]]:
 
 def find_profile(name: str) -> Path | None:
     """The profile file for a name or alias (case-insensitive), or None."""
-    return profile_index().get(name.strip().lower())
+    path = _scan()[0].get(name.strip().lower())
+    return None if path is None else Path(path)
 
 
 def find_profile_by_repo(repo_id: str) -> Path | None:
     """The profile whose `hf_repo` is `repo_id` (case-insensitive, as the Hub treats ids), or None."""
-    return _scan()[1].get(repo_id.strip().lower())
+    path = _scan()[1].get(repo_id.strip().lower())
+    return None if path is None else Path(path)
 
 
 def load_profile(path: Path) -> dict[str, Any]:

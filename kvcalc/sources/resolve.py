@@ -15,7 +15,7 @@ from kvcalc.sources.profiles import find_profile, find_profile_by_repo, load_pro
 from kvcalc.sources.untrusted import parse_json, read_text
 from kvcalc.spec.model import ModelSpec
 
-_REPO_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*/[\w.\-]+(@[\w.\-/]+)?$")
+_REPO_ID = r"^[A-Za-z0-9][\w.\-]*/[\w.\-]+(@[\w.\-/]+)?$"  # compiled on first use
 
 
 #: Suffixes that mark MODEL as a file path (so a missing one is "no such file", not "unknown model").
@@ -56,7 +56,7 @@ def load_model(
         )
     text = check_text(name, "MODEL").strip()
     profile = find_profile(text)
-    if profile is None and _REPO_ID.match(text) and not revision and "@" not in text:
+    if profile is None and re.match(_REPO_ID, text) and not revision and "@" not in text:
         profile = find_profile_by_repo(text)  # a shipped profile's Hub id resolves offline
     if profile is not None:
         return _from_profile(profile, warn)
@@ -77,7 +77,7 @@ def load_model(
         return model_from_config(read_config_file(path), model_id=path.stem, warn=warn)
     if text.lower().endswith(_FILE_SUFFIXES) or text.startswith(("/", "./", "../", "~")):
         raise InputError(f"{text}: no such file")
-    if _REPO_ID.match(text):
+    if re.match(_REPO_ID, text):
         repo, _, at_revision = text.partition("@")
         from kvcalc.sources.hub import fetch_config, with_hub_checkpoint
 

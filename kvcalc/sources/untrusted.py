@@ -65,7 +65,7 @@ def parse_yaml(text: str, where: str) -> Any:
     import yaml
 
     try:
-        data = yaml.load(text, Loader=yaml_loader())  # noqa: S506 - a safe loader, see yaml_loader()
+        data = yaml.load(text, Loader=yaml_loader())
     except yaml.YAMLError as exc:
         raise InputError(f"{where}: not valid YAML{_yaml_position(exc)}") from None
     except RecursionError:

@@ -70,25 +70,29 @@ def record(cls: type[T]) -> type[T]:
     if not cls.__doc__:  # else dataclasses builds one from inspect.signature, which costs ~10 ms at start-up
         cls.__doc__ = f"{cls.__name__} record."
     made: Any = dataclasses.dataclass(init=False, repr=False, eq=False, kw_only=True)(cls)
-    spec = [(f.name, f.default, f.default_factory) for f in dataclasses.fields(made)]
-    names = frozenset(name for name, _, _ in spec)
-    post_init = getattr(made, "__post_init__", None)
+    fields = dataclasses.fields(made)
     missing = dataclasses.MISSING
+    names = frozenset(f.name for f in fields)
+    defaults = {f.name: f.default for f in fields if f.default is not missing}
+    factories = [(f.name, f.default_factory) for f in fields if f.default_factory is not missing]
+    count = len(fields)
+    post_init = getattr(made, "__post_init__", None)
 
     def __init__(self: Any, **kwargs: Any) -> None:
-        unknown = kwargs.keys() - names
-        if unknown:
-            raise TypeError(f"{made.__name__}() got unexpected keyword argument(s) {', '.join(sorted(unknown))}")
+        # Dict updates instead of a loop over the fields: records such as TensorSpec are built by the
+        # thousand on every start-up.
+        if not kwargs.keys() <= names:
+            unknown = ", ".join(sorted(kwargs.keys() - names))
+            raise TypeError(f"{made.__name__}() got unexpected keyword argument(s) {unknown}")
         values = self.__dict__
-        for name, default, factory in spec:
-            if name in kwargs:
-                values[name] = kwargs[name]
-            elif default is not missing:
-                values[name] = default
-            elif factory is not missing:
+        values.update(defaults)
+        for name, factory in factories:
+            if name not in kwargs:
                 values[name] = factory()
-            else:
-                raise TypeError(f"{made.__name__}() missing required keyword argument '{name}'")
+        values.update(kwargs)
+        if len(values) != count:
+            absent = sorted(names - values.keys())
+            raise TypeError(f"{made.__name__}() missing required keyword argument(s) {', '.join(absent)}")
         if post_init is not None:
             post_init(self)
         values["_record_sealed"] = True
@@ -140,4 +144,9 @@ def document_schema(schema: dict[str, Any]) -> dict[str, Any]:
     schema["properties"] = {"schema_version": version, **{k: v for k, v in properties.items() if k != "schema_version"}}
     required = [name for name in schema.get("required", []) if name not in ("explain", "schema_version")]
     schema["required"] = ["schema_version", *required]
+    for branch in schema.get("anyOf", []) + schema.get("oneOf", []):  # a union of records (NDJSON lines)
+        ref = branch.get("$ref", "")
+        target = schema.get("$defs", {}).get(ref.rsplit("/", 1)[-1], {}) if ref.startswith("#/$defs/") else branch
+        if "required" in target:
+            target["required"] = [name for name in target["required"] if name != "explain"]
     return {"$schema": "https://json-schema.org/draft/2020-12/schema", **schema}

@@ -1,4 +1,4 @@
-"""The model as kvcalc sees it: global tensors plus a list of per-layer specs (design.md section 2)."""
+"""The model as kvcalc sees it: global tensors plus a list of per-layer specs."""
 
 from __future__ import annotations
 

@@ -2,9 +2,9 @@
 
 A small, fast stand-in for pydantic validation on the CLI's hot path (importing pydantic costs more than the
 whole start-up budget). It reads each record's type hints: int, float, str, bool, Literal, X | None,
-list[X], dict[str, X], nested records, and `Annotated[T, Gt(0) | Le(bound) | MinLen(1) | Check(fn)]` constraints. NaN and infinities are never valid
-numbers.
-Unknown keys are errors. Problems use pydantic's wording ("Field required", "Input should be ...").
+list[X], dict[str, X], nested records, and `Annotated[T, Gt(0) | Le(bound) | MinLen(1) | Check(fn)]`
+constraints. NaN and infinities are never valid numbers. Unknown keys are errors. Problems use pydantic's
+wording ("Field required", "Input should be ...").
 """
 
 from __future__ import annotations
@@ -86,7 +86,10 @@ def _convert(tp: Any, value: Any, loc: str, problems: list[Problem]) -> Any:
     origin = typing.get_origin(tp)
     if origin is typing.Annotated:
         base, *meta = typing.get_args(tp)
+        before = len(problems)
         out = _convert(base, value, loc, problems)
+        if len(problems) > before:  # wrong type: the constraints below cannot be checked
+            return out
         for rule in meta:
             if isinstance(rule, Gt) and isinstance(out, (int, float)) and not out > rule.bound:
                 problems.append(Problem(loc, f"Input should be greater than {rule.bound:g}", value))
@@ -97,7 +100,7 @@ def _convert(tp: Any, value: Any, loc: str, problems: list[Problem]) -> Any:
             elif isinstance(rule, Check):
                 try:
                     rule.fn(out)
-                except ValueError as exc:
+                except (ValueError, TypeError, AttributeError) as exc:
                     problems.append(Problem(loc, str(exc), value))
         return out
     if origin in (Union, types.UnionType):

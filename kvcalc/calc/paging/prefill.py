@@ -1,6 +1,6 @@
 """Prefill FLOPs of positions [begin, end) of one sequence: what a prefix-cache hit of those tokens saves.
 
-FLOPs = 2 x matmul params per token x tokens + the attention term (design.md section 3; Kaplan et al. 2020,
+FLOPs = 2 x matmul params per token x tokens + the attention term (Kaplan et al. 2020,
 "Scaling Laws", C_forward ~ 2N + 2 n_layer n_ctx d_attn):
 - matmul params per token = active params - embeddings - LM head: the embedding is a lookup, and a
   prefill computes logits for the last position only (vLLM's `compute_logits` on the sampled rows), so a

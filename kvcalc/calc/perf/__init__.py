@@ -1,4 +1,4 @@
-"""Latency and throughput of a DeploymentPlan: prefill, decode, batching under SLOs (design.md section 3).
+"""Latency and throughput of a DeploymentPlan: prefill, decode, batching under SLOs.
 
 Everything starts from a DeploymentPlan (`kvcalc.calc.deploy.plan_deployment`): the same model, weight
 format, layout, KV dtype, KV pool and engine limits as `fit`, so a latency never disagrees with the memory

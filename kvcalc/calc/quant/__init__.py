@@ -10,8 +10,8 @@ Shapes: kvcalc stores a linear weight as `(N, K)` = (out_features, in_features) 
 `(E, N, K)`; K is the reduction dimension along which every format below groups its values (ggml's
 `ne[0]`). bpw = bits per weight *including* all metadata.
 
-Layouts (byte-exact; the reference is /work/shared/reference/quant_formats.md, which reproduces 114
-published checkpoint sizes, and the engine / library code each class cites):
+Layouts (byte-exact: they reproduce 114 published checkpoint sizes, docs/accuracy-quant.md, and follow the
+engine / library code each class cites):
 
 - `bf16` / `fp16` / `fp32`: numel x 2 / 2 / 4 bytes, every tensor.
 - `fp8` (per-tensor, default; vLLM `--quantization fp8`, ModelOpt/compressed-tensors FP8): e4m3 [N, K] +

@@ -5,7 +5,7 @@
     GPU-hours per day = replicas x gpus_per_replica x 24
 
 Headroom is spare capacity for bursts, failures and rolling restarts: 0.2 provisions 20% more capacity than the
-mean demand needs (design.md section 3, Serving).
+mean demand needs.
 """
 
 from __future__ import annotations

@@ -60,25 +60,18 @@ def command(
 
 def _print_trace(start: Any, events: Any, warnings: list[str], *, json_out: bool, explain: bool) -> None:
     """Stream the trace: NDJSON (one event per line) with --json, else a summary table."""
-    import json
-    import sys
-
-    from kvcalc.cli.output import console, warn
+    from kvcalc.cli.output import console, emit_line, warn
     from kvcalc.report.paged import render_trace
-    from kvcalc.spec.base import to_jsonable
 
     for note in warnings:
         warn(note)
     counts: dict[str, int] = {}
     summary = None
     if json_out:
-        head = to_jsonable(start)
-        if not explain:
-            head.pop("explain", None)
-        sys.stdout.write(json.dumps(head) + "\n")
+        emit_line(start, explain=explain)
     for event in events:
         if json_out:
-            sys.stdout.write(json.dumps(to_jsonable(event)) + "\n")
+            emit_line(event, explain=explain)
         counts[event.event] = counts.get(event.event, 0) + 1
         summary = event
     if not json_out and summary is not None:
