@@ -432,9 +432,11 @@ def paged(model: str, *, requests: str | list[Any] | None = None, trace: str | l
     if (requests is None) == (trace is None):
         raise InputError("give one of --requests 1200,350,8000 or --trace FILE")
     if trace is not None:
-        start, events, warnings = paged_trace(model, trace=trace, step_ms=step_ms, prefix_caching=prefix_caching,
-                                              calibration=calibration, explain=explain, warn=warn,
-                                              **deployment_options)
+        start, events, notes = paged_trace(model, trace=trace, step_ms=step_ms, prefix_caching=prefix_caching,
+                                           calibration=calibration, explain=explain, warn=warn, **deployment_options)
+        for note in notes:
+            if warn is not None:
+                warn(note)
         return [start, *events]
     from kvcalc.report.paged import paged_report
 
@@ -585,8 +587,8 @@ def _workload(rps: Any, input_tokens: Any, output_tokens: Any, mix: Any, ttft_sl
         ttft_slo_s=inputs.seconds(ttft_slo, "--ttft-slo"), tpot_slo_s=inputs.seconds(tpot_slo, "--tpot-slo"),
         headroom=spare, prices=_gpu_prices(price),
         load_bytes_per_s=float(inputs.size(load_bandwidth, "--load-bandwidth", minimum=1) or DEFAULT_LOAD_BYTES_PER_S),
-        engine_startup_s=inputs.optional_seconds(engine_startup, "--engine-startup", allow_zero=True)
-        if engine_startup is not None else DEFAULT_ENGINE_STARTUP_S,
+        engine_startup_s=DEFAULT_ENGINE_STARTUP_S if engine_startup is None
+        else inputs.seconds(engine_startup, "--engine-startup", allow_zero=True),
     )
 
 

@@ -222,6 +222,6 @@ def _calibrated(gpu: GpuSpec, kv_bw: float, gemm: dict[str, float],
         kv_bw = cal.kv_bw_eff
         sources["kv_bw_eff"] = f"measured KV read of the engine's block layout: {cal.source}"
     if "gemm_eff" in CALIBRATED_CARD_TERMS and cal.gemm_eff:
-        gemm = {**gemm, **cal.gemm_eff}
+        gemm = {**gemm, **{str(k): v for k, v in cal.gemm_eff.items()}}
         sources["gemm_eff"] = f"{'/'.join(sorted(cal.gemm_eff))} from {cal.source}; other dtypes: {sources['gemm_eff']}"
     return kv_bw, gemm

@@ -55,7 +55,7 @@ def command(
     report = api.prefix(model, prefix_tokens=prefix_tokens, requests_per_s=requests_per_s,
                         unique_tokens=unique_tokens, output_tokens=output_tokens, tenants=tenants, isolate=isolate,
                         price=price, change_at=change_at, usage=usage, min_cacheable=min_cacheable, explain=explain,
-                        warn=warn, **(deployment if usage is None else {}))
+                        warn=warn, **(deployment or {} if usage is None else {}))
     for message in getattr(report, "warnings", []):
         warn(message)
     render = "render_usage" if usage is not None else "render_prefix"

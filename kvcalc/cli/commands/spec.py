@@ -63,8 +63,10 @@ def command(
     from kvcalc import api
     from kvcalc.cli.output import emit, warn
 
-    report = api.speculative(model, draft=draft, method=method, cost_ratio=cost_ratio, alpha=alpha, acceptance=acceptance,
-                      acceptance_length=acceptance_length, gamma=gamma, topk=topk, verify_tokens=verify_tokens,
-                      proposal_rate=proposal_rate, batch=batch, context=context, input_tokens=input_tokens,
-                      output_tokens=output_tokens, explain=explain, warn=warn, **deployment)
+    report = api.speculative(
+        model, draft=draft, method=method, cost_ratio=cost_ratio, alpha=alpha, acceptance=acceptance,
+        acceptance_length=acceptance_length, gamma=gamma, topk=topk, verify_tokens=verify_tokens,
+        proposal_rate=proposal_rate, batch=batch, context=context, input_tokens=input_tokens,
+        output_tokens=output_tokens, explain=explain, warn=warn, **deployment,
+    )
     emit(report, as_json=json_out, explain=explain, render="kvcalc.report.spec_render:render_spec")
