@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from kvcalc.calc.perf.defaults import CALIBRATED_CARD_TERMS, KV_BW_EFF, default_coefficients
 from kvcalc.sources.calibration import Calibration, shipped_calibration
 from kvcalc.sources.hardware import find_gpu, load_gpu_file
@@ -56,3 +58,58 @@ def test_calibration_file_overrides_shipped_and_engine_terms():
     full = shipped.apply(default_coefficients(h100, "vllm"))
     assert (full.weight_bw_eff, full.attention_eff, full.gemm_eff["bf16"]) == (0.7713, 0.3123, 0.5599)
     assert full.step_overhead_s == 0.9e-3  # the file holds no overheads: the engine's stay
+
+
+CALIBRATION = """kind: kvcalc-calibration
+version: 1
+card: NVIDIA H100 80GB HBM3
+gpu: h100-sxm
+driver: '1'
+torch: '2'
+date: '2026-12-01'
+coefficients:
+  weight_bw_eff: 0.45
+"""
+
+
+@pytest.fixture
+def calibration_file(tmp_path: Path) -> str:
+    path = tmp_path / "h100.yaml"
+    path.write_text(CALIBRATION)
+    return str(path)
+
+
+TIMED = ("perf", "batch", "spec", "serve", "plan", "prefix", "paged")
+
+
+@pytest.mark.parametrize("name", TIMED)
+def test_every_command_that_predicts_time_takes_calibration(name: str) -> None:
+    from kvcalc.cli.app import click_command
+
+    command = click_command([name]).commands[name]  # type: ignore[attr-defined]
+    assert any("--calibration" in p.opts for p in command.params)
+
+
+def test_calibration_reaches_every_timing(calibration_file: str) -> None:
+    import kvcalc
+    from kvcalc.spec.workload import TraceRequest
+
+    cal = calibration_file
+    assert cal in kvcalc.batch("llama-3.1-8b", input_tokens=500, output_tokens=64, calibration=cal).coefficients_source
+    spec = kvcalc.speculative("llama-3.1-8b", method="eagle", calibration=cal)
+    assert cal in spec.assumptions["step_model"].value
+    served = [kvcalc.serve("llama-3.1-8b", rps=2, input_tokens=500, output_tokens=64, tpot_slo="30ms",
+                           calibration=c) for c in (None, cal)]
+    assert cal in served[1].coefficients_source
+    # weights streamed at 0.45 of 3.35 TB/s instead of 0.902: each decode step is slower, so fewer requests
+    # meet the 30 ms TPOT target on one replica
+    base, slow = (r.per_replica for r in served)
+    assert base is not None and slow is not None and slow.max_concurrency < base.max_concurrency
+    fleet = kvcalc.plan_fleet("llama-3.1-8b", rps=2, input_tokens=500, output_tokens=64, gpus="h100",
+                              engines="vllm", max_gpus=1, calibration=cal)
+    assert cal in fleet.coefficients_source
+    prefix = kvcalc.prefix("llama-3.1-8b", prefix_tokens=2000, requests_per_s=5, calibration=cal)
+    assert cal in prefix.economics.ttft_source  # type: ignore[union-attr]
+    trace = [TraceRequest(id="a", arrival_s=0.0, prompt_tokens=100, output_tokens=4)]
+    start, _, _ = kvcalc.paged_trace("llama-3.1-8b", trace=trace, context=8192, calibration=cal)
+    assert cal in start.step_source

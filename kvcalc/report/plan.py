@@ -41,6 +41,7 @@ class PlanReport:
     reason: str | None
     assumptions: list[str]
     explain: list[Derivation] = field(default_factory=list)
+    coefficients_source: str = ""
 
 
 def _target(work: Workload, context: int | None) -> SearchTarget:
@@ -104,7 +105,7 @@ def plan_search(
         model=model.id, hf_repo=model.hf_repo, workload=work, gpus=[g.key for g in gpus],
         quants=[name for name, _ in formats], engines=list(engines), max_gpus=max_gpus, searched=result.searched,
         planned=result.planned, feasible=len(result.candidates) - len(rejected), search_s=elapsed, plans=front,
-        best=best, skipped=skipped,
+        best=best, skipped=skipped, coefficients_source=_coefficients_source(gpus, calibration),
         reason=None if best else "no searched configuration fits and meets both targets; relax the SLOs, raise "
         "--max-gpus or add GPUs and formats",
         assumptions=[
@@ -117,3 +118,15 @@ def plan_search(
         ],
         explain=_explain(best, work) if (best and explain) else [],
     )
+
+
+def _coefficients_source(gpus: Sequence[GpuSpec], calibration: Any) -> str:
+    """The timing coefficients the search used: defaults per card and engine, the cards' shipped calibrations,
+    and a --calibration file on the card it was measured on."""
+    text = "kvcalc defaults per card and engine (kvcalc.calc.perf.defaults)"
+    shipped = [g.key for g in gpus if g.calibration is not None]
+    if shipped:
+        text += f"; shipped calibration of {', '.join(shipped)}"
+    if calibration is not None:
+        text += f"; {calibration.describe()} on {calibration.gpu or 'every card'}"
+    return text
