@@ -70,7 +70,25 @@ CalibrationOpt = Annotated[
                  "(hardware/calibration/<key>.yaml)."),
 ]
 
-#: Every shared option: parameter name -> (its Annotated type, its default).
+RpsOpt = Annotated[float, typer.Option("--rps", help="Mean requests per second to serve.")]
+ServeInputOpt = Annotated[str | None, typer.Option("--input", help="Input tokens per request: 2000, 2k, 2K.")]
+ServeOutputOpt = Annotated[str | None, typer.Option("--output", help="Output tokens per request: 300, 1k.")]
+MixOpt = Annotated[
+    str | None,
+    typer.Option("--mix", help="CSV or JSON-lines file of request lengths (input_tokens, output_tokens[, weight]); "
+                 "replaces --input/--output."),
+]
+TtftOpt = Annotated[
+    str, typer.Option("--ttft-slo", help="Time-to-first-token target: 1s, 500ms (default: MLPerf Llama-2-70B server).")
+]
+TpotOpt = Annotated[str, typer.Option("--tpot-slo", help="Time-per-output-token target: 60ms, 0.2s.")]
+HeadroomOpt = Annotated[float, typer.Option("--headroom", help="Spare capacity kept above the mean load: 0.2 = 20%.")]
+PriceOpt = Annotated[
+    list[str] | None,
+    typer.Option("--price", help="USD per GPU-hour overriding the catalogue, GPU=USD (repeatable): h100=2.49."),
+]
+
+#: Every shared option: parameter name -> (its Annotated type, its default; REQUIRED for none).
 OPTIONS: dict[str, tuple[Any, Any]] = {
     "gpu": (GpuOpt, "h100"), "gpu_file": (GpuFileOpt, None), "tp": (TpOpt, 1), "pp": (PpOpt, 1),
     "dp": (DpOpt, 1), "ep": (EpOpt, 1), "cp": (CpOpt, 1), "context": (ContextOpt, None),
@@ -81,6 +99,9 @@ OPTIONS: dict[str, tuple[Any, Any]] = {
     "non_torch_memory": (NonTorchOpt, None), "activation_memory": (ActivationOpt, None),
     "cuda_graph_memory": (CudaGraphOpt, None), "quant": (QuantOpt, None), "keep_fp16": (KeepFp16Opt, None),
     "revision": (RevisionOpt, None), "calibration": (CalibrationOpt, None),
+    "rps": (RpsOpt, inspect.Parameter.empty), "input_tokens": (ServeInputOpt, None),
+    "output_tokens": (ServeOutputOpt, None), "mix": (MixOpt, None), "ttft_slo": (TtftOpt, "2s"),
+    "tpot_slo": (TpotOpt, "200ms"), "headroom": (HeadroomOpt, 0.2), "price": (PriceOpt, None),
 }
 LAYOUT = ("gpu", "gpu_file", "tp", "pp", "dp", "ep", "cp")
 ENGINE = ("engine", "engine_version", "gpu_memory_utilization", "max_num_batched_tokens", "max_num_seqs",
@@ -88,6 +109,8 @@ ENGINE = ("engine", "engine_version", "gpu_memory_utilization", "max_num_batched
           "cuda_graph_memory")
 #: What `kvcalc fit` takes (the plan); commands that predict time add "calibration".
 DEPLOYMENT = (*LAYOUT, "context", *ENGINE, "quant", "keep_fp16", "revision")
+#: The load and targets of the serving commands (`serve`, `plan`).
+WORKLOAD = ("rps", "input_tokens", "output_tokens", "mix", "ttft_slo", "tpot_slo", "headroom", "price")
 #: Output options kept last in every command's option list.
 _LAST = ("json_out", "explain")
 
@@ -104,12 +127,14 @@ def _option(name: str, help_text: str | None) -> Any:
 
 def deployment_options(
     names: tuple[str, ...] = DEPLOYMENT, *, without: tuple[str, ...] = (), calibration: bool = False,
-    help: dict[str, str] | None = None, defaults: dict[str, Any] | None = None,
+    help: dict[str, str] | None = None, defaults: dict[str, Any] | None = None, workload: bool = False,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Give a command the shared options `names` (less `without`, plus --calibration when it predicts time),
     with per-command `help` and `defaults` where its meaning is narrower; the command receives their values as
-    its `deployment` keyword (a dict of api keywords)."""
-    chosen = [n for n in names if n not in without] + (["calibration"] if calibration else [])
+    its `deployment` keyword (a dict of api keywords). They follow the command's own options, `workload` (the
+    serving commands' load and targets) first."""
+    chosen = [*(WORKLOAD if workload else ()), *(n for n in names if n not in without),
+              *(("calibration",) if calibration else ())]
     helps, values = help or {}, defaults or {}
 
     def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -117,7 +142,10 @@ def deployment_options(
         shared = [inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, annotation=_option(n, helps.get(n)),
                                     default=values.get(n, OPTIONS[n][1])) for n in chosen]
         last = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own if p.name in _LAST]
-        params = [p for p in own if p.name not in _LAST] + shared + last
+        first = [p for p in own if p.name not in _LAST and p.default is inspect.Parameter.empty]
+        rest = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own
+                if p.name not in _LAST and p.default is not inspect.Parameter.empty]
+        params = first + shared + rest + last
 
         @functools.wraps(func)
         def command(**kwargs: Any) -> Any:

@@ -4,17 +4,7 @@ from typing import Annotated, Any
 
 import typer
 
-from kvcalc.cli.commands.serve import (
-    SERVING_CONTEXT,
-    HeadroomOpt,
-    InputOpt,
-    MixOpt,
-    OutputOpt,
-    PriceOpt,
-    RpsOpt,
-    TpotOpt,
-    TtftOpt,
-)
+from kvcalc.cli.commands.serve import SERVING_CONTEXT
 from kvcalc.cli.options import ExplainOpt, JsonOpt, ModelArg
 from kvcalc.cli.plan_options import ENGINE, deployment_options
 
@@ -22,18 +12,10 @@ SCHEMA = ("kvcalc.report.plan", "PlanReport")
 
 
 @deployment_options((*ENGINE, "context", "revision"), without=("engine", "engine_version"), calibration=True,
-                    help={"context": SERVING_CONTEXT})
+                    workload=True, help={"context": SERVING_CONTEXT})
 def command(
     model: ModelArg,
     deployment: dict[str, Any],
-    rps: RpsOpt,
-    input_tokens: InputOpt = None,
-    output_tokens: OutputOpt = None,
-    mix: MixOpt = None,
-    ttft_slo: TtftOpt = "2s",
-    tpot_slo: TpotOpt = "200ms",
-    headroom: HeadroomOpt = 0.2,
-    price: PriceOpt = None,
     gpus: Annotated[
         str | None, typer.Option("--gpus", help="GPUs to search (default h100,h200,a100-80gb,l40s,mi300x).")
     ] = None,
@@ -54,10 +36,8 @@ def command(
     from kvcalc.cli.output import emit, warn
     from kvcalc.errors import EXIT_DOES_NOT_FIT
 
-    report = api.plan_fleet(model, rps=rps, input_tokens=input_tokens, output_tokens=output_tokens, mix=mix,
-                            ttft_slo=ttft_slo, tpot_slo=tpot_slo, headroom=headroom, price=price, gpus=gpus,
-                            quant=quant, engines=engines, max_gpus=max_gpus, explain=explain, warn=warn,
-                            **deployment)
+    report = api.plan_fleet(model, gpus=gpus, quant=quant, engines=engines, max_gpus=max_gpus, explain=explain,
+                            warn=warn, **deployment)
     for why in report.skipped.values():
         warn(why)
     emit(report, as_json=json_out, explain=explain, render="kvcalc.report.serve_render:render_plan")

@@ -9,43 +9,16 @@ from kvcalc.cli.plan_options import deployment_options
 
 SCHEMA = ("kvcalc.report.serve", "ServeReport")
 
-RpsOpt = Annotated[float, typer.Option("--rps", help="Mean requests per second to serve.")]
-InputOpt = Annotated[str | None, typer.Option("--input", help="Input tokens per request: 2000, 2k, 2K.")]
-OutputOpt = Annotated[str | None, typer.Option("--output", help="Output tokens per request: 300, 1k.")]
-MixOpt = Annotated[
-    str | None,
-    typer.Option("--mix", help="CSV or JSON-lines file of request lengths (input_tokens, output_tokens[, weight]); "
-                 "replaces --input/--output."),
-]
-TtftOpt = Annotated[
-    str, typer.Option("--ttft-slo", help="Time-to-first-token target: 1s, 500ms (default: MLPerf Llama-2-70B server).")
-]
-TpotOpt = Annotated[str, typer.Option("--tpot-slo", help="Time-per-output-token target: 60ms, 0.2s.")]
-HeadroomOpt = Annotated[
-    float, typer.Option("--headroom", help="Spare capacity kept above the mean load: 0.2 = 20%.")
-]
-PriceOpt = Annotated[
-    list[str] | None,
-    typer.Option("--price", help="USD per GPU-hour overriding the catalogue, GPU=USD (repeatable): h100=2.49."),
-]
 #: --context in the serving commands: one replica's max_model_len.
 SERVING_CONTEXT = "max_model_len: 8192, 32k, 32K (default: the longest request)."
 
 
-@deployment_options(without=("dp",), calibration=True, help={
+@deployment_options(without=("dp",), calibration=True, workload=True, help={
     "tp": "Tensor-parallel degree of one replica.", "pp": "Pipeline-parallel degree of one replica.",
     "context": SERVING_CONTEXT, "engine": "vllm or sglang (trtllm, llamacpp: no launch line)."})
 def command(
     model: ModelArg,
     deployment: dict[str, Any],
-    rps: RpsOpt,
-    input_tokens: InputOpt = None,
-    output_tokens: OutputOpt = None,
-    mix: MixOpt = None,
-    ttft_slo: TtftOpt = "2s",
-    tpot_slo: TpotOpt = "200ms",
-    headroom: HeadroomOpt = 0.2,
-    price: PriceOpt = None,
     load_bandwidth: Annotated[
         str | None, typer.Option("--load-bandwidth", help="Weight load bandwidth per replica per second: 2GB.")
     ] = None,
@@ -84,10 +57,9 @@ def command(
     from kvcalc.errors import EXIT_DOES_NOT_FIT
 
     report = api.serve(
-        model, rps=rps, input_tokens=input_tokens, output_tokens=output_tokens, mix=mix, ttft_slo=ttft_slo,
-        tpot_slo=tpot_slo, headroom=headroom, price=price, load_bandwidth=load_bandwidth,
-        engine_startup=engine_startup, traffic=traffic, traffic_interval=traffic_interval, policy=policy,
-        min_replicas=min_replicas, max_replicas=max_replicas, scale_up_delay=scale_up_delay,
+        model, load_bandwidth=load_bandwidth, engine_startup=engine_startup, traffic=traffic,
+        traffic_interval=traffic_interval, policy=policy, min_replicas=min_replicas, max_replicas=max_replicas,
+        scale_up_delay=scale_up_delay,
         target_utilization=target_utilization, target_queue=target_queue, plot=plot, explain=explain, warn=warn,
         **deployment,
     )
