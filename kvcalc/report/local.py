@@ -337,13 +337,37 @@ def _sparsity_derivation(sp: SparsityFootprint) -> Derivation:
 
 def render_local(out: Any, report: LocalReport) -> None:
     """Verdict line, memory table (GPU vs host), speed, Apple wired limit, runtimes, sparsity, notes."""
-    from rich.table import Table
-
     style = "green" if report.fits_on_gpu else ("yellow" if report.fits else "red")
     out.print(f"[bold {style}]{report.verdict}[/bold {style}]")
     out.print(f"{report.model}, {report.format} ({report.bits_per_weight:.2f} bits/weight, "
               f"{fmt_gib(report.weights_bytes)}), {report.context:,}-token context x {report.users}, "
               f"KV {report.kv_dtype}", markup=False)
+    out.print(_memory_table(report))
+    out.print(_speed_table(report))
+    for key, text in report.bandwidth_sources.items():
+        out.print(f"bandwidth {key}: {text}", markup=False)
+    if report.command:
+        out.print(f"run: {report.command}", markup=False)
+    if report.apple is not None:
+        a = report.apple
+        out.print(f"Apple unified memory: the GPU may wire {a.default_wired_limit_bytes / GIB:.0f} GiB of "
+                  f"{a.memory_bytes / GIB:.0f} GiB ({a.default_share:.0%}) by default"
+                  + (f"; to raise it: {a.raise_command}" if a.raise_command else
+                     " (raise it with sudo sysctl iogpu.wired_limit_mb=N)"), markup=False)
+        out.print(a.note, markup=False)
+    _render_runtimes(out, report)
+    sp = report.sparsity
+    out.print(f"2:4 sparsity: {fmt_gib(sp.dense_bytes)} -> {fmt_gib(sp.sparse_bytes)} ({sp.saving_fraction:.1%} less; "
+              f"{sp.layout})", markup=False)
+    for e in sp.engines:
+        out.print(f"  {e.engine}: {'uses it' if e.uses_it else 'no'} - {e.detail}", markup=False)
+    for note in report.notes:
+        out.print(f"note: {note}", markup=False)
+
+
+def _memory_table(report: LocalReport) -> Any:
+    from rich.table import Table
+
     mem = Table(title="Memory plan (llama.cpp layer split)", title_justify="left")
     mem.add_column("part")
     for col in ("GPU GiB", "host RAM GiB"):
@@ -359,7 +383,12 @@ def render_local(out: Any, report: LocalReport) -> None:
                     f"{report.ram_bytes / GIB:.2f}" if report.ram_bytes is not None else "not given")
     else:
         mem.add_row("available", "", f"{report.ram_bytes / GIB:.2f}" if report.ram_bytes is not None else "")
-    out.print(mem)
+    return mem
+
+
+def _speed_table(report: LocalReport) -> Any:
+    from rich.table import Table
+
     speed = Table(title="Decode speed (memory-bandwidth bound)", title_justify="left", show_header=False)
     speed.add_column("what")
     speed.add_column("value", justify="right")
@@ -374,18 +403,13 @@ def render_local(out: Any, report: LocalReport) -> None:
     if report.users > 1:
         speed.add_row(f"tokens/s, {report.users} users decoding together",
                       f"{report.decode_tokens_per_s_all_users:.2f}")
-    out.print(speed)
-    for key, text in report.bandwidth_sources.items():
-        out.print(f"bandwidth {key}: {text}", markup=False)
-    if report.command:
-        out.print(f"run: {report.command}", markup=False)
-    if report.apple is not None:
-        a = report.apple
-        out.print(f"Apple unified memory: the GPU may wire {a.default_wired_limit_bytes / GIB:.0f} GiB of "
-                  f"{a.memory_bytes / GIB:.0f} GiB ({a.default_share:.0%}) by default"
-                  + (f"; to raise it: {a.raise_command}" if a.raise_command else
-                     " (raise it with sudo sysctl iogpu.wired_limit_mb=N)"), markup=False)
-        out.print(a.note, markup=False)
+    return speed
+
+
+def _render_runtimes(out: Any, report: LocalReport) -> None:
+    """The runtime table, each container image's source numbered below it."""
+    from rich.table import Table
+
     rt = Table(title="Runtimes", title_justify="left")
     for col in ("runtime", "verdict", "reason", "image"):
         rt.add_column(col, overflow="fold", no_wrap=col in ("runtime", "verdict"))
@@ -400,11 +424,3 @@ def render_local(out: Any, report: LocalReport) -> None:
     out.print(rt)
     for i, source in enumerate(sources, 1):
         out.print(f"[{i}] {source}", markup=False)
-    sp = report.sparsity
-    out.print(f"2:4 sparsity: {fmt_gib(sp.dense_bytes)} -> {fmt_gib(sp.sparse_bytes)} ({sp.saving_fraction:.1%} less; "
-              f"{sp.layout})", markup=False)
-    for e in sp.engines:
-        out.print(f"  {e.engine}: {'uses it' if e.uses_it else 'no'} - {e.detail}", markup=False)
-    for note in report.notes:
-        out.print(f"note: {note}", markup=False)
-
