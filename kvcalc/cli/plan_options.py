@@ -45,14 +45,26 @@ GmuOpt = Annotated[
                  help="vLLM utilization (default 0.92 from v0.20, 0.9 before; the second name is v0.31's alias)."),
 ]
 MnbtOpt = Annotated[
-    int | None, typer.Option("--max-num-batched-tokens", min=1, help="Chunked-prefill token budget per step.")
+    int | None,
+    typer.Option("--max-num-batched-tokens", min=1,
+                 help="Chunked-prefill token budget per engine step (default: the engine's for the release and GPU)."),
 ]
-MaxSeqsOpt = Annotated[int | None, typer.Option("--max-num-seqs", min=1, help="Most requests running at once.")]
-BlockSizeOpt = Annotated[int | None, typer.Option("--block-size", min=1, help="KV block size in tokens (vLLM 16).")]
+MaxSeqsOpt = Annotated[
+    int | None,
+    typer.Option("--max-num-seqs", min=1,
+                 help="Most requests running at once (vLLM max_num_seqs; caps concurrency and the profiled sampler)."),
+]
+BlockSizeOpt = Annotated[
+    int | None,
+    typer.Option("--block-size", min=1,
+                 help="KV block size in tokens (vLLM 16, or the engine's choice for MLA and hybrid models)."),
+]
 EagerOpt = Annotated[bool, typer.Option("--enforce-eager", help="No CUDA graphs (no graph reservation; a launch "
                                         "per kernel).")]
 MemFractionOpt = Annotated[
-    float | None, typer.Option("--mem-fraction-static", help="SGLang's fraction for weights + KV.")
+    float | None,
+    typer.Option("--mem-fraction-static",
+                 help="SGLang's fraction of GPU memory for weights + KV (default: SGLang's formula for the GPU)."),
 ]
 NonTorchOpt = Annotated[
     str | None, typer.Option("--non-torch-memory", help="Override non-torch memory per GPU, e.g. 0.5GiB.")

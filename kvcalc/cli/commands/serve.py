@@ -20,10 +20,12 @@ def command(
     model: ModelArg,
     deployment: dict[str, Any],
     load_bandwidth: Annotated[
-        str | None, typer.Option("--load-bandwidth", help="Weight load bandwidth per replica per second: 2GB.")
+        str | None,
+        typer.Option(
+            "--load-bandwidth", help="Weight load rate per replica, per second: 2GB = 2e9 B/s (default 1.3GB)."),
     ] = None,
     engine_startup: Annotated[
-        str | None, typer.Option("--engine-startup", help="Engine start-up after loading weights: 60s.")
+        str | None, typer.Option("--engine-startup", help="Engine start-up after loading weights: 60s (the default).")
     ] = None,
     traffic: Annotated[
         str | None, typer.Option("--traffic", help="CSV/JSON-lines day of request rates (hour,rps) to autoscale.")
@@ -33,13 +35,20 @@ def command(
     ] = "1h",
     policy: Annotated[str, typer.Option("--policy", help="Autoscaling on utilization or queue length.")]
     = "utilization",
-    min_replicas: Annotated[int, typer.Option("--min-replicas", min=0)] = 1,
-    max_replicas: Annotated[int | None, typer.Option("--max-replicas", min=1)] = None,
+    min_replicas: Annotated[
+        int, typer.Option("--min-replicas", min=0, help="Fewest replicas the autoscaler keeps (--traffic).")
+    ] = 1,
+    max_replicas: Annotated[
+        int | None, typer.Option("--max-replicas", min=1, help="Most replicas the autoscaler may run (--traffic).")
+    ] = None,
     scale_up_delay: Annotated[
-        str | None, typer.Option("--scale-up-delay", help="Request-to-serving delay (default: the cold start).")
+        str | None,
+        typer.Option(
+            "--scale-up-delay", help="Time from asking for a replica to its serving: 3m (default: cold start)."),
     ] = None,
     target_utilization: Annotated[
-        float | None, typer.Option("--target-utilization", help="Default 1 / (1 + headroom).")
+        float | None,
+        typer.Option("--target-utilization", help="Utilization policy's target (default 1 / (1 + headroom)).")
     ] = None,
     target_queue: Annotated[
         float | None, typer.Option("--target-queue", help="Requests in flight per replica (queue policy).")

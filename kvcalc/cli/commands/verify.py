@@ -48,7 +48,7 @@ def command(
     """Measure on this machine's GPU what kvcalc predicts (ceilings, weights, KV cache, decode and prefill
     times, attention memory), print each beside its prediction, and fit the perf model's coefficients.
 
-    Needs torch (pip install torch, or '.[bench]' in a checkout) and a CUDA GPU, else exit 3."""
+    Needs torch (pip install torch, or '.\\[bench]' in a checkout) and a CUDA GPU, else exit 3."""
     from kvcalc import api
     from kvcalc.cli.output import emit, warn
 
