@@ -78,8 +78,8 @@ CudaGraphOpt = Annotated[
 CalibrationOpt = Annotated[
     str | None,
     typer.Option("--calibration", help="Calibration YAML (kvcalc verify --calibration-out): every coefficient it "
-                 "holds replaces the default. Default: the card's shipped calibration where there is one "
-                 "(hardware/calibration/<key>.yaml)."),
+                 "holds replaces the default. Default: kvcalc's efficiencies for the card and engine, which take "
+                 "only the KV read rate of a shipped calibration (hardware/calibration/<key>.yaml, H100)."),
 ]
 
 RpsOpt = Annotated[float, typer.Option("--rps", help="Mean requests per second to serve.")]
