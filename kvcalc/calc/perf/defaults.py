@@ -6,9 +6,12 @@ Card terms (how close kernels come to the datasheet):
   0.81, Apple single-die 0.69 and Ultra 0.47), else GENERIC_BW_EFF.
 - kv_bw_eff: paged decode attention gathers scattered blocks, slower than a stream: 0.75, an assumption
   until `kvcalc verify` measures it on the card.
-- gemm_eff[bf16]: the hardware file's measured `bf16_gemm` (H100: 0.716), else GENERIC_GEMM_EFF; fp8/int8/
-  fp4 are the 16-bit figure x LOW_PRECISION_GEMM_SCALE (scaled low-precision GEMMs reach a lower share of
-  their doubled peak: DeepGEMM's best FP8 shapes 1,550 of 1,979 TFLOP/s on H800, inference shapes less).
+- gemm_eff[bf16]: the hardware file's measured `bf16_gemm` (H100: 0.716), else GENERIC_GEMM_EFF, both
+  measured on large GEMMs (8192^3) and divided by that shape's row and depth efficiencies (shape.py:
+  s(8192) d(8192) = 0.912) to give the large-shape asymptote; fp8/int8/fp4 are the 16-bit figure x
+  LOW_PRECISION_GEMM_SCALE.
+- gemm_rows_half, gemm_depth_half, moe_gemm_eff, overlap_loss: how a GEMM's shape sets its efficiency
+  (calc/perf/shape.py, each with its source).
 - attention_eff: FlashAttention forward as a fraction of the 16-bit peak: FA3 bf16 hdim 128 causal ~616 of
   989 TFLOP/s at 16k tokens, lower at short sequences, FA2 35 % on H100 (Shah et al. 2024, arXiv:2407.08608);
   engines' paged, chunked kernels run below these benchmarks: 0.40.
@@ -27,6 +30,7 @@ fixed latency per request. They are engine-level constants, each with the measur
 
 from __future__ import annotations
 
+from kvcalc.calc.perf import shape
 from kvcalc.calc.perf.coefficients import PerfCoefficients
 from kvcalc.spec.base import record
 from kvcalc.spec.gpu import GpuSpec
@@ -168,10 +172,12 @@ def default_coefficients(gpu: GpuSpec, engine: str = "vllm", *, cuda_graphs: boo
     `online=False` (offline `LLM.generate`, `vllm bench latency`) drops the front end's latency."""
     card, sources = _card_terms(gpu)
     over = ENGINE_OVERHEADS.get(engine, ENGINE_OVERHEADS["vllm"])
-    gemm = card["gemm"]
+    gemm = card["gemm"] / shape.measured_gemm_shape(shape.GEMM_ROWS_HALF, shape.GEMM_DEPTH_HALF)
     low = gemm * LOW_PRECISION_GEMM_SCALE
     for name in ("step_overhead_s", "layer_overhead_s", "request_overhead_s", "frontend_latency_s"):
         sources[name] = over.source
+    sources.update(gemm_rows_half=shape.GEMM_ROWS_SOURCE, gemm_depth_half=shape.GEMM_DEPTH_SOURCE,
+                   moe_gemm_eff=shape.MOE_GEMM_SOURCE, overlap_loss=shape.OVERLAP_SOURCE)
     return PerfCoefficients(
         weight_bw_eff=card["bw"],
         kv_bw_eff=KV_BW_EFF,
@@ -186,4 +192,8 @@ def default_coefficients(gpu: GpuSpec, engine: str = "vllm", *, cuda_graphs: boo
         frontend_latency_s=over.frontend_s if online else 0.0,
         source=f"kvcalc defaults for {engine} on {gpu.name}",
         sources=sources,
+        gemm_rows_half=shape.GEMM_ROWS_HALF,
+        gemm_depth_half=shape.GEMM_DEPTH_HALF,
+        moe_gemm_eff=shape.MOE_GEMM_EFF,
+        overlap_loss=shape.OVERLAP_LOSS,
     )
