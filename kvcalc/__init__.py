@@ -1,14 +1,16 @@
 """kvcalc: capacity and cost calculator for LLM inference.
 
-`kvcalc.fit`, `kvcalc.inspect`, `kvcalc.quant`, `kvcalc.local`, `kvcalc.attention_variants`, `kvcalc.plan`,
-`kvcalc.perf`, `kvcalc.batch`, `kvcalc.paged` and `kvcalc.prefix` (kvcalc/api.py) return the records the CLI
-prints with --json (imported lazily so `import kvcalc` stays cheap).
+One function per command (kvcalc/api.py), returning the records the CLI prints with --json: `fit`, `inspect`,
+`quant`, `local`, `attention_variants`, `plan` (the engine's DeploymentPlan), `perf`, `batch`, `attention`,
+`speculative` (`kvcalc spec`), `paged` and `paged_trace`, `prefix`, `serve`, `plan_fleet` (`kvcalc plan`) and
+`verify`. Imported lazily so `import kvcalc` stays cheap.
 """
 
 from typing import Any
 
 __version__ = "0.1.0"
-__all__ = ["attention_variants", "batch", "fit", "inspect", "local", "paged", "perf", "plan", "prefix", "quant"]
+__all__ = ["attention", "attention_variants", "batch", "fit", "inspect", "local", "paged", "paged_trace", "perf",
+           "plan", "plan_fleet", "prefix", "quant", "serve", "speculative", "verify"]
 
 
 def __getattr__(name: str) -> Any:

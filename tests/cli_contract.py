@@ -51,7 +51,9 @@ def examples(name: str) -> list[list[str]]:
         return [list(args) for args in declared]
     if name in EXAMPLES:
         return EXAMPLES[name]
-    takes_model = "model" in module.command.__code__.co_varnames[: module.command.__code__.co_argcount]
+    import inspect
+
+    takes_model = "model" in inspect.signature(module.command).parameters
     return [["llama-3.1-8b"]] if takes_model else [[]]
 
 

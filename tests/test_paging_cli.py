@@ -94,6 +94,6 @@ def test_python_api(tmp_path: Path) -> None:
     assert [r.blocks for r in report.requests] == [1, 1, 2, 7] and report.summary.blocks_used == 11
     trace = [TraceRequest(id=str(i), arrival_s=i * 0.1, prompt_tokens=3400, output_tokens=10, prefix_id="sys",
                           prefix_tokens=3000) for i in range(3)]
-    events = kvcalc.paged("llama-3.1-8b", trace=trace, context=8192, step_s=0.01)
+    events = kvcalc.paged("llama-3.1-8b", trace=trace, context=8192, step_ms=10)
     assert events[0].event == "start" and events[-1].cached_tokens == 2 * 2992
     assert kvcalc.prefix("llama-3.1-8b", prefix_tokens=3000, requests_per_s=20).economics.copies == 1

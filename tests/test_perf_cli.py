@@ -135,7 +135,7 @@ def test_python_api_matches_cli():
     doc = json.loads(kvcalc_cli_json("perf", "llama-3.1-8b", "--input", "2k", "--output", "256",
                                      "--concurrency", "8"))
     assert report.tpot_s == pytest.approx(doc["tpot_s"]) and report.ttft_s == pytest.approx(doc["ttft_s"])
-    slo = kvcalc.batch("llama-3.1-8b", ttft_slo_s=0.5, tpot_slo_s=0.02, input_tokens=1000, output_tokens=128)
+    slo = kvcalc.batch("llama-3.1-8b", ttft_slo="500ms", tpot_slo=0.02, input_tokens=1000, output_tokens=128)
     assert slo.tpot_s <= 0.02 and slo.max_concurrency >= 1
 
 

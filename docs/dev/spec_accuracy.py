@@ -19,11 +19,14 @@ speculation costs to.
 from __future__ import annotations
 
 import statistics
+import sys
 from dataclasses import dataclass, field
 from typing import Any
 
 from kvcalc.report.spec import spec_report
+from kvcalc.sources.calibration import shipped_calibration
 from kvcalc.sources.hardware import find_gpu
+from kvcalc.spec.base import replace
 from kvcalc.sources.resolve import load_model
 from kvcalc.spec.deployment import EngineSettings
 
@@ -199,6 +202,10 @@ def _same_prompt(model: Any, gpu: Any, engine: Any, match: float, args: dict[str
 def predict(row: Row) -> tuple[float, Any]:
     args = dict(row.args)
     model, gpu = load_model(str(args.pop("model"))), find_gpu(str(args.pop("gpu")))
+    if SHIPPED == "none":
+        gpu = replace(gpu, calibration=None)
+    elif SHIPPED == "file" and gpu.calibration is not None:
+        args["calibration"] = shipped_calibration(gpu.key)
     engine = EngineSettings(**row.engine) if row.engine else None
     match = args.pop("same_prompt_match", None)
     if match is not None:
@@ -206,6 +213,10 @@ def predict(row: Row) -> tuple[float, Any]:
     r = spec_report(model, gpu, engine=engine, **args)
     value = r.end_to_end.speedup if r.end_to_end is not None else r.speedup
     return value, r
+
+
+#: How the shipped calibration is used (`--calibration none|default|file`, as docs/dev/perf_accuracy.py).
+SHIPPED = sys.argv[sys.argv.index("--calibration") + 1] if "--calibration" in sys.argv else "default"
 
 
 def _summary(label: str, errors: list[float]) -> str:

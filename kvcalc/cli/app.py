@@ -14,6 +14,7 @@ means "does not fit".
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import sys
@@ -191,19 +192,33 @@ def run(argv: list[str]) -> int:
 
 def _silence_stdout() -> None:
     """After the reader closed the pipe: point stdout at /dev/null so the interpreter's final flush is quiet."""
-    try:
+    with contextlib.suppress(OSError, ValueError):
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         os.close(devnull)
-    except (OSError, ValueError):
-        pass
+
+
+def _exit_now(code: int) -> None:
+    """End the process: atexit handlers run and the streams are flushed, but the interpreter's teardown (freeing
+    every module and object, about 15 ms of a 100 ms `kvcalc fit`) is skipped. Start-up time is a standard."""
+    import atexit
+
+    run_exit_functions = getattr(atexit, "_run_exitfuncs", None)
+    if run_exit_functions is not None:
+        run_exit_functions()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):
+            stream.flush()
+    os._exit(code)
 
 
 def main() -> None:
-    """Entry point (`kvcalc` console script and `python -m kvcalc`)."""
+    """Entry point (`kvcalc` console script and `python -m kvcalc`): the process ends here. In-process callers
+    (tests, scripts) use `run`, which returns the exit code."""
     try:
         code = run(sys.argv[1:])
+        sys.stdout.flush()
     except BrokenPipeError:
         _silence_stdout()
         code = EXIT_OK
-    sys.exit(code)
+    _exit_now(code)

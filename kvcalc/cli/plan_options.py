@@ -1,67 +1,158 @@
-"""The deployment options a command needs to build a DeploymentPlan (the same flags as `kvcalc fit`), and
-`build_plan` to turn them into one. Parsing only: the plan comes from calc/deploy.plan_deployment."""
+"""The deployment options every command that plans a deployment shares, declared once.
+
+`@deployment_options(...)` adds them to a command's signature (Typer builds the options from it) and hands
+their values to the command as one `deployment` dict: the keywords `kvcalc.api` takes (its module docstring),
+so the same flag means the same thing in every command and reaches the same `kvcalc.api.deployment`. A new
+engine option is one entry in OPTIONS (and its kind in `api._ENGINE_OPTIONS`). Parsing only: no arithmetic.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Any, cast
+import functools
+import inspect
+import typing
+from collections.abc import Callable
+from copy import copy
+from typing import Annotated, Any
 
 import typer
 
-if TYPE_CHECKING:
-    from kvcalc.calc.plan import DeploymentPlan
-    from kvcalc.spec.deployment import EngineName
+from kvcalc.cli.options import GpuFileOpt, GpuOpt, KeepFp16Opt, KvDtypeOpt, QuantOpt, RevisionOpt
 
 TpOpt = Annotated[int, typer.Option("--tp", min=1, help="Tensor-parallel degree.")]
 PpOpt = Annotated[int, typer.Option("--pp", min=1, help="Pipeline-parallel degree.")]
+DpOpt = Annotated[int, typer.Option("--dp", min=1, help="Data-parallel replicas (each a whole engine).")]
 EpOpt = Annotated[int, typer.Option("--ep", min=1, help="Expert-parallel degree (= tp x dp when used).")]
-CpOpt = Annotated[int, typer.Option("--cp", min=1, help="Decode context-parallel degree (divides --tp).")]
+CpOpt = Annotated[
+    int,
+    typer.Option("--cp", min=1, help="Decode context-parallel degree: each sequence's KV split over cp ranks of the "
+                 "TP group (divides --tp; adds no GPUs)."),
+]
 ContextOpt = Annotated[
     str | None,
-    typer.Option("--context", help="max_model_len: 8192, 32k (=32,000), 32K (=32,768). Default: the model's."),
+    typer.Option("--context", help="Tokens per request (max_model_len): 8192, 32k (=32,000), 32K (=32,768), 1M. "
+                 "Default: the model's (the engine's default)."),
 ]
 EngineOpt = Annotated[str, typer.Option("--engine", help="vllm, sglang, trtllm or llamacpp.")]
 EngineVersionOpt = Annotated[
-    str | None, typer.Option("--engine-version", help="Engine release whose accounting to apply.")
+    str | None,
+    typer.Option("--engine-version", help="Engine release whose accounting to apply (vLLM 0.10 to 0.33, default "
+                 "0.33.0; other engines: their modelled release)."),
 ]
-GmuOpt = Annotated[float | None, typer.Option("--gpu-memory-utilization", help="vLLM utilization.")]
-MnbtOpt = Annotated[int | None, typer.Option("--max-num-batched-tokens", min=1)]
-MaxSeqsOpt = Annotated[int | None, typer.Option("--max-num-seqs", min=1)]
-BlockSizeOpt = Annotated[int | None, typer.Option("--block-size", min=1, help="vLLM block size (default 16).")]
-EagerOpt = Annotated[bool, typer.Option("--enforce-eager", help="No CUDA graphs (no graph reservation).")]
+GmuOpt = Annotated[
+    float | None,
+    typer.Option("--gpu-memory-utilization", "--device-memory-utilization",
+                 help="vLLM utilization (default 0.92 from v0.20, 0.9 before; the second name is v0.31's alias)."),
+]
+MnbtOpt = Annotated[
+    int | None, typer.Option("--max-num-batched-tokens", min=1, help="Chunked-prefill token budget per step.")
+]
+MaxSeqsOpt = Annotated[int | None, typer.Option("--max-num-seqs", min=1, help="Most requests running at once.")]
+BlockSizeOpt = Annotated[int | None, typer.Option("--block-size", min=1, help="KV block size in tokens (vLLM 16).")]
+EagerOpt = Annotated[bool, typer.Option("--enforce-eager", help="No CUDA graphs (no graph reservation; a launch "
+                                        "per kernel).")]
 MemFractionOpt = Annotated[
     float | None, typer.Option("--mem-fraction-static", help="SGLang's fraction for weights + KV.")
 ]
-NonTorchOpt = Annotated[str | None, typer.Option("--non-torch-memory", help="Override non-torch memory, e.g. 0.5GiB.")]
-ActivationOpt = Annotated[str | None, typer.Option("--activation-memory", help="Override the activation peak.")]
-CudaGraphOpt = Annotated[str | None, typer.Option("--cuda-graph-memory", help="Override the CUDA-graph memory.")]
+NonTorchOpt = Annotated[
+    str | None, typer.Option("--non-torch-memory", help="Override non-torch memory per GPU, e.g. 0.5GiB.")
+]
+ActivationOpt = Annotated[
+    str | None, typer.Option("--activation-memory", help="Override the activation peak per GPU, e.g. 2GiB.")
+]
+CudaGraphOpt = Annotated[
+    str | None, typer.Option("--cuda-graph-memory", help="Override the CUDA-graph reservation, e.g. 0.5GiB.")
+]
+CalibrationOpt = Annotated[
+    str | None,
+    typer.Option("--calibration", help="Calibration YAML (kvcalc verify --calibration-out): every coefficient it "
+                 "holds replaces the default. Default: the card's shipped calibration where there is one "
+                 "(hardware/calibration/<key>.yaml)."),
+]
+
+RpsOpt = Annotated[float, typer.Option("--rps", help="Mean requests per second to serve.")]
+ServeInputOpt = Annotated[str | None, typer.Option("--input", help="Input tokens per request: 2000, 2k, 2K.")]
+ServeOutputOpt = Annotated[str | None, typer.Option("--output", help="Output tokens per request: 300, 1k.")]
+MixOpt = Annotated[
+    str | None,
+    typer.Option("--mix", help="CSV or JSON-lines file of request lengths (input_tokens, output_tokens[, weight]); "
+                 "replaces --input/--output."),
+]
+TtftOpt = Annotated[
+    str, typer.Option("--ttft-slo", help="Time-to-first-token target: 1s, 500ms (default: MLPerf Llama-2-70B server).")
+]
+TpotOpt = Annotated[str, typer.Option("--tpot-slo", help="Time-per-output-token target: 60ms, 0.2s.")]
+HeadroomOpt = Annotated[float, typer.Option("--headroom", help="Spare capacity kept above the mean load: 0.2 = 20%.")]
+PriceOpt = Annotated[
+    list[str] | None,
+    typer.Option("--price", help="USD per GPU-hour overriding the catalogue, GPU=USD (repeatable): h100=2.49."),
+]
+
+#: Every shared option: parameter name -> (its Annotated type, its default; REQUIRED for none).
+OPTIONS: dict[str, tuple[Any, Any]] = {
+    "gpu": (GpuOpt, "h100"), "gpu_file": (GpuFileOpt, None), "tp": (TpOpt, 1), "pp": (PpOpt, 1),
+    "dp": (DpOpt, 1), "ep": (EpOpt, 1), "cp": (CpOpt, 1), "context": (ContextOpt, None),
+    "engine": (EngineOpt, "vllm"), "engine_version": (EngineVersionOpt, None),
+    "gpu_memory_utilization": (GmuOpt, None), "max_num_batched_tokens": (MnbtOpt, None),
+    "max_num_seqs": (MaxSeqsOpt, None), "block_size": (BlockSizeOpt, None), "enforce_eager": (EagerOpt, False),
+    "kv_dtype": (KvDtypeOpt, None), "mem_fraction_static": (MemFractionOpt, None),
+    "non_torch_memory": (NonTorchOpt, None), "activation_memory": (ActivationOpt, None),
+    "cuda_graph_memory": (CudaGraphOpt, None), "quant": (QuantOpt, None), "keep_fp16": (KeepFp16Opt, None),
+    "revision": (RevisionOpt, None), "calibration": (CalibrationOpt, None),
+    "rps": (RpsOpt, inspect.Parameter.empty), "input_tokens": (ServeInputOpt, None),
+    "output_tokens": (ServeOutputOpt, None), "mix": (MixOpt, None), "ttft_slo": (TtftOpt, "2s"),
+    "tpot_slo": (TpotOpt, "200ms"), "headroom": (HeadroomOpt, 0.2), "price": (PriceOpt, None),
+}
+LAYOUT = ("gpu", "gpu_file", "tp", "pp", "dp", "ep", "cp")
+ENGINE = ("engine", "engine_version", "gpu_memory_utilization", "max_num_batched_tokens", "max_num_seqs",
+          "block_size", "enforce_eager", "kv_dtype", "mem_fraction_static", "non_torch_memory", "activation_memory",
+          "cuda_graph_memory")
+#: What `kvcalc fit` takes (the plan); commands that predict time add "calibration".
+DEPLOYMENT = (*LAYOUT, "context", *ENGINE, "quant", "keep_fp16", "revision")
+#: The load and targets of the serving commands (`serve`, `plan`).
+WORKLOAD = ("rps", "input_tokens", "output_tokens", "mix", "ttft_slo", "tpot_slo", "headroom", "price")
+#: Output options kept last in every command's option list.
+_LAST = ("json_out", "explain")
 
 
-def build_plan(model: str, options: dict[str, Any], warn: Any) -> DeploymentPlan:
-    """The DeploymentPlan for `model` and the fit-style `options` (a command's keyword arguments)."""
-    from kvcalc.calc.deploy import plan_deployment
-    from kvcalc.cli.options import bytes_arg, gpu_arg, kv_dtype_arg, tokens_arg, weight_format_arg
-    from kvcalc.sources.resolve import load_model
-    from kvcalc.spec.deployment import EngineSettings, Parallel
+def _option(name: str, help_text: str | None) -> Any:
+    kind = OPTIONS[name][0]
+    if help_text is None:
+        return kind
+    base, info = typing.get_args(kind)
+    info = copy(info)
+    info.help = help_text
+    return Annotated[base, info]
 
-    spec = load_model(model, revision=options.get("revision"), warn=warn)
-    settings = EngineSettings(
-        name=cast("EngineName", options["engine"]),
-        version=options.get("engine_version"),
-        gpu_memory_utilization=options.get("gpu_memory_utilization"),
-        max_num_batched_tokens=options.get("max_num_batched_tokens"),
-        max_num_seqs=options.get("max_num_seqs"),
-        block_size=options.get("block_size"),
-        enforce_eager=bool(options.get("enforce_eager")),
-        kv_cache_dtype=kv_dtype_arg(options.get("kv_dtype")),
-        mem_fraction_static=options.get("mem_fraction_static"),
-        non_torch_bytes=bytes_arg(options.get("non_torch_memory"), "--non-torch-memory"),
-        activation_bytes=bytes_arg(options.get("activation_memory"), "--activation-memory"),
-        cuda_graph_bytes=bytes_arg(options.get("cuda_graph_memory"), "--cuda-graph-memory"),
-    )
-    parallel = Parallel(tp=options.get("tp", 1), pp=options.get("pp", 1), ep=options.get("ep", 1),
-                        cp=options.get("cp", 1))
-    return plan_deployment(
-        spec, gpu_arg(options["gpu"], options.get("gpu_file")), parallel, settings,
-        weight_format=weight_format_arg(spec, options.get("quant"), options.get("keep_fp16")),
-        context=tokens_arg(options.get("context"), "--context"),
-    )
+
+def deployment_options(
+    names: tuple[str, ...] = DEPLOYMENT, *, without: tuple[str, ...] = (), calibration: bool = False,
+    help: dict[str, str] | None = None, defaults: dict[str, Any] | None = None, workload: bool = False,
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Give a command the shared options `names` (less `without`, plus --calibration when it predicts time),
+    with per-command `help` and `defaults` where its meaning is narrower; the command receives their values as
+    its `deployment` keyword (a dict of api keywords). They follow the command's own options, `workload` (the
+    serving commands' load and targets) first."""
+    chosen = [*(WORKLOAD if workload else ()), *(n for n in names if n not in without),
+              *(("calibration",) if calibration else ())]
+    helps, values = help or {}, defaults or {}
+
+    def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
+        own = [p for p in inspect.signature(func, eval_str=True).parameters.values() if p.name != "deployment"]
+        shared = [inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, annotation=_option(n, helps.get(n)),
+                                    default=values.get(n, OPTIONS[n][1])) for n in chosen]
+        last = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own if p.name in _LAST]
+        first = [p for p in own if p.name not in _LAST and p.default is inspect.Parameter.empty]
+        rest = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own
+                if p.name not in _LAST and p.default is not inspect.Parameter.empty]
+        params = first + shared + rest + last
+
+        @functools.wraps(func)
+        def command(**kwargs: Any) -> Any:
+            return func(deployment={n: kwargs.pop(n) for n in chosen}, **kwargs)
+
+        command.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+        command.__annotations__ = {p.name: p.annotation for p in params}
+        return command
+
+    return decorate

@@ -70,13 +70,14 @@ class BatchReport:
 
 def budget_sweep(model: ModelSpec, gpu: GpuSpec, parallel: Parallel, settings: EngineSettings,
                  weight_format: WeightFormat | None, calibration: Any | None, input_tokens: int,
-                 output_tokens: int, concurrency: int, budgets: tuple[int, ...]) -> tuple[BudgetRow, ...]:
+                 output_tokens: int, concurrency: int, budgets: tuple[int, ...],
+                 context: int | None = None) -> tuple[BudgetRow, ...]:
     """The same clients under each chunked-prefill budget: each budget is planned again (its activation
     peak changes the KV pool), then run."""
     rows = []
     for budget in budgets:
         plan = plan_for(model, gpu, parallel, replace(settings, max_num_batched_tokens=budget), weight_format,
-                        input_tokens, output_tokens)
+                        input_tokens, output_tokens, context)
         coeffs = coefficients_for(plan, calibration, online=True, enforce_eager=settings.enforce_eager)
         stats = run_serving(perf_model(plan), coeffs, concurrency, input_tokens, output_tokens,
                             measure=max(concurrency, 16))
@@ -114,17 +115,18 @@ def batch_report(
     calibration: Any | None = None,
     request_rate: float | None = None,
     explain: bool = False,
+    context: int | None = None,
 ) -> BatchReport:
     """Largest concurrency under both targets, budget sweep at it, and the disaggregated split."""
     if ttft_slo_s <= 0 or tpot_slo_s <= 0:
         raise InputError("--ttft-slo and --tpot-slo must be positive durations, e.g. 500ms and 50ms")
-    plan = plan_for(model, gpu, parallel, settings, weight_format, input_tokens, output_tokens)
+    plan = plan_for(model, gpu, parallel, settings, weight_format, input_tokens, output_tokens, context)
     pm = perf_model(plan)
     coeffs = coefficients_for(plan, calibration, online=True, enforce_eager=settings.enforce_eager)
     slo = max_concurrency_under_slo(pm, coeffs, input_tokens, output_tokens, ttft_slo_s, tpot_slo_s)
     budgets = tuple(sorted({*BUDGETS, plan.max_num_batched_tokens}))
     sweep = budget_sweep(model, gpu, parallel, settings, weight_format, calibration, input_tokens, output_tokens,
-                         max(slo.max_concurrency, 1), budgets)
+                         max(slo.max_concurrency, 1), budgets, context)
     rate = request_rate if request_rate is not None else slo.requests_per_s
     disagg = disaggregate(pm, coeffs, input_tokens, output_tokens, tpot_slo_s, rate)
     warnings = list(plan.warnings)

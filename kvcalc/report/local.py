@@ -144,42 +144,91 @@ def local_report(
         raise InputError("--cpu needs --ram SIZE (e.g. --ram 64G): CPU-only means everything lives in RAM")
     if device == "apple" and ram_bytes is None and gpu is not None:
         ram_bytes = gpu.memory_bytes
-    if ram_bandwidth:
-        ram_bw = float(ram_bandwidth)
-    elif device == "apple" and gpu is not None:
-        ram_bw = float(gpu.memory_bandwidth_bytes_per_s)  # unified memory: the SoC's bandwidth
-    else:
-        ram_bw = float(DEFAULT_RAM_BANDWIDTH)
+    ram_bw = _ram_bandwidth(device, gpu, ram_bandwidth)
+    card = gpu if device != "cpu" else None
     plan = offload_plan(
-        model, fmt, gpu.usable_memory_bytes if gpu is not None and device != "cpu" else 0, ram_bytes, context,
-        kv_dtype, device=device, sequences=users,
-        gpu_bandwidth=float(gpu.memory_bandwidth_bytes_per_s) if gpu is not None and device != "cpu" else 0.0,
-        ram_bandwidth=ram_bw,
+        model, fmt, card.usable_memory_bytes if card is not None else 0, ram_bytes, context, kv_dtype,
+        device=device, sequences=users, ram_bandwidth=ram_bw,
+        gpu_bandwidth=float(card.memory_bandwidth_bytes_per_s) if card is not None else 0.0,
     )
-    hardware = gpu.name if gpu is not None and device != "cpu" else "CPU"
-    apple: AppleMemory | None = None
-    notes: list[str] = []
-    if device == "apple" and gpu is not None:
-        need_mb = wired_limit_mb_needed(model, fmt, context, kv_dtype, users)
-        ceiling = gpu.memory_bytes - MACOS_RESERVE_BYTES
-        can_raise = need_mb * MIB <= ceiling
-        apple = AppleMemory(
-            memory_bytes=gpu.memory_bytes, default_wired_limit_bytes=gpu.usable_memory_bytes,
-            default_share=round(gpu.usable_memory_bytes / gpu.memory_bytes, 4), wired_limit_mb_needed=need_mb,
-            raise_command=None if plan.fits_on_gpu else f"sudo sysctl iogpu.wired_limit_mb={need_mb}",
-            note=("macOS lets the GPU wire about 2/3 of RAM on Macs with <= 36 GB and 3/4 above "
-                  "(Metal recommendedMaxWorkingSetSize); the sysctl raises it until reboot. "
-                  + ("Not needed: every layer fits under the default limit." if plan.fits_on_gpu else
-                     f"Raising it to {need_mb} MiB puts every layer on the GPU"
-                     + (f" and still leaves {fmt_gib(gpu.memory_bytes - need_mb * MIB)} to macOS."
-                        if can_raise else f", but that leaves under {fmt_gib(MACOS_RESERVE_BYTES)} to macOS: "
-                        "use a smaller format or context."))),
-        )
+    hardware = card.name if card is not None else "CPU"
+    apple = _apple_memory(model, fmt, plan, gpu, context, kv_dtype, users) if device == "apple" else None
     runtimes = recommend_runtimes(device, fmt, plan.fits_on_gpu, plan.n_gpu_layers, users,
                                   gpu.vendor if gpu is not None else "")
     sparsity = sparsity_footprint(model, fmt)
-    glob = global_bytes(model, fmt)
+    return LocalReport(
+        fits=plan.fits, fits_on_gpu=plan.fits_on_gpu, verdict=_verdict(plan, hardware), reason=plan.reason,
+        model=model.id, format=getattr(fmt, "name", "?"),
+        format_layout=fmt.describe() if hasattr(fmt, "describe") else getattr(fmt, "name", "?"),
+        bits_per_weight=round(bits_per_weight(model, fmt), 4), weights_bytes=plan.weights_bytes, device=device,
+        hardware=hardware, hardware_key=card.key if card is not None else None,
+        gpu_usable_bytes=plan.gpu_usable_bytes, gpu_budget_bytes=plan.gpu_budget_bytes, ram_bytes=plan.ram_bytes,
+        context=context, users=users, kv_dtype=kv_storage(kv_dtype).name, n_gpu_layers=plan.n_gpu_layers,
+        num_layers=plan.num_layers, layers_on_gpu=plan.layers_on_gpu, output_on_gpu=plan.output_on_gpu,
+        gpu_bytes=plan.gpu_bytes, host_bytes=plan.host_bytes, kv_bytes=plan.kv_bytes,
+        compute_buffer_bytes=plan.gpu_compute_bytes + plan.host_compute_bytes,
+        gpu_breakdown={"weights": plan.gpu_weights_bytes, "kv_cache": plan.gpu_kv_bytes,
+                       "compute_buffer": plan.gpu_compute_bytes, "reserved_overhead": plan.gpu_overhead_bytes},
+        host_breakdown={"weights": plan.host_weights_bytes, "kv_cache": plan.host_kv_bytes,
+                        "buffers": plan.host_compute_bytes},
+        decode_tokens_per_s=round(plan.decode_tokens_per_s, 2),
+        decode_tokens_per_s_empty_context=round(plan.decode_tokens_per_s_empty, 2),
+        decode_tokens_per_s_all_users=round(plan.decode_tokens_per_s * users, 2),
+        gpu_bandwidth_bytes_per_s=plan.gpu_bandwidth_bytes_per_s,
+        ram_bandwidth_bytes_per_s=plan.ram_bandwidth_bytes_per_s,
+        bandwidth_sources=_bandwidth_sources(device, gpu, ram_bw, ram_bandwidth),
+        command=_command(model, fmt, plan, users), apple=apple, sparsity=sparsity,
+        runtimes=runtimes, assumptions=assumptions(device, ram_bw, bool(ram_bandwidth)),
+        notes=_notes(model, fmt, plan, device), explain=_derivations(model, fmt, plan, context, users, sparsity),
+    )
+
+
+def _ram_bandwidth(device: Device, gpu: GpuSpec | None, given: float | None) -> float:
+    """--ram-bandwidth, else an Apple SoC's unified memory bandwidth, else DEFAULT_RAM_BANDWIDTH."""
+    if given:
+        return float(given)
+    if device == "apple" and gpu is not None:
+        return float(gpu.memory_bandwidth_bytes_per_s)  # unified memory: the SoC's bandwidth
+    return float(DEFAULT_RAM_BANDWIDTH)
+
+
+def _bandwidth_sources(device: Device, gpu: GpuSpec | None, ram_bw: float, given: float | None) -> dict[str, str]:
+    return {
+        "gpu": (f"{gpu.key} hardware file: {gpu.memory_bandwidth_bytes_per_s / 1e9:,.0f} GB/s vendor peak"
+                if gpu is not None and device != "cpu" else "no GPU"),
+        "ram": (f"--ram-bandwidth {ram_bw / 1e9:,.1f} GB/s" if given else
+                f"{gpu.key} unified memory {ram_bw / 1e9:,.0f} GB/s (CPU cores reach less)"
+                if device == "apple" and gpu is not None else
+                "dual-channel DDR5-5600: 2 x 8 B x 5,600e6 = 89.6 GB/s (JEDEC JESD79-5; AMD Ryzen 9000 spec)"),
+    }
+
+
+def _apple_memory(model: ModelSpec, fmt: WeightFormat, plan: OffloadPlan, gpu: GpuSpec | None, context: int,
+                  kv_dtype: str | None, users: int) -> AppleMemory | None:
+    """macOS's GPU wired-memory limit against what every layer on the GPU needs, and the sysctl to raise it."""
+    if gpu is None:
+        return None
+    need_mb = wired_limit_mb_needed(model, fmt, context, kv_dtype, users)
+    can_raise = need_mb * MIB <= gpu.memory_bytes - MACOS_RESERVE_BYTES
+    return AppleMemory(
+        memory_bytes=gpu.memory_bytes, default_wired_limit_bytes=gpu.usable_memory_bytes,
+        default_share=round(gpu.usable_memory_bytes / gpu.memory_bytes, 4), wired_limit_mb_needed=need_mb,
+        raise_command=None if plan.fits_on_gpu else f"sudo sysctl iogpu.wired_limit_mb={need_mb}",
+        note=("macOS lets the GPU wire about 2/3 of RAM on Macs with <= 36 GB and 3/4 above "
+              "(Metal recommendedMaxWorkingSetSize); the sysctl raises it until reboot. "
+              + ("Not needed: every layer fits under the default limit." if plan.fits_on_gpu else
+                 f"Raising it to {need_mb} MiB puts every layer on the GPU"
+                 + (f" and still leaves {fmt_gib(gpu.memory_bytes - need_mb * MIB)} to macOS."
+                    if can_raise else f", but that leaves under {fmt_gib(MACOS_RESERVE_BYTES)} to macOS: "
+                    "use a smaller format or context."))),
+    )
+
+
+def _notes(model: ModelSpec, fmt: WeightFormat, plan: OffloadPlan, device: Device) -> list[str]:
+    """What the plan leaves out or the user should know (embedding on the host, offload speed, MoE, RAM)."""
+    notes: list[str] = []
     if embed_on_host(fmt) and device != "cpu":
+        glob = global_bytes(model, fmt)
         notes.append(f"llama.cpp keeps token_embd ({fmt_gib(glob.input_bytes)}) in host RAM whatever --n-gpu-layers "
                      "is; the output layer joins the GPU only at --n-gpu-layers = layers + 1.")
     if not isinstance(fmt, GgufRecipe):
@@ -201,41 +250,7 @@ def local_report(
                      "apps.")
     if model.vision_params:
         notes.append(f"The vision encoder ({model.vision_params:,} parameters) is not sized.")
-
-    kv_type = kv_storage(kv_dtype)
-    sources = {
-        "gpu": (f"{gpu.key} hardware file: {gpu.memory_bandwidth_bytes_per_s / 1e9:,.0f} GB/s vendor peak"
-                if gpu is not None and device != "cpu" else "no GPU"),
-        "ram": (f"--ram-bandwidth {ram_bw / 1e9:,.1f} GB/s" if ram_bandwidth else
-                f"{gpu.key} unified memory {ram_bw / 1e9:,.0f} GB/s (CPU cores reach less)"
-                if device == "apple" and gpu is not None else
-                "dual-channel DDR5-5600: 2 x 8 B x 5,600e6 = 89.6 GB/s (JEDEC JESD79-5; AMD Ryzen 9000 spec)"),
-    }
-    explain = _derivations(model, fmt, plan, context, users, sparsity)
-    return LocalReport(
-        fits=plan.fits, fits_on_gpu=plan.fits_on_gpu, verdict=_verdict(plan, hardware), reason=plan.reason,
-        model=model.id, format=getattr(fmt, "name", "?"),
-        format_layout=fmt.describe() if hasattr(fmt, "describe") else getattr(fmt, "name", "?"),
-        bits_per_weight=round(bits_per_weight(model, fmt), 4), weights_bytes=plan.weights_bytes, device=device,
-        hardware=hardware, hardware_key=gpu.key if gpu is not None and device != "cpu" else None,
-        gpu_usable_bytes=plan.gpu_usable_bytes, gpu_budget_bytes=plan.gpu_budget_bytes, ram_bytes=plan.ram_bytes,
-        context=context, users=users, kv_dtype=kv_type.name, n_gpu_layers=plan.n_gpu_layers,
-        num_layers=plan.num_layers, layers_on_gpu=plan.layers_on_gpu, output_on_gpu=plan.output_on_gpu,
-        gpu_bytes=plan.gpu_bytes, host_bytes=plan.host_bytes, kv_bytes=plan.kv_bytes,
-        compute_buffer_bytes=plan.gpu_compute_bytes + plan.host_compute_bytes,
-        gpu_breakdown={"weights": plan.gpu_weights_bytes, "kv_cache": plan.gpu_kv_bytes,
-                       "compute_buffer": plan.gpu_compute_bytes, "reserved_overhead": plan.gpu_overhead_bytes},
-        host_breakdown={"weights": plan.host_weights_bytes, "kv_cache": plan.host_kv_bytes,
-                        "buffers": plan.host_compute_bytes},
-        decode_tokens_per_s=round(plan.decode_tokens_per_s, 2),
-        decode_tokens_per_s_empty_context=round(plan.decode_tokens_per_s_empty, 2),
-        decode_tokens_per_s_all_users=round(plan.decode_tokens_per_s * users, 2),
-        gpu_bandwidth_bytes_per_s=plan.gpu_bandwidth_bytes_per_s,
-        ram_bandwidth_bytes_per_s=plan.ram_bandwidth_bytes_per_s,
-        bandwidth_sources=sources, command=_command(model, fmt, plan, users), apple=apple, sparsity=sparsity,
-        runtimes=runtimes, assumptions=assumptions(device, ram_bw, bool(ram_bandwidth)), notes=notes,
-        explain=explain,
-    )
+    return notes
 
 
 def _derivations(model: ModelSpec, fmt: WeightFormat, plan: OffloadPlan, context: int, users: int,
@@ -322,13 +337,37 @@ def _sparsity_derivation(sp: SparsityFootprint) -> Derivation:
 
 def render_local(out: Any, report: LocalReport) -> None:
     """Verdict line, memory table (GPU vs host), speed, Apple wired limit, runtimes, sparsity, notes."""
-    from rich.table import Table
-
     style = "green" if report.fits_on_gpu else ("yellow" if report.fits else "red")
     out.print(f"[bold {style}]{report.verdict}[/bold {style}]")
     out.print(f"{report.model}, {report.format} ({report.bits_per_weight:.2f} bits/weight, "
               f"{fmt_gib(report.weights_bytes)}), {report.context:,}-token context x {report.users}, "
               f"KV {report.kv_dtype}", markup=False)
+    out.print(_memory_table(report))
+    out.print(_speed_table(report))
+    for key, text in report.bandwidth_sources.items():
+        out.print(f"bandwidth {key}: {text}", markup=False)
+    if report.command:
+        out.print(f"run: {report.command}", markup=False)
+    if report.apple is not None:
+        a = report.apple
+        out.print(f"Apple unified memory: the GPU may wire {a.default_wired_limit_bytes / GIB:.0f} GiB of "
+                  f"{a.memory_bytes / GIB:.0f} GiB ({a.default_share:.0%}) by default"
+                  + (f"; to raise it: {a.raise_command}" if a.raise_command else
+                     " (raise it with sudo sysctl iogpu.wired_limit_mb=N)"), markup=False)
+        out.print(a.note, markup=False)
+    _render_runtimes(out, report)
+    sp = report.sparsity
+    out.print(f"2:4 sparsity: {fmt_gib(sp.dense_bytes)} -> {fmt_gib(sp.sparse_bytes)} ({sp.saving_fraction:.1%} less; "
+              f"{sp.layout})", markup=False)
+    for e in sp.engines:
+        out.print(f"  {e.engine}: {'uses it' if e.uses_it else 'no'} - {e.detail}", markup=False)
+    for note in report.notes:
+        out.print(f"note: {note}", markup=False)
+
+
+def _memory_table(report: LocalReport) -> Any:
+    from rich.table import Table
+
     mem = Table(title="Memory plan (llama.cpp layer split)", title_justify="left")
     mem.add_column("part")
     for col in ("GPU GiB", "host RAM GiB"):
@@ -344,7 +383,12 @@ def render_local(out: Any, report: LocalReport) -> None:
                     f"{report.ram_bytes / GIB:.2f}" if report.ram_bytes is not None else "not given")
     else:
         mem.add_row("available", "", f"{report.ram_bytes / GIB:.2f}" if report.ram_bytes is not None else "")
-    out.print(mem)
+    return mem
+
+
+def _speed_table(report: LocalReport) -> Any:
+    from rich.table import Table
+
     speed = Table(title="Decode speed (memory-bandwidth bound)", title_justify="left", show_header=False)
     speed.add_column("what")
     speed.add_column("value", justify="right")
@@ -359,18 +403,13 @@ def render_local(out: Any, report: LocalReport) -> None:
     if report.users > 1:
         speed.add_row(f"tokens/s, {report.users} users decoding together",
                       f"{report.decode_tokens_per_s_all_users:.2f}")
-    out.print(speed)
-    for key, text in report.bandwidth_sources.items():
-        out.print(f"bandwidth {key}: {text}", markup=False)
-    if report.command:
-        out.print(f"run: {report.command}", markup=False)
-    if report.apple is not None:
-        a = report.apple
-        out.print(f"Apple unified memory: the GPU may wire {a.default_wired_limit_bytes / GIB:.0f} GiB of "
-                  f"{a.memory_bytes / GIB:.0f} GiB ({a.default_share:.0%}) by default"
-                  + (f"; to raise it: {a.raise_command}" if a.raise_command else
-                     " (raise it with sudo sysctl iogpu.wired_limit_mb=N)"), markup=False)
-        out.print(a.note, markup=False)
+    return speed
+
+
+def _render_runtimes(out: Any, report: LocalReport) -> None:
+    """The runtime table, each container image's source numbered below it."""
+    from rich.table import Table
+
     rt = Table(title="Runtimes", title_justify="left")
     for col in ("runtime", "verdict", "reason", "image"):
         rt.add_column(col, overflow="fold", no_wrap=col in ("runtime", "verdict"))
@@ -385,11 +424,3 @@ def render_local(out: Any, report: LocalReport) -> None:
     out.print(rt)
     for i, source in enumerate(sources, 1):
         out.print(f"[{i}] {source}", markup=False)
-    sp = report.sparsity
-    out.print(f"2:4 sparsity: {fmt_gib(sp.dense_bytes)} -> {fmt_gib(sp.sparse_bytes)} ({sp.saving_fraction:.1%} less; "
-              f"{sp.layout})", markup=False)
-    for e in sp.engines:
-        out.print(f"  {e.engine}: {'uses it' if e.uses_it else 'no'} - {e.detail}", markup=False)
-    for note in report.notes:
-        out.print(f"note: {note}", markup=False)
-

@@ -238,12 +238,22 @@ def batch_table(pm: PerfModel, coeffs: PerfCoefficients, context: int, cap: int)
 
 
 def plan_for(model: ModelSpec, gpu: GpuSpec, parallel: Parallel, settings: EngineSettings,
-             weight_format: WeightFormat | None, input_tokens: int, output_tokens: int) -> DeploymentPlan:
-    """The deployment plan perf and batch read: max_model_len as the engine defaults it, raised to
-    input + output when the requests need more, or lowered to it when the default would not start."""
+             weight_format: WeightFormat | None, input_tokens: int, output_tokens: int,
+             context: int | None = None) -> DeploymentPlan:
+    """The deployment plan perf and batch read: max_model_len `context` when given (at least input + output),
+    else as the engine defaults it, raised to input + output when the requests need more, or lowered to it
+    when the default would not start."""
     if input_tokens < 0 or output_tokens < 1:
         raise InputError(f"--input must be >= 0 and --output >= 1 tokens, got {input_tokens} and {output_tokens}")
     need = input_tokens + output_tokens
+    if context is not None:
+        if context < need:
+            raise InputError(f"--context {context:,} is shorter than a request's input + output = {need:,} tokens")
+        plan = plan_deployment(model, gpu, parallel, settings, weight_format=weight_format, context=context)
+        if plan.startup_error:
+            raise InputError(f"the engine would not start: {plan.startup_error} (kvcalc fit shows the memory and "
+                             "what would make it fit)")
+        return plan
     default = model.max_position_embeddings or 4096
     plan = plan_deployment(model, gpu, parallel, settings, weight_format=weight_format,
                            context=need if need > default else None)
@@ -259,8 +269,11 @@ def plan_for(model: ModelSpec, gpu: GpuSpec, parallel: Parallel, settings: Engin
     return plan
 
 
-def coefficients_for(plan: DeploymentPlan, calibration: Any | None, online: bool,
-                     enforce_eager: bool) -> PerfCoefficients:
+def coefficients_for(plan: DeploymentPlan, calibration: Any | None, online: bool = True,
+                     enforce_eager: bool = False) -> PerfCoefficients:
+    """The perf coefficients every command that predicts time uses: the defaults for the plan's engine and card
+    (with the card's shipped calibration, kvcalc.calc.perf.defaults), then every value a `--calibration` file
+    holds. Their `source` is the line each command prints about them."""
     base = default_coefficients(plan.gpu, plan.engine, cuda_graphs=not enforce_eager, online=online)
     return calibration.apply(base) if calibration is not None else base
 
@@ -366,10 +379,11 @@ def perf_report(
     lengths: LengthDistribution | None = None,
     seed: int = 0,
     burstiness: float = 1.0,
+    context: int | None = None,
 ) -> PerfReport:
     """Latency and throughput of `batch` static requests, `concurrency` closed-loop clients, or `num_prompts`
     requests sent at `request_rate` (inf: all at once); lengths fixed (input/output tokens) or drawn from
-    `lengths`."""
+    `lengths`. `context`: max_model_len (default: the engine's, or what the requests need)."""
     run = _run_kind(batch, concurrency, request_rate, num_prompts, lengths, input_tokens, output_tokens, seed,
                     burstiness)
     sample_in, sample_out = sample_lengths(run.lengths, max(run.n, 1) if run.mode != "concurrency" else 1000,
@@ -377,9 +391,9 @@ def perf_report(
     shape = summarize(sample_in, sample_out)
     mean_in, mean_out = round(shape.mean_input_tokens), max(1, round(shape.mean_output_tokens))
     longest = max(shape.max_request_tokens, input_tokens + output_tokens if run.lengths.kind == "fixed" else 0)
-    plan = plan_for(model, gpu, parallel, settings, weight_format, max(longest - 1, 0), 1) \
+    plan = plan_for(model, gpu, parallel, settings, weight_format, max(longest - 1, 0), 1, context) \
         if run.lengths.kind != "fixed" else plan_for(model, gpu, parallel, settings, weight_format, input_tokens,
-                                                      output_tokens)
+                                                      output_tokens, context)
     pm = perf_model(plan)
     coeffs = coefficients_for(plan, calibration, online=run.mode != "batch", enforce_eager=settings.enforce_eager)
     cap, cap_binding = running_cap(plan, mean_in, mean_out)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import field
+from typing import Any
 
 from kvcalc.calc.serving.pareto import pareto_front
 from kvcalc.calc.serving.pricing import no_price_message, price_for
@@ -40,6 +41,7 @@ class PlanReport:
     reason: str | None
     assumptions: list[str]
     explain: list[Derivation] = field(default_factory=list)
+    coefficients_source: str = ""
 
 
 def _target(work: Workload, context: int | None) -> SearchTarget:
@@ -77,8 +79,10 @@ def plan_search(
     max_gpus: int = 16,
     context: int | None = None,
     explain: bool = True,
+    calibration: Any = None,
 ) -> PlanReport:
-    """Search, keep the Pareto front of $/M tokens vs TPOT, and pick the cheapest (ties: lower TPOT)."""
+    """Search, keep the Pareto front of $/M tokens vs TPOT, and pick the cheapest (ties: lower TPOT).
+    `calibration` (a --calibration file) applies to the card it was measured on (every card when it names none)."""
     priced, skipped = [], {}
     for gpu in gpus:
         price = price_for(gpu, work.prices)
@@ -88,7 +92,7 @@ def plan_search(
             priced.append((gpu, price))
     started = time.perf_counter()
     result = search(model, priced, [f for _, f in formats], engines, settings_for, _target(work, context),  # type: ignore[arg-type]
-                    max_gpus)
+                    max_gpus, calibration=calibration)
     confirmed, rejected = confirm(result)
     elapsed = time.perf_counter() - started
     best = min(confirmed, key=lambda c: (c.cost_per_million_tokens, c.tpot_s)) if confirmed else None
@@ -101,7 +105,7 @@ def plan_search(
         model=model.id, hf_repo=model.hf_repo, workload=work, gpus=[g.key for g in gpus],
         quants=[name for name, _ in formats], engines=list(engines), max_gpus=max_gpus, searched=result.searched,
         planned=result.planned, feasible=len(result.candidates) - len(rejected), search_s=elapsed, plans=front,
-        best=best, skipped=skipped,
+        best=best, skipped=skipped, coefficients_source=_coefficients_source(gpus, calibration),
         reason=None if best else "no searched configuration fits and meets both targets; relax the SLOs, raise "
         "--max-gpus or add GPUs and formats",
         assumptions=[
@@ -114,3 +118,15 @@ def plan_search(
         ],
         explain=_explain(best, work) if (best and explain) else [],
     )
+
+
+def _coefficients_source(gpus: Sequence[GpuSpec], calibration: Any) -> str:
+    """The timing coefficients the search used: defaults per card and engine, the cards' shipped calibrations,
+    and a --calibration file on the card it was measured on."""
+    text = "kvcalc defaults per card and engine (kvcalc.calc.perf.defaults)"
+    shipped = [g.key for g in gpus if g.calibration is not None]
+    if shipped:
+        text += f"; shipped calibration of {', '.join(shipped)}"
+    if calibration is not None:
+        text += f"; {calibration.describe()} on {calibration.gpu or 'every card'}"
+    return text

@@ -9,7 +9,6 @@ from kvcalc.calc.paging.economics import PrefixEconomics, Prices, prefix_economi
 from kvcalc.calc.paging.prefill import matmul_params_per_token
 from kvcalc.calc.paging.requests import usable_blocks
 from kvcalc.calc.paging.timing import PerfTiming
-from kvcalc.calc.perf.defaults import default_coefficients
 from kvcalc.calc.plan import DeploymentPlan
 from kvcalc.report.explain import Derivation
 from kvcalc.report.paged import PoolReport, pool_report
@@ -78,8 +77,10 @@ def prefix_report(plan: DeploymentPlan, *, prefix_tokens: int, unique_tokens: in
                   requests_per_s: float, tenants: int, isolate: bool, prices: Prices | None,
                   change_points: list[int], explain: bool, calibration: Any = None) -> PrefixReport:
     """The economics of the prefix with TTFT from the perf model (its defaults, or a calibration's)."""
-    timing = PerfTiming(plan, calibration.apply(default_coefficients(plan.gpu, plan.engine))
-                        if calibration is not None else None)
+    from kvcalc.report.perf import coefficients_for
+
+    timing = PerfTiming(plan, coefficients_for(plan, calibration, online=True,
+                                               enforce_eager=getattr(plan.settings, "enforce_eager", False)))
     econ = prefix_economics(plan, prefix_tokens=prefix_tokens, unique_tokens=unique_tokens,
                             output_tokens=output_tokens, requests_per_s=requests_per_s, tenants=tenants,
                             isolate=isolate, prices=prices, change_points=change_points,

@@ -109,6 +109,27 @@ def render_fit(out: Any, report: Any) -> None:
     w = r.weight_format
     out.print(f"weights: {w.name} ({w.source}; served as {w.serving_dtype}"
               + (f"; kernel {w.kernel}" if w.kernel else "") + ")", markup=False)
+    _render_memory(out, r)
+    out.print(_capacity_table(r))
+    if len(r.stages) > 1:
+        st = _table("Pipeline stages", "stage", "layers", "weights GiB", "KV GiB", "blocks")
+        for s in r.stages:
+            st.add_row(str(s["stage"]), str(s["layers"]), f"{s['weights_bytes'] / 2**30:.2f}",
+                       f"{s['kv_cache_bytes'] / 2**30:.2f}", f"{s['num_blocks']:,}")
+        out.print(st)
+    if r.host is not None:
+        h = r.host
+        out.print(f"host RAM (llama.cpp offload, {h.layers} layers): weights {fmt_bytes(h.weights_bytes)}, KV "
+                  f"{fmt_bytes(h.kv_cache_bytes)}, buffers {fmt_bytes(h.buffers_bytes)}", markup=False)
+    if r.advice:
+        adv = _table("What would make it fit (each checked)", "change", "max concurrency", "KV tokens", "note")
+        for a in r.advice:
+            adv.add_row(a.change, f"{a.max_concurrency:.2f}x", f"{a.kv_cache_tokens:,}", a.note or "")
+        out.print(adv)
+
+
+def _render_memory(out: Any, r: Any) -> None:
+    """The fullest GPU's ledger as a table and a one-line bar."""
     g = r.per_gpu
     parts = [
         ("weights", g.weights_bytes, "W"),
@@ -127,6 +148,10 @@ def render_fit(out: Any, report: Any) -> None:
         "[" + _bar(parts, g.total_bytes) + "]  W weights, K KV cache, A activations, N non-torch, G graphs",
         markup=False,
     )
+
+
+def _capacity_table(r: Any) -> Any:
+    """KV pool, concurrency, binding limit, replicas, longest context, bytes per token, communication."""
     c = r.capacity
     cap = _table("Capacity", "", "")
     cap.show_header = False
@@ -153,24 +178,4 @@ def render_fit(out: Any, report: Any) -> None:
             f"TP {fmt_bytes(comm.tp_allreduce_bytes)}, EP {fmt_bytes(comm.ep_alltoall_bytes)}, "
             f"PP {fmt_bytes(comm.pp_activation_bytes)}",
         )
-    out.print(cap)
-    if len(r.stages) > 1:
-        st = _table("Pipeline stages", "stage", "layers", "weights GiB", "KV GiB", "blocks")
-        for s in r.stages:
-            st.add_row(
-                str(s["stage"]),
-                str(s["layers"]),
-                f"{s['weights_bytes'] / 2**30:.2f}",
-                f"{s['kv_cache_bytes'] / 2**30:.2f}",
-                f"{s['num_blocks']:,}",
-            )
-        out.print(st)
-    if r.host is not None:
-        h = r.host
-        out.print(f"host RAM (llama.cpp offload, {h.layers} layers): weights {fmt_bytes(h.weights_bytes)}, KV "
-                  f"{fmt_bytes(h.kv_cache_bytes)}, buffers {fmt_bytes(h.buffers_bytes)}", markup=False)
-    if r.advice:
-        adv = _table("What would make it fit (each checked)", "change", "max concurrency", "KV tokens", "note")
-        for a in r.advice:
-            adv.add_row(a.change, f"{a.max_concurrency:.2f}x", f"{a.kv_cache_tokens:,}", a.note or "")
-        out.print(adv)
+    return cap

@@ -3,6 +3,7 @@ dated sources state them: a rule table for `kvcalc local` (report text, not a ca
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Literal
 
 from kvcalc.calc.offload.memory import Device
@@ -83,54 +84,83 @@ def recommend_runtimes(device: Device, fmt: WeightFormat, fits_on_gpu: bool, n_g
             image = IMAGES.get(runtime)
         rows.append(RuntimeChoice(runtime=runtime, verdict=verdict, reason=reason, image=image))
 
-    fmt_name = getattr(fmt, "name", "?")
-    # llama.cpp
-    if partial and device != "cpu":
-        add("llama.cpp", "recommended", f"splits layers between GPU and RAM: --n-gpu-layers {n_gpu_layers}"
-            + ("" if gguf else f"; needs a GGUF conversion of {fmt_name}"))
-    elif device == "cpu":
-        add("llama.cpp", "recommended", "fastest widely used CPU path (AVX2/AVX-512/NEON kernels for GGUF types)"
-            + ("" if gguf else f"; needs a GGUF conversion of {fmt_name}"))
-    elif gguf:
-        add("llama.cpp", "recommended" if not many else "possible",
-            f"runs {fmt_name} natively on {'Metal' if device == 'apple' else 'CUDA'}"
-            + ("; -np N slots share one context, fine for a few users" if many else ""))
-    else:
-        add("llama.cpp", "possible", f"needs a GGUF conversion of {fmt_name} (llama.cpp runs GGUF only)")
-    # Ollama
-    if gguf or partial or device == "apple":
-        add("Ollama", "recommended" if not many and (gguf or partial) else "possible",
-            "llama.cpp's engine with model management; offloads layers automatically from its VRAM estimate"
-            + ("" if gguf else "; library models are GGUF (Q4_K_M by default)"))
-    else:
-        add("Ollama", "possible", "single-user convenience; runs GGUF, not " + fmt_name)
-    # MLX
-    if device == "apple":
-        add("MLX", "recommended" if fits_on_gpu else "possible",
-            "Apple's array framework for Apple silicon (mlx-lm): unified memory, MLX 4/8-bit conversions "
-            "(mlx-community), not GGUF k-quants" + ("" if fits_on_gpu else "; must fit under the wired limit"))
-    else:
-        add("MLX", "not suitable", "built for Apple silicon")
-    # vLLM / SGLang
-    if device == "apple":
-        reason = "no Metal backend (on macOS it runs on the CPU only)"
-        add("vLLM", "not suitable", reason)
-        add("SGLang", "not suitable", "no Metal backend")
-    elif device == "cpu":
-        add("vLLM", "possible", "has a CPU backend (x86 AVX-512 / ARM), tuned for servers, not desktops")
-        add("SGLang", "not suitable", "GPU runtime")
-    elif partial:
-        add("vLLM", "not suitable", "needs all weights in GPU memory (--cpu-offload-gb copies the rest over PCIe "
-            "every step)")
-        add("SGLang", "not suitable", "needs all weights in GPU memory")
-    elif gguf:
-        add("vLLM", "possible", "GGUF loading is experimental in vLLM; prefer AWQ/GPTQ/FP8 checkpoints for serving")
-        add("SGLang", "possible", "prefer AWQ/GPTQ/FP8 checkpoints for serving")
-    else:
-        verdict: Literal["recommended", "possible", "not suitable"] = "recommended" if many else "possible"
-        add("vLLM", verdict, f"{fmt_name} on {gpu_vendor} GPU with continuous batching and paged KV cache"
-            + (f": built for {users} concurrent users" if many else "; overkill for one user"))
-        add("SGLang", verdict, "continuous batching plus RadixAttention prefix caching"
-            + (" (shared prompts across users)" if many else "; overkill for one user"))
+    situation = _Situation(device=device, fmt_name=getattr(fmt, "name", "?"), gguf=gguf, partial=partial,
+                           many=many, fits_on_gpu=fits_on_gpu, n_gpu_layers=n_gpu_layers, users=users,
+                           gpu_vendor=gpu_vendor)
+    for rule in (_llamacpp, _ollama, _mlx, _servers):
+        for runtime, verdict, reason in rule(situation):
+            add(runtime, verdict, reason)
     order = {"recommended": 0, "possible": 1, "not suitable": 2}
     return sorted(rows, key=lambda r: order[r.verdict])
+
+
+Verdict = Literal["recommended", "possible", "not suitable"]
+Choice = tuple[str, Verdict, str]
+
+
+@dataclass(frozen=True)
+class _Situation:
+    """What the rules of `recommend_runtimes` read."""
+
+    device: Device
+    fmt_name: str
+    gguf: bool
+    partial: bool
+    many: bool
+    fits_on_gpu: bool
+    n_gpu_layers: int
+    users: int
+    gpu_vendor: str
+
+
+def _llamacpp(x: _Situation) -> list[Choice]:
+    convert = "" if x.gguf else f"; needs a GGUF conversion of {x.fmt_name}"
+    if x.partial and x.device != "cpu":
+        return [("llama.cpp", "recommended", f"splits layers between GPU and RAM: --n-gpu-layers {x.n_gpu_layers}"
+                 + convert)]
+    if x.device == "cpu":
+        return [("llama.cpp", "recommended", "fastest widely used CPU path (AVX2/AVX-512/NEON kernels for GGUF "
+                 "types)" + convert)]
+    if x.gguf:
+        return [("llama.cpp", "recommended" if not x.many else "possible",
+                 f"runs {x.fmt_name} natively on {'Metal' if x.device == 'apple' else 'CUDA'}"
+                 + ("; -np N slots share one context, fine for a few users" if x.many else ""))]
+    return [("llama.cpp", "possible", f"needs a GGUF conversion of {x.fmt_name} (llama.cpp runs GGUF only)")]
+
+
+def _ollama(x: _Situation) -> list[Choice]:
+    if x.gguf or x.partial or x.device == "apple":
+        return [("Ollama", "recommended" if not x.many and (x.gguf or x.partial) else "possible",
+                 "llama.cpp's engine with model management; offloads layers automatically from its VRAM estimate"
+                 + ("" if x.gguf else "; library models are GGUF (Q4_K_M by default)"))]
+    return [("Ollama", "possible", "single-user convenience; runs GGUF, not " + x.fmt_name)]
+
+
+def _mlx(x: _Situation) -> list[Choice]:
+    if x.device == "apple":
+        return [("MLX", "recommended" if x.fits_on_gpu else "possible",
+                 "Apple's array framework for Apple silicon (mlx-lm): unified memory, MLX 4/8-bit conversions "
+                 "(mlx-community), not GGUF k-quants" + ("" if x.fits_on_gpu else "; must fit under the wired "
+                                                          "limit"))]
+    return [("MLX", "not suitable", "built for Apple silicon")]
+
+
+def _servers(x: _Situation) -> list[Choice]:
+    """vLLM and SGLang."""
+    if x.device == "apple":
+        return [("vLLM", "not suitable", "no Metal backend (on macOS it runs on the CPU only)"),
+                ("SGLang", "not suitable", "no Metal backend")]
+    if x.device == "cpu":
+        return [("vLLM", "possible", "has a CPU backend (x86 AVX-512 / ARM), tuned for servers, not desktops"),
+                ("SGLang", "not suitable", "GPU runtime")]
+    if x.partial:
+        return [("vLLM", "not suitable", "needs all weights in GPU memory (--cpu-offload-gb copies the rest over "
+                 "PCIe every step)"), ("SGLang", "not suitable", "needs all weights in GPU memory")]
+    if x.gguf:
+        return [("vLLM", "possible", "GGUF loading is experimental in vLLM; prefer AWQ/GPTQ/FP8 checkpoints for "
+                 "serving"), ("SGLang", "possible", "prefer AWQ/GPTQ/FP8 checkpoints for serving")]
+    verdict: Verdict = "recommended" if x.many else "possible"
+    return [("vLLM", verdict, f"{x.fmt_name} on {x.gpu_vendor} GPU with continuous batching and paged KV cache"
+             + (f": built for {x.users} concurrent users" if x.many else "; overkill for one user")),
+            ("SGLang", verdict, "continuous batching plus RadixAttention prefix caching"
+             + (" (shared prompts across users)" if x.many else "; overkill for one user"))]

@@ -160,6 +160,8 @@ class ServeReport:
     assumptions: list[str]
     warnings: list[str]
     explain: list[Derivation] = field(default_factory=list)
+    coefficients_source: str = ""
+    """Where the perf model's coefficients come from (defaults, the card's shipped calibration, --calibration)."""
 
 
 def replica_weight_bytes(plan: DeploymentPlan) -> int:
@@ -271,8 +273,10 @@ def serve_deployment(
     warnings = list(plan.warnings) + ([no_price_message(gpu)] if price is None else [])
     cap = slo = None
     reason = plan.startup_error
+    coefficients = ""
     if reason is None:
         pm, coeffs = perf_inputs(plan, settings, calibration)
+        coefficients = coeffs.source
         cap, slo = perf_capacity(pm, coeffs, work.input_tokens, work.output_tokens, work.ttft_slo_s,
                                  work.tpot_slo_s)
         if cap is None:
@@ -282,7 +286,7 @@ def serve_deployment(
         engine=plan.engine, engine_version=plan.engine_version, quant=plan.weight_format.name,
         kv_dtype=plan.kv_dtype, context=plan.max_model_len, workload=work, price=price,
         price_source=price.describe() if price else None, cold_start=start, assumptions=_assumptions(work, plan),
-        warnings=warnings,
+        warnings=warnings, coefficients_source=coefficients,
     )
     if cap is None or slo is None:
         return ServeReport(meets_slo=False, reason=reason, per_replica=None, replicas=0, gpus_total=0,

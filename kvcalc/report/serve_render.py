@@ -62,6 +62,7 @@ def render_serve(out: Any, r: ServeReport) -> None:
                    f"{_usd(c.per_million_output_tokens, 4)}, blended {_usd(c.per_million_tokens, 4)}"),
                   ("Price", r.price_source or "-")]
     out.print(_kv("Fleet", fleet))
+    out.print(f"timing coefficients: {r.coefficients_source}", markup=False)
     if r.autoscale is not None:
         _render_autoscale(out, r)
     if r.launch is not None:
@@ -98,6 +99,7 @@ def render_plan(out: Any, r: PlanReport) -> None:
                              f"TPOT {_ms(w.tpot_slo_s)}"),
         ("Searched", f"{r.searched:,} layouts, {r.planned:,} planned, {r.feasible:,} meet the SLOs "
          f"({r.search_s * 1e3:,.0f} ms)"),
+        ("Timing", r.coefficients_source),
     ]))
     if not r.plans:
         out.print(f"[bold red]No configuration meets the targets.[/bold red] {r.reason or ''}")

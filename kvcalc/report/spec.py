@@ -339,11 +339,13 @@ def spec_report(
     acceptance_length: float | None = None, gamma: int = 4, topk: int = 1, verify_tokens: int | None = None,
     proposal_rate: float | None = None, batch: int = 1, context: int = 4096, input_tokens: int | None = None,
     output_tokens: int | None = None, tp: int = 1, engine: Any = None, explain: bool = False,
+    calibration: Any = None, parallel: Any = None, weight_format: Any = None,
 ) -> SpecReport:
     """Speculative decoding of `target` on `gpu` (the engine's plan at `tp`, default vLLM) with `method`
     ("draft" with `draft_model`, "eagle", "eagle3", "mtp", "ngram", or "cost-ratio" with `cost_ratio`).
     With `input_tokens` and `output_tokens` the decode context is input + output / 2 and the report adds the
-    end-to-end speedup of a batch of such requests."""
+    end-to-end speedup of a batch of such requests. `calibration`: a `--calibration` file's coefficients;
+    `parallel` (default tp=`tp`) and `weight_format` plan the target as `kvcalc fit` would."""
     from kvcalc.calc.deploy import plan_deployment
     from kvcalc.calc.drafts import draft_network
     from kvcalc.calc.spec_cost import SpecTimer
@@ -360,7 +362,9 @@ def spec_report(
         proposal_rate = draft_method("draft" if method == "cost-ratio" else method).proposal_rate
     shape = DraftShape(gamma=gamma, topk=topk, verify_tokens=verify_tokens, proposal_rate=proposal_rate)
     settings = engine if engine is not None else EngineSettings()
-    plan = plan_deployment(target, gpu, Parallel(tp=tp), settings)
+    layout = parallel if parallel is not None else Parallel(tp=tp)
+    tp = layout.tp
+    plan = plan_deployment(target, gpu, layout, settings, weight_format=weight_format)
     if plan.startup_error:
         raise InputError(f"{target.id} does not start on {gpu.name} at tp={tp}: {plan.startup_error}")
     network = None if method == "cost-ratio" else draft_network(method, target, draft_model)
@@ -369,10 +373,14 @@ def spec_report(
     fits = plan.requests_at(context)
     if batch > fits:
         notes.append(f"the plan's KV pool holds {fits} request(s) of {context:,} tokens, fewer than --batch {batch}")
-    timer = SpecTimer(plan, draft_plan, context, ratio=cost_ratio)
+    from kvcalc.report.perf import coefficients_for
+
+    coeffs = coefficients_for(plan, calibration, online=True, enforce_eager=settings.enforce_eager)
+    timer = SpecTimer(plan, draft_plan, context, ratio=cost_ratio, coeffs=coeffs)
     assumptions = {
         "engine": Assumption(value=f"{plan.engine} {plan.engine_version}", source="DeploymentPlan (kvcalc fit)"),
-        "step_model": Assumption(value=timer.coeffs.source, source="kvcalc.calc.perf.defaults"),
+        "step_model": Assumption(value=timer.coeffs.source, source="kvcalc.calc.perf.defaults" if calibration is None
+                                 else "--calibration"),
         "speculation_costs": Assumption(
             value=f"{timer.costs.pass_overhead_s * 1e3:.2f} ms per draft pass, "
                   f"{timer.costs.step_overhead_s * 1e3:.2f} ms per step", source=timer.costs.source),

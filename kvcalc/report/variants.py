@@ -7,6 +7,7 @@ kept: layer count, head sizes, sliding/chunked windows, recurrent states. Formul
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from kvcalc.calc import kv as kvcalc_kv
@@ -185,91 +186,111 @@ def variants_report(
     dtype = kv_dtype or (plan.kv_dtype if plan is not None else model.dtype)
     kv = storage_type(dtype)
     budget = memory_budget(model, plan, memory_bytes)
-    n_heads = calc.query_heads(model)
-    mla = calc.has_mla(model)
-    mha_bytes = calc.cached_token_bytes(next(v.model for v in variants if v.scheme == "MHA"), kv)
-    own_bytes = calc.cached_token_bytes(model, kv)
-    explain: list[Derivation] = []
-    if budget.gpu is not None and plan is not None:
-        explain.append(
-            Derivation(
-                figure="KV memory",
-                formula="KV pool bytes per GPU (the plan's budget) x tp, summed over pipeline stages",
-                substituted=f"{plan.binding_device.kv_cache_bytes:,} x {budget.tp}",
-                value=f"{budget.bytes:,} B ({fmt_bytes(budget.bytes)}); kvcalc fit reports "
-                f"{budget.fit_kv_cache_tokens:,} tokens",
-                source=f"calc/engines/{budget.engine}.py plan (see kvcalc fit --explain)",
-            )
-        )
+    base = _Baseline(kv=kv, budget=budget, n_heads=calc.query_heads(model), mla=calc.has_mla(model),
+                     mha_bytes=calc.cached_token_bytes(next(v.model for v in variants if v.scheme == "MHA"), kv),
+                     own_bytes=calc.cached_token_bytes(model, kv), context=context)
+    explain: list[Derivation] = _budget_derivation(plan, budget) if budget.gpu is not None and plan else []
     rows: list[VariantRow] = []
     for v in variants:
-        total = calc.cached_token_bytes(v.model, kv)
-        per_token = kvcalc_kv.kv_bytes_per_token(v.model, kv)
-        fixed = kvcalc_kv.fixed_bytes_per_sequence(v.model, kv)
-        tokens = calc.max_tokens(v.model, kv, budget.bytes)
-        if tokens is not None and budget.block_size:
-            tokens = tokens // budget.block_size * budget.block_size  # the engine allocates whole blocks
-        vs_mha = calc.savings(mha_bytes, total)
-        rows.append(
-            VariantRow(
-                name=v.name,
-                scheme=v.scheme,
-                kv_heads=v.kv_heads,
-                queries_per_kv_head=round(n_heads / v.kv_heads, 4) if v.kv_heads else None,
-                model_own=v.model_own,
-                hypothetical=v.hypothetical,
-                kv_bytes_per_token=total,
-                bytes_per_token=per_token,
-                fixed_bytes_per_sequence=fixed,
-                savings_vs_mha=round(vs_mha, 4),
-                savings_vs_model=round(calc.savings(own_bytes, total), 4),
-                max_tokens=tokens,
-                sequences_at_context=(
-                    calc.sequences_at_context(v.model, kv, budget.bytes, context) if context else None
-                ),
-            )
-        )
-        if v.scheme == "MLA":
-            formula = "layers x (kv_lora_rank + qk_rope_head_dim) x bytes(dtype)"
-            if any(isinstance(layer.mixer, FullAttention) for layer in v.model.layers):
-                formula += " + windowed layers x 2 x n_kv x head_dim x bytes(dtype)"
-        elif mla:
-            formula = "layers x n_kv x (qk_nope + qk_rope + v_head_dim) x bytes(dtype)"
-        else:
-            formula = "layers x 2 x n_kv x head_dim x bytes(dtype)"
-        ratio = f"; vs MHA {mha_bytes:,} / {total:,} = {vs_mha:.2f}x"
-        if v.kv_heads:
-            ratio += f" (= n_heads / n_kv = {n_heads} / {v.kv_heads})"
-        explain.append(
-            Derivation(
-                figure=f"{v.name}: KV bytes per token, every attention layer",
-                formula=formula,
-                substituted=_kv_terms(v.model, kv),
-                value=f"{total:,} B{ratio}",
-                source=_MLA_SOURCE if v.scheme == "MLA" else _SOURCES,
-            )
-        )
-        if tokens is not None and per_token and not fixed:
-            explain.append(
-                Derivation(
-                    figure=f"{v.name}: max tokens in {fmt_bytes(budget.bytes)}",
-                    formula="floor(memory / bytes_per_token)",
-                    substituted=f"floor({budget.bytes:,} / {per_token:,})",
-                    value=f"{tokens:,} tokens",
-                    source="kvcalc.calc.variants.max_tokens",
-                )
-            )
-        elif tokens is not None:
-            explain.append(
-                Derivation(
-                    figure=f"{v.name}: max tokens in {fmt_bytes(budget.bytes)}",
-                    formula="largest L with bytes_per_token x L + fixed_bytes_per_sequence <= memory "
-                    "(windows counted exactly below their length)",
-                    substituted=f"{per_token:,} x L + {fixed:,} <= {budget.bytes:,}",
-                    value=f"{tokens:,} tokens",
-                    source="kvcalc.calc.variants.max_tokens; kvcalc.calc.kv.bytes_per_sequence",
-                )
-            )
+        row = _variant_row(v, base)
+        rows.append(row)
+        explain += _variant_derivations(v, row, base)
+    kinds: dict[str, int] = {}
+    for layer in model.layers:
+        kinds[layer.kind] = kinds.get(layer.kind, 0) + 1
+    return VariantsReport(
+        model=model.id, model_type=model.model_type, num_layers=model.num_layers,
+        attention_layers=len(calc.attention_layers(model)), layer_pattern=layer_pattern(model), layer_kinds=kinds,
+        num_heads=base.n_heads, model_kv_heads=calc.own_kv_heads(model), mla=base.mla, kv_dtype=dtype,
+        context=context, memory=budget, variants=tuple(rows), notes=tuple(_notes(model, budget, variants, base.mla)),
+        explain=tuple(explain),
+    )
+
+
+@dataclass(frozen=True)
+class _Baseline:
+    """What every variant row is measured against: the KV dtype, the memory, the model's query heads, the MHA
+    and the model's own bytes per token, and the context whose sequences are counted."""
+
+    kv: StorageType
+    budget: MemoryBudget
+    n_heads: int
+    mla: bool
+    mha_bytes: int
+    own_bytes: int
+    context: int | None
+
+
+def _variant_row(v: Any, base: _Baseline) -> VariantRow:
+    """One variant's bytes per token, savings and the tokens (whole blocks) the memory holds."""
+    kv, budget = base.kv, base.budget
+    total = calc.cached_token_bytes(v.model, kv)
+    tokens = calc.max_tokens(v.model, kv, budget.bytes)
+    if tokens is not None and budget.block_size:
+        tokens = tokens // budget.block_size * budget.block_size  # the engine allocates whole blocks
+    return VariantRow(
+        name=v.name, scheme=v.scheme, kv_heads=v.kv_heads,
+        queries_per_kv_head=round(base.n_heads / v.kv_heads, 4) if v.kv_heads else None,
+        model_own=v.model_own, hypothetical=v.hypothetical, kv_bytes_per_token=total,
+        bytes_per_token=kvcalc_kv.kv_bytes_per_token(v.model, kv),
+        fixed_bytes_per_sequence=kvcalc_kv.fixed_bytes_per_sequence(v.model, kv),
+        savings_vs_mha=round(calc.savings(base.mha_bytes, total), 4),
+        savings_vs_model=round(calc.savings(base.own_bytes, total), 4), max_tokens=tokens,
+        sequences_at_context=(calc.sequences_at_context(v.model, kv, budget.bytes, base.context)
+                              if base.context else None),
+    )
+
+
+def _budget_derivation(plan: DeploymentPlan, budget: MemoryBudget) -> list[Derivation]:
+    return [Derivation(
+        figure="KV memory",
+        formula="KV pool bytes per GPU (the plan's budget) x tp, summed over pipeline stages",
+        substituted=f"{plan.binding_device.kv_cache_bytes:,} x {budget.tp}",
+        value=f"{budget.bytes:,} B ({fmt_bytes(budget.bytes)}); kvcalc fit reports "
+        f"{budget.fit_kv_cache_tokens:,} tokens",
+        source=f"calc/engines/{budget.engine}.py plan (see kvcalc fit --explain)",
+    )]
+
+
+def _bytes_formula(v: Any, mla: bool) -> str:
+    if v.scheme == "MLA":
+        formula = "layers x (kv_lora_rank + qk_rope_head_dim) x bytes(dtype)"
+        if any(isinstance(layer.mixer, FullAttention) for layer in v.model.layers):
+            formula += " + windowed layers x 2 x n_kv x head_dim x bytes(dtype)"
+        return formula
+    if mla:
+        return "layers x n_kv x (qk_nope + qk_rope + v_head_dim) x bytes(dtype)"
+    return "layers x 2 x n_kv x head_dim x bytes(dtype)"
+
+
+def _variant_derivations(v: Any, row: VariantRow, base: _Baseline) -> list[Derivation]:
+    """A variant's bytes per token and, with a memory, the tokens it holds."""
+    total, per_token, fixed, tokens = (row.kv_bytes_per_token, row.bytes_per_token, row.fixed_bytes_per_sequence,
+                                       row.max_tokens)
+    memory = base.budget.bytes
+    ratio = f"; vs MHA {base.mha_bytes:,} / {total:,} = {calc.savings(base.mha_bytes, total):.2f}x"
+    if v.kv_heads:
+        ratio += f" (= n_heads / n_kv = {base.n_heads} / {v.kv_heads})"
+    out = [Derivation(figure=f"{v.name}: KV bytes per token, every attention layer",
+                      formula=_bytes_formula(v, base.mla), substituted=_kv_terms(v.model, base.kv),
+                      value=f"{total:,} B{ratio}", source=_MLA_SOURCE if v.scheme == "MLA" else _SOURCES)]
+    if tokens is not None and per_token and not fixed:
+        out.append(Derivation(figure=f"{v.name}: max tokens in {fmt_bytes(memory)}",
+                              formula="floor(memory / bytes_per_token)",
+                              substituted=f"floor({memory:,} / {per_token:,})", value=f"{tokens:,} tokens",
+                              source="kvcalc.calc.variants.max_tokens"))
+    elif tokens is not None:
+        out.append(Derivation(
+            figure=f"{v.name}: max tokens in {fmt_bytes(memory)}",
+            formula="largest L with bytes_per_token x L + fixed_bytes_per_sequence <= memory "
+            "(windows counted exactly below their length)",
+            substituted=f"{per_token:,} x L + {fixed:,} <= {memory:,}", value=f"{tokens:,} tokens",
+            source="kvcalc.calc.variants.max_tokens; kvcalc.calc.kv.bytes_per_sequence"))
+    return out
+
+
+def _notes(model: ModelSpec, budget: MemoryBudget, variants: Any, mla: bool) -> list[str]:
+    """What the rows assume: one rank, the budget's GPUs, windows and states kept, hypothetical layouts."""
     notes = [
         "one rank (tp=1): with tensor parallelism each rank holds max(1, n_kv / tp) KV heads, so n_kv < tp "
         "replicates heads (vLLM) and MQA/GQA save less per GPU",
@@ -280,9 +301,7 @@ def variants_report(
             "hold (pass --tp or --memory for another budget)"
         )
     if any(layer.mixer is not None and layer.mixer.window is not None for layer in model.layers):
-        notes.append(
-            "sliding/chunked layers keep their windows in every variant (their K/V heads change too)"
-        )
+        notes.append("sliding/chunked layers keep their windows in every variant (their K/V heads change too)")
     if any(layer.kind in ("linear", "mamba") for layer in model.layers):
         notes.append("recurrent layers (linear attention, Mamba) keep their fixed state in every variant")
     if mla:
@@ -296,26 +315,7 @@ def variants_report(
             f"({calc.DEEPSEEK_V3_KV_LORA_RANK} + {calc.DEEPSEEK_V3_QK_ROPE_HEAD_DIM} values per token and "
             "layer); windowed layers keep their K/V; the model would need retraining (or conversion) for it"
         )
-    kinds: dict[str, int] = {}
-    for layer in model.layers:
-        kinds[layer.kind] = kinds.get(layer.kind, 0) + 1
-    return VariantsReport(
-        model=model.id,
-        model_type=model.model_type,
-        num_layers=model.num_layers,
-        attention_layers=len(calc.attention_layers(model)),
-        layer_pattern=layer_pattern(model),
-        layer_kinds=kinds,
-        num_heads=n_heads,
-        model_kv_heads=calc.own_kv_heads(model),
-        mla=mla,
-        kv_dtype=dtype,
-        context=context,
-        memory=budget,
-        variants=tuple(rows),
-        notes=tuple(notes),
-        explain=tuple(explain),
-    )
+    return notes
 
 
 def _factor(value: float) -> str:

@@ -24,11 +24,14 @@ from __future__ import annotations
 import math
 import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from kvcalc.calc.perf.coefficients import PerfCoefficients
 from kvcalc.errors import InputError
 from kvcalc.spec.base import record, replace
+
+if TYPE_CHECKING:
+    from kvcalc.calc.perf.coefficients import PerfCoefficients
+    from kvcalc.spec.gpu import CardCalibration
 
 KIND = "kvcalc-calibration"
 VERSION = 1
@@ -186,6 +189,21 @@ def calibration_dir() -> Path:
 
 def shipped_calibration(gpu_key: str) -> Calibration | None:
     """The calibration measured by `kvcalc verify` on this card and shipped as `hardware/calibration/<key>.yaml`
-    (the default for that card), or None when there is none."""
+    (the default for that card), or None when there is none. Parsed through the data cache (no PyYAML import
+    once cached: the hardware catalogue reads it for every card it loads)."""
     path = calibration_dir() / f"{gpu_key}.yaml"
-    return load_calibration(path, shipped=True) if path.is_file() else None
+    if not path.is_file():
+        return None
+    calibration = load_calibration(path, shipped=True)
+    return replace(calibration, path=f"hardware/calibration/{gpu_key}.yaml")
+
+
+def card_calibration(calibration: Calibration) -> CardCalibration:
+    """The card-level efficiencies of a calibration (what GpuSpec.calibration carries; overheads stay out)."""
+    from kvcalc.spec.gpu import CardCalibration
+
+    values = calibration.values
+    return CardCalibration(
+        source=calibration.describe(), weight_bw_eff=values.get("weight_bw_eff"), kv_bw_eff=values.get("kv_bw_eff"),
+        attention_eff=values.get("attention_eff"), gemm_eff=dict(values.get("gemm_eff", {})),
+    )

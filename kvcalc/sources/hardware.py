@@ -72,7 +72,16 @@ def load_gpu_file(path: str | Path, *, shipped: bool = False) -> GpuSpec:
 
 @functools.cache
 def _load_cached(path: Path) -> GpuSpec:
-    return load_gpu_file(path, shipped=True)
+    """A shipped card, with its shipped calibration (`hardware/calibration/<key>.yaml`) when there is one."""
+    gpu = load_gpu_file(path, shipped=True)
+    from kvcalc.sources.calibration import card_calibration, shipped_calibration
+
+    calibration = shipped_calibration(gpu.key)
+    if calibration is None:
+        return gpu
+    from kvcalc.spec.base import replace
+
+    return replace(gpu, calibration=card_calibration(calibration))
 
 
 @functools.cache

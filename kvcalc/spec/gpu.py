@@ -127,6 +127,20 @@ class MeasuredEfficiency:
 
 
 @record
+class CardCalibration:
+    """Efficiencies `kvcalc verify` measured on this card and shipped as `hardware/calibration/<key>.yaml`
+    (attached when the catalogue loads the card): fractions of the datasheet ceilings. Which of them the perf
+    defaults use is decided in `kvcalc.calc.perf.defaults` (CALIBRATED_CARD_TERMS)."""
+
+    source: NonEmptyStr
+    """The file and what it measured on: path, card, driver, torch, date."""
+    weight_bw_eff: PositiveFloat | None = None
+    kv_bw_eff: PositiveFloat | None = None
+    attention_eff: PositiveFloat | None = None
+    gemm_eff: dict[PeakDtype, PositiveFloat] = field(default_factory=dict)
+
+
+@record
 class GpuSpec:
     """An accelerator (GPU, Apple SoC GPU, Gaudi ...) and the numbers kvcalc's formulas need.
 
@@ -164,6 +178,8 @@ class GpuSpec:
     interconnect: Interconnect | None = None
     price: Price | None = None
     measured: list[MeasuredEfficiency] = field(default_factory=list)
+    calibration: CardCalibration | None = None
+    """The shipped calibration of this card (hardware/calibration/<key>.yaml), None when there is none."""
     sources: Annotated[list[str], MinLen(1)]
     """Datasheets and documents the numbers come from (URLs or repo@commit paths)."""
 

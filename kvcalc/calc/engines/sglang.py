@@ -18,7 +18,7 @@ from kvcalc.calc.engines.settings import SglangSettings
 from kvcalc.calc.engines.vllm_profile import NON_TORCH_MULTI
 from kvcalc.calc.paged import KvPlan
 from kvcalc.calc.parallel import check_parallel, stage_layers, weights_per_stage
-from kvcalc.calc.plan import Assumption, Binding, DeploymentPlan, KvPool, device_ledger
+from kvcalc.calc.plan import Assumption, Binding, DeploymentPlan, DeviceLedger, KvPool, device_ledger
 from kvcalc.calc.weights import WeightFormat
 from kvcalc.errors import ParallelismError
 from kvcalc.spec.base import replace
@@ -127,11 +127,7 @@ def plan(
     tokens = devices[binding_stage].kv_blocks
     seqs = settings.max_running_requests or default_max_running_requests(tokens, max_len)
     concurrency = tokens / max_len
-    error = context_refusal(model, max_len, "SGLang", "SGLANG_ALLOW_OVERWRITE_LONGER_CONTEXT_LEN")
-    if error is None and any(d.kv_cache_bytes <= 0 for d in devices):
-        error = "Not enough memory. Please try to increase --mem-fraction-static (weights exceed the static fraction)"
-    elif error is None and tokens < max_len:
-        error = f"a {max_len:,}-token context needs {max_len:,} KV slots, {tokens:,} fit"
+    error = _startup_error(model, devices, tokens, max_len)
     warnings = list(choice.warnings)
     if layout.dp > 1:
         warnings.append(f"capacity and concurrency are per data-parallel replica: {layout.dp} replicas hold "
@@ -143,19 +139,8 @@ def plan(
                                 groups=[]),
                   kv_bytes_per_token=kvmod.kv_bytes_per_token(model, kv, layout.tp, layers=layers),
                   fixed_bytes_per_sequence=kvmod.fixed_bytes_per_sequence(model, kv, layout.tp, layers=layers))
-    assumptions = {
-        "mem_fraction_static": Assumption(value=fraction, source="--mem-fraction-static" if settings.mem_fraction_static
-                                          else f"SGLang default for this GPU: chunked_prefill_size {chunk}, "
-                                          f"cuda_graph_max_bs {graph_bs} (server_args._handle_gpu_memory_settings)"),
-        "max_running_requests": Assumption(value=seqs, source="--max-running-requests" if settings.max_running_requests
-                                           else "SGLang model_runner: min(max(tokens / context x 512, 2048), 4096)"),
-        "context_bytes": Assumption(value=context_bytes, unit="B", source="used before SGLang measures free memory: "
-                                    "CUDA context 512 MiB (assumption); multi-GPU 2.1 GiB (NCCL, vLLM's measurement)"),
-        "kv_cell_bytes": Assumption(value=cells[binding_stage], unit="B",
-                                    source="KV bytes per token on one rank of the fullest stage (every layer)"),
-        "total_memory_bytes": Assumption(value=total, unit="B", source="hardware file"),
-        "weight_format": Assumption(value=fmt_source, source="--quant, else the checkpoint's config.json"),
-    }
+    assumptions = _assumptions(settings, fraction, chunk, graph_bs, seqs, context_bytes, cells[binding_stage],
+                               total, fmt_source)
     return DeploymentPlan(
         model=model, gpu=hardware, parallel=layout, engine=NAME, engine_version=settings.version or VERSION,
         weight_format=fmt, kv_dtype=kv_name, devices=tuple(devices), binding_stage=binding_stage, kv_pool=pool,
@@ -165,3 +150,31 @@ def plan(
         warnings=tuple(warnings), settings=settings, weight_format_source=fmt_source,
         serving_dtype=choice.serving_dtype,
     )
+
+
+def _startup_error(model: ModelSpec, devices: list[DeviceLedger], tokens: int, max_len: int) -> str | None:
+    """What SGLang refuses at start-up: a context beyond the model's, weights over the static fraction, or a
+    pool smaller than one context."""
+    error = context_refusal(model, max_len, "SGLang", "SGLANG_ALLOW_OVERWRITE_LONGER_CONTEXT_LEN")
+    if error is None and any(d.kv_cache_bytes <= 0 for d in devices):
+        error = "Not enough memory. Please try to increase --mem-fraction-static (weights exceed the static fraction)"
+    elif error is None and tokens < max_len:
+        error = f"a {max_len:,}-token context needs {max_len:,} KV slots, {tokens:,} fit"
+    return error
+
+
+def _assumptions(settings: SglangSettings, fraction: float, chunk: int, graph_bs: int, seqs: int,
+                 context_bytes: int, cell_bytes: int, total: int, fmt_source: str) -> dict[str, Assumption]:
+    return {
+        "mem_fraction_static": Assumption(value=fraction, source="--mem-fraction-static" if settings.mem_fraction_static
+                                          else f"SGLang default for this GPU: chunked_prefill_size {chunk}, "
+                                          f"cuda_graph_max_bs {graph_bs} (server_args._handle_gpu_memory_settings)"),
+        "max_running_requests": Assumption(value=seqs, source="--max-running-requests" if settings.max_running_requests
+                                           else "SGLang model_runner: min(max(tokens / context x 512, 2048), 4096)"),
+        "context_bytes": Assumption(value=context_bytes, unit="B", source="used before SGLang measures free memory: "
+                                    "CUDA context 512 MiB (assumption); multi-GPU 2.1 GiB (NCCL, vLLM's measurement)"),
+        "kv_cell_bytes": Assumption(value=cell_bytes, unit="B",
+                                    source="KV bytes per token on one rank of the fullest stage (every layer)"),
+        "total_memory_bytes": Assumption(value=total, unit="B", source="hardware file"),
+        "weight_format": Assumption(value=fmt_source, source="--quant, else the checkpoint's config.json"),
+    }

@@ -10,6 +10,8 @@ Unlike vLLM's fraction of the total, the fraction applies to what is left after 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from kvcalc.calc import kv as kvmod
 from kvcalc.calc.engines import platforms
 from kvcalc.calc.engines.common import check_kv_dtype, context_warnings, resolve_format, stage_cell_bytes
@@ -22,12 +24,12 @@ from kvcalc.calc.engines.vllm_profile import (
 )
 from kvcalc.calc.paged import KvPlan
 from kvcalc.calc.parallel import check_parallel, stage_layers, weights_per_stage
-from kvcalc.calc.plan import Assumption, Binding, DeploymentPlan, KvPool, device_ledger
+from kvcalc.calc.plan import Assumption, Binding, DeploymentPlan, DeviceLedger, KvPool, device_ledger
 from kvcalc.calc.weights import WeightFormat
 from kvcalc.errors import ParallelismError
 from kvcalc.spec.base import replace
 from kvcalc.spec.deployment import Parallel
-from kvcalc.spec.dtypes import storage_type
+from kvcalc.spec.dtypes import StorageType, storage_type
 from kvcalc.spec.gpu import GpuSpec
 from kvcalc.spec.model import ModelSpec
 from kvcalc.units import ceil_div
@@ -79,23 +81,10 @@ def plan(
     total = hardware.usable_memory_bytes
     non_torch = settings.non_torch_bytes if settings.non_torch_bytes is not None else (
         NON_TORCH_MULTI if layout.tp * layout.pp > 1 else NON_TORCH_SINGLE)
-    act = storage_type(choice.serving_dtype)
     stages = stage_layers(model.num_layers, layout.pp)
-    weights = [w.weights_bytes for w in weights_per_stage(model, layout, fmt)]
-    devices = []
-    cells = []
-    for s, layers in enumerate(stages):
-        cell = stage_cell_bytes(model, kv, layout.tp, layers)
-        cells.append(cell)
-        if settings.activation_bytes is not None:
-            peak, detail = settings.activation_bytes, {"override_bytes": settings.activation_bytes}
-        else:
-            forward = forward_peak_bytes(model, layout, layers, num_tokens, act)
-            peak, detail = forward + PROFILE_SLACK, {"forward_bytes": forward, "slack_bytes": PROFILE_SLACK}
-        available = int((total - weights[s] - peak - non_torch) * fraction)
-        devices.append(device_ledger(stage=s, layers=layers, total=total, requested=total, weights=weights[s],
-                                     activation=peak, non_torch=non_torch, cuda_graph=0, kv_cache=available,
-                                     kv_blocks=max(0, available) // (per_block * cell), detail=detail))
+    sizes = _Sizes(total=total, non_torch=non_torch, fraction=fraction, per_block=per_block, num_tokens=num_tokens,
+                   act=storage_type(choice.serving_dtype))
+    devices, cells = _ledgers(model, layout, fmt, kv, settings, sizes, stages)
     binding_stage = min(range(len(devices)), key=lambda i: devices[i].kv_blocks)
     blocks = devices[binding_stage].kv_blocks
     needed = ceil_div(max_len, per_block)
@@ -116,17 +105,7 @@ def plan(
                   layout=KvPlan(layout="flat", page_bytes=block_bytes, block_bytes=block_bytes, groups=[]),
                   kv_bytes_per_token=kvmod.kv_bytes_per_token(model, kv, layout.tp, layers=layers),
                   fixed_bytes_per_sequence=kvmod.fixed_bytes_per_sequence(model, kv, layout.tp, layers=layers))
-    assumptions = {
-        "free_gpu_memory_fraction": Assumption(value=fraction, source="--free-gpu-memory-fraction" if
-                                               settings.free_gpu_memory_fraction else "KvCacheConfig default 0.9"),
-        "tokens_per_block": Assumption(value=per_block, unit="tokens", source="KvCacheConfig default 32"),
-        "max_num_tokens": Assumption(value=num_tokens, unit="tokens", source="LLM API default 8192"),
-        "max_batch_size": Assumption(value=seqs, source="LLM API default 2048"),
-        "non_torch_bytes": Assumption(value=non_torch, unit="B", source="CUDA context and NCCL (vLLM's measured "
-                                      "0.25 GiB single GPU, 2.1 GiB multi-GPU; assumption for TensorRT-LLM)"),
-        "total_memory_bytes": Assumption(value=total, unit="B", source="hardware file"),
-        "weight_format": Assumption(value=fmt_source, source="--quant, else the checkpoint's config.json"),
-    }
+    assumptions = _assumptions(settings, sizes, seqs, fmt_source)
     return DeploymentPlan(
         model=model, gpu=hardware, parallel=layout, engine=NAME, engine_version=settings.version or VERSION,
         weight_format=fmt, kv_dtype=kv_name, devices=tuple(devices), binding_stage=binding_stage, kv_pool=pool,
@@ -135,3 +114,50 @@ def plan(
         assumptions=assumptions, warnings=tuple(warnings), settings=settings, weight_format_source=fmt_source,
         serving_dtype=choice.serving_dtype,
     )
+
+
+@dataclass(frozen=True)
+class _Sizes:
+    """Per-GPU memory terms and batch sizes every stage shares."""
+
+    total: int
+    non_torch: int
+    fraction: float
+    per_block: int
+    num_tokens: int
+    act: StorageType
+
+
+def _ledgers(model: ModelSpec, layout: Parallel, fmt: WeightFormat, kv: StorageType, settings: TrtllmSettings,
+             z: _Sizes, stages: list[range]) -> tuple[list[DeviceLedger], list[int]]:
+    """One ledger per stage, (total - weights - forward peak - non-torch) x free_gpu_memory_fraction for KV, and
+    each stage's bytes per token cell."""
+    weights = [w.weights_bytes for w in weights_per_stage(model, layout, fmt)]
+    devices, cells = [], []
+    for s, layers in enumerate(stages):
+        cell = stage_cell_bytes(model, kv, layout.tp, layers)
+        cells.append(cell)
+        if settings.activation_bytes is not None:
+            peak, detail = settings.activation_bytes, {"override_bytes": settings.activation_bytes}
+        else:
+            forward = forward_peak_bytes(model, layout, layers, z.num_tokens, z.act)
+            peak, detail = forward + PROFILE_SLACK, {"forward_bytes": forward, "slack_bytes": PROFILE_SLACK}
+        available = int((z.total - weights[s] - peak - z.non_torch) * z.fraction)
+        devices.append(device_ledger(stage=s, layers=layers, total=z.total, requested=z.total, weights=weights[s],
+                                     activation=peak, non_torch=z.non_torch, cuda_graph=0, kv_cache=available,
+                                     kv_blocks=max(0, available) // (z.per_block * cell), detail=detail))
+    return devices, cells
+
+
+def _assumptions(settings: TrtllmSettings, z: _Sizes, seqs: int, fmt_source: str) -> dict[str, Assumption]:
+    return {
+        "free_gpu_memory_fraction": Assumption(value=z.fraction, source="--free-gpu-memory-fraction" if
+                                               settings.free_gpu_memory_fraction else "KvCacheConfig default 0.9"),
+        "tokens_per_block": Assumption(value=z.per_block, unit="tokens", source="KvCacheConfig default 32"),
+        "max_num_tokens": Assumption(value=z.num_tokens, unit="tokens", source="LLM API default 8192"),
+        "max_batch_size": Assumption(value=seqs, source="LLM API default 2048"),
+        "non_torch_bytes": Assumption(value=z.non_torch, unit="B", source="CUDA context and NCCL (vLLM's measured "
+                                      "0.25 GiB single GPU, 2.1 GiB multi-GPU; assumption for TensorRT-LLM)"),
+        "total_memory_bytes": Assumption(value=z.total, unit="B", source="hardware file"),
+        "weight_format": Assumption(value=fmt_source, source="--quant, else the checkpoint's config.json"),
+    }

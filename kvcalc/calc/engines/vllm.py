@@ -12,6 +12,8 @@ Every version-dependent rule comes from `vllm_versions.rules_for`.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from kvcalc.calc import kv as kvmod
 from kvcalc.calc.engines import platforms
 from kvcalc.calc.engines.common import check_kv_dtype, context_refusal, resolve_format
@@ -32,7 +34,7 @@ from kvcalc.calc.plan import Assumption, Binding, DeploymentPlan, DeviceLedger, 
 from kvcalc.calc.weights import WeightFormat
 from kvcalc.errors import ParallelismError
 from kvcalc.spec.deployment import Parallel
-from kvcalc.spec.dtypes import storage_type
+from kvcalc.spec.dtypes import StorageType, storage_type
 from kvcalc.spec.gpu import GpuSpec
 from kvcalc.spec.layers import MoEMLP
 from kvcalc.spec.model import ModelSpec
@@ -151,13 +153,7 @@ def plan(
     rules = rules_for(settings.version or NEWEST)
     check_parallel(model, layout)
     check_decode_context_parallel(model, layout)
-    partition = layout.tp if layout.ep == 1 else 1
-    requested_fmt, fmt_source = resolve_format(model, weight_format, "bf16")
-    choice = platforms.vllm_platform(model, requested_fmt, hardware, partition=partition,
-                                     sm90_mxfp4=rules.mxfp4_sm90_kernel)
-    fmt = choice.weight_format
-    if weight_format is None and fmt_source.startswith("checkpoint dtype"):
-        fmt, fmt_source = resolve_format(model, None, choice.serving_dtype)
+    choice, fmt, fmt_source = _weights(model, weight_format, hardware, layout, rules)
     kv_name = choice.serving_dtype if settings.kv_cache_dtype == "auto" else settings.kv_cache_dtype
     check_kv_dtype(NAME, kv_name, KV_DTYPES)
     kv = storage_type(kv_name)
@@ -167,16 +163,12 @@ def plan(
     mrv2 = uses_model_runner_v2(model, rules, settings.model_runner)
     graphs, graph_source = _cuda_graphs(settings, rules, mrv2, warnings)
     if graphs and rules.hybrid_gdn_graph_overestimate and any(layer.kind == "linear" for layer in model.layers):
-        warnings.append(f"vLLM {rules.version} over-estimates CUDA-graph memory on gated-DeltaNet hybrids (a "
-                        "~128 KiB per batched token transient counted as graph memory, #50780): its KV cache can be "
-                        "smaller than shown; a smaller --max-num-batched-tokens shrinks the error")
+        warnings.append(GDN_GRAPH_WARNING.format(version=rules.version))
     util = settings.gpu_memory_utilization or rules.default_gpu_memory_utilization
     total = hardware.usable_memory_bytes
-    ceil = rules.requested_rounding == "ceil"
-    requested = ceil_div(total * round(util * 10**6), 10**6) if ceil else int(total * util)
-    multi = layout.tp * layout.pp > 1
+    requested = _requested(total, util, rules)
     non_torch = settings.non_torch_bytes if settings.non_torch_bytes is not None else (
-        NON_TORCH_MULTI if multi else NON_TORCH_SINGLE)
+        NON_TORCH_MULTI if layout.tp * layout.pp > 1 else NON_TORCH_SINGLE)
     is_mla = any(layer.kind == "mla" for layer in model.layers)
     block_size = settings.block_size or (64 if is_mla else 16)
     act = storage_type(choice.serving_dtype if choice.serving_dtype in ("bf16", "fp16", "fp32") else "bf16")
@@ -185,23 +177,9 @@ def plan(
     state_blocks, state_source = mamba_state_blocks(settings, rules)
     layout_plan = with_state_blocks(layout_plan, state_blocks)
     stages = stage_layers(model.num_layers, layout.pp)
-    stage_weights = [w.weights_bytes for w in weights_per_stage(model, layout, fmt)]
-    sampler_split = layout.tp if settings.enable_batch_sharded_sampling and rules.batch_sharded_sampling else 1
-    devices = []
-    for s, layers in enumerate(stages):
-        if settings.activation_bytes is not None:
-            peak, detail = settings.activation_bytes, {"override_bytes": settings.activation_bytes}
-        else:
-            peak, detail = profile_peak_bytes(
-                model, layout, layers, tokens=mnbt, rows=min(seqs, mnbt), act=act,
-                sampler_coefficient=sampler_coefficient(rules, mrv2), last_stage=s == len(stages) - 1,
-                first_stage=s == 0, sampler_split=sampler_split)
-        weights = stage_weights[s] + rope_cache_bytes(model, act)
-        available = requested - weights - peak - non_torch - graphs
-        devices.append(device_ledger(
-            stage=s, layers=layers, total=total, requested=requested, weights=weights, activation=peak,
-            non_torch=non_torch, cuda_graph=graphs, kv_cache=available,
-            kv_blocks=num_blocks(available, layout_plan, layers), detail=detail))
+    budget = _Budget(total=total, requested=requested, non_torch=non_torch, graphs=graphs, tokens=mnbt,
+                     rows=min(seqs, mnbt), act=act, mrv2=mrv2)
+    devices = _ledgers(model, layout, fmt, settings, rules, budget, layout_plan, stages)
     admit = admission_tokens(settings, rules, mrv2, mnbt, layout.pp)
     binding_stage = min(range(len(devices)), key=lambda i: devices[i].kv_blocks)
     blocks = devices[binding_stage].kv_blocks
@@ -217,14 +195,7 @@ def plan(
                                total, mrv2, admit, fmt_source, choice.kernel)
     if any(g.kind in ("linear", "mamba") for g in layout_plan.groups):
         assumptions["mamba_state_blocks_per_request"] = Assumption(value=state_blocks, source=state_source)
-    binding_layers = stages[binding_stage]
-    pool = KvPool(
-        unit="blocks", block_size=layout_plan.min_block_size if layout_plan.groups else block_size, num_blocks=blocks,
-        block_bytes=layout_plan.worker_block_bytes(binding_layers), layout=layout_plan,
-        kv_bytes_per_token=kvmod.kv_bytes_per_token(model, kv, layout.tp, layers=binding_layers),
-        fixed_bytes_per_sequence=kvmod.fixed_bytes_per_sequence(model, kv, layout.tp, layers=binding_layers),
-        reserved_blocks=1 if rules.null_block_in_startup_check else 0,
-    )
+    pool = _pool(model, kv, layout.tp, layout_plan, blocks, stages[binding_stage], block_size, rules)
     return DeploymentPlan(
         model=model, gpu=hardware, parallel=layout, engine=NAME, engine_version=rules.version, weight_format=fmt,
         kv_dtype=kv_name, devices=tuple(devices), binding_stage=binding_stage, kv_pool=pool,
@@ -234,6 +205,81 @@ def plan(
         warnings=tuple(warnings), settings=settings, weight_format_source=fmt_source,
         serving_dtype=choice.serving_dtype, admission_tokens=admit,
     )
+
+
+#: vLLM's known CUDA-graph misestimate on gated-DeltaNet hybrids (vllm-project/vllm#50780).
+GDN_GRAPH_WARNING = ("vLLM {version} over-estimates CUDA-graph memory on gated-DeltaNet hybrids (a ~128 KiB per "
+                     "batched token transient counted as graph memory, #50780): its KV cache can be smaller than "
+                     "shown; a smaller --max-num-batched-tokens shrinks the error")
+
+
+def _weights(model: ModelSpec, weight_format: WeightFormat | None, hardware: GpuSpec, layout: Parallel,
+             rules: VllmRules) -> tuple[platforms.PlatformChoice, WeightFormat, str]:
+    """The platform's kernel choice, the weight format as served (a 16-bit checkpoint in the dtype the card
+    serves it in) and where the format comes from."""
+    partition = layout.tp if layout.ep == 1 else 1
+    requested_fmt, fmt_source = resolve_format(model, weight_format, "bf16")
+    choice = platforms.vllm_platform(model, requested_fmt, hardware, partition=partition,
+                                     sm90_mxfp4=rules.mxfp4_sm90_kernel)
+    fmt = choice.weight_format
+    if weight_format is None and fmt_source.startswith("checkpoint dtype"):
+        fmt, fmt_source = resolve_format(model, None, choice.serving_dtype)
+    return choice, fmt, fmt_source
+
+
+def _pool(model: ModelSpec, kv: StorageType, tp: int, layout_plan: KvPlan, blocks: int, binding_layers: range,
+          block_size: int, rules: VllmRules) -> KvPool:
+    """The binding stage's KV pool in vLLM's units (blocks per KV-cache group)."""
+    return KvPool(
+        unit="blocks", block_size=layout_plan.min_block_size if layout_plan.groups else block_size, num_blocks=blocks,
+        block_bytes=layout_plan.worker_block_bytes(binding_layers), layout=layout_plan,
+        kv_bytes_per_token=kvmod.kv_bytes_per_token(model, kv, tp, layers=binding_layers),
+        fixed_bytes_per_sequence=kvmod.fixed_bytes_per_sequence(model, kv, tp, layers=binding_layers),
+        reserved_blocks=1 if rules.null_block_in_startup_check else 0)
+
+
+def _requested(total: int, util: float, rules: VllmRules) -> int:
+    """total x gpu_memory_utilization, rounded as the release rounds it (ceil from the release that does)."""
+    if rules.requested_rounding == "ceil":
+        return ceil_div(total * round(util * 10**6), 10**6)
+    return int(total * util)
+
+
+@dataclass(frozen=True)
+class _Budget:
+    """The per-GPU terms every pipeline stage shares, and the profile run's shape."""
+
+    total: int
+    requested: int
+    non_torch: int
+    graphs: int
+    tokens: int
+    rows: int
+    act: StorageType
+    mrv2: bool
+
+
+def _ledgers(model: ModelSpec, layout: Parallel, fmt: WeightFormat, settings: VllmSettings, rules: VllmRules,
+             b: _Budget, layout_plan: KvPlan, stages: list[range]) -> list[DeviceLedger]:
+    """One ledger per pipeline stage: requested - weights - activation peak - non-torch - graphs = KV pool."""
+    stage_weights = [w.weights_bytes for w in weights_per_stage(model, layout, fmt)]
+    sampler_split = layout.tp if settings.enable_batch_sharded_sampling and rules.batch_sharded_sampling else 1
+    devices = []
+    for s, layers in enumerate(stages):
+        if settings.activation_bytes is not None:
+            peak, detail = settings.activation_bytes, {"override_bytes": settings.activation_bytes}
+        else:
+            peak, detail = profile_peak_bytes(
+                model, layout, layers, tokens=b.tokens, rows=b.rows, act=b.act,
+                sampler_coefficient=sampler_coefficient(rules, b.mrv2), last_stage=s == len(stages) - 1,
+                first_stage=s == 0, sampler_split=sampler_split)
+        weights = stage_weights[s] + rope_cache_bytes(model, b.act)
+        available = b.requested - weights - peak - b.non_torch - b.graphs
+        devices.append(device_ledger(
+            stage=s, layers=layers, total=b.total, requested=b.requested, weights=weights, activation=peak,
+            non_torch=b.non_torch, cuda_graph=b.graphs, kv_cache=available,
+            kv_blocks=num_blocks(available, layout_plan, layers), detail=detail))
+    return devices
 
 
 def _cuda_graphs(settings: VllmSettings, rules: VllmRules, mrv2: bool, warnings: list[str]) -> tuple[int, str]:

@@ -4,6 +4,7 @@ and the decode speed from both memories' bandwidths (see the package docstring).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from kvcalc.calc.offload.memory import (
     CUDA_CONTEXT_BYTES,
@@ -199,6 +200,61 @@ def offload_plan(
             k += 1
     if k > 0 and gpu_bandwidth <= 0:
         raise InputError("offload_plan: a GPU plan needs gpu_bandwidth > 0")
+    x = _split(model, c, k, n_ubatch)
+    gpu_read, host_read = _reads(c, x, c.kvs)
+    gpu_read0, host_read0 = _reads(c, x, c.kvs_empty)
+    gpu_bw = gpu_bandwidth if k else 1.0
+    need_ram = x.host_total + (x.gpu_total if device == "apple" else 0)
+    ram_ok = ram_bytes is None or need_ram <= ram_bytes
+    reason = None if ram_ok else _ram_reason(device, need_ram, ram_bytes)
+    tok_s = decode_tokens_per_s(gpu_read, host_read, gpu_bw, ram_bandwidth, gpu_efficiency, ram_efficiency)
+    tok_s0 = decode_tokens_per_s(gpu_read0, host_read0, gpu_bw, ram_bandwidth, gpu_efficiency, ram_efficiency)
+    return OffloadPlan(
+        device=device, num_layers=n, n_gpu_layers=k, layers_on_gpu=x.on_gpu, output_on_gpu=x.output_on_gpu,
+        fits_on_gpu=device != "cpu" and k == n + 1, fits=ram_ok, ram_checked=ram_bytes is not None, reason=reason,
+        context=context, sequences=sequences, kv_dtype=kv_type.name,
+        weights_bytes=sum(c.weights) + c.glob.input_bytes + c.glob.output_bytes - c.glob.tied_copy_bytes,
+        kv_bytes=sum(c.kvs),
+        gpu_usable_bytes=0 if device == "cpu" else gpu_bytes, gpu_overhead_bytes=overhead, gpu_budget_bytes=budget,
+        gpu_weights_bytes=x.gpu_w, gpu_kv_bytes=x.gpu_kv, gpu_compute_bytes=x.gpu_c, gpu_bytes=x.gpu_total,
+        ram_bytes=ram_bytes, host_weights_bytes=x.host_w, host_kv_bytes=x.host_kv, host_compute_bytes=x.host_c,
+        host_bytes=x.host_total, gpu_read_bytes_per_token=gpu_read, host_read_bytes_per_token=host_read,
+        gpu_bandwidth_bytes_per_s=int(gpu_bandwidth) if device != "cpu" else 0,
+        ram_bandwidth_bytes_per_s=int(ram_bandwidth), gpu_efficiency=gpu_efficiency, ram_efficiency=ram_efficiency,
+        decode_tokens_per_s=tok_s, decode_tokens_per_s_empty=tok_s0, layer_weights_bytes=tuple(c.weights),
+        layer_kv_bytes=tuple(c.kvs), compute_buffer_bytes=c.compute, output_layer_bytes=c.glob.output_bytes,
+    )
+
+
+
+@dataclass(frozen=True)
+class _Split:
+    """Where each byte lives with k of `--n-gpu-layers` (offload_plan's docstring): the GPU runs layers
+    [first, n) and, when k = n + 1, the output layer."""
+
+    k: int
+    first: int
+    on_gpu: int
+    output_on_gpu: bool
+    out_gpu: int
+    gpu_w: int
+    gpu_kv: int
+    gpu_c: int
+    host_w: int
+    host_kv: int
+    host_c: int
+
+    @property
+    def gpu_total(self) -> int:
+        return self.gpu_w + self.gpu_kv + self.gpu_c
+
+    @property
+    def host_total(self) -> int:
+        return self.host_w + self.host_kv + self.host_c
+
+
+def _split(model: ModelSpec, c: _Costs, k: int, n_ubatch: int) -> _Split:
+    n = model.num_layers
     on_gpu = min(k, n)
     first = n - on_gpu  # layers [first, n) run on the GPU
     output_on_gpu = k > n
@@ -206,48 +262,27 @@ def offload_plan(
     # a tied head on the CPU reuses the host's token_embd (GGUF, or everything on the host)
     shared = c.glob.tied_copy_bytes if (c.host_input or not k) else 0
     out_gpu, out_host = (out, 0) if output_on_gpu else (0, out - shared)
-
-    gpu_w = sum(c.weights[first:]) + c.gpu_input + out_gpu if k else 0
-    gpu_kv = sum(c.kvs[first:]) if k else 0
-    gpu_c = c.compute if k else 0
-    host_w = sum(c.weights[:first]) + c.host_input + out_host + (0 if k else c.gpu_input)
-    host_kv = sum(c.kvs[:first])
-    host_c = (host_input_buffer_bytes(model, c.cells, n_ubatch) if k else 0) + (0 if output_on_gpu else c.compute)
-    host_total = host_w + host_kv + host_c
-
-    def reads(kvs: list[int]) -> tuple[int, int]:
-        gpu = sum(c.reads[first:]) + sum(kvs[first:]) + out_gpu if k else 0
-        host = sum(c.reads[:first]) + sum(kvs[:first]) + (0 if output_on_gpu else out)
-        return gpu, host
-
-    gpu_read, host_read = reads(c.kvs)
-    gpu_read0, host_read0 = reads(c.kvs_empty)
-    gpu_bw = gpu_bandwidth if k else 1.0
-
-    need_ram = host_total + (gpu_w + gpu_kv + gpu_c if device == "apple" else 0)
-    ram_ok = ram_bytes is None or need_ram <= ram_bytes
-    reason: str | None = None
-    if not ram_ok and ram_bytes is not None:
-        what = ("of unified memory (GPU share + the rest)" if device == "apple" else
-                "of host RAM" + (" for what stays off the GPU" if device == "gpu" else ""))
-        reason = f"needs {fmt_bytes(need_ram)} {what}, {fmt_bytes(ram_bytes)} available"
-    tok_s = decode_tokens_per_s(gpu_read, host_read, gpu_bw, ram_bandwidth, gpu_efficiency, ram_efficiency)
-    tok_s0 = decode_tokens_per_s(gpu_read0, host_read0, gpu_bw, ram_bandwidth, gpu_efficiency, ram_efficiency)
-    return OffloadPlan(
-        device=device, num_layers=n, n_gpu_layers=k, layers_on_gpu=on_gpu, output_on_gpu=output_on_gpu,
-        fits_on_gpu=device != "cpu" and k == n + 1, fits=ram_ok, ram_checked=ram_bytes is not None, reason=reason,
-        context=context, sequences=sequences, kv_dtype=kv_type.name,
-        weights_bytes=sum(c.weights) + c.glob.input_bytes + out - c.glob.tied_copy_bytes, kv_bytes=sum(c.kvs),
-        gpu_usable_bytes=0 if device == "cpu" else gpu_bytes, gpu_overhead_bytes=overhead, gpu_budget_bytes=budget,
-        gpu_weights_bytes=gpu_w, gpu_kv_bytes=gpu_kv, gpu_compute_bytes=gpu_c, gpu_bytes=gpu_w + gpu_kv + gpu_c,
-        ram_bytes=ram_bytes, host_weights_bytes=host_w, host_kv_bytes=host_kv, host_compute_bytes=host_c,
-        host_bytes=host_total, gpu_read_bytes_per_token=gpu_read, host_read_bytes_per_token=host_read,
-        gpu_bandwidth_bytes_per_s=int(gpu_bandwidth) if device != "cpu" else 0,
-        ram_bandwidth_bytes_per_s=int(ram_bandwidth), gpu_efficiency=gpu_efficiency, ram_efficiency=ram_efficiency,
-        decode_tokens_per_s=tok_s, decode_tokens_per_s_empty=tok_s0, layer_weights_bytes=tuple(c.weights),
-        layer_kv_bytes=tuple(c.kvs), compute_buffer_bytes=c.compute, output_layer_bytes=c.glob.output_bytes,
+    return _Split(
+        k=k, first=first, on_gpu=on_gpu, output_on_gpu=output_on_gpu, out_gpu=out_gpu,
+        gpu_w=sum(c.weights[first:]) + c.gpu_input + out_gpu if k else 0,
+        gpu_kv=sum(c.kvs[first:]) if k else 0, gpu_c=c.compute if k else 0,
+        host_w=sum(c.weights[:first]) + c.host_input + out_host + (0 if k else c.gpu_input),
+        host_kv=sum(c.kvs[:first]),
+        host_c=(host_input_buffer_bytes(model, c.cells, n_ubatch) if k else 0) + (0 if output_on_gpu else c.compute),
     )
 
+
+def _reads(c: _Costs, x: _Split, kvs: list[int]) -> tuple[int, int]:
+    """Bytes one decode token reads on the GPU and on the host, with the KV `kvs` per layer."""
+    gpu = sum(c.reads[x.first:]) + sum(kvs[x.first:]) + x.out_gpu if x.k else 0
+    host = sum(c.reads[:x.first]) + sum(kvs[:x.first]) + (0 if x.output_on_gpu else c.glob.output_bytes)
+    return gpu, host
+
+
+def _ram_reason(device: Device, need_ram: int, ram_bytes: int | None) -> str:
+    what = ("of unified memory (GPU share + the rest)" if device == "apple" else
+            "of host RAM" + (" for what stays off the GPU" if device == "gpu" else ""))
+    return f"needs {fmt_bytes(need_ram)} {what}, {fmt_bytes(ram_bytes or 0)} available"
 
 def wired_limit_mb_needed(model: ModelSpec, fmt: WeightFormat, context: int, kv: str | None = None,
                           sequences: int = 1) -> int:

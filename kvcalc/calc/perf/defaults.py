@@ -21,6 +21,22 @@ Card terms (how close kernels come to the datasheet):
   deepseek-ai/DeepEP issue #303), give 4.9 us + 2 (n - 1) x 0.54 us; over PCIe 20 us + 2 (n - 1) x 2.5 us,
   assumed.
 
+Shipped calibration (`GpuSpec.calibration`, from `hardware/calibration/<key>.yaml`, fitted by `kvcalc verify`
+to its torch harness): the defaults take the terms that measure the card rather than the harness's kernels,
+CALIBRATED_CARD_TERMS:
+- kv_bw_eff: the rate at which decode reads KV laid out as the engine lays it out (a bytes term: H100 0.923,
+  against the 0.75 assumed above).
+The file's other three stay at the values above, each being a property of torch's kernels (docs/validation.md):
+- weight_bw_eff (H100 0.771) was fitted jointly with the harness's per-kernel cost of unfused torch modules and
+  averages 0.98 (70B's large matrices) with 0.71 (768-wide experts); engines fuse QKV and gate/up, and the
+  engine overheads below were fitted against TPOT at the copy rate, so 0.771 would count the per-layer cost
+  twice (dev-set H100 TPOT median error 3.1 % -> 7.8 %, docs/accuracy-perf.md);
+- gemm_eff (H100 bf16 0.560) averages dense GEMMs with the harness's MoE expert GEMMs at a third of the dense
+  rate (the clean 8192^3 ceiling is the hardware file's 0.716); it turns speculative verification compute-bound
+  too early (spec held-out median 9.7 % -> 12.2 %, docs/accuracy-spec.md);
+- attention_eff (H100 0.312) is torch SDPA's flash backend (FlashAttention-2); engines run FA3 or FlashInfer.
+`--calibration FILE` (a user's, or the shipped file itself) applies every coefficient the file holds.
+
 Engine terms (what each engine spends around the kernels), `ENGINE_OVERHEADS`: per step (scheduler,
 sampler, input preparation, the Python the CUDA graphs do not remove), per layer (kernel launches and gaps
 left inside a CUDA graph; eager mode pays a launch per kernel), per request in a step, and the front end's
@@ -122,6 +138,10 @@ ENGINE_OVERHEADS: dict[str, EngineOverheads] = {
 }
 
 
+#: The shipped calibration's terms the defaults use (module docstring: what measures the card, not torch's kernels).
+CALIBRATED_CARD_TERMS = ("kv_bw_eff",)
+
+
 def _measured(gpu: GpuSpec, quantity: str) -> float | None:
     for m in gpu.measured:
         if m.quantity == quantity:
@@ -178,10 +198,12 @@ def default_coefficients(gpu: GpuSpec, engine: str = "vllm", *, cuda_graphs: boo
         sources[name] = over.source
     sources.update(gemm_rows_half=shape.GEMM_ROWS_SOURCE, gemm_depth_half=shape.GEMM_DEPTH_SOURCE,
                    moe_gemm_eff=shape.MOE_GEMM_SOURCE, overlap_loss=shape.OVERLAP_SOURCE)
+    kv_bw, gemm_eff = _calibrated(gpu, KV_BW_EFF, {"bf16": gemm, "fp16": gemm, "fp8": low, "int8": low, "fp4": low},
+                                  sources)
     return PerfCoefficients(
         weight_bw_eff=card["bw"],
-        kv_bw_eff=KV_BW_EFF,
-        gemm_eff={"bf16": gemm, "fp16": gemm, "fp8": low, "int8": low, "fp4": low},
+        kv_bw_eff=kv_bw,
+        gemm_eff=gemm_eff,
         attention_eff=ATTENTION_EFF,
         layer_overhead_s=over.layer_s if cuda_graphs else over.layer_eager_s,
         step_overhead_s=over.step_s,
@@ -190,10 +212,26 @@ def default_coefficients(gpu: GpuSpec, engine: str = "vllm", *, cuda_graphs: boo
         comm_hop_latency_s=card["hop"],
         comm_bw_eff=COMM_BW_EFF,
         frontend_latency_s=over.frontend_s if online else 0.0,
-        source=f"kvcalc defaults for {engine} on {gpu.name}",
+        source=f"kvcalc defaults for {engine} on {gpu.name}" + (
+            f" ({', '.join(CALIBRATED_CARD_TERMS)} from {gpu.calibration.source})" if gpu.calibration else ""),
         sources=sources,
         gemm_rows_half=shape.GEMM_ROWS_HALF,
         gemm_depth_half=shape.GEMM_DEPTH_HALF,
         moe_gemm_eff=shape.MOE_GEMM_EFF,
         overlap_loss=shape.OVERLAP_LOSS,
     )
+
+
+def _calibrated(gpu: GpuSpec, kv_bw: float, gemm: dict[str, float],
+                sources: dict[str, str]) -> tuple[float, dict[str, float]]:
+    """kv_bw_eff and gemm_eff with the shipped calibration's CALIBRATED_CARD_TERMS in place (sources updated)."""
+    cal = gpu.calibration
+    if cal is None:
+        return kv_bw, gemm
+    if "kv_bw_eff" in CALIBRATED_CARD_TERMS and cal.kv_bw_eff is not None:
+        kv_bw = cal.kv_bw_eff
+        sources["kv_bw_eff"] = f"measured KV read of the engine's block layout: {cal.source}"
+    if "gemm_eff" in CALIBRATED_CARD_TERMS and cal.gemm_eff:
+        gemm = {**gemm, **{str(k): v for k, v in cal.gemm_eff.items()}}
+        sources["gemm_eff"] = f"{'/'.join(sorted(cal.gemm_eff))} from {cal.source}; other dtypes: {sources['gemm_eff']}"
+    return kv_bw, gemm

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from kvcalc.calc.deploy import plan_deployment
 from kvcalc.calc.parallel import valid_tp, weights_per_stage
@@ -204,8 +204,10 @@ def search(
     settings_for: Callable[[str], EngineSettings],
     target: SearchTarget,
     max_gpus: int,
+    calibration: Any = None,
 ) -> SearchResult:
-    """Every (GPU, layout, format, engine) that fits and meets the targets (module docstring)."""
+    """Every (GPU, layout, format, engine) that fits and meets the targets (module docstring). `calibration`:
+    measured coefficients (`.apply(defaults)`) for the card `.gpu` names (every card when None)."""
     found: list[_Found] = []
     models: dict[tuple[object, ...], PerfModel] = {}
     searched = planned = 0
@@ -213,7 +215,7 @@ def search(
     whole = {id(f): _whole_weights(model, f) if f is not None else 0 for f in memo}
     shapes = layouts(model, max_gpus)
     for gpu, price in gpus:
-        coeffs = {e: default_coefficients(gpu, e, cuda_graphs=not settings_for(e).enforce_eager) for e in engines}
+        coeffs = {e: _coefficients(gpu, e, not settings_for(e).enforce_eager, calibration) for e in engines}
         for parallel in shapes:
             for fmt in memo:
                 if whole[id(fmt)] > gpu.usable_memory_bytes * parallel.gpus:
@@ -236,6 +238,14 @@ def search(
                         found.append(_Found(_candidate(plan, cap, target, price, "screen"), plan, pm,
                                             coeffs[engine], price))
     return SearchResult(found=found, searched=searched, planned=planned, target=target)
+
+
+def _coefficients(gpu: GpuSpec, engine: str, cuda_graphs: bool, calibration: Any) -> PerfCoefficients:
+    """The engine's default coefficients on `gpu`, with a calibration measured on that card applied."""
+    base = default_coefficients(gpu, engine, cuda_graphs=cuda_graphs)
+    if calibration is None or getattr(calibration, "gpu", None) not in (None, gpu.key):
+        return base
+    return calibration.apply(base)
 
 
 def confirm(result: SearchResult, limit: int = 6) -> tuple[list[Candidate], list[Candidate]]:

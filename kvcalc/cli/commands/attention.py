@@ -4,7 +4,7 @@ from typing import Annotated
 
 import typer
 
-from kvcalc.cli.options import ExplainOpt, GpuFileOpt, GpuOpt, JsonOpt, RevisionOpt, gpu_arg, tokens_arg
+from kvcalc.cli.options import ExplainOpt, GpuFileOpt, GpuOpt, JsonOpt, RevisionOpt
 
 SCHEMA = ("kvcalc.report.attention", "AttentionReport")
 
@@ -40,21 +40,10 @@ def command(
 ) -> None:
     """Naive attention's N x N scores vs FlashAttention's O(N) memory: extra bytes, HBM traffic, FLOPs, time
     at FA2/FA3 rates, and the longest sequence naive attention fits on the GPU."""
+    from kvcalc import api
     from kvcalc.cli.output import emit, warn
-    from kvcalc.errors import InputError
-    from kvcalc.report.attention import attention_report
 
-    n = tokens_arg(seq, "--seq")
-    assert n is not None
-    spec = None
-    if model is not None:
-        if heads is not None or head_dim is not None or kv_heads is not None:
-            raise InputError("give MODEL or --heads/--head-dim/--kv-heads, not both")
-        from kvcalc.sources.resolve import load_model
-
-        spec = load_model(model, revision=revision, warn=warn)
-    report = attention_report(
-        gpu_arg(gpu, gpu_file), n, model=spec, heads=heads, head_dim=head_dim, kv_heads=kv_heads, batch=batch,
-        dtype=dtype, causal=causal, naive=naive, tp=tp, explain=explain,
-    )
+    report = api.attention(model, seq=seq, heads=heads, head_dim=head_dim, kv_heads=kv_heads, batch=batch, gpu=gpu,
+                           gpu_file=gpu_file, dtype=dtype, causal=causal, naive=naive, tp=tp, revision=revision,
+                           explain=explain, warn=warn)
     emit(report, as_json=json_out, explain=explain, render="kvcalc.report.attention:render_attention")

@@ -1,41 +1,33 @@
 """`kvcalc attention-variants`."""
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
-from kvcalc.cli.options import (
-    ExplainOpt,
-    GpuOpt,
-    JsonOpt,
-    KvDtypeOpt,
-    ModelArg,
-    RevisionOpt,
-    kv_dtype_arg,
-)
+from kvcalc.cli.options import ExplainOpt, JsonOpt, ModelArg
+from kvcalc.cli.plan_options import ENGINE, deployment_options
 
 SCHEMA = ("kvcalc.report.variants", "VariantsReport")
 
 
+@deployment_options(("gpu", "gpu_file", *ENGINE, "revision"),
+                    help={"engine": "vllm, sglang, trtllm or llamacpp (whose budget)."})
 def command(
     model: ModelArg,
-    gpu: GpuOpt = "h100",
+    deployment: dict[str, Any],
     memory: Annotated[
         str | None,
         typer.Option(
-            "--memory", help="KV memory to fill, e.g. 40GiB (default: the GPU's usable memory minus bf16 weights)."
+            "--memory", help="KV memory to fill, e.g. 40GiB (default: the KV pool `kvcalc fit` plans on --gpu)."
         ),
     ] = None,
-    kv_dtype: KvDtypeOpt = None,
     tp: Annotated[
         int | None, typer.Option("--tp", min=1, help="Tensor-parallel degree (default: the least that fits).")
     ] = None,
-    engine: Annotated[str, typer.Option("--engine", help="vllm, sglang, trtllm or llamacpp (whose budget).")] = "vllm",
     context: Annotated[
         str | None,
         typer.Option("--context", help="Also count sequences of this many tokens that fit: 8192, 32k, 32K, 1M."),
     ] = None,
-    revision: RevisionOpt = None,
     json_out: JsonOpt = False,
     explain: ExplainOpt = False,
 ) -> None:
@@ -45,6 +37,5 @@ def command(
     from kvcalc import api
     from kvcalc.cli.output import emit, warn
 
-    report = api.attention_variants(model, gpu=gpu, memory=memory, kv_dtype=kv_dtype_arg(kv_dtype), context=context,
-                                    tp=tp, engine=engine, revision=revision, warn=warn)
+    report = api.attention_variants(model, memory=memory, tp=tp, context=context, warn=warn, **deployment)
     emit(report, as_json=json_out, explain=explain, render="kvcalc.report.variants:render_variants")

@@ -4,7 +4,7 @@ from typing import Annotated
 
 import typer
 
-from kvcalc.cli.options import ExplainOpt, JsonOpt, KvDtypeOpt, ModelArg, RevisionOpt, kv_dtype_arg
+from kvcalc.cli.options import ExplainOpt, JsonOpt, KvDtypeOpt, ModelArg, RevisionOpt
 
 SCHEMA = ("kvcalc.report.inspect", "InspectReport")
 
@@ -23,12 +23,8 @@ def command(
     explain: ExplainOpt = False,
 ) -> None:
     """Architecture summary, layer pattern, parameters, and KV bytes per token and per sequence."""
+    from kvcalc import api
     from kvcalc.cli.output import emit, warn
-    from kvcalc.report.inspect import inspect_model
-    from kvcalc.sources.resolve import load_model
 
-    spec = load_model(model, revision=revision, warn=warn)
-    report = inspect_model(spec, kv_dtype_arg(kv_dtype), mla_naive=naive_mla)
+    report = api.inspect(model, kv_dtype=kv_dtype, revision=revision, naive_mla=naive_mla, warn=warn)
     emit(report, as_json=json_out, explain=explain, render="kvcalc.report.render:render_inspect")
-
-

@@ -4,7 +4,7 @@ from typing import Annotated
 
 import typer
 
-from kvcalc.cli.options import ExplainOpt, JsonOpt, ModelArg, RevisionOpt, kv_dtype_arg
+from kvcalc.cli.options import ExplainOpt, JsonOpt, ModelArg, RevisionOpt
 
 SCHEMA = ("kvcalc.report.local", "LocalReport")
 
@@ -51,7 +51,7 @@ def command(
     from kvcalc.errors import EXIT_DOES_NOT_FIT
 
     report = api.local(model, gpu=gpu, apple=apple, cpu=cpu, ram=ram, quant=quant, context=context, users=users,
-                       kv_dtype=kv_dtype_arg(kv_dtype), ram_bandwidth=ram_bandwidth, revision=revision, warn=warn)
+                       kv_dtype=kv_dtype, ram_bandwidth=ram_bandwidth, revision=revision, warn=warn)
     emit(report, as_json=json_out, explain=explain, render="kvcalc.report.local:render_local")
     if not report.fits:
         raise typer.Exit(EXIT_DOES_NOT_FIT)
