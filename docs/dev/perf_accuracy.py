@@ -204,7 +204,7 @@ def _calibration_lines(rows: list[dict[str, Any]], variants: dict[str, list[dict
             a, b = every.get(cls), card.get(cls)
             lines.append(f"| {labels[mode]} | {cls} | " + (f"{a[1]:.1%} / {a[2]:.0%} / {a[3]:+.1%}" if a else "-")
                          + " | " + (f"{b[0]} rows: {b[1]:.1%} / {b[2]:.0%} / {b[3]:+.1%}" if b else "-") + " |")
-    return lines + ["", CALIBRATION_DECISION]
+    return [*lines, "", CALIBRATION_DECISION]
 
 
 CALIBRATION_DECISION = (

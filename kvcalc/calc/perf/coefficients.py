@@ -7,10 +7,12 @@ a roofline multiplied term by term by coefficients fitted to real runs). For one
     t_gemm      = sum_K gemm_flops[K] / (F[dtype] x gemm_eff[dtype] x s(M) x d(K))   dense GEMMs of M rows
     t_experts   = sum_K expert_flops[K] / (F[dtype] x gemm_eff[dtype] x moe_gemm_eff x s(M_e) x d(K))
     t_kv        = kv_bytes / (B x kv_bw_eff)                 t_attention = attention_flops / (F[bf16] x attention_eff)
-    t_step      = R(t_weights, t_gemm) + sum over expert groups R(t_expert_weights, t_experts)
-                  + R(t_kv, t_attention) + layers x layer_overhead_s + step_overhead_s + requests x request_overhead_s + t_comm
-    s(M)        = M / (M + gemm_rows_half);  d(K) = K / (K + gemm_depth_half)  (rows and depth of a GEMM;
-    R(a, b)     = max(a, b) + overlap_loss x min(a, b)         M_e rows per expert; calc/perf/shape.py)
+    t_step      = R(t_weights, t_gemm) + sum over expert groups (R(t_expert_weights, t_experts) + t_activations)
+                  + R(t_kv, t_attention) + layers x layer_overhead_s + step_overhead_s
+                  + requests x request_overhead_s + t_comm
+    s(M)        = M / (max(M, 16) + gemm_rows_half x M / (M + gemm_rows_half))   rows of a GEMM (M_e per expert)
+    d(K)        = K / (K + gemm_depth_half)                                      depth of a GEMM
+    R(a, b)     = max(a, b) + overlap_loss x min(a, b)                           (all in calc/perf/shape.py)
     t_comm      = per collective: latency + bytes / (link bandwidth x comm_bw_eff); a TP all-reduce over n
                   ranks: latency = comm_latency_s + 2 (n - 1) x comm_hop_latency_s (ring, calc/perf/comm.py)
 
