@@ -273,7 +273,8 @@ def step_derivation(step: dict[str, Any], cost: Any, coeffs: PerfCoefficients, u
     what = "decode step" if step["phase"] == "decode" else "prefill"
     return Derivation(
         figure=f"{what} b={step['batch']} L={step['context']}",
-        formula="max(t_weights, t_gemm) + max(t_kv, t_attention) + layer_units x layer_overhead_s",
+        formula="max(t_weights, t_gemm) per GEMM shape (dense; experts) + max(t_kv, t_attention) + layer_units x "
+                "layer_overhead_s",
         substituted=(f"max({cost.t_weights * 1e3:.3f}, {cost.t_gemm * 1e3:.3f}) ms + max({cost.t_kv * 1e3:.3f}, "
                      f"{cost.t_attention * 1e3:.3f}) ms + {units:.1f} x {coeffs.layer_overhead_s * 1e6:.1f} us"),
         value=f"{predicted * 1e3:.3f} ms (measured {step['measured_s'] * 1e3:.3f} ms)",
