@@ -126,7 +126,9 @@ def test_latency_bandwidth_fit_recovers_alpha_beta() -> None:
 
 
 def test_step_time_equals_the_perf_models_step_cost() -> None:
-    """The fit's formula is the perf model's: same time for the same terms and coefficients."""
+    """The fit's formula is the perf model's: same time for the same terms and coefficients (the routed
+    experts' bytes, FLOPs and activation traffic, and the GEMMs' FLOPs over their shape efficiencies, as
+    report/verify.py's step_point passes them)."""
     from kvcalc.calc.deploy import plan_deployment
     from kvcalc.calc.perf.defaults import default_coefficients
     from kvcalc.calc.perf.model import perf_model
@@ -144,7 +146,9 @@ def test_step_time_equals_the_perf_models_step_cost() -> None:
                       gemm_flops=cost.gemm_flops, attention_flops=cost.attention_flops, layers=cost.layer_units,
                       requests=cost.requests, bandwidth_bytes_per_s=gpu.memory_bandwidth_bytes_per_s,
                       gemm_peak_flops=gpu.flops("bf16"), attention_peak_flops=gpu.flops("bf16"),
-                      comm_s=cost.t_comm)
+                      comm_s=cost.t_comm, expert_weight_bytes=cost.expert_weight_bytes,
+                      expert_gemm_flops=cost.expert_gemm_flops, gemm_shape_flops=cost.gemm_shape_flops,
+                      expert_shape_flops=cost.expert_shape_flops, expert_activation_bytes=cost.expert_activation_bytes)
         assert step_time(p, coeffs)[0] == pytest.approx(cost.time_s, rel=1e-9)
 
 

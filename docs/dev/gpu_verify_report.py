@@ -178,8 +178,11 @@ def main() -> None:
     print(f"\n### Timing calibration\n\nFitted on {', '.join(m for m in CALIBRATE if m in points)} ({len(train)} "
           f"points; residuals median {fit.median_abs_error_pct:.1f} %, worst {fit.max_abs_error_pct:.1f} %; fitted: "
           f"{', '.join(fit.fitted)}): weight_bw_eff {c.weight_bw_eff:.3f}, kv_bw_eff {c.kv_bw_eff:.3f}, "
-          f"gemm_eff bf16 {c.gemm_eff['bf16']:.3f}, attention_eff {c.attention_eff:.3f}, layer_overhead_s "
+          f"gemm_eff bf16 {c.gemm_eff['bf16']:.3f}, moe_gemm_eff {c.moe_gemm_eff:.3f}, attention_eff "
+          f"{c.attention_eff:.3f}, layer_overhead_s "
           f"{c.layer_overhead_s * 1e6:.2f} us per 9 kernels ({c.layer_overhead_s / 9 * 1e6:.2f} us per kernel). "
+          f"Not fitted (kvcalc's defaults, calc/perf/shape.py): gemm_rows_half {c.gemm_rows_half:g} rows, "
+          f"gemm_depth_half {c.gemm_depth_half:g}, overlap_loss {c.overlap_loss:g}. "
           "Before = kvcalc's defaults for the card (engine step and request costs 0, as the harness has none).\n")
     print("| model | held out | TPOT error before (median / worst) | after | TTFT error before | after |")
     print("|---|---|---|---|---|---|")

@@ -62,11 +62,17 @@ ADDED_LATER = frozenset({"r033", "r040", "r041", "r061", "r063", *(f"r{i}" for i
 #: The first pass's figures on its 87 rows (docs/accuracy-perf.md before the second pass): class -> (median, worst).
 FIRST_PASS = {"TPOT": (0.095, 0.46), "TTFT": (0.216, 0.44), "E2E": (0.112, 0.18), "throughput": (0.167, 4.15)}
 
+#: Before the GEMM shape pass (calc/perf/shape.py; main at 8a22a15): class -> (median, worst, signed) over all rows,
+#: and (median, worst) over the rows that informed no constant.
+SHAPE_PASS_BEFORE = {"TPOT": (0.107, 0.42, -0.029, 0.122, 0.42), "TTFT": (0.236, 0.87, -0.216, 0.219, 0.87),
+                     "E2E": (0.115, 0.18, -0.115, 0.115, 0.18), "throughput": (0.161, 2.11, 0.155, 0.161, 2.11)}
+
 #: Pure roofline for comparison: every efficiency 1, no fixed cost (a Calibration applied like a user's file).
 ROOFLINE = Calibration(card="datasheet", driver="-", torch="-", date="2026-12-06", values={
     "weight_bw_eff": 1.0, "kv_bw_eff": 1.0, "attention_eff": 1.0, "comm_bw_eff": 1.0,
     "gemm_eff": {"bf16": 1.0, "fp16": 1.0, "fp8": 1.0, "int8": 1.0, "fp4": 1.0}, "layer_overhead_s": 0.0,
-    "step_overhead_s": 0.0, "request_overhead_s": 0.0, "comm_latency_s": 0.0, "frontend_latency_s": 0.0})
+    "step_overhead_s": 0.0, "request_overhead_s": 0.0, "comm_latency_s": 0.0, "frontend_latency_s": 0.0,
+    "gemm_rows_half": 0.0, "gemm_depth_half": 0.0, "moe_gemm_eff": 1.0, "overlap_loss": 0.0})
 
 
 #: How the shipped calibration (hardware/calibration/<key>.yaml) is used: see the module docstring.
@@ -179,6 +185,16 @@ def _subset_lines(rows: list[dict[str, Any]]) -> list[str]:
         b = later.get(cls)
         lines.append(f"| {cls} | " + (f"{a[0]}, {a[1]:.1%}, {a[2]:.0%}" if a else "-") + " | "
                      + (f"{b[0]}, {b[1]:.1%}, {b[2]:.0%}" if b else "-") + " |")
+    lines += ["", "The GEMM shape pass (rows per GEMM and per expert, depth, grouped-GEMM factor, MoE activation "
+              "traffic: calc/perf/shape.py), before -> after (median / worst absolute error, median signed; held "
+              "out: the rows that informed no constant, median / worst). No row informed the shape constants "
+              "(their sources: DeepGEMM's README tables, the torch harness's GEMM ceilings, vLLM PR #54742):", "",
+              "| class | all rows before | after | held out before | after |", "|---|---|---|---|---|"]
+    for cls, (med, worst, signed, hmed, hworst) in SHAPE_PASS_BEFORE.items():
+        a, h = _summary(rows).get(cls), held.get(cls)
+        if a and h:
+            lines.append(f"| {cls} | {med:.1%} / {worst:.0%} / {signed:+.1%} | {a[1]:.1%} / {a[2]:.0%} / {a[3]:+.1%} | "
+                         f"{hmed:.1%} / {hworst:.0%} | {h[1]:.1%} / {h[2]:.0%} |")
     lines += ["", "The first pass's 87 rows, before -> after this pass (median / worst absolute error):", "",
               "| class | before | after |", "|---|---|---|"]
     for cls, (med, worst) in FIRST_PASS.items():
@@ -204,18 +220,19 @@ def _calibration_lines(rows: list[dict[str, Any]], variants: dict[str, list[dict
             a, b = every.get(cls), card.get(cls)
             lines.append(f"| {labels[mode]} | {cls} | " + (f"{a[1]:.1%} / {a[2]:.0%} / {a[3]:+.1%}" if a else "-")
                          + " | " + (f"{b[0]} rows: {b[1]:.1%} / {b[2]:.0%} / {b[3]:+.1%}" if b else "-") + " |")
-    return lines + ["", CALIBRATION_DECISION]
+    return [*lines, "", CALIBRATION_DECISION]
 
 
 CALIBRATION_DECISION = (
     "The file was fitted by `kvcalc verify` to its torch harness. The defaults take its KV read rate (a bytes "
     "term: decode reading KV laid out as the engine lays it out) and keep the engine-consistent values of the "
-    "other three: its weight-stream efficiency (0.771) was fitted jointly with the per-kernel cost of unfused torch "
+    "others: its weight-stream efficiency (0.769) was fitted jointly with the per-kernel cost of unfused torch "
     "modules and averages 0.98 on a 70B's large matrices with 0.71 on 768-wide experts, while the engine "
-    "overheads above were fitted against TPOT at the card's copy rate (0.902), so taking 0.771 counts the per-layer "
-    "cost twice: the calibrated card's TPOT error grows and turns positive. Its GEMM efficiency (0.560) averages "
-    "dense and MoE expert GEMMs (the clean 8192^3 ceiling is 0.716) and its attention efficiency (0.312) is "
-    "torch SDPA's FlashAttention-2, not the FA3/FlashInfer kernels engines run on Hopper. The whole file lowers "
+    "overheads above were fitted against TPOT at the card's copy rate (0.902), so taking 0.769 counts the per-layer "
+    "cost twice: the calibrated card's TPOT error grows and turns positive. Its GEMM efficiency (0.697, the "
+    "large-shape asymptote under the GEMM shape terms; the clean 8192^3 ceiling 0.716 gives 0.785) and grouped-"
+    "GEMM factor (0.893) are torch's kernels, and its attention efficiency (0.361) is torch SDPA's "
+    "FlashAttention-2, not the FA3/FlashInfer kernels engines run on Hopper. The whole file lowers "
     "TTFT and throughput errors on these rows by slowing every decode step, which offsets the known under-"
     "prediction of long-prompt prefill (below) rather than modelling it. A user's `--calibration FILE` (the "
     "shipped one included) applies every coefficient it holds.")

@@ -193,7 +193,8 @@ def main_gemm_dtype(pm: PerfModel) -> str:
 
 def efficiencies(coeffs: PerfCoefficients) -> dict[str, Efficiency]:
     names = ("weight_bw_eff", "kv_bw_eff", "gemm_eff", "attention_eff", "layer_overhead_s", "step_overhead_s",
-             "request_overhead_s", "comm_latency_s", "comm_hop_latency_s", "comm_bw_eff", "frontend_latency_s")
+             "request_overhead_s", "comm_latency_s", "comm_hop_latency_s", "comm_bw_eff", "frontend_latency_s",
+             "gemm_rows_half", "gemm_depth_half", "moe_gemm_eff", "overlap_loss")
     return {n: Efficiency(value=getattr(coeffs, n), source=coeffs.sources.get(n, coeffs.source)) for n in names}
 
 
@@ -290,10 +291,11 @@ def _derivations(r: PerfReport, coeffs: PerfCoefficients, gpu: GpuSpec) -> tuple
                    substituted=f"{d.weight_bytes:,.0f} / ({bw:.3g} x {coeffs.weight_bw_eff:.3f}) + {d.kv_bytes:,.0f}"
                                f" / ({bw:.3g} x {coeffs.kv_bw_eff:.3f})",
                    value=f"{d.t_memory_s * 1e3:.3f} ms", source=coeffs.sources.get("weight_bw_eff", "")),
-        Derivation(figure="decode step", formula="max(t_weights, t_gemm) + max(t_kv, t_attn) + comm + overheads",
+        Derivation(figure="decode step", formula="max(t_weights, t_gemm) per GEMM shape (dense; each expert group) + "
+                   "max(t_kv, t_attn) + comm + overheads; GEMMs at gemm_eff x s(rows) x d(depth)",
                    substituted=f"memory {d.t_memory_s * 1e3:.3f} ms, compute {d.t_compute_s * 1e3:.3f} ms, comm "
                                f"{d.t_comm_s * 1e3:.3f} ms, overheads {d.overhead_s * 1e3:.3f} ms",
-                   value=f"{d.time_s * 1e3:.3f} ms ({d.bound}-bound)", source="calc/perf/step.py"),
+                   value=f"{d.time_s * 1e3:.3f} ms ({d.bound}-bound)", source="calc/perf/step.py, shape.py"),
         Derivation(figure="arithmetic intensity (decode)", formula="FLOPs / bytes",
                    substituted=f"{d.flops:.4g} / {d.bytes:.4g}", value=f"{d.arithmetic_intensity:.1f} FLOP/B",
                    source="Williams et al. 2009 (roofline)"),

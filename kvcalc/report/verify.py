@@ -33,10 +33,10 @@ from kvcalc.spec.dtypes import storage_type
 
 #: What the harness's timings can constrain: its step is the layers plus the head, every part of which the
 #: model's byte, FLOP and per-kernel terms describe; it has no scheduler, so no per-step or per-request cost.
-HARNESS_TERMS = ("weight_bw_eff", "kv_bw_eff", "gemm_eff", "attention_eff", "layer_overhead_s")
+HARNESS_TERMS = ("weight_bw_eff", "kv_bw_eff", "gemm_eff", "attention_eff", "layer_overhead_s", "moe_gemm_eff")
 #: What a calibration file carries: the card's efficiencies (the overheads of torch's unfused kernels are
 #: not an engine's; the engine's own overheads stay the defaults).
-CARD_TERMS = ("weight_bw_eff", "kv_bw_eff", "gemm_eff", "attention_eff")
+CARD_TERMS = ("weight_bw_eff", "kv_bw_eff", "gemm_eff", "attention_eff", "moe_gemm_eff")
 
 
 @record
@@ -260,7 +260,9 @@ def step_point(plan: DeploymentPlan, pm: Any, step: dict[str, Any], coeffs: Perf
         gemm_flops=cost.gemm_flops, attention_flops=cost.attention_flops, layers=units,
         requests=cost.requests, bandwidth_bytes_per_s=gpu.memory_bandwidth_bytes_per_s,
         gemm_peak_flops=gpu.flops(pm.sixteen_bit), attention_peak_flops=gpu.flops(pm.sixteen_bit),
-        comm_s=cost.t_comm,
+        comm_s=cost.t_comm, expert_weight_bytes=cost.expert_weight_bytes, expert_gemm_flops=cost.expert_gemm_flops,
+        gemm_shape_flops=cost.gemm_shape_flops, expert_shape_flops=cost.expert_shape_flops,
+        expert_activation_bytes=cost.expert_activation_bytes,
     )
     return point, cost, predicted
 
@@ -271,7 +273,8 @@ def step_derivation(step: dict[str, Any], cost: Any, coeffs: PerfCoefficients, u
     what = "decode step" if step["phase"] == "decode" else "prefill"
     return Derivation(
         figure=f"{what} b={step['batch']} L={step['context']}",
-        formula="max(t_weights, t_gemm) + max(t_kv, t_attention) + layer_units x layer_overhead_s",
+        formula="max(t_weights, t_gemm) per GEMM shape (dense; experts) + max(t_kv, t_attention) + layer_units x "
+                "layer_overhead_s",
         substituted=(f"max({cost.t_weights * 1e3:.3f}, {cost.t_gemm * 1e3:.3f}) ms + max({cost.t_kv * 1e3:.3f}, "
                      f"{cost.t_attention * 1e3:.3f}) ms + {units:.1f} x {coeffs.layer_overhead_s * 1e6:.1f} us"),
         value=f"{predicted * 1e3:.3f} ms (measured {step['measured_s'] * 1e3:.3f} ms)",

@@ -18,6 +18,8 @@ answer. The API, one job per module:
     coefficients.PerfCoefficients   the coefficient record (kvcalc verify fits it; --calibration loads it,
                                     kvcalc.sources.calibration.load_calibration(path).apply(defaults)).
     moe.experts_touched(E, k, B)    E (1 - (1 - k/E)^B), distinct experts a step of B tokens reads.
+    shape.row_efficiency(M, 64), shape.depth_efficiency(K, 720), shape.rows_per_expert(B, E, k)
+                                    a GEMM's efficiency by its rows and depth; rows per expert of a grouped GEMM.
     comm.step_comm(...)             TP all-reduce, EP all-to-all, PP hand-off of one step.
     precision.compute_dtype(fmt, tensor, gpu)   the tensor-core rate a weight format's GEMM runs at.
 

@@ -50,7 +50,8 @@ class AttentionGroup:
     count 4 N^2 d per head, Dao et al. 2022). `prefill_flops_per_pair` differs for MLA only.
     `kv_bytes_per_token`: one cached token of one layer on this GPU (spec/layers.py).
     `state_bytes` / `state_flops_per_token`: recurrent layers (linear attention, Mamba) read and write a
-    fixed state per sequence instead of a KV cache."""
+    fixed state per sequence instead of a KV cache; a prefill token costs `prefill_state_flops_per_token`
+    (the chunked scan, model.recurrent_prefill_flops; 0: as a decode token)."""
 
     kind: str
     layers: int
@@ -61,6 +62,7 @@ class AttentionGroup:
     kv_bytes_per_token: int = 0
     state_bytes: int = 0
     state_flops_per_token: float = 0.0
+    prefill_state_flops_per_token: float = 0.0
 
     @property
     def recurrent(self) -> bool:

@@ -32,9 +32,14 @@ from kvcalc.spec.base import record, replace
 #: The unknowns in fit order; efficiencies are fitted as their inverses (each branch is linear in those).
 FIT_TERMS = ("weight_bw_eff", "kv_bw_eff", "gemm_eff", "attention_eff", "layer_overhead_s", "step_overhead_s",
              "request_overhead_s")
-_EFFICIENCIES = {"weight_bw_eff", "kv_bw_eff", "gemm_eff", "attention_eff"}
-#: The two max() of the model as (memory-side unknown, compute-side unknown): weights vs GEMMs, KV vs attention.
-MAXES = ((0, 2), (1, 3))
+#: The grouped expert GEMMs' efficiency relative to dense GEMMs, fitted (as 1 / (gemm_eff x moe_gemm_eff))
+#: when the points have routed experts.
+MOE_TERM = "moe_gemm_eff"
+ALL_TERMS = (*FIT_TERMS, MOE_TERM)
+_EFFICIENCIES = {"weight_bw_eff", "kv_bw_eff", "gemm_eff", "attention_eff", MOE_TERM}
+#: The three rooflines of the model as (memory-side unknown, compute-side unknown): dense weights vs GEMMs,
+#: expert weights vs expert GEMMs, KV vs attention.
+MAXES = ((0, 2), (0, 7), (1, 3))
 #: A term is constrained when it is at least this share of the measured time in at least two points.
 MIN_SHARE = 0.03
 
@@ -56,14 +61,34 @@ class StepPoint:
     attention_peak_flops: float
     requests: int = 0
     comm_s: float = 0.0
+    expert_weight_bytes: float = 0.0
+    expert_gemm_flops: float = 0.0
+    gemm_shape_flops: float | None = None
+    expert_shape_flops: float | None = None
+    expert_activation_bytes: float = 0.0
 
-    def features(self) -> np.ndarray:
-        """Time each unknown contributes per unit: W/B, K/B, G/F, A/F, L, 1, R."""
+    def sides(self) -> np.ndarray:
+        """[3 rooflines, 2 sides]: time per unit of each unknown on the memory and compute side of each R():
+        dense W/B and G/F, expert W_e/B and G_e/F, K/B and A/F. `weight_bytes` and `gemm_flops` are totals
+        (experts included); the GEMM sides take FLOPs over their row efficiency where given (`*_shape_flops`,
+        step.StepCost), else the FLOPs themselves."""
+        dense_flops = self.gemm_flops - self.expert_gemm_flops
+        dense = dense_flops if self.gemm_shape_flops is None else self.gemm_shape_flops
+        expert = self.expert_gemm_flops if self.expert_shape_flops is None else self.expert_shape_flops
+        bw, peak = self.bandwidth_bytes_per_s, self.gemm_peak_flops
         return np.array([
-            self.weight_bytes / self.bandwidth_bytes_per_s, self.kv_bytes / self.bandwidth_bytes_per_s,
-            self.gemm_flops / self.gemm_peak_flops, self.attention_flops / self.attention_peak_flops,
-            float(self.layers), 1.0, float(self.requests),
+            [(self.weight_bytes - self.expert_weight_bytes) / bw, dense / peak],
+            [self.expert_weight_bytes / bw, expert / peak],
+            [self.kv_bytes / bw, self.attention_flops / self.attention_peak_flops],
         ])
+
+    def streamed(self) -> float:
+        """Time per unit of 1/weight_bw_eff outside any roofline: the routed activations' bytes / B."""
+        return self.expert_activation_bytes / self.bandwidth_bytes_per_s
+
+    def fixed(self) -> np.ndarray:
+        """The unknowns outside any roofline per unit: L, 1, R (o_layer, o_step, o_request)."""
+        return np.array([float(self.layers), 1.0, float(self.requests)])
 
 
 @record
@@ -91,24 +116,27 @@ class CalibrationFit:
 
 
 def _vector(coeffs: PerfCoefficients, gemm_dtype: str) -> np.ndarray:
+    gemm = coeffs.gemm_efficiency(gemm_dtype)
     return np.array([
-        1.0 / coeffs.weight_bw_eff, 1.0 / coeffs.kv_bw_eff, 1.0 / coeffs.gemm_efficiency(gemm_dtype),
-        1.0 / coeffs.attention_eff, coeffs.layer_overhead_s, coeffs.step_overhead_s, coeffs.request_overhead_s,
+        1.0 / coeffs.weight_bw_eff, 1.0 / coeffs.kv_bw_eff, 1.0 / gemm, 1.0 / coeffs.attention_eff,
+        coeffs.layer_overhead_s, coeffs.step_overhead_s, coeffs.request_overhead_s, 1.0 / (gemm * coeffs.moe_gemm_eff),
     ])
 
 
-def _branches(feats: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """[points, 2]: True where the memory side of each max() binds (weights >= GEMM, KV >= attention)."""
-    return np.stack([feats[:, m] * x[m] >= feats[:, c] * x[c] for m, c in MAXES], axis=1)
+def _branches(sides: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """[points, 3]: True where the memory side of each roofline binds (sides: [points, 3, 2])."""
+    return np.stack([sides[:, j, 0] * x[m] >= sides[:, j, 1] * x[c] for j, (m, c) in enumerate(MAXES)], axis=1)
 
 
 def step_time(point: StepPoint, coeffs: PerfCoefficients, gemm_dtype: str = "bf16") -> tuple[float, str]:
     """The model's time for `point` under `coeffs` (the formula in the module docstring) and which sides bind
-    ("memory", "compute" or "mixed" when the two max() disagree)."""
-    f, x = point.features(), _vector(coeffs, gemm_dtype)
-    terms = f * x
-    total = sum(max(terms[m], terms[c]) for m, c in MAXES) + terms[4] + terms[5] + terms[6] + point.comm_s
-    memory = _branches(f[None], x)[0]
+    ("memory", "compute" or "mixed" when the rooflines that have work disagree)."""
+    sides, x = point.sides(), _vector(coeffs, gemm_dtype)
+    total = float(_rows(sides[None], _branches(sides[None], x), coeffs.overlap_loss)[0] @ x[:8])
+    total += float(point.fixed() @ x[4:7]) + point.comm_s + point.streamed() * x[0]
+    memory = _branches(sides[None], x)[0]
+    busy = sides.sum(axis=1) > 0
+    memory, busy = memory[busy], busy[busy]
     regime = "memory" if memory.all() else "compute" if not memory.any() else "mixed"
     return float(total), regime
 
@@ -138,20 +166,32 @@ def nnls(a: np.ndarray, b: np.ndarray, max_iter: int = 200) -> np.ndarray:
     return x
 
 
-def _rows(feats: np.ndarray, memory: np.ndarray) -> np.ndarray:
-    """Each point's features with the losing side of each max() zeroed."""
-    rows = feats.copy()
+def _rows(sides: np.ndarray, memory: np.ndarray, overlap_loss: float = 0.0) -> np.ndarray:
+    """[points, 8]: time per unit of each unknown in the rooflines, the binding side of each R() whole and
+    the other side times overlap_loss (the fixed costs' columns left 0: `_design` adds them)."""
+    rows = np.zeros((sides.shape[0], len(ALL_TERMS)))
     for j, (m, c) in enumerate(MAXES):
-        rows[~memory[:, j], m] = 0.0
-        rows[memory[:, j], c] = 0.0
+        mem, comp = sides[:, j, 0], sides[:, j, 1]
+        rows[:, m] += np.where(memory[:, j], mem, overlap_loss * mem)
+        rows[:, c] += np.where(memory[:, j], overlap_loss * comp, comp)
+    return rows
+
+
+def _design(sides: np.ndarray, fixed: np.ndarray, memory: np.ndarray, overlap_loss: float,
+            streamed: np.ndarray) -> np.ndarray:
+    """Each point's row of the least squares: the rooflines' binding sides, the fixed costs' counts and the
+    bytes streamed outside any roofline (the routed activations, at the weight-read rate)."""
+    rows = _rows(sides, memory, overlap_loss)
+    rows[:, 4:7] = fixed
+    rows[:, 0] += streamed
     return rows
 
 
 #: Lower bounds of the unknowns: an efficiency is at most 1 (no kernel reads faster than the memory's
 #: datasheet rate or computes faster than the dense peak), a fixed cost at least 0.
-LOWER = np.array([1.0, 1.0, 1.0, 1.0, 0.0, 0.0, 0.0])
+LOWER = np.array([1.0, 1.0, 1.0, 1.0, 0.0, 0.0, 0.0, 1.0])
 #: Terms dropped first when the points cannot tell two terms apart (a fixed cost before an efficiency).
-_DROP_ORDER = (5, 6, 4, 3, 1, 2, 0)
+_DROP_ORDER = (5, 6, 4, 7, 3, 1, 2, 0)
 #: Smallest singular value / largest of the column-normalised design below which terms are not separable.
 MIN_CONDITION = 1e-2
 
@@ -161,7 +201,7 @@ def _constrained(rows: np.ndarray, measured: np.ndarray, terms: tuple[str, ...])
     separable from the others (a term whose column is nearly a multiple of the others', such as the per-layer
     cost of one model whose weight bytes never change, is left at its prior)."""
     shares = rows / measured[:, None]
-    ok = ((shares >= MIN_SHARE).sum(axis=0) >= 2) & np.array([name in terms for name in FIT_TERMS])
+    ok = ((shares >= MIN_SHARE).sum(axis=0) >= 2) & np.array([name in terms for name in ALL_TERMS])
     for drop in _DROP_ORDER:
         cols = shares[:, ok]
         if cols.shape[1] <= 1:
@@ -178,31 +218,35 @@ def fit_coefficients(
     points: Sequence[StepPoint],
     prior: PerfCoefficients,
     *,
-    terms: tuple[str, ...] = FIT_TERMS,
+    terms: tuple[str, ...] = ALL_TERMS,
     gemm_dtype: str = "bf16",
     source: str = "",
     max_iter: int = 30,
 ) -> CalibrationFit:
     """Least-squares coefficients for `points` (module docstring). Only `terms` are fitted; those and any the
-    points do not constrain keep `prior`'s values."""
+    points do not constrain keep `prior`'s values (moe_gemm_eff is asked for only where a point has experts)."""
     if not points:
         raise ValueError("no measured points to fit")
-    feats = np.array([p.features() for p in points])
+    if not any(p.expert_gemm_flops or p.expert_weight_bytes for p in points):
+        terms = tuple(t for t in terms if t != MOE_TERM)
+    sides = np.array([p.sides() for p in points])
+    fixed = np.array([p.fixed() for p in points])
+    streamed = np.array([p.streamed() for p in points])
     measured = np.array([p.measured_s for p in points])
     comm = np.array([p.comm_s for p in points])
     x = _vector(prior, gemm_dtype)
-    memory = _branches(feats, x)
-    free = np.zeros(len(FIT_TERMS), dtype=bool)
+    memory = _branches(sides, x)
+    free = np.zeros(len(ALL_TERMS), dtype=bool)
     iterations = 0
     for iteration in range(1, max_iter + 1):
         iterations = iteration
-        rows = _rows(feats, memory)
+        rows = _design(sides, fixed, memory, prior.overlap_loss, streamed)
         free = _constrained(rows, measured, terms)
         weights = 1.0 / measured
         target = (measured - comm - rows[:, ~free] @ x[~free] - rows[:, free] @ LOWER[free]) * weights
         x = x.copy()
         x[free] = LOWER[free] + nnls(rows[:, free] * weights[:, None], target)
-        new_memory = _branches(feats, x)
+        new_memory = _branches(sides, x)
         if np.array_equal(new_memory, memory):
             break
         memory = new_memory
@@ -213,9 +257,11 @@ def fit_coefficients(
 def _coefficients(prior: PerfCoefficients, x: np.ndarray, free: np.ndarray, gemm_dtype: str,
                   source: str) -> PerfCoefficients:
     values = {}
-    for i, name in enumerate(FIT_TERMS):
+    for i, name in enumerate(ALL_TERMS):
         if free[i]:
             values[name] = 1.0 / float(x[i]) if name in _EFFICIENCIES else float(x[i])
+    if MOE_TERM in values:  # fitted as 1 / (gemm_eff x moe_gemm_eff): divide out the (fitted or prior) gemm_eff
+        values[MOE_TERM] = float(x[2]) / float(x[7])
     gemm = dict(prior.gemm_eff)
     if "gemm_eff" in values:
         gemm[gemm_dtype] = values.pop("gemm_eff")
@@ -235,10 +281,10 @@ def _report(points: Sequence[StepPoint], coeffs: PerfCoefficients, gemm_dtype: s
         residuals.append(Residual(label=p.label, measured_s=p.measured_s, fitted_s=fitted,
                                   error_pct=100.0 * (fitted - p.measured_s) / p.measured_s, regime=regime))
     errors = sorted(abs(r.error_pct) for r in residuals)
-    fixed = [name for i, name in enumerate(FIT_TERMS) if not free[i] and name in terms]
+    fixed = [name for i, name in enumerate(ALL_TERMS) if not free[i] and name in terms]
     notes = (f"kept the prior value of {', '.join(fixed)}: no measured point constrains it",) if fixed else ()
     return CalibrationFit(
-        coefficients=coeffs, fitted=tuple(name for i, name in enumerate(FIT_TERMS) if free[i]),
+        coefficients=coeffs, fitted=tuple(name for i, name in enumerate(ALL_TERMS) if free[i]),
         residuals=tuple(residuals), median_abs_error_pct=float(np.median(errors)),
         max_abs_error_pct=float(errors[-1]), iterations=iterations, notes=notes,
     )

@@ -6,9 +6,12 @@ Card terms (how close kernels come to the datasheet):
   0.81, Apple single-die 0.69 and Ultra 0.47), else GENERIC_BW_EFF.
 - kv_bw_eff: paged decode attention gathers scattered blocks, slower than a stream: 0.75, an assumption
   until `kvcalc verify` measures it on the card.
-- gemm_eff[bf16]: the hardware file's measured `bf16_gemm` (H100: 0.716), else GENERIC_GEMM_EFF; fp8/int8/
-  fp4 are the 16-bit figure x LOW_PRECISION_GEMM_SCALE (scaled low-precision GEMMs reach a lower share of
-  their doubled peak: DeepGEMM's best FP8 shapes 1,550 of 1,979 TFLOP/s on H800, inference shapes less).
+- gemm_eff[bf16]: the hardware file's measured `bf16_gemm` (H100: 0.716), else GENERIC_GEMM_EFF, both
+  measured on large GEMMs (8192^3) and divided by that shape's row and depth efficiencies (shape.py:
+  s(8192) d(8192) = 0.912) to give the large-shape asymptote; fp8/int8/fp4 are the 16-bit figure x
+  LOW_PRECISION_GEMM_SCALE.
+- gemm_rows_half, gemm_depth_half, moe_gemm_eff, overlap_loss: how a GEMM's shape sets its efficiency
+  (calc/perf/shape.py, each with its source).
 - attention_eff: FlashAttention forward as a fraction of the 16-bit peak: FA3 bf16 hdim 128 causal ~616 of
   989 TFLOP/s at 16k tokens, lower at short sequences, FA2 35 % on H100 (Shah et al. 2024, arXiv:2407.08608);
   engines' paged, chunked kernels run below these benchmarks: 0.40.
@@ -21,17 +24,17 @@ Card terms (how close kernels come to the datasheet):
 Shipped calibration (`GpuSpec.calibration`, from `hardware/calibration/<key>.yaml`, fitted by `kvcalc verify`
 to its torch harness): the defaults take the terms that measure the card rather than the harness's kernels,
 CALIBRATED_CARD_TERMS:
-- kv_bw_eff: the rate at which decode reads KV laid out as the engine lays it out (a bytes term: H100 0.923,
+- kv_bw_eff: the rate at which decode reads KV laid out as the engine lays it out (a bytes term: H100 0.932,
   against the 0.75 assumed above).
-The file's other three stay at the values above, each being a property of torch's kernels (docs/validation.md):
-- weight_bw_eff (H100 0.771) was fitted jointly with the harness's per-kernel cost of unfused torch modules and
+The file's other terms stay at the values above, each being a property of torch's kernels (docs/validation.md):
+- weight_bw_eff (H100 0.769) was fitted jointly with the harness's per-kernel cost of unfused torch modules and
   averages 0.98 (70B's large matrices) with 0.71 (768-wide experts); engines fuse QKV and gate/up, and the
-  engine overheads below were fitted against TPOT at the copy rate, so 0.771 would count the per-layer cost
+  engine overheads below were fitted against TPOT at the copy rate, so 0.769 would count the per-layer cost
   twice (dev-set H100 TPOT median error 3.1 % -> 7.8 %, docs/accuracy-perf.md);
-- gemm_eff (H100 bf16 0.560) averages dense GEMMs with the harness's MoE expert GEMMs at a third of the dense
-  rate (the clean 8192^3 ceiling is the hardware file's 0.716); it turns speculative verification compute-bound
-  too early (spec held-out median 9.7 % -> 12.2 %, docs/accuracy-spec.md);
-- attention_eff (H100 0.312) is torch SDPA's flash backend (FlashAttention-2); engines run FA3 or FlashInfer.
+- gemm_eff (H100 bf16 0.697, the large-shape asymptote with the GEMM shape terms of calc/perf/shape.py) and
+  moe_gemm_eff (0.893, torch's grouped GEMM) are torch's kernels (the clean 8192^3 ceiling is the hardware
+  file's 0.716, asymptote 0.785); engines' MoE kernels run at MOE_GEMM_EFF (shape.py);
+- attention_eff (H100 0.361) is torch SDPA's flash backend (FlashAttention-2); engines run FA3 or FlashInfer.
 `--calibration FILE` (a user's, or the shipped file itself) applies every coefficient the file holds.
 
 Engine terms (what each engine spends around the kernels), `ENGINE_OVERHEADS`: per step (scheduler,
@@ -43,6 +46,7 @@ fixed latency per request. They are engine-level constants, each with the measur
 
 from __future__ import annotations
 
+from kvcalc.calc.perf import shape
 from kvcalc.calc.perf.coefficients import PerfCoefficients
 from kvcalc.spec.base import record
 from kvcalc.spec.gpu import GpuSpec
@@ -188,10 +192,12 @@ def default_coefficients(gpu: GpuSpec, engine: str = "vllm", *, cuda_graphs: boo
     `online=False` (offline `LLM.generate`, `vllm bench latency`) drops the front end's latency."""
     card, sources = _card_terms(gpu)
     over = ENGINE_OVERHEADS.get(engine, ENGINE_OVERHEADS["vllm"])
-    gemm = card["gemm"]
+    gemm = card["gemm"] / shape.measured_gemm_shape(shape.GEMM_ROWS_HALF, shape.GEMM_DEPTH_HALF)
     low = gemm * LOW_PRECISION_GEMM_SCALE
     for name in ("step_overhead_s", "layer_overhead_s", "request_overhead_s", "frontend_latency_s"):
         sources[name] = over.source
+    sources.update(gemm_rows_half=shape.GEMM_ROWS_SOURCE, gemm_depth_half=shape.GEMM_DEPTH_SOURCE,
+                   moe_gemm_eff=shape.MOE_GEMM_SOURCE, overlap_loss=shape.OVERLAP_SOURCE)
     kv_bw, gemm_eff = _calibrated(gpu, KV_BW_EFF, {"bf16": gemm, "fp16": gemm, "fp8": low, "int8": low, "fp4": low},
                                   sources)
     return PerfCoefficients(
@@ -209,6 +215,10 @@ def default_coefficients(gpu: GpuSpec, engine: str = "vllm", *, cuda_graphs: boo
         source=f"kvcalc defaults for {engine} on {gpu.name}" + (
             f" ({', '.join(CALIBRATED_CARD_TERMS)} from {gpu.calibration.source})" if gpu.calibration else ""),
         sources=sources,
+        gemm_rows_half=shape.GEMM_ROWS_HALF,
+        gemm_depth_half=shape.GEMM_DEPTH_HALF,
+        moe_gemm_eff=shape.MOE_GEMM_EFF,
+        overlap_loss=shape.OVERLAP_LOSS,
     )
 
 

@@ -3,16 +3,25 @@ TRT-LLM all run such mixed steps under chunked prefill).
 
 For one GPU of each pipeline stage, with B the card's DRAM bytes/s and F[d] its dense peak at dtype d:
 
-    t_weights   = weight_bytes / (B x weight_bw_eff)        weights this GPU reads (experts: touched share)
-    t_gemm      = sum_d gemm_flops[d] / (F[d] x gemm_eff[d]) linear layers at each tensor's rate
+    t_weights   = dense_bytes / (B x weight_bw_eff)          dense weights this GPU reads
+    t_gemm      = sum_d dense_flops[d] / (F[d] x gemm_eff[d] x s(M))      M = tokens in the step
+    t_ew[g]     = expert_bytes[g] / (B x weight_bw_eff)      routed experts of group g: the touched share
+    t_ex[g]     = sum_d expert_flops[g][d] / (F[d] x gemm_eff[d] x moe_gemm_eff x s(M_e))
     t_kv        = kv_bytes / (B x kv_bw_eff)                KV read (+ written), recurrent states
     t_attention = attention_flops / (F[16-bit] x attention_eff)
-    t_stage     = max(t_weights, t_gemm) + max(t_kv, t_attention) + t_comm
+    t_ea[g]     = activation_bytes[g] / (B x weight_bw_eff)  routed rows' round trip (moe.py)
+    t_stage     = R(t_weights, t_gemm) + sum_g (R(t_ew[g], t_ex[g]) + t_ea[g]) + R(t_kv, t_attention) + t_comm
                   + layer_units x layer_overhead_s
 
-GEMMs and attention are separate kernels that run one after the other, so each takes its own roofline
-(Williams et al. 2009) and the two add: a step of pure decode is memory-bound in both, a big prefill chunk
-compute-bound in both, and a mixed step pays the prefill's GEMM time plus the decodes' KV reads.
+with s(M) = M / (M + gemm_rows_half) the efficiency of a GEMM of M rows, M_e = routed tokens x k / experts
+touched the rows of each expert's GEMM, each GEMM's FLOPs also over d(K) = K / (K + gemm_depth_half) for its
+depth K on this GPU, and R(a, b) = max(a, b) + overlap_loss x min(a, b) the roofline of one
+kernel (calc/perf/shape.py; the lm_head's M is the sequences sampled).
+GEMMs of different shapes and attention are separate kernels that run one after the other, so each takes its
+own roofline (Williams et al. 2009) and they add: a step of pure decode is memory-bound in all, a big prefill
+chunk compute-bound in all, and a mixed step pays the prefill's GEMM time plus the decodes' KV reads. The
+expert GEMMs of a prefill see far fewer rows (M_e = 128 for 2,048 tokens of Qwen3-30B-A3B) than its dense
+ones, so they can stream weights while the dense GEMMs compute.
 layer_units counts each layer's kernels in plain dense layers (kernels.py: Llama 1, a DeepSeek-V3 MoE
 layer 2.44).
 The step adds what is paid once (step_overhead_s: scheduling, sampling, the CPU side CUDA graphs do not
@@ -44,6 +53,7 @@ What an engine step costs in a run (`step_time`, `decode_run_times`) adds two en
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import field
 from typing import Any, Literal
 
 from kvcalc.calc.perf.attention import decode_keys_sum
@@ -51,6 +61,7 @@ from kvcalc.calc.perf.coefficients import PerfCoefficients
 from kvcalc.calc.perf.comm import step_comm
 from kvcalc.calc.perf.model import PerfModel, StageModel
 from kvcalc.calc.perf.moe import touched_fraction
+from kvcalc.calc.perf.shape import depth_scale, roofline, rows_per_expert
 from kvcalc.spec.base import record
 
 Bound = Literal["memory", "compute"]
@@ -59,7 +70,12 @@ Bound = Literal["memory", "compute"]
 @record
 class StepCost:
     """Every term of one step's time, separately (seconds, bytes, FLOPs; see the module docstring).
-    `layer_units`: what layer_overhead_s multiplies (layers weighted by their kernels, kernels.py)."""
+    `layer_units`: what layer_overhead_s multiplies (layers weighted by their kernels, kernels.py).
+    `expert_*`: the routed experts' part of weight_bytes, gemm_flops, t_weights and t_gemm (their GEMMs run
+    at rows per expert, calc/perf/shape.py). `gemm_shape_flops` / `expert_shape_flops`: the dense and expert
+    GEMM FLOPs each over its row efficiency s(M) (what they cost at the large-GEMM rate).
+    `expert_activation_bytes` / `t_expert_activations`: the routed activations' traffic outside the GEMMs
+    (moe.activation_bytes_per_token), part of time_s and of neither t_weights nor t_gemm."""
 
     decode_tokens: int
     prefill_tokens: int
@@ -78,6 +94,14 @@ class StepCost:
     time_s: float
     bound: Bound
     layer_units: float = 0.0
+    expert_weight_bytes: float = 0.0
+    expert_gemm_flops: float = 0.0
+    t_expert_weights: float = 0.0
+    t_experts: float = 0.0
+    gemm_shape_flops: float = 0.0
+    expert_shape_flops: float = 0.0
+    expert_activation_bytes: float = 0.0
+    t_expert_activations: float = 0.0
 
     @property
     def tokens(self) -> int:
@@ -114,14 +138,32 @@ def _contexts(values: Any) -> Any:
 
 
 @record
+class _ExpertWork:
+    """One routed-expert group on this GPU for a step: the bytes it reads (touched experts), its GEMM FLOPs
+    by dtype, and the rows each touched expert's GEMM gets (shape.rows_per_expert)."""
+
+    weight_bytes: float
+    gemm: dict[str, float]
+    rows: float
+    activation_bytes: float = 0.0
+
+
+@record
 class _StageWork:
-    """One stage's GPU: weight bytes and GEMM FLOPs by dtype (same for every row), KV bytes and attention
-    FLOPs (one per row of contexts)."""
+    """One stage's GPU: weight bytes and GEMM FLOPs by dtype (same for every row; totals, experts included),
+    KV bytes and attention FLOPs (one per row of contexts). `dense_bytes`, `dense_gemm` and `rows` (tokens
+    in the step: the M of its dense GEMMs; the lm_head's is `sampled`) and `experts` split the totals by
+    GEMM shape."""
 
     weight_bytes: float
     gemm: dict[str, float]
     kv_bytes: Any
     attention_flops: Any
+    dense_bytes: float = 0.0
+    dense_gemm: dict[str, float] = field(default_factory=dict)
+    rows: int = 0
+    sampled: int = 0
+    experts: tuple[_ExpertWork, ...] = ()
 
 
 def expert_replicas(parallel: Any) -> int:
@@ -132,28 +174,30 @@ def expert_replicas(parallel: Any) -> int:
     return max(1, parallel.ep // parallel.tp) if parallel.dp > 1 else 1
 
 
-def stage_work(stage: StageModel, contexts: Any, prefill: Sequence[tuple[int, int]], sampled: int,
-               last: bool, expert_share: int = 1) -> _StageWork:
-    """Bytes and FLOPs of one stage's GPU for a step: decode `contexts` (rows: steps, columns: requests),
-    prefill chunks `(prior, new)`, `sampled` sequences computing logits. `expert_share`: replicas whose tokens
-    (as many as this step's, all replicas alike) the GPU's routed experts also serve (`expert_replicas`)."""
-    n_decode = contexts.shape[-1]
-    tokens = n_decode + sum(new for _, new in prefill)
-    weight_bytes = float(stage.dense_weight_bytes)
-    gemm = {d: f * tokens for d, f in stage.gemm_flops_per_token.items()}
-    routed = tokens * expert_share
+def _expert_work(stage: StageModel, routed: int) -> tuple[_ExpertWork, ...]:
+    """Each expert group's touched bytes (moe.touched_fraction), FLOPs (routed tokens x k/E of the params
+    held) and rows per touched expert for `routed` tokens."""
+    out = []
     for group in stage.experts:
-        weight_bytes += group.bytes_on_gpu * touched_fraction(group.num_experts, group.top_k, routed)
-        for d, f in group.flops_per_token.items():
-            gemm[d] = gemm.get(d, 0.0) + f * routed
-    if last and stage.head_flops_per_token:
-        gemm["head"] = stage.head_flops_per_token * sampled
+        out.append(_ExpertWork(
+            weight_bytes=group.bytes_on_gpu * touched_fraction(group.num_experts, group.top_k, routed),
+            gemm={d: f * routed for d, f in group.flops_per_token.items()},
+            rows=rows_per_expert(routed, group.num_experts, group.top_k),
+            activation_bytes=group.activation_bytes_per_token * routed))
+    return tuple(out)
+
+
+def _mixer_work(stage: StageModel, contexts: Any, prefill: Sequence[tuple[int, int]]) -> tuple[Any, Any]:
+    """KV (and recurrent state) bytes and attention FLOPs of every mixer group (attention.py)."""
+    n_decode = contexts.shape[-1]
+    prefill_tokens = sum(new for _, new in prefill)
     kv_bytes: Any = 0.0
     attention: Any = 0.0
     for g in stage.attention:
         if g.recurrent:
             kv_bytes = kv_bytes + g.layers * 2.0 * g.state_bytes * (n_decode + len(prefill))
-            attention = attention + g.layers * g.state_flops_per_token * tokens
+            per_prefill = g.prefill_state_flops_per_token or g.state_flops_per_token
+            attention = attention + g.layers * (g.state_flops_per_token * n_decode + per_prefill * prefill_tokens)
             continue
         pairs = decode_keys_sum(g, contexts)
         read = pairs + n_decode  # each decode token's keys, plus writing its own K/V
@@ -163,16 +207,86 @@ def stage_work(stage: StageModel, contexts: Any, prefill: Sequence[tuple[int, in
             read = read + g.cached_tokens(prior) + new  # read the cached prefix once, write the chunk
         attention = attention + g.layers * (g.flops_per_pair * pairs + g.prefill_flops_per_pair * prefill_pairs)
         kv_bytes = kv_bytes + g.layers * g.kv_bytes_per_token * read
-    return _StageWork(weight_bytes=weight_bytes, gemm=gemm, kv_bytes=kv_bytes, attention_flops=attention)
+    return kv_bytes, attention
 
 
-def _gemm_time(pm: PerfModel, coeffs: PerfCoefficients, gemm: dict[str, float]) -> float:
-    """sum_d flops[d] / (F[d] x gemm_eff[d]); the lm_head runs at the 16-bit rate."""
-    total = 0.0
+def stage_work(stage: StageModel, contexts: Any, prefill: Sequence[tuple[int, int]], sampled: int,
+               last: bool, expert_share: int = 1) -> _StageWork:
+    """Bytes and FLOPs of one stage's GPU for a step: decode `contexts` (rows: steps, columns: requests),
+    prefill chunks `(prior, new)`, `sampled` sequences computing logits. `expert_share`: replicas whose tokens
+    (as many as this step's, all replicas alike) the GPU's routed experts also serve (`expert_replicas`)."""
+    tokens = contexts.shape[-1] + sum(new for _, new in prefill)
+    dense = {d: f * tokens for d, f in stage.gemm_flops_per_token.items()}
+    if last and stage.head_flops_per_token:
+        dense["head"] = stage.head_flops_per_token * sampled
+    experts = _expert_work(stage, tokens * expert_share)
+    weight_bytes = float(stage.dense_weight_bytes) + sum(e.weight_bytes for e in experts)
+    gemm = dict(dense)
+    for e in experts:
+        for d, f in e.gemm.items():
+            gemm[d] = gemm.get(d, 0.0) + f
+    kv_bytes, attention = _mixer_work(stage, contexts, prefill)
+    return _StageWork(weight_bytes=weight_bytes, gemm=gemm, kv_bytes=kv_bytes, attention_flops=attention,
+                      dense_bytes=float(stage.dense_weight_bytes), dense_gemm=dense, rows=tokens,
+                      sampled=sampled, experts=experts)
+
+
+def _gemm_time(pm: PerfModel, coeffs: PerfCoefficients, gemm: dict[str, float], rows: float,
+               depth: dict[str, float], head_rows: float = 0.0, scale: float = 1.0) -> tuple[float, float]:
+    """(sum_d work[d] / (F[d] x gemm_eff[d] x scale), sum_d work[d]) with work[d] = flops[d] x depth[d] /
+    s(rows): each dtype's FLOPs over its GEMMs' row and depth efficiencies (shape.py; `depth[d]` =
+    shape.depth_scale). The lm_head runs at the 16-bit rate over `head_rows` rows (the sequences sampled)."""
+    total = shaped = 0.0
     for dtype, flops in gemm.items():
+        if not flops:
+            continue
         rate = pm.sixteen_bit if dtype == "head" else dtype
-        total += flops / (pm.gpu.flops(rate) * coeffs.gemm_efficiency(rate))
-    return total
+        work = flops * depth.get(dtype, 1.0) / coeffs.row_efficiency(head_rows if dtype == "head" else rows)
+        total += work / (pm.gpu.flops(rate) * coeffs.gemm_efficiency(rate) * scale)
+        shaped += work
+    return total, shaped
+
+
+@record
+class _LinearTimes:
+    """The linear layers of one stage: weight-read and GEMM times (dense and experts summed) and the time
+    they take, each GEMM shape under its own roofline (shape.roofline)."""
+
+    t_weights: float
+    t_gemm: float
+    t_linear: float
+    t_expert_weights: float
+    t_experts: float
+    gemm_shape_flops: float
+    expert_shape_flops: float
+    t_expert_activations: float = 0.0
+
+
+def linear_times(pm: PerfModel, coeffs: PerfCoefficients, stage: StageModel, work: _StageWork) -> _LinearTimes:
+    """Dense GEMMs (M = the step's tokens) and each expert group (M_e rows per expert, at moe_gemm_eff) are
+    separate kernels: R(t_weights, t_gemm) per shape, summed (calc/perf/shape.py), plus the routed
+    activations' round trip through memory (moe.activation_bytes_per_token, at the weight-read rate).
+    `*_shape_flops`: FLOPs over their row and depth efficiencies, what the GEMMs cost at the large-GEMM rate
+    (calibrate.StepPoint)."""
+    bw = pm.gpu.memory_bandwidth_bytes_per_s * coeffs.weight_bw_eff
+    half = coeffs.gemm_depth_half
+    tw = work.dense_bytes / bw
+    depth = dict(depth_scale(stage.depths, half))
+    if stage.head_depth:
+        depth["head"] = 1.0 / coeffs.depth_efficiency(stage.head_depth)
+    tg, dense_shaped = _gemm_time(pm, coeffs, work.dense_gemm, work.rows, depth, work.sampled)
+    linear = float(roofline(tw, tg, coeffs.overlap_loss))
+    tew = tex = expert_shaped = tact = 0.0
+    for group, e in zip(stage.experts, work.experts, strict=True):
+        w = e.weight_bytes / bw
+        g, shaped = _gemm_time(pm, coeffs, e.gemm, e.rows, depth_scale(group.depths, half),
+                               scale=coeffs.moe_gemm_eff)
+        tew, tex, expert_shaped = tew + w, tex + g, expert_shaped + shaped
+        tact += e.activation_bytes / bw
+        linear += float(roofline(w, g, coeffs.overlap_loss))
+    return _LinearTimes(t_weights=tw + tew, t_gemm=tg + tex, t_linear=linear + tact, t_expert_weights=tew,
+                        t_experts=tex, gemm_shape_flops=dense_shaped, expert_shape_flops=expert_shaped,
+                        t_expert_activations=tact)
 
 
 def _terms(pm: PerfModel, coeffs: PerfCoefficients, contexts: Any, prefill: Sequence[tuple[int, int]],
@@ -184,21 +298,26 @@ def _terms(pm: PerfModel, coeffs: PerfCoefficients, contexts: Any, prefill: Sequ
     n_decode = contexts.shape[-1]
     tokens = n_decode + sum(new for _, new in prefill)
     acc: dict[str, Any] = dict(wb=0.0, kvb=0.0, gf=0.0, af=0.0, tw=0.0, tkv=0.0, tg=0.0, ta=0.0, kernels=0.0,
-                               comm=0.0, comm_bytes=0.0, stage_max=0.0)
+                               comm=0.0, comm_bytes=0.0, stage_max=0.0, ewb=0.0, egf=0.0, tew=0.0, tex=0.0,
+                               gsf=0.0, esf=0.0, eab=0.0, tea=0.0)
     for i, stage in enumerate(pm.stages):
         last = i == len(pm.stages) - 1
         work = stage_work(stage, contexts, prefill, sampled, last, expert_replicas(pm.parallel))
-        tw = work.weight_bytes / (bw * coeffs.weight_bw_eff)
-        tg = _gemm_time(pm, coeffs, work.gemm)
+        lin = linear_times(pm, coeffs, stage, work)
         tkv = np.asarray(work.kv_bytes) / (bw * coeffs.kv_bw_eff)
         ta = np.asarray(work.attention_flops) / (gpu.flops(pm.sixteen_bit) * coeffs.attention_eff)
-        kernels = max(tw, tg) + np.maximum(tkv, ta) + stage.layer_units * coeffs.layer_overhead_s
+        kernels = lin.t_linear + roofline(tkv, ta, coeffs.overlap_loss) + stage.layer_units * coeffs.layer_overhead_s
         acc["kernels"] = acc["kernels"] + kernels
         comm = step_comm(stage, tokens, pm.hidden_size, pm.parallel, gpu, coeffs, last)
         acc["stage_max"] = np.maximum(acc["stage_max"], kernels + comm.total_s)
+        expert_flops = sum(sum(e.gemm.values()) for e in work.experts)
         for key, value in (("wb", work.weight_bytes), ("kvb", work.kv_bytes), ("gf", sum(work.gemm.values())),
-                           ("af", work.attention_flops), ("tw", tw), ("tkv", tkv), ("tg", tg), ("ta", ta),
-                           ("comm", comm.total_s), ("comm_bytes", comm.bytes_sent)):
+                           ("af", work.attention_flops), ("tw", lin.t_weights), ("tkv", tkv), ("tg", lin.t_gemm),
+                           ("ta", ta), ("comm", comm.total_s), ("comm_bytes", comm.bytes_sent),
+                           ("ewb", work.weight_bytes - work.dense_bytes), ("egf", expert_flops),
+                           ("tew", lin.t_expert_weights), ("tex", lin.t_experts),
+                           ("gsf", lin.gemm_shape_flops), ("esf", lin.expert_shape_flops),
+                           ("eab", sum(e.activation_bytes for e in work.experts)), ("tea", lin.t_expert_activations)):
             acc[key] = acc[key] + value
     requests = n_decode + len(prefill)
     fixed = coeffs.step_overhead_s + requests * coeffs.request_overhead_s
@@ -236,7 +355,10 @@ def step_cost(
         weight_bytes=one("wb"), kv_bytes=one("kvb"), gemm_flops=one("gf"), attention_flops=one("af"),
         t_weights=one("tw"), t_kv=one("tkv"), t_gemm=one("tg"), t_attention=one("ta"), t_comm=one("comm"),
         comm_bytes=one("comm_bytes"), overhead_s=one("overhead"), time_s=one("time"), bound=bound,
-        layer_units=sum(s.layer_units for s in pm.stages),
+        layer_units=sum(s.layer_units for s in pm.stages), expert_weight_bytes=one("ewb"),
+        expert_gemm_flops=one("egf"), t_expert_weights=one("tew"), t_experts=one("tex"),
+        gemm_shape_flops=one("gsf"), expert_shape_flops=one("esf"), expert_activation_bytes=one("eab"),
+        t_expert_activations=one("tea"),
     )
 
 
