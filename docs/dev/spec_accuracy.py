@@ -26,8 +26,8 @@ from typing import Any
 from kvcalc.report.spec import spec_report
 from kvcalc.sources.calibration import shipped_calibration
 from kvcalc.sources.hardware import find_gpu
-from kvcalc.spec.base import replace
 from kvcalc.sources.resolve import load_model
+from kvcalc.spec.base import replace
 from kvcalc.spec.deployment import EngineSettings
 
 URL_20780 = "https://github.com/vllm-project/vllm/issues/20780"
