@@ -178,3 +178,22 @@ def test_shipped_calibration_is_found_by_gpu_key() -> None:
     assert h100 is not None and h100.gpu == "h100-sxm" and h100.card.startswith("NVIDIA H100")
     assert 0 < h100.values["weight_bw_eff"] <= 1 and 0 < h100.values["gemm_eff"]["bf16"] <= 1
     assert shipped_calibration("t4") is None
+
+
+def test_a_term_the_points_cannot_separate_keeps_its_prior_instead_of_its_bound() -> None:
+    # One dense model: the weight bytes are the same in every decode step and only the layer units (kernels
+    # counted / 9) differ, 32 and 40, so weight reads and per-layer cost trade against each other.
+    # W / B = 16.75e9 / 3.35e12 = 5 ms; measured 6.0 and 6.4 ms. Unbounded: 5a + 32 o = 6.0, 5a + 40 o = 6.4
+    # -> o = 0.4 / 8 = 50 us, a = (6.0 - 1.6) / 5 = 0.88 = 1 / e_w: e_w = 1.14, so the bounded fit pins e_w = 1.
+    # The columns (time shares) are w = (5/6, 5/6.4), L = (32/6, 40/6.4): cos = 0.9939, sin = 0.110 < 1/sqrt(10).
+    # So e_w keeps the prior 1/1.04 (weights 5 x 1.04 = 5.2 ms) and o alone is fitted on relative errors:
+    # min ((32 o - 0.8) / 6)^2 + ((40 o - 1.2) / 6.4)^2 -> 32 (32 o - 0.8) / 36 + 40 (40 o - 1.2) / 40.96 = 0
+    # -> x 1474.56: 41943.04 o - 1048.576 + 57600 o - 1728 = 0 -> o = 2776.576 / 99543.04 ms = 27.893 us.
+    prior = replace(PRIOR, weight_bw_eff=1 / 1.04)
+    points = [replace(point(f"d{i}", w=16.75e9, kv=0.0, g=0.0, a=0.0, layers=layers, requests=0), measured_s=t)
+              for i, (layers, t) in enumerate(((32, 6.0e-3), (40, 6.4e-3)))]
+    fit = fit_coefficients(points, prior, terms=("weight_bw_eff", "layer_overhead_s"))
+    assert fit.coefficients.weight_bw_eff == 1 / 1.04
+    assert fit.fitted == ("layer_overhead_s",)
+    assert fit.coefficients.layer_overhead_s == pytest.approx(27.893e-6, rel=1e-4)
+    assert any("weight_bw_eff" in n and "layer_overhead_s" in n and "bound" in n for n in fit.notes)

@@ -125,3 +125,27 @@ def test_schema() -> None:
     assert r.returncode == 0
     schema = json.loads(r.stdout)
     assert {"card", "driver", "torch", "records", "calibration"} <= set(schema["properties"])
+
+
+def test_decode_gemm_rows_carry_their_own_m(llama_report: tuple[dict, Path]) -> None:  # type: ignore[type-arg]
+    doc, _ = llama_report
+    fp8 = [r for r in doc["records"] if r["quantity"] == "gemm_fp8_decode"]
+    # one row per decode batch (1, 4, 16, 64, 256), each labelled with its own M; FP8 ran M padded to 16
+    assert [r["settings"]["m"] for r in fp8] == [1, 4, 16, 64, 256]
+    assert [r["settings"].get("padded_m") for r in fp8] == [16, 16, None, None, None]
+    one = fp8[0]
+    # batch 1 run as 16 x 4096 FP8 against the 14336 x 4096 weight: bytes (16 x 4096 + 14336 x 4096) x 1
+    # + 16 x 14336 x 2 (bf16 out) = 59,244,544 B over 3.35e12 B/s = 17.685 us, above its FLOPs 2 x 16 x 14336 x
+    # 4096 / 1978.9e12 = 0.95 us; the batch's FLOPs 2 x 1 x 14336 x 4096 = 117,440,512 / 17.685 us = 6.6407e12
+    assert one["predicted"] == pytest.approx(117_440_512 / (59_244_544 / 3.35e12), rel=1e-9)
+    assert one["predicted"] == pytest.approx(6.6407e12, rel=1e-4)
+
+
+def test_one_model_fit_keeps_the_weight_prior(llama_report: tuple[dict, Path]) -> None:  # type: ignore[type-arg]
+    doc, _ = llama_report
+    cal = doc["calibration"]
+    # one dense model: every decode step reads the same weights, so weight reads and the per-layer cost trade;
+    # weight_bw_eff stays the hardware file's hbm_copy 0.902 instead of running to 1.0
+    assert cal["coefficients"]["weight_bw_eff"] == 0.902
+    assert "weight_bw_eff" not in cal["fitted"]
+    assert any("weight_bw_eff" in note and "layer_overhead_s" in note for note in cal["notes"])

@@ -119,10 +119,7 @@ def ceiling_records(ceilings: dict[str, Any], plan: DeploymentPlan, coeffs: Perf
                             m=g["m"], n=g["n"], k=g["k"]))
             large_bf16 = g["flops_per_s"] if g["dtype"] == "bf16" else large_bf16
         else:
-            flops = 2.0 * g["m"] * g["n"] * g["k"]
-            roofline = max(g["bytes"] / gpu.memory_bandwidth_bytes_per_s, flops / peak)
-            out.append(_rec(f"gemm_{g['dtype']}_decode", flops / roofline, g["flops_per_s"], "FLOP/s",
-                            "predicted = roofline max(bytes/B, FLOPs/F)", m=g["m"], n=g["n"], k=g["k"]))
+            out.append(_decode_gemm_record(g, gpu.memory_bandwidth_bytes_per_s, peak))
     if large_bf16:
         out.append(_rec("ridge_point_bf16", gpu.ridge_point("bf16"), large_bf16 / bw, "FLOP/B",
                         "measured = bf16 GEMM rate / copy bandwidth"))
@@ -133,6 +130,22 @@ def ceiling_records(ceilings: dict[str, Any], plan: DeploymentPlan, coeffs: Perf
                         ceilings["kernel"]["per_kernel_s"], "s", "predicted = layer_overhead_s / 9 kernels; "
                         "measured = a CUDA graph of tiny kernels"))
     return out
+
+
+def _decode_gemm_record(g: dict[str, Any], bandwidth: float, peak: float) -> VerifyRecord:
+    """A decode-shape GEMM of M = batch rows against the roofline max(bytes/B, FLOPs/F) of the product that ran,
+    labelled with the batch's own M. FP8 products run with M padded to a multiple of 16 (torch._scaled_mm), so
+    both rates count the batch's 2 x M x N x K FLOPs over the padded product's time."""
+    rows = int(g.get("batch", g["m"]))
+    roofline_s = max(g["bytes"] / bandwidth, 2.0 * g["m"] * g["n"] * g["k"] / peak)
+    useful = rows / g["m"]
+    settings: dict[str, Any] = {"m": rows, "n": g["n"], "k": g["k"]}
+    note = "predicted = roofline max(bytes/B, FLOPs/F)"
+    if rows != g["m"]:
+        settings["padded_m"] = g["m"]
+        note += f"; run with M padded to {g['m']} rows (torch._scaled_mm), FLOP/s of the batch's {rows}"
+    return _rec(f"gemm_{g['dtype']}_decode", 2.0 * rows * g["n"] * g["k"] / roofline_s, g["flops_per_s"] * useful,
+                "FLOP/s", note, **settings)
 
 
 # ---- bytes -------------------------------------------------------------------------------------------------

@@ -14,7 +14,10 @@ under the current coefficients, solve a non-negative least squares over all poin
 branches' features, re-assign, repeat until no point changes branch. Rows are divided by the measured time,
 so the fit minimises relative errors (a 10 ms and a 1 s step weigh alike). A coefficient that no point
 constrains (no compute-bound point, no KV bytes, one layer count only) keeps its prior value; the result
-says which were fitted.
+says which were fitted. So does one the points cannot tell apart from the others (its column within
+MIN_SEPARATION of their span) when the least squares runs it to its bound: the weight reads and the per-layer
+cost of one dense model are the same in every decode step, and their fit trades one for the other until an
+efficiency reaches 1; the bound is then an artefact of the trade, and the prior is the better value.
 
 Communication is fitted separately, per collective: t = latency + bytes / bandwidth (`fit_latency_bandwidth`).
 """
@@ -194,6 +197,11 @@ LOWER = np.array([1.0, 1.0, 1.0, 1.0, 0.0, 0.0, 0.0, 1.0])
 _DROP_ORDER = (5, 6, 4, 7, 3, 1, 2, 0)
 #: Smallest singular value / largest of the column-normalised design below which terms are not separable.
 MIN_CONDITION = 1e-2
+#: Sine of the angle between a term's column and the span of the other fitted terms' columns below which the
+#: points do not determine it: 1 / sqrt(10), a variance inflation factor 1 / sin^2 of 10, the usual
+#: multicollinearity threshold (Kutner, Nachtsheim, Neter & Li, "Applied Linear Statistical Models", 5th ed.,
+#: 2005, section 10.5). A term below it that the fit runs to its bound keeps its prior (module docstring).
+MIN_SEPARATION = 10 ** -0.5
 
 
 def _constrained(rows: np.ndarray, measured: np.ndarray, terms: tuple[str, ...]) -> np.ndarray:
@@ -224,11 +232,33 @@ def fit_coefficients(
     max_iter: int = 30,
 ) -> CalibrationFit:
     """Least-squares coefficients for `points` (module docstring). Only `terms` are fitted; those and any the
-    points do not constrain keep `prior`'s values (moe_gemm_eff is asked for only where a point has experts)."""
+    points do not constrain keep `prior`'s values (moe_gemm_eff is asked for only where a point has experts),
+    and so does any the points cannot tell apart from the others when the fit runs it to its bound."""
     if not points:
         raise ValueError("no measured points to fit")
     if not any(p.expert_gemm_flops or p.expert_weight_bytes for p in points):
         terms = tuple(t for t in terms if t != MOE_TERM)
+    measured = np.array([p.measured_s for p in points])
+    notes: list[str] = []
+    while True:
+        x, free, rows, iterations = _solve(points, prior, terms, gemm_dtype, max_iter)
+        pinned = _pinned(rows / measured[:, None], x, free)
+        if not pinned:
+            break
+        for j, partner in pinned:
+            bound = 1.0 / LOWER[j] if ALL_TERMS[j] in _EFFICIENCIES else LOWER[j]
+            notes.append(f"kept the prior value of {ALL_TERMS[j]} ({_prior_value(prior, j, gemm_dtype):.4g}): the "
+                         f"points cannot tell it apart from {ALL_TERMS[partner]}, and the fit ran it to its bound "
+                         f"{bound:g}")
+        terms = tuple(t for t in terms if t not in {ALL_TERMS[j] for j, _ in pinned})
+    coeffs = _coefficients(prior, x, free, gemm_dtype, source)
+    return _report(points, coeffs, gemm_dtype, free, iterations, terms, tuple(notes))
+
+
+def _solve(points: Sequence[StepPoint], prior: PerfCoefficients, terms: tuple[str, ...], gemm_dtype: str,
+           max_iter: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """The active-set iteration (module docstring): the unknowns, which were fitted, the last design and the
+    iterations it took."""
     sides = np.array([p.sides() for p in points])
     fixed = np.array([p.fixed() for p in points])
     streamed = np.array([p.streamed() for p in points])
@@ -250,8 +280,36 @@ def fit_coefficients(
         if np.array_equal(new_memory, memory):
             break
         memory = new_memory
-    coeffs = _coefficients(prior, x, free, gemm_dtype, source)
-    return _report(points, coeffs, gemm_dtype, free, iterations, terms)
+    return x, free, rows, iterations
+
+
+def _separation(shares: np.ndarray, free: np.ndarray, j: int) -> tuple[float, int]:
+    """Sine of the angle between term j's column and the span of the other fitted terms' columns (0: a
+    combination of them, 1: independent of them), and the other term whose column is closest to j's."""
+    others = [i for i in np.flatnonzero(free) if i != j]
+    col = shares[:, j] / np.linalg.norm(shares[:, j])
+    if not others:
+        return 1.0, j
+    span = shares[:, others]
+    residual = col - span @ np.linalg.lstsq(span, col, rcond=None)[0]
+    cosines = np.abs(col @ (span / np.linalg.norm(span, axis=0)))
+    return float(np.linalg.norm(residual)), int(others[int(np.argmax(cosines))])
+
+
+def _pinned(shares: np.ndarray, x: np.ndarray, free: np.ndarray) -> list[tuple[int, int]]:
+    """(term, the term it trades against) for each fitted term at its bound that the points do not separate
+    from the others (MIN_SEPARATION)."""
+    out = []
+    for j in np.flatnonzero(free & (x <= LOWER)):
+        separation, partner = _separation(shares, free, int(j))
+        if separation < MIN_SEPARATION:
+            out.append((int(j), partner))
+    return out
+
+
+def _prior_value(prior: PerfCoefficients, j: int, gemm_dtype: str) -> float:
+    name = ALL_TERMS[j]
+    return prior.gemm_efficiency(gemm_dtype) if name == "gemm_eff" else float(getattr(prior, name))
 
 
 def _coefficients(prior: PerfCoefficients, x: np.ndarray, free: np.ndarray, gemm_dtype: str,
@@ -274,7 +332,7 @@ def _coefficients(prior: PerfCoefficients, x: np.ndarray, free: np.ndarray, gemm
 
 
 def _report(points: Sequence[StepPoint], coeffs: PerfCoefficients, gemm_dtype: str, free: np.ndarray,
-            iterations: int, terms: tuple[str, ...]) -> CalibrationFit:
+            iterations: int, terms: tuple[str, ...], pinned: tuple[str, ...] = ()) -> CalibrationFit:
     residuals = []
     for p in points:
         fitted, regime = step_time(p, coeffs, gemm_dtype)
@@ -283,6 +341,7 @@ def _report(points: Sequence[StepPoint], coeffs: PerfCoefficients, gemm_dtype: s
     errors = sorted(abs(r.error_pct) for r in residuals)
     fixed = [name for i, name in enumerate(ALL_TERMS) if not free[i] and name in terms]
     notes = (f"kept the prior value of {', '.join(fixed)}: no measured point constrains it",) if fixed else ()
+    notes += pinned
     return CalibrationFit(
         coefficients=coeffs, fitted=tuple(name for i, name in enumerate(ALL_TERMS) if free[i]),
         residuals=tuple(residuals), median_abs_error_pct=float(np.median(errors)),
