@@ -103,7 +103,29 @@ def click_command(argv: list[str]) -> click.Command:
     """The click command for `argv` (the one command it names, else all), every option bounded."""
     from kvcalc.cli.options import bound_params
 
-    return bound_params(typer.main.get_command(_app_for(argv)))
+    group = bound_params(typer.main.get_command(_app_for(argv)))
+    for sub in getattr(group, "commands", {}).values():
+        _name_command_in_usage_errors(sub)
+    return group
+
+
+def _name_command_in_usage_errors(command: click.Command) -> None:
+    """Usage errors click's parser raises without a context (an option missing its value, a value given to a
+    flag) get the context of the command that was parsing them, so that the hint names it
+    (`kvcalc verify --help`, not `kvcalc --help`)."""
+    import click
+
+    parse = command.parse_args
+
+    def parse_args(ctx: click.Context, args: list[str]) -> list[str]:
+        try:
+            return parse(ctx, args)
+        except click.UsageError as err:
+            if err.ctx is None:
+                err.ctx = ctx
+            raise
+
+    command.parse_args = parse_args  # type: ignore[method-assign]
 
 
 def _wants_help(argv: list[str]) -> bool:

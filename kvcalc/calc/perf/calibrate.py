@@ -340,8 +340,8 @@ def _report(points: Sequence[StepPoint], coeffs: PerfCoefficients, gemm_dtype: s
                                   error_pct=100.0 * (fitted - p.measured_s) / p.measured_s, regime=regime))
     errors = sorted(abs(r.error_pct) for r in residuals)
     fixed = [name for i, name in enumerate(ALL_TERMS) if not free[i] and name in terms]
-    notes = (f"kept the prior value of {', '.join(fixed)}: no measured point constrains it",) if fixed else ()
-    notes += pinned
+    unconstrained = [f"kept the prior value of {', '.join(fixed)}: no measured point constrains it"] if fixed else []
+    notes = (*unconstrained, *pinned)
     return CalibrationFit(
         coefficients=coeffs, fitted=tuple(name for i, name in enumerate(ALL_TERMS) if free[i]),
         residuals=tuple(residuals), median_abs_error_pct=float(np.median(errors)),
