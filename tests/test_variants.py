@@ -230,19 +230,45 @@ def test_report_llama_70b_in_40_gib() -> None:
 
 def test_default_memory_is_the_kv_pool_fit_plans() -> None:
     # The budget is the KV pool `kvcalc fit` plans for the same GPU and engine (issue #8: 88,279 vs 17,600 tokens
-    # before): Llama-3.1-70B's 141 GB of bf16 weights need tp=2 on H100s; the pool is A per GPU x 2 GPUs, and the
-    # model's own row holds exactly fit's "GPU KV cache size" (whole blocks of 16: floor(2A / (16 x 327,680)) x 16
-    # = floor(A / (16 x 163,840)) x 16, the per-GPU block arithmetic).
+    # before): Llama-3.1-70B's 141 GB of bf16 weights need tp=2 on H100s. Tokens are counted on one GPU: its pool
+    # A against its bytes per token, 80 layers x 2 x (8 / 2 = 4 KV heads) x 128 x 2 B = 163,840, in whole blocks
+    # of 16: floor(A / (16 x 163,840)) x 16, fit's "GPU KV cache size" exactly.
     model = _model(LLAMA_70B)
     plan = variants_plan(model, find_gpu("h100"), EngineSettings())
     budget = memory_budget(model, plan, None)
     fit = fit_deployment(model, find_gpu("h100"), Parallel(tp=2), EngineSettings(), advise=False, explain=False)
-    assert plan.parallel.tp == 2 and budget.gpu_count == 2
-    assert budget.bytes == 2 * fit.per_gpu.kv_cache_bytes
-    own = _rows(variants_report(model, gpu=find_gpu("h100")))["GQA-8"]
-    assert own.max_tokens == fit.capacity.kv_cache_tokens == budget.bytes // (16 * 327_680) * 16
+    assert plan.parallel.tp == 2 and budget.gpu_count == 2 and budget.tp == 2
+    assert budget.bytes == fit.per_gpu.kv_cache_bytes
+    report = variants_report(model, gpu=find_gpu("h100"))
+    rows = _rows(report)
+    own = rows["GQA-8"]
+    assert report.tp == 2 and own.bytes_per_token == 163_840 and own.kv_bytes_per_token == 327_680
+    assert own.max_tokens == fit.capacity.kv_cache_tokens == budget.bytes // (16 * 163_840) * 16
+    # MQA at tp=2: its one KV head is replicated on both GPUs (vLLM max(1, n_kv / tp)), so each GPU holds
+    # 80 x 2 x 1 x 128 x 2 = 40,960 B per token, as GQA-2 does (1 head per GPU): the same tokens, not twice
+    # GQA-2's as whole-model bytes (40,960) against both GPUs' pools (2A) would say
+    assert rows["MQA"].bytes_per_token == rows["GQA-2"].bytes_per_token == 40_960
+    assert rows["MQA"].max_tokens == rows["GQA-2"].max_tokens == budget.bytes // (16 * 40_960) * 16
+    explain = {d.figure: d for d in report.explain}
+    assert explain["MQA: KV bytes per token on one GPU of tp=2"].substituted == "80 x 2 x 1 x 128 x 2"
+    assert explain["GQA-8 (own): max tokens in 2.71 GiB per GPU".replace(" (own)", "")].substituted == (
+        f"floor(floor({budget.bytes:,} / 163,840) / 16) x 16")
+    assert any("one GPU" in note and "tp=2" in note for note in report.notes)
     with pytest.raises(InputError):
         memory_budget(model, None, None)
+
+
+def test_mla_latent_on_every_rank_matches_fit() -> None:
+    # DeepSeek-V3 (the test config: bf16 weights) on H200s: fit plans tp=16; every rank caches the whole latent,
+    # 61 layers x (512 + 64) x 2 B = 70,272 B per token per GPU, in blocks of 64 (vLLM's MLA block size):
+    # floor(A / (64 x 70,272)) x 64 tokens, fit's own figure (whole-model bytes against all 16 pools counted
+    # 16x as many)
+    model = _model(DEEPSEEK_V3)
+    report = variants_report(model, gpu=find_gpu("h200"))
+    own = next(r for r in report.variants if r.model_own)
+    pool = report.memory.bytes
+    assert report.tp == 16 and own.bytes_per_token == own.kv_bytes_per_token == 70_272
+    assert own.max_tokens == pool // (64 * 70_272) * 64 == report.memory.fit_kv_cache_tokens
 
 
 # --- the CLI ------------------------------------------------------------------------------------------------

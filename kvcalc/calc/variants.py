@@ -26,7 +26,15 @@ that quotient for uniform models). Savings vs the model's own layout = bytes(own
 
 A variant changes only the attention layers' KV heads (or the cache layout, for MLA): sliding-window and
 chunked layers keep their windows, recurrent layers (linear attention, Mamba) keep their fixed state, and
-the sums over layers are the ones of `kvcalc.calc.kv`. Everything here is on one rank (tp = 1).
+the sums over layers are the ones of `kvcalc.calc.kv`.
+
+Capacity is counted on one tensor-parallel rank: a rank holds max(1, n_kv / tp) KV heads of every layer
+(vLLM `ModelConfig.get_num_kv_heads`; with tp > n_kv heads are replicated) and the whole MLA latent (every
+rank caches it), so its bytes per token are `kv_bytes_per_token(tp)` summed over layers, and the tokens that
+fit are the ones its own KV memory holds. Every rank of a tensor-parallel group holds the same tokens, so one
+rank's count is the group's: whole-model bytes against the pool of all its GPUs would be the same only when
+n_kv divides by tp, and overcount when heads or a latent are replicated (MQA at tp = 2 by 2x, an MLA latent
+at tp = 16 by 16x). Savings factors compare whole-model bytes (tp = 1), where n_heads / n_kv holds.
 """
 
 from __future__ import annotations
@@ -236,10 +244,11 @@ def attention_variants(model: ModelSpec) -> list[AttentionVariant]:
     return out
 
 
-def cached_token_bytes(model: ModelSpec, kv: StorageType) -> int:
-    """Bytes one cached token takes summed over every attention layer, windowed ones included:
-    sum over layers of 2 x n_kv x head_dim x bytes (or the MLA latent). The basis of the savings factors."""
-    return sum(kvcalc_kv.layer_kv_bytes_per_token(layer, kv) for layer in attention_layers(model))
+def cached_token_bytes(model: ModelSpec, kv: StorageType, tp: int = 1) -> int:
+    """Bytes one cached token takes summed over every attention layer, windowed ones included, on one rank:
+    sum over layers of 2 x max(1, n_kv / tp) x head_dim x bytes (or the whole MLA latent). At tp = 1 (the whole
+    model), the basis of the savings factors."""
+    return sum(kvcalc_kv.layer_kv_bytes_per_token(layer, kv, tp) for layer in attention_layers(model))
 
 
 def savings(base_bytes: int, variant_bytes: int) -> float:
@@ -247,17 +256,17 @@ def savings(base_bytes: int, variant_bytes: int) -> float:
     return base_bytes / variant_bytes if variant_bytes else float("inf")
 
 
-def max_tokens(model: ModelSpec, kv: StorageType, memory_bytes: int) -> int | None:
-    """The longest single sequence whose cache fits in `memory_bytes`: the largest L with
-    `kvcalc.calc.kv.bytes_per_sequence(L) <= memory`. For a model of full-context layers only this is
-    floor(memory / bytes_per_token); windows and recurrent states are counted exactly. None when the cache
-    stops growing (every layer windowed or recurrent) and its whole size fits: any length fits."""
-    per_token = kvcalc_kv.kv_bytes_per_token(model, kv)
+def max_tokens(model: ModelSpec, kv: StorageType, memory_bytes: int, tp: int = 1) -> int | None:
+    """The longest single sequence whose cache fits in `memory_bytes` of one tensor-parallel rank: the largest
+    L with `kvcalc.calc.kv.bytes_per_sequence(L, tp) <= memory`. For a model of full-context layers only this
+    is floor(memory / bytes_per_token(tp)); windows and recurrent states are counted exactly. None when the
+    cache stops growing (every layer windowed or recurrent) and its whole size fits: any length fits."""
+    per_token = kvcalc_kv.kv_bytes_per_token(model, kv, tp)
     windows = [layer.mixer.window or 0 for layer in model.layers if layer.mixer is not None]
     longest_window = max(windows, default=0)
 
     def fits(length: int) -> bool:
-        return kvcalc_kv.bytes_per_sequence(model, length, kv) <= memory_bytes
+        return kvcalc_kv.bytes_per_sequence(model, length, kv, tp) <= memory_bytes
 
     if per_token == 0:
         if fits(longest_window + 1):
@@ -277,9 +286,10 @@ def max_tokens(model: ModelSpec, kv: StorageType, memory_bytes: int) -> int | No
     return lo
 
 
-def sequences_at_context(model: ModelSpec, kv: StorageType, memory_bytes: int, context: int) -> int:
-    """How many sequences of `context` tokens fit: floor(memory / bytes_per_sequence(context))."""
-    per_sequence = kvcalc_kv.bytes_per_sequence(model, context, kv)
+def sequences_at_context(model: ModelSpec, kv: StorageType, memory_bytes: int, context: int, tp: int = 1) -> int:
+    """How many sequences of `context` tokens fit one rank's memory: floor(memory / bytes_per_sequence(context,
+    tp))."""
+    per_sequence = kvcalc_kv.bytes_per_sequence(model, context, kv, tp)
     return memory_bytes // per_sequence if per_sequence else 0
 
 

@@ -2,7 +2,9 @@
 
 Each row is the model with its attention layers' KV heads (or cache layout) changed and everything else
 kept: layer count, head sizes, sliding/chunked windows, recurrent states. Formulas and sources are in
-`kvcalc.calc.variants`; bytes are summed by `kvcalc.calc.kv`, on one rank (tp = 1).
+`kvcalc.calc.variants`; bytes are summed by `kvcalc.calc.kv`. Bytes per token and savings are the whole
+model's (tp = 1); the tokens that fit are one tensor-parallel rank's: its bytes per token at the plan's tp
+against its own KV pool, the arithmetic `kvcalc fit` does (so the model's own row is fit's figure).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from kvcalc.spec.base import record
 from kvcalc.spec.deployment import EngineSettings, Parallel
 from kvcalc.spec.dtypes import StorageType, storage_type
 from kvcalc.spec.gpu import GpuSpec
-from kvcalc.spec.layers import FullAttention, MLAAttention
+from kvcalc.spec.layers import FullAttention, MLAAttention, kv_heads_per_rank
 from kvcalc.spec.model import ModelSpec
 from kvcalc.units import fmt_bytes
 
@@ -32,11 +34,14 @@ _MLA_SOURCE = "DeepSeek-V2 arXiv:2405.04434 s2.1; vLLM MLAAttentionSpec"
 
 @record
 class MemoryBudget:
-    """The memory the KV cache may fill: `--memory`, or the KV pool of the deployment `kvcalc fit` plans for the
-    same GPU, engine and settings (the least tensor-parallel degree whose GPUs hold the weights, unless --tp).
+    """The KV memory of one tensor-parallel rank: `--memory` (the whole model on one GPU, tp = 1), or the KV pool
+    of one GPU of the deployment `kvcalc fit` plans for the same GPU, engine and settings (the least
+    tensor-parallel degree whose GPUs hold the weights, unless --tp).
 
-    With a plan: bytes = KV pool bytes of one GPU x tp x pp (the pool of every GPU of one replica), so the
-    model's own row holds what `kvcalc fit` reports (`fit_kv_cache_tokens`), up to the engine's block rounding.
+    With a plan: bytes = the binding GPU's KV pool bytes, which holds each token's max(1, n_kv / tp) KV heads of
+    every layer; every GPU of the group holds the same tokens, so the model's own row is what `kvcalc fit`
+    reports (`fit_kv_cache_tokens`) for layers that keep every token (the engine's own grouping of windowed and
+    recurrent layers can differ).
     """
 
     bytes: int
@@ -55,13 +60,14 @@ class MemoryBudget:
 class VariantRow:
     """One attention layout of the model.
 
-    `kv_bytes_per_token` counts one token in every attention layer (windowed ones included): the sum over
-    layers of 2 x n_kv x head_dim x bytes (or the MLA latent), the basis of `savings_vs_mha` (= n_heads /
-    n_kv when the layers are uniform) and `savings_vs_model`. `bytes_per_token` and
-    `fixed_bytes_per_sequence` are `kvcalc inspect`'s: what each token adds past every window, and what
-    windowed layers and recurrent states hold per sequence. `max_tokens` is the longest single sequence that
-    fits the memory budget (None: any length fits); `sequences_at_context` how many `context`-token
-    sequences fit (None without `--context`).
+    `kv_bytes_per_token` counts one token in every attention layer (windowed ones included) of the whole model
+    (tp = 1): the sum over layers of 2 x n_kv x head_dim x bytes (or the MLA latent), the basis of
+    `savings_vs_mha` (= n_heads / n_kv when the layers are uniform) and `savings_vs_model`.
+    `bytes_per_token` and `fixed_bytes_per_sequence` are one rank's at the report's `tp` (`kvcalc inspect`'s at
+    tp = 1): what each token adds past every window with max(1, n_kv / tp) KV heads per layer (an MLA latent
+    whole), and what windowed layers and recurrent states hold per sequence. `max_tokens` is the longest single
+    sequence that one rank's memory holds (None: any length fits); `sequences_at_context` how many
+    `context`-token sequences it holds (None without `--context`). Every rank holds the same tokens.
     """
 
     name: str
@@ -93,6 +99,7 @@ class VariantsReport:
     kv_dtype: str
     context: int | None
     memory: MemoryBudget
+    tp: int
     variants: tuple[VariantRow, ...]
     notes: tuple[str, ...]
     explain: tuple[Derivation, ...]
@@ -102,8 +109,9 @@ def _bytes_text(kv: StorageType) -> str:
     return str(kv.block_bytes) if kv.block_elements == 1 else f"{kv.block_bytes}/{kv.block_elements}"
 
 
-def _kv_terms(model: ModelSpec, kv: StorageType) -> str:
-    """`80 x 2 x 8 x 128 x 2` per group of identical attention layers, joined by ` + `."""
+def _kv_terms(model: ModelSpec, kv: StorageType, tp: int = 1) -> str:
+    """`80 x 2 x 8 x 128 x 2` per group of identical attention layers, joined by ` + `: KV heads per rank
+    max(1, n_kv / tp), the MLA latent whole."""
     groups: dict[str, tuple[int, Any]] = {}
     for layer in calc.attention_layers(model):
         key = repr(layer.mixer)
@@ -115,9 +123,10 @@ def _kv_terms(model: ModelSpec, kv: StorageType) -> str:
         if isinstance(mixer, MLAAttention):
             term = f"{count} x ({mixer.kv_lora_rank} + {mixer.qk_rope_head_dim}) x {b}"
         elif isinstance(mixer, FullAttention) and mixer.value_dim == mixer.head_dim:
-            term = f"{count} x 2 x {mixer.num_kv_heads} x {mixer.head_dim} x {b}"
+            term = f"{count} x 2 x {kv_heads_per_rank(mixer.num_kv_heads, tp)} x {mixer.head_dim} x {b}"
         else:
-            term = f"{count} x {mixer.num_kv_heads} x ({mixer.head_dim} + {mixer.value_dim}) x {b}"
+            term = (f"{count} x {kv_heads_per_rank(mixer.num_kv_heads, tp)} x ({mixer.head_dim} + "
+                    f"{mixer.value_dim}) x {b}")
         if mixer.window is not None:
             term += f" [{mixer.kind}, {mixer.window:,}-token window]"
         terms.append(term)
@@ -146,16 +155,17 @@ def variants_plan(model: ModelSpec, gpu: GpuSpec, engine: EngineSettings | AnySe
 
 
 def memory_budget(model: ModelSpec, plan: DeploymentPlan | None, memory_bytes: int | None) -> MemoryBudget:
-    """`--memory` as given, else the KV pool of `plan` over its GPUs (see MemoryBudget)."""
+    """`--memory` as given, else the KV pool of one GPU of `plan` (see MemoryBudget)."""
     if memory_bytes is not None:
         return MemoryBudget(bytes=memory_bytes, source="--memory")
     if plan is None:
         raise InputError("attention-variants needs --gpu or --memory")
     p = plan.parallel
-    pool = sum(d.kv_cache_bytes for d in plan.devices) * p.tp
+    if p.pp != 1:
+        raise InputError(f"attention-variants counts one tensor-parallel group's tokens; pp={p.pp} is not supported")
     return MemoryBudget(
-        bytes=pool,
-        source=f"the KV pool {plan.engine} {plan.engine_version} plans at tp={p.tp}, pp={p.pp} (as kvcalc fit)",
+        bytes=plan.binding_device.kv_cache_bytes,
+        source=f"the KV pool of one GPU {plan.engine} {plan.engine_version} plans at tp={p.tp} (as kvcalc fit)",
         gpu=plan.gpu.name,
         gpu_count=p.tp * p.pp,
         usable_bytes_per_gpu=plan.gpu.usable_memory_bytes,
@@ -188,7 +198,7 @@ def variants_report(
     budget = memory_budget(model, plan, memory_bytes)
     base = _Baseline(kv=kv, budget=budget, n_heads=calc.query_heads(model), mla=calc.has_mla(model),
                      mha_bytes=calc.cached_token_bytes(next(v.model for v in variants if v.scheme == "MHA"), kv),
-                     own_bytes=calc.cached_token_bytes(model, kv), context=context)
+                     own_bytes=calc.cached_token_bytes(model, kv), context=context, tp=budget.tp or 1)
     explain: list[Derivation] = _budget_derivation(plan, budget) if budget.gpu is not None and plan else []
     rows: list[VariantRow] = []
     for v in variants:
@@ -202,7 +212,8 @@ def variants_report(
         model=model.id, model_type=model.model_type, num_layers=model.num_layers,
         attention_layers=len(calc.attention_layers(model)), layer_pattern=layer_pattern(model), layer_kinds=kinds,
         num_heads=base.n_heads, model_kv_heads=calc.own_kv_heads(model), mla=base.mla, kv_dtype=dtype,
-        context=context, memory=budget, variants=tuple(rows), notes=tuple(_notes(model, budget, variants, base.mla)),
+        context=context, memory=budget, tp=base.tp, variants=tuple(rows),
+        notes=tuple(_notes(model, budget, variants, base.mla)),
         explain=tuple(explain),
     )
 
@@ -219,33 +230,35 @@ class _Baseline:
     mha_bytes: int
     own_bytes: int
     context: int | None
+    tp: int = 1
 
 
 def _variant_row(v: Any, base: _Baseline) -> VariantRow:
-    """One variant's bytes per token, savings and the tokens (whole blocks) the memory holds."""
-    kv, budget = base.kv, base.budget
+    """One variant's bytes per token, savings and the tokens (whole blocks) one rank's memory holds."""
+    kv, budget, tp = base.kv, base.budget, base.tp
     total = calc.cached_token_bytes(v.model, kv)
-    tokens = calc.max_tokens(v.model, kv, budget.bytes)
+    tokens = calc.max_tokens(v.model, kv, budget.bytes, tp)
     if tokens is not None and budget.block_size:
         tokens = tokens // budget.block_size * budget.block_size  # the engine allocates whole blocks
     return VariantRow(
         name=v.name, scheme=v.scheme, kv_heads=v.kv_heads,
         queries_per_kv_head=round(base.n_heads / v.kv_heads, 4) if v.kv_heads else None,
         model_own=v.model_own, hypothetical=v.hypothetical, kv_bytes_per_token=total,
-        bytes_per_token=kvcalc_kv.kv_bytes_per_token(v.model, kv),
-        fixed_bytes_per_sequence=kvcalc_kv.fixed_bytes_per_sequence(v.model, kv),
+        bytes_per_token=kvcalc_kv.kv_bytes_per_token(v.model, kv, tp),
+        fixed_bytes_per_sequence=kvcalc_kv.fixed_bytes_per_sequence(v.model, kv, tp),
         savings_vs_mha=round(calc.savings(base.mha_bytes, total), 4),
         savings_vs_model=round(calc.savings(base.own_bytes, total), 4), max_tokens=tokens,
-        sequences_at_context=(calc.sequences_at_context(v.model, kv, budget.bytes, base.context)
+        sequences_at_context=(calc.sequences_at_context(v.model, kv, budget.bytes, base.context, tp)
                               if base.context else None),
     )
 
 
 def _budget_derivation(plan: DeploymentPlan, budget: MemoryBudget) -> list[Derivation]:
     return [Derivation(
-        figure="KV memory",
-        formula="KV pool bytes per GPU (the plan's budget) x tp, summed over pipeline stages",
-        substituted=f"{plan.binding_device.kv_cache_bytes:,} x {budget.tp}",
+        figure="KV memory per GPU",
+        formula="the KV pool of one GPU (the plan's budget); each of the tp GPUs holds every token's "
+                "max(1, n_kv / tp) KV heads, so one GPU's tokens are the group's",
+        substituted=f"tp={budget.tp}: {plan.binding_device.kv_cache_bytes:,} B per GPU",
         value=f"{budget.bytes:,} B ({fmt_bytes(budget.bytes)}); kvcalc fit reports "
         f"{budget.fit_kv_cache_tokens:,} tokens",
         source=f"calc/engines/{budget.engine}.py plan (see kvcalc fit --explain)",
@@ -264,42 +277,68 @@ def _bytes_formula(v: Any, mla: bool) -> str:
 
 
 def _variant_derivations(v: Any, row: VariantRow, base: _Baseline) -> list[Derivation]:
-    """A variant's bytes per token and, with a memory, the tokens it holds."""
-    total, per_token, fixed, tokens = (row.kv_bytes_per_token, row.bytes_per_token, row.fixed_bytes_per_sequence,
-                                       row.max_tokens)
-    memory = base.budget.bytes
+    """A variant's bytes per token (whole model; one rank's when tp > 1) and, with a memory, the tokens one
+    rank holds."""
+    total, tp = row.kv_bytes_per_token, base.tp
     ratio = f"; vs MHA {base.mha_bytes:,} / {total:,} = {calc.savings(base.mha_bytes, total):.2f}x"
     if v.kv_heads:
         ratio += f" (= n_heads / n_kv = {base.n_heads} / {v.kv_heads})"
-    out = [Derivation(figure=f"{v.name}: KV bytes per token, every attention layer",
+    source = _MLA_SOURCE if v.scheme == "MLA" else _SOURCES
+    out = [Derivation(figure=f"{v.name}: KV bytes per token, every attention layer, whole model",
                       formula=_bytes_formula(v, base.mla), substituted=_kv_terms(v.model, base.kv),
-                      value=f"{total:,} B{ratio}", source=_MLA_SOURCE if v.scheme == "MLA" else _SOURCES)]
-    if tokens is not None and per_token and not fixed:
-        out.append(Derivation(figure=f"{v.name}: max tokens in {fmt_bytes(memory)}",
-                              formula="floor(memory / bytes_per_token)",
-                              substituted=f"floor({memory:,} / {per_token:,})", value=f"{tokens:,} tokens",
-                              source="kvcalc.calc.variants.max_tokens"))
-    elif tokens is not None:
+                      value=f"{total:,} B{ratio}", source=source)]
+    if tp > 1:
+        rank = calc.cached_token_bytes(v.model, base.kv, tp)
         out.append(Derivation(
-            figure=f"{v.name}: max tokens in {fmt_bytes(memory)}",
-            formula="largest L with bytes_per_token x L + fixed_bytes_per_sequence <= memory "
-            "(windows counted exactly below their length)",
-            substituted=f"{per_token:,} x L + {fixed:,} <= {memory:,}", value=f"{tokens:,} tokens",
-            source="kvcalc.calc.variants.max_tokens; kvcalc.calc.kv.bytes_per_sequence"))
+            figure=f"{v.name}: KV bytes per token on one GPU of tp={tp}",
+            formula=_bytes_formula(v, base.mla).replace("n_kv", "max(1, n_kv / tp)"),
+            substituted=_kv_terms(v.model, base.kv, tp), value=f"{rank:,} B",
+            source=f"{source}; KV heads per rank: vLLM ModelConfig.get_num_kv_heads (an MLA latent on every rank)"))
+    if row.max_tokens is not None:
+        out.append(_tokens_derivation(v.name, row, base))
     return out
+
+
+def _tokens_derivation(name: str, row: VariantRow, base: _Baseline) -> Derivation:
+    """The longest sequence one rank's memory holds, in whole blocks of the engine."""
+    memory, per_token, fixed, tokens = base.budget.bytes, row.bytes_per_token, row.fixed_bytes_per_sequence, \
+        row.max_tokens
+    block = base.budget.block_size
+    where = f"{fmt_bytes(memory)}" + (" per GPU" if base.budget.gpu is not None else "")
+    rounding = f", in whole blocks of {block}" if block else ""
+    if per_token and not fixed:
+        formula = "floor(memory / bytes_per_token)" + (" rounded down to whole blocks" if block else "")
+        substituted = (f"floor(floor({memory:,} / {per_token:,}) / {block}) x {block}" if block
+                       else f"floor({memory:,} / {per_token:,})")
+    else:
+        formula = ("largest L with bytes_per_token x L + fixed_bytes_per_sequence <= memory (windows counted "
+                   "exactly below their length)" + rounding)
+        substituted = f"{per_token:,} x L + {fixed:,} <= {memory:,}"
+    return Derivation(figure=f"{name}: max tokens in {where}", formula=formula, substituted=substituted,
+                      value=f"{tokens:,} tokens", source="kvcalc.calc.variants.max_tokens; "
+                      "kvcalc.calc.kv.bytes_per_sequence (one tensor-parallel rank)")
 
 
 def _notes(model: ModelSpec, budget: MemoryBudget, variants: Any, mla: bool) -> list[str]:
     """What the rows assume: one rank, the budget's GPUs, windows and states kept, hypothetical layouts."""
+    tp = budget.tp or 1
     notes = [
-        "bytes per token are the whole model's, unsharded (tp=1), against the KV memory of all its GPUs: with "
-        "tensor parallelism each rank holds max(1, n_kv / tp) KV heads, so n_kv < tp replicates heads (vLLM) "
-        "and MQA/GQA save less per GPU",
+        "KV B/token and the savings are the whole model's (tp=1); max tokens are one GPU's: each variant's "
+        f"bytes per token on one rank of tp={tp} (max(1, n_kv / tp) KV heads per layer, an MLA latent whole) "
+        "against that GPU's KV memory; every GPU of the group holds the same tokens",
     ]
     if budget.gpu is not None and budget.gpu_count and budget.gpu_count > 1:
         notes.append(
-            f"the weights need {budget.gpu_count} x {budget.gpu} (tp={budget.tp}); memory is the KV pool those GPUs "
-            "hold (pass --tp or --memory for another budget)"
+            f"the weights need {budget.gpu_count} x {budget.gpu} (tp={budget.tp}); memory is one GPU's KV pool, and "
+            "with n_kv < tp heads are replicated, so MQA/GQA save less per GPU (pass --tp or --memory for another "
+            "budget)"
+        )
+    if budget.gpu is not None and any(layer.mixer is not None and (layer.mixer.window is not None or layer.kind in
+                                                                   ("linear", "mamba")) for layer in model.layers):
+        notes.append(
+            f"kvcalc fit's {budget.fit_kv_cache_tokens:,} tokens is {budget.engine}'s own figure, which pages "
+            "windowed and recurrent layers in its KV-cache groups; max tokens here is the longest sequence whose "
+            "bytes fit, windows counted exactly"
         )
     if any(layer.mixer is not None and layer.mixer.window is not None for layer in model.layers):
         notes.append("sliding/chunked layers keep their windows in every variant (their K/V heads change too)")
@@ -329,8 +368,9 @@ def render_variants(console: Any, report: VariantsReport) -> None:
     from rich.table import Table
 
     m = report.memory
-    where = (f"KV pool of {m.gpu_count} x {m.gpu}, {m.engine} tp={m.tp}; fit reports {m.fit_kv_cache_tokens:,} tokens"
-             if m.gpu is not None else "--memory")
+    gpus = f"each of {m.gpu_count} x {m.gpu}" if (m.gpu_count or 1) > 1 else f"one {m.gpu}"
+    where = (f"KV pool of {gpus}, {m.engine} tp={m.tp}; fit reports {m.fit_kv_cache_tokens:,} tokens"
+             if m.gpu is not None else "--memory, one GPU")
     pattern = report.layer_pattern
     if len(pattern) > 60:
         pattern = ", ".join(f"{kind} x{n}" for kind, n in report.layer_kinds.items())
@@ -339,10 +379,8 @@ def render_variants(console: Any, report: VariantsReport) -> None:
         f"{report.num_layers} layers cache K/V ({escape(pattern)}); {report.num_heads} query heads; "
         f"KV dtype {escape(report.kv_dtype)}"
     )
-    console.print(f"KV memory: {m.bytes:,} B = {fmt_bytes(m.bytes)} ({where})", markup=False)
-    windowed = any(
-        r.bytes_per_token != r.kv_bytes_per_token or r.fixed_bytes_per_sequence for r in report.variants
-    )
+    console.print(f"KV memory per GPU: {m.bytes:,} B = {fmt_bytes(m.bytes)} ({where})", markup=False)
+    windowed = any(r.fixed_bytes_per_sequence for r in report.variants)  # windows and recurrent states
 
     def name(r: VariantRow) -> str:
         text = escape(r.name + (" (own)" if r.model_own else "") + (" *" if r.hypothetical else ""))
@@ -356,18 +394,20 @@ def render_variants(console: Any, report: VariantsReport) -> None:
         return t
 
     # Windowed or recurrent layers need two more columns: then bytes and capacity get a table each.
+    sharded = report.tp > 1
     per_token = ["n_kv", "KV B/token", "vs MHA", "vs own"]
-    capacity = ["B/token past windows", "fixed B/seq"] if windowed else []
+    capacity = ["B/token past windows", "fixed B/seq"] if windowed else (["B/token per GPU"] if sharded else [])
     capacity.append("max tokens")
     if report.context:
         capacity.append(f"seqs @ {report.context:,}")
+    on = f"one GPU of tp={report.tp}" if sharded else "one GPU"
     tables = (
         [
             table("KV cache per token, every attention layer (whole model, unsharded)", per_token),
-            table(f"Capacity in {fmt_bytes(m.bytes)}", capacity),
+            table(f"Capacity in {fmt_bytes(m.bytes)} of {on}" + (" (bytes per GPU)" if sharded else ""), capacity),
         ]
         if windowed
-        else [table("Attention variants (whole model, unsharded)", per_token + capacity)]
+        else [table(f"Attention variants (KV B/token: whole model; max tokens: {on})", per_token + capacity)]
     )
     for r in report.variants:
         bytes_cells = [
@@ -376,7 +416,8 @@ def render_variants(console: Any, report: VariantsReport) -> None:
             _factor(r.savings_vs_mha),
             _factor(r.savings_vs_model),
         ]
-        capacity_cells = [f"{r.bytes_per_token:,}", fmt_bytes(r.fixed_bytes_per_sequence)] if windowed else []
+        capacity_cells = ([f"{r.bytes_per_token:,}", fmt_bytes(r.fixed_bytes_per_sequence)] if windowed
+                          else [f"{r.bytes_per_token:,}"] if sharded else [])
         capacity_cells.append(f"{r.max_tokens:,}" if r.max_tokens is not None else "any")
         if report.context:
             capacity_cells.append(
