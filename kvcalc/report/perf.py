@@ -24,7 +24,7 @@ from kvcalc.calc.perf.runs import (
     running_cap,
 )
 from kvcalc.calc.perf.scheduler import SEED, RunStats
-from kvcalc.calc.perf.step import StepCost
+from kvcalc.calc.perf.step import StepCost, expert_replicas
 from kvcalc.calc.perf.workload import LengthDistribution, fixed_lengths, sample_lengths, summarize
 from kvcalc.calc.plan import DeploymentPlan
 from kvcalc.calc.weights import WeightFormat
@@ -279,7 +279,58 @@ def coefficients_for(plan: DeploymentPlan, calibration: Any | None, online: bool
     return calibration.apply(base) if calibration is not None else base
 
 
-def _derivations(r: PerfReport, coeffs: PerfCoefficients, gpu: GpuSpec) -> tuple[Derivation, ...]:
+def prefill_flops_terms(pm: PerfModel, tokens: int) -> tuple[str, float]:
+    """The prefill FLOPs of one prompt of `tokens` tokens with every number substituted, term by term as
+    calc/perf/step.py counts them on one GPU of each pipeline stage: dense GEMMs 2 x params x tokens, the lm_head
+    2 x params x 1 (the sampled token), routed experts 2 x k/E x their params x tokens, attention layers x
+    (query, key) pairs x FLOPs per pair, recurrent layers x FLOPs per token x tokens; and their sum."""
+    stages: list[str] = []
+    total = 0.0
+    for stage in pm.stages:
+        terms, flops = _stage_prefill_terms(stage, tokens, stage is pm.stages[-1], expert_replicas(pm.parallel))
+        stages.append(" + ".join(terms) if len(pm.stages) == 1 else f"stage {stage.stage}: ({' + '.join(terms)})")
+        total += flops
+    return " + ".join(stages), total
+
+
+def _stage_prefill_terms(stage: Any, tokens: int, last: bool, replicas: int) -> tuple[list[str], float]:
+    """One stage's terms of `prefill_flops_terms`; `replicas`: data-parallel replicas whose tokens its experts
+    also serve (step.expert_replicas)."""
+    terms: list[str] = []
+    total = 0.0
+    dense = sum(stage.gemm_flops_per_token.values())
+    if dense:
+        terms.append(f"2 x {dense / 2:,.0f} params x {tokens:,} tokens")
+        total += dense * tokens
+    if last and stage.head_flops_per_token:
+        terms.append(f"2 x {stage.head_flops_per_token / 2:,.0f} lm_head params x 1 sampled token")
+        total += stage.head_flops_per_token
+    for g in stage.experts:
+        per_token = sum(g.flops_per_token.values())
+        held = per_token * g.num_experts / (2 * g.top_k)
+        served = f" x {replicas} replicas" if replicas > 1 else ""
+        terms.append(f"2 x {g.top_k}/{g.num_experts} x {held:,.0f} expert params x {tokens:,} tokens{served}")
+        total += per_token * tokens * replicas
+    for a in stage.attention:
+        if a.recurrent:
+            per_token = a.prefill_state_flops_per_token or a.state_flops_per_token
+            terms.append(f"{a.layers} {a.kind} layers x {per_token:,.0f} FLOP/token x {tokens:,} tokens")
+            total += a.layers * per_token * tokens
+        else:
+            pairs = a.keys(0, tokens)
+            terms.append(f"{a.layers} {a.kind} layers x {pairs:,} pairs x {a.prefill_flops_per_pair:,.0f} FLOP/pair")
+            total += a.layers * pairs * a.prefill_flops_per_pair
+    return terms, total
+
+
+def _overheads_text(pm: PerfModel, coeffs: PerfCoefficients, requests: int) -> str:
+    """The fixed costs of a step with their numbers: per step + layer units x per layer + requests x per request."""
+    units = sum(s.layer_units for s in pm.stages)
+    return (f"{coeffs.step_overhead_s * 1e3:.3f} ms step + {units:g} layer units x "
+            f"{coeffs.layer_overhead_s * 1e6:.1f} us + {requests} requests x {coeffs.request_overhead_s * 1e6:.1f} us")
+
+
+def _derivations(r: PerfReport, coeffs: PerfCoefficients, gpu: GpuSpec, pm: PerfModel) -> tuple[Derivation, ...]:
     bw = gpu.memory_bandwidth_bytes_per_s
     d = r.decode
     return (
@@ -294,7 +345,8 @@ def _derivations(r: PerfReport, coeffs: PerfCoefficients, gpu: GpuSpec) -> tuple
         Derivation(figure="decode step", formula="max(t_weights, t_gemm) per GEMM shape (dense; each expert group) + "
                    "max(t_kv, t_attn) + comm + overheads; GEMMs at gemm_eff x s(rows) x d(depth)",
                    substituted=f"memory {d.t_memory_s * 1e3:.3f} ms, compute {d.t_compute_s * 1e3:.3f} ms, comm "
-                               f"{d.t_comm_s * 1e3:.3f} ms, overheads {d.overhead_s * 1e3:.3f} ms",
+                               f"{d.t_comm_s * 1e3:.3f} ms, overheads {d.overhead_s * 1e3:.3f} ms = "
+                               f"{_overheads_text(pm, coeffs, d.batch)}",
                    value=f"{d.time_s * 1e3:.3f} ms ({d.bound}-bound)", source="calc/perf/step.py, shape.py"),
         Derivation(figure="arithmetic intensity (decode)", formula="FLOPs / bytes",
                    substituted=f"{d.flops:.4g} / {d.bytes:.4g}", value=f"{d.arithmetic_intensity:.1f} FLOP/B",
@@ -302,9 +354,12 @@ def _derivations(r: PerfReport, coeffs: PerfCoefficients, gpu: GpuSpec) -> tuple
         Derivation(figure="ridge point", formula=f"peak {r.ridge_dtype} FLOP/s / bandwidth",
                    substituted=f"{gpu.flops(r.ridge_dtype):.4g} / {bw:.4g}", value=f"{r.ridge_point:.1f} FLOP/B",
                    source=f"hardware/{gpu.key}.yaml"),
-        Derivation(figure="prefill FLOPs", formula="2 x active params x tokens + attention pairs x FLOPs/pair",
-                   substituted=f"{r.prefill.tokens:,} tokens", value=f"{r.prefill.flops:.4g} FLOP",
-                   source="calc/perf/model.py, attention.py"),
+        Derivation(figure="prefill FLOPs (one GPU of each stage)",
+                   formula="2 x active params on the GPU x tokens (+ lm_head for the sampled token) + attention "
+                           "layers x (query, key) pairs x FLOPs per pair (2 x (head_dim + v_head_dim) x heads on "
+                           "the GPU; causal: pairs = N (N + 1) / 2)",
+                   substituted=prefill_flops_terms(pm, r.prefill.tokens)[0], value=f"{r.prefill.flops:.4g} FLOP",
+                   source="calc/perf/model.py, step.py, attention.py; Kaplan et al. 2020 s2.1"),
         Derivation(figure="TTFT, TPOT", formula="simulated engine steps (scheduler.py); TPOT = (e2e - TTFT)/(out-1)",
                    substituted=f"{_what(r)}, running {r.running_requests:.1f} of cap {r.running_cap}; "
                                f"scheduler: {r.scheduler}",
@@ -408,7 +463,7 @@ def perf_report(
     report = _assemble(model, gpu, parallel, plan, pm, coeffs, run, stats, mean_in, mean_out, cap, cap_binding,
                        shape.max_request_tokens if run.lengths.kind != "fixed" else input_tokens + output_tokens)
     if explain:
-        report = replace(report, explain=_derivations(report, coeffs, gpu))
+        report = replace(report, explain=_derivations(report, coeffs, gpu, pm))
     return report
 
 
