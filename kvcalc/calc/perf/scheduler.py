@@ -47,7 +47,7 @@ from kvcalc.calc.perf.policy import (
     SchedulerPolicy,
     policy_for,
 )
-from kvcalc.calc.perf.step import decode_run_times, step_time
+from kvcalc.calc.perf.step import StepTimer
 from kvcalc.spec.base import record
 
 #: Seed of the clients' random phases and of drawn lengths: the same inputs always give the same answer.
@@ -98,6 +98,9 @@ class _Blocks:
     def __call__(self, tokens: Any) -> Any:
         import numpy as np
 
+        if isinstance(tokens, (int, np.integer)):  # one request: plain ints, no array round trip
+            n = int(tokens)
+            return n if self.table is None else int(self.table[min(-(-n // self.unit), len(self.table) - 1)])
         t = np.asarray(tokens, dtype=np.int64)
         if self.table is None:
             return t
@@ -107,11 +110,12 @@ class _Blocks:
 class _Run:
     """Simulation state: per-request arrays, the running list (admission order) and the FCFS queue."""
 
-    def __init__(self, pm: PerfModel, policy: SchedulerPolicy, inputs: Any, outputs: Any, arrivals: Any,
-                 measured: Any) -> None:
+    def __init__(self, pm: PerfModel, coeffs: PerfCoefficients, policy: SchedulerPolicy, inputs: Any,
+                 outputs: Any, arrivals: Any, measured: Any) -> None:
         import numpy as np
 
         self.np, self.pm, self.policy = np, pm, policy
+        self.timer = StepTimer(pm, coeffs)
         self.inp = np.maximum(np.asarray(inputs, dtype=np.int64), 1)
         self.out = np.maximum(np.asarray(outputs, dtype=np.int64), 1)
         n = len(self.inp)
@@ -126,7 +130,7 @@ class _Run:
         self.cached = np.zeros(n, dtype=np.int64)  # tokens of a preempted request still in the prefix cache
         self.cache_order: deque[int] = deque()
         self.blocks = _Blocks(pm, int((self.inp + self.out).max()))
-        self.running: list[int] = []
+        self.running = np.zeros(0, dtype=np.int64)  # request ids, in admission order
         self.waiting: deque[int] = deque()
         self.t = 0.0
         self.ratio = SGLANG_INIT_NEW_TOKEN_RATIO
@@ -172,7 +176,7 @@ class _Run:
         reverse order to the tail of the free queue and allocates from its head)."""
         if not self.cache_order:
             return
-        excess = self.held(self.ids()) + self.cached_blocks() - self.policy.pool_blocks
+        excess = self.held(self.running) + self.cached_blocks() - self.policy.pool_blocks
         while excess > 0 and self.cache_order:
             r = self.cache_order[0]
             have = int(self.blocks(self.cached[r]))
@@ -190,16 +194,16 @@ class _Run:
             self.cached[r] = 0
             self.cache_order.remove(r)
 
-    def ids(self) -> Any:
-        return self.np.asarray(self.running, dtype=self.np.int64)
+    def start(self, r: int) -> None:
+        self.running = self.np.append(self.running, r)
 
-    def free(self) -> int:
-        return self.policy.pool_blocks - self.held(self.ids())
+    def stop(self, r: int) -> None:
+        self.running = self.running[self.running != r]
 
     def preempt(self, r: int) -> None:
         """vLLM recompute: blocks freed, progress dropped, back to the head of the queue; with prefix caching
         its full blocks stay cached (reusable) until another allocation evicts them."""
-        self.running.remove(r)
+        self.stop(r)
         self.target[r] = self.inp[r] + self.generated[r]
         if self.policy.prefix_cache:
             self.cached[r] = int(self.computed[r]) // self.blocks.unit * self.blocks.unit
@@ -251,7 +255,7 @@ def _admit(run: _Run, budget: int, free: int) -> list[tuple[int, int]]:
     """Waiting requests admitted this step (FCFS, no skipping) and the chunk each is given."""
     p = run.policy
     chunks: list[tuple[int, int]] = []
-    reserve = run.reserved(run.ids())
+    reserve = run.reserved(run.running)
     while budget > 0 and run.waiting and len(run.running) < p.max_running:
         r = run.waiting[0]
         left = int(run.target[r] - max(run.computed[r], min(run.cached[r], run.target[r] - 1)))
@@ -264,7 +268,7 @@ def _admit(run: _Run, budget: int, free: int) -> list[tuple[int, int]]:
             break
         run.waiting.popleft()
         run.resume(r)
-        run.running.append(r)
+        run.start(r)
         if run.np.isnan(run.admitted_at[r]):
             run.admitted_at[r] = run.t
         got = int(run.blocks(run.computed[r] + chunk))
@@ -275,15 +279,15 @@ def _admit(run: _Run, budget: int, free: int) -> list[tuple[int, int]]:
     return chunks
 
 
-def _step(run: _Run, coeffs: PerfCoefficients) -> None:
+def _step(run: _Run) -> None:
     """One scheduler step with prefill work or a preemption (module docstring, steps 1-3)."""
     np = run.np
     p = run.policy
-    ids = run.ids()
+    ids = run.running
     take, decoding = _takes(run, ids, p.budget)
     admitted: list[tuple[int, int]] = []
     if _preempt_for(run, ids, take):
-        ids = run.ids()
+        ids = run.running
         take, decoding = _takes(run, ids, p.budget)
     else:
         used = int(take[~decoding].sum()) + (int(take[decoding].sum()) if p.mix_prefill else 0)
@@ -295,13 +299,13 @@ def _step(run: _Run, coeffs: PerfCoefficients) -> None:
     chunks = [(int(r), int(n)) for r, n in zip(ids[~decoding], take[~decoding], strict=True) if n > 0]
     chunks += admitted
     if len(dec) or chunks:
-        _execute(run, coeffs, dec, chunks)
+        _execute(run, dec, chunks)
 
 
-def _execute(run: _Run, coeffs: PerfCoefficients, dec: Any, chunks: list[tuple[int, int]]) -> None:
+def _execute(run: _Run, dec: Any, chunks: list[tuple[int, int]]) -> None:
     prefill = [(int(run.computed[r]), n) for r, n in chunks]
     sampled = [int(run.computed[r]) + n >= int(run.target[r]) for r, n in chunks]
-    time = step_time(run.pm, coeffs, decode_contexts=run.computed[dec], prefill=prefill, sampled=sampled)
+    time = run.timer.step_time(run.computed[dec], prefill, sampled)
     run.t += time
     run.busy += time * (len(dec) + len(chunks))
     run.steps += 1
@@ -336,16 +340,16 @@ def _admissible(run: _Run, n_dec: int) -> bool:
     left = int(run.target[r] - max(run.computed[r], min(run.cached[r], run.target[r] - 1)))
     if budget <= 0 or (not p.chunked and budget < left < p.budget):
         return False
-    ids = run.ids()
+    ids = run.running
     free = p.pool_blocks - (int(run.blocks(run.computed[ids] + 1).sum()) if len(ids) else 0)
     return run.admission_blocks(r, min(left, budget), int(run.target[r]) - left) <= free - run.reserved(ids)
 
 
-def _decode_run(run: _Run, coeffs: PerfCoefficients, pending: deque[int]) -> bool:
+def _decode_run(run: _Run, pending: deque[int]) -> bool:
     """A stretch of pure decode steps up to the next completion, admissible arrival or block shortage
     (vectorised); False when the next step needs the general path."""
     np = run.np
-    ids = run.ids()
+    ids = run.running
     if not len(ids) or (run.computed[ids] < run.target[ids]).any() or len(ids) > run.policy.budget:
         return False
     if _admissible(run, len(ids)):
@@ -355,7 +359,7 @@ def _decode_run(run: _Run, coeffs: PerfCoefficients, pending: deque[int]) -> boo
         k = min(k, _steps_before_shortage(run, ids, k))
         if k < 1:
             return False
-    times = decode_run_times(run.pm, coeffs, run.computed[ids], k)
+    times = run.timer.decode_run_times(run.computed[ids], k)
     if pending and len(run.running) < run.policy.max_running:  # stop when the next request arrives
         arrives = run.arrival[pending[0]] - run.t
         k = min(k, int(np.searchsorted(np.cumsum(times), arrives)) + 1)
@@ -392,31 +396,31 @@ def _steps_before_shortage(run: _Run, ids: Any, k: int) -> int:
 
 def _finish(run: _Run, frontend_s: float, on_done: Any) -> None:
     """Complete requests that produced every output token."""
-    ids = run.ids()
+    ids = run.running
     if not len(ids):
         return
-    finished = ids[run.generated[ids] >= run.out[ids]]
+    done = run.generated[ids] >= run.out[ids]
+    finished = ids[done]
+    run.running = ids[~done]
     for r in finished:
-        run.running.remove(int(r))
         run.done[r] = run.t
         on_done(int(r), run.t + frontend_s)
     run.peak = max(run.peak, len(run.running) + len(finished))
 
 
-def _loop(run: _Run, coeffs: PerfCoefficients, pending: deque[int], frontend_s: float, on_done: Any,
-          finished: Any) -> None:
+def _loop(run: _Run, pending: deque[int], frontend_s: float, on_done: Any, finished: Any) -> None:
     """Step the engine until `finished()`; idle gaps jump to the next arrival."""
     while not finished():
         _arrive(run, pending)
-        if not run.running and not run.waiting:
+        if not len(run.running) and not run.waiting:
             if not pending:
                 return
             run.t = max(run.t, float(run.arrival[pending[0]]))
             continue
         steps = run.steps
-        if not _decode_run(run, coeffs, pending):
-            _step(run, coeffs)
-        if run.steps == steps and not run.running:  # the head of the queue can never be admitted
+        if not _decode_run(run, pending):
+            _step(run)
+        if run.steps == steps and not len(run.running):  # the head of the queue can never be admitted
             if not pending:
                 return
             run.t = max(run.t, float(run.arrival[pending[0]]))
@@ -470,14 +474,14 @@ def run_open_loop(pm: PerfModel, coeffs: PerfCoefficients, policy: SchedulerPoli
     import numpy as np
 
     order = np.argsort(np.asarray(arrivals, dtype=np.float64), kind="stable")
-    run = _Run(pm, policy, inputs, outputs, arrivals, np.ones(len(order), dtype=bool))
+    run = _Run(pm, coeffs, policy, inputs, outputs, arrivals, np.ones(len(order), dtype=bool))
     pending = deque(int(i) for i in order)
     left = [len(order)]
 
     def on_done(r: int, end: float) -> None:
         left[0] -= 1
 
-    _loop(run, coeffs, pending, frontend_s, on_done, lambda: left[0] == 0)
+    _loop(run, pending, frontend_s, on_done, lambda: left[0] == 0)
     duration = float(np.nanmax(run.done)) + frontend_s if left[0] < len(order) else run.t
     done = int(np.sum(~np.isnan(run.done)))
     return _stats(run, np.arange(len(order)), frontend_s, done / duration if duration else 0.0, duration,
@@ -494,9 +498,9 @@ def _place_steady(run: _Run, count: int, rng: Any) -> int:
         generated = 1 + int(rng.random() * (int(run.out[r]) - 1))
         before = (int(run.computed[r]), int(run.generated[r]))
         run.computed[r], run.generated[r] = int(run.inp[r]) + generated - 1, generated
-        run.running.append(r)
-        if run.held(run.ids()) + run.reserved(run.ids()) > run.policy.pool_blocks and placed:
-            run.running.pop()
+        run.start(r)
+        if run.held(run.running) + run.reserved(run.running) > run.policy.pool_blocks and placed:
+            run.stop(r)
             run.computed[r], run.generated[r] = before
             break
         run.first[r] = run.admitted_at[r] = -1.0
@@ -513,7 +517,7 @@ def run_closed_loop(pm: PerfModel, coeffs: PerfCoefficients, policy: SchedulerPo
     import numpy as np
 
     n = len(inputs)
-    run = _Run(pm, policy, inputs, outputs, np.full(n, np.inf), np.full(n, from_start, dtype=bool))
+    run = _Run(pm, coeffs, policy, inputs, outputs, np.full(n, np.inf), np.full(n, from_start, dtype=bool))
     placed = 0 if from_start else _place_steady(run, clients, np.random.default_rng(SEED))
     first = min(clients, n)
     run.arrival[:placed] = -1.0
@@ -529,7 +533,7 @@ def run_closed_loop(pm: PerfModel, coeffs: PerfCoefficients, policy: SchedulerPo
             pending.append(k)
             state["next"] = k + 1
 
-    _loop(run, coeffs, pending, frontend_s, on_done, lambda: state["measured"] >= measure)
+    _loop(run, pending, frontend_s, on_done, lambda: state["measured"] >= measure)
     ids = np.flatnonzero(run.measured & ~np.isnan(run.done))
     cap = min(clients, policy.max_running)
     if from_start:

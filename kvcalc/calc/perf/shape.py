@@ -142,11 +142,19 @@ def rows_per_expert(tokens: float, num_experts: int, top_k: int) -> float:
     return max(1.0, tokens * min(top_k, num_experts) / touched)
 
 
-def roofline(t_mem: Any, t_compute: Any, overlap_loss: float = 0.0) -> Any:
-    """max(t_mem, t_compute) + c x min(t_mem, t_compute) (scalars or numpy arrays)."""
+def maximum(a: Any, b: Any) -> Any:
+    """max(a, b) elementwise: Python's max for two floats (a numpy call costs a microsecond), else numpy's."""
+    if isinstance(a, float) and isinstance(b, float):
+        return max(a, b)
     import numpy as np
 
-    high = np.maximum(t_mem, t_compute)
+    return np.maximum(a, b)
+
+
+def roofline(t_mem: Any, t_compute: Any, overlap_loss: float = 0.0) -> Any:
+    """max(t_mem, t_compute) + c x min(t_mem, t_compute) (scalars or numpy arrays)."""
+    high = maximum(t_mem, t_compute)
     if not overlap_loss:
         return high
-    return high + overlap_loss * np.minimum(t_mem, t_compute)
+    low = -maximum(-t_mem, -t_compute)  # min(t_mem, t_compute)
+    return high + overlap_loss * low

@@ -9,6 +9,7 @@ requests queue and TTFT grows without bound, so the cap is a limit of its own.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Literal
 
 from kvcalc.calc.perf.coefficients import PerfCoefficients
@@ -38,8 +39,9 @@ class SloResult:
     tpot_slo_s: float
 
 
-def _meets(stats: RunStats, ttft_slo: float, tpot_slo: float) -> bool:
-    return stats.ttft_s <= ttft_slo and stats.tpot_s <= tpot_slo
+def excess(stats: RunStats, ttft_slo: float, tpot_slo: float) -> float:
+    """max(TTFT / target, TPOT / target) - 1 of a run: <= 0 meets both targets, > 0 misses one."""
+    return max(stats.ttft_s / ttft_slo, stats.tpot_s / tpot_slo) - 1.0
 
 
 def _failing(stats: RunStats, ttft_slo: float, tpot_slo: float) -> SloBinding:
@@ -56,29 +58,92 @@ def _result(c: int, binding: SloBinding, stats: RunStats, cap: int, ttft: float,
     )
 
 
+Excess = Callable[[int], float]
+
+
+def largest_meeting(at: Excess, lo: int, hi: int, g_lo: float, g_hi: float) -> int:
+    """Largest c in [lo, hi) with at(c) <= 0, given at(lo) = g_lo <= 0 < at(hi) = g_hi and at growing with c:
+    regula falsi on the excess (latencies are close to linear in c: the next c is where the chord through
+    (lo, g_lo) and (hi, g_hi) crosses 0, rounded into (lo, hi)) with the Illinois halving (the end kept twice
+    in a row has its g halved, so a curved excess cannot pin one end). On an excess growing with c it finds
+    what a bisection finds, the one c with at(c) <= 0 < at(c + 1), in a few evaluations instead of
+    log2(hi - lo)."""
+    side = 0
+    while hi - lo > 1:
+        frac = -g_lo / (g_hi - g_lo) if g_hi > g_lo else 0.5
+        mid = min(hi - 1, max(lo + 1, lo + round(frac * (hi - lo))))
+        g = at(mid)
+        if g <= 0:
+            lo, g_lo = mid, g
+            g_hi = g_hi / 2 if side == 1 else g_hi
+            side = 1
+        else:
+            hi, g_hi = mid, g
+            g_lo = g_lo / 2 if side == -1 else g_lo
+            side = -1
+    return lo
+
+
+def _toward_boundary(c: int, g: float) -> int:
+    """Step from c to the estimated boundary c / (1 + g) (latencies about proportional to c), at least 1."""
+    return max(1, abs(c - round(c / (1.0 + g))))
+
+
+def bracket(at: Excess, hint: int, cap: int) -> tuple[int, float, int | None, float]:
+    """(lo, at(lo), hi, at(hi)) with at(lo) <= 0 < at(hi), walking from `hint` toward the estimated
+    boundary (doubling the step when the estimate undershoots); hi None when the cap meets; lo 0 when one
+    client misses."""
+    c = min(max(hint, 1), cap)
+    g = at(c)
+    if g <= 0:
+        lo, g_lo, step = c, g, _toward_boundary(c, g)
+        while lo < cap:
+            nxt = min(cap, lo + step)
+            g = at(nxt)
+            if g > 0:
+                return lo, g_lo, nxt, g
+            lo, g_lo, step = nxt, g, max(2 * step, _toward_boundary(nxt, g))
+        return lo, g_lo, None, 0.0
+    hi, g_hi, step = c, g, _toward_boundary(c, g)
+    while hi > 1:
+        nxt = max(1, hi - step)
+        g = at(nxt)
+        if g <= 0:
+            return nxt, g, hi, g_hi
+        hi, g_hi, step = nxt, g, max(2 * step, _toward_boundary(nxt, g))
+    return 0, 0.0, 1, g_hi
+
+
+def _ends(at: Excess, cap: int) -> tuple[int, float, int | None, float]:
+    """`bracket` from C = 1 and the cap: (1, at(1), cap, at(cap)); lo 0 when one client misses, hi None when
+    the cap meets."""
+    g_lo = at(1)
+    if g_lo > 0:
+        return 0, 0.0, 1, g_lo
+    g_hi = at(cap)
+    return (1, g_lo, None, 0.0) if g_hi <= 0 else (1, g_lo, cap, g_hi)
+
+
 def max_concurrency_under_slo(pm: PerfModel, coeffs: PerfCoefficients, input_tokens: int, output_tokens: int,
-                              ttft_slo_s: float, tpot_slo_s: float) -> SloResult:
+                              ttft_slo_s: float, tpot_slo_s: float, hint: int | None = None) -> SloResult:
     """Largest closed-loop concurrency C <= the KV/max_num_seqs cap with mean TTFT <= ttft_slo_s and mean
-    TPOT <= tpot_slo_s (module docstring)."""
+    TPOT <= tpot_slo_s (module docstring). Without `hint` the search starts from C = 1 and the cap, else it
+    brackets the boundary from the hint outwards (`bracket`)."""
     cap, cap_binding = running_cap(pm.plan, input_tokens, output_tokens)
     cap = max(cap, 1)
+    runs: dict[int, RunStats] = {}
 
-    def run(c: int) -> RunStats:
-        return run_serving(pm, coeffs, c, input_tokens, output_tokens, measure=max(c, 16))
+    def at(c: int) -> float:
+        if c not in runs:
+            runs[c] = run_serving(pm, coeffs, c, input_tokens, output_tokens, measure=max(c, 16))
+        return excess(runs[c], ttft_slo_s, tpot_slo_s)
 
-    first = run(1)
-    if not _meets(first, ttft_slo_s, tpot_slo_s):
-        return _result(0, "unmet", first, cap, ttft_slo_s, tpot_slo_s)
-    top = run(cap)
-    if _meets(top, ttft_slo_s, tpot_slo_s):
-        return _result(cap, "kv_cache" if cap_binding == "kv_cache" else "max_num_seqs", top, cap,
+    lo, g_lo, hi, g_hi = _ends(at, cap) if hint is None else bracket(at, hint, cap)
+    if lo == 0:
+        return _result(0, "unmet", runs[1], cap, ttft_slo_s, tpot_slo_s)
+    if hi is None:
+        return _result(cap, "kv_cache" if cap_binding == "kv_cache" else "max_num_seqs", runs[cap], cap,
                        ttft_slo_s, tpot_slo_s)
-    lo, hi, best, over = 1, cap, first, top  # run(lo) meets, run(hi) does not
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        stats = run(mid)
-        if _meets(stats, ttft_slo_s, tpot_slo_s):
-            lo, best = mid, stats
-        else:
-            hi, over = mid, stats
-    return _result(lo, _failing(over, ttft_slo_s, tpot_slo_s), best, cap, ttft_slo_s, tpot_slo_s)
+    best = largest_meeting(at, lo, hi, g_lo, g_hi)  # best + 1 is the bracket's last upper end: already run
+    return _result(best, _failing(runs[best + 1], ttft_slo_s, tpot_slo_s), runs[best], cap, ttft_slo_s,
+                   tpot_slo_s)

@@ -52,17 +52,17 @@ What an engine step costs in a run (`step_time`, `decode_run_times`) adds two en
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import field
 from typing import Any, Literal
 
-from kvcalc.calc.perf.attention import decode_keys_sum
+from kvcalc.calc.perf.attention import AttentionGroup, decode_keys_sum
 from kvcalc.calc.perf.coefficients import PerfCoefficients
 from kvcalc.calc.perf.comm import step_comm
 from kvcalc.calc.perf.model import PerfModel, StageModel
 from kvcalc.calc.perf.moe import touched_fraction
-from kvcalc.calc.perf.shape import depth_scale, roofline, rows_per_expert
-from kvcalc.spec.base import record
+from kvcalc.calc.perf.shape import depth_scale, maximum, roofline, rows_per_expert
+from kvcalc.spec.base import record, replace
 
 Bound = Literal["memory", "compute"]
 
@@ -187,9 +187,26 @@ def _expert_work(stage: StageModel, routed: int) -> tuple[_ExpertWork, ...]:
     return tuple(out)
 
 
-def _mixer_work(stage: StageModel, contexts: Any, prefill: Sequence[tuple[int, int]]) -> tuple[Any, Any]:
-    """KV (and recurrent state) bytes and attention FLOPs of every mixer group (attention.py)."""
-    n_decode = contexts.shape[-1]
+def _attention_counts(group: AttentionGroup, contexts: Any, prefill: Sequence[tuple[int, int]]) -> tuple[Any, Any, int]:
+    """(decode pairs, tokens read, prefill pairs) of one softmax-attention group: every decode token's keys
+    (`decode_keys_sum`, per row of contexts); the tokens read, its keys plus its own K/V written, and for each
+    chunk the cached prefix read once plus the chunk written; the chunks' pairs (`AttentionGroup.keys`)."""
+    pairs = decode_keys_sum(group, contexts)
+    read = pairs + contexts.shape[-1]
+    prefill_pairs = 0
+    for prior, new in prefill:
+        prefill_pairs += group.keys(prior, new)
+        read = read + group.cached_tokens(prior) + new
+    return pairs, read, prefill_pairs
+
+
+Counts = Callable[[AttentionGroup], tuple[Any, Any, int]]
+
+
+def _mixer_work(stage: StageModel, n_decode: int, prefill: Sequence[tuple[int, int]],
+                counts: Counts) -> tuple[Any, Any]:
+    """KV (and recurrent state) bytes and attention FLOPs of every mixer group (attention.py), with `counts`
+    a softmax group's `_attention_counts` for the step."""
     prefill_tokens = sum(new for _, new in prefill)
     kv_bytes: Any = 0.0
     attention: Any = 0.0
@@ -199,23 +216,15 @@ def _mixer_work(stage: StageModel, contexts: Any, prefill: Sequence[tuple[int, i
             per_prefill = g.prefill_state_flops_per_token or g.state_flops_per_token
             attention = attention + g.layers * (g.state_flops_per_token * n_decode + per_prefill * prefill_tokens)
             continue
-        pairs = decode_keys_sum(g, contexts)
-        read = pairs + n_decode  # each decode token's keys, plus writing its own K/V
-        prefill_pairs = 0
-        for prior, new in prefill:
-            prefill_pairs += g.keys(prior, new)
-            read = read + g.cached_tokens(prior) + new  # read the cached prefix once, write the chunk
+        pairs, read, prefill_pairs = counts(g)
         attention = attention + g.layers * (g.flops_per_pair * pairs + g.prefill_flops_per_pair * prefill_pairs)
         kv_bytes = kv_bytes + g.layers * g.kv_bytes_per_token * read
     return kv_bytes, attention
 
 
-def stage_work(stage: StageModel, contexts: Any, prefill: Sequence[tuple[int, int]], sampled: int,
-               last: bool, expert_share: int = 1) -> _StageWork:
-    """Bytes and FLOPs of one stage's GPU for a step: decode `contexts` (rows: steps, columns: requests),
-    prefill chunks `(prior, new)`, `sampled` sequences computing logits. `expert_share`: replicas whose tokens
-    (as many as this step's, all replicas alike) the GPU's routed experts also serve (`expert_replicas`)."""
-    tokens = contexts.shape[-1] + sum(new for _, new in prefill)
+def _linear_work(stage: StageModel, tokens: int, sampled: int, last: bool, expert_share: int) -> _StageWork:
+    """`stage_work` without the mixers (no KV bytes or attention FLOPs): what depends only on the step's
+    tokens and sampled sequences."""
     dense = {d: f * tokens for d, f in stage.gemm_flops_per_token.items()}
     if last and stage.head_flops_per_token:
         dense["head"] = stage.head_flops_per_token * sampled
@@ -225,10 +234,21 @@ def stage_work(stage: StageModel, contexts: Any, prefill: Sequence[tuple[int, in
     for e in experts:
         for d, f in e.gemm.items():
             gemm[d] = gemm.get(d, 0.0) + f
-    kv_bytes, attention = _mixer_work(stage, contexts, prefill)
-    return _StageWork(weight_bytes=weight_bytes, gemm=gemm, kv_bytes=kv_bytes, attention_flops=attention,
+    return _StageWork(weight_bytes=weight_bytes, gemm=gemm, kv_bytes=0.0, attention_flops=0.0,
                       dense_bytes=float(stage.dense_weight_bytes), dense_gemm=dense, rows=tokens,
                       sampled=sampled, experts=experts)
+
+
+def stage_work(stage: StageModel, contexts: Any, prefill: Sequence[tuple[int, int]], sampled: int,
+               last: bool, expert_share: int = 1) -> _StageWork:
+    """Bytes and FLOPs of one stage's GPU for a step: decode `contexts` (rows: steps, columns: requests),
+    prefill chunks `(prior, new)`, `sampled` sequences computing logits. `expert_share`: replicas whose tokens
+    (as many as this step's, all replicas alike) the GPU's routed experts also serve (`expert_replicas`)."""
+    tokens = contexts.shape[-1] + sum(new for _, new in prefill)
+    kv_bytes, attention = _mixer_work(stage, contexts.shape[-1], prefill,
+                                      lambda g: _attention_counts(g, contexts, prefill))
+    return replace(_linear_work(stage, tokens, sampled, last, expert_share), kv_bytes=kv_bytes,
+                   attention_flops=attention)
 
 
 def _gemm_time(pm: PerfModel, coeffs: PerfCoefficients, gemm: dict[str, float], rows: float,
@@ -289,27 +309,51 @@ def linear_times(pm: PerfModel, coeffs: PerfCoefficients, stage: StageModel, wor
                         t_expert_activations=tact)
 
 
+@record
+class _Rates:
+    """Per-step constants of one PerfModel under one set of coefficients: the KV read rate B x kv_bw_eff, the
+    attention rate F[16-bit] x attention_eff, and each stage's layer_units x layer_overhead_s."""
+
+    kv: float
+    attention: float
+    layers: tuple[float, ...]
+
+
+def _rates(pm: PerfModel, coeffs: PerfCoefficients) -> _Rates:
+    return _Rates(kv=pm.gpu.memory_bandwidth_bytes_per_s * coeffs.kv_bw_eff,
+                  attention=pm.gpu.flops(pm.sixteen_bit) * coeffs.attention_eff,
+                  layers=tuple(s.layer_units * coeffs.layer_overhead_s for s in pm.stages))
+
+
+def _kernels(rates: _Rates, coeffs: PerfCoefficients, i: int, t_linear: float, kv_bytes: Any,
+             attention_flops: Any) -> tuple[Any, Any, Any]:
+    """(t_kv, t_attention, kernels) of stage i: t_kv = kv_bytes / (B x kv_bw_eff), t_attention =
+    attention_flops / (F[16-bit] x attention_eff), kernels = t_linear + R(t_kv, t_attention) +
+    layer_units x layer_overhead_s."""
+    tkv = kv_bytes / rates.kv
+    ta = attention_flops / rates.attention
+    return tkv, ta, t_linear + roofline(tkv, ta, coeffs.overlap_loss) + rates.layers[i]
+
+
 def _terms(pm: PerfModel, coeffs: PerfCoefficients, contexts: Any, prefill: Sequence[tuple[int, int]],
            sampled: int) -> dict[str, Any]:
-    """Every term of the step(s), summed over stages; array-valued where it depends on the contexts row."""
+    """Every term of one step, summed over stages (`step_cost`'s breakdown)."""
     import numpy as np
 
-    gpu, bw = pm.gpu, pm.gpu.memory_bandwidth_bytes_per_s
+    rates = _rates(pm, coeffs)
     n_decode = contexts.shape[-1]
     tokens = n_decode + sum(new for _, new in prefill)
     acc: dict[str, Any] = dict(wb=0.0, kvb=0.0, gf=0.0, af=0.0, tw=0.0, tkv=0.0, tg=0.0, ta=0.0, kernels=0.0,
-                               comm=0.0, comm_bytes=0.0, stage_max=0.0, ewb=0.0, egf=0.0, tew=0.0, tex=0.0,
+                               comm=0.0, comm_bytes=0.0, ewb=0.0, egf=0.0, tew=0.0, tex=0.0,
                                gsf=0.0, esf=0.0, eab=0.0, tea=0.0)
     for i, stage in enumerate(pm.stages):
         last = i == len(pm.stages) - 1
         work = stage_work(stage, contexts, prefill, sampled, last, expert_replicas(pm.parallel))
         lin = linear_times(pm, coeffs, stage, work)
-        tkv = np.asarray(work.kv_bytes) / (bw * coeffs.kv_bw_eff)
-        ta = np.asarray(work.attention_flops) / (gpu.flops(pm.sixteen_bit) * coeffs.attention_eff)
-        kernels = lin.t_linear + roofline(tkv, ta, coeffs.overlap_loss) + stage.layer_units * coeffs.layer_overhead_s
+        tkv, ta, kernels = _kernels(rates, coeffs, i, lin.t_linear, np.asarray(work.kv_bytes),
+                                    np.asarray(work.attention_flops))
         acc["kernels"] = acc["kernels"] + kernels
-        comm = step_comm(stage, tokens, pm.hidden_size, pm.parallel, gpu, coeffs, last)
-        acc["stage_max"] = np.maximum(acc["stage_max"], kernels + comm.total_s)
+        comm = step_comm(stage, tokens, pm.hidden_size, pm.parallel, pm.gpu, coeffs, last)
         expert_flops = sum(sum(e.gemm.values()) for e in work.experts)
         for key, value in (("wb", work.weight_bytes), ("kvb", work.kv_bytes), ("gf", sum(work.gemm.values())),
                            ("af", work.attention_flops), ("tw", lin.t_weights), ("tkv", tkv), ("tg", lin.t_gemm),
@@ -319,13 +363,9 @@ def _terms(pm: PerfModel, coeffs: PerfCoefficients, contexts: Any, prefill: Sequ
                            ("gsf", lin.gemm_shape_flops), ("esf", lin.expert_shape_flops),
                            ("eab", sum(e.activation_bytes for e in work.experts)), ("tea", lin.t_expert_activations)):
             acc[key] = acc[key] + value
-    requests = n_decode + len(prefill)
-    fixed = coeffs.step_overhead_s + requests * coeffs.request_overhead_s
+    fixed = coeffs.step_overhead_s + (n_decode + len(prefill)) * coeffs.request_overhead_s
     acc["overhead"] = sum(s.layer_units for s in pm.stages) * coeffs.layer_overhead_s + fixed
-    acc["fixed"] = fixed
-    acc["per_request"] = requests * coeffs.request_overhead_s
-    acc["gpu"] = acc["kernels"] + acc["comm"]
-    acc["time"] = acc["gpu"] + fixed
+    acc["time"] = acc["kernels"] + acc["comm"] + fixed
     return acc
 
 
@@ -362,31 +402,99 @@ def step_cost(
     )
 
 
-def _split(items: Sequence[Any], parts: int) -> list[list[Any]]:
-    """Round-robin split (micro-batch m takes items m, m + parts, ...)."""
-    return [list(items[m::parts]) for m in range(parts)]
+class StepTimer:
+    """What engine steps of one PerfModel cost under one set of coefficients (`step_time`,
+    `decode_run_times`; module docstring), for the thousands of steps of a run. A stage's linear layers
+    (`linear_times`) and collectives (`step_comm`) depend on a step only through its tokens and sampled
+    sequences, so they are evaluated once per (stage, tokens, sampled) and kept; a softmax group's attention
+    counts depend on its shape (window, chunk) and not on the stage, so they are evaluated once per
+    micro-batch and shape. The formulas and their order of operations are `step_cost`'s: the times are the
+    same, to the bit (tests/test_perf_step.py)."""
 
+    def __init__(self, pm: PerfModel, coeffs: PerfCoefficients) -> None:
+        self.pm, self.coeffs = pm, coeffs
+        self.rates = _rates(pm, coeffs)
+        self.share = expert_replicas(pm.parallel)
+        self.overlap_cpu = pm.async_cpu and len(pm.stages) == 1
+        self.linear: dict[tuple[int, int, int], tuple[float, float]] = {}
 
-def _engine_time(pm: PerfModel, coeffs: PerfCoefficients, rows: Any, prefill: Sequence[tuple[int, int]],
-                 sampled: Sequence[bool]) -> Any:
-    """Engine time of a step (array over rows of contexts): pipeline cycle with pp micro-batches, CPU costs
-    overlapped under async scheduling (module docstring)."""
-    import numpy as np
+    def _linear(self, i: int, tokens: int, sampled: int) -> tuple[float, float]:
+        """(t_linear, t_comm) of stage i for a step of `tokens` tokens, `sampled` of them computing logits."""
+        key = (i, tokens, sampled)
+        found = self.linear.get(key)
+        if found is None:
+            pm, stage, last = self.pm, self.pm.stages[i], i == len(self.pm.stages) - 1
+            lin = linear_times(pm, self.coeffs, stage, _linear_work(stage, tokens, sampled, last, self.share))
+            comm = step_comm(stage, tokens, pm.hidden_size, pm.parallel, pm.gpu, self.coeffs, last)
+            found = self.linear[key] = (lin.t_linear, comm.total_s)
+        return found
 
-    pp = len(pm.stages)
-    columns = list(range(rows.shape[-1]))
-    chunks = list(zip(prefill, sampled, strict=True))
-    latency: Any = 0.0
-    bottleneck: Any = 0.0
-    for cols, part in zip(_split(columns, pp), _split(chunks, pp), strict=True):
-        if not cols and not part:
-            continue
-        acc = _terms(pm, coeffs, rows[:, cols], [c for c, _ in part], len(cols) + sum(s for _, s in part))
-        gpu, fixed, cpu = acc["gpu"], acc["fixed"], acc["per_request"]
-        one = np.maximum(gpu + fixed - cpu, cpu) if pm.async_cpu and pp == 1 else gpu + fixed
-        latency = np.maximum(latency, one)
-        bottleneck = bottleneck + acc["stage_max"] + fixed
-    return np.maximum(latency, bottleneck) if pp > 1 else latency
+    def _micro_batch(self, rows: Any, prefill: Sequence[tuple[int, int]], sampled: int) -> tuple[Any, Any, float]:
+        """(gpu, slowest stage, requests) of one micro-batch: gpu = sum over stages of kernels + t_comm, the
+        slowest stage max(kernels + t_comm). One row of contexts gives floats, several numpy arrays."""
+        counts: dict[tuple[int | None, int | None], tuple[Any, Any, int]] = {}
+
+        def shape_counts(g: AttentionGroup) -> tuple[Any, Any, int]:
+            key = (g.window, g.chunk)
+            if key not in counts:
+                pairs, read, prefill_pairs = _attention_counts(g, rows, prefill)
+                counts[key] = ((float(pairs[0]), float(read[0]), prefill_pairs) if len(rows) == 1
+                               else (pairs, read, prefill_pairs))
+            return counts[key]
+
+        n_decode = rows.shape[-1]
+        tokens = n_decode + sum(new for _, new in prefill)
+        kernels_sum: Any = 0.0
+        comm_sum: Any = 0.0
+        slowest: Any = 0.0
+        for i, stage in enumerate(self.pm.stages):
+            t_linear, comm = self._linear(i, tokens, sampled)
+            kv_bytes, attention = _mixer_work(stage, n_decode, prefill, shape_counts)
+            kernels = _kernels(self.rates, self.coeffs, i, t_linear, kv_bytes, attention)[2]
+            kernels_sum = kernels_sum + kernels
+            comm_sum = comm_sum + comm
+            slowest = maximum(slowest, kernels + comm)
+        return kernels_sum + comm_sum, slowest, n_decode + len(prefill)
+
+    def engine_time(self, rows: Any, prefill: Sequence[tuple[int, int]], sampled: Sequence[bool]) -> Any:
+        """Engine time of a step (over rows of contexts): pipeline cycle with pp micro-batches (micro-batch m
+        takes decode columns and chunks m, m + pp, ...), CPU costs overlapped under async scheduling
+        (module docstring)."""
+        pp = len(self.pm.stages)
+        chunks = list(zip(prefill, sampled, strict=True))
+        latency: Any = 0.0
+        bottleneck: Any = 0.0
+        for m in range(pp):
+            cols = rows[:, m::pp] if pp > 1 else rows
+            part = chunks[m::pp]
+            if not cols.shape[-1] and not part:
+                continue
+            gpu, slowest, requests = self._micro_batch(cols, [c for c, _ in part],
+                                                        cols.shape[-1] + sum(s for _, s in part))
+            cpu = requests * self.coeffs.request_overhead_s
+            fixed = self.coeffs.step_overhead_s + cpu
+            one = maximum(gpu + fixed - cpu, cpu) if self.overlap_cpu else gpu + fixed
+            latency = maximum(latency, one)
+            bottleneck = bottleneck + slowest + fixed
+        return maximum(latency, bottleneck) if pp > 1 else latency
+
+    def step_time(self, decode_contexts: Any = (), prefill: Sequence[tuple[int, int]] = (),
+                  sampled: Sequence[bool] | None = None) -> float:
+        """`step_time` (below) under this timer's model and coefficients."""
+        import numpy as np
+
+        rows = _contexts(decode_contexts)
+        mask = [True] * len(prefill) if sampled is None else list(sampled)
+        return float(np.asarray(self.engine_time(rows, prefill, mask)).reshape(-1)[0])
+
+    def decode_run_times(self, contexts: Any, steps: int) -> Any:
+        """`decode_run_times` (below) under this timer's model and coefficients."""
+        import numpy as np
+
+        base = np.asarray(contexts, dtype=np.float64).reshape(1, -1)
+        rows = base + np.arange(steps, dtype=np.float64).reshape(-1, 1)
+        times = self.engine_time(rows, (), ())
+        return np.broadcast_to(np.asarray(times, dtype=np.float64), (steps,)).copy()
 
 
 def step_time(pm: PerfModel, coeffs: PerfCoefficients, *, decode_contexts: Any = (),
@@ -394,17 +502,10 @@ def step_time(pm: PerfModel, coeffs: PerfCoefficients, *, decode_contexts: Any =
     """What one engine step of this work costs in a run (seconds): `step_cost`'s terms with pipeline
     micro-batches and async scheduling (module docstring). `sampled[i]`: chunk i finishes its prompt and
     samples a token (default: every chunk)."""
-    rows = _contexts(decode_contexts)
-    mask = [True] * len(prefill) if sampled is None else list(sampled)
-    return float(_engine_time(pm, coeffs, rows, prefill, mask).reshape(-1)[0])
+    return StepTimer(pm, coeffs).step_time(decode_contexts, prefill, sampled)
 
 
 def decode_run_times(pm: PerfModel, coeffs: PerfCoefficients, contexts: Any, steps: int) -> Any:
     """Times of `steps` consecutive pure-decode engine steps of the same requests (numpy array): step j
     decodes with every context grown by j. Same formula as `step_time`, evaluated for all steps at once."""
-    import numpy as np
-
-    base = np.asarray(contexts, dtype=np.float64).reshape(1, -1)
-    rows = base + np.arange(steps, dtype=np.float64).reshape(-1, 1)
-    times = _engine_time(pm, coeffs, rows, (), ())
-    return np.broadcast_to(np.asarray(times, dtype=np.float64), (steps,)).copy()
+    return StepTimer(pm, coeffs).decode_run_times(contexts, steps)

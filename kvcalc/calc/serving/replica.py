@@ -32,9 +32,8 @@ from typing import Any
 
 from kvcalc.calc.perf.coefficients import PerfCoefficients
 from kvcalc.calc.perf.model import PerfModel
-from kvcalc.calc.perf.runs import MIXED_PREFILL_ENGINES, prefill_step, run_serving, running_cap
-from kvcalc.calc.perf.scheduler import RunStats
-from kvcalc.calc.perf.slo import SloResult, max_concurrency_under_slo
+from kvcalc.calc.perf.runs import MIXED_PREFILL_ENGINES, prefill_step, running_cap
+from kvcalc.calc.perf.slo import SloResult, largest_meeting, max_concurrency_under_slo
 from kvcalc.calc.perf.step import step_cost
 from kvcalc.calc.plan import DeploymentPlan
 from kvcalc.calc.serving.capacity import CapacityLimit, ReplicaCapacity
@@ -42,9 +41,11 @@ from kvcalc.spec.base import record
 
 
 def perf_capacity(pm: PerfModel, coeffs: PerfCoefficients, input_tokens: int, output_tokens: int,
-                  ttft_slo_s: float, tpot_slo_s: float) -> tuple[ReplicaCapacity | None, SloResult]:
-    """The perf model's SLO search as a ReplicaCapacity (None when even one request misses a target)."""
-    slo = max_concurrency_under_slo(pm, coeffs, input_tokens, output_tokens, ttft_slo_s, tpot_slo_s)
+                  ttft_slo_s: float, tpot_slo_s: float,
+                  hint: int | None = None) -> tuple[ReplicaCapacity | None, SloResult]:
+    """The perf model's SLO search (started from `hint`, when given) as a ReplicaCapacity (None when even one
+    request misses a target)."""
+    slo = max_concurrency_under_slo(pm, coeffs, input_tokens, output_tokens, ttft_slo_s, tpot_slo_s, hint=hint)
     if slo.max_concurrency < 1 or slo.binding == "unmet":
         return None, slo
     limit: CapacityLimit = slo.binding
@@ -53,67 +54,11 @@ def perf_capacity(pm: PerfModel, coeffs: PerfCoefficients, input_tokens: int, ou
                            limit=limit), slo
 
 
-def _run_excess(stats: RunStats, ttft_slo_s: float, tpot_slo_s: float) -> float:
-    """max(TTFT / target, TPOT / target) - 1 of a run: <= 0 meets both targets (perf.slo's criterion)."""
-    return max(stats.ttft_s / ttft_slo_s, stats.tpot_s / tpot_slo_s) - 1.0
-
-
-def _toward_boundary(c: int, g: float) -> int:
-    """Step from c to the estimated boundary c / (1 + g) (latencies about proportional to c), at least 1."""
-    return max(1, abs(c - round(c / (1.0 + g))))
-
-
-def _bracket(excess: object, hint: int, cap: int) -> tuple[int, float, int | None, float]:
-    """(lo, excess(lo), hi, excess(hi)) with excess(lo) <= 0 < excess(hi), walking from `hint` toward the
-    estimated boundary (doubling the step when the estimate undershoots); hi None when the cap meets; lo 0
-    when one client misses."""
-    c = min(max(hint, 1), cap)
-    g = excess(c)  # type: ignore[operator]
-    if g <= 0:
-        lo, g_lo, step = c, g, _toward_boundary(c, g)
-        while lo < cap:
-            nxt = min(cap, lo + step)
-            g = excess(nxt)  # type: ignore[operator]
-            if g > 0:
-                return lo, g_lo, nxt, g
-            lo, g_lo, step = nxt, g, max(2 * step, _toward_boundary(nxt, g))
-        return lo, g_lo, None, 0.0
-    hi, g_hi, step = c, g, _toward_boundary(c, g)
-    while hi > 1:
-        nxt = max(1, hi - step)
-        g = excess(nxt)  # type: ignore[operator]
-        if g <= 0:
-            return nxt, g, hi, g_hi
-        hi, g_hi, step = nxt, g, max(2 * step, _toward_boundary(nxt, g))
-    return 0, 0.0, 1, g_hi
-
-
 def confirmed_capacity(pm: PerfModel, coeffs: PerfCoefficients, input_tokens: int, output_tokens: int,
                        ttft_slo_s: float, tpot_slo_s: float, hint: int) -> ReplicaCapacity | None:
-    """The perf model's SLO answer (closed-loop runs, mean TTFT and TPOT against the targets, capped by
-    running_cap), found from `hint` outwards (module docstring); None when one client misses a target."""
-    cap, cap_binding = running_cap(pm.plan, input_tokens, output_tokens)
-    cap = max(cap, 1)
-    runs: dict[int, RunStats] = {}
-
-    def excess(c: int) -> float:
-        if c not in runs:
-            runs[c] = run_serving(pm, coeffs, c, input_tokens, output_tokens, measure=max(c, 16))
-        return _run_excess(runs[c], ttft_slo_s, tpot_slo_s)
-
-    lo, g_lo, hi, g_hi = _bracket(excess, hint, cap)
-    if lo == 0:
-        return None
-    limit: CapacityLimit = "kv_cache" if cap_binding == "kv_cache" else "max_num_seqs"
-    if hi is not None:
-        lo = _largest_meeting(excess, lo, hi, g_lo, g_hi)
-        excess(lo + 1)  # a no-op when the search already ran it
-        over = runs[lo + 1]
-        limit = "ttft_slo" if over.ttft_s / ttft_slo_s >= over.tpot_s / tpot_slo_s else "tpot_slo"
-    best = runs[lo]
-    return ReplicaCapacity(max_concurrency=lo, ttft_s=best.ttft_s, tpot_s=best.tpot_s,
-                           prefill_s=prefill_step(pm, coeffs, input_tokens).time_s, output_tokens=output_tokens,
-                           limit=limit)
+    """The perf model's SLO answer, found from the screened `hint` outwards (module docstring); None when one
+    client misses a target."""
+    return perf_capacity(pm, coeffs, input_tokens, output_tokens, ttft_slo_s, tpot_slo_s, hint=hint)[0]
 
 
 @record
@@ -159,26 +104,6 @@ def _excess(point: LoadPoint, ttft_slo_s: float, tpot_slo_s: float) -> float:
     return max(point.ttft_s / ttft_slo_s, point.tpot_s / tpot_slo_s) - 1.0
 
 
-def _largest_meeting(at: object, lo: int, hi: int, g_lo: float, g_hi: float) -> int:
-    """Largest c in [lo, hi) with excess(c) <= 0, given excess(lo) <= 0 < excess(hi) and excess growing with c:
-    regula falsi on the excess (the latencies are close to linear in c) with the Illinois halving, so a few
-    evaluations replace a bisection's log2(hi - lo)."""
-    side = 0
-    while hi - lo > 1:
-        frac = -g_lo / (g_hi - g_lo) if g_hi > g_lo else 0.5
-        mid = min(hi - 1, max(lo + 1, lo + round(frac * (hi - lo))))
-        g = at(mid)  # type: ignore[operator]
-        if g <= 0:
-            lo, g_lo = mid, g
-            g_hi = g_hi / 2 if side == 1 else g_hi
-            side = 1
-        else:
-            hi, g_hi = mid, g
-            g_lo = g_lo / 2 if side == -1 else g_lo
-            side = -1
-    return lo
-
-
 def screen_capacity(plan: DeploymentPlan, pm: PerfModel, coeffs: PerfCoefficients, input_tokens: int,
                     output_tokens: int, ttft_slo_s: float, tpot_slo_s: float) -> ReplicaCapacity | None:
     """The largest screened concurrency meeting both targets within the engine's cap (both latencies grow
@@ -199,7 +124,7 @@ def screen_capacity(plan: DeploymentPlan, pm: PerfModel, coeffs: PerfCoefficient
     limit: CapacityLimit = "kv_cache" if cap_limit == "kv_cache" else "max_num_seqs"
     best = cap
     if g_cap > 0:
-        best = _largest_meeting(excess, 1, cap, g_one, g_cap)
+        best = largest_meeting(excess, 1, cap, g_one, g_cap)
         over = points.get(best + 1) or load_point(pm, coeffs, plan, best + 1, input_tokens, output_tokens)
         limit = "ttft_slo" if over.ttft_s / ttft_slo_s >= over.tpot_s / tpot_slo_s else "tpot_slo"
     point = points[best]
