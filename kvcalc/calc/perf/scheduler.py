@@ -82,8 +82,9 @@ class RunStats:
 
 
 class _Blocks:
-    """Blocks one request of t tokens holds (`plan.blocks_per_request`), vectorised through a table at
-    block-size steps (blocks change only at block boundaries)."""
+    """Blocks one request of t tokens holds (`plan.blocks_per_request`), vectorised through a table by
+    token count: `plan.blocks_per_request` at each block boundary k x unit (blocks change only there), spread
+    over the tokens t of (k - 1) x unit < t <= k x unit; counts past the table's end take its last entry."""
 
     def __init__(self, pm: PerfModel, longest: int) -> None:
         import numpy as np
@@ -92,19 +93,19 @@ class _Blocks:
         self.unit = max(1, plan.kv_pool.block_size) if plan.kv_pool.unit == "blocks" else 1
         self.cells = plan.kv_pool.unit == "cells"
         steps = -(-max(longest, 1) // self.unit) + 2
-        self.table = (None if self.cells else
-                      np.array([plan.blocks_per_request(k * self.unit) for k in range(steps)], dtype=np.int64))
+        per_block = (None if self.cells else
+                     np.array([plan.blocks_per_request(k * self.unit) for k in range(steps)], dtype=np.int64))
+        self.table = None if per_block is None else per_block[-(-np.arange((steps - 1) * self.unit + 1) // self.unit)]
 
     def __call__(self, tokens: Any) -> Any:
         import numpy as np
 
         if isinstance(tokens, (int, np.integer)):  # one request: plain ints, no array round trip
             n = int(tokens)
-            return n if self.table is None else int(self.table[min(-(-n // self.unit), len(self.table) - 1)])
-        t = np.asarray(tokens, dtype=np.int64)
+            return n if self.table is None else int(self.table[min(n, len(self.table) - 1)])
         if self.table is None:
-            return t
-        return self.table[np.minimum(-(-t // self.unit), len(self.table) - 1)]
+            return np.asarray(tokens, dtype=np.int64)
+        return self.table.take(tokens, mode="clip")
 
 
 class _Run:
@@ -221,26 +222,29 @@ def _arrive(run: _Run, pending: deque[int]) -> None:
         run.waiting.append(pending.popleft())
 
 
-def _takes(run: _Run, ids: Any, budget: int) -> tuple[Any, Any]:
-    """Tokens each running request is given this step, in admission order while the budget lasts
-    (a decode 1, a prefilling request min(its remaining prompt, what is left)), and whether it decodes."""
+def _takes(run: _Run, computed: Any, target: Any, budget: int) -> tuple[Any, Any]:
+    """Tokens each running request (`computed` of its `target` tokens) is given this step, in admission order
+    while the budget lasts (a decode 1, a prefilling request min(its remaining prompt, what is left)), and
+    whether it decodes."""
     np = run.np
-    decoding = run.computed[ids] >= run.target[ids]
-    want = np.where(decoding, 1, run.target[ids] - run.computed[ids])
+    decoding = computed >= target
+    want = np.where(decoding, 1, target - computed)
     if not run.policy.mix_prefill:  # SGLang: a prefill batch alone, else every decode
         want = np.where(decoding, 0, want) if (~decoding).any() else want
     before = np.cumsum(want) - want
-    return np.clip(budget - before, 0, want), decoding
+    return np.minimum(np.maximum(budget - before, 0), want), decoding
 
 
-def _preempt_for(run: _Run, ids: Any, take: Any) -> bool:
-    """Preempt from the tail until the scheduled tokens' new blocks fit (vLLM `running.pop()`); True if any."""
+def _preempt_for(run: _Run, ids: Any, computed: Any, take: Any) -> int | None:
+    """Preempt from the tail until the scheduled tokens' new blocks fit (vLLM `running.pop()`): None if any
+    was, else the blocks the running requests hold once this step's tokens are computed."""
     np = run.np
-    held = run.blocks(run.computed[ids])
-    need = run.blocks(run.computed[ids] + take) - held
-    free = run.policy.pool_blocks - int(held.sum())
-    if int(need.sum()) <= free or not run.policy.preempt:
-        return False
+    held = run.blocks(computed)
+    need = run.blocks(computed + take) - held
+    held_now, needed = int(held.sum()), int(need.sum())
+    free = run.policy.pool_blocks - held_now
+    if needed <= free or not run.policy.preempt:
+        return held_now + needed
     n = len(ids)
     # c requests preempted from the tail free their blocks and drop their need
     freed = np.concatenate(([0], np.cumsum(held[::-1])))
@@ -248,7 +252,7 @@ def _preempt_for(run: _Run, ids: Any, take: Any) -> bool:
     c = int(np.argmax(kept_need <= free + freed))
     for r in [int(x) for x in ids[n - c:]][::-1]:
         run.preempt(r)
-    return c > 0
+    return None if c else held_now + needed
 
 
 def _admit(run: _Run, budget: int, free: int) -> list[tuple[int, int]]:
@@ -284,28 +288,32 @@ def _step(run: _Run) -> None:
     np = run.np
     p = run.policy
     ids = run.running
-    take, decoding = _takes(run, ids, p.budget)
+    computed = run.computed[ids]
+    take, decoding = _takes(run, computed, run.target[ids], p.budget)
     admitted: list[tuple[int, int]] = []
-    if _preempt_for(run, ids, take):
+    held = _preempt_for(run, ids, computed, take)
+    if held is None:
         ids = run.running
-        take, decoding = _takes(run, ids, p.budget)
+        computed = run.computed[ids]
+        take, decoding = _takes(run, computed, run.target[ids], p.budget)
     else:
-        used = int(take[~decoding].sum()) + (int(take[decoding].sum()) if p.mix_prefill else 0)
-        held = int(run.blocks(run.computed[ids] + take).sum()) if len(ids) else 0
+        used = int(take.sum()) if p.mix_prefill else int(take[~decoding].sum())
         admitted = _admit(run, p.budget - used, p.pool_blocks - held)
         if admitted and not p.mix_prefill:
             take = np.where(decoding, 0, take)  # SGLang: the prefill batch runs alone
-    dec = ids[decoding & (take > 0)]
-    chunks = [(int(r), int(n)) for r, n in zip(ids[~decoding], take[~decoding], strict=True) if n > 0]
+    decodes = decoding & (take > 0)
+    prefilling = ~decoding
+    chunks = [(int(r), int(n)) for r, n in zip(ids[prefilling], take[prefilling], strict=True) if n > 0]
     chunks += admitted
-    if len(dec) or chunks:
-        _execute(run, dec, chunks)
+    if decodes.any() or chunks:
+        _execute(run, ids[decodes], computed[decodes], chunks)
 
 
-def _execute(run: _Run, dec: Any, chunks: list[tuple[int, int]]) -> None:
+def _execute(run: _Run, dec: Any, contexts: Any, chunks: list[tuple[int, int]]) -> None:
+    """Run one step: decode requests `dec` (their `contexts`: tokens computed) and prefill `chunks`."""
     prefill = [(int(run.computed[r]), n) for r, n in chunks]
     sampled = [int(run.computed[r]) + n >= int(run.target[r]) for r, n in chunks]
-    time = run.timer.step_time(run.computed[dec], prefill, sampled)
+    time = run.timer.step_time(contexts, prefill, sampled)
     run.t += time
     run.busy += time * (len(dec) + len(chunks))
     run.steps += 1
@@ -400,6 +408,9 @@ def _finish(run: _Run, frontend_s: float, on_done: Any) -> None:
     if not len(ids):
         return
     done = run.generated[ids] >= run.out[ids]
+    if not done.any():
+        run.peak = max(run.peak, len(ids))
+        return
     finished = ids[done]
     run.running = ids[~done]
     for r in finished:
