@@ -123,6 +123,73 @@ def test_slo_search_meets_targets_and_names_the_limit():
     assert (unmet.max_concurrency, unmet.binding) == (0, "unmet")
 
 
+def _bisection(at, cap: int) -> int:
+    """The search max_concurrency_under_slo ran before regula falsi: 0 when 1 misses, cap when cap meets, else
+    plain bisection over [1, cap] for the largest c with at(c) <= 0."""
+    if at(1) > 0:
+        return 0
+    if at(cap) <= 0:
+        return cap
+    lo, hi = 1, cap
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if at(mid) <= 0 else (lo, mid)
+    return lo
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(1, 5000), st.floats(0.001, 2.0), st.floats(0.2, 6.0), st.integers(1, 50), st.floats(0.0, 1.2),
+       st.integers(1, 6000))
+def test_regula_falsi_finds_what_bisection_finds(cap, boundary, power, plateau, floor, hint):
+    # any excess growing with c (here: a power curve from floor - 1 at c = 1, flat in plateaus of `plateau`
+    # clients, crossing 0 near boundary x cap, beyond the cap, or above 0 from c = 1): the regula falsi from
+    # (1, cap), and the walk from any hint followed by it, give the bisection's answer
+    from kvcalc.calc.perf.slo import bracket, largest_meeting
+
+    def at(c: int) -> float:
+        x = ((c - 1) // plateau * plateau) / max(cap - 1, 1)
+        return floor - 1.0 + (x / boundary) ** power
+
+    expected = _bisection(at, cap)
+    g1, gc = at(1), at(cap)
+    plain = 0 if g1 > 0 else cap if gc <= 0 else largest_meeting(at, 1, cap, g1, gc)
+    lo, g_lo, hi, g_hi = bracket(at, hint, cap)
+    walked = lo if hi is None or lo == 0 else largest_meeting(at, lo, hi, g_lo, g_hi)
+    assert plain == walked == expected
+
+
+@pytest.mark.parametrize(("gpu", "inp", "out", "ttft", "tpot"), [("h100", 1000, 128, 1.0, 0.015),
+                                                                  ("l4", 512, 128, 2.0, 0.1),
+                                                                  ("a100", 2000, 100, 0.25, 1.0)])
+def test_slo_search_answers_as_bisection_did(gpu, inp, out, ttft, tpot):
+    # on the simulated runs themselves (Llama-3.1-8B): the same concurrency, figures and binding as bisection
+    # over [1, cap] with the same criterion, from fewer runs
+    from kvcalc.calc.perf.slo import excess
+
+    pm = _pm(gpu=gpu)
+    coeffs = default_coefficients(pm.gpu)
+    runs: dict = {}
+
+    def at(c: int) -> float:
+        if c not in runs:
+            runs[c] = run_serving(pm, coeffs, c, inp, out, measure=max(c, 16))
+        return excess(runs[c], ttft, tpot)
+
+    expected = _bisection(at, max(running_cap(pm.plan, inp, out)[0], 1))
+    bisection_runs = len(runs)
+    result = max_concurrency_under_slo(pm, coeffs, inp, out, ttft, tpot)
+    assert result.max_concurrency == expected > 1
+    assert (result.ttft_s, result.tpot_s) == (runs[expected].ttft_s, runs[expected].tpot_s)
+    searched: list[int] = []
+    counted = max_concurrency_under_slo.__globals__["run_serving"]
+    try:
+        max_concurrency_under_slo.__globals__["run_serving"] = lambda *a, **k: searched.append(a[2]) or counted(*a, **k)
+        max_concurrency_under_slo(pm, coeffs, inp, out, ttft, tpot)
+    finally:
+        max_concurrency_under_slo.__globals__["run_serving"] = counted
+    assert len(searched) < bisection_runs
+
+
 def test_disaggregation_prefill_rate_and_kv_moved():
     pm = _pm(max_num_batched_tokens=8192)
     # 2,000-token prompts: 8192 // 2000 = 4 prompts per prefill step

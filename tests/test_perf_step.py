@@ -189,3 +189,32 @@ def test_touched_experts_bounded_and_monotone(e, k, b, more):
     k = min(k, e)
     assert experts_touched(e, k, b) <= e + 1e-9
     assert experts_touched(e, k, b + more) >= experts_touched(e, k, b) - 1e-9
+
+
+@pytest.mark.parametrize(("model", "gpu", "parallel"), [("llama-3.1-8b", "h100", {}),
+                                                         ("qwen3-30b-a3b", "h100", {"tp": 2}),
+                                                         ("gemma-2-9b", "a100", {}), ("llama-3.1-8b", "l4", {"pp": 4})])
+def test_step_timer_reuses_its_terms_without_changing_a_bit(model, gpu, parallel):
+    # StepTimer keeps each stage's linear and comm time per (tokens, sampled) and each attention shape's counts
+    # per micro-batch: a timer that has already timed other steps gives exactly (==, not approx) what a fresh
+    # one does, and on one stage without async CPU overlap (sglang) exactly step_cost's time; decode_run_times'
+    # row j is the step at contexts + j
+    from kvcalc.calc.perf.defaults import default_coefficients
+    from kvcalc.calc.perf.step import StepTimer, decode_run_times, step_time
+
+    pm = _pm(model, gpu, **parallel)
+    coeffs = default_coefficients(pm.gpu)
+    steps = [([100, 2000, 37], [(0, 512), (512, 300)], [False, True]), ([5, 6, 7, 8, 9], [], []),
+             ([], [(0, 1)], [True]), ([100, 2000, 37], [(0, 512), (512, 300)], [False, True]), ([4000] * 64, [], [])]
+    used = StepTimer(pm, coeffs)
+    for _ in range(2):
+        for contexts, prefill, sampled in steps:
+            fresh = StepTimer(pm, coeffs)
+            assert used.step_time(contexts, prefill, sampled) == fresh.step_time(contexts, prefill, sampled)
+    run = decode_run_times(pm, coeffs, [100, 2000, 37], 5)
+    assert list(run) == [step_time(pm, coeffs, decode_contexts=[100 + j, 2000 + j, 37 + j]) for j in range(5)]
+    one = replace(pm, plan=replace(pm.plan, engine="sglang"))
+    if len(pm.stages) == 1:
+        for contexts, prefill, sampled in steps:
+            cost = step_cost(one, coeffs, decode_contexts=contexts, prefill=prefill, sampled_prefills=sum(sampled))
+            assert step_time(one, coeffs, decode_contexts=contexts, prefill=prefill, sampled=sampled) == cost.time_s

@@ -93,7 +93,7 @@ def _derivations(r: BatchReport, slo: SloResult) -> tuple[Derivation, ...]:
         Derivation(figure="max concurrency", formula="largest C <= KV cap with mean TTFT <= SLO and TPOT <= SLO",
                    substituted=f"cap {slo.kv_limit}; at C={r.max_concurrency}: TTFT {r.ttft_s * 1e3:.1f} ms, "
                                f"TPOT {r.tpot_s * 1e3:.2f} ms",
-                   value=f"{r.max_concurrency} ({r.binding})", source="calc/perf/slo.py (bisection)"),
+                   value=f"{r.max_concurrency} ({r.binding})", source="calc/perf/slo.py (regula falsi)"),
         Derivation(figure="prefill replicas : decode replicas", formula="rate / prefill rate : rate / decode rate",
                    substituted=f"{d.request_rate:.3g} / {d.prefill_requests_per_s:.3g} : {d.request_rate:.3g} / "
                                f"{d.decode_requests_per_s:.3g}",

@@ -21,7 +21,7 @@ def _replica(r: ServeReport) -> list[Derivation]:
     return [
         Derivation(figure="Concurrency per replica (C)",
                    formula="largest C <= engine cap with mean TTFT(C) <= TTFT target and mean TPOT(C) <= TPOT "
-                   "target, by bisection over closed-loop runs of the engine's scheduler",
+                   "target, by regula falsi over closed-loop runs of the engine's scheduler",
                    substituted=f"engine cap {pr.engine_max_concurrency:,}; targets {w.ttft_slo_s * 1e3:g} ms / "
                    f"{w.tpot_slo_s * 1e3:g} ms; at C: TTFT {pr.ttft_s * 1e3:.1f} ms, TPOT {pr.tpot_s * 1e3:.2f} ms",
                    value=f"{pr.max_concurrency:,} (limited by {pr.limit})", source=PERF),

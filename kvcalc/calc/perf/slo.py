@@ -2,9 +2,13 @@
 KV budget, and the chunked-prefill budget's effect on both.
 
 TTFT and TPOT grow with the number of clients (more decodes per step, more prefills to interleave), so the
-largest concurrency meeting both targets is found by bisection over closed-loop runs
-(`runs.run_serving`), capped at the requests the plan's KV pool and max_num_seqs admit: beyond that cap
-requests queue and TTFT grows without bound, so the cap is a limit of its own.
+largest concurrency meeting both targets is the one c with excess(c) <= 0 < excess(c + 1), where
+excess = max(TTFT / target, TPOT / target) - 1 of a closed-loop run (`runs.run_serving`), capped at the
+requests the plan's KV pool and max_num_seqs admit: beyond that cap requests queue and TTFT grows without
+bound, so the cap is a limit of its own. The search runs C = 1 and the cap (or walks out from a screened
+hint, `bracket`), then regula falsi on the excess (`largest_meeting`): latencies are close to linear in C,
+so 2-5 runs inside the bracket find what a bisection's log2(cap) runs would (tests/test_perf_runs.py
+compares the two on synthetic excesses and on simulated runs).
 """
 
 from __future__ import annotations
@@ -85,7 +89,10 @@ def largest_meeting(at: Excess, lo: int, hi: int, g_lo: float, g_hi: float) -> i
 
 
 def _toward_boundary(c: int, g: float) -> int:
-    """Step from c to the estimated boundary c / (1 + g) (latencies about proportional to c), at least 1."""
+    """Step from c to the estimated boundary c / (1 + g) (latencies about proportional to c), at least 1;
+    c itself where g <= -1 (no latency to scale: the walk doubles c)."""
+    if g <= -1.0:
+        return c
     return max(1, abs(c - round(c / (1.0 + g))))
 
 

@@ -5,10 +5,10 @@
 same DeploymentPlan as `fit`), so capacity and cost never disagree with `perf` and `fit`. It simulates every
 step, 0.05-0.5 s a deployment, too slow to try hundreds of layouts in `kvcalc plan`; `screen_capacity` is the
 steady state of the same step costs in closed form (1-3 ms), used to screen the plan search before the winner
-is confirmed by `confirmed_capacity`: the same closed-loop runs and the same criterion as the perf search, but
-started from the screened concurrency and widened until the boundary is bracketed (2-4 runs instead of ~11;
-both searches assume, as bisection does, that TTFT and TPOT grow with concurrency, so both find the same
-boundary). At concurrency C, requests of I input and O output tokens:
+is confirmed by `confirmed_capacity`: the perf search itself, started from the screened concurrency and
+widened until the boundary is bracketed (`perf.slo.bracket`) instead of from C = 1 and the cap (both assume, as
+bisection does, that TTFT and TPOT grow with concurrency, so both find the same boundary). At concurrency C,
+requests of I input and O output tokens:
 
     t_dec(C)    = step_cost(C decodes at context I + O/2)                 mean context over a request's decode
     t_chunk_k   = step_cost(C decodes + prompt chunk k) - t_dec(C)        engines that mix prefill into decode
