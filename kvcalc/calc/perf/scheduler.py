@@ -35,6 +35,7 @@ stretch them); throughput = tokens / duration.
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from typing import Any
 
@@ -260,7 +261,8 @@ def _admit(run: _Run, budget: int, free: int) -> list[tuple[int, int]]:
     p = run.policy
     chunks: list[tuple[int, int]] = []
     reserve = run.reserved(run.running)
-    while budget > 0 and run.waiting and len(run.running) < p.max_running:
+    room = p.max_running - len(run.running)
+    while budget > 0 and run.waiting and len(chunks) < room:
         r = run.waiting[0]
         left = int(run.target[r] - max(run.computed[r], min(run.cached[r], run.target[r] - 1)))
         if not p.chunked and budget < left < p.budget:
@@ -272,14 +274,15 @@ def _admit(run: _Run, budget: int, free: int) -> list[tuple[int, int]]:
             break
         run.waiting.popleft()
         run.resume(r)
-        run.start(r)
-        if run.np.isnan(run.admitted_at[r]):
+        if math.isnan(run.admitted_at[r]):
             run.admitted_at[r] = run.t
         got = int(run.blocks(run.computed[r] + chunk))
         free -= got
         reserve += need - got if p.admission == "whole" else 0
         chunks.append((r, chunk))
         budget -= chunk
+    if chunks:
+        run.running = run.np.concatenate((run.running, [r for r, _ in chunks]))
     return chunks
 
 
@@ -312,7 +315,7 @@ def _step(run: _Run) -> None:
 def _execute(run: _Run, dec: Any, contexts: Any, chunks: list[tuple[int, int]]) -> None:
     """Run one step: decode requests `dec` (their `contexts`: tokens computed) and prefill `chunks`."""
     prefill = [(int(run.computed[r]), n) for r, n in chunks]
-    sampled = [int(run.computed[r]) + n >= int(run.target[r]) for r, n in chunks]
+    sampled = [prior + n >= int(run.target[r]) for (r, n), (prior, _) in zip(chunks, prefill, strict=True)]
     time = run.timer.step_time(contexts, prefill, sampled)
     run.t += time
     run.busy += time * (len(dec) + len(chunks))
@@ -328,7 +331,7 @@ def _execute(run: _Run, dec: Any, contexts: Any, chunks: list[tuple[int, int]]) 
         run.computed[r] += n
         if s:
             run.generated[r] += 1
-            if run.np.isnan(run.first[r]):
+            if math.isnan(run.first[r]):
                 run.first[r] = run.t
     run.evict()
 
