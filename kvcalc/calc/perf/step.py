@@ -325,14 +325,14 @@ def _rates(pm: PerfModel, coeffs: PerfCoefficients) -> _Rates:
                   layers=tuple(s.layer_units * coeffs.layer_overhead_s for s in pm.stages))
 
 
-def _kernels(rates: _Rates, coeffs: PerfCoefficients, i: int, t_linear: float, kv_bytes: Any,
-             attention_flops: Any) -> tuple[Any, Any, Any]:
-    """(t_kv, t_attention, kernels) of stage i: t_kv = kv_bytes / (B x kv_bw_eff), t_attention =
-    attention_flops / (F[16-bit] x attention_eff), kernels = t_linear + R(t_kv, t_attention) +
+def _attention_time(rates: _Rates, coeffs: PerfCoefficients, kv_bytes: Any,
+                    attention_flops: Any) -> tuple[Any, Any, Any]:
+    """(t_kv, t_attention, R(t_kv, t_attention)) with t_kv = kv_bytes / (B x kv_bw_eff) and t_attention =
+    attention_flops / (F[16-bit] x attention_eff); a stage's kernels take t_linear + R(t_kv, t_attention) +
     layer_units x layer_overhead_s."""
     tkv = kv_bytes / rates.kv
     ta = attention_flops / rates.attention
-    return tkv, ta, t_linear + roofline(tkv, ta, coeffs.overlap_loss) + rates.layers[i]
+    return tkv, ta, roofline(tkv, ta, coeffs.overlap_loss)
 
 
 def _terms(pm: PerfModel, coeffs: PerfCoefficients, contexts: Any, prefill: Sequence[tuple[int, int]],
@@ -350,8 +350,8 @@ def _terms(pm: PerfModel, coeffs: PerfCoefficients, contexts: Any, prefill: Sequ
         last = i == len(pm.stages) - 1
         work = stage_work(stage, contexts, prefill, sampled, last, expert_replicas(pm.parallel))
         lin = linear_times(pm, coeffs, stage, work)
-        tkv, ta, kernels = _kernels(rates, coeffs, i, lin.t_linear, np.asarray(work.kv_bytes),
-                                    np.asarray(work.attention_flops))
+        tkv, ta, t_mixer = _attention_time(rates, coeffs, np.asarray(work.kv_bytes), np.asarray(work.attention_flops))
+        kernels = lin.t_linear + t_mixer + rates.layers[i]
         acc["kernels"] = acc["kernels"] + kernels
         comm = step_comm(stage, tokens, pm.hidden_size, pm.parallel, pm.gpu, coeffs, last)
         expert_flops = sum(sum(e.gemm.values()) for e in work.experts)
@@ -408,8 +408,9 @@ class StepTimer:
     (`linear_times`) and collectives (`step_comm`) depend on a step only through its tokens and sampled
     sequences, so they are evaluated once per (stage, tokens, sampled) and kept; a softmax group's attention
     counts depend on its shape (window, chunk) and not on the stage, so they are evaluated once per
-    micro-batch and shape. The formulas and their order of operations are `step_cost`'s: the times are the
-    same, to the bit (tests/test_perf_step.py)."""
+    micro-batch and shape, and stages with the same attention groups share their attention time. The
+    formulas and their order of operations are `step_cost`'s: the times are the same, to the bit
+    (tests/test_perf_step.py)."""
 
     def __init__(self, pm: PerfModel, coeffs: PerfCoefficients) -> None:
         self.pm, self.coeffs = pm, coeffs
@@ -417,6 +418,10 @@ class StepTimer:
         self.share = expert_replicas(pm.parallel)
         self.overlap_cpu = pm.async_cpu and len(pm.stages) == 1
         self.linear: dict[tuple[int, int, int], tuple[float, float]] = {}
+        groups: list[tuple[AttentionGroup, ...]] = []
+        for stage in pm.stages:
+            groups += [] if stage.attention in groups else [stage.attention]
+        self.mixer_of = [groups.index(stage.attention) for stage in pm.stages]  # stages alike share an index
 
     def _linear(self, i: int, tokens: int, sampled: int) -> tuple[float, float]:
         """(t_linear, t_comm) of stage i for a step of `tokens` tokens, `sampled` of them computing logits."""
@@ -447,10 +452,14 @@ class StepTimer:
         kernels_sum: Any = 0.0
         comm_sum: Any = 0.0
         slowest: Any = 0.0
+        mixers: dict[int, Any] = {}
         for i, stage in enumerate(self.pm.stages):
             t_linear, comm = self._linear(i, tokens, sampled)
-            kv_bytes, attention = _mixer_work(stage, n_decode, prefill, shape_counts)
-            kernels = _kernels(self.rates, self.coeffs, i, t_linear, kv_bytes, attention)[2]
+            k = self.mixer_of[i]
+            if k not in mixers:
+                kv_bytes, attention = _mixer_work(stage, n_decode, prefill, shape_counts)
+                mixers[k] = _attention_time(self.rates, self.coeffs, kv_bytes, attention)[2]
+            kernels = t_linear + mixers[k] + self.rates.layers[i]
             kernels_sum = kernels_sum + kernels
             comm_sum = comm_sum + comm
             slowest = maximum(slowest, kernels + comm)
