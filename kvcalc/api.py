@@ -490,10 +490,14 @@ def prefix(model: str | None = None, *, prefix_tokens: int | None = None, reques
     if isolate and groups == 1 and warn is not None:
         warn("--isolate with one tenant changes nothing; add --tenants N")
     d = deployment(model, warn, **deployment_options)
+    plan = d.plan()
+    prefix_n, unique_n = inputs.count(prefix_tokens, "prefix_tokens"), inputs.count(unique_tokens, "unique_tokens")
+    output_n = inputs.count(output_tokens, "output_tokens")
+    if prefix_n + unique_n + output_n > plan.max_model_len:
+        raise InputError(f"a request of {prefix_n:,} prefix + {unique_n:,} unique + {output_n:,} output tokens is "
+                         f"longer than max_model_len ({plan.max_model_len:,}); shorten it or raise --context")
     return prefix_report(
-        d.plan(), prefix_tokens=inputs.count(prefix_tokens, "prefix_tokens"),
-        unique_tokens=inputs.count(unique_tokens, "unique_tokens"), output_tokens=inputs.count(output_tokens,
-                                                                                            "output_tokens"),
+        plan, prefix_tokens=prefix_n, unique_tokens=unique_n, output_tokens=output_n,
         requests_per_s=inputs.number(requests_per_s, "requests_per_s", low_open=False), tenants=groups,
         isolate=inputs.flag(isolate, "isolate"), prices=prices,
         change_points=[inputs.count(c, "change_at") for c in change_at or []], explain=bool(explain),

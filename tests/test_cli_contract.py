@@ -199,6 +199,11 @@ def test_yaml_tags_and_alias_bombs_are_data_errors(tmp_path: Path) -> None:
          "65,536 is beyond the sane bound 4,096"),  # the simulation grows with it: once 5 s, 2^31 hung
         (["plan", "llama-3.1-8b", "--rps", "5", "--input", "2k", "--output", "300", "--max-num-batched-tokens",
           "4"], 2, "4 is below the sane bound 256"),  # P / budget simulated chunks: this took 87 s
+        (["prefix", "llama-3.1-8b", "--requests-per-s", "10", "--prefix-tokens", "2147483647", "--explain"], 2,
+         "longer than max_model_len (131,072)"),  # prefill timed chunk by chunk: this took 8-41 s
+        # a warning held before a later input error is dropped: the error is stderr's first and only line
+        (["prefix", "no-such-model-x", "--prefix-tokens", "2000", "--requests-per-s", "10", "--isolate"], 2,
+         "unknown model 'no-such-model-x'"),
         (["fit", "llama-70b", "--no-such-option"], 2, "No such option"),
         (["nosuchcommand"], 2, "No such command"),
     ],
@@ -435,3 +440,12 @@ def test_hostile_calibration_files_are_input_errors(tmp_path: Path) -> None:
         result = run_cli([*base, "--calibration", str(path)])
         assert result.code == 2 and needle in result.err, result.err
         assert time.perf_counter() - start < 1.0
+
+
+def test_warnings_print_when_the_command_answers() -> None:
+    """Held warnings (cli/output.py) reach stderr when the command succeeds, after validation."""
+    result = run_cli(["prefix", "llama-3.1-8b", "--prefix-tokens", "2000", "--requests-per-s", "10", "--isolate"])
+    assert result.code == 0, result.err
+    assert result.err.strip() == "warning: --isolate with one tenant changes nothing; add --tenants N"
+    failed = run_cli(["prefix", "no-such-model-x", "--prefix-tokens", "2000", "--requests-per-s", "10", "--isolate"])
+    assert failed.err.count("\n") == 1 and "warning" not in failed.err

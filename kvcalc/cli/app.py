@@ -171,6 +171,17 @@ def error(message: str, hint: str | None = None) -> None:
     sys.stderr.write("\n".join(shown) + "\n")
 
 
+def _settle_warnings(*, failed: bool) -> None:
+    """Held warnings (cli/output.py): printed when the command answered, dropped when it failed."""
+    output = sys.modules.get("kvcalc.cli.output")
+    if output is None:
+        return
+    if failed:
+        output.drop_warnings()
+    else:
+        output.flush_warnings()
+
+
 def run(argv: list[str]) -> int:
     """Run kvcalc on `argv` (without the program name) and return the exit code; errors go to stderr."""
     import click
@@ -185,14 +196,18 @@ def run(argv: list[str]) -> int:
         with command.make_context("kvcalc", list(argv)) as ctx:
             result = command.invoke(ctx)
         sys.stdout.flush()  # a closed pipe shows up here, inside the handlers below, not at exit
+        _settle_warnings(failed=False)
         return result if isinstance(result, int) else EXIT_OK
     except click.exceptions.Exit as stop:
         sys.stdout.flush()
+        _settle_warnings(failed=False)
         return stop.exit_code
     except KvcalcError as err:
+        _settle_warnings(failed=True)
         error(str(err))
         return err.exit_code
     except click.ClickException as err:  # usage: unknown option, bad value, missing argument
+        _settle_warnings(failed=True)
         where = getattr(getattr(err, "ctx", None), "command_path", "kvcalc")
         error(err.format_message(), f"Try '{where} --help' for help.")
         return EXIT_INPUT
@@ -201,11 +216,13 @@ def run(argv: list[str]) -> int:
     except BrokenPipeError:
         raise
     except (RecursionError, MemoryError):
+        _settle_warnings(failed=True)
         error("the input is too large or too deeply nested for kvcalc to read")
         return EXIT_INPUT
     except Exception as err:  # a kvcalc bug: one line, and never exit 1 ("does not fit")
         if os.environ.get("KVCALC_DEBUG"):
             raise
+        _settle_warnings(failed=True)
         error(
             f"internal error: {type(err).__name__}: {err}",
             "This is a kvcalc bug; please report it with the command line (KVCALC_DEBUG=1 shows the traceback).",

@@ -19,11 +19,27 @@ from kvcalc.spec.base import SCHEMA_VERSION
 PIPE_WIDTH = 140
 
 
+#: Warnings of the running command, printed when it answers (`flush_warnings`) and dropped when it fails, so a
+#: failed command's stderr is its error alone (the contract: `kvcalc: error: ...`, one to four lines).
+_PENDING: list[str] = []
+
+
 def warn(message: str) -> None:
-    """A warning line on stderr (never stdout)."""
+    """A warning line for stderr (never stdout), held until the command answers."""
     from kvcalc.cli.app import redact
 
-    print(f"warning: {redact(message)}", file=sys.stderr)
+    _PENDING.append(f"warning: {redact(message)}")
+
+
+def flush_warnings() -> None:
+    """Print the held warnings on stderr (before the answer, and when the command ends without error)."""
+    while _PENDING:
+        print(_PENDING.pop(0), file=sys.stderr)
+
+
+def drop_warnings() -> None:
+    """Forget the held warnings (the command failed: its error is what stderr says)."""
+    _PENDING.clear()
 
 
 def terminal_width() -> int:
@@ -98,6 +114,7 @@ def emit_line(record: Any, *, explain: bool) -> None:
     `explain` only with `--explain`; each line validates against `kvcalc schema <command>`."""
     from kvcalc.spec.base import to_jsonable
 
+    flush_warnings()
     data = to_jsonable(record)
     if not explain:
         data.pop("explain", None)
@@ -110,6 +127,7 @@ def emit(report: Any, *, as_json: bool, explain: bool, render: str) -> None:
 
     With `--explain` the derivations follow the tables (human output) or stay in the JSON's `explain` list.
     """
+    flush_warnings()
     if as_json:
         from kvcalc.spec.base import to_jsonable
 
