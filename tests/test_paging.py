@@ -66,6 +66,22 @@ def test_prompt_output_pairs_and_cells() -> None:
     assert (cells.blocks, cells.tail_waste_tokens) == (1200, 0)  # SGLang: one cell per token, no tail
 
 
+def test_tensorrt_llm_flat_pool_is_one_full_group() -> None:
+    """TensorRT-LLM's pool lists no KV-cache groups: every layer keeps every token in blocks of 32 (the long
+    fuzz found the static table crashing on it, and a shared prefix counted as 0 blocks)."""
+    from kvcalc.calc.paging.economics import shared_blocks
+
+    plan = plan_of(CODELLAMA_7B, engine="trtllm")
+    assert plan.kv_pool.layout.groups == [] and plan.kv_pool.block_size == 32
+    rows = [request_blocks(plan, t, 0) for t in (1, 32, 33, 100)]
+    # ceil(T / 32): 1, 1, 2, 4 blocks; (-T) mod 32: 31, 0, 31, 28 empty slots (100 = 3 x 32 + 4)
+    assert [(r.blocks, r.peak_blocks) for r in rows] == [(1, 1), (1, 1), (2, 2), (4, 4)]
+    assert [r.tail_waste_tokens for r in rows] == [31, 0, 31, 28]
+    assert rows[0].tail_waste_bytes == 31 * 524_288  # CodeLlama-7B: 524,288 B per token
+    # a 2,976-token cached prefix (93 whole blocks of 32) is 93 blocks held once for all its sharers
+    assert shared_blocks(plan, 2976) == 93
+
+
 def test_sliding_window_groups_hold_the_window() -> None:
     plan = plan_of(GPT_OSS_20B, context=8192)
     # gpt-oss-20b: one full and one sliding(128) group of 12 layers each, block 16

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from kvcalc.calc.paging.groups import FullGroup, group_rules
+from kvcalc.calc.paging.groups import FullGroup, pool_rules
 from kvcalc.calc.paging.prefill import prefill_flops
 from kvcalc.calc.paging.requests import request_blocks, usable_blocks
 from kvcalc.calc.paging.reuse import sglang_reusable_tokens, vllm_reusable_tokens
@@ -55,7 +55,7 @@ def shared_blocks(plan: DeploymentPlan, cached: int) -> int:
     full-attention group (vLLM), `cached` cells (SGLang)."""
     if plan.kv_pool.unit == "cells":
         return cached
-    return sum(cached // r.block_size for r in group_rules(plan.kv_pool.layout) if type(r) is FullGroup)
+    return sum(cached // r.block_size for r in pool_rules(plan.kv_pool) if type(r) is FullGroup)
 
 
 @record

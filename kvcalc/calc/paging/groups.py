@@ -17,9 +17,13 @@ Worked example (sliding window 128, block 16): a request decoding at n0 = 1000 c
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from kvcalc.calc.paged import KvGroup, KvPlan
 from kvcalc.units import ceil_div
+
+if TYPE_CHECKING:
+    from kvcalc.calc.plan import KvPool
 
 IsCached = Callable[[int], bool]
 
@@ -139,3 +143,9 @@ def group_rule(group: KvGroup) -> FullGroup:
 def group_rules(layout: KvPlan) -> list[FullGroup]:
     """One rule per KV-cache group, in the layout's order."""
     return [group_rule(g) for g in layout.groups]
+
+
+def pool_rules(pool: KvPool) -> list[FullGroup]:
+    """The pool's group rules; a block pool whose layout lists no groups (TensorRT-LLM's flat pool: every layer
+    keeps every token, blocks of `pool.block_size`) is one full-attention group."""
+    return group_rules(pool.layout) or [FullGroup(pool.block_size)]

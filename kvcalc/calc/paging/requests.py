@@ -13,7 +13,7 @@ Worked example (B = 16): requests of 1, 16, 17 and 100 tokens take 1, 1, 2 and 7
 
 from __future__ import annotations
 
-from kvcalc.calc.paging.groups import StateGroup, group_rules
+from kvcalc.calc.paging.groups import StateGroup, pool_rules
 from kvcalc.calc.plan import DeploymentPlan
 from kvcalc.spec.base import record
 
@@ -50,7 +50,7 @@ def _blocks_held(plan: DeploymentPlan, prompt: int, total: int) -> tuple[int, in
     max_num_batched_tokens, then one token per decode step (groups.held)."""
     if plan.kv_pool.unit == "cells":
         return total, total
-    rules = group_rules(plan.kv_pool.layout)
+    rules = pool_rules(plan.kv_pool)
     chunk = max(1, plan.max_num_batched_tokens)
     steps = [(c, min(c + chunk, prompt)) for c in range(0, prompt, chunk)]
     # decode positions: held is monotone until the window fills, then periodic with period B, so the last
@@ -70,7 +70,7 @@ def request_blocks(plan: DeploymentPlan, prompt: int, output: int) -> RequestBlo
     if pool.unit == "cells":
         tail, tail_bytes = 0, 0
     else:
-        rules = [r for r in group_rules(pool.layout) if not isinstance(r, StateGroup)]
+        rules = [r for r in pool_rules(pool) if not isinstance(r, StateGroup)]
         tail = tail_waste_tokens(total, pool.block_size)
         tail_bytes = sum(tail_waste_tokens(total, r.block_size) * pool.block_bytes // r.block_size for r in rules)
     contiguous = contiguous_waste_tokens(total, plan.max_model_len)
