@@ -649,7 +649,7 @@ def _write_atomically(path: str, text: str) -> None:
     import tempfile
     from pathlib import Path
 
-    target = Path(path).expanduser()
+    target = inputs.user_path(path, "output file")
     folder = target.parent if str(target.parent) else Path(".")
     if not folder.is_dir():
         raise InputError(f"cannot write {target}: folder {folder} does not exist")

@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kvcalc.errors import InputError
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 _DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?(?:e-?\d+)?)\s*(us|ms|s|m|min|h)?\s*$", re.IGNORECASE)
 _DURATION_SCALE = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0}
@@ -22,6 +25,18 @@ def text(value: Any, what: str) -> str:
     if not isinstance(value, str) or not value.strip():
         raise InputError(f"{what} must be a non-empty string, got {value!r}")
     return value.strip()
+
+
+def user_path(value: Any, what: str = "path") -> Path:
+    """A path as the user typed it with `~` / `~user` expanded; an unknown user's home is an InputError (pathlib
+    raises RuntimeError)."""
+    from pathlib import Path
+
+    path = Path(value)
+    try:
+        return path.expanduser()
+    except RuntimeError:
+        raise InputError(f"{what} '{value}': no home directory for '{path.parts[0]}'; give the full path") from None
 
 
 def optional_text(value: Any, what: str) -> str | None:

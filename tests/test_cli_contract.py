@@ -204,6 +204,8 @@ def test_yaml_tags_and_alias_bombs_are_data_errors(tmp_path: Path) -> None:
         # a warning held before a later input error is dropped: the error is stderr's first and only line
         (["prefix", "no-such-model-x", "--prefix-tokens", "2000", "--requests-per-s", "10", "--isolate"], 2,
          "unknown model 'no-such-model-x'"),
+        (["inspect", "~0", "--explain"], 2, "no home directory for '~0'"),  # pathlib's RuntimeError: once exit 70
+        (["fit", "llama-70b", "--gpu", "~nouser/g.yaml"], 2, "no home directory for '~nouser'"),
         (["fit", "llama-70b", "--no-such-option"], 2, "No such option"),
         (["nosuchcommand"], 2, "No such command"),
     ],

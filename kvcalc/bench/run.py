@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kvcalc.errors import InputError
+from kvcalc.inputs import user_path
 
 
 @dataclass(frozen=True)
@@ -79,7 +80,6 @@ def _plan(run: VerifyRun, gpu: Any) -> Any:
 
 def config_for(model: str) -> dict[str, Any] | None:
     """The config.json of a profile or local folder/file (for the transformers cross-check)."""
-    from pathlib import Path
 
     from kvcalc.sources.profiles import find_profile, load_profile
     from kvcalc.sources.resolve import read_config_file
@@ -87,7 +87,7 @@ def config_for(model: str) -> dict[str, Any] | None:
     profile = find_profile(model)
     if profile is not None:
         return dict(load_profile(profile)["config"])
-    path = Path(model).expanduser()
+    path = user_path(model, "model")
     if path.is_dir() and (path / "config.json").is_file():
         return read_config_file(path / "config.json")
     if path.is_file() and path.suffix == ".json":

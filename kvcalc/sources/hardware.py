@@ -15,6 +15,7 @@ from pathlib import Path
 
 from kvcalc.bounds import MAX_YAML_FILE_BYTES, check_text, short_repr
 from kvcalc.errors import InputError, unknown_name_error
+from kvcalc.inputs import user_path
 from kvcalc.sources.aliases import aliases_line
 from kvcalc.sources.profiles import data_dir
 from kvcalc.spec.gpu import GpuSpec
@@ -149,7 +150,7 @@ def find_gpu(name: str) -> GpuSpec:
         raise InputError("GPU name is empty; give a key or alias such as h100, a100, mi300x or m4-max")
     check_text(query, "GPU name")
     if query.lower().endswith((".yaml", ".yml")):
-        return load_gpu_file(Path(query).expanduser())  # a path to the user's own file
+        return load_gpu_file(user_path(query, "GPU file"))  # a path to the user's own file
     wanted = query.lower()
     dirs = tuple(hardware_dirs())
     files = _files(dirs)

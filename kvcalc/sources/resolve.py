@@ -10,6 +10,7 @@ from typing import Any
 
 from kvcalc.bounds import MAX_CONFIG_FILE_BYTES, check_text
 from kvcalc.errors import InputError, unknown_name_error
+from kvcalc.inputs import user_path
 from kvcalc.sources.hf_config import model_from_config
 from kvcalc.sources.profiles import find_profile, find_profile_by_repo, load_profile, profile_index
 from kvcalc.sources.untrusted import parse_json, read_text
@@ -60,7 +61,7 @@ def load_model(
         profile = find_profile_by_repo(text)  # a shipped profile's Hub id resolves offline
     if profile is not None:
         return _from_profile(profile, warn)
-    path = _existing(Path(text).expanduser())
+    path = _existing(user_path(text, "model"))
     if path is not None:
         if path.is_dir():
             if (path / "config.json").is_file():

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from kvcalc.errors import InputError
+from kvcalc.inputs import user_path
 
 MAX_FILE_BYTES = 64 * 1024 * 1024
 MAX_ROWS = 200_000
@@ -21,7 +22,7 @@ MAX_ROWS = 200_000
 
 def read_text(path: str | Path, what: str) -> str:
     """The file's text, refusing a missing, unreadable, binary or oversized file."""
-    path = Path(path).expanduser()
+    path = user_path(path, what)
     try:
         size = path.stat().st_size
         if size > MAX_FILE_BYTES:
