@@ -31,7 +31,9 @@ MAX_CLI_INT = (1 << 31) - 1
 #: Options whose work grows with their value, bounded by name in every command that has them (`cli.options`).
 #: Concurrent requests and batch sizes: 4,096 is 4x the largest default max_num_seqs (vLLM 1,024 on H100-class
 #: GPUs) and 16x TensorRT-LLM's default max_batch_size (256); `kvcalc perf` simulates each request.
-CLI_OPTION_MAX: dict[str, int] = {"--concurrency": 4096, "--batch": 4096, "--users": 4096}
+#: Requests an open-loop run sends: 10,000 is 10x `vllm bench serve`'s default --num-prompts (1,000) and takes
+#: about 2 s to simulate; 2^31 once took 24 GB of memory before the kernel killed it.
+CLI_OPTION_MAX: dict[str, int] = {"--concurrency": 4096, "--batch": 4096, "--users": 4096, "--num-prompts": 10_000}
 #: Options whose work grows as their value shrinks. A prefill of P tokens runs in P / max_num_batched_tokens
 #: chunks, each simulated (`perf`, `batch`, `plan`: 4 tokens took 87 s); vLLM itself rejects a budget below
 #: max_num_seqs (`SchedulerConfig`: 256 by default), so 256 is the smallest any default engine accepts.

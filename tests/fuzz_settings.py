@@ -63,6 +63,10 @@ class Timer:
         self.case = case
 
     def __enter__(self) -> Timer:
+        log = os.environ.get("KVCALC_FUZZ_LOG")
+        if log:  # the case about to run, written first: a case the kernel kills (out of memory) is the last line
+            with open(log, "a", encoding="utf-8") as handle:
+                handle.write(f"{self.target}\t{self.case!r}\n")
         self.start = time.perf_counter()
         self.outcome = "?"
         return self

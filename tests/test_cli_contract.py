@@ -197,6 +197,8 @@ def test_yaml_tags_and_alias_bombs_are_data_errors(tmp_path: Path) -> None:
         (["quant", "llama-3.1-405b", "--gpu", "t4", "--formats", "bf16,fp8"], 1, ""),
         (["perf", "llama-3.1-8b", "--input", "2k", "--output", "256", "--concurrency", "65536"], 2,
          "65,536 is beyond the sane bound 4,096"),  # the simulation grows with it: once 5 s, 2^31 hung
+        (["perf", "llama-3.1-8b", "--input", "2k", "--output", "300", "--request-rate", "2", "--num-prompts",
+          "2147483647"], 2, "beyond the sane bound 10,000"),  # the open-loop arrays: 24 GB, killed by the kernel
         (["plan", "llama-3.1-8b", "--rps", "5", "--input", "2k", "--output", "300", "--max-num-batched-tokens",
           "4"], 2, "4 is below the sane bound 256"),  # P / budget simulated chunks: this took 87 s
         (["prefix", "llama-3.1-8b", "--requests-per-s", "10", "--prefix-tokens", "2147483647", "--explain"], 2,
