@@ -206,6 +206,9 @@ def test_yaml_tags_and_alias_bombs_are_data_errors(tmp_path: Path) -> None:
         # a warning held before a later input error is dropped: the error is stderr's first and only line
         (["prefix", "no-such-model-x", "--prefix-tokens", "2000", "--requests-per-s", "10", "--isolate"], 2,
          "unknown model 'no-such-model-x'"),
+        (["serve", "llama-3.1-8b", "--rps", "2", "--mix", "/dev/zero"], 2, "/dev/zero: not a regular file"),
+        (["perf", "llama-3.1-8b", "--request-rate", "2", "--lengths-file", "/dev/zero"], 2,
+         "not a regular file"),  # the table reader once read /dev/zero until memory ran out
         (["inspect", "~0", "--explain"], 2, "no home directory for '~0'"),  # pathlib's RuntimeError: once exit 70
         (["fit", "llama-70b", "--gpu", "~nouser/g.yaml"], 2, "no home directory for '~nouser'"),
         (["fit", "llama-70b", "--no-such-option"], 2, "No such option"),

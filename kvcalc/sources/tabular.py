@@ -15,27 +15,16 @@ from typing import Any
 
 from kvcalc.errors import InputError
 from kvcalc.inputs import user_path
+from kvcalc.sources.untrusted import read_text as untrusted_read_text
 
 MAX_FILE_BYTES = 64 * 1024 * 1024
 MAX_ROWS = 200_000
 
 
 def read_text(path: str | Path, what: str) -> str:
-    """The file's text, refusing a missing, unreadable, binary or oversized file."""
-    path = user_path(path, what)
-    try:
-        size = path.stat().st_size
-        if size > MAX_FILE_BYTES:
-            raise InputError(f"{what} {path} is {size:,} bytes; the limit is {MAX_FILE_BYTES:,}")
-        return path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InputError(f"{what} {path}: no such file") from None
-    except IsADirectoryError:
-        raise InputError(f"{what} {path} is a folder, not a file") from None
-    except UnicodeDecodeError:
-        raise InputError(f"{what} {path} is not UTF-8 text (CSV or JSON lines expected)") from None
-    except OSError as exc:
-        raise InputError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
+    """The file's text, refusing a missing, unreadable, binary, oversized or non-regular file (`untrusted`'s
+    bounded reader: /dev/zero or a FIFO is refused, not read forever)."""
+    return untrusted_read_text(user_path(path, what), MAX_FILE_BYTES, what)
 
 
 def read_rows(path: str | Path, what: str) -> list[tuple[int, dict[str, Any]]]:
