@@ -209,6 +209,8 @@ def test_yaml_tags_and_alias_bombs_are_data_errors(tmp_path: Path) -> None:
         (["serve", "llama-3.1-8b", "--rps", "2", "--mix", "/dev/zero"], 2, "/dev/zero: not a regular file"),
         (["perf", "llama-3.1-8b", "--request-rate", "2", "--lengths-file", "/dev/zero"], 2,
          "not a regular file"),  # the table reader once read /dev/zero until memory ran out
+        (["paged", "llama-3.1-8b", "--trace", "/dev/zero"], 2, "/dev/zero: not a regular file"),
+        (["prefix", "--usage", "/nonexistent.jsonl"], 2, "/nonexistent.jsonl: no such file"),
         (["inspect", "~0", "--explain"], 2, "no home directory for '~0'"),  # pathlib's RuntimeError: once exit 70
         (["fit", "llama-70b", "--gpu", "~nouser/g.yaml"], 2, "no home directory for '~nouser'"),
         (["fit", "llama-70b", "--no-such-option"], 2, "No such option"),

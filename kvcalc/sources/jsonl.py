@@ -7,10 +7,10 @@ import json
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import IO, Any, TypeVar
 
 from kvcalc.errors import InputError
+from kvcalc.inputs import user_path
 
 T = TypeVar("T")
 
@@ -55,9 +55,10 @@ class Skipped:
 def _open(source: str) -> IO[bytes]:
     if source == "-":
         return sys.stdin.buffer
-    path = Path(source)
+    path = user_path(source, "file")
     if not path.is_file():
-        raise InputError(f"{source}: no such file")
+        what = "not a regular file; give a JSON-lines file or - for stdin" if path.exists() else "no such file"
+        raise InputError(f"{source}: {what}")
     return path.open("rb")
 
 
