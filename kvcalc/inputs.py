@@ -76,16 +76,11 @@ def number(value: Any, what: str, *, low: float = 0.0, high: float = 1e18, low_o
 
 
 def fraction(value: Any, what: str) -> float:
-    """A number in (0, 1]."""
-    if isinstance(value, bool):
-        raise InputError(f"{what} must be a number in (0, 1], got {value!r}")
+    """A number in (0, 1] (`number`, with one message whatever is wrong)."""
     try:
-        result = float(value)
-    except (TypeError, ValueError):
+        return number(value, what, low=0.0, high=1.0)
+    except InputError:
         raise InputError(f"{what} must be a number in (0, 1], got {value!r}") from None
-    if not 0 < result <= 1:
-        raise InputError(f"{what} must be a number in (0, 1], got {value!r}")
-    return result
 
 
 def tokens(value: Any, what: str = "context") -> int | None:
