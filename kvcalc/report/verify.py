@@ -300,9 +300,10 @@ def time_records(raw: dict[str, Any], plan: DeploymentPlan, coeffs: PerfCoeffici
                  ) -> tuple[list[VerifyRecord], list[StepPoint], list[Derivation]]:
     """TPOT and TTFT against `step_cost`, the contiguous KV bytes, the fit's points and (when asked) how each
     prediction was computed."""
+    from kvcalc.bench.traffic import harness_perf_model
     from kvcalc.calc.perf.model import perf_model
 
-    pm = perf_model(plan)
+    pm = harness_perf_model(perf_model(plan))
     kv = storage_type(plan.kv_dtype)
     records, points, derivations = [], [], []
     for step in measured_steps(raw, plan):
