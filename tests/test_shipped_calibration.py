@@ -18,9 +18,9 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_catalogue_attaches_the_shipped_file_to_its_card_only():
     h100 = find_gpu("h100")
     assert h100.calibration is not None
-    # hardware/calibration/h100-sxm.yaml: kv_bw_eff 0.9315, gemm bf16 0.6969, weight 0.7688, attention 0.3605
-    assert (h100.calibration.kv_bw_eff, h100.calibration.weight_bw_eff) == (0.9315, 0.7688)
-    assert h100.calibration.gemm_eff["bf16"] == 0.6969
+    # hardware/calibration/h100-sxm.yaml: kv_bw_eff 0.9349, gemm bf16 0.687, weight 0.7694, attention 0.4249
+    assert (h100.calibration.kv_bw_eff, h100.calibration.weight_bw_eff) == (0.9349, 0.7694)
+    assert h100.calibration.gemm_eff["bf16"] == 0.687
     assert "hardware/calibration/h100-sxm.yaml" in h100.calibration.source
     assert find_gpu("a100-80gb").calibration is None  # no file shipped for it
     # a user's --gpu-file is taken as written (no shipped file attached, even under the same stem)
@@ -31,7 +31,7 @@ def test_defaults_take_the_card_terms_that_measure_the_card():
     h100 = find_gpu("h100")
     c = default_coefficients(h100, "vllm")
     assert CALIBRATED_CARD_TERMS == ("kv_bw_eff",)
-    assert c.kv_bw_eff == 0.9315  # from the shipped file, not the 0.75 assumption
+    assert c.kv_bw_eff == 0.9349  # from the shipped file, not the 0.75 assumption
     assert "hardware/calibration/h100-sxm.yaml" in c.sources["kv_bw_eff"]
     assert "hardware/calibration/h100-sxm.yaml" in c.source
     # the harness's kernel-bound terms stay: copy 0.902 and 8192^3 GEMM 0.716 from hardware/h100-sxm.yaml,
@@ -59,7 +59,7 @@ def test_calibration_file_overrides_shipped_and_engine_terms():
     shipped = shipped_calibration("h100-sxm")
     assert shipped is not None
     full = shipped.apply(default_coefficients(h100, "vllm"))
-    assert (full.weight_bw_eff, full.attention_eff, full.gemm_eff["bf16"]) == (0.7688, 0.3605, 0.6969)
+    assert (full.weight_bw_eff, full.attention_eff, full.gemm_eff["bf16"]) == (0.7694, 0.4249, 0.687)
     assert full.step_overhead_s == 0.9e-3  # the file holds no overheads: the engine's stay
 
 

@@ -146,6 +146,21 @@ def detail(model: str, pts: list[Any], prior: Any, fitted: Any, step_time: Any, 
               f"{after:+.1f} % |")
 
 
+def weight_stream_line(points: dict[str, list[Any]], joint: Any) -> None:
+    """weight_bw_eff fitted on each model's batch-1 decode steps alone, every other term at the joint fit: how
+    the rate at which weights stream depends on the model's matrices."""
+    from kvcalc.calc.perf.calibrate import fit_coefficients
+
+    rates = []
+    for model, pts in points.items():
+        small = [p for p in pts if " decode b=1 " in p.label]
+        if small:
+            fit = fit_coefficients(small, joint, terms=("weight_bw_eff",))
+            rates.append(f"{model} {fit.coefficients.weight_bw_eff:.2f}")
+    print("\nWeight streaming by model (weight_bw_eff fitted on its batch-1 decode steps alone, every other term at "
+          "the joint fit): " + ", ".join(rates) + ".\n")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("raw")
@@ -198,6 +213,7 @@ def main(argv: list[str] | None = None) -> None:
         held[model] = model not in CALIBRATE
         print(f"| {model} | {'yes' if held[model] else 'no'} | {pct(before['decode'])} | {pct(after['decode'])} | "
               f"{pct(before['prefill'])} | {pct(after['prefill'])} |")
+    weight_stream_line(points, c)
     for model in ("llama-3.1-8b", "qwen3-30b-a3b", "deepseek-v2-lite", "gpt-oss-20b", "llama-3.1-70b"):
         if model in points:
             detail(model, points[model], prior, c, step_time, held[model])

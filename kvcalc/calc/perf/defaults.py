@@ -24,17 +24,17 @@ Card terms (how close kernels come to the datasheet):
 Shipped calibration (`GpuSpec.calibration`, from `hardware/calibration/<key>.yaml`, fitted by `kvcalc verify`
 to its torch harness): the defaults take the terms that measure the card rather than the harness's kernels,
 CALIBRATED_CARD_TERMS:
-- kv_bw_eff: the rate at which decode reads KV laid out as the engine lays it out (a bytes term: H100 0.932,
+- kv_bw_eff: the rate at which decode reads KV laid out as the engine lays it out (a bytes term: H100 0.935,
   against the 0.75 assumed above).
 The file's other terms stay at the values above, each being a property of torch's kernels (docs/validation.md):
 - weight_bw_eff (H100 0.769) was fitted jointly with the harness's per-kernel cost of unfused torch modules and
-  averages 0.98 (70B's large matrices) with 0.71 (768-wide experts); engines fuse QKV and gate/up, and the
-  engine overheads below were fitted against TPOT at the copy rate, so 0.769 would count the per-layer cost
-  twice (dev-set H100 TPOT median error 3.1 % -> 7.8 %, docs/accuracy-perf.md);
-- gemm_eff (H100 bf16 0.697, the large-shape asymptote with the GEMM shape terms of calc/perf/shape.py) and
-  moe_gemm_eff (0.893, torch's grouped GEMM) are torch's kernels (the clean 8192^3 ceiling is the hardware
+  averages dense models' matrices (0.84-0.89 fitted alone) with MoE experts' (0.70-0.78); engines fuse QKV and
+  gate/up, and the engine overheads below were fitted against TPOT at the copy rate, so 0.769 would count the
+  per-layer cost twice (dev-set H100 TPOT median error 3.2 % -> 8.1 %, docs/accuracy-perf.md);
+- gemm_eff (H100 bf16 0.687, the large-shape asymptote with the GEMM shape terms of calc/perf/shape.py) and
+  moe_gemm_eff (0.964, torch's grouped GEMM) are torch's kernels (the clean 8192^3 ceiling is the hardware
   file's 0.716, asymptote 0.785); engines' MoE kernels run at MOE_GEMM_EFF (shape.py);
-- attention_eff (H100 0.361) is torch SDPA's flash backend (FlashAttention-2); engines run FA3 or FlashInfer.
+- attention_eff (H100 0.425) is torch SDPA's flash backend (FlashAttention-2); engines run FA3 or FlashInfer.
 `--calibration FILE` (a user's, or the shipped file itself) applies every coefficient the file holds.
 
 Engine terms (what each engine spends around the kernels), `ENGINE_OVERHEADS`: per step (scheduler,
