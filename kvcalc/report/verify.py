@@ -286,13 +286,15 @@ def step_derivation(step: dict[str, Any], cost: Any, coeffs: PerfCoefficients, u
     what = "decode step" if step["phase"] == "decode" else "prefill"
     return Derivation(
         figure=f"{what} b={step['batch']} L={step['context']}",
-        formula="max(t_weights, t_gemm) per GEMM shape (dense; experts) + max(t_kv, t_attention) + layer_units x "
-                "layer_overhead_s",
-        substituted=(f"max({cost.t_weights * 1e3:.3f}, {cost.t_gemm * 1e3:.3f}) ms + max({cost.t_kv * 1e3:.3f}, "
+        formula="max(t_weights, t_gemm) per GEMM shape (dense; experts) + t_routed + max(t_kv, t_attention) + "
+                "layer_units x layer_overhead_s",
+        substituted=(f"max({cost.t_weights * 1e3:.3f}, {cost.t_gemm * 1e3:.3f}) ms + "
+                     f"{cost.t_expert_activations * 1e3:.3f} ms + max({cost.t_kv * 1e3:.3f}, "
                      f"{cost.t_attention * 1e3:.3f}) ms + {units:.1f} x {coeffs.layer_overhead_s * 1e6:.1f} us"),
         value=f"{predicted * 1e3:.3f} ms (measured {step['measured_s'] * 1e3:.3f} ms)",
-        source="calc/perf/step.py step_cost; layer_units = kernels the harness launched / 9 (calc/perf/kernels.py); "
-               "no engine step or request cost (the harness has no scheduler)",
+        source="calc/perf/step.py step_cost; t_routed = the harness's routed-row bytes (bench/traffic.py) / (B x "
+               "weight_bw_eff); layer_units = kernels the harness launched / 9 (calc/perf/kernels.py); no engine "
+               "step or request cost (the harness has no scheduler)",
     )
 
 
