@@ -83,6 +83,21 @@ def test_write_round_trip_is_atomic(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["h100.yaml"]  # no temporary file left behind
 
 
+def test_write_takes_torch_version_objects_and_numpy_scalars(tmp_path):
+    """On a GPU, `verify --calibration-out` passed torch.__version__ (a str subclass, TorchVersion) and PyYAML's
+    safe dumper refused it: exit 70 on the first real run. Metadata is written as str, coefficients as float."""
+    import numpy as np
+
+    class TorchVersion(str):  # what torch.__version__ is
+        pass
+
+    cal = Calibration(card="NVIDIA H100 80GB HBM3", driver="580.159.04", torch=TorchVersion("2.11.0+cu130"),
+                      date="2026-12-07", values={"kv_bw_eff": np.float64(0.93), "gemm_eff": {"bf16": np.float32(0.5)}})
+    again = load_calibration(write_calibration(tmp_path / "h100.yaml", cal))
+    assert again.torch == "2.11.0+cu130" and type(again.torch) is str
+    assert again.values == {"kv_bw_eff": 0.93, "gemm_eff": {"bf16": 0.5}}
+
+
 def test_write_refuses_invalid(tmp_path):
     bad = Calibration(card="x", driver="1", torch="2", date="2026-11-28", values={"kv_bw_eff": 9.0})
     with pytest.raises(InputError):

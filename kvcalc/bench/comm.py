@@ -141,7 +141,7 @@ def measure(sizes: list[int], backend: str, runs: int, warmup: int) -> dict[str,
             if graphed is not None:
                 rows.append({"collective": "all_reduce", "message_bytes": size, "median_s": graphed,
                              "wire_bytes": wire_bytes("all_reduce", size, world), "graph": True})
-    info: dict[str, Any] = {"backend": backend, "ranks": world, "torch": torch.__version__, "rows": rows}
+    info: dict[str, Any] = {"backend": backend, "ranks": world, "torch": str(torch.__version__), "rows": rows}
     if device == "cuda":
         info["devices"] = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
         nccl = torch.cuda.nccl.version()

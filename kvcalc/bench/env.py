@@ -60,7 +60,7 @@ def card_info(device: int = 0) -> dict[str, Any]:
         "l2_cache_bytes": int(getattr(props, "L2_cache_size", 0)),
         "capability": f"{props.major}.{props.minor}",
         "driver": driver_version(),
-        "torch": torch.__version__,
+        "torch": str(torch.__version__),
         "cuda": torch.version.cuda or "",
         "date": datetime.date.today().isoformat(),
     }

@@ -53,4 +53,4 @@ def hf_check(config: dict[str, Any] | None, layers: int, device: str) -> dict[st
     del model
     release(device)
     return {"layers": layers, "params": int(params), "allocated_bytes": int(grown), "buffers_bytes": int(buffers),
-            "transformers": transformers.__version__}
+            "transformers": str(transformers.__version__)}

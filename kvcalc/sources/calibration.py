@@ -159,14 +159,23 @@ def load_calibration(path: str | Path, *, shipped: bool = False) -> Calibration:
 
 
 def calibration_document(calibration: Calibration) -> dict[str, Any]:
-    """The mapping a calibration file holds (what `write_calibration` dumps)."""
+    """The mapping a calibration file holds (what `write_calibration` dumps), in plain YAML types: metadata as
+    str (torch's `__version__` is a str subclass, which PyYAML's safe dumper refuses), coefficients as float
+    (numpy scalars from a fit likewise)."""
     doc: dict[str, Any] = {"kind": KIND, "version": VERSION}
     for name in (*_META_REQUIRED, *_META_OPTIONAL):
         value = getattr(calibration, name)
         if value is not None:
-            doc[name] = value
-    doc["coefficients"] = dict(calibration.values)
+            doc[name] = str(value)
+    doc["coefficients"] = {str(k): _plain(v) for k, v in calibration.values.items()}
     return doc
+
+
+def _plain(value: Any) -> Any:
+    """A coefficient as float, or a per-dtype mapping of floats (gemm_eff)."""
+    if isinstance(value, dict):
+        return {str(k): float(v) for k, v in value.items()}
+    return float(value)
 
 
 def write_calibration(path: str | Path, calibration: Calibration) -> Path:
