@@ -161,10 +161,31 @@ def weight_stream_line(points: dict[str, list[Any]], joint: Any) -> None:
           "the joint fit): " + ", ".join(rates) + ".\n")
 
 
+def other_machine(path: str, gpu: Any, prior: Any, fitted: Any) -> None:
+    """The fit above applied to the steps another machine measured (nothing refitted): per model, the median /
+    worst absolute error of its decode and prefill steps."""
+    from kvcalc.calc.perf.calibrate import step_time
+    from kvcalc.report.verify import time_records
+
+    with open(path, encoding="utf-8") as handle:
+        doc = json.load(handle)
+    print(f"\n### The same calibration on another machine's measurements ({path}, {doc['card']['date']})\n")
+    print("| model | held out | TPOT error (median / worst) | TTFT error |\n|---|---|---|---|")
+    seen: set[str] = set()
+    for raw in doc["models"]:
+        if "skipped" in raw or raw["model"] in seen:
+            continue
+        seen.add(raw["model"])
+        after = errors(time_records(raw, plan_for(raw, gpu), prior)[1], fitted, step_time)
+        held = "yes" if raw["model"] not in CALIBRATE else "no"
+        print(f"| {raw['model']} | {held} | {pct(after['decode'])} | {pct(after['prefill'])} |")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("raw")
     parser.add_argument("--calibration-out")
+    parser.add_argument("--check", help="another raw record (a second machine): this fit's errors on its steps")
     args = parser.parse_args(argv)
 
     from kvcalc.calc.perf.calibrate import fit_coefficients, step_time
@@ -217,6 +238,8 @@ def main(argv: list[str] | None = None) -> None:
     for model in ("llama-3.1-8b", "qwen3-30b-a3b", "deepseek-v2-lite", "gpt-oss-20b", "llama-3.1-70b"):
         if model in points:
             detail(model, points[model], prior, c, step_time, held[model])
+    if args.check:
+        other_machine(args.check, gpu, prior, c)
     if args.calibration_out:
         from kvcalc.sources.calibration import Calibration, write_calibration
 
