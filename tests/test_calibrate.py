@@ -197,3 +197,46 @@ def test_a_term_the_points_cannot_separate_keeps_its_prior_instead_of_its_bound(
     assert fit.fitted == ("layer_overhead_s",)
     assert fit.coefficients.layer_overhead_s == pytest.approx(27.893e-6, rel=1e-4)
     assert any("weight_bw_eff" in n and "layer_overhead_s" in n and "bound" in n for n in fit.notes)
+
+
+def _moe_points(coeffs: PerfCoefficients) -> list[StepPoint]:
+    """Prefills of one MoE model (dense GEMMs a tenth of the GEMM FLOPs; the expert GEMMs' row efficiency
+    falling at small n, so the two GEMM columns differ) timed by `coeffs`."""
+    out = []
+    for n in (2048, 4096, 8192, 16384):
+        p = StepPoint(label=f"moe p N={n}", measured_s=1.0, weight_bytes=10e9, kv_bytes=n * 48 * 4096.0,
+                      gemm_flops=6e9 * n, attention_flops=2.0 * 48 * 512 * n * n, layers=48,
+                      bandwidth_bytes_per_s=B, gemm_peak_flops=F, attention_peak_flops=F,
+                      expert_weight_bytes=8e9, expert_gemm_flops=5.4e9 * n,
+                      expert_shape_flops=5.4e9 * n * (1 + 4096 / n))  # fewer rows per expert at small n
+        out.append(replace(p, measured_s=step_time(p, coeffs)[0]))
+    return out
+
+
+def test_a_grouped_gemm_never_fits_faster_than_a_dense_one() -> None:
+    # Timed with expert GEMMs at 0.75 of peak and dense GEMMs at 0.5 (moe_gemm_eff 1.5, faster than dense):
+    # the fit may not return moe_gemm_eff > 1, so it holds it at 1 and fits one GEMM rate for both
+    truth = replace(TRUE, gemm_eff={"bf16": 0.5}, moe_gemm_eff=1.5)
+    prior = replace(TRUE, gemm_eff={"bf16": 0.72}, moe_gemm_eff=0.65)  # every other term the truth's
+    fit = fit_coefficients(_moe_points(truth), prior, terms=("gemm_eff", "moe_gemm_eff"))
+    assert fit.coefficients.moe_gemm_eff == 1.0
+    assert 0.5 < fit.coefficients.gemm_eff["bf16"] < 0.75
+    # a truth inside the bound (expert GEMMs at 0.7 x 0.6 = 0.42 of peak) is left alone: the dense GEMMs are
+    # under 3 % of these steps, so gemm_eff keeps its prior 0.72 and the expert rate comes out about 0.42 / 0.72
+    inside = replace(TRUE, moe_gemm_eff=0.6)
+    fit = fit_coefficients(_moe_points(inside), prior, terms=("gemm_eff", "moe_gemm_eff"))
+    assert fit.coefficients.gemm_eff["bf16"] == 0.72
+    assert fit.coefficients.moe_gemm_eff == pytest.approx(0.42 / 0.72, rel=5e-3)  # less the dense GEMMs' share
+
+
+def test_one_moe_model_takes_gemm_eff_from_the_measured_ceiling() -> None:
+    from kvcalc.report.verify import HARNESS_TERMS, single_model_prior
+
+    ceilings = {"gemm": [{"shape": "large", "dtype": "bf16", "flops_per_s": 798.33e12}]}
+    shaped = replace(PRIOR, gemm_rows_half=64.0, gemm_depth_half=720.0)  # calc/perf/defaults.py's shape terms
+    prior, terms, notes = single_model_prior(shaped, ceilings, F, experts=True)
+    # 798.33 / 989.4 = 0.806883 of peak at 8192^3, over s(8192) d(8192) = 0.992308 x 0.919210 = 0.912137
+    assert prior.gemm_eff["bf16"] == pytest.approx(0.806883 / 0.912137, rel=1e-5)
+    assert "gemm_eff" not in terms and "moe_gemm_eff" in terms and notes
+    dense, dense_terms, _ = single_model_prior(PRIOR, ceilings, F, experts=False)
+    assert dense.gemm_eff == PRIOR.gemm_eff and dense_terms == HARNESS_TERMS

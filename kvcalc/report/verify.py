@@ -369,8 +369,10 @@ def verify_report(raw: dict[str, Any], plan: DeploymentPlan, base: PerfCoefficie
     records += attention_records(raw.get("attention") or {})
     fit = None
     if calibrate and points:
-        prior, terms = single_model_prior(coeffs, raw.get("ceilings") or {})
+        experts = any(p.expert_gemm_flops for p in points)
+        prior, terms, notes = single_model_prior(coeffs, raw.get("ceilings") or {}, plan.gpu.flops("bf16"), experts)
         fit = fit_coefficients(points, prior, terms=terms, source=calibration_source(raw["card"]))
+        fit = replace(fit, notes=(*notes, *fit.notes))
     comm_records, comm_values = communication(raw.get("comm") or {}, plan, coeffs)
     records += comm_records
     card = raw["card"]
@@ -429,17 +431,31 @@ def _fp8_ratio(report: VerifyReport) -> float | None:
     return shares["gemm_fp8"] / shares["gemm_bf16"]
 
 
-def single_model_prior(coeffs: PerfCoefficients, ceilings: dict[str, Any]
-                       ) -> tuple[PerfCoefficients, tuple[str, ...]]:
-    """One model's steps cannot separate the fixed cost per kernel from the weight reads (both are the same
-    every decode step of a dense model): where the card's per-kernel cost was measured, it is the per-layer
-    cost (x 9 kernels) and only the efficiencies are fitted."""
-    if "kernel" not in ceilings:
-        return coeffs, HARNESS_TERMS
-    from kvcalc.calc.perf.kernels import DENSE_LAYER_KERNELS
+def single_model_prior(coeffs: PerfCoefficients, ceilings: dict[str, Any], peak_bf16: float, experts: bool
+                       ) -> tuple[PerfCoefficients, tuple[str, ...], tuple[str, ...]]:
+    """What one model's steps cannot separate is taken from the card's own measurements (prior, terms to fit,
+    notes). The fixed cost per kernel and the weight reads are the same in every decode step of a dense model:
+    where the per-kernel cost was measured, it is the per-layer cost (x 9 kernels). A MoE model's dense GEMMs
+    are a small share beside its expert GEMMs, and the fit trades one for the other (Qwen3-30B-A3B alone:
+    gemm_eff 0.41 with moe_gemm_eff at its bound 1, docs/validation.md): gemm_eff is the measured 8192^3 bf16
+    GEMM over its shape factor (calc/perf/shape.py), and moe_gemm_eff is fitted against it."""
+    from kvcalc.calc.perf.shape import measured_gemm_shape
 
-    per_layer = ceilings["kernel"]["per_kernel_s"] * DENSE_LAYER_KERNELS
-    return replace(coeffs, layer_overhead_s=per_layer), tuple(t for t in HARNESS_TERMS if t != "layer_overhead_s")
+    terms, notes = HARNESS_TERMS, []
+    if "kernel" in ceilings:
+        from kvcalc.calc.perf.kernels import DENSE_LAYER_KERNELS
+
+        coeffs = replace(coeffs, layer_overhead_s=ceilings["kernel"]["per_kernel_s"] * DENSE_LAYER_KERNELS)
+        terms = tuple(t for t in terms if t != "layer_overhead_s")
+    large = [g for g in ceilings.get("gemm", []) if g.get("shape") == "large" and g.get("dtype") == "bf16"]
+    if experts and large and peak_bf16 > 0:
+        shape = measured_gemm_shape(coeffs.gemm_rows_half, coeffs.gemm_depth_half)
+        gemm = min(1.0, large[0]["flops_per_s"] / peak_bf16 / shape)
+        coeffs = replace(coeffs, gemm_eff={**coeffs.gemm_eff, "bf16": gemm})
+        terms = tuple(t for t in terms if t != "gemm_eff")
+        notes.append(f"gemm_eff {gemm:.3f} from this card's 8192^3 bf16 GEMM (not fitted: one MoE model's steps "
+                     "cannot tell its dense GEMMs from its expert GEMMs)")
+    return coeffs, terms, tuple(notes)
 
 
 def calibration_source(card: dict[str, Any]) -> str:

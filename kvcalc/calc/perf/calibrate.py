@@ -193,6 +193,8 @@ def _design(sides: np.ndarray, fixed: np.ndarray, memory: np.ndarray, overlap_lo
 #: Lower bounds of the unknowns: an efficiency is at most 1 (no kernel reads faster than the memory's
 #: datasheet rate or computes faster than the dense peak), a fixed cost at least 0.
 LOWER = np.array([1.0, 1.0, 1.0, 1.0, 0.0, 0.0, 0.0, 1.0])
+#: Columns of 1/gemm_eff and of 1/(gemm_eff x moe_gemm_eff).
+_GEMM, _MOE = 2, 7
 #: Terms dropped first when the points cannot tell two terms apart (a fixed cost before an efficiency).
 _DROP_ORDER = (5, 6, 4, 7, 3, 1, 2, 0)
 #: Smallest singular value / largest of the column-normalised design below which terms are not separable.
@@ -272,15 +274,44 @@ def _solve(points: Sequence[StepPoint], prior: PerfCoefficients, terms: tuple[st
         iterations = iteration
         rows = _design(sides, fixed, memory, prior.overlap_loss, streamed)
         free = _constrained(rows, measured, terms)
-        weights = 1.0 / measured
-        target = (measured - comm - rows[:, ~free] @ x[~free] - rows[:, free] @ LOWER[free]) * weights
-        x = x.copy()
-        x[free] = LOWER[free] + nnls(rows[:, free] * weights[:, None], target)
+        x = _least_squares(rows, measured, comm, x, free)
         new_memory = _branches(sides, x)
         if np.array_equal(new_memory, memory):
             break
         memory = new_memory
     return x, free, rows, iterations
+
+
+def _bounded(rows: np.ndarray, measured: np.ndarray, comm: np.ndarray, x: np.ndarray, free: np.ndarray
+             ) -> np.ndarray:
+    """x with its free unknowns at min sum ((rows @ x + comm - measured) / measured)^2 over x >= LOWER."""
+    weights = 1.0 / measured
+    target = (measured - comm - rows[:, ~free] @ x[~free] - rows[:, free] @ LOWER[free]) * weights
+    out = x.copy()
+    out[free] = LOWER[free] + nnls(rows[:, free] * weights[:, None], target)
+    return out
+
+
+def _least_squares(rows: np.ndarray, measured: np.ndarray, comm: np.ndarray, x: np.ndarray, free: np.ndarray
+                   ) -> np.ndarray:
+    """`_bounded`, and where that makes the grouped expert GEMMs faster than dense GEMMs of their shape
+    (moe_gemm_eff > 1), again with moe_gemm_eff held at that bound, 1 (x7 = x2: the expert GEMMs' column joins
+    the dense one's). A grouped GEMM runs at most at the dense rate (DeepGEMM README, first release: 1297
+    grouped vs 1304 dense TFLOP/s; torch's with balanced rows on an H100 matches the dense rate,
+    docs/validation-h100-gemm-shapes.jsonl); without the bound one MoE model's points trade the two freely
+    (Qwen3-30B-A3B alone: gemm_eff 0.33 with moe_gemm_eff 1.4 to 3.4, docs/validation.md)."""
+    out = _bounded(rows, measured, comm, x, free)
+    if not free[_MOE] or out[_MOE] >= out[_GEMM]:
+        return out
+    merged = rows.copy()
+    merged[:, _GEMM] += merged[:, _MOE]
+    held = free.copy()
+    held[_MOE] = False
+    start = out.copy()
+    start[_MOE] = 0.0  # its column is carried by 1/gemm_eff's in `merged`
+    out = _bounded(merged, measured, comm, start, held)
+    out[_MOE] = out[_GEMM]
+    return out
 
 
 def _separation(shares: np.ndarray, free: np.ndarray, j: int) -> tuple[float, int]:
