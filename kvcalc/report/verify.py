@@ -441,7 +441,8 @@ def single_model_prior(coeffs: PerfCoefficients, ceilings: dict[str, Any], peak_
     GEMM over its shape factor (calc/perf/shape.py), and moe_gemm_eff is fitted against it."""
     from kvcalc.calc.perf.shape import measured_gemm_shape
 
-    terms, notes = HARNESS_TERMS, []
+    terms: tuple[str, ...] = HARNESS_TERMS
+    notes: list[str] = []
     if "kernel" in ceilings:
         from kvcalc.calc.perf.kernels import DENSE_LAYER_KERNELS
 
