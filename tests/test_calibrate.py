@@ -232,11 +232,14 @@ def test_a_grouped_gemm_never_fits_faster_than_a_dense_one() -> None:
 def test_one_moe_model_takes_gemm_eff_from_the_measured_ceiling() -> None:
     from kvcalc.report.verify import HARNESS_TERMS, single_model_prior
 
-    ceilings = {"gemm": [{"shape": "large", "dtype": "bf16", "flops_per_s": 798.33e12}]}
+    ceilings = {"gemm": [{"shape": "large", "dtype": "bf16", "flops_per_s": 798.33e12}],
+                "kernel": {"per_kernel_s": 1.2e-6}}
     shaped = replace(PRIOR, gemm_rows_half=64.0, gemm_depth_half=720.0)  # calc/perf/defaults.py's shape terms
     prior, terms, notes = single_model_prior(shaped, ceilings, F, experts=True)
     # 798.33 / 989.4 = 0.806883 of peak at 8192^3, over s(8192) d(8192) = 0.992308 x 0.919210 = 0.912137
     assert prior.gemm_eff["bf16"] == pytest.approx(0.806883 / 0.912137, rel=1e-5)
     assert "gemm_eff" not in terms and "moe_gemm_eff" in terms and notes
+    # an empty kernel's cost x 9 is the per-layer prior, still fitted (real kernels cost more than empty ones)
+    assert prior.layer_overhead_s == pytest.approx(9 * 1.2e-6) and "layer_overhead_s" in terms
     dense, dense_terms, _ = single_model_prior(PRIOR, ceilings, F, experts=False)
     assert dense.gemm_eff == PRIOR.gemm_eff and dense_terms == HARNESS_TERMS

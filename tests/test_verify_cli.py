@@ -149,3 +149,21 @@ def test_one_model_fit_keeps_the_weight_prior(llama_report: tuple[dict, Path]) -
     assert cal["coefficients"]["weight_bw_eff"] == 0.902
     assert "weight_bw_eff" not in cal["fitted"]
     assert any("weight_bw_eff" in note and "layer_overhead_s" in note for note in cal["notes"])
+
+
+def test_one_moe_model_on_a_real_gpu_calibrates_within_physical_bounds(tmp_path: Path) -> None:
+    """`kvcalc verify qwen3-30b-a3b --gpu auto --layers 2 --raw-out ...` on an H100 (2026-12-07): before the
+    single-model rules it wrote gemm_eff 0.33 with moe_gemm_eff 1.43. Now gemm_eff is the card's measured
+    8192^3 GEMM (798 TFLOP/s there: 0.807 of 989.4, over s(8192) d(8192) 0.912 = 0.88) and is written with
+    moe_gemm_eff, which stays at most 1."""
+    raw = ROOT / "docs" / "validation-h100-cli-qwen3-raw.json"
+    out = tmp_path / "qwen3.yaml"
+    r = kvcalc("verify", "qwen3-30b-a3b", "--from-raw", str(raw), "--json", "--calibration-out", str(out))
+    assert r.returncode == 0, r.stderr
+    cal = json.loads(r.stdout)["calibration"]
+    assert "gemm_eff" not in cal["fitted"] and "gemm_eff" in cal["written"]
+    assert 0.87 < cal["coefficients"]["gemm_eff"]["bf16"] < 0.89
+    assert cal["coefficients"]["moe_gemm_eff"] <= 1.0
+    assert cal["median_abs_error_pct"] < 3.0
+    text = out.read_text()
+    assert "moe_gemm_eff" in text and "bf16: 0.876" in text

@@ -367,12 +367,14 @@ def verify_report(raw: dict[str, Any], plan: DeploymentPlan, base: PerfCoefficie
     timed, points, derivations = time_records(raw, plan, coeffs, explain)
     records += timed
     records += attention_records(raw.get("attention") or {})
-    fit = None
+    fit: CalibrationFit | None = None
+    measured: tuple[str, ...] = ()
     if calibrate and points:
         experts = any(p.expert_gemm_flops for p in points)
         prior, terms, notes = single_model_prior(coeffs, raw.get("ceilings") or {}, plan.gpu.flops("bf16"), experts)
         fit = fit_coefficients(points, prior, terms=terms, source=calibration_source(raw["card"]))
         fit = replace(fit, notes=(*notes, *fit.notes))
+        measured = tuple(t for t in HARNESS_TERMS if t not in terms and t in CARD_TERMS)  # from the ceilings
     comm_records, comm_values = communication(raw.get("comm") or {}, plan, coeffs)
     records += comm_records
     card = raw["card"]
@@ -380,19 +382,22 @@ def verify_report(raw: dict[str, Any], plan: DeploymentPlan, base: PerfCoefficie
         model=plan.model.id, gpu=plan.gpu.key, card=card.get("name", ""), driver=card.get("driver", ""),
         torch=card.get("torch", ""), cuda=card.get("cuda", ""), date=card.get("date", ""), engine=plan.engine,
         dtype=raw.get("dtype", ""), kv_dtype=plan.kv_dtype, records=records,
-        calibration=_calibration(fit, comm_values),
+        calibration=_calibration(fit, comm_values, measured),
         notes=list(raw.get("notes", [])) + _skipped(raw), explain=derivations,
     )
     return report, fit
 
 
-def _calibration(fit: CalibrationFit | None, comm: dict[str, float]) -> CalibrationReport | None:
+def _calibration(fit: CalibrationFit | None, comm: dict[str, float], measured: Sequence[str] = ()
+                 ) -> CalibrationReport | None:
+    """The fit's report; a calibration file carries the card terms fitted and those the card's ceilings
+    measured in their place (`measured`: a MoE model's gemm_eff, the rate its moe_gemm_eff is relative to)."""
     if fit is None and not comm:
         return None
     if fit is None:
         return CalibrationReport(coefficients=dict(comm), fitted=list(comm), written=list(comm),
                                  median_abs_error_pct=0.0, max_abs_error_pct=0.0, residuals=[])
-    report = calibration_report(fit, [t for t in CARD_TERMS if t in fit.fitted] + list(comm))
+    report = calibration_report(fit, [t for t in CARD_TERMS if t in fit.fitted or t in measured] + list(comm))
     return replace(report, coefficients={**report.coefficients, **comm})
 
 
@@ -434,8 +439,10 @@ def _fp8_ratio(report: VerifyReport) -> float | None:
 def single_model_prior(coeffs: PerfCoefficients, ceilings: dict[str, Any], peak_bf16: float, experts: bool
                        ) -> tuple[PerfCoefficients, tuple[str, ...], tuple[str, ...]]:
     """What one model's steps cannot separate is taken from the card's own measurements (prior, terms to fit,
-    notes). The fixed cost per kernel and the weight reads are the same in every decode step of a dense model:
-    where the per-kernel cost was measured, it is the per-layer cost (x 9 kernels). A MoE model's dense GEMMs
+    notes). Where the per-kernel cost of an empty kernel was measured, 9 of it is the prior per-layer cost; it
+    is still fitted, because real kernels cost more than empty ones (2.8 us against 1.2 us on an H100,
+    docs/validation.md), and where the steps cannot tell it from the weight reads (a dense model reads the same
+    weights every decode step) the fit keeps the weight rate's prior instead. A MoE model's dense GEMMs
     are a small share beside its expert GEMMs, and the fit trades one for the other (Qwen3-30B-A3B alone:
     gemm_eff 0.41 with moe_gemm_eff at its bound 1, docs/validation.md): gemm_eff is the measured 8192^3 bf16
     GEMM over its shape factor (calc/perf/shape.py), and moe_gemm_eff is fitted against it."""
@@ -447,7 +454,6 @@ def single_model_prior(coeffs: PerfCoefficients, ceilings: dict[str, Any], peak_
         from kvcalc.calc.perf.kernels import DENSE_LAYER_KERNELS
 
         coeffs = replace(coeffs, layer_overhead_s=ceilings["kernel"]["per_kernel_s"] * DENSE_LAYER_KERNELS)
-        terms = tuple(t for t in terms if t != "layer_overhead_s")
     large = [g for g in ceilings.get("gemm", []) if g.get("shape") == "large" and g.get("dtype") == "bf16"]
     if experts and large and peak_bf16 > 0:
         shape = measured_gemm_shape(coeffs.gemm_rows_half, coeffs.gemm_depth_half)
