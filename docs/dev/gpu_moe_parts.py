@@ -36,21 +36,11 @@ def _parts(layer: Any, x: Any) -> dict[str, Any]:
 
     from kvcalc.bench.modules import grouped_mm
 
-    mlp = layer.spec.mlp
-    e, k = mlp.num_experts, mlp.top_k
+    e = layer.spec.mlp.num_experts
     fused = layer.has("ffn_gate_up_exps.weight")
 
     def route() -> tuple[Any, ...]:
-        logits = layer.linear(x, "ffn_gate_inp").float()
-        top, idx = torch.topk(logits, k, dim=-1)
-        weights = torch.softmax(top, dim=-1).to(x.dtype).flatten()
-        flat = idx.flatten()
-        order = torch.argsort(flat, stable=True)
-        token = torch.div(order, k, rounding_mode="floor")
-        ones = torch.ones_like(flat, dtype=torch.int32)
-        offs = torch.cumsum(torch.zeros(e, dtype=torch.int32, device=x.device).scatter_add_(0, flat, ones), 0,
-                            dtype=torch.int32)
-        return x.index_select(0, token), offs, flat[order], token, weights[order, None]
+        return layer.route(x)
 
     xs, offs, chosen, token, weights = route()
     rows = xs.shape[0]

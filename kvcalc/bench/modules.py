@@ -347,7 +347,9 @@ class BenchLayer(_Weights):
             a = F.gelu(self.linear(x, up))
         return self.linear(a, down)
 
-    def _moe(self, x: torch.Tensor) -> torch.Tensor:
+    def route(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """Top-k routing of x's tokens, sorted by expert: (routed rows xs, each expert's end offset, each row's
+        expert, each row's token, each row's router weight [rows, 1])."""
         mlp = self.spec.mlp
         assert isinstance(mlp, MoEMLP)
         e, k = mlp.num_experts, mlp.top_k
@@ -360,13 +362,15 @@ class BenchLayer(_Weights):
         ones = torch.ones_like(flat, dtype=torch.int32)
         offs = torch.cumsum(torch.zeros(e, dtype=torch.int32, device=x.device).scatter_add_(0, flat, ones), 0,
                             dtype=torch.int32)
-        chosen = flat[order]
-        xs = x.index_select(0, token)
+        return x.index_select(0, token), offs, flat[order], token, weights[order, None]
+
+    def _moe(self, x: torch.Tensor) -> torch.Tensor:
+        xs, offs, chosen, token, weights = self.route(x)
         if self.has("ffn_gate_up_exps.weight"):
             g, u = self._experts(xs, "ffn_gate_up_exps", offs, chosen).chunk(2, dim=-1)
         else:
             g, u = self._experts(xs, "ffn_gate_exps", offs, chosen), self._experts(xs, "ffn_up_exps", offs, chosen)
-        y = self._experts(F.silu(g) * u, "ffn_down_exps", offs, chosen) * weights[order, None]
+        y = self._experts(F.silu(g) * u, "ffn_down_exps", offs, chosen) * weights
         out = torch.zeros_like(x).index_add_(0, token, y)
         if self.has("ffn_gate_shexp.weight") or self.has("ffn_up_shexp.weight"):
             out = out + self._dense(x, "ffn_gate_shexp", "ffn_up_shexp", "ffn_gate_up_shexp", "ffn_down_shexp")
