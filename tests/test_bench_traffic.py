@@ -65,3 +65,29 @@ def test_time_records_charge_the_harness_traffic():
     _, (point,), _ = time_records(raw, plan, default_coefficients(plan.gpu))
     # 1,024 prompt tokens x 48 layers x 8 rows x 36,864 bytes (the harness's rows, not an engine's 9,216)
     assert point.expert_activation_bytes == 1024 * 48 * 8 * 36864
+
+
+def test_sliding_prefill_pairs_as_the_harness_computes_them():
+    from kvcalc.bench.traffic import HarnessLocalAttention
+    from kvcalc.calc.perf.attention import AttentionGroup
+
+    engine = AttentionGroup(kind="sliding", layers=32, window=4096, flops_per_pair=1.0)
+    harness = HarnessLocalAttention(kind="sliding", layers=32, window=4096, flops_per_pair=1.0)
+    # Mistral-7B, W = 4096, a 16,384-token prompt: 4 blocks of 4,096 queries x 8,192 keys = 134,217,728 pairs;
+    # an engine: the first 4,096 tokens causal, 4096 x 4097 / 2 = 8,390,656, then 12,288 x 4,096 = 50,331,648
+    assert harness.keys(0, 16384) == 4 * 4096 * 8192 == 134_217_728
+    assert engine.keys(0, 16384) == 4096 * 4097 // 2 + 12288 * 4096 == 58_722_304
+    # Phi-3-mini, W = 2047, 4,096 tokens: ceil(4096 / 2047) = 3 blocks, 3 x 2047 x 4094 = 25,141,254 pairs
+    phi = HarnessLocalAttention(kind="sliding", layers=32, window=2047, flops_per_pair=1.0)
+    assert phi.keys(0, 4096) == 25_141_254
+    # within the window the harness runs causal flash attention: the same pairs as an engine
+    assert harness.keys(0, 4096) == engine.keys(0, 4096) == 4096 * 4097 // 2
+
+
+def test_verify_swaps_only_sliding_groups():
+    plan = plan_deployment(load_model("gpt-oss-20b"), find_gpu("h100"), Parallel(), EngineSettings(name="vllm"),
+                           weight_format=PlainFormat("bf16"))
+    from kvcalc.bench.traffic import HarnessLocalAttention
+
+    kinds = {(g.window, type(g).__name__) for g in harness_perf_model(perf_model(plan)).stages[0].attention}
+    assert kinds == {(128, HarnessLocalAttention.__name__), (None, "AttentionGroup")}

@@ -1,5 +1,15 @@
-"""The memory traffic of the harness's routed-expert layer outside its GEMMs (no torch): what `kvcalc verify`
-charges the harness instead of an engine's fused MoE kernels.
+"""Where the harness's work differs from an engine's (no torch): what `kvcalc verify` charges the harness.
+
+Sliding-window prefill. An engine's FlashAttention skips the key blocks outside the window, so a prompt of N
+tokens costs the pairs S(N) of calc/perf/attention.py (about N x W for N > W). The harness
+(bench/modules.py `local_attention`) cuts a prompt longer than the window W into ceil(N / W) blocks of W
+queries and attends each to its own and the previous block, 2 W keys, under a band mask: SDPA computes every
+pair, so it costs ceil(N / W) x W x 2 W pairs, 2 to 4 x an engine's (Mistral-7B at 16,384 tokens, W 4,096:
+2.3 x; Phi-3-mini at 4,096, W 2,047, three blocks: 4.0 x), and the masked SDPA runs the memory-efficient
+backend rather than flash. `HarnessLocalAttention` counts those pairs.
+
+Routed experts: the memory traffic of the harness's routed-expert layer outside its GEMMs, instead of an
+engine's fused MoE kernels.
 
 An engine moves each routed row (token x expert) through memory once around its two grouped GEMMs
 (calc/perf/moe.py: `silu_and_mul` and `moe_sum`, 2 x (3 I + h (1 + 1/k)) bytes). The harness
@@ -25,6 +35,9 @@ inputs and writes of their outputs are in neither count, as in calc/perf/moe.py.
 
 from __future__ import annotations
 
+from dataclasses import fields
+
+from kvcalc.calc.perf.attention import AttentionGroup
 from kvcalc.calc.perf.model import PerfModel
 from kvcalc.spec.base import replace
 from kvcalc.spec.layers import MoEMLP
@@ -60,13 +73,31 @@ def harness_activation_bytes_per_token(model: ModelSpec, num_experts: int, top_k
     return total
 
 
+class HarnessLocalAttention(AttentionGroup):
+    """A sliding-window group as the harness runs it: a prompt longer than the window costs
+    ceil(N / W) x W x 2 W pairs (module docstring); everything else as an engine's."""
+
+    def keys(self, prior: int, new: int) -> int:
+        w = self.window
+        if prior == 0 and w is not None and new > w and not self.recurrent:
+            return -(-new // w) * w * 2 * w
+        return super().keys(prior, new)
+
+
+def _as_harness(group: AttentionGroup) -> AttentionGroup:
+    if group.window is None or group.recurrent:
+        return group
+    return HarnessLocalAttention(**{f.name: getattr(group, f.name) for f in fields(group)})
+
+
 def harness_perf_model(pm: PerfModel) -> PerfModel:
-    """`pm` with every expert group's routed-row traffic the harness's (harness_activation_bytes_per_token)
-    instead of an engine's: the perf model `kvcalc verify` compares with the harness's timings."""
+    """`pm` with the harness's own work where it differs from an engine's (module docstring): each expert
+    group's routed-row traffic (harness_activation_bytes_per_token) and each sliding group's block-local
+    prefill pairs. The perf model `kvcalc verify` compares with the harness's timings."""
     model = pm.plan.model
     stages = tuple(
         replace(stage, experts=tuple(
             replace(g, activation_bytes_per_token=harness_activation_bytes_per_token(model, g.num_experts, g.top_k))
-            for g in stage.experts))
+            for g in stage.experts), attention=tuple(_as_harness(a) for a in stage.attention))
         for stage in pm.stages)
     return replace(pm, stages=stages)
