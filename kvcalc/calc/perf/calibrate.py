@@ -18,6 +18,7 @@ says which were fitted. So does one the points cannot tell apart from the others
 MIN_SEPARATION of their span) when the least squares runs it to its bound: the weight reads and the per-layer
 cost of one dense model are the same in every decode step, and their fit trades one for the other until an
 efficiency reaches 1; the bound is then an artefact of the trade, and the prior is the better value.
+The expert GEMMs' efficiency relative to dense GEMMs, moe_gemm_eff, is also bounded by 1 (`_least_squares`).
 
 Communication is fitted separately, per collective: t = latency + bytes / bandwidth (`fit_latency_bandwidth`).
 """
