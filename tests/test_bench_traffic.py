@@ -91,3 +91,22 @@ def test_verify_swaps_only_sliding_groups():
 
     kinds = {(g.window, type(g).__name__) for g in harness_perf_model(perf_model(plan)).stages[0].attention}
     assert kinds == {(128, HarnessLocalAttention.__name__), (None, "AttentionGroup")}
+
+
+def test_chunked_layers_are_block_local_in_the_harness_too():
+    from kvcalc.bench.traffic import HarnessLocalAttention
+    from kvcalc.calc.perf.attention import AttentionGroup
+
+    # Llama 4's chunked layers, c = 8192, a 16,384-token prompt: the harness's 2 blocks x 8,192 x 16,384 =
+    # 268,435,456 pairs; an engine's two full chunks 2 x 8192 x 8193 / 2 = 67,117,056
+    engine = AttentionGroup(kind="chunked", layers=36, chunk=8192, flops_per_pair=1.0)
+    harness = HarnessLocalAttention(kind="chunked", layers=36, chunk=8192, flops_per_pair=1.0)
+    assert engine.keys(0, 16384) == 2 * 8192 * 8193 // 2 == 67_117_056
+    assert harness.keys(0, 16384) == 2 * 8192 * 16384 == 268_435_456
+
+
+def test_the_harness_model_is_one_gpu_only():
+    plan = plan_deployment(load_model("qwen3-30b-a3b"), find_gpu("h100"), Parallel(tp=2), EngineSettings(name="vllm"),
+                           weight_format=PlainFormat("bf16"))
+    with pytest.raises(ValueError, match="one GPU"):
+        harness_perf_model(perf_model(plan))

@@ -10,6 +10,7 @@ from kvcalc.calc.perf.defaults import default_coefficients
 from kvcalc.errors import InputError
 from kvcalc.sources.calibration import Calibration, load_calibration, write_calibration
 from kvcalc.sources.hardware import find_gpu
+from kvcalc.spec.base import replace
 
 GOOD = """\
 kind: kvcalc-calibration
@@ -96,6 +97,10 @@ def test_write_takes_torch_version_objects_and_numpy_scalars(tmp_path):
     again = load_calibration(write_calibration(tmp_path / "h100.yaml", cal))
     assert again.torch == "2.11.0+cu130" and type(again.torch) is str
     assert again.values == {"kv_bw_eff": 0.93, "gemm_eff": {"bf16": 0.5}}
+    # only numbers are converted: a string or a bool is still refused by the validator, not written as a float
+    for bad in ("0.9", True, None):
+        with pytest.raises(InputError):
+            write_calibration(tmp_path / "bad.yaml", replace(cal, values={"kv_bw_eff": bad}))
 
 
 def test_write_refuses_invalid(tmp_path):

@@ -154,7 +154,7 @@ def test_one_model_fit_keeps_the_weight_prior(llama_report: tuple[dict, Path]) -
 def test_one_moe_model_on_a_real_gpu_calibrates_within_physical_bounds(tmp_path: Path) -> None:
     """`kvcalc verify qwen3-30b-a3b --gpu auto --layers 2 --raw-out ...` on an H100 (2026-12-07): before the
     single-model rules it wrote gemm_eff 0.33 with moe_gemm_eff 1.43. Now gemm_eff is the card's measured
-    8192^3 GEMM (798 TFLOP/s there: 0.807 of 989.4, over s(8192) d(8192) 0.912 = 0.88) and is written with
+    8192^3 GEMM (790.6 TFLOP/s there: 0.799 of 989.4, over s(8192) d(8192) 0.912 = 0.876) and is written with
     moe_gemm_eff, which stays at most 1."""
     raw = ROOT / "docs" / "validation-h100-cli-qwen3-raw.json"
     out = tmp_path / "qwen3.yaml"

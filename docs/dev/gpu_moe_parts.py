@@ -13,7 +13,9 @@ each part, median of 20 runs after 3 warm-ups, fresh random activations per N:
   combine  down biases, router weights, index_add_ back to the tokens
   moe      the whole `_moe` as the harness runs it
   balanced the two grouped GEMMs again with every expert given exactly N x k / E rows (no routing spread)
-  dense    one GEMM of all N x k routed rows against expert 0's gate/up and down (the dense rate at that depth)
+  dense    one GEMM of all N x k routed rows against expert 0's gate/up (gate and up where they are two
+           tensors) and down (the dense rate at that depth); before 2026-12-07 the unfused models' dense part
+           left out the up projection (docs/validation-h100-moe-parts.jsonl)
 
 Usage (on the GPU machine): PYTHONPATH=. python3 docs/dev/gpu_moe_parts.py > moe_parts.jsonl
 (`--cpu`: a smoke run on the CPU at 64 tokens.)
@@ -77,7 +79,8 @@ def _parts(layer: Any, x: Any) -> dict[str, Any]:
         "combine": combine,
         "moe": lambda: layer._moe(x),
         "balanced": lambda: two_gemms(balanced, xs_bal),
-        "dense": lambda: (xs @ w_gu[0].T, h @ w_down[0].T),
+        "dense": lambda: (xs @ w_gu[0].T, h @ w_down[0].T) if fused else (
+            xs @ w_gu[0].T, xs @ layer.w("ffn_up_exps.weight")[0].T, h @ w_down[0].T),
     }
     if b_gu is not None:
         parts["bias_gu"] = lambda: gu + b_gu.index_select(0, chosen)

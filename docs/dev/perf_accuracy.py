@@ -244,6 +244,7 @@ def calibration_decision() -> str:
         "prediction of long-prompt prefill (below) rather than modelling it. A user's `--calibration FILE` (the "
         "shipped one included) applies every coefficient it holds.")
 
+
 def markdown(rows: list[dict[str, Any]], roofline: list[dict[str, Any]],
              variants: dict[str, list[dict[str, Any]]] | None = None) -> str:
     summary, base = _summary(rows), _summary(roofline)

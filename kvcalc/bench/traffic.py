@@ -6,7 +6,10 @@ tokens costs the pairs S(N) of calc/perf/attention.py (about N x W for N > W). T
 queries and attends each to its own and the previous block, 2 W keys, under a band mask: SDPA computes every
 pair, so it costs ceil(N / W) x W x 2 W pairs, 2 to 4 x an engine's (Mistral-7B at 16,384 tokens, W 4,096:
 2.3 x; Phi-3-mini at 4,096, W 2,047, three blocks: 4.0 x), and the masked SDPA runs the memory-efficient
-backend rather than flash. `HarnessLocalAttention` counts those pairs.
+backend rather than flash. Chunked layers (Llama 4) go through the same block-local path with the chunk as
+the window (`ChunkedAttention.window`), so a prompt longer than the chunk c costs ceil(N / c) x c x 2 c pairs
+against an engine's N x c / 2. `HarnessLocalAttention` counts those pairs, at the flash attention rate: what
+the masked backend loses beyond that is not charged.
 
 Routed experts: the memory traffic of the harness's routed-expert layer outside its GEMMs, instead of an
 engine's fused MoE kernels.
@@ -27,8 +30,10 @@ writing 16-bit rows (2 bytes a value), for a routed row of hidden size h and exp
 
     harness bytes per routed row = 10 I + 14 h + 2 h / k  (+ 16 I with gate/up biases, + 8 h with down biases)
 
-against the engine's 6 I + 2 h + 2 h / k: 3.1 x for Qwen3-30B-A3B (h 2048, I 768, k 8), 1.5 x for Mixtral
-(h 4096, I 14336, k 2). Left as an engine's traffic, the harness's extra bytes land in the fitted expert GEMM
+against the engine's 6 I + 2 h + 2 h / k: 4.0 x for Qwen3-30B-A3B (h 2048, I 768, k 8), 2.1 x for Mixtral
+(h 4096, I 14336, k 2). A shared expert's output added to the routed sum (DeepSeek: read 2 h, write h per
+token) and the router's own small tensors are not counted (about 5 % and under 1 % of DeepSeek-V2-Lite's
+routed bytes). Left as an engine's traffic, the harness's extra bytes land in the fitted expert GEMM
 efficiency and make fine-grained MoE prefill look slow (docs/validation.md). The GEMMs' own reads of their
 inputs and writes of their outputs are in neither count, as in calc/perf/moe.py.
 """
@@ -74,18 +79,19 @@ def harness_activation_bytes_per_token(model: ModelSpec, num_experts: int, top_k
 
 
 class HarnessLocalAttention(AttentionGroup):
-    """A sliding-window group as the harness runs it: a prompt longer than the window costs
-    ceil(N / W) x W x 2 W pairs (module docstring); everything else as an engine's."""
+    """A sliding-window or chunked group as the harness runs it: a prompt longer than the window (or chunk)
+    B costs ceil(N / B) x B x 2 B pairs (module docstring); everything else as an engine's."""
 
     def keys(self, prior: int, new: int) -> int:
-        w = self.window
-        if prior == 0 and w is not None and new > w and not self.recurrent:
-            return -(-new // w) * w * 2 * w
+        block = self.window or self.chunk
+        if prior == 0 and block and new > block and not self.recurrent:
+            return -(-new // block) * block * 2 * block
         return super().keys(prior, new)
 
 
 def _as_harness(group: AttentionGroup) -> AttentionGroup:
-    if group.window is None or group.recurrent:
+    """The group the harness runs: block-local for sliding and chunked softmax attention, else unchanged."""
+    if not (group.window or group.chunk) or group.recurrent:
         return group
     return HarnessLocalAttention(**{f.name: getattr(group, f.name) for f in fields(group)})
 
@@ -93,7 +99,11 @@ def _as_harness(group: AttentionGroup) -> AttentionGroup:
 def harness_perf_model(pm: PerfModel) -> PerfModel:
     """`pm` with the harness's own work where it differs from an engine's (module docstring): each expert
     group's routed-row traffic (harness_activation_bytes_per_token) and each sliding group's block-local
-    prefill pairs. The perf model `kvcalc verify` compares with the harness's timings."""
+    prefill pairs. The perf model `kvcalc verify` compares with the harness's timings; the harness runs the
+    whole model on one GPU, so the plan must be one (the expert traffic is summed over every MoE layer)."""
+    par = pm.parallel
+    if (par.tp, par.pp, par.ep) != (1, 1, 1):
+        raise ValueError(f"the harness runs on one GPU; got tp {par.tp}, pp {par.pp}, ep {par.ep}")
     model = pm.plan.model
     stages = tuple(
         replace(stage, experts=tuple(

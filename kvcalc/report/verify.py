@@ -454,7 +454,8 @@ def single_model_prior(coeffs: PerfCoefficients, ceilings: dict[str, Any], peak_
         from kvcalc.calc.perf.kernels import DENSE_LAYER_KERNELS
 
         coeffs = replace(coeffs, layer_overhead_s=ceilings["kernel"]["per_kernel_s"] * DENSE_LAYER_KERNELS)
-    large = [g for g in ceilings.get("gemm", []) if g.get("shape") == "large" and g.get("dtype") == "bf16"]
+    large = [g for g in ceilings.get("gemm", []) if g.get("shape") == "large" and g.get("dtype") == "bf16"
+             and (g.get("flops_per_s") or 0) > 0]
     if experts and large and peak_bf16 > 0:
         shape = measured_gemm_shape(coeffs.gemm_rows_half, coeffs.gemm_depth_half)
         gemm = min(1.0, large[0]["flops_per_s"] / peak_bf16 / shape)

@@ -172,10 +172,15 @@ def calibration_document(calibration: Calibration) -> dict[str, Any]:
 
 
 def _plain(value: Any) -> Any:
-    """A coefficient as float, or a per-dtype mapping of floats (gemm_eff)."""
+    """A real number (numpy scalars included, bool not) as float, a mapping's values likewise (gemm_eff);
+    anything else as it is, for `parse_calibration` to refuse with its own message."""
+    from numbers import Real
+
     if isinstance(value, dict):
-        return {str(k): float(v) for k, v in value.items()}
-    return float(value)
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, Real) and not isinstance(value, bool):
+        return float(value)
+    return value
 
 
 def write_calibration(path: str | Path, calibration: Calibration) -> Path:

@@ -254,6 +254,9 @@ def fit_coefficients(
                          f"points cannot tell it apart from {ALL_TERMS[partner]}, and the fit ran it to its bound "
                          f"{bound:g}")
         terms = tuple(t for t in terms if t not in {ALL_TERMS[j] for j, _ in pinned})
+    if free[_MOE] and x[_MOE] == x[_GEMM]:
+        notes.append("held moe_gemm_eff at its bound 1: the points ask for expert GEMMs faster than dense GEMMs of "
+                     "their shape, which no grouped GEMM is")
     coeffs = _coefficients(prior, x, free, gemm_dtype, source)
     return _report(points, coeffs, gemm_dtype, free, iterations, terms, tuple(notes))
 
