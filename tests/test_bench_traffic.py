@@ -110,3 +110,17 @@ def test_the_harness_model_is_one_gpu_only():
                            weight_format=PlainFormat("bf16"))
     with pytest.raises(ValueError, match="one GPU"):
         harness_perf_model(perf_model(plan))
+
+
+def test_mla_decode_reads_the_latent_twice_and_materialises_the_scores():
+    from kvcalc.bench.traffic import mla_decode_bytes_per_token
+
+    # DeepSeek-V2-Lite: r 512, rho 64, 16 heads. Scores read the 576-wide latent (1,152 B) and write 16 bf16
+    # scores (32 B); scale 64 B; float cast 96 B, softmax 128 B, back to bf16 96 B; values read 16 probs (32 B)
+    # and the 512-wide latent (1,024 B): 1,152 + 32 + 64 + 96 + 128 + 96 + 32 + 1,024 = 2,624 B
+    assert mla_decode_bytes_per_token(512, 64, 16) == 2624
+    plan = plan_deployment(load_model("deepseek-v2-lite"), find_gpu("h100"), Parallel(),
+                           EngineSettings(name="vllm"), weight_format=PlainFormat("bf16"))
+    (engine,) = perf_model(plan).stages[0].attention
+    (harness,) = harness_perf_model(perf_model(plan)).stages[0].attention
+    assert (engine.kind, engine.kv_bytes_per_token, harness.kv_bytes_per_token) == ("mla", 1152, 2624)
