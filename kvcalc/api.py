@@ -115,7 +115,7 @@ def _gpu(gpu: Any, gpu_file: Any = None) -> GpuSpec:
 def _model(model: Any, revision: Any, warn: Warn = None) -> ModelSpec:
     from kvcalc.sources.resolve import load_model
 
-    return load_model(inputs.text(model, "model"), revision=inputs.optional_text(revision, "revision"), warn=warn)
+    return load_model(inputs.text(model, "model"), revision=inputs.revision(revision), warn=warn)
 
 
 def _parallel(tp: Any = 1, pp: Any = 1, dp: Any = 1, ep: Any = 1, cp: Any = 1) -> Parallel:

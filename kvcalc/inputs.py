@@ -43,6 +43,26 @@ def optional_text(value: Any, what: str) -> str | None:
     return None if value is None else text(value, what)
 
 
+#: Characters git refuses in a ref name (`git check-ref-format`), plus whitespace and the backslash.
+_REF_FORBIDDEN = frozenset("~^:?*[\\ \t\n\r")
+
+
+def revision(value: Any) -> str | None:
+    """A Hub revision (`--revision`): a branch, a tag (`v1.0`, `refs/pr/1`) or a commit hash, as git names refs:
+    no '..', no leading or trailing '/', no empty component, none of ~^:?*[\\ or whitespace or control
+    characters. huggingface_hub joins it onto its cache folder (`refs/<revision>`), so an absolute path or a '..'
+    would read any file on the machine."""
+    if value is None:
+        return None
+    name = text(value, "revision")
+    bad = (".." in name or name.startswith("/") or name.endswith("/") or "//" in name or len(name) > 256
+           or any(c in _REF_FORBIDDEN or ord(c) < 32 or ord(c) == 127 for c in name))
+    if bad:
+        raise InputError(f"--revision {name!r}: not a Hub revision; give a branch, tag or commit hash "
+                         "(main, v1.0, refs/pr/1, a 40-character sha)")
+    return name
+
+
 def count(value: Any, what: str) -> int:
     """A whole number: an int, an integral float, or its text ('4')."""
     if isinstance(value, bool):

@@ -542,3 +542,17 @@ def test_shipped_profiles_resolve_by_hub_id_without_the_network(
         assert proc.returncode == 0, proc.stderr
         assert json.loads(proc.stdout)["model"]["hf_repo"].lower() == repo.lower()
     assert fake_hub.requests == []
+
+
+def test_a_revision_is_a_ref_name_not_a_path(tmp_path: Path, cache: Path) -> None:
+    """huggingface_hub joins the revision onto its cache folder (`refs/<revision>`): an absolute path or '..'
+    read any file on the machine (found by the long CLI fuzz: a binary file as --revision was exit 70)."""
+    env = _env(tmp_path)
+    binary = tmp_path / "bin.gguf"
+    binary.write_bytes(b"GGUF\x03\x00\x00\x00\xff\xfe")
+    for args in (["owner/tiny", "--revision", str(binary)], ["owner/tiny", "--revision", "../../x"],
+                 ["owner/tiny@../../../x"]):
+        r = kvcalc_cli(["inspect", *args], env)
+        assert r.returncode == 2 and r.stdout == "", (args, r.stderr)
+        assert "not a Hub revision" in r.stderr and len(r.stderr.strip().splitlines()) <= 4
+    assert kvcalc_cli(["inspect", "owner/tiny", "--revision", "dev"], env).returncode == 0

@@ -10,6 +10,7 @@ from typing import Any
 
 from kvcalc.bounds import MAX_CONFIG_FILE_BYTES, check_text
 from kvcalc.errors import InputError, unknown_name_error
+from kvcalc.inputs import revision as hub_revision
 from kvcalc.inputs import user_path
 from kvcalc.sources.hf_config import model_from_config
 from kvcalc.sources.profiles import find_profile, find_profile_by_repo, load_profile, profile_index
@@ -82,9 +83,10 @@ def load_model(
         repo, _, at_revision = text.partition("@")
         from kvcalc.sources.hub import fetch_config, with_hub_checkpoint
 
-        config, snapshot = fetch_config(repo, revision or at_revision or None)
+        pinned = revision or hub_revision(at_revision or None)
+        config, snapshot = fetch_config(repo, pinned)
         model = model_from_config(config, model_id=repo, hf_repo=repo, warn=warn)
-        return with_hub_checkpoint(model, repo, revision or at_revision or None, snapshot)
+        return with_hub_checkpoint(model, repo, pinned, snapshot)
     raise unknown_name_error("model", text, sorted(profile_index()))
 
 
