@@ -14,7 +14,7 @@ compares the two on synthetic excesses and on simulated runs).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Literal
+from typing import Literal, Protocol
 
 from kvcalc.calc.perf.coefficients import PerfCoefficients
 from kvcalc.calc.perf.model import PerfModel
@@ -43,13 +43,23 @@ class SloResult:
     tpot_slo_s: float
 
 
-def excess(stats: RunStats, ttft_slo: float, tpot_slo: float) -> float:
-    """max(TTFT / target, TPOT / target) - 1 of a run: <= 0 meets both targets, > 0 misses one."""
+class Latencies(Protocol):
+    """Mean TTFT and TPOT of a load (a simulated run's `RunStats`, a screened `LoadPoint`)."""
+
+    @property
+    def ttft_s(self) -> float: ...
+
+    @property
+    def tpot_s(self) -> float: ...
+
+
+def excess(stats: Latencies, ttft_slo: float, tpot_slo: float) -> float:
+    """max(TTFT / target, TPOT / target) - 1 of a load: <= 0 meets both targets, > 0 misses one."""
     return max(stats.ttft_s / ttft_slo, stats.tpot_s / tpot_slo) - 1.0
 
 
-def _failing(stats: RunStats, ttft_slo: float, tpot_slo: float) -> SloBinding:
-    """The target missed by more (as a ratio), when a run misses one."""
+def failing_target(stats: Latencies, ttft_slo: float, tpot_slo: float) -> Literal["ttft_slo", "tpot_slo"]:
+    """The target missed by more (as a ratio), when a load misses one."""
     return "ttft_slo" if stats.ttft_s / ttft_slo >= stats.tpot_s / tpot_slo else "tpot_slo"
 
 
@@ -152,5 +162,5 @@ def max_concurrency_under_slo(pm: PerfModel, coeffs: PerfCoefficients, input_tok
         return _result(cap, "kv_cache" if cap_binding == "kv_cache" else "max_num_seqs", runs[cap], cap,
                        ttft_slo_s, tpot_slo_s)
     best = largest_meeting(at, lo, hi, g_lo, g_hi)  # best + 1 is the bracket's last upper end: already run
-    return _result(best, _failing(runs[best + 1], ttft_slo_s, tpot_slo_s), runs[best], cap, ttft_slo_s,
+    return _result(best, failing_target(runs[best + 1], ttft_slo_s, tpot_slo_s), runs[best], cap, ttft_slo_s,
                    tpot_slo_s)

@@ -33,7 +33,7 @@ from typing import Any
 from kvcalc.calc.perf.coefficients import PerfCoefficients
 from kvcalc.calc.perf.model import PerfModel
 from kvcalc.calc.perf.runs import MIXED_PREFILL_ENGINES, prefill_step, running_cap
-from kvcalc.calc.perf.slo import SloResult, largest_meeting, max_concurrency_under_slo
+from kvcalc.calc.perf.slo import SloResult, excess, failing_target, largest_meeting, max_concurrency_under_slo
 from kvcalc.calc.perf.step import step_cost
 from kvcalc.calc.plan import DeploymentPlan
 from kvcalc.calc.serving.capacity import CapacityLimit, ReplicaCapacity
@@ -99,11 +99,6 @@ def load_point(pm: PerfModel, coeffs: PerfCoefficients, plan: DeploymentPlan, co
     return LoadPoint(concurrency=concurrency, ttft_s=ttft, tpot_s=tpot, decode_step_s=t_dec, chunk_s=chunk_s)
 
 
-def _excess(point: LoadPoint, ttft_slo_s: float, tpot_slo_s: float) -> float:
-    """How far the worse of the two latencies is over its target, as a ratio minus 1 (<= 0 meets both)."""
-    return max(point.ttft_s / ttft_slo_s, point.tpot_s / tpot_slo_s) - 1.0
-
-
 def screen_capacity(plan: DeploymentPlan, pm: PerfModel, coeffs: PerfCoefficients, input_tokens: int,
                     output_tokens: int, ttft_slo_s: float, tpot_slo_s: float) -> ReplicaCapacity | None:
     """The largest screened concurrency meeting both targets within the engine's cap (both latencies grow
@@ -113,20 +108,20 @@ def screen_capacity(plan: DeploymentPlan, pm: PerfModel, coeffs: PerfCoefficient
         return None
     points: dict[int, LoadPoint] = {}
 
-    def excess(c: int) -> float:
+    def at(c: int) -> float:
         points[c] = load_point(pm, coeffs, plan, c, input_tokens, output_tokens)
-        return _excess(points[c], ttft_slo_s, tpot_slo_s)
+        return excess(points[c], ttft_slo_s, tpot_slo_s)
 
-    g_one = excess(1)
+    g_one = at(1)
     if g_one > 0:
         return None
-    g_cap = excess(cap) if cap > 1 else g_one
+    g_cap = at(cap) if cap > 1 else g_one
     limit: CapacityLimit = "kv_cache" if cap_limit == "kv_cache" else "max_num_seqs"
     best = cap
     if g_cap > 0:
-        best = largest_meeting(excess, 1, cap, g_one, g_cap)
+        best = largest_meeting(at, 1, cap, g_one, g_cap)
         over = points.get(best + 1) or load_point(pm, coeffs, plan, best + 1, input_tokens, output_tokens)
-        limit = "ttft_slo" if over.ttft_s / ttft_slo_s >= over.tpot_s / tpot_slo_s else "tpot_slo"
+        limit = failing_target(over, ttft_slo_s, tpot_slo_s)
     point = points[best]
     return ReplicaCapacity(max_concurrency=best, ttft_s=point.ttft_s, tpot_s=point.tpot_s,
                            prefill_s=prefill_step(pm, coeffs, input_tokens).time_s, output_tokens=output_tokens,
