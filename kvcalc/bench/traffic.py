@@ -125,9 +125,10 @@ def _as_harness(group: AttentionGroup, model: ModelSpec) -> AttentionGroup:
 
 def harness_perf_model(pm: PerfModel) -> PerfModel:
     """`pm` with the harness's own work where it differs from an engine's (module docstring): each expert
-    group's routed-row traffic (harness_activation_bytes_per_token) and each sliding group's block-local
-    prefill pairs. The perf model `kvcalc verify` compares with the harness's timings; the harness runs the
-    whole model on one GPU, so the plan must be one (the expert traffic is summed over every MoE layer)."""
+    group's routed-row traffic (harness_activation_bytes_per_token), each sliding or chunked group's
+    block-local prefill pairs and each MLA group's decode bytes. The perf model `kvcalc verify` compares with
+    the harness's timings; the harness runs the whole model on one GPU, so the plan must be one (the expert
+    traffic is summed over every MoE layer)."""
     par = pm.parallel
     if (par.tp, par.pp, par.ep) != (1, 1, 1):
         raise ValueError(f"the harness runs on one GPU; got tp {par.tp}, pp {par.pp}, ep {par.ep}")

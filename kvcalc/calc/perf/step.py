@@ -407,7 +407,7 @@ class StepTimer:
     `decode_run_times`; module docstring), for the thousands of steps of a run. A stage's linear layers
     (`linear_times`) and collectives (`step_comm`) depend on a step only through its tokens and sampled
     sequences, so they are evaluated once per (stage, tokens, sampled) and kept; a softmax group's attention
-    counts depend on its shape (window, chunk) and not on the stage, so they are evaluated once per
+    counts depend on its shape (class, window, chunk) and not on the stage, so they are evaluated once per
     micro-batch and shape, and stages with the same attention groups share their attention time. The
     formulas and their order of operations are `step_cost`'s: the times are the same, to the bit
     (tests/test_perf_step.py)."""
@@ -437,10 +437,10 @@ class StepTimer:
     def _micro_batch(self, rows: Any, prefill: Sequence[tuple[int, int]], sampled: int) -> tuple[Any, Any, float]:
         """(gpu, slowest stage, requests) of one micro-batch: gpu = sum over stages of kernels + t_comm, the
         slowest stage max(kernels + t_comm). One row of contexts gives floats, several numpy arrays."""
-        counts: dict[tuple[int | None, int | None], tuple[Any, Any, int]] = {}
+        counts: dict[tuple[type, int | None, int | None], tuple[Any, Any, int]] = {}
 
         def shape_counts(g: AttentionGroup) -> tuple[Any, Any, int]:
-            key = (g.window, g.chunk)
+            key = (type(g), g.window, g.chunk)  # a subclass may count its pairs its own way (bench/traffic.py)
             if key not in counts:
                 pairs, read, prefill_pairs = _attention_counts(g, rows, prefill)
                 counts[key] = ((float(pairs[0]), float(read[0]), prefill_pairs) if len(rows) == 1
