@@ -7,7 +7,8 @@ import pytest
 
 from kvcalc.calc.deploy import plan_deployment
 from kvcalc.calc.perf.defaults import default_coefficients
-from kvcalc.report.verify import communication, harness_coefficients
+from kvcalc.calc.verify.steps import harness_coefficients
+from kvcalc.report.verify import communication
 from kvcalc.sources.hardware import find_gpu
 from kvcalc.sources.resolve import load_model
 from kvcalc.spec.deployment import EngineSettings, Parallel

@@ -128,7 +128,7 @@ def test_latency_bandwidth_fit_recovers_alpha_beta() -> None:
 def test_step_time_equals_the_perf_models_step_cost() -> None:
     """The fit's formula is the perf model's: same time for the same terms and coefficients (the routed
     experts' bytes, FLOPs and activation traffic, and the GEMMs' FLOPs over their shape efficiencies, as
-    report/verify.py's step_point passes them)."""
+    calc/verify/steps.py's predict_step passes them)."""
     from kvcalc.calc.deploy import plan_deployment
     from kvcalc.calc.perf.defaults import default_coefficients
     from kvcalc.calc.perf.model import perf_model
@@ -230,7 +230,8 @@ def test_a_grouped_gemm_never_fits_faster_than_a_dense_one() -> None:
 
 
 def test_one_moe_model_takes_gemm_eff_from_the_measured_ceiling() -> None:
-    from kvcalc.report.verify import HARNESS_TERMS, single_model_prior
+    from kvcalc.calc.verify.calibration import single_model_prior
+    from kvcalc.calc.verify.steps import HARNESS_TERMS
 
     ceilings = {"gemm": [{"shape": "large", "dtype": "bf16", "flops_per_s": 798.33e12}],
                 "kernel": {"per_kernel_s": 1.2e-6}}

@@ -35,7 +35,7 @@ def uncalibrated_coefficients(gpu: Any) -> Any:
     hardware/calibration/<key>.yaml to the card; it is detached here, so the baseline does not move when that file
     is refitted), less the engine's CPU-side costs the harness does not have."""
     from kvcalc.calc.perf.defaults import default_coefficients
-    from kvcalc.report.verify import harness_coefficients
+    from kvcalc.calc.verify.steps import harness_coefficients
     from kvcalc.spec.base import replace
 
     return harness_coefficients(default_coefficients(replace(gpu, calibration=None), "vllm", cuda_graphs=True,
@@ -102,7 +102,7 @@ def ceilings_table(raw: dict[str, Any], gpu: Any) -> None:
 def torch_params(raw: dict[str, Any], model: Any) -> int:
     """Parameters of the torch modules: every layer's when the whole model was built, else one layer of each
     kind times how many layers share it."""
-    from kvcalc.bench.layout import extrapolate, signature_groups
+    from kvcalc.calc.verify.layout import extrapolate, signature_groups
 
     weights = raw["weights"]
     if weights["whole_model"]:
@@ -189,7 +189,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     from kvcalc.calc.perf.calibrate import fit_coefficients, step_time
-    from kvcalc.report.verify import CARD_TERMS, HARNESS_TERMS, time_records, verify_report
+    from kvcalc.calc.verify.steps import CARD_TERMS, HARNESS_TERMS
+    from kvcalc.report.verify import time_records, verify_report
     from kvcalc.sources.hardware import find_gpu
 
     with open(args.raw, encoding="utf-8") as handle:

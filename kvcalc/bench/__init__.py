@@ -11,5 +11,6 @@ and `bench.env` import nothing heavy, so the CLI can check for torch and a GPU f
 - steps: decode steps (CUDA graphs) and prefills of K real layers, extrapolated to the whole model;
 - attention: SDPA flash vs math backends, peak memory and time;
 - comm: all-reduce / all-to-all timings under torchrun (issue #14);
-- suite: runs the whole measurement and returns the raw JSON-able record that report/verify.py reads.
+- suite: runs the whole measurement and returns the raw JSON-able record that calc/verify/ and report/verify.py
+  compare with their predictions.
 """

@@ -12,9 +12,9 @@ from typing import Any
 
 import torch
 
-from kvcalc.bench.layout import signature_groups
 from kvcalc.bench.modules import BenchHead, BenchLayer, dtype_of
 from kvcalc.calc.plan import DeploymentPlan
+from kvcalc.calc.verify.layout import signature_groups
 from kvcalc.spec.layers import MLAAttention
 from kvcalc.spec.model import ModelSpec
 

@@ -175,11 +175,13 @@ def _report(raw: dict[str, Any], plan: Any, calibration_out: str | None, explain
 
 def _write_calibration(report: Any, raw: dict[str, Any], plan: Any, path: str) -> Any:
     """Write the card's fitted coefficients (atomically, through sources.calibration) and say so."""
-    from kvcalc.report.verify import calibration_values
+    from kvcalc.calc.verify.calibration import calibration_values, fp8_ratio
     from kvcalc.sources.calibration import Calibration, write_calibration
     from kvcalc.spec.base import replace
 
-    values = calibration_values(report)
+    cal = report.calibration
+    values = {} if cal is None else calibration_values(
+        cal.coefficients, cal.written, report.dtype or "bf16", fp8_ratio(raw.get("ceilings") or {}, plan.gpu))
     if not values:
         raise InputError("--calibration-out: no timing was measured, so there is nothing to calibrate")
     card = raw.get("card", {})

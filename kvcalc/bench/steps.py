@@ -19,10 +19,10 @@ from typing import Any
 
 import torch
 
-from kvcalc.bench.layout import signature_groups
 from kvcalc.bench.memory import free_bytes, release
 from kvcalc.bench.modules import GROUPED, BenchHead, BenchLayer, cached_tokens, dtype_of, rope_tables
 from kvcalc.bench.timing import time_step
+from kvcalc.calc.verify.layout import signature_groups
 from kvcalc.spec.layers import MLAAttention, MoEMLP
 from kvcalc.spec.model import ModelSpec
 

@@ -440,7 +440,7 @@ class StepTimer:
         counts: dict[tuple[type, int | None, int | None], tuple[Any, Any, int]] = {}
 
         def shape_counts(g: AttentionGroup) -> tuple[Any, Any, int]:
-            key = (type(g), g.window, g.chunk)  # a subclass may count its pairs its own way (bench/traffic.py)
+            key = (type(g), g.window, g.chunk)  # a subclass may count its pairs its own way (calc/verify/traffic.py)
             if key not in counts:
                 pairs, read, prefill_pairs = _attention_counts(g, rows, prefill)
                 counts[key] = ((float(pairs[0]), float(read[0]), prefill_pairs) if len(rows) == 1

@@ -57,4 +57,4 @@ def command(
                         explain=explain, warn=warn, **deployment)
     for note in report.notes:
         warn(note)
-    emit(report, as_json=json_out, explain=explain, render="kvcalc.report.verify:render_verify")
+    emit(report, as_json=json_out, explain=explain, render="kvcalc.report.verify_render:render_verify")

@@ -6,7 +6,7 @@ import pytest
 
 from kvcalc.bench.comm import message_sizes, wire_bytes
 from kvcalc.bench.env import hardware_key_for
-from kvcalc.bench.layout import extrapolate, layer_signature, per_layer, signature_groups
+from kvcalc.calc.verify.layout import extrapolate, layer_signature, per_layer, signature_groups
 from kvcalc.sources.resolve import load_model
 
 
@@ -28,7 +28,7 @@ def test_signature_is_stable_across_processes() -> None:
     import subprocess
     import sys
 
-    code = ("from kvcalc.bench.layout import layer_signature; from kvcalc.sources.resolve import load_model; "
+    code = ("from kvcalc.calc.verify.layout import layer_signature; from kvcalc.sources.resolve import load_model; "
             "print(layer_signature(load_model('llama-3.1-8b').layers[0]))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == layer_signature(layer)

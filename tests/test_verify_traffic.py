@@ -1,14 +1,18 @@
-"""The harness's routed-row traffic (kvcalc/bench/traffic.py) and that `kvcalc verify` charges it, not an
+"""The harness's routed-row traffic (kvcalc/calc/verify/traffic.py) and that `kvcalc verify` charges it, not an
 engine's, when it compares the perf model with the harness's timings."""
 
 from __future__ import annotations
 
 import pytest
 
-from kvcalc.bench.traffic import harness_activation_bytes_per_token, harness_perf_model, routed_row_bytes
 from kvcalc.calc.deploy import plan_deployment
 from kvcalc.calc.perf.model import perf_model
 from kvcalc.calc.perf.moe import activation_bytes_per_token
+from kvcalc.calc.verify.traffic import (
+    harness_activation_bytes_per_token,
+    harness_perf_model,
+    routed_row_bytes,
+)
 from kvcalc.calc.weights import PlainFormat
 from kvcalc.sources.hardware import find_gpu
 from kvcalc.sources.resolve import load_model
@@ -53,8 +57,8 @@ def test_verify_compares_the_harness_with_its_own_traffic():
 
 
 def test_time_records_charge_the_harness_traffic():
-    from kvcalc.bench.layout import signature_groups
     from kvcalc.calc.perf.defaults import default_coefficients
+    from kvcalc.calc.verify.layout import signature_groups
     from kvcalc.report.verify import time_records
 
     plan = plan_deployment(load_model("qwen3-30b-a3b"), find_gpu("h100"), Parallel(), EngineSettings(name="vllm"),
@@ -68,8 +72,8 @@ def test_time_records_charge_the_harness_traffic():
 
 
 def test_sliding_prefill_pairs_as_the_harness_computes_them():
-    from kvcalc.bench.traffic import HarnessLocalAttention
     from kvcalc.calc.perf.attention import AttentionGroup
+    from kvcalc.calc.verify.traffic import HarnessLocalAttention
 
     engine = AttentionGroup(kind="sliding", layers=32, window=4096, flops_per_pair=1.0)
     harness = HarnessLocalAttention(kind="sliding", layers=32, window=4096, flops_per_pair=1.0)
@@ -87,15 +91,15 @@ def test_sliding_prefill_pairs_as_the_harness_computes_them():
 def test_verify_swaps_only_sliding_groups():
     plan = plan_deployment(load_model("gpt-oss-20b"), find_gpu("h100"), Parallel(), EngineSettings(name="vllm"),
                            weight_format=PlainFormat("bf16"))
-    from kvcalc.bench.traffic import HarnessLocalAttention
+    from kvcalc.calc.verify.traffic import HarnessLocalAttention
 
     kinds = {(g.window, type(g).__name__) for g in harness_perf_model(perf_model(plan)).stages[0].attention}
     assert kinds == {(128, HarnessLocalAttention.__name__), (None, "AttentionGroup")}
 
 
 def test_chunked_layers_are_block_local_in_the_harness_too():
-    from kvcalc.bench.traffic import HarnessLocalAttention
     from kvcalc.calc.perf.attention import AttentionGroup
+    from kvcalc.calc.verify.traffic import HarnessLocalAttention
 
     # Llama 4's chunked layers, c = 8192, a 16,384-token prompt: the harness's 2 blocks x 8,192 x 16,384 =
     # 268,435,456 pairs; an engine's two full chunks 2 x 8192 x 8193 / 2 = 67,117,056
@@ -113,7 +117,7 @@ def test_the_harness_model_is_one_gpu_only():
 
 
 def test_mla_decode_reads_the_latent_twice_and_materialises_the_scores():
-    from kvcalc.bench.traffic import mla_decode_bytes_per_token
+    from kvcalc.calc.verify.traffic import mla_decode_bytes_per_token
 
     # DeepSeek-V2-Lite: r 512, rho 64, 16 heads. Scores read the 576-wide latent (1,152 B) and write 16 bf16
     # scores (32 B); scale 64 B; float cast 96 B, softmax 128 B, back to bf16 96 B; values read 16 probs (32 B)
