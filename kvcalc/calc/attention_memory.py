@@ -233,16 +233,20 @@ class TorchMathAttention:
     """torch's SDPA math backend, `_scaled_dot_product_attention_math` (aten/src/ATen/native/transformers/
     attention.cpp, torch 2.5 and later): fp16/bf16 Q, K, V are copied to fp32 ("Keep query, key, value in
     high precision"), Q is scaled into another fp32 tensor, GQA K/V are `repeat_interleave`d, `is_causal`
-    builds an N x N mask converted to fp32, S = QK^T is fp32, and `_safe_softmax` holds S, softmax(S),
-    the bool `S == -inf` and `where(...)`'s result at once: 4 + 4 + 1 + 4 = 13 bytes per score.
+    builds an N x N mask converted to fp32, S = QK^T is fp32, and `_safe_softmax` holds S, softmax(S) and
+    the bool `S.isneginf()` at once, 4 + 4 + 1 = 9 bytes per score, plus one bool per row for the fully
+    masked rows; it writes the zeroed rows into softmax(S)'s own storage (`at::where_out(out, ...)`, the fix
+    for pytorch#139612). Measured on an H100 with torch 2.11 (docs/validation.md): 32 heads x 128, causal,
+    N = 1,024 to 8,192, every peak within 512 B of this. Torch releases before that fix allocated
+    `where(...)`'s result as a fourth N x N fp32 tensor (13 bytes per score).
     Windows come as an explicit bool mask (N x N, 1 B) converted to the input dtype (b)."""
 
     name: str = "torch-math"
     source: str = "pytorch aten/src/ATen/native/transformers/attention.cpp _scaled_dot_product_attention_math"
 
     def bytes_per_score(self, shape: AttentionShape) -> int:
-        """_safe_softmax: S, softmax(S) and where(...) in fp32 plus the bool -inf mask: 4 + 4 + 4 + 1."""
-        return 3 * FP32 + 1
+        """_safe_softmax: S and softmax(S) in fp32 plus the bool -inf mask: 4 + 4 + 1."""
+        return 2 * FP32 + 1
 
     def phases(self, shape: AttentionShape) -> tuple[Phase, ...]:
         n, b = shape.seq_len, shape.b
@@ -260,8 +264,8 @@ class TorchMathAttention:
         return (
             Phase(name="scores", tensors={**common, "K^T x scale (fp32)": k_scaled, "S (fp32)": s32}),
             Phase(name="safe_softmax", tensors={
-                **common, "S (fp32)": s32, "softmax (fp32)": s32, "S == -inf (bool)": _scores(shape, 1, n),
-                "where(...) (fp32)": s32,
+                **common, "S (fp32)": s32, "softmax (fp32), rows zeroed in place": s32,
+                "S == -inf (bool)": _scores(shape, 1, n), "fully masked rows (bool)": shape.rows * n,
             }),
             Phase(name="output", tensors={
                 **common, "P (fp32)": s32, "O (fp32)": output_bytes(shape, FP32), "O": output_bytes(shape),
