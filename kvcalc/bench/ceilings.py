@@ -49,25 +49,29 @@ def _operands(m: int, n: int, k: int, dtype: str, copies: int, device: str) -> t
 
 def gemm_rate(m: int, n: int, k: int, dtype: str, device: str, *, l2_bytes: int = 0,
               runs: int = 20) -> dict[str, Any]:
-    """FLOP/s of an (m x k) @ (k x n) product in bf16 or fp8 (2mnk FLOPs), the median over `runs` products,
-    cycling over enough operand copies that together they exceed 3 x L2."""
+    """FLOP/s of an (m x k) @ (k x n) product in bf16 or fp8 (2mnk FLOPs). The products run over enough operand
+    copies that together they exceed 3 x L2, one after another in a CUDA graph (as an engine's decode step runs
+    them: a product of a few microseconds launched eagerly would time the CPU's launch, not the GPU); the
+    median replay over `runs`, divided by the copies, is one product's time."""
+    from kvcalc.bench.timing import time_step
+
     element = 1 if dtype == "fp8" else 2
     operand_bytes = (m * k + n * k) * element
     copies = max(1, min(16, -(-3 * l2_bytes // max(1, operand_bytes))))
     a_list, b_list = _operands(m, n, k, dtype, copies, device)
     one = torch.ones((), dtype=torch.float32, device=device)
-    state = {"i": 0}
 
-    def run() -> object:
-        i = state["i"] = (state["i"] + 1) % copies
-        if dtype == "fp8":
-            return torch._scaled_mm(a_list[i], b_list[i], scale_a=one, scale_b=one, out_dtype=torch.bfloat16)
-        return a_list[i] @ b_list[i]
+    def products() -> None:
+        for a, b in zip(a_list, b_list, strict=True):
+            if dtype == "fp8":
+                torch._scaled_mm(a, b, scale_a=one, scale_b=one, out_dtype=torch.bfloat16)
+            else:
+                torch.matmul(a, b)
 
-    timing = time_runs(run, device=device, warmup=3, runs=runs)
-    flops = 2 * m * n * k
-    return {"dtype": dtype, "m": m, "n": n, "k": k, "copies": copies, **timing.as_dict(),
-            "flops_per_s": flops / timing.median_s, "bytes": operand_bytes + m * n * 2}
+    timing = time_step(products, refresh=None, device=device, warmup=3, runs=runs)
+    seconds = timing.median_s / copies
+    return {"dtype": dtype, "m": m, "n": n, "k": k, "copies": copies, **timing.as_dict(), "graph": device == "cuda",
+            "product_s": seconds, "flops_per_s": 2 * m * n * k / seconds, "bytes": operand_bytes + m * n * 2}
 
 
 def kernel_overhead(device: str, kernels: int = 256, runs: int = 20) -> dict[str, Any]:
