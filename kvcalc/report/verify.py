@@ -5,7 +5,7 @@ Built from the raw measurement record (bench/suite.py) and the DeploymentPlan it
 record is re-read without a GPU whenever the perf model changes. The step predictions, the fit and the
 communication fits are calc/verify/'s; this module pairs each with its measurement. Predictions:
 - ceilings: the hardware file's datasheet figures (copy bandwidth, dense peaks, ridge point); decode-shape
-  GEMMs by the roofline max(bytes / B, FLOPs / F);
+  GEMMs by the perf model's time for one GEMM kernel (calc/verify/ceilings.py);
 - weights: the plan's weight bytes (whole model) and kvcalc's bytes per layer (PlainFormat);
 - KV: the plan's pool (blocks x bytes per block) and `calc.kv.bytes_per_sequence` x batch;
 - decode (TPOT) and prefill (TTFT): calc/verify/steps.py (`step_cost` on the harness's perf model, without
@@ -25,6 +25,7 @@ from kvcalc.calc.perf.calibrate import CalibrationFit, StepPoint
 from kvcalc.calc.perf.coefficients import PerfCoefficients
 from kvcalc.calc.plan import DeploymentPlan
 from kvcalc.calc.verify.calibration import RunFit, fit_run
+from kvcalc.calc.verify.ceilings import gemm_kernel_time
 from kvcalc.calc.verify.comm import collective_fits, collective_series, communication_values
 from kvcalc.calc.verify.layout import extrapolate, signature_groups
 from kvcalc.calc.verify.steps import HARNESS_TERMS, StepPrediction, harness_coefficients, predict_steps
@@ -114,7 +115,7 @@ def ceiling_records(ceilings: dict[str, Any], plan: DeploymentPlan, coeffs: Perf
                             m=g["m"], n=g["n"], k=g["k"]))
             large_bf16 = g["flops_per_s"] if g["dtype"] == "bf16" else large_bf16
         else:
-            out.append(_decode_gemm_record(g, gpu.memory_bandwidth_bytes_per_s, peak))
+            out.append(_decode_gemm_record(g, gpu, coeffs))
     if large_bf16:
         out.append(_rec("ridge_point_bf16", gpu.ridge_point("bf16"), large_bf16 / bw, "FLOP/B",
                         "measured = bf16 GEMM rate / copy bandwidth"))
@@ -127,19 +128,20 @@ def ceiling_records(ceilings: dict[str, Any], plan: DeploymentPlan, coeffs: Perf
     return out
 
 
-def _decode_gemm_record(g: dict[str, Any], bandwidth: float, peak: float) -> VerifyRecord:
-    """A decode-shape GEMM of M = batch rows against the roofline max(bytes/B, FLOPs/F) of the product that ran,
-    labelled with the batch's own M. FP8 products run with M padded to a multiple of 16 (torch._scaled_mm), so
-    both rates count the batch's 2 x M x N x K FLOPs over the padded product's time."""
+def _decode_gemm_record(g: dict[str, Any], gpu: Any, coeffs: PerfCoefficients) -> VerifyRecord:
+    """A decode-shape GEMM of M = batch rows against the perf model's time for the product that ran
+    (calc/verify/ceilings.py), as FLOP/s of the batch's own M. FP8 products run with M padded to a multiple
+    of 16 (torch._scaled_mm), so both rates count the batch's 2 x M x N x K FLOPs over the padded product's
+    time."""
     rows = int(g.get("batch", g["m"]))
-    roofline_s = max(g["bytes"] / bandwidth, 2.0 * g["m"] * g["n"] * g["k"] / peak)
+    predicted_s = gemm_kernel_time(g["m"], g["n"], g["k"], g["dtype"], g["bytes"], gpu, coeffs)
     useful = rows / g["m"]
     settings: dict[str, Any] = {"m": rows, "n": g["n"], "k": g["k"]}
-    note = "predicted = roofline max(bytes/B, FLOPs/F)"
+    note = "predicted = the perf model's GEMM: R(bytes / weight rate, FLOPs / GEMM rate) + one kernel's fixed cost"
     if rows != g["m"]:
         settings["padded_m"] = g["m"]
         note += f"; run with M padded to {g['m']} rows (torch._scaled_mm), FLOP/s of the batch's {rows}"
-    return _rec(f"gemm_{g['dtype']}_decode", 2.0 * rows * g["n"] * g["k"] / roofline_s, g["flops_per_s"] * useful,
+    return _rec(f"gemm_{g['dtype']}_decode", 2.0 * rows * g["n"] * g["k"] / predicted_s, g["flops_per_s"] * useful,
                 "FLOP/s", note, **settings)
 
 
