@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# One device call: on an H200 the whole verify suite plus the command with --quick; on any other card only the
+# command with --quick (the H100 suite is published already). Results under $OUT.
+set -u
+nvidia-smi --query-gpu=name,driver_version --format=csv,noheader > "$OUT/smi.txt"
+cat "$OUT/smi.txt"
+if grep -q H200 "$OUT/smi.txt"; then
+  PYTHONPATH=. timeout 260 python3 docs/dev/gpu_verify.py "$OUT" --budget 215 > "$OUT/verify_log.txt" 2>&1
+  echo "suite rc=$?"
+fi
+start=$(date +%s.%N)
+timeout 120 python3 -m kvcalc verify llama-3.1-8b --gpu auto --quick --json --calibration-out "$OUT/cli.yaml" \
+  --raw-out "$OUT/cli-raw.json" > "$OUT/cli_quick.json" 2> "$OUT/cli_err.txt"
+echo "cli rc=$? in $(echo "$(date +%s.%N) - $start" | bc) s"
+tail -3 "$OUT/cli_err.txt"
