@@ -8,8 +8,8 @@ if grep -q H200 "$OUT/smi.txt"; then
   PYTHONPATH=. timeout 260 python3 docs/dev/gpu_verify.py "$OUT" --budget 215 > "$OUT/verify_log.txt" 2>&1
   echo "suite rc=$?"
 fi
-start=$(date +%s.%N)
+SECONDS=0
 timeout 120 python3 -m kvcalc verify llama-3.1-8b --gpu auto --quick --json --calibration-out "$OUT/cli.yaml" \
   --raw-out "$OUT/cli-raw.json" > "$OUT/cli_quick.json" 2> "$OUT/cli_err.txt"
-echo "cli rc=$? in $(echo "$(date +%s.%N) - $start" | bc) s"
+echo "cli rc=$? in ${SECONDS} s"
 tail -3 "$OUT/cli_err.txt"
