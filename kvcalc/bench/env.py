@@ -68,10 +68,11 @@ def card_info(device: int = 0) -> dict[str, Any]:
 
 #: Device-name fragments -> hardware key, most specific first (names as the driver prints them:
 #: "NVIDIA H100 80GB HBM3" is the SXM5 part, "NVIDIA H100 PCIe", "NVIDIA H100 NVL", "NVIDIA H200").
-_NAME_KEYS: tuple[tuple[tuple[str, ...], str], ...] = (
+_NAME_KEYS: tuple[tuple[tuple[str, ...], str | None], ...] = (  # None: a known card no shipped file describes
     (("h100", "nvl"), "h100-nvl"),
     (("h100", "pcie"), "h100-pcie"),
     (("h100",), "h100-sxm"),
+    (("h200", "nvl"), None),  # PCIe, 600 W: not the SXM's hardware/h200.yaml
     (("h200",), "h200"),
     (("h20",), "h20"),
     (("gb200",), "gb200"),
@@ -91,6 +92,7 @@ _NAME_KEYS: tuple[tuple[tuple[str, ...], str], ...] = (
     (("4090",), "rtx-4090"),
     (("3090",), "rtx-3090"),
     (("t4",), "t4"),
+    (("v100", "16gb"), None),  # hardware/v100-sxm2-32gb.yaml has twice its memory
     (("v100",), "v100-sxm2-32gb"),
 )
 
