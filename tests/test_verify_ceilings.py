@@ -27,6 +27,20 @@ def test_large_gemm_is_compute_bound_at_its_shaped_rate() -> None:
 
 
 def test_decode_gemm_is_memory_bound_at_the_weight_rate() -> None:
-    # 1 row against a 14336 x 4096 bf16 weight: 117,448,704 B / (3.35e12 x 0.9) = 38.955 us + 1 us
-    got = gemm_kernel_time(1, 14336, 4096, "bf16", 117_448_704, find_gpu("h100"), COEFFS)
-    assert got == pytest.approx(117_448_704 / (3.35e12 * 0.9) + 1e-6, rel=1e-12)
+    # 1 row against a 14336 x 4096 bf16 weight: 117,440,512 B / (3.35e12 x 0.9) = 38.952 us + 1 us
+    got = gemm_kernel_time(1, 14336, 4096, "bf16", 117_440_512, find_gpu("h100"), COEFFS)
+    assert got == pytest.approx(117_440_512 / (3.35e12 * 0.9) + 1e-6, rel=1e-12)
+    assert got == pytest.approx(39.952e-6, rel=1e-4)
+
+
+def test_cpu_gemm_rate_reports_one_product() -> None:
+    pytest.importorskip("torch")
+    from kvcalc.bench.ceilings import gemm_rate
+
+    # (4 x 32 + 64 x 32) x 2 B = 4,352 B of operands per copy; 3 x 10,000 B of "L2" takes ceil(30,000 / 4,352)
+    # = 7 copies, timed together and divided by 7
+    g = gemm_rate(4, 64, 32, "bf16", "cpu", l2_bytes=10_000, runs=3)
+    assert (g["copies"], g["graph"], g["runs"]) == (7, False, 3)
+    assert g["bytes"] == 4_352 + 4 * 64 * 2
+    assert 0 < g["min_s"] <= g["median_s"] <= g["max_s"]
+    assert g["flops_per_s"] == pytest.approx(2 * 4 * 64 * 32 / g["median_s"], rel=1e-12)

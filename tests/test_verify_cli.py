@@ -134,14 +134,14 @@ def test_decode_gemm_rows_carry_their_own_m(llama_report: tuple[dict, Path]) -> 
     assert [r["settings"]["m"] for r in fp8] == [1, 4, 16, 64, 256]
     assert [r["settings"].get("padded_m") for r in fp8] == [16, 16, None, None, None]
     one = fp8[0]
-    # batch 1 run as 16 x 4096 FP8 against the 14336 x 4096 weight: bytes (16 x 4096 + 14336 x 4096) x 1
-    # + 16 x 14336 x 2 (bf16 out) = 59,244,544 B at 3.35e12 B/s x weight_bw_eff 0.902 (the hardware file's
-    # copy rate) = 19.606 us, above its FLOPs 2 x 16 x 14336 x 4096 = 1.879e9 at 1978.9e12 x FP8 gemm_eff
-    # (0.785 x 0.8) x s(16) 0.556 x d(4096) 0.850 = 3.2 us; plus one kernel's fixed cost, 35 us / 9 = 3.889 us:
-    # 23.495 us. The batch's FLOPs 2 x 1 x 14336 x 4096 = 117,440,512 / 23.495 us = 4.9985e12
-    t = 59_244_544 / (3.35e12 * 0.902) + 35e-6 / 9
+    # batch 1 run as 16 x 4096 FP8 against the 14336 x 4096 weight: its bytes 14336 x 4096 x 1 = 58,720,256 at
+    # 3.35e12 B/s x weight_bw_eff 0.902 (the hardware file's copy rate) = 19.433 us, above its FLOPs
+    # 2 x 16 x 14336 x 4096 = 1.879e9 at 1978.9e12 x FP8 gemm_eff (0.785 x 0.8) x s(16) 0.556 x d(4096) 0.850
+    # = 3.2 us; plus one kernel's fixed cost, 35 us / 9 = 3.889 us: 23.322 us. The batch's FLOPs
+    # 2 x 1 x 14336 x 4096 = 117,440,512 / 23.322 us = 5.0357e12
+    t = 58_720_256 / (3.35e12 * 0.902) + 35e-6 / 9
     assert one["predicted"] == pytest.approx(117_440_512 / t, rel=1e-9)
-    assert one["predicted"] == pytest.approx(4.9985e12, rel=1e-4)
+    assert one["predicted"] == pytest.approx(5.0357e12, rel=1e-4)
 
 
 def test_one_model_fit_keeps_the_weight_prior(llama_report: tuple[dict, Path]) -> None:  # type: ignore[type-arg]

@@ -50,7 +50,8 @@ def test_extrapolation_arithmetic() -> None:
     ("NVIDIA L40S", "l40s"), ("NVIDIA L4", "l4"), ("NVIDIA GeForce RTX 4090", "rtx-4090"), ("Tesla T4", "t4"),
     ("NVIDIA A10G", "a10g"), ("Some Future GPU", None),
     # known cards that no shipped file describes: an error asking for --gpu, not the SXM or 32 GB file
-    ("NVIDIA H200 NVL", None), ("Tesla V100-SXM2-16GB", None), ("Tesla V100-SXM2-32GB", "v100-sxm2-32gb"),
+    ("NVIDIA H200 NVL", None), ("NVIDIA GH200 480GB", None), ("Tesla V100-SXM2-16GB", None),
+    ("Tesla V100-SXM2-32GB", "v100-sxm2-32gb"),
 ])
 def test_device_names_map_to_hardware_files(name: str, key: str | None) -> None:
     assert hardware_key_for(name) == key

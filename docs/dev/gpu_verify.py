@@ -71,7 +71,10 @@ def main() -> None:
     card = card_info() if device == "cuda" else {"name": "cpu", "sm_count": 1, "l2_cache_bytes": 0,
                                                  "torch": torch.__version__, "date": time.strftime("%Y-%m-%d")}
     card["nvidia_smi_start"] = smi()
-    gpu = find_gpu(hardware_key_for(card["name"]) or "h100-sxm")
+    key = hardware_key_for(card["name"]) if device == "cuda" else "h100-sxm"  # CPU runs: any file will do
+    if key is None:
+        sys.exit(f"no hardware file describes {card['name']}; the suite needs one")
+    gpu = find_gpu(key)
     out_path = Path(args.out_dir) / f"verify-{gpu.key}.json"
     wanted = [(m, {}) for m in args.models] if args.models else MODELS
     specs = {name: load_model(name) for name, _ in wanted}

@@ -75,10 +75,9 @@ def ceilings_table(raw: dict[str, Any], gpu: Any) -> None:
         print(f"| ridge point (bf16 GEMM / copy) | {gpu.ridge_point('bf16'):.0f} FLOP/B | {bf16 / copy:.0f} FLOP/B | "
               f"{bf16 / copy / gpu.ridge_point('bf16'):.3f} |")
     decode = [g for g in ceil["gemm"] if g["shape"] == "decode" and g["dtype"] == "bf16"]
-    product_s = [g.get("product_s", g["median_s"]) for g in decode]  # older records timed one product eagerly
     print("\nDecode-shape bf16 GEMMs (M = batch rows x the 14336 x 4096 MLP weight, weights rotated past L2): "
-          + ", ".join(f"M={g['m']}: {t * 1e6:.1f} us = {g['bytes'] / t / 1e12:.2f} TB/s"
-                      for g, t in zip(decode, product_s, strict=True)))
+          + ", ".join(f"M={g['m']}: {g['median_s'] * 1e6:.1f} us = {g['bytes'] / g['median_s'] / 1e12:.2f} TB/s"
+                      for g in decode))
     att = raw.get("attention", {}).get("rows", [])
     if att:
         print("\nAttention (32 heads x 128, batch 1, causal), peak extra bytes and time:\n")

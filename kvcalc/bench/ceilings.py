@@ -52,9 +52,7 @@ def gemm_rate(m: int, n: int, k: int, dtype: str, device: str, *, l2_bytes: int 
     """FLOP/s of an (m x k) @ (k x n) product in bf16 or fp8 (2mnk FLOPs). The products run over enough operand
     copies that together they exceed 3 x L2, one after another in a CUDA graph (as an engine's decode step runs
     them: a product of a few microseconds launched eagerly would time the CPU's launch, not the GPU); the
-    median replay over `runs`, divided by the copies, is one product's time."""
-    from kvcalc.bench.timing import time_step
-
+    replay over `runs`, divided by the copies, is one product's time (median_s, min_s, max_s are per product)."""
     element = 1 if dtype == "fp8" else 2
     operand_bytes = (m * k + n * k) * element
     copies = max(1, min(16, -(-3 * l2_bytes // max(1, operand_bytes))))
@@ -68,15 +66,28 @@ def gemm_rate(m: int, n: int, k: int, dtype: str, device: str, *, l2_bytes: int 
             else:
                 torch.matmul(a, b)
 
-    graph = device == "cuda"
+    timing, graph = _time_products(products, device, runs)
+    per_product = {key: value / copies for key, value in timing.as_dict().items() if key.endswith("_s")}
+    return {"dtype": dtype, "m": m, "n": n, "k": k, "copies": copies, "runs": timing.runs, "graph": graph,
+            **per_product, "flops_per_s": 2 * m * n * k / per_product["median_s"],
+            "bytes": operand_bytes + m * n * 2}
+
+
+def _time_products(products: Any, device: str, runs: int) -> tuple[Any, bool]:
+    """(Timing of `products`, whether it ran as a CUDA graph): a graph on CUDA, eager launches back to back
+    where this build cannot capture the product (the stream the failed capture left current is restored)."""
+    from kvcalc.bench.timing import time_step
+
+    if device != "cuda":
+        return time_step(products, refresh=None, device=device, warmup=3, runs=runs, graph=False), False
+    stream = torch.cuda.current_stream()
     try:
-        timing = time_step(products, refresh=None, device=device, warmup=3, runs=runs, graph=graph)
-    except RuntimeError:  # a build that cannot capture this product: eager launches, back to back
-        graph = False
-        timing = time_step(products, refresh=None, device=device, warmup=3, runs=runs, graph=False)
-    seconds = timing.median_s / copies
-    return {"dtype": dtype, "m": m, "n": n, "k": k, "copies": copies, **timing.as_dict(), "graph": graph,
-            "product_s": seconds, "flops_per_s": 2 * m * n * k / seconds, "bytes": operand_bytes + m * n * 2}
+        return time_step(products, refresh=None, device=device, warmup=3, runs=runs), True
+    except torch.cuda.OutOfMemoryError:
+        raise
+    except RuntimeError:
+        torch.cuda.set_stream(stream)
+        return time_step(products, refresh=None, device=device, warmup=3, runs=runs, graph=False), False
 
 
 def kernel_overhead(device: str, kernels: int = 256, runs: int = 20) -> dict[str, Any]:

@@ -72,6 +72,7 @@ _NAME_KEYS: tuple[tuple[tuple[str, ...], str | None], ...] = (  # None: a known 
     (("h100", "nvl"), "h100-nvl"),
     (("h100", "pcie"), "h100-pcie"),
     (("h100",), "h100-sxm"),
+    (("gh200",), None),  # Grace Hopper: its own memory and bandwidth
     (("h200", "nvl"), None),  # PCIe, 600 W: not the SXM's hardware/h200.yaml
     (("h200",), "h200"),
     (("h20",), "h20"),

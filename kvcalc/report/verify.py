@@ -100,7 +100,7 @@ def _rec(quantity: str, predicted: float | None, measured: float, unit: str, not
 
 def ceiling_records(ceilings: dict[str, Any], plan: DeploymentPlan, coeffs: PerfCoefficients
                     ) -> list[VerifyRecord]:
-    """Copy bandwidth and GEMM rates against the datasheet; decode shapes against the roofline."""
+    """Copy bandwidth and GEMM rates against the datasheet; decode shapes against the perf model's GEMM."""
     gpu = plan.gpu
     if not ceilings or "copy" not in ceilings:
         return []
@@ -132,7 +132,8 @@ def _decode_gemm_record(g: dict[str, Any], gpu: Any, coeffs: PerfCoefficients) -
     of 16 (torch._scaled_mm), so both rates count the batch's 2 x M x N x K FLOPs over the padded product's
     time."""
     rows = int(g.get("batch", g["m"]))
-    predicted_s = gemm_kernel_time(g["m"], g["n"], g["k"], g["dtype"], g["bytes"], gpu, coeffs)
+    weight_bytes = g["n"] * g["k"] * (1 if g["dtype"] == "fp8" else 2)
+    predicted_s = gemm_kernel_time(g["m"], g["n"], g["k"], g["dtype"], weight_bytes, gpu, coeffs)
     useful = rows / g["m"]
     settings: dict[str, Any] = {"m": rows, "n": g["n"], "k": g["k"]}
     note = "predicted = the perf model's GEMM: R(bytes / weight rate, FLOPs / GEMM rate) + one kernel's fixed cost"
