@@ -2,6 +2,7 @@
 # One device call: on an H200 the whole verify suite plus the command with --quick; on any other card only the
 # command with --quick (the H100 suite is published already). Results under $OUT.
 set -u
+BUDGET=${BUDGET:-215}  # seconds the suite may take
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader > "$OUT/smi.txt"
 cat "$OUT/smi.txt"
 if grep H200 "$OUT/smi.txt" | grep -vq NVL; then
