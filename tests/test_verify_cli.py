@@ -180,3 +180,14 @@ def test_empty_kernel_cost_is_measured_not_predicted() -> None:
     # an empty kernel is not what an engine's per-layer cost (35 us / 9 kernels) describes: no error is claimed
     assert kernel["predicted"] is None and kernel["error_pct"] is None
     assert 0 < kernel["measured"] < 5e-6
+
+
+def test_flash_attention_time_against_fa2(llama_report: tuple[dict, Path]) -> None:  # type: ignore[type-arg]
+    doc, _ = llama_report
+    rows = {r["settings"]["tokens"]: r for r in doc["records"] if r["quantity"] == "attention_flash_s"}
+    # causal, 32 heads x 128 at N = 8,192: 4 x 8192^2 x 128 x 32 / 2 = 549,755,813,888 FLOPs at FA2's 35 % of
+    # the H100's 989.4 TFLOP/s = 1.5876 ms
+    assert rows[8192]["predicted"] == pytest.approx(549_755_813_888 / (989.4e12 * 0.35), rel=1e-12)
+    assert rows[8192]["predicted"] == pytest.approx(1.5876e-3, rel=1e-4)
+    math = [r for r in doc["records"] if r["quantity"] == "attention_math_s"]
+    assert math and all(r["predicted"] is None for r in math)  # kvcalc gives only a lower bound there

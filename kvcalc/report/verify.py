@@ -245,20 +245,32 @@ def time_records(raw: dict[str, Any], plan: DeploymentPlan, coeffs: PerfCoeffici
 
 # ---- attention memory --------------------------------------------------------------------------------------
 
-def attention_records(attention: dict[str, Any]) -> list[VerifyRecord]:
-    """Peak bytes of flash and math SDPA against calc.attention_memory (`kvcalc attention`'s model)."""
+def attention_records(attention: dict[str, Any], gpu: Any) -> list[VerifyRecord]:
+    """Peak bytes of flash and math SDPA against calc.attention_memory (`kvcalc attention`'s model), and the
+    flash backend's time against `kvcalc attention`'s FlashAttention-2 time (torch's flash backend is FA2):
+    causal FLOPs / (bf16 peak x FA2_FRACTION_OF_PEAK). kvcalc gives only a lower bound for the math backend's
+    time, so that one is measured only."""
     if not attention or "rows" not in attention:
         return []
-    from kvcalc.calc.attention_memory import AttentionShape, flash_extra, naive_peak
+    from kvcalc.calc.attention_memory import (
+        FA2_FRACTION_OF_PEAK,
+        AttentionShape,
+        attention_flops,
+        flash_extra,
+        kernel_time_s,
+        naive_peak,
+    )
 
     out = []
     for row in attention["rows"]:
         shape = AttentionShape(seq_len=row["tokens"], heads=row["heads"], head_dim=row["head_dim"])
-        predicted = (sum(flash_extra(shape).values()) if row["backend"] == "flash"
-                     else naive_peak(shape, "torch-math").bytes)
+        flash = row["backend"] == "flash"
+        predicted = sum(flash_extra(shape).values()) if flash else naive_peak(shape, "torch-math").bytes
         out.append(_rec(f"attention_{row['backend']}_peak_bytes", predicted, row["peak_bytes"], "B",
                         tokens=row["tokens"], heads=row["heads"], head_dim=row["head_dim"]))
-        out.append(_rec(f"attention_{row['backend']}_s", None, row["median_s"], "s", tokens=row["tokens"]))
+        time_s = kernel_time_s(attention_flops(shape), gpu.flops("bf16"), FA2_FRACTION_OF_PEAK) if flash else None
+        out.append(_rec(f"attention_{row['backend']}_s", time_s, row["median_s"], "s",
+                        "predicted = FlashAttention-2 at 35 % of the bf16 peak" if flash else "", tokens=row["tokens"]))
     return out
 
 
@@ -286,7 +298,7 @@ def verify_report(raw: dict[str, Any], plan: DeploymentPlan, base: PerfCoefficie
     records += paged_kv_records(raw.get("paged_kv") or {}, plan)
     timed, points, derivations = time_records(raw, plan, coeffs, explain)
     records += timed
-    records += attention_records(raw.get("attention") or {})
+    records += attention_records(raw.get("attention") or {}, plan.gpu)
     run = fit_run(points, coeffs, raw.get("ceilings") or {}, plan.gpu, raw["card"]) if calibrate and points else None
     comm_records, comm_values = communication(raw.get("comm") or {}, plan, coeffs)
     records += comm_records
