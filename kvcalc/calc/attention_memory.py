@@ -234,13 +234,12 @@ class TorchMathAttention:
     attention.cpp, torch 2.5 and later; the in-place zeroing below from after 2.6): fp16/bf16 Q, K, V are
     copied to fp32 ("Keep query, key, value in high precision"), Q is scaled into another fp32 tensor, GQA
     K/V are `repeat_interleave`d, `is_causal` builds an N x N mask converted to fp32, S = QK^T is fp32, and
-    `_safe_softmax` holds S, softmax(S) and
-    the bool `S.isneginf()` at once, 4 + 4 + 1 = 9 bytes per score, plus one bool per row for the fully
-    masked rows; it writes the zeroed rows into softmax(S)'s own storage (`at::where_out(out, ...)`, the fix
-    for pytorch#139612). Measured on an H100 with torch 2.11 (docs/validation.md): 32 heads x 128, causal,
-    N = 1,024 to 8,192, every peak within 512 B of this. Torch 2.5-2.6, before that fix, allocated
-    `where(...)`'s result as a fourth N x N fp32 tensor (13 bytes per score).
-    Windows come as an explicit bool mask (N x N, 1 B) converted to the input dtype (b)."""
+    `_safe_softmax` holds S, softmax(S) and the bool `S.isneginf()` at once, 4 + 4 + 1 = 9 bytes per score,
+    plus one bool per row for the fully masked rows; it writes the zeroed rows into softmax(S)'s own storage
+    (`at::where_out(out, ...)`, the fix for pytorch#139612). Measured on an H100 with torch 2.11
+    (docs/validation.md): 32 heads x 128, causal, N = 1,024 to 8,192, every peak within 512 B of this.
+    Torch 2.5-2.6, before that fix, allocated `where(...)`'s result as a fourth N x N fp32 tensor (13 bytes
+    per score). Windows come as an explicit bool mask (N x N, 1 B) converted to the input dtype (b)."""
 
     name: str = "torch-math"
     source: str = "pytorch aten/src/ATen/native/transformers/attention.cpp _scaled_dot_product_attention_math"

@@ -10,7 +10,7 @@ communication fits are calc/verify/'s; this module pairs each with its measureme
 - KV: the plan's pool (blocks x bytes per block) and `calc.kv.bytes_per_sequence` x batch;
 - decode (TPOT) and prefill (TTFT): calc/verify/steps.py (`step_cost` on the harness's perf model, without
   the engine's per-step and per-request CPU costs: the harness has no scheduler);
-- attention memory: `calc.attention_memory` (flash extra bytes, torch math backend peak).
+- attention: `calc.attention_memory` (flash extra bytes, torch math backend peak; flash time at FA2's rate).
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from kvcalc.calc.weights import PlainFormat
 from kvcalc.report.explain import Derivation
 from kvcalc.spec.base import record, replace
 from kvcalc.spec.dtypes import storage_type
+from kvcalc.spec.gpu import GpuSpec
 
 
 @record
@@ -109,10 +110,9 @@ def ceiling_records(ceilings: dict[str, Any], plan: DeploymentPlan, coeffs: Perf
                 "predicted = datasheet", bytes_moved=ceilings["copy"]["bytes_moved"])]
     large_bf16 = None
     for g in ceilings.get("gemm", []):
-        peak = gpu.flops(g["dtype"])
         if g["shape"] == "large":
-            out.append(_rec(f"gemm_{g['dtype']}", peak, g["flops_per_s"], "FLOP/s", "predicted = dense peak",
-                            m=g["m"], n=g["n"], k=g["k"]))
+            out.append(_rec(f"gemm_{g['dtype']}", gpu.flops(g["dtype"]), g["flops_per_s"], "FLOP/s",
+                            "predicted = dense peak", m=g["m"], n=g["n"], k=g["k"]))
             large_bf16 = g["flops_per_s"] if g["dtype"] == "bf16" else large_bf16
         else:
             out.append(_decode_gemm_record(g, gpu, coeffs))
@@ -126,13 +126,13 @@ def ceiling_records(ceilings: dict[str, Any], plan: DeploymentPlan, coeffs: Perf
     return out
 
 
-def _decode_gemm_record(g: dict[str, Any], gpu: Any, coeffs: PerfCoefficients) -> VerifyRecord:
+def _decode_gemm_record(g: dict[str, Any], gpu: GpuSpec, coeffs: PerfCoefficients) -> VerifyRecord:
     """A decode-shape GEMM of M = batch rows against the perf model's time for the product that ran
     (calc/verify/ceilings.py), as FLOP/s of the batch's own M. FP8 products run with M padded to a multiple
     of 16 (torch._scaled_mm), so both rates count the batch's 2 x M x N x K FLOPs over the padded product's
     time."""
     rows = int(g.get("batch", g["m"]))
-    weight_bytes = g["n"] * g["k"] * (1 if g["dtype"] == "fp8" else 2)
+    weight_bytes = g["n"] * g["k"] * storage_type(g["dtype"]).block_bytes
     predicted_s = gemm_kernel_time(g["m"], g["n"], g["k"], g["dtype"], weight_bytes, gpu, coeffs)
     useful = rows / g["m"]
     settings: dict[str, Any] = {"m": rows, "n": g["n"], "k": g["k"]}
@@ -245,7 +245,7 @@ def time_records(raw: dict[str, Any], plan: DeploymentPlan, coeffs: PerfCoeffici
 
 # ---- attention memory --------------------------------------------------------------------------------------
 
-def attention_records(attention: dict[str, Any], gpu: Any) -> list[VerifyRecord]:
+def attention_records(attention: dict[str, Any], gpu: GpuSpec) -> list[VerifyRecord]:
     """Peak bytes of flash and math SDPA against calc.attention_memory (`kvcalc attention`'s model), and the
     flash backend's time against `kvcalc attention`'s FlashAttention-2 time (torch's flash backend is FA2):
     causal FLOPs / (bf16 peak x FA2_FRACTION_OF_PEAK). kvcalc gives only a lower bound for the math backend's
@@ -270,7 +270,8 @@ def attention_records(attention: dict[str, Any], gpu: Any) -> list[VerifyRecord]
                         tokens=row["tokens"], heads=row["heads"], head_dim=row["head_dim"]))
         time_s = kernel_time_s(attention_flops(shape), gpu.flops("bf16"), FA2_FRACTION_OF_PEAK) if flash else None
         out.append(_rec(f"attention_{row['backend']}_s", time_s, row["median_s"], "s",
-                        "predicted = FlashAttention-2 at 35 % of the bf16 peak" if flash else "", tokens=row["tokens"]))
+                        f"predicted = FlashAttention-2 at {FA2_FRACTION_OF_PEAK:.0%} of the bf16 peak" if flash else "",
+                        tokens=row["tokens"]))
     return out
 
 

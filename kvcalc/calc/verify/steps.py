@@ -12,6 +12,7 @@ from typing import Any
 
 from kvcalc.calc.perf.calibrate import StepPoint
 from kvcalc.calc.perf.coefficients import PerfCoefficients
+from kvcalc.calc.perf.model import PerfModel
 from kvcalc.calc.plan import DeploymentPlan
 from kvcalc.calc.verify.layout import extrapolate, signature_groups
 from kvcalc.spec.base import record, replace
@@ -94,7 +95,8 @@ def measured_steps(raw: dict[str, Any], plan: DeploymentPlan) -> list[MeasuredSt
     return steps
 
 
-def predict_step(plan: DeploymentPlan, pm: Any, step: MeasuredStep, coeffs: PerfCoefficients) -> StepPrediction:
+def predict_step(plan: DeploymentPlan, pm: PerfModel, step: MeasuredStep, coeffs: PerfCoefficients
+                 ) -> StepPrediction:
     """The perf model's terms for a measured step and the predicted time for the harness: step_cost's time
     with the fixed per-layer term charged for the kernels the harness launched (counted by the profiler, in
     units of a dense layer's DENSE_LAYER_KERNELS) instead of an engine's:
