@@ -236,12 +236,26 @@ def test_weights_that_do_not_fit_are_an_input_error() -> None:
         attention_report(find_gpu("h100"), 4096, model=load_model("deepseek-v3"))
 
 
-def test_times_at_fa2_and_fa3_fractions() -> None:
+def test_times_from_the_flash_tile_model() -> None:
     r = attention_report(find_gpu("h100"), 8192, heads=32, head_dim=128, causal=False)
     fa2, fa3, _ = r.timings
-    # 1.0995e12 FLOP / (989.4e12 x 0.35) = 3.175 ms; / 661e12 = 1.663 ms
-    assert fa2.time_s == pytest.approx(1_099_511_627_776 / (989.4e12 * 0.35))
-    assert fa3.time_s == pytest.approx(1_099_511_627_776 / 661e12)
+    # Not causal, N = 8192, 32 heads: every CTA costs the same, so the 132 SMs run ceil(CTAs / 132) waves.
+    # FA2: 128 x 64 tiles: 32 x 64 = 2048 CTAs -> 16 waves of 8192 / 64 + 2.3 = 130.3 iterations;
+    # one iteration on one SM: 2 x 128 x 64 x 256 FLOP x 132 SMs / (989.4e12 x 0.392).
+    fa2_iteration = 2 * 128 * 64 * 256 * 132 / (989.4e12 * 0.392)
+    assert fa2.time_s == pytest.approx(16 * 130.3 * fa2_iteration)  # 2.976 ms
+    # FA3: 128 x 128 tiles: 2048 CTAs -> 16 waves of 64 + 2.0 iterations at 0.715 of the peak.
+    fa3_iteration = 2 * 128 * 128 * 256 * 132 / (989.4e12 * 0.715)
+    assert fa3.time_s == pytest.approx(16 * 66.0 * fa3_iteration)  # 1.653 ms
+    assert fa2.rate_flops == pytest.approx(4 * 8192**2 * 128 * 32 / fa2.time_s)
+
+
+def test_fa3_only_on_hopper_and_fa2_faster_on_ampere() -> None:
+    r = attention_report(find_gpu("a100-80gb"), 8192, heads=32, head_dim=128, causal=False)
+    assert [t.kernel for t in r.timings][:1] == ["FlashAttention-2"] and len(r.timings) == 2
+    assert any("FlashAttention-3 does not run" in n for n in r.notes)
+    # A100: 108 SMs, 312e12 bf16, FA2 at 0.73: 2048 CTAs -> ceil(2048 / 108) = 19 waves of 130.3 iterations
+    assert r.timings[0].time_s == pytest.approx(19 * 130.3 * 2 * 128 * 64 * 256 * 108 / (312e12 * 0.73))
 
 
 def test_cli_json_contract_and_no_gpu_path() -> None:

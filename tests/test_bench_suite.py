@@ -53,3 +53,22 @@ def test_suite_on_the_gpu() -> None:
     assert raw["notes"] == [] and all(r["graph"] for r in raw["decode"]["stack"])
     report, _ = verify_report(raw, plan, default_coefficients(plan.gpu))  # type: ignore[arg-type]
     assert all(r.error_pct == 0 for r in report.records if r.quantity == "kv_cache_bytes")
+
+
+def test_attention_rows_on_cpu_say_how_they_were_timed() -> None:
+    from kvcalc.bench.attention import FLASH_RUNS, measure_attention
+
+    rows = measure_attention(2, 64, [128], "cpu", runs=2)["rows"]
+    flash, math = rows
+    # flash: fresh inputs, FLASH_RUNS runs (graph replays on CUDA, eager here); math: eager, `runs` runs
+    assert (flash["backend"], flash["graph"], flash["runs"]) == ("flash", False, FLASH_RUNS)
+    assert (math["backend"], math["graph"], math["runs"]) == ("math", False, 2)
+    assert 0 < flash["min_s"] <= flash["median_s"] <= flash["max_s"]
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_flash_attention_is_timed_as_graph_replays_on_the_gpu() -> None:
+    from kvcalc.bench.attention import measure_attention
+
+    flash = measure_attention(8, 128, [1024], "cuda")["rows"][0]
+    assert flash["backend"] == "flash" and flash["graph"] is True

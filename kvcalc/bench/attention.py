@@ -4,6 +4,10 @@ at growing sequence length N, one layer's heads, batch 1, causal (what `kvcalc a
 Peak = `max_memory_allocated` during the call minus what was allocated before it (q, k, v already there),
 so it holds the output and whatever the backend materialises: the math backend's N x N scores and
 probabilities per head, flash's O(N) log-sum-exp. A length whose predicted math peak would not fit is skipped.
+
+Time: the flash call is timed as CUDA-graph replays (one kernel whose launch costs as much as the kernel at
+1k tokens: an eager call times the host), q, k, v refilled with fresh random values before each run; eager
+where capture is refused. The math backend's calls (several kernels over gigabytes) are timed eagerly.
 """
 
 from __future__ import annotations
@@ -14,7 +18,10 @@ import torch
 import torch.nn.functional as F
 
 from kvcalc.bench.memory import free_bytes, release
-from kvcalc.bench.timing import time_runs
+from kvcalc.bench.timing import Timing, time_runs, time_step
+
+#: Timed runs of the flash call (cheap: 25 ms at 32k tokens on an H100).
+FLASH_RUNS = 20
 
 
 def _backend(name: str) -> Any:
@@ -40,10 +47,34 @@ def measure_one(backend: str, heads: int, head_dim: int, n: int, device: str, ru
             del out
         else:
             peak = 0
-        timing = time_runs(lambda: F.scaled_dot_product_attention(q, k, v, is_causal=True), device=device,
-                           warmup=1, runs=runs)
+        if backend == "flash":
+            timing, graph = _time_flash(q, k, v, device)
+        else:
+            graph = False
+            timing = time_runs(lambda: F.scaled_dot_product_attention(q, k, v, is_causal=True), device=device,
+                               warmup=1, runs=runs)
     return {"backend": backend, "heads": heads, "head_dim": head_dim, "tokens": n, "peak_bytes": int(peak),
-            **timing.as_dict()}
+            "graph": graph, **timing.as_dict()}
+
+
+def _time_flash(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, device: str) -> tuple[Timing, bool]:
+    """Graph replays of one causal flash call (fresh q, k, v before each), eager calls where capture fails."""
+
+    def call() -> torch.Tensor:
+        return F.scaled_dot_product_attention(q, k, v, is_causal=True)
+
+    def refill() -> None:
+        for t in (q, k, v):
+            t.normal_()
+
+    graph = device == "cuda"
+    try:
+        return time_step(call, refresh=refill, device=device, warmup=3, runs=FLASH_RUNS, graph=graph), graph
+    except RuntimeError:
+        if not graph:
+            raise
+        torch.cuda.synchronize()
+        return time_step(call, refresh=refill, device=device, warmup=3, runs=FLASH_RUNS, graph=False), False
 
 
 def measure_attention(heads: int, head_dim: int, lengths: list[int], device: str, *, runs: int = 5

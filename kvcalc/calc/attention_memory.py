@@ -32,14 +32,6 @@ from kvcalc.units import ceil_div
 
 FP32 = 4
 
-#: FlashAttention-2 forward on H100 SXM5: "FlashAttention-2 achieving only 35% utilization on the H100 GPU"
-#: (Shah et al. 2024, FlashAttention-3, arXiv:2407.08608, abstract).
-FA2_FRACTION_OF_PEAK = 0.35
-#: FlashAttention-3 forward, bf16, head dim 128, 16 heads, seqlen 8448, batch 4 on H100 SXM5: 3.538 ms =
-#: 661 TFLOP/s of the 989.4 dense peak (arXiv:2407.08608 s4.3, pipelining ablation); its best is 740 TFLOP/s
-#: (75%) at head dim 256. Hopper only.
-FA3_FRACTION_OF_PEAK = 661.0 / 989.4
-
 NaiveName = Literal["textbook", "eager", "torch-math"]
 
 
@@ -429,11 +421,6 @@ def attention_footprint(
         flash_blocks=flash_blocks(shape, sram_per_sm_bytes) if sram_per_sm_bytes else None,
         flops=attention_flops(shape),
     )
-
-
-def kernel_time_s(flops: float, peak_flops: float, fraction_of_peak: float) -> float:
-    """Time of a compute-bound kernel: flops / (peak x achieved fraction)."""
-    return flops / (peak_flops * fraction_of_peak)
 
 
 def longest_fitting(need: Callable[[int], int], budget: int, limit: int = 1 << 24) -> int | None:

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from kvcalc.calc import attention_memory as am
+from kvcalc.calc.attention_time import FLASH_KERNELS, FlashKernel, flash_time
 from kvcalc.calc.engines import Assumption
 from kvcalc.errors import InputError
 from kvcalc.report.explain import Derivation
@@ -188,9 +189,22 @@ def _budget(groups: list[_Group], n: int, naive: str, budget: int, source: str,
     )
 
 
+def _flash_timing(kernel: FlashKernel, groups: list[_Group], rows: list[AttentionLayerRow], n: int, gpu: GpuSpec,
+                  peak: float, dtype: str, flops: float) -> AttentionTiming:
+    """One FlashAttention kernel over every attention layer: the tile model's time per layer kind x layers."""
+    fraction = kernel.fraction(gpu)
+    time_s = sum(flash_time(g.make(n), kernel, peak, fraction, gpu.sm_count).time_s * r.layers
+                 for r, g in zip(rows, groups, strict=True))
+    sms = f"{gpu.sm_count} SMs" if gpu.sm_count else "an ideal schedule (no SM count listed)"
+    return AttentionTiming(kernel=kernel.name, time_s=time_s, rate_flops=flops / time_s if time_s else 0.0,
+                           basis=f"{kernel.block_q} x {kernel.block_kv} tiles, {kernel.setup_iterations} "
+                                 f"iterations of setup per tile, {fraction:.1%} of the dense {dtype} peak, {sms} "
+                                 f"taking tiles in launch order ({kernel.source})")
+
+
 def _timings(rows: list[AttentionLayerRow], groups: list[_Group], n: int, gpu: GpuSpec,
              naive_hbm: int, notes: list[str]) -> tuple[AttentionTiming, ...]:
-    """FA2 / FA3 at their achieved fractions of the dense peak; naive at its roofline floor."""
+    """FlashAttention-2 and -3 (where the card runs it) from the tile model; naive at its roofline floor."""
     from kvcalc.spec.gpu import normalize_dtype
 
     dtype = normalize_dtype(groups[0].make(n).dtype)
@@ -204,14 +218,14 @@ def _timings(rows: list[AttentionLayerRow], groups: list[_Group], n: int, gpu: G
     naive_flops = sum(2.0 * (r.head_dim + r.v_head_dim) * g.make(n).rows * n * r.keys_per_query * r.layers
                       for r, g in zip(rows, groups, strict=True))
     naive_floor = max(naive_flops / peak, naive_hbm / gpu.memory_bandwidth_bytes_per_s)
+    flash = []
+    for kernel in FLASH_KERNELS:
+        if kernel.runs_on(gpu):
+            flash.append(_flash_timing(kernel, groups, rows, n, gpu, peak, dtype, flops))
+        else:
+            notes.append(f"{kernel.name} does not run on {gpu.name} ({gpu.architecture or 'no CUDA architecture'})")
     return (
-        AttentionTiming(kernel="FlashAttention-2", time_s=am.kernel_time_s(flops, peak, am.FA2_FRACTION_OF_PEAK),
-                        rate_flops=peak * am.FA2_FRACTION_OF_PEAK,
-                        basis=f"{am.FA2_FRACTION_OF_PEAK:.0%} of the dense {dtype} peak ({_FA3}, H100)"),
-        AttentionTiming(kernel="FlashAttention-3", time_s=am.kernel_time_s(flops, peak, am.FA3_FRACTION_OF_PEAK),
-                        rate_flops=peak * am.FA3_FRACTION_OF_PEAK,
-                        basis=f"{am.FA3_FRACTION_OF_PEAK:.1%} of the dense {dtype} peak ({_FA3} s4.3, H100; "
-                              "Hopper only)"),
+        *flash,
         AttentionTiming(kernel="naive (Algorithm 0) roofline floor", time_s=naive_floor,
                         rate_flops=naive_flops / naive_floor if naive_floor else 0.0,
                         basis="max(every stored score's FLOPs / peak, Algorithm 0 traffic / bandwidth): a lower "
@@ -296,7 +310,7 @@ def attention_report(
         memory_saving=round(naive_extra / flash_extra, 2),
         timings=_timings(rows, groups, seq_len, gpu, naive_hbm, notes),
         budget=_budget(groups, seq_len, naive, budget, source, kv_bytes),
-        assumptions=_assumptions(naive, sram), notes=tuple(notes),
+        assumptions=_assumptions(naive, sram, gpu), notes=tuple(notes),
     )
     if explain:
         from kvcalc.spec.base import replace
@@ -320,13 +334,22 @@ def _model_notes(model: ModelSpec, groups: list[_Group], notes: list[str]) -> No
                      "(repeat_kv, enable_gqa) count the copies")
 
 
-def _assumptions(naive: str, sram: int | None) -> dict[str, Assumption]:
+def _kernel_assumptions(gpu: GpuSpec) -> dict[str, Assumption]:
+    """Each FlashAttention kernel's tile, setup and peak fraction on this card (the tile model's constants)."""
+    out = {}
+    for k in FLASH_KERNELS:
+        if k.runs_on(gpu):
+            out[f"{k.key}_tile"] = Assumption(value=f"{k.block_q} x {k.block_kv}", source=k.source)
+            out[f"{k.key}_setup_iterations"] = Assumption(value=k.setup_iterations, source=k.source)
+            out[f"{k.key}_fraction_of_peak"] = Assumption(value=k.fraction(gpu), source=k.source)
+    return out
+
+
+def _assumptions(naive: str, sram: int | None, gpu: GpuSpec) -> dict[str, Assumption]:
     impl = am.naive_implementation(naive)
     out = {
         "naive_implementation": Assumption(value=naive, source=impl.source),
-        "fa2_fraction_of_peak": Assumption(value=am.FA2_FRACTION_OF_PEAK, source=f"{_FA3} abstract (H100)"),
-        "fa3_fraction_of_peak": Assumption(value=round(am.FA3_FRACTION_OF_PEAK, 4),
-                                           source=f"{_FA3} s4.3: 661 TFLOP/s of 989.4, hdim 128, H100 SXM5"),
+        **_kernel_assumptions(gpu),
         "flops_convention": Assumption(value="4 N^2 d heads, causal halves", source=f"{_FA3} s4.1"),
     }
     if sram is not None:

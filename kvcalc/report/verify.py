@@ -248,18 +248,12 @@ def time_records(raw: dict[str, Any], plan: DeploymentPlan, coeffs: PerfCoeffici
 def attention_records(attention: dict[str, Any], gpu: GpuSpec) -> list[VerifyRecord]:
     """Peak bytes of flash and math SDPA against calc.attention_memory (`kvcalc attention`'s model), and the
     flash backend's time against `kvcalc attention`'s FlashAttention-2 time (torch's flash backend is FA2):
-    causal FLOPs / (bf16 peak x FA2_FRACTION_OF_PEAK). kvcalc gives only a lower bound for the math backend's
-    time, so that one is measured only."""
+    the tile model (`kvcalc.calc.attention_time`) at the card's SM count. kvcalc gives only a lower bound for
+    the math backend's time, so that one is measured only."""
     if not attention or "rows" not in attention:
         return []
-    from kvcalc.calc.attention_memory import (
-        FA2_FRACTION_OF_PEAK,
-        AttentionShape,
-        attention_flops,
-        flash_extra,
-        kernel_time_s,
-        naive_peak,
-    )
+    from kvcalc.calc.attention_memory import AttentionShape, flash_extra, naive_peak
+    from kvcalc.calc.attention_time import FA2, flash_time
 
     out = []
     for row in attention["rows"]:
@@ -268,10 +262,12 @@ def attention_records(attention: dict[str, Any], gpu: GpuSpec) -> list[VerifyRec
         predicted = sum(flash_extra(shape).values()) if flash else naive_peak(shape, "torch-math").bytes
         out.append(_rec(f"attention_{row['backend']}_peak_bytes", predicted, row["peak_bytes"], "B",
                         tokens=row["tokens"], heads=row["heads"], head_dim=row["head_dim"]))
-        time_s = kernel_time_s(attention_flops(shape), gpu.flops("bf16"), FA2_FRACTION_OF_PEAK) if flash else None
-        out.append(_rec(f"attention_{row['backend']}_s", time_s, row["median_s"], "s",
-                        f"predicted = FlashAttention-2 at {FA2_FRACTION_OF_PEAK:.0%} of the bf16 peak" if flash else "",
-                        tokens=row["tokens"]))
+        fraction = FA2.fraction(gpu)
+        time_s = flash_time(shape, FA2, gpu.flops("bf16"), fraction, gpu.sm_count).time_s if flash else None
+        basis = (f"predicted = FlashAttention-2's tile model ({FA2.block_q} x {FA2.block_kv} tiles, "
+                 f"{FA2.setup_iterations} setup iterations, {fraction:.1%} of the bf16 peak)")
+        out.append(_rec(f"attention_{row['backend']}_s", time_s, row["median_s"], "s", basis if flash else "",
+                        tokens=row["tokens"], graph=row.get("graph", False)))
     return out
 
 

@@ -1,0 +1,143 @@
+"""Time of one FlashAttention forward call: tiles, per-tile setup and the SMs' schedule.
+
+A FlashAttention kernel gives each (sequence, query head, block of Br queries) one thread block (CTA). The
+CTA loads its Q tile, visits the KV tiles of Bc keys its mask allows (one iteration each: S = Q K^T,
+online softmax, O += P V), then rescales and writes O (Dao 2023, arXiv:2307.08691, Algorithm 1 and s3.2;
+Shah et al. 2024, arXiv:2407.08608, s3). So:
+
+- a CTA costs u = (KV tiles it visits) + s iterations, s the setup (Q load, pipeline fill, epilogue) in
+  iteration-equivalents; a tile the causal diagonal cuts is computed whole;
+- the SMs take CTAs in launch order as they free up (list scheduling); the makespan M is in iterations;
+- one iteration on one SM takes t_iter = 2 Br Bc (d + d_v) / (peak x f / SMs), f the kernel's
+  asymptotic fraction of the dense peak;
+- time = M x t_iter.
+
+Short sequences pay the setup on few iterations and leave SMs idle in the last wave; long ones approach
+FLOPs / (peak x f). `FLASH_KERNELS` holds the fitted s and f; `docs/dev/flash_time_fit.py` fits them to the
+FlashAttention-3 paper's H100 figures and prints the residuals.
+"""
+
+from __future__ import annotations
+
+import heapq
+
+from kvcalc.calc.attention_memory import AttentionShape
+from kvcalc.spec.base import record
+from kvcalc.spec.gpu import GpuSpec
+from kvcalc.units import ceil_div
+
+#: Past this many CTAs the schedule is M = W / SMs + u_max / 2 (under 0.2 % from the exact list schedule,
+#: since each SM then runs hundreds of CTAs); below it the list schedule is run exactly.
+EXACT_SCHEDULE_CTAS = 1 << 16
+
+
+@record
+class FlashKernel:
+    """A FlashAttention forward kernel: its tile (`block_q` x `block_kv`), setup cost per CTA in iterations
+    (`setup_iterations`), asymptotic fraction of the dense peak per architecture class (`fraction_of_peak`:
+    "hopper" for compute capability 9.x and later and non-NVIDIA cards, "ampere" for 8.x) and the
+    capabilities it runs on (`min_capability`, `max_capability`; None: any)."""
+
+    name: str
+    key: str
+    block_q: int
+    block_kv: int
+    setup_iterations: float
+    fraction_of_peak: dict[str, float]
+    source: str
+    min_capability: tuple[int, int] | None = None
+    max_capability: tuple[int, int] | None = None
+
+    def runs_on(self, gpu: GpuSpec) -> bool:
+        cc = gpu.cuda_capability
+        if self.min_capability is None and self.max_capability is None:
+            return True
+        if cc is None:
+            return False
+        return (self.min_capability is None or cc >= self.min_capability) and (
+            self.max_capability is None or cc <= self.max_capability)
+
+    def fraction(self, gpu: GpuSpec) -> float:
+        cc = gpu.cuda_capability
+        key = "ampere" if cc is not None and cc[0] == 8 and "ampere" in self.fraction_of_peak else "hopper"
+        return self.fraction_of_peak[key]
+
+
+_FA3_PAPER = "Shah et al. 2024 (arXiv:2407.08608) Fig. 5, H100 SXM5, head dim 128, causal and not"
+#: FlashAttention-2: 128 x 64 tiles at head dim 128 on sm_80 and sm_90 (flash-attention
+#: csrc/flash_attn/src/flash_fwd_launch_template.h, run_mha_fwd_hdim128). s = 2.3 and f = 0.392 on Hopper fit
+#: the FA3 paper's twelve FA2 figures to within 6 %; on sm_8x f = 0.73, the FA2 paper's best forward
+#: fraction on A100 (Dao 2023, arXiv:2307.08691, abstract: "50-73% of the theoretical maximum FLOPs/s").
+FA2 = FlashKernel(name="FlashAttention-2", key="fa2", block_q=128, block_kv=64, setup_iterations=2.3,
+                  fraction_of_peak={"hopper": 0.392, "ampere": 0.73},
+                  source=f"tiles 128 x 64 (flash_fwd_launch_template.h); s, f fitted to {_FA3_PAPER}")
+#: FlashAttention-3 (Hopper only): 128 x 128 tiles; s = 2.0 and f = 0.715 fit the paper's twelve FA3
+#: figures to within 5 %.
+FA3 = FlashKernel(name="FlashAttention-3", key="fa3", block_q=128, block_kv=128, setup_iterations=2.0,
+                  fraction_of_peak={"hopper": 0.715}, source=f"tiles 128 x 128; s, f fitted to {_FA3_PAPER}",
+                  min_capability=(9, 0), max_capability=(9, 0))
+FLASH_KERNELS = (FA2, FA3)
+
+
+def kv_tiles_per_query_tile(shape: AttentionShape, block_q: int, block_kv: int) -> list[int]:
+    """KV tiles each query tile visits: keys [lo, hi) its rows may see, rounded out to whole Bc tiles.
+    Causal: hi = min(N, (i + 1) Br); not causal: hi = N. Sliding window w: lo = max(0, i Br - w + 1);
+    chunk c: lo = the start of the first row's chunk."""
+    n = shape.seq_len
+    tiles = []
+    for i in range(ceil_div(n, block_q)):
+        first = i * block_q
+        hi = min(n, first + block_q) if shape.causal else n
+        if shape.window:
+            lo = max(0, first - shape.window + 1)
+        elif shape.chunk:
+            lo = first - first % shape.chunk
+        else:
+            lo = 0
+        tiles.append(ceil_div(hi, block_kv) - lo // block_kv)
+    return tiles
+
+
+def list_schedule_makespan(row_units: list[float], rows: int, sms: int) -> float:
+    """Finish time of `rows` x len(row_units) CTAs (each row the same costs, rows in launch order) on `sms`
+    SMs, each SM taking the next CTA when it frees up. Equal costs: ceil(CTAs / SMs) waves."""
+    ctas = rows * len(row_units)
+    if ctas <= sms:
+        return max(row_units)
+    if min(row_units) == max(row_units):
+        return ceil_div(ctas, sms) * row_units[0]
+    if ctas > EXACT_SCHEDULE_CTAS:
+        return rows * sum(row_units) / sms + max(row_units) / 2
+    free = [0.0] * sms
+    for _ in range(rows):
+        for u in row_units:
+            heapq.heapreplace(free, free[0] + u)
+    return max(free)
+
+
+@record
+class FlashTime:
+    """One call's time: `ctas` thread blocks, the schedule's makespan in iterations (per SM; with no SM count,
+    the total over the chip), one iteration's seconds, and their product."""
+
+    ctas: int
+    makespan_iterations: float
+    iteration_s: float
+    time_s: float
+
+
+def flash_time(shape: AttentionShape, kernel: FlashKernel, peak_flops: float, fraction: float,
+               sm_count: int | None) -> FlashTime:
+    """time = M x t_iter, t_iter = 2 Br Bc (d + d_v) x SMs / (peak x f) (module docstring). Without an SM
+    count the schedule is ideal: M = W, the total CTA cost, on the whole chip: t_iter = 2 Br Bc (d + d_v) /
+    (peak x f)."""
+    units = [t + kernel.setup_iterations for t in kv_tiles_per_query_tile(shape, kernel.block_q, kernel.block_kv)]
+    flops_per_iteration = 2.0 * kernel.block_q * kernel.block_kv * (shape.head_dim + shape.d_v)
+    rate = peak_flops * fraction
+    if sm_count:
+        makespan = list_schedule_makespan(units, shape.rows, sm_count)
+        iteration_s = flops_per_iteration * sm_count / rate
+    else:
+        makespan, iteration_s = shape.rows * sum(units), flops_per_iteration / rate
+    return FlashTime(ctas=shape.rows * len(units), makespan_iterations=makespan, iteration_s=iteration_s,
+                     time_s=makespan * iteration_s)
