@@ -78,3 +78,13 @@ def test_short_causal_sequences_pay_setup_and_the_last_wave() -> None:
     t = flash_time(shape, FA2, gpu.flops("bf16"), 0.392, gpu.sm_count)
     ideal = attention_flops(shape) / (gpu.flops("bf16") * 0.392)
     assert t.time_s / ideal >= 29.2 / 16
+
+
+def test_fa2_tile_follows_the_head_dim() -> None:
+    # flash_fwd_launch_template.h: hdim 64 -> 128 x 128, hdim 128 -> 128 x 64, hdim 256 -> 64 x 64 (H100);
+    # MLA prefill (d 192, d_v 128) takes the 192 row: 128 x 64
+    def tile(d: int, dv: int | None = None) -> tuple[int, int]:
+        return FA2.tile(AttentionShape(seq_len=64, heads=1, head_dim=d, v_head_dim=dv))
+
+    assert (tile(64), tile(128), tile(256), tile(192, 128)) == ((128, 128), (128, 64), (64, 64), (128, 64))
+    assert FA3.tile(AttentionShape(seq_len=64, heads=1, head_dim=64)) == (128, 128)

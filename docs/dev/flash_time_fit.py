@@ -33,7 +33,7 @@ HEADS, HEAD_DIM, TOKENS = 16, 128, 16384
 def _rows(kernel: FlashKernel, setup: float, fraction: float) -> list[tuple[bool, int, float, float]]:
     """(causal, N, measured TFLOP/s, predicted TFLOP/s) of every published point."""
     gpu = find_gpu("h100-sxm")
-    trial = FlashKernel(name=kernel.name, key=kernel.key, block_q=kernel.block_q, block_kv=kernel.block_kv,
+    trial = FlashKernel(name=kernel.name, key=kernel.key, tiles=kernel.tiles,
                         setup_iterations=setup, fraction_of_peak={"hopper": fraction}, source="")
     out = []
     for causal in (False, True):

@@ -33,15 +33,15 @@ EXACT_SCHEDULE_CTAS = 1 << 16
 
 @record
 class FlashKernel:
-    """A FlashAttention forward kernel: its tile (`block_q` x `block_kv`), setup cost per CTA in iterations
+    """A FlashAttention forward kernel: its tiles (`tiles`: (largest head dim, Br, Bc), the first row that
+    holds max(d, d_v) applies), setup cost per CTA in iterations
     (`setup_iterations`), asymptotic fraction of the dense peak per architecture class (`fraction_of_peak`:
     "hopper" for compute capability 9.x and later and non-NVIDIA cards, "ampere" for 8.x) and the
     capabilities it runs on (`min_capability`, `max_capability`; None: any)."""
 
     name: str
     key: str
-    block_q: int
-    block_kv: int
+    tiles: tuple[tuple[int, int, int], ...]
     setup_iterations: float
     fraction_of_peak: dict[str, float]
     source: str
@@ -57,24 +57,32 @@ class FlashKernel:
         return (self.min_capability is None or cc >= self.min_capability) and (
             self.max_capability is None or cc <= self.max_capability)
 
+    def tile(self, shape: AttentionShape) -> tuple[int, int]:
+        """(Br, Bc) for the shape's head dims (the largest tile row past 256)."""
+        head_dim = max(shape.head_dim, shape.d_v)
+        row = next((t for t in self.tiles if head_dim <= t[0]), self.tiles[-1])
+        return row[1], row[2]
+
     def fraction(self, gpu: GpuSpec) -> float:
         cc = gpu.cuda_capability
         key = "ampere" if cc is not None and cc[0] == 8 and "ampere" in self.fraction_of_peak else "hopper"
         return self.fraction_of_peak[key]
 
 
-_FA3_PAPER = "Shah et al. 2024 (arXiv:2407.08608) Fig. 5, H100 SXM5, head dim 128, causal and not"
-#: FlashAttention-2: 128 x 64 tiles at head dim 128 on sm_80 and sm_90 (flash-attention
-#: csrc/flash_attn/src/flash_fwd_launch_template.h, run_mha_fwd_hdim128). s = 2.3 and f = 0.392 on Hopper fit
+_FA3_PAPER = "Shah et al. 2024 arXiv:2407.08608 Fig. 5 (H100 SXM5, head dim 128, causal and not)"
+#: FlashAttention-2's forward tiles by head dim on sm_80 and sm_90 (flash-attention
+#: csrc/flash_attn/src/flash_fwd_launch_template.h, run_mha_fwd_hdim32 ... hdim256; H100's 64 x 64 at 256; sm_86/89
+#: pick 64 x 64 for causal head dim 96/128, not modelled). s = 2.3 and f = 0.392 on Hopper fit
 #: the FA3 paper's twelve FA2 figures to within 6 %; on sm_8x f = 0.73, the FA2 paper's best forward
 #: fraction on A100 (Dao 2023, arXiv:2307.08691, abstract: "50-73% of the theoretical maximum FLOPs/s").
-FA2 = FlashKernel(name="FlashAttention-2", key="fa2", block_q=128, block_kv=64, setup_iterations=2.3,
+FA2 = FlashKernel(name="FlashAttention-2", key="fa2",
+                  tiles=((32, 128, 128), (64, 128, 128), (192, 128, 64), (256, 64, 64)), setup_iterations=2.3,
                   fraction_of_peak={"hopper": 0.392, "ampere": 0.73},
-                  source=f"tiles 128 x 64 (flash_fwd_launch_template.h); s, f fitted to {_FA3_PAPER}")
-#: FlashAttention-3 (Hopper only): 128 x 128 tiles; s = 2.0 and f = 0.715 fit the paper's twelve FA3
-#: figures to within 5 %.
-FA3 = FlashKernel(name="FlashAttention-3", key="fa3", block_q=128, block_kv=128, setup_iterations=2.0,
-                  fraction_of_peak={"hopper": 0.715}, source=f"tiles 128 x 128; s, f fitted to {_FA3_PAPER}",
+                  source=f"tiles: flash-attention flash_fwd_launch_template.h; s, f: fit to {_FA3_PAPER}")
+#: FlashAttention-3 (Hopper only): its head-dim-128 tile, 128 x 128, at every head dim; s = 2.0 and f = 0.715 fit
+#: the paper's twelve FA3 figures to within 5 %.
+FA3 = FlashKernel(name="FlashAttention-3", key="fa3", tiles=((256, 128, 128),), setup_iterations=2.0,
+                  fraction_of_peak={"hopper": 0.715}, source=f"s, f: fit to {_FA3_PAPER}",
                   min_capability=(9, 0), max_capability=(9, 0))
 FLASH_KERNELS = (FA2, FA3)
 
@@ -117,9 +125,11 @@ def list_schedule_makespan(row_units: list[float], rows: int, sms: int) -> float
 
 @record
 class FlashTime:
-    """One call's time: `ctas` thread blocks, the schedule's makespan in iterations (per SM; with no SM count,
-    the total over the chip), one iteration's seconds, and their product."""
+    """One call's time: its tile (`block_q` x `block_kv`), `ctas` thread blocks, the schedule's makespan in
+    iterations (per SM; with no SM count, the total over the chip), one iteration's seconds, their product."""
 
+    block_q: int
+    block_kv: int
     ctas: int
     makespan_iterations: float
     iteration_s: float
@@ -131,13 +141,14 @@ def flash_time(shape: AttentionShape, kernel: FlashKernel, peak_flops: float, fr
     """time = M x t_iter, t_iter = 2 Br Bc (d + d_v) x SMs / (peak x f) (module docstring). Without an SM
     count the schedule is ideal: M = W, the total CTA cost, on the whole chip: t_iter = 2 Br Bc (d + d_v) /
     (peak x f)."""
-    units = [t + kernel.setup_iterations for t in kv_tiles_per_query_tile(shape, kernel.block_q, kernel.block_kv)]
-    flops_per_iteration = 2.0 * kernel.block_q * kernel.block_kv * (shape.head_dim + shape.d_v)
+    block_q, block_kv = kernel.tile(shape)
+    units = [t + kernel.setup_iterations for t in kv_tiles_per_query_tile(shape, block_q, block_kv)]
+    flops_per_iteration = 2.0 * block_q * block_kv * (shape.head_dim + shape.d_v)
     rate = peak_flops * fraction
     if sm_count:
         makespan = list_schedule_makespan(units, shape.rows, sm_count)
         iteration_s = flops_per_iteration * sm_count / rate
     else:
         makespan, iteration_s = shape.rows * sum(units), flops_per_iteration / rate
-    return FlashTime(ctas=shape.rows * len(units), makespan_iterations=makespan, iteration_s=iteration_s,
-                     time_s=makespan * iteration_s)
+    return FlashTime(block_q=block_q, block_kv=block_kv, ctas=shape.rows * len(units),
+                     makespan_iterations=makespan, iteration_s=iteration_s, time_s=makespan * iteration_s)

@@ -193,13 +193,13 @@ def _flash_timing(kernel: FlashKernel, groups: list[_Group], rows: list[Attentio
                   peak: float, dtype: str, flops: float) -> AttentionTiming:
     """One FlashAttention kernel over every attention layer: the tile model's time per layer kind x layers."""
     fraction = kernel.fraction(gpu)
-    time_s = sum(flash_time(g.make(n), kernel, peak, fraction, gpu.sm_count).time_s * r.layers
-                 for r, g in zip(rows, groups, strict=True))
+    times = [flash_time(g.make(n), kernel, peak, fraction, gpu.sm_count) for g in groups]
+    time_s = sum(t.time_s * r.layers for t, r in zip(times, rows, strict=True))
+    tiles = " / ".join(sorted({f"{t.block_q} x {t.block_kv}" for t in times}))
     sms = f"{gpu.sm_count} SMs" if gpu.sm_count else "an ideal schedule (no SM count listed)"
     return AttentionTiming(kernel=kernel.name, time_s=time_s, rate_flops=flops / time_s if time_s else 0.0,
-                           basis=f"{kernel.block_q} x {kernel.block_kv} tiles, {kernel.setup_iterations} "
-                                 f"iterations of setup per tile, {fraction:.1%} of the dense {dtype} peak, {sms} "
-                                 f"taking tiles in launch order ({kernel.source})")
+                           basis=f"{tiles} tiles, {kernel.setup_iterations} setup iterations per CTA, "
+                                 f"{fraction:.1%} of the dense {dtype} peak, {sms} in launch order; {kernel.source}")
 
 
 def _timings(rows: list[AttentionLayerRow], groups: list[_Group], n: int, gpu: GpuSpec,
@@ -339,7 +339,8 @@ def _kernel_assumptions(gpu: GpuSpec) -> dict[str, Assumption]:
     out = {}
     for k in FLASH_KERNELS:
         if k.runs_on(gpu):
-            out[f"{k.key}_tile"] = Assumption(value=f"{k.block_q} x {k.block_kv}", source=k.source)
+            out[f"{k.key}_tiles"] = Assumption(value=", ".join(f"d <= {d}: {q} x {kv}" for d, q, kv in k.tiles),
+                                               source=k.source)
             out[f"{k.key}_setup_iterations"] = Assumption(value=k.setup_iterations, source=k.source)
             out[f"{k.key}_fraction_of_peak"] = Assumption(value=k.fraction(gpu), source=k.source)
     return out
@@ -400,10 +401,7 @@ def _explain(report: AttentionReport, groups: list[_Group], gpu: GpuSpec) -> tup
                               substituted=", ".join(f"{r.layers} x {r.kind}" for r in report.layers),
                               value=f"{report.flops:.4g} FLOP, naive {report.naive_hbm_bytes:,} B, flash "
                                     f"{report.flash_hbm_bytes or 0:,} B", source="layers run one at a time"))
-    for t in report.timings:
-        out.append(Derivation(figure=f"time, {t.kernel}", formula="FLOPs / rate", substituted=
-                              f"{report.flops:.4g} / {t.rate_flops:.4g}", value=f"{t.time_s * 1e3:.3f} ms",
-                              source=t.basis))
+    out.extend(_time_derivation(t, report, groups, gpu) for t in report.timings)
     bud = report.budget
     out.append(Derivation(figure="longest N that fits naive / flash",
                           formula="largest N with resident(N) + layer peak(N) <= budget",
@@ -411,6 +409,25 @@ def _explain(report: AttentionReport, groups: list[_Group], gpu: GpuSpec) -> tup
                           value=f"{bud.naive_max_seq_len} / {bud.flash_max_seq_len} tokens",
                           source="kvcalc.calc.attention_memory.longest_fitting"))
     return tuple(out)
+
+
+def _time_derivation(t: AttentionTiming, report: AttentionReport, groups: list[_Group], gpu: GpuSpec
+                     ) -> Derivation:
+    """A FlashAttention time as layers x makespan x one iteration, per layer kind; the naive floor as FLOPs / rate."""
+    kernel = next((k for k in FLASH_KERNELS if k.name == t.kernel), None)
+    if kernel is None:
+        return Derivation(figure=f"time, {t.kernel}", formula="FLOPs / rate", substituted=
+                          f"{report.flops:.4g} / {t.rate_flops:.4g}", value=f"{t.time_s * 1e3:.3f} ms", source=t.basis)
+    peak, fraction = gpu.flops(report.dtype), kernel.fraction(gpu)
+    terms = [(r.layers, flash_time(g.make(report.seq_len), kernel, peak, fraction, gpu.sm_count))
+             for r, g in zip(report.layers, groups, strict=True)]
+    return Derivation(
+        figure=f"time, {t.kernel}",
+        formula="sum over layer kinds of layers x M x t_iter; M: SMs taking CTAs (KV tiles visited + s) in launch "
+                "order; t_iter = 2 Br Bc (d + d_v) x SMs / (peak x f)",
+        substituted=" + ".join(f"{n} x {ft.makespan_iterations:,.1f} x {ft.iteration_s * 1e6:.4g} us "
+                               f"({ft.ctas:,} CTAs)" for n, ft in terms),
+        value=f"{t.time_s * 1e3:.3f} ms ({t.rate_flops / 1e12:,.0f} TFLOP/s)", source=t.basis)
 
 
 def _gib(n: int | None) -> str:

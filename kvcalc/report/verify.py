@@ -262,12 +262,15 @@ def attention_records(attention: dict[str, Any], gpu: GpuSpec) -> list[VerifyRec
         predicted = sum(flash_extra(shape).values()) if flash else naive_peak(shape, "torch-math").bytes
         out.append(_rec(f"attention_{row['backend']}_peak_bytes", predicted, row["peak_bytes"], "B",
                         tokens=row["tokens"], heads=row["heads"], head_dim=row["head_dim"]))
+        if not flash:
+            out.append(_rec("attention_math_s", None, row["median_s"], "s", tokens=row["tokens"], graph=False))
+            continue
         fraction = FA2.fraction(gpu)
-        time_s = flash_time(shape, FA2, gpu.flops("bf16"), fraction, gpu.sm_count).time_s if flash else None
-        basis = (f"predicted = FlashAttention-2's tile model ({FA2.block_q} x {FA2.block_kv} tiles, "
+        ft = flash_time(shape, FA2, gpu.flops("bf16"), fraction, gpu.sm_count)
+        basis = (f"predicted = FlashAttention-2's tile model ({ft.block_q} x {ft.block_kv} tiles, "
                  f"{FA2.setup_iterations} setup iterations, {fraction:.1%} of the bf16 peak)")
-        out.append(_rec(f"attention_{row['backend']}_s", time_s, row["median_s"], "s", basis if flash else "",
-                        tokens=row["tokens"], graph=row.get("graph", False)))
+        out.append(_rec("attention_flash_s", ft.time_s, row["median_s"], "s", basis, tokens=row["tokens"],
+                        graph=row.get("graph", False)))
     return out
 
 
