@@ -2,7 +2,7 @@
 
 Called by docs/dev/vllm_accuracy.py, which computes the `kvcalc fit` rows itself; the other rows are read from
 the summaries the other generated pages print (accuracy-quant.md, accuracy-perf.md, accuracy-spec.md,
-validation.md), so regenerate those first. A figure that cannot be read is shown as "see the page", never
+accuracy-attention.md, validation.md), so regenerate those first. A figure that cannot be read is shown as "see the page", never
 guessed.
 """
 
@@ -65,6 +65,11 @@ def _spec() -> str:
     if not cells:
         return f"- | {MISSING} | -"
     return f"{cells[3]} held-out rows | {cells[1].strip('*').strip()} | {cells[2]}"
+
+
+def _attention() -> str:
+    cells = _cells(_read("accuracy-attention.md"), "tile model")
+    return f"{cells[1]} rows | {cells[2]} | {cells[3]}" if cells else f"- | {MISSING} | -"
 
 
 def _median_worst(cell: str) -> tuple[float, float]:
@@ -149,6 +154,8 @@ def render_summary(p: Any, v019: dict[str, Any], recent: dict[str, dict[str, lis
           "[accuracy-perf.md](accuracy-perf.md) |")
     p(f"| speedup (`spec`) | published speculative-decoding speedups | {_spec()} | "
       "[accuracy-spec.md](accuracy-spec.md) |")
+    p(f"| FlashAttention-2/3 forward time (`attention`) | FA3 paper's H100 figures | {_attention()} | "
+      "[accuracy-attention.md](accuracy-attention.md) |")
     p(f"| weights and paged KV pool bytes (`verify`, H100) | bytes allocated by torch | {val['bytes']} | "
       "[validation.md](validation.md) |")
     p(f"| decode step time (`verify`, H100, after calibration) | CUDA-graph replays | {val['decode']} | "

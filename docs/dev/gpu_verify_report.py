@@ -80,11 +80,13 @@ def ceilings_table(raw: dict[str, Any], gpu: Any) -> None:
                       for g in decode))
     att = raw.get("attention", {}).get("rows", [])
     if att:
-        print("\nAttention (32 heads x 128, batch 1, causal), peak extra bytes and time:\n")
-        print("| N | flash peak (B) | kvcalc attention (B) | flash ms | math peak (B) | kvcalc attention (B) "
-              "| math ms |")
-        print("|---|---|---|---|---|---|---|")
+        print("\nAttention (32 heads x 128, batch 1, causal), peak extra bytes and time (flash: CUDA-graph replays "
+              "where marked g, else eager calls; kvcalc: FlashAttention-2's tile model):\n")
+        print("| N | flash peak (B) | kvcalc attention (B) | flash ms | kvcalc ms | err | math peak (B) "
+              "| kvcalc attention (B) | math ms |")
+        print("|---|---|---|---|---|---|---|---|---|")
         from kvcalc.calc.attention_memory import AttentionShape, flash_extra, naive_peak
+        from kvcalc.calc.attention_time import FA2, flash_time
 
         for n in sorted({r["tokens"] for r in att}):
             shape = AttentionShape(seq_len=n, heads=32, head_dim=128)
@@ -92,8 +94,10 @@ def ceilings_table(raw: dict[str, Any], gpu: Any) -> None:
             m = next((r for r in att if r["tokens"] == n and r["backend"] == "math"), None)
             math_cells = (f"{m['peak_bytes']:,} | {naive_peak(shape, 'torch-math').bytes:,} | "
                           f"{m['median_s'] * 1e3:.2f}" if m else "skipped (would not fit) | - | -")
-            print(f"| {n:,} | {f['peak_bytes']:,} | {sum(flash_extra(shape).values()):,} | {f['median_s'] * 1e3:.3f} | "
-                  f"{math_cells} |")
+            predicted = flash_time(shape, FA2, gpu.flops("bf16"), FA2.fraction(gpu), gpu.sm_count).time_s
+            timed = f"{f['median_s'] * 1e3:.3f}{' g' if f.get('graph') else ''}"
+            print(f"| {n:,} | {f['peak_bytes']:,} | {sum(flash_extra(shape).values()):,} | {timed} | "
+                  f"{predicted * 1e3:.3f} | {100 * (predicted / f['median_s'] - 1):+.1f} % | {math_cells} |")
     kernel = ceil.get("kernel")
     if kernel:
         print(f"\nFixed cost of one kernel inside a CUDA graph: {kernel['per_kernel_s'] * 1e6:.2f} us")
