@@ -52,6 +52,8 @@ def test_kernel_runs_on_and_fraction() -> None:
     h100, a100, mi300 = find_gpu("h100"), find_gpu("a100-80gb"), find_gpu("mi300x")
     assert FA3.runs_on(h100) and not FA3.runs_on(a100) and not FA3.runs_on(mi300)
     assert FA2.runs_on(a100) and FA2.fraction(a100) == 0.73 and FA2.fraction(h100) == 0.392
+    # FA2 needs sm_80 (a T4 is sm_75) and has a ROCm port; nothing runs on Apple's GPUs here
+    assert FA2.runs_on(mi300) and not FA2.runs_on(find_gpu("t4")) and not FA2.runs_on(find_gpu("m4-max-128"))
 
 
 # Shah et al. 2024 (arXiv:2407.08608) Fig. 5, H100 SXM5, bf16, head dim 128, 16 heads, batch x N = 16k:

@@ -2,8 +2,8 @@
 
 Called by docs/dev/vllm_accuracy.py, which computes the `kvcalc fit` rows itself; the other rows are read from
 the summaries the other generated pages print (accuracy-quant.md, accuracy-perf.md, accuracy-spec.md,
-accuracy-attention.md, validation.md), so regenerate those first. A figure that cannot be read is shown as "see the page", never
-guessed.
+accuracy-attention.md, validation.md), so regenerate those first. A figure that cannot be read is shown as
+"see the page", never guessed.
 """
 
 from __future__ import annotations

@@ -36,7 +36,8 @@ def _rows(kernel: FlashKernel, setup: float, fraction: float) -> list[tuple[bool
     """(causal, N, measured TFLOP/s, predicted TFLOP/s) of every published point."""
     gpu = find_gpu("h100-sxm")
     trial = FlashKernel(name=kernel.name, key=kernel.key, tiles=kernel.tiles,
-                        setup_iterations=setup, fraction_of_peak={"hopper": fraction}, source="")
+                        setup_iterations=setup, fraction_of_peak={"hopper": fraction}, source="",
+                        min_capability=kernel.min_capability)
     out = []
     for causal in (False, True):
         for n, measured in zip(LENGTHS, PUBLISHED[(kernel.name, causal)], strict=True):

@@ -36,8 +36,8 @@ class FlashKernel:
     """A FlashAttention forward kernel: its tiles (`tiles`: (largest head dim, Br, Bc), the first row that
     holds max(d, d_v) applies), setup cost per CTA in iterations
     (`setup_iterations`), asymptotic fraction of the dense peak per architecture class (`fraction_of_peak`:
-    "hopper" for compute capability 9.x and later and non-NVIDIA cards, "ampere" for 8.x) and the
-    capabilities it runs on (`min_capability`, `max_capability`; None: any)."""
+    "hopper" for compute capability 9.x and later and for ROCm, "ampere" for 8.x), the CUDA capabilities it
+    runs on (`min_capability` .. `max_capability`) and the other platforms it has a port for (`platforms`)."""
 
     name: str
     key: str
@@ -45,17 +45,15 @@ class FlashKernel:
     setup_iterations: float
     fraction_of_peak: dict[str, float]
     source: str
-    min_capability: tuple[int, int] | None = None
+    min_capability: tuple[int, int]
     max_capability: tuple[int, int] | None = None
+    platforms: tuple[str, ...] = ()
 
     def runs_on(self, gpu: GpuSpec) -> bool:
         cc = gpu.cuda_capability
-        if self.min_capability is None and self.max_capability is None:
-            return True
         if cc is None:
-            return False
-        return (self.min_capability is None or cc >= self.min_capability) and (
-            self.max_capability is None or cc <= self.max_capability)
+            return gpu.platform in self.platforms
+        return cc >= self.min_capability and (self.max_capability is None or cc <= self.max_capability)
 
     def tile(self, shape: AttentionShape) -> tuple[int, int]:
         """(Br, Bc) for the shape's head dims (the largest tile row past 256)."""
@@ -75,10 +73,12 @@ _FA3_PAPER = "Shah et al. 2024 arXiv:2407.08608 Fig. 5 (H100 SXM5, head dim 128,
 #: pick 64 x 64 for causal head dim 96/128, not modelled). s = 2.3 and f = 0.392 on Hopper fit
 #: the FA3 paper's twelve FA2 figures to within 6 %; on sm_8x f = 0.73, the FA2 paper's best forward
 #: fraction on A100 (Dao 2023, arXiv:2307.08691, abstract: "50-73% of the theoretical maximum FLOPs/s").
+#: Ampere and later (FA2 needs sm_80; Turing and Volta run other kernels), and ROCm's port (ROCm/flash-attention).
 FA2 = FlashKernel(name="FlashAttention-2", key="fa2",
                   tiles=((32, 128, 128), (64, 128, 128), (192, 128, 64), (256, 64, 64)), setup_iterations=2.3,
                   fraction_of_peak={"hopper": 0.392, "ampere": 0.73},
-                  source=f"tiles: flash-attention flash_fwd_launch_template.h; s, f: fit to {_FA3_PAPER}")
+                  source=f"tiles: flash-attention flash_fwd_launch_template.h; s, f: fit to {_FA3_PAPER}",
+                  min_capability=(8, 0), platforms=("rocm",))
 #: FlashAttention-3 (Hopper only): its head-dim-128 tile, 128 x 128, at every head dim; s = 2.0 and f = 0.715 fit
 #: the paper's twelve FA3 figures to within 5 %.
 FA3 = FlashKernel(name="FlashAttention-3", key="fa3", tiles=((256, 128, 128),), setup_iterations=2.0,
