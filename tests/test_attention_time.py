@@ -6,6 +6,7 @@ import pytest
 
 from kvcalc.calc.attention_memory import AttentionShape, attention_flops
 from kvcalc.calc.attention_time import (
+    EXACT_SCHEDULE_CTAS,
     FA2,
     FA3,
     flash_time,
@@ -28,6 +29,13 @@ def test_kv_tiles_causal_window_chunk_and_full() -> None:
     # chunks of 256: tile 2 starts a chunk at 256 and sees keys [256, 384): tiles 4, 5 -> 2
     assert kv_tiles_per_query_tile(AttentionShape(seq_len=1024, heads=1, head_dim=64, chunk=256), 128, 64) == \
         [2, 4, 2, 4, 2, 4, 2, 4]
+    # not causal, window 256 centred on each row (127 keys before, 128 after): tile 3 (rows 384-511) sees keys
+    # [257, 640): tiles 4..9 -> 6; tile 0 sees [0, 256): 4; tile 7 (rows 896-1023) sees [769, 1024): 12..15 -> 4
+    assert kv_tiles_per_query_tile(AttentionShape(seq_len=1024, heads=1, head_dim=64, window=256, causal=False),
+                                   128, 64) == [4, 6, 6, 6, 6, 6, 6, 4]
+    # not causal, chunks of 256: each query tile sees its whole chunk: 4 tiles
+    assert kv_tiles_per_query_tile(AttentionShape(seq_len=1024, heads=1, head_dim=64, chunk=256, causal=False),
+                                   128, 64) == [4] * 8
     # a ragged end: N = 200 -> tiles [0, 128) and [128, 200): 2 and ceil(200 / 64) = 4
     assert kv_tiles_per_query_tile(AttentionShape(seq_len=200, heads=1, head_dim=64), 128, 64) == [2, 4]
 
@@ -48,12 +56,24 @@ def test_no_sm_count_is_the_ideal_schedule() -> None:
     assert t.ctas == 16
 
 
-def test_kernel_runs_on_and_fraction() -> None:
+def test_where_each_kernel_runs_and_its_fraction() -> None:
     h100, a100, mi300 = find_gpu("h100"), find_gpu("a100-80gb"), find_gpu("mi300x")
-    assert FA3.runs_on(h100) and not FA3.runs_on(a100) and not FA3.runs_on(mi300)
-    assert FA2.runs_on(a100) and FA2.fraction(a100) == 0.73 and FA2.fraction(h100) == 0.392
-    # FA2 needs sm_80 (a T4 is sm_75) and has a ROCm port; nothing runs on Apple's GPUs here
-    assert FA2.runs_on(mi300) and not FA2.runs_on(find_gpu("t4")) and not FA2.runs_on(find_gpu("m4-max-128"))
+    bf16 = AttentionShape(seq_len=64, heads=1, head_dim=128)
+    assert FA3.unsupported(h100, bf16) is None and FA2.unsupported(a100, bf16) is None
+    assert FA3.unsupported(a100, bf16) == "not built for sm_80" and FA3.unsupported(mi300, bf16) == "no rocm build"
+    # FA2 needs sm_80 (a T4 is sm_75) and has a ROCm port; nothing runs on Apple's GPUs
+    assert FA2.unsupported(mi300, bf16) is None and FA2.unsupported(find_gpu("t4"), bf16) == "not built for sm_75"
+    assert FA2.unsupported(find_gpu("m4-max-128"), bf16) == "no metal build"
+    # fp16/bf16 only for FA2, fp8 too for FA3; head dims up to 256
+    fp8, fp32 = (AttentionShape(seq_len=64, heads=1, head_dim=128, dtype=d) for d in ("fp8", "fp32"))
+    assert FA2.unsupported(h100, fp8) == "no fp8 kernel" and FA3.unsupported(h100, fp8) is None
+    assert FA2.unsupported(h100, fp32) == "no fp32 kernel"
+    assert FA2.unsupported(h100, AttentionShape(seq_len=64, heads=1, head_dim=512)) == "head dim up to 256"
+    # f: 0.73 where mma.sync reaches the peak (sm_80, sm_120), 0.392 where the peak needs wgmma/tcgen05
+    assert (FA2.fraction(a100), FA2.fraction(find_gpu("rtx-5090")), FA2.fraction(h100),
+            FA2.fraction(find_gpu("b200"))) == (0.73, 0.73, 0.392, 0.392)
+    # FA3 fp8: 1.2 PFLOP/s of the 1,979 TFLOP/s fp8 peak
+    assert FA3.fraction(h100, "fp8") == round(1200 / 1979, 3) and FA3.fraction(h100, "bf16") == 0.715
 
 
 # Shah et al. 2024 (arXiv:2407.08608) Fig. 5, H100 SXM5, bf16, head dim 128, 16 heads, batch x N = 16k:
@@ -72,14 +92,35 @@ def test_published_h100_rates_within_seven_percent(kernel, causal, n, measured) 
     assert attention_flops(shape) / seconds / 1e12 == pytest.approx(measured, rel=0.07)
 
 
-def test_short_causal_sequences_pay_setup_and_the_last_wave() -> None:
-    # FA2, 512 causal tokens, 16 x 32 = 512 rows: per row tiles 2, 4, 6, 8 (+ 2.3 each) = 29.2 iterations;
-    # the ideal rate would need only (512^2 / 2) / (128 x 64) = 16 iterations of FLOPs per row.
-    gpu = find_gpu("h100-sxm")
-    shape = AttentionShape(seq_len=512, heads=16, head_dim=128, batch=32)
-    t = flash_time(shape, FA2, gpu.flops("bf16"), 0.392, gpu.sm_count)
-    ideal = attention_flops(shape) / (gpu.flops("bf16") * 0.392)
-    assert t.time_s / ideal >= 29.2 / 16
+def test_time_of_a_small_causal_call_by_hand() -> None:
+    # FA2, N = 256 causal, 2 heads, 2 SMs: each head's query tiles visit 2 and 4 KV tiles (+ 2.3 setup):
+    # CTAs 4.3, 6.3, 4.3, 6.3 -> SM a 4.3 then 4.3 (8.6), SM b 6.3 then 6.3 (12.6): makespan 12.6 iterations
+    shape = AttentionShape(seq_len=256, heads=2, head_dim=128)
+    t = flash_time(shape, FA2, 1e15, 0.5, 2)
+    assert t.makespan_iterations == pytest.approx(12.6) and t.ctas == 4
+    assert t.time_s == pytest.approx(12.6 * 2 * 128 * 64 * 256 * 2 / 5e14)
+
+
+def test_fa2_pads_an_mla_value_to_the_query_head_dim() -> None:
+    # MLA prefill: d = 192, d_v = 128; FA2 computes P V at 192 wide (one head dim), FA3 at 128
+    shape = AttentionShape(seq_len=128, heads=1, head_dim=192, v_head_dim=128, causal=False)
+    fa2, fa3 = (flash_time(shape, k, 1e15, 1.0, None) for k in (FA2, FA3))
+    # one CTA each: FA2 128 x 64 tiles, 2 KV tiles + 2.3; FA3 128 x 128, 1 + 2.0
+    assert fa2.time_s == pytest.approx(4.3 * 2 * 128 * 64 * (192 + 192) / 1e15)
+    assert fa3.time_s == pytest.approx(3.0 * 2 * 128 * 128 * (192 + 128) / 1e15)
+
+
+def test_large_grids_use_the_closed_form_within_half_a_percent() -> None:
+    # 40,000 rows of CTAs costing 1 and 3: 80,000 CTAs > EXACT_SCHEDULE_CTAS: W / SMs + u_max / 2
+    assert EXACT_SCHEDULE_CTAS < 2 * 40_000
+    closed = list_schedule_makespan([1.0, 3.0], rows=40_000, sms=100)
+    assert closed == pytest.approx(40_000 * 4 / 100 + 3 / 2)
+    finish = [0.0] * 100  # the exact list schedule, simulated here
+    for _ in range(40_000):
+        for cost in (1.0, 3.0):
+            k = finish.index(min(finish))
+            finish[k] += cost
+    assert closed == pytest.approx(max(finish), rel=0.005)
 
 
 def test_fa2_tile_follows_the_head_dim() -> None:
@@ -90,3 +131,26 @@ def test_fa2_tile_follows_the_head_dim() -> None:
 
     assert (tile(64), tile(128), tile(256), tile(192, 128)) == ((128, 128), (128, 64), (64, 64), (128, 64))
     assert FA3.tile(AttentionShape(seq_len=64, heads=1, head_dim=64)) == (128, 128)
+
+
+def _allowed(q: int, k: int, causal: bool, window: int | None, chunk: int | None) -> bool:
+    """The mask, written from its definition: causal k <= q; a causal window the last w keys; a window not
+    causal w keys centred on q ((w - 1) // 2 before, w // 2 after); a chunk the keys of q's own chunk."""
+    if causal and k > q:
+        return False
+    if window:
+        return q - window < k if causal else q - (window - 1) // 2 <= k <= q + window // 2
+    return not chunk or q // chunk == k // chunk
+
+
+@pytest.mark.parametrize("causal", [True, False])
+@pytest.mark.parametrize(("n", "window", "chunk"), [(200, None, None), (333, 100, None), (333, None, 96),
+                                                     (256, 64, None), (300, None, 128), (130, 7, None)])
+def test_tile_counts_equal_a_brute_force_count(causal: bool, n: int, window: int | None, chunk: int | None) -> None:
+    br, bc = 64, 32
+    shape = AttentionShape(seq_len=n, heads=1, head_dim=64, causal=causal, window=window, chunk=chunk)
+    brute = [sum(1 for kv in range(0, n, bc)
+                 if any(_allowed(q, k, causal, window, chunk)
+                        for q in range(qt, min(n, qt + br)) for k in range(kv, min(n, kv + bc))))
+             for qt in range(0, n, br)]
+    assert kv_tiles_per_query_tile(shape, br, bc) == brute

@@ -23,21 +23,21 @@ import heapq
 
 from kvcalc.calc.attention_memory import AttentionShape
 from kvcalc.spec.base import record
-from kvcalc.spec.gpu import GpuSpec
+from kvcalc.spec.gpu import GpuSpec, normalize_dtype
 from kvcalc.units import ceil_div
 
-#: Past this many CTAs the schedule is M = W / SMs + u_max / 2 (under 0.2 % from the exact list schedule,
-#: since each SM then runs hundreds of CTAs); below it the list schedule is run exactly.
+#: Past this many CTAs the schedule is M = W / SMs + u_max / 2 (within 0.5 % of the exact list schedule on
+#: 132-304 SMs, since each SM then runs hundreds of CTAs); below it the list schedule is run exactly.
 EXACT_SCHEDULE_CTAS = 1 << 16
 
 
 @record
 class FlashKernel:
     """A FlashAttention forward kernel: its tiles (`tiles`: (largest head dim, Br, Bc), the first row that
-    holds max(d, d_v) applies), setup cost per CTA in iterations
-    (`setup_iterations`), asymptotic fraction of the dense peak per architecture class (`fraction_of_peak`:
-    "hopper" for compute capability 9.x and later and for ROCm, "ampere" for 8.x), the CUDA capabilities it
-    runs on (`min_capability` .. `max_capability`) and the other platforms it has a port for (`platforms`)."""
+    holds max(d, d_v) applies; none past the last row), setup cost per CTA in iterations (`setup_iterations`),
+    asymptotic fraction of the dense peak (`fraction_of_peak`, by architecture class and dtype, `fraction`),
+    the CUDA capabilities it runs on (`min_capability` .. `max_capability`), the other platforms it has a
+    port for (`platforms`), its input dtypes (`dtypes`), and whether it pads V to Q's head dim (`pads_v`)."""
 
     name: str
     key: str
@@ -48,60 +48,83 @@ class FlashKernel:
     min_capability: tuple[int, int]
     max_capability: tuple[int, int] | None = None
     platforms: tuple[str, ...] = ()
+    dtypes: tuple[str, ...] = ("bf16", "fp16")
+    pads_v: bool = False
 
-    def runs_on(self, gpu: GpuSpec) -> bool:
+    def unsupported(self, gpu: GpuSpec, shape: AttentionShape) -> str | None:
+        """Why this kernel cannot run the call on `gpu` (None when it can): the card's architecture or
+        platform, the dtype, a head dim past its largest tile."""
         cc = gpu.cuda_capability
-        if cc is None:
-            return gpu.platform in self.platforms
-        return cc >= self.min_capability and (self.max_capability is None or cc <= self.max_capability)
+        if cc is None and gpu.platform not in self.platforms:
+            return f"no {gpu.platform} build"
+        if cc is not None and not (cc >= self.min_capability and (self.max_capability is None
+                                                                     or cc <= self.max_capability)):
+            return f"not built for {gpu.architecture}"
+        if normalize_dtype(shape.dtype) not in self.dtypes:
+            return f"no {shape.dtype} kernel"
+        if max(shape.head_dim, shape.d_v) > self.tiles[-1][0]:
+            return f"head dim up to {self.tiles[-1][0]}"
+        return None
 
     def tile(self, shape: AttentionShape) -> tuple[int, int]:
-        """(Br, Bc) for the shape's head dims (the largest tile row past 256)."""
+        """(Br, Bc) for the shape's head dims."""
         head_dim = max(shape.head_dim, shape.d_v)
         row = next((t for t in self.tiles if head_dim <= t[0]), self.tiles[-1])
         return row[1], row[2]
 
-    def fraction(self, gpu: GpuSpec) -> float:
+    def fraction(self, gpu: GpuSpec, dtype: str = "bf16") -> float:
+        """f for `gpu`: "ampere" on cards whose dense peak is mma.sync's (compute capability 8.x and 12.x, the
+        instruction FA2 uses), else "hopper" (9.x, 10.x: the peak needs wgmma/tcgen05; ROCm); "<class>-fp8"
+        where listed for fp8 inputs."""
         cc = gpu.cuda_capability
-        key = "ampere" if cc is not None and cc[0] == 8 and "ampere" in self.fraction_of_peak else "hopper"
-        return self.fraction_of_peak[key]
+        arch = "ampere" if cc is not None and cc[0] in (8, 12) and "ampere" in self.fraction_of_peak else "hopper"
+        fp8 = f"{arch}-fp8"
+        if normalize_dtype(dtype) == "fp8" and fp8 in self.fraction_of_peak:
+            return self.fraction_of_peak[fp8]
+        return self.fraction_of_peak[arch]
 
 
 _FA3_PAPER = "Shah et al. 2024 arXiv:2407.08608 Fig. 5 (H100 SXM5, head dim 128, causal and not)"
 #: FlashAttention-2's forward tiles by head dim on sm_80 and sm_90 (flash-attention
 #: csrc/flash_attn/src/flash_fwd_launch_template.h, run_mha_fwd_hdim32 ... hdim256; H100's 64 x 64 at 256; sm_86/89
-#: pick 64 x 64 for causal head dim 96/128, not modelled). s = 2.3 and f = 0.392 on Hopper fit
-#: the FA3 paper's twelve FA2 figures to within 6 %; on sm_8x f = 0.73, the FA2 paper's best forward
-#: fraction on A100 (Dao 2023, arXiv:2307.08691, abstract: "50-73% of the theoretical maximum FLOPs/s").
-#: Ampere and later (FA2 needs sm_80; Turing and Volta run other kernels), and ROCm's port (ROCm/flash-attention).
+#: pick 64 x 64 for causal head dim 96/128, not modelled). s = 2.3 and f = 0.392 on Hopper fit the FA3 paper's
+#: twelve FA2 figures to within 6 %; where mma.sync reaches the dense peak (sm_8x, sm_12x) f = 0.73, the FA2
+#: paper's best forward fraction on A100 (Dao 2023, arXiv:2307.08691, abstract: "50-73% of the theoretical
+#: maximum FLOPs/s"). sm_80 and later (Turing and Volta run other kernels) and ROCm's port (ROCm/flash-attention);
+#: fp16/bf16 only; one head dim for Q, K and V, so an MLA prefill's V is padded to Q's (vLLM
+#: v1/attention/backends/mla/common.py `_pad_v`, except FA3 on sm_90).
 FA2 = FlashKernel(name="FlashAttention-2", key="fa2",
                   tiles=((32, 128, 128), (64, 128, 128), (192, 128, 64), (256, 64, 64)), setup_iterations=2.3,
                   fraction_of_peak={"hopper": 0.392, "ampere": 0.73},
                   source=f"tiles: flash-attention flash_fwd_launch_template.h; s, f: fit to {_FA3_PAPER}",
-                  min_capability=(8, 0), platforms=("rocm",))
+                  min_capability=(8, 0), platforms=("rocm",), pads_v=True)
 #: FlashAttention-3 (Hopper only): its head-dim-128 tile, 128 x 128, at every head dim; s = 2.0 and f = 0.715 fit
-#: the paper's twelve FA3 figures to within 5 %.
+#: the paper's twelve FA3 figures to within 5 %. FP8: f = 1.2 PFLOP/s of the 1,979 TFLOP/s fp8 peak ("FP8
+#: reaching close to 1.2 PFLOPs/s", the paper's abstract).
 FA3 = FlashKernel(name="FlashAttention-3", key="fa3", tiles=((256, 128, 128),), setup_iterations=2.0,
-                  fraction_of_peak={"hopper": 0.715}, source=f"s, f: fit to {_FA3_PAPER}",
-                  min_capability=(9, 0), max_capability=(9, 0))
+                  fraction_of_peak={"hopper": 0.715, "hopper-fp8": round(1200 / 1979, 3)},
+                  source=f"s, f: fit to {_FA3_PAPER}", min_capability=(9, 0), max_capability=(9, 0),
+                  dtypes=("bf16", "fp16", "fp8"))
 FLASH_KERNELS = (FA2, FA3)
 
 
 def kv_tiles_per_query_tile(shape: AttentionShape, block_q: int, block_kv: int) -> list[int]:
-    """KV tiles each query tile visits: keys [lo, hi) its rows may see, rounded out to whole Bc tiles.
-    Causal: hi = min(N, (i + 1) Br); not causal: hi = N. Sliding window w: lo = max(0, i Br - w + 1);
-    chunk c: lo = the start of the first row's chunk."""
-    n = shape.seq_len
+    """KV tiles each query tile (rows first..last) visits: the keys [lo, hi) its rows may see, rounded out to
+    whole Bc tiles. Causal: keys up to the row, hi = last + 1; else hi = N. Sliding window w: causal,
+    lo = first - w + 1; not causal, centred on each row: [first - (w - 1) // 2, last + w // 2 + 1). Chunk c:
+    the rows' chunks, lo = first - first mod c (not causal: hi = the end of the last row's chunk)."""
+    n, window, chunk = shape.seq_len, shape.window, shape.chunk
     tiles = []
-    for i in range(ceil_div(n, block_q)):
-        first = i * block_q
-        hi = min(n, first + block_q) if shape.causal else n
-        if shape.window:
-            lo = max(0, first - shape.window + 1)
-        elif shape.chunk:
-            lo = first - first % shape.chunk
-        else:
-            lo = 0
+    for first in range(0, n, block_q):
+        last = min(n, first + block_q) - 1
+        lo, hi = 0, last + 1 if shape.causal else n
+        if window:
+            lo = first - window + 1 if shape.causal else first - (window - 1) // 2
+            hi = hi if shape.causal else last + window // 2 + 1
+        elif chunk:
+            lo = first - first % chunk
+            hi = hi if shape.causal else (last // chunk + 1) * chunk
+        lo, hi = max(0, lo), min(n, hi)
         tiles.append(ceil_div(hi, block_kv) - lo // block_kv)
     return tiles
 
@@ -138,12 +161,14 @@ class FlashTime:
 
 def flash_time(shape: AttentionShape, kernel: FlashKernel, peak_flops: float, fraction: float,
                sm_count: int | None) -> FlashTime:
-    """time = M x t_iter, t_iter = 2 Br Bc (d + d_v) x SMs / (peak x f) (module docstring). Without an SM
+    """time = M x t_iter, t_iter = 2 Br Bc (d + d_v) x SMs / (peak x f) (module docstring; d_v padded to d for a
+    kernel that `pads_v`). Without an SM
     count the schedule is ideal: M = W, the total CTA cost, on the whole chip: t_iter = 2 Br Bc (d + d_v) /
     (peak x f)."""
     block_q, block_kv = kernel.tile(shape)
     units = [t + kernel.setup_iterations for t in kv_tiles_per_query_tile(shape, block_q, block_kv)]
-    flops_per_iteration = 2.0 * block_q * block_kv * (shape.head_dim + shape.d_v)
+    d_v = max(shape.head_dim, shape.d_v) if kernel.pads_v else shape.d_v
+    flops_per_iteration = 2.0 * block_q * block_kv * (shape.head_dim + d_v)
     rate = peak_flops * fraction
     if sm_count:
         makespan = list_schedule_makespan(units, shape.rows, sm_count)

@@ -192,14 +192,15 @@ def _budget(groups: list[_Group], n: int, naive: str, budget: int, source: str,
 def _flash_timing(kernel: FlashKernel, groups: list[_Group], rows: list[AttentionLayerRow], n: int, gpu: GpuSpec,
                   peak: float, dtype: str, flops: float) -> AttentionTiming:
     """One FlashAttention kernel over every attention layer: the tile model's time per layer kind x layers."""
-    fraction = kernel.fraction(gpu)
+    fraction = kernel.fraction(gpu, dtype)
     times = [flash_time(g.make(n), kernel, peak, fraction, gpu.sm_count) for g in groups]
     time_s = sum(t.time_s * r.layers for t, r in zip(times, rows, strict=True))
     tiles = " / ".join(sorted({f"{t.block_q} x {t.block_kv}" for t in times}))
-    sms = f"{gpu.sm_count} SMs" if gpu.sm_count else "an ideal schedule (no SM count listed)"
+    sms = f"{gpu.sm_count} SMs taking CTAs in launch order" if gpu.sm_count else \
+        "an ideal schedule (no SM count listed)"
     return AttentionTiming(kernel=kernel.name, time_s=time_s, rate_flops=flops / time_s if time_s else 0.0,
                            basis=f"{tiles} tiles, {kernel.setup_iterations} setup iterations per CTA, "
-                                 f"{fraction:.1%} of the dense {dtype} peak, {sms} in launch order; {kernel.source}")
+                                 f"{fraction:.1%} of the dense {dtype} peak, {sms}; {kernel.source}")
 
 
 def _timings(rows: list[AttentionLayerRow], groups: list[_Group], n: int, gpu: GpuSpec,
@@ -220,10 +221,11 @@ def _timings(rows: list[AttentionLayerRow], groups: list[_Group], n: int, gpu: G
     naive_floor = max(naive_flops / peak, naive_hbm / gpu.memory_bandwidth_bytes_per_s)
     flash = []
     for kernel in FLASH_KERNELS:
-        if kernel.runs_on(gpu):
+        why = next((w for g in groups if (w := kernel.unsupported(gpu, g.make(n)))), None)
+        if why is None:
             flash.append(_flash_timing(kernel, groups, rows, n, gpu, peak, dtype, flops))
         else:
-            notes.append(f"{kernel.name} does not run on {gpu.name} ({gpu.architecture or 'no CUDA architecture'})")
+            notes.append(f"{kernel.name} does not run here ({why}): no time for it")
     return (
         *flash,
         AttentionTiming(kernel="naive (Algorithm 0) roofline floor", time_s=naive_floor,
@@ -310,7 +312,7 @@ def attention_report(
         memory_saving=round(naive_extra / flash_extra, 2),
         timings=_timings(rows, groups, seq_len, gpu, naive_hbm, notes),
         budget=_budget(groups, seq_len, naive, budget, source, kv_bytes),
-        assumptions=_assumptions(naive, sram, gpu), notes=tuple(notes),
+        assumptions=_assumptions(naive, sram, gpu, groups[0].make(seq_len)), notes=tuple(notes),
     )
     if explain:
         from kvcalc.spec.base import replace
@@ -334,23 +336,23 @@ def _model_notes(model: ModelSpec, groups: list[_Group], notes: list[str]) -> No
                      "(repeat_kv, enable_gqa) count the copies")
 
 
-def _kernel_assumptions(gpu: GpuSpec) -> dict[str, Assumption]:
+def _kernel_assumptions(gpu: GpuSpec, shape: am.AttentionShape) -> dict[str, Assumption]:
     """Each FlashAttention kernel's tile, setup and peak fraction on this card (the tile model's constants)."""
     out = {}
     for k in FLASH_KERNELS:
-        if k.runs_on(gpu):
+        if k.unsupported(gpu, shape) is None:
             out[f"{k.key}_tiles"] = Assumption(value=", ".join(f"d <= {d}: {q} x {kv}" for d, q, kv in k.tiles),
                                                source=k.source)
             out[f"{k.key}_setup_iterations"] = Assumption(value=k.setup_iterations, source=k.source)
-            out[f"{k.key}_fraction_of_peak"] = Assumption(value=k.fraction(gpu), source=k.source)
+            out[f"{k.key}_fraction_of_peak"] = Assumption(value=k.fraction(gpu, shape.dtype), source=k.source)
     return out
 
 
-def _assumptions(naive: str, sram: int | None, gpu: GpuSpec) -> dict[str, Assumption]:
+def _assumptions(naive: str, sram: int | None, gpu: GpuSpec, shape: am.AttentionShape) -> dict[str, Assumption]:
     impl = am.naive_implementation(naive)
     out = {
         "naive_implementation": Assumption(value=naive, source=impl.source),
-        **_kernel_assumptions(gpu),
+        **_kernel_assumptions(gpu, shape),
         "flops_convention": Assumption(value="4 N^2 d heads, causal halves", source=f"{_FA3} s4.1"),
     }
     if sram is not None:
@@ -417,14 +419,16 @@ def _time_derivation(t: AttentionTiming, report: AttentionReport, groups: list[_
     kernel = next((k for k in FLASH_KERNELS if k.name == t.kernel), None)
     if kernel is None:
         return Derivation(figure=f"time, {t.kernel}", formula="FLOPs / rate", substituted=
-                          f"{report.flops:.4g} / {t.rate_flops:.4g}", value=f"{t.time_s * 1e3:.3f} ms", source=t.basis)
-    peak, fraction = gpu.flops(report.dtype), kernel.fraction(gpu)
+                          f"{t.rate_flops * t.time_s:.4g} / {t.rate_flops:.4g}", value=f"{t.time_s * 1e3:.3f} ms",
+                          source=t.basis)
+    peak, fraction = gpu.flops(report.dtype), kernel.fraction(gpu, report.dtype)
+    sms = "SMs" if gpu.sm_count else "1 (no SM count: the whole chip)"
     terms = [(r.layers, flash_time(g.make(report.seq_len), kernel, peak, fraction, gpu.sm_count))
              for r, g in zip(report.layers, groups, strict=True)]
     return Derivation(
         figure=f"time, {t.kernel}",
         formula="sum over layer kinds of layers x M x t_iter; M: SMs taking CTAs (KV tiles visited + s) in launch "
-                "order; t_iter = 2 Br Bc (d + d_v) x SMs / (peak x f)",
+                f"order; t_iter = 2 Br Bc (d + d_v) x {sms} / (peak x f)",
         substituted=" + ".join(f"{n} x {ft.makespan_iterations:,.1f} x {ft.iteration_s * 1e6:.4g} us "
                                f"({ft.ctas:,} CTAs)" for n, ft in terms),
         value=f"{t.time_s * 1e3:.3f} ms ({t.rate_flops / 1e12:,.0f} TFLOP/s)", source=t.basis)

@@ -265,7 +265,7 @@ def attention_records(attention: dict[str, Any], gpu: GpuSpec) -> list[VerifyRec
         if not flash:
             out.append(_rec("attention_math_s", None, row["median_s"], "s", tokens=row["tokens"], graph=False))
             continue
-        fraction = FA2.fraction(gpu)
+        fraction = FA2.fraction(gpu, "bf16")
         ft = flash_time(shape, FA2, gpu.flops("bf16"), fraction, gpu.sm_count)
         basis = (f"predicted = FlashAttention-2's tile model ({ft.block_q} x {ft.block_kv} tiles, "
                  f"{FA2.setup_iterations} setup iterations, {fraction:.1%} of the bf16 peak)")
