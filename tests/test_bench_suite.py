@@ -72,3 +72,11 @@ def test_flash_attention_is_timed_as_graph_replays_on_the_gpu() -> None:
 
     flash = measure_attention(8, 128, [1024], "cuda")["rows"][0]
     assert flash["backend"] == "flash" and flash["graph"] is True
+
+
+def test_graph_or_eager_runs_eagerly_off_cuda() -> None:
+    from kvcalc.bench.timing import time_graph_or_eager
+
+    calls = []
+    timing, graph = time_graph_or_eager(lambda: calls.append(1), refresh=None, device="cpu", warmup=2, runs=3)
+    assert graph is False and timing.runs == 3 and len(calls) == 5  # 2 warm-up + 3 timed, no capture

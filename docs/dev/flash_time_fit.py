@@ -18,6 +18,7 @@ import statistics
 from kvcalc.calc.attention_memory import AttentionShape, attention_flops
 from kvcalc.calc.attention_time import FA2, FA3, FlashKernel, flash_time
 from kvcalc.sources.hardware import find_gpu
+from kvcalc.spec.base import replace
 
 LENGTHS = (512, 1024, 2048, 4096, 8192, 16384)
 #: TFLOP/s read off Fig. 5 (head dim 128): (kernel, causal) -> one figure per length.
@@ -35,9 +36,7 @@ FLAT_FRACTION = {"FlashAttention-2": 0.35, "FlashAttention-3": 661.0 / 989.4}
 def _rows(kernel: FlashKernel, setup: float, fraction: float) -> list[tuple[bool, int, float, float]]:
     """(causal, N, measured TFLOP/s, predicted TFLOP/s) of every published point."""
     gpu = find_gpu("h100-sxm")
-    trial = FlashKernel(name=kernel.name, key=kernel.key, tiles=kernel.tiles,
-                        setup_iterations=setup, fraction_of_peak={"hopper": fraction}, source="",
-                        min_capability=kernel.min_capability)
+    trial = replace(kernel, setup_iterations=setup, fraction_of_peak={"hopper": fraction})
     out = []
     for causal in (False, True):
         for n, measured in zip(LENGTHS, PUBLISHED[(kernel.name, causal)], strict=True):

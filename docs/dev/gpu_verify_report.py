@@ -85,19 +85,18 @@ def ceilings_table(raw: dict[str, Any], gpu: Any) -> None:
         print("| N | flash peak (B) | kvcalc attention (B) | flash ms | kvcalc ms | err | math peak (B) "
               "| kvcalc attention (B) | math ms |")
         print("|---|---|---|---|---|---|---|---|---|")
-        from kvcalc.calc.attention_memory import AttentionShape, flash_extra, naive_peak
-        from kvcalc.calc.attention_time import FA2, flash_time
+        from kvcalc.report.verify import attention_records
 
+        predicted = {(r.quantity, r.settings["tokens"]): r.predicted for r in attention_records(raw["attention"], gpu)}
         for n in sorted({r["tokens"] for r in att}):
-            shape = AttentionShape(seq_len=n, heads=32, head_dim=128)
             f = next(r for r in att if r["tokens"] == n and r["backend"] == "flash")
             m = next((r for r in att if r["tokens"] == n and r["backend"] == "math"), None)
-            math_cells = (f"{m['peak_bytes']:,} | {naive_peak(shape, 'torch-math').bytes:,} | "
+            math_cells = (f"{m['peak_bytes']:,} | {predicted['attention_math_peak_bytes', n]:,} | "
                           f"{m['median_s'] * 1e3:.2f}" if m else "skipped (would not fit) | - | -")
-            predicted = flash_time(shape, FA2, gpu.flops("bf16"), FA2.fraction(gpu), gpu.sm_count).time_s
+            flash_s = predicted["attention_flash_s", n]
             timed = f"{f['median_s'] * 1e3:.3f}{' g' if f.get('graph') else ''}"
-            print(f"| {n:,} | {f['peak_bytes']:,} | {sum(flash_extra(shape).values()):,} | {timed} | "
-                  f"{predicted * 1e3:.3f} | {100 * (predicted / f['median_s'] - 1):+.1f} % | {math_cells} |")
+            print(f"| {n:,} | {f['peak_bytes']:,} | {predicted['attention_flash_peak_bytes', n]:,} | {timed} | "
+                  f"{flash_s * 1e3:.3f} | {100 * (flash_s / f['median_s'] - 1):+.1f} % | {math_cells} |")
     kernel = ceil.get("kernel")
     if kernel:
         print(f"\nFixed cost of one kernel inside a CUDA graph: {kernel['per_kernel_s'] * 1e6:.2f} us")

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from kvcalc.bench.memory import free_bytes, release
-from kvcalc.bench.timing import Timing, time_runs, time_step
+from kvcalc.bench.timing import Timing, time_graph_or_eager, time_runs
 
 #: Timed runs of the flash call (cheap: 25 ms at 32k tokens on an H100).
 FLASH_RUNS = 20
@@ -67,14 +67,7 @@ def _time_flash(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, device: str) 
         for t in (q, k, v):
             t.normal_()
 
-    graph = device == "cuda"
-    try:
-        return time_step(call, refresh=refill, device=device, warmup=3, runs=FLASH_RUNS, graph=graph), graph
-    except RuntimeError:
-        if not graph:
-            raise
-        torch.cuda.synchronize()
-        return time_step(call, refresh=refill, device=device, warmup=3, runs=FLASH_RUNS, graph=False), False
+    return time_graph_or_eager(call, refresh=refill, device=device, warmup=3, runs=FLASH_RUNS)
 
 
 def measure_attention(heads: int, head_dim: int, lengths: list[int], device: str, *, runs: int = 5

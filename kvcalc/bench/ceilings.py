@@ -12,7 +12,7 @@ from typing import Any
 import torch
 
 from kvcalc.bench.memory import release
-from kvcalc.bench.timing import time_runs
+from kvcalc.bench.timing import time_graph_or_eager, time_runs
 
 LARGE = 8192
 
@@ -66,28 +66,11 @@ def gemm_rate(m: int, n: int, k: int, dtype: str, device: str, *, l2_bytes: int 
             else:
                 torch.matmul(a, b)
 
-    timing, graph = _time_products(products, device, runs)
+    timing, graph = time_graph_or_eager(products, refresh=None, device=device, warmup=3, runs=runs)
     per_product = {key: value / copies for key, value in timing.as_dict().items() if key.endswith("_s")}
     return {"dtype": dtype, "m": m, "n": n, "k": k, "copies": copies, "runs": timing.runs, "graph": graph,
             **per_product, "flops_per_s": 2 * m * n * k / per_product["median_s"],
             "bytes": operand_bytes + m * n * 2}
-
-
-def _time_products(products: Any, device: str, runs: int) -> tuple[Any, bool]:
-    """(Timing of `products`, whether it ran as a CUDA graph): a graph on CUDA, eager launches back to back
-    where this build cannot capture the product (the stream the failed capture left current is restored)."""
-    from kvcalc.bench.timing import time_step
-
-    if device != "cuda":
-        return time_step(products, refresh=None, device=device, warmup=3, runs=runs, graph=False), False
-    stream = torch.cuda.current_stream()
-    try:
-        return time_step(products, refresh=None, device=device, warmup=3, runs=runs), True
-    except torch.cuda.OutOfMemoryError:
-        raise
-    except RuntimeError:
-        torch.cuda.set_stream(stream)
-        return time_step(products, refresh=None, device=device, warmup=3, runs=runs, graph=False), False
 
 
 def kernel_overhead(device: str, kernels: int = 256, runs: int = 20) -> dict[str, Any]:

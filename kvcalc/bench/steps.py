@@ -21,7 +21,7 @@ import torch
 
 from kvcalc.bench.memory import free_bytes, release
 from kvcalc.bench.modules import GROUPED, BenchHead, BenchLayer, cached_tokens, dtype_of, rope_tables
-from kvcalc.bench.timing import time_step
+from kvcalc.bench.timing import time_graph_or_eager
 from kvcalc.calc.verify.layout import signature_groups
 from kvcalc.spec.layers import MLAAttention, MoEMLP
 from kvcalc.spec.model import ModelSpec
@@ -86,15 +86,8 @@ def _timed(step: Callable[[], object], refresh: Callable[[], object], device: st
     kernels = count_kernels(step, device)
     if kernels is None:
         step()
-    graph = device == "cuda" and (GROUPED["ok"] or not moe)  # the fallback's per-expert loop cannot be captured
-    try:
-        timing = time_step(step, refresh=refresh, device=device, runs=runs, warmup=warmup, graph=graph)
-    except RuntimeError:
-        if not graph:
-            raise
-        torch.cuda.synchronize()
-        graph = False
-        timing = time_step(step, refresh=refresh, device=device, runs=runs, warmup=warmup, graph=False)
+    graph = GROUPED["ok"] or not moe  # the fallback's per-expert loop cannot be captured
+    timing, graph = time_graph_or_eager(step, refresh=refresh, device=device, warmup=warmup, runs=runs, graph=graph)
     return timing, graph, kernels
 
 

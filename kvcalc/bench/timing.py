@@ -106,3 +106,30 @@ def time_step(
         captured = capture_graph(step)
         return time_runs(captured.replay, refresh=refresh, warmup=warmup, runs=runs, device=device)
     return time_runs(step, refresh=refresh, warmup=warmup, runs=runs, device=device)
+
+
+def time_graph_or_eager(
+    step: Callable[[], object],
+    *,
+    refresh: Callable[[], object] | None,
+    device: str,
+    warmup: int,
+    runs: int,
+    graph: bool = True,
+) -> tuple[Timing, bool]:
+    """(Timing, whether it ran as a CUDA graph): `time_step` as graph replays on CUDA when `graph`, eager
+    calls where capture is refused. A failed capture leaves its capture stream current, so the caller's
+    stream is restored before the eager runs; running out of memory is not a refusal and is re-raised."""
+    import torch
+
+    if device != "cuda" or not graph:
+        return time_step(step, refresh=refresh, device=device, warmup=warmup, runs=runs, graph=False), False
+    stream = torch.cuda.current_stream()
+    try:
+        return time_step(step, refresh=refresh, device=device, warmup=warmup, runs=runs), True
+    except torch.cuda.OutOfMemoryError:
+        raise
+    except RuntimeError:
+        torch.cuda.set_stream(stream)
+        torch.cuda.synchronize()
+        return time_step(step, refresh=refresh, device=device, warmup=warmup, runs=runs, graph=False), False

@@ -162,9 +162,8 @@ class FlashTime:
 def flash_time(shape: AttentionShape, kernel: FlashKernel, peak_flops: float, fraction: float,
                sm_count: int | None) -> FlashTime:
     """time = M x t_iter, t_iter = 2 Br Bc (d + d_v) x SMs / (peak x f) (module docstring; d_v padded to d for a
-    kernel that `pads_v`). Without an SM
-    count the schedule is ideal: M = W, the total CTA cost, on the whole chip: t_iter = 2 Br Bc (d + d_v) /
-    (peak x f)."""
+    kernel that `pads_v`). Without an SM count the schedule is ideal: M = W, the total CTA cost, on the whole
+    chip: t_iter = 2 Br Bc (d + d_v) / (peak x f)."""
     block_q, block_kv = kernel.tile(shape)
     units = [t + kernel.setup_iterations for t in kv_tiles_per_query_tile(shape, block_q, block_kv)]
     d_v = max(shape.head_dim, shape.d_v) if kernel.pads_v else shape.d_v
