@@ -917,10 +917,15 @@ def main() -> None:
       "rounding (ceil(L/64) vs ceil(L/16)) are.")
     p("- **Non-torch at tp 4** is 2.17–2.21 GiB vs 2.07–2.11 at tp 2; one `NON_TORCH_MULTI` leaves ≈ 0.1 GiB "
       "at tp 4. The granite text models add 0.21 GiB non-torch at tp 1 (model-specific kernels), not modelled.")
-    p("- **Kimi-Dev-72B (Qwen2.5-72B shape) weights** are 0.11 GiB (tp 2) / 0.15 GiB (tp 4) above kvcalc's; "
-      "with A only 3 GiB at tp 2 this is the +3.7 % token row. Unexplained beyond the rotary cache (≤ 0.03 GiB).")
-    p("- **Quantized weights** (quant.py) come out 0.03–0.05 GiB below vLLM's for the text models (FP8-dynamic, "
-      "W8A8, GPTQ w4a16): scale dtypes as loaded, the rotary cache, Marlin workspaces; ≤ 0.1 % of KV.")
+    kimi = sorted((r for r in ok if r["repo"].lower() == "moonshotai/kimi-dev-72b"), key=lambda r: r["tp"])
+    gaps = " / ".join(f"{r['rep_W'] - r['pred_W']:.2f} GiB (tp {r['tp']})" for r in kimi)
+    tp2 = next(r for r in kimi if r["tp"] == 2)
+    p(f"- **Kimi-Dev-72B (Qwen2.5-72B shape) weights** are {gaps} above kvcalc's; with A only "
+      f"{tp2['rep_A']:.0f} GiB at tp 2 this is the {pct(tp2['pred_tokens'], tp2['rep_tokens']):+.1f} % token "
+      "row. Unexplained beyond the rotary cache (≤ 0.03 GiB).")
+    qgaps = [r["pred_W"] - r["rep_W"] for r in ok if "W=quant.py" in r["notes"] and "text only" not in r["notes"]]
+    p(f"- **Quantized weights** (quant.py): the {len(qgaps)} text-model rows (FP8-dynamic, W8A8, GPTQ w4a16) "
+      f"come out {min(qgaps):+.2f} to {max(qgaps):+.2f} GiB from vLLM's, within its 0.01 GiB print rounding.")
     p("- **gpt-oss-120b (user logs V15, V17; now modelled).** The checkpoint holds 60.77 GiB; vLLM loads 64.38 "
       "GiB (v0.14.1, triton_kernels on SM90: the loaded uint8 scales stay allocated beside a swizzled copy padded "
       "to 256 rows, biases in fp32) and 65.97 GiB (v0.10.1, Marlin: hidden padded to 256, intermediate to 128). "
