@@ -133,6 +133,37 @@ def test_fa2_tile_follows_the_head_dim() -> None:
     assert FA3.tile(AttentionShape(seq_len=64, heads=1, head_dim=64)) == (128, 128)
 
 
+def test_fa2_tile_follows_the_card_and_the_mask() -> None:
+    # flash_fwd_launch_template.h run_mha_fwd_hdim96/128/256: sm_86/89 ("cc_major == 8 && cc_minor > 0") take
+    # 64 x 64 for causal d 96 and 128 (a head dim of 80 runs the 96 kernel) and 128 x 32 for d 128 not causal;
+    # d 96 not causal stays 128 x 64. A sliding window runs the local kernel (is_causal false): non-causal tiles.
+    # At d 256 the A100 (128 KB a block, < 192 KB an SM) takes 128 x 64; H100, sm_86/89 and sm_120 take 64 x 64.
+    def tile(d: int, cc: tuple[int, int] | None, causal: bool = True, window: int | None = None) -> tuple[int, int]:
+        return FA2.tile(AttentionShape(seq_len=64, heads=1, head_dim=d, causal=causal, window=window), cc)
+
+    ada, ampere_geforce, a100, h100, blackwell_geforce = (8, 9), (8, 6), (8, 0), (9, 0), (12, 0)
+    assert tile(128, ada) == tile(96, ada) == tile(80, ampere_geforce) == (64, 64)
+    assert (tile(128, ada, causal=False), tile(96, ada, causal=False)) == ((128, 32), (128, 64))
+    assert tile(128, ada, window=4096) == (128, 32)
+    assert tile(128, a100) == tile(128, h100) == tile(128, blackwell_geforce) == tile(128, None) == (128, 64)
+    assert tile(256, a100) == (128, 64)
+    assert tile(256, h100) == tile(256, ada) == tile(256, blackwell_geforce) == tile(256, None) == (64, 64)
+    assert tile(64, ada) == (128, 128)
+
+
+def test_fa2_on_sm89_times_the_square_causal_tile() -> None:
+    # RTX 4090 (sm_89, 128 SMs, 165.2 TFLOP/s bf16, f = 0.73): one head, 1,024 tokens, d 128, causal.
+    # 64 x 64 tiles: query tile i (rows 64 i .. 64 i + 63) visits keys [0, 64 (i + 1)) = i + 1 KV tiles, 16 CTAs,
+    # each on its own SM: M = 16 + 2.3 = 18.3 iterations; t_iter = 2 x 64 x 64 x (128 + 128) x 128 / (165.2e12 x
+    # 0.73) = 268,435,456 / 1.20596e14 s = 2.22591 us; time = 18.3 x 2.22591 = 40.734 us. The 128 x 64 tile of
+    # sm_80/sm_90 gives 8 CTAs, the last visiting 16 tiles, M = 18.3 at twice t_iter: 81.468 us.
+    shape = AttentionShape(seq_len=1024, heads=1, head_dim=128)
+    t = flash_time(shape, FA2, 165.2e12, 0.73, 128, (8, 9))
+    assert (t.block_q, t.block_kv, t.ctas, t.makespan_iterations) == (64, 64, 16, pytest.approx(18.3))
+    assert t.time_s == pytest.approx(40.734e-6, rel=1e-4)
+    assert flash_time(shape, FA2, 165.2e12, 0.73, 128, (8, 0)).time_s == pytest.approx(81.468e-6, rel=1e-4)
+
+
 def _allowed(q: int, k: int, causal: bool, window: int | None, chunk: int | None) -> bool:
     """The mask, written from its definition: causal k <= q; a causal window the last w keys; a window not
     causal w keys centred on q ((w - 1) // 2 before, w // 2 after); a chunk the keys of q's own chunk."""

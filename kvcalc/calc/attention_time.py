@@ -32,16 +32,46 @@ EXACT_SCHEDULE_CTAS = 1 << 16
 
 
 @record
+class TileRule:
+    """A kernel's tile, Br x Bc (`block_q` x `block_kv`), for head dims up to `head_dim` on the cards whose
+    compute capability lies in `capabilities` (an inclusive range; None: every card and platform), for causal
+    calls, calls that are not, or both (`causal` None)."""
+
+    head_dim: int
+    block_q: int
+    block_kv: int
+    capabilities: tuple[tuple[int, int], tuple[int, int]] | None = None
+    causal: bool | None = None
+
+    def applies(self, head_dim: int, capability: tuple[int, int] | None, causal: bool) -> bool:
+        """Whether this rule sets the tile of a call with this head dim, card and mask."""
+        if head_dim > self.head_dim or (self.causal is not None and causal != self.causal):
+            return False
+        return self.capabilities is None or (capability is not None
+                                             and self.capabilities[0] <= capability <= self.capabilities[1])
+
+    def describe(self) -> str:
+        """'d <= 128, sm_86-sm_89, causal: 64 x 64'."""
+        where = [f"d <= {self.head_dim}"]
+        if self.capabilities is not None:
+            lo, hi = (f"sm_{a}{b}" for a, b in self.capabilities)
+            where.append(lo if lo == hi else f"{lo}-{hi}")
+        if self.causal is not None:
+            where.append("causal" if self.causal else "not causal")
+        return f"{', '.join(where)}: {self.block_q} x {self.block_kv}"
+
+
+@record
 class FlashKernel:
-    """A FlashAttention forward kernel: its tiles (`tiles`: (largest head dim, Br, Bc), the first row that
-    holds max(d, d_v) applies; none past the last row), setup cost per CTA in iterations (`setup_iterations`),
+    """A FlashAttention forward kernel: its tiles (`tiles`, the first rule that applies to max(d, d_v), the card
+    and the mask; none past the last rule's head dim), setup cost per CTA in iterations (`setup_iterations`),
     asymptotic fraction of the dense peak (`fraction_of_peak`, by architecture class and dtype, `fraction`),
     the CUDA capabilities it runs on (`min_capability` .. `max_capability`), the other platforms it has a
     port for (`platforms`), its input dtypes (`dtypes`), and whether it pads V to Q's head dim (`pads_v`)."""
 
     name: str
     key: str
-    tiles: tuple[tuple[int, int, int], ...]
+    tiles: tuple[TileRule, ...]
     setup_iterations: float
     fraction_of_peak: dict[str, float]
     source: str
@@ -62,15 +92,18 @@ class FlashKernel:
             return f"not built for {gpu.architecture}"
         if normalize_dtype(shape.dtype) not in self.dtypes:
             return f"no {shape.dtype} kernel"
-        if max(shape.head_dim, shape.d_v) > self.tiles[-1][0]:
-            return f"head dim up to {self.tiles[-1][0]}"
+        if max(shape.head_dim, shape.d_v) > self.tiles[-1].head_dim:
+            return f"head dim up to {self.tiles[-1].head_dim}"
         return None
 
-    def tile(self, shape: AttentionShape) -> tuple[int, int]:
-        """(Br, Bc) for the shape's head dims."""
+    def tile(self, shape: AttentionShape, capability: tuple[int, int] | None = None) -> tuple[int, int]:
+        """(Br, Bc) for the shape's head dims and mask on a card of this compute capability. A sliding window
+        runs FlashAttention's local kernel, whose tiles are the non-causal ones (flash_api.cpp sets is_causal
+        only when there is no left window)."""
         head_dim = max(shape.head_dim, shape.d_v)
-        row = next((t for t in self.tiles if head_dim <= t[0]), self.tiles[-1])
-        return row[1], row[2]
+        causal = shape.causal and shape.window is None
+        rule = next((t for t in self.tiles if t.applies(head_dim, capability, causal)), self.tiles[-1])
+        return rule.block_q, rule.block_kv
 
     def fraction(self, gpu: GpuSpec, dtype: str = "bf16") -> float:
         """f for `gpu`: "ampere" on cards whose dense peak is mma.sync's (compute capability 8.x and 12.x, the
@@ -85,23 +118,35 @@ class FlashKernel:
 
 
 _FA3_PAPER = "Shah et al. 2024 arXiv:2407.08608 Fig. 5 (H100 SXM5, head dim 128, causal and not)"
-#: FlashAttention-2's forward tiles by head dim on sm_80 and sm_90 (flash-attention
-#: csrc/flash_attn/src/flash_fwd_launch_template.h, run_mha_fwd_hdim32 ... hdim256; H100's 64 x 64 at 256; sm_86/89
-#: pick 64 x 64 for causal head dim 96/128, not modelled). s = 2.3 and f = 0.392 on Hopper fit the FA3 paper's
-#: twelve FA2 figures to within 6 %; where mma.sync reaches the dense peak (sm_8x, sm_12x) f = 0.73, the FA2
-#: paper's best forward fraction on A100 (Dao 2023, arXiv:2307.08691, abstract: "50-73% of the theoretical
-#: maximum FLOPs/s"). sm_80 and later (Turing and Volta run other kernels) and ROCm's port (ROCm/flash-attention);
-#: fp16/bf16 only; one head dim for Q, K and V, so an MLA prefill's V is padded to Q's (vLLM
-#: v1/attention/backends/mla/common.py `_pad_v`, except FA3 on sm_90).
+#: sm_86 and sm_89 (GeForce and workstation Ampere/Ada: "cc_major == 8 && cc_minor > 0") and the A100's sm_80.
+SM8X = ((8, 6), (8, 9))
+SM80 = ((8, 0), (8, 0))
+#: FlashAttention-2's forward tiles (flash-attention csrc/flash_attn/src/flash_fwd_launch_template.h,
+#: run_mha_fwd_hdim32 ... hdim256): 128 x 128 up to d = 64; 128 x 64 up to 192, except that sm_86/89 take
+#: 64 x 64 for causal d = 96/128 ("64 x 64 is the fastest for causal (because it's square)") and 128 x 32 for
+#: non-causal d = 128 (two CTAs per SM); at 256, 128 x 64 where a block may use 128 KB of shared memory but an SM
+#: holds less than 192 KB (the A100), else 64 x 64 (H100, sm_86/89, sm_12x). s = 2.3 and f = 0.392 on Hopper fit
+#: the FA3 paper's twelve FA2 figures to within 6 %; where mma.sync reaches the dense peak (sm_8x, sm_12x)
+#: f = 0.73, the FA2 paper's best forward fraction on A100 (Dao 2023, arXiv:2307.08691, abstract: "50-73% of the
+#: theoretical maximum FLOPs/s"). sm_80 and later (Turing and Volta run other kernels) and ROCm's port
+#: (ROCm/flash-attention, the generic tiles); fp16/bf16 only; one head dim for Q, K and V, so an MLA prefill's V
+#: is padded to Q's (vLLM v1/attention/backends/mla/common.py `_pad_v`, except FA3 on sm_90).
 FA2 = FlashKernel(name="FlashAttention-2", key="fa2",
-                  tiles=((32, 128, 128), (64, 128, 128), (192, 128, 64), (256, 64, 64)), setup_iterations=2.3,
-                  fraction_of_peak={"hopper": 0.392, "ampere": 0.73},
+                  tiles=(TileRule(head_dim=64, block_q=128, block_kv=128),
+                         TileRule(head_dim=128, block_q=64, block_kv=64, capabilities=SM8X, causal=True),
+                         TileRule(head_dim=96, block_q=128, block_kv=64),
+                         TileRule(head_dim=128, block_q=128, block_kv=32, capabilities=SM8X, causal=False),
+                         TileRule(head_dim=192, block_q=128, block_kv=64),
+                         TileRule(head_dim=256, block_q=128, block_kv=64, capabilities=SM80),
+                         TileRule(head_dim=256, block_q=64, block_kv=64)),
+                  setup_iterations=2.3, fraction_of_peak={"hopper": 0.392, "ampere": 0.73},
                   source=f"tiles: flash-attention flash_fwd_launch_template.h; s, f: fit to {_FA3_PAPER}",
                   min_capability=(8, 0), platforms=("rocm",), pads_v=True)
 #: FlashAttention-3 (Hopper only): its head-dim-128 tile, 128 x 128, at every head dim; s = 2.0 and f = 0.715 fit
 #: the paper's twelve FA3 figures to within 5 %. FP8: f = 1.2 PFLOP/s of the 1,979 TFLOP/s fp8 peak ("FP8
 #: reaching close to 1.2 PFLOPs/s", the paper's abstract).
-FA3 = FlashKernel(name="FlashAttention-3", key="fa3", tiles=((256, 128, 128),), setup_iterations=2.0,
+FA3 = FlashKernel(name="FlashAttention-3", key="fa3", tiles=(TileRule(head_dim=256, block_q=128, block_kv=128),),
+                  setup_iterations=2.0,
                   fraction_of_peak={"hopper": 0.715, "hopper-fp8": round(1200 / 1979, 3)},
                   source=f"s, f: fit to {_FA3_PAPER}", min_capability=(9, 0), max_capability=(9, 0),
                   dtypes=("bf16", "fp16", "fp8"))
@@ -160,11 +205,11 @@ class FlashTime:
 
 
 def flash_time(shape: AttentionShape, kernel: FlashKernel, peak_flops: float, fraction: float,
-               sm_count: int | None) -> FlashTime:
+               sm_count: int | None, capability: tuple[int, int] | None = None) -> FlashTime:
     """time = M x t_iter, t_iter = 2 Br Bc (d + d_v) x SMs / (peak x f) (module docstring; d_v padded to d for a
     kernel that `pads_v`). Without an SM count the schedule is ideal: M = W, the total CTA cost, on the whole
-    chip: t_iter = 2 Br Bc (d + d_v) / (peak x f)."""
-    block_q, block_kv = kernel.tile(shape)
+    chip: t_iter = 2 Br Bc (d + d_v) / (peak x f). `capability`: the card's, which picks the tile."""
+    block_q, block_kv = kernel.tile(shape, capability)
     units = [t + kernel.setup_iterations for t in kv_tiles_per_query_tile(shape, block_q, block_kv)]
     d_v = max(shape.head_dim, shape.d_v) if kernel.pads_v else shape.d_v
     flops_per_iteration = 2.0 * block_q * block_kv * (shape.head_dim + d_v)

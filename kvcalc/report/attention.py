@@ -193,7 +193,7 @@ def _flash_timing(kernel: FlashKernel, groups: list[_Group], rows: list[Attentio
                   peak: float, dtype: str, flops: float) -> AttentionTiming:
     """One FlashAttention kernel over every attention layer: the tile model's time per layer kind x layers."""
     fraction = kernel.fraction(gpu, dtype)
-    times = [flash_time(g.make(n), kernel, peak, fraction, gpu.sm_count) for g in groups]
+    times = [flash_time(g.make(n), kernel, peak, fraction, gpu.sm_count, gpu.cuda_capability) for g in groups]
     time_s = sum(t.time_s * r.layers for t, r in zip(times, rows, strict=True))
     tiles = " / ".join(sorted({f"{t.block_q} x {t.block_kv}" for t in times}))
     sms = f"{gpu.sm_count} SMs taking CTAs in launch order" if gpu.sm_count else \
@@ -341,7 +341,7 @@ def _kernel_assumptions(gpu: GpuSpec, shape: am.AttentionShape) -> dict[str, Ass
     out = {}
     for k in FLASH_KERNELS:
         if k.unsupported(gpu, shape) is None:
-            out[f"{k.key}_tiles"] = Assumption(value=", ".join(f"d <= {d}: {q} x {kv}" for d, q, kv in k.tiles),
+            out[f"{k.key}_tiles"] = Assumption(value="; ".join(rule.describe() for rule in k.tiles),
                                                source=k.source)
             out[f"{k.key}_setup_iterations"] = Assumption(value=k.setup_iterations, source=k.source)
             out[f"{k.key}_fraction_of_peak"] = Assumption(value=k.fraction(gpu, shape.dtype), source=k.source)
@@ -423,7 +423,7 @@ def _time_derivation(t: AttentionTiming, report: AttentionReport, groups: list[_
                           source=t.basis)
     peak, fraction = gpu.flops(report.dtype), kernel.fraction(gpu, report.dtype)
     sms = "SMs" if gpu.sm_count else "1 (no SM count: the whole chip)"
-    terms = [(r.layers, flash_time(g.make(report.seq_len), kernel, peak, fraction, gpu.sm_count))
+    terms = [(r.layers, flash_time(g.make(report.seq_len), kernel, peak, fraction, gpu.sm_count, gpu.cuda_capability))
              for r, g in zip(report.layers, groups, strict=True)]
     return Derivation(
         figure=f"time, {t.kernel}",

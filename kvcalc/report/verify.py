@@ -266,7 +266,7 @@ def attention_records(attention: dict[str, Any], gpu: GpuSpec) -> list[VerifyRec
             out.append(_rec("attention_math_s", None, row["median_s"], "s", tokens=row["tokens"], graph=False))
             continue
         fraction = FA2.fraction(gpu, "bf16")
-        ft = flash_time(shape, FA2, gpu.flops("bf16"), fraction, gpu.sm_count)
+        ft = flash_time(shape, FA2, gpu.flops("bf16"), fraction, gpu.sm_count, gpu.cuda_capability)
         basis = (f"predicted = FlashAttention-2's tile model ({ft.block_q} x {ft.block_kv} tiles, "
                  f"{FA2.setup_iterations} setup iterations, {fraction:.1%} of the bf16 peak)")
         out.append(_rec("attention_flash_s", ft.time_s, row["median_s"], "s", basis, tokens=row["tokens"],
