@@ -67,9 +67,9 @@ def _spec() -> str:
     return f"{cells[3]} held-out rows | {cells[1].strip('*').strip()} | {cells[2]}"
 
 
-def _attention() -> str:
-    cells = _cells(_read("accuracy-attention.md"), "tile model")
-    return f"{cells[1]} rows | {cells[2]} | {cells[3]}" if cells else f"- | {MISSING} | -"
+def _attention(row: str = "tile model", label: str = "rows") -> str:
+    cells = _cells(_read("accuracy-attention.md"), row)
+    return f"{cells[1]} {label} | {cells[2]} | {cells[3]}" if cells else f"- | {MISSING} | -"
 
 
 def _median_worst(cell: str) -> tuple[float, float]:
@@ -156,6 +156,9 @@ def render_summary(p: Any, v019: dict[str, Any], recent: dict[str, dict[str, lis
       "[accuracy-spec.md](accuracy-spec.md) |")
     p(f"| FlashAttention-2/3 forward time (`attention`) | FA3 paper's H100 figures | {_attention()} | "
       "[accuracy-attention.md](accuracy-attention.md) |")
+    p("| FlashAttention-3 forward time (`attention`) | pytorch/benchmark's H100 figures | "
+      f"{_attention('held out: pytorch/benchmark FA3', 'held-out rows')} | "
+      "[accuracy-attention.md](accuracy-attention.md#held-out-flashattention-3-in-pytorchbenchmark) |")
     p(f"| weights and paged KV pool bytes (`verify`, H100) | bytes allocated by torch | {val['bytes']} | "
       "[validation.md](validation.md) |")
     p(f"| decode step time (`verify`, H100, after calibration) | CUDA-graph replays | {val['decode']} | "

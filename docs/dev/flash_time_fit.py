@@ -29,6 +29,10 @@ PUBLISHED = {
     ("FlashAttention-3", True): (292, 423, 521, 579, 602, 616),
 }
 HEADS, HEAD_DIM, TOKENS = 16, 128, 16384
+#: Held out (informed no constant): FlashAttention-3 forward TFLOP/s at the same shapes, not causal, from the test
+#: plan of pytorch/benchmark PR #2391 (https://github.com/pytorch/benchmark/pull/2391, `run_benchmark.py triton
+#: --op flash_attention --only flash_v3 --metrics tflops --d-head 128`, 2024-07; an H100, variant not stated).
+HELD_OUT_FA3_NONCAUSAL = (430.32, 517.099, 565.544, 590.233, 614.234, 620.73)
 #: What kvcalc used before the tile model: one fraction of the 989.4 TFLOP/s peak at every N.
 FLAT_FRACTION = {"FlashAttention-2": 0.35, "FlashAttention-3": 661.0 / 989.4}
 
@@ -60,6 +64,30 @@ def fit(kernel: FlashKernel) -> tuple[float, float]:
     return best[1], best[2]
 
 
+def _held_out() -> list[float]:
+    """Print the held-out FA3 figures against the shipped kernel and return their errors (%)."""
+    gpu = find_gpu("h100-sxm")
+    print("## Held out: FlashAttention-3 in pytorch/benchmark\n")
+    print("FlashAttention-3 at the paper's shapes, not causal, as pytorch/benchmark PR #2391 measured it "
+          "(https://github.com/pytorch/benchmark/pull/2391, test plan; an H100 whose variant the PR does not "
+          "state). These figures informed no constant.\n")
+    print("| N | measured TFLOP/s | kvcalc TFLOP/s | error |")
+    print("|---:|---:|---:|---:|")
+    errors = []
+    for n, measured in zip(LENGTHS, HELD_OUT_FA3_NONCAUSAL, strict=True):
+        shape = AttentionShape(seq_len=n, heads=HEADS, head_dim=HEAD_DIM, batch=TOKENS // n, causal=False)
+        seconds = flash_time(shape, FA3, gpu.flops("bf16"), FA3.fraction(gpu), gpu.sm_count,
+                             gpu.cuda_capability).time_s
+        predicted = attention_flops(shape) / seconds / 1e12
+        errors.append(100 * (predicted / measured - 1))
+        print(f"| {n:,} | {measured:.0f} | {predicted:.0f} | {errors[-1]:+.1f} % |")
+    print(f"\nMedian |error| {statistics.median(abs(e) for e in errors):.1f} %, worst {max(errors, key=abs):+.1f} %. "
+          "kvcalc is high at every N by a near-constant 6-9 %: these runs sit 4-9 % below the FA3 paper's own "
+          "figures for the same kernel and shapes (430 vs 467 TFLOP/s at 512, 621 vs 648 at 16k), a card or clock "
+          "difference the tile model cannot see, not a shape the model misses.\n")
+    return errors
+
+
 def main() -> None:
     print("# Accuracy: FlashAttention time (`kvcalc attention`, `kvcalc verify`)\n")
     print("Regenerate with `PYTHONPATH=. python docs/dev/flash_time_fit.py > docs/accuracy-attention.md`.\n")
@@ -89,9 +117,11 @@ def main() -> None:
         errors_all += errors
         flat = FLAT_FRACTION[kernel.name] * 989.4
         flat_all += [100 * (flat / m - 1) for causal in (False, True) for m in PUBLISHED[(kernel.name, causal)]]
+    held_out = _held_out()
     print("## Summary\n")
     print("| set | rows | median | worst |\n|---|---|---|---|")
-    for name, errs in (("tile model", errors_all), ("flat rates it replaced", flat_all)):
+    for name, errs in (("tile model", errors_all), ("flat rates it replaced", flat_all),
+                       ("held out: pytorch/benchmark FA3", held_out)):
         print(f"| {name} | {len(errs)} | {statistics.median(abs(e) for e in errs):.1f} % | "
               f"{max(abs(e) for e in errs):.1f} % |")
     print("\nThe flat rates (FA2 at 35 % and FA3 at 66.8 % of the peak at every N, the figures of the FA3 paper's "
