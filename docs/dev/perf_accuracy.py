@@ -50,14 +50,23 @@ def _rows() -> list[dict[str, str]]:
     return list(csv.DictReader([line for line in text if not line.startswith("#")], delimiter="\t"))
 
 
+#: llama.cpp decode on Apple GPUs that set the Metal per-layer cost and Apple's streaming efficiency
+#: (docs/dev/metal_fit.py, defaults.py METAL_LAYER_S and VENDOR_BW_EFF["Apple"]).
+METAL_FIT_ROWS = ("r161", "r162", "r164", "r167", "r168", "r169", "r170")
+
 #: Rows that set a default constant (engine step/front-end costs, the per-layer cost): the rest never informed a
 #: value, so their errors are the out-of-sample figure. The second pass (request rates, length distributions,
 #: admission and preemption, pipeline cycles, DP, all-reduce latency, vendor bandwidth) fitted nothing to rows:
 #: its constants come from engine code and published non-dev measurements (defaults.py, policy.py).
-USED_FOR_DEFAULTS = frozenset({"r042", "r043", "r046", "r047", "r048", "r049", "r064", "r073"})
+USED_FOR_DEFAULTS = frozenset({"r042", "r043", "r046", "r047", "r048", "r049", "r064", "r073",
+                               *METAL_FIT_ROWS})
 
 #: Rows added in the second pass, after every constant was fixed (held out from the start).
-ADDED_LATER = frozenset({"r033", "r040", "r041", "r061", "r063", *(f"r{i}" for i in range(115, 167))})
+ADDED_LATER = frozenset({"r033", "r040", "r041", "r061", "r063",
+                         *(f"r{i}" for i in range(115, 184) if f"r{i}" not in METAL_FIT_ROWS)})
+
+#: The last row of the dev set when the GEMM shape pass was made (its before/after table compares those rows).
+LAST_SHAPE_PASS_ROW = 144
 
 #: The first pass's figures on its 87 rows (docs/accuracy-perf.md before the second pass): class -> (median, worst).
 FIRST_PASS = {"TPOT": (0.095, 0.46), "TTFT": (0.216, 0.44), "E2E": (0.112, 0.18), "throughput": (0.167, 4.15)}
@@ -174,7 +183,9 @@ def _subset_lines(rows: list[dict[str, Any]]) -> list[str]:
     """Held-out figures and the first pass's rows before -> after."""
     held = _summary([r for r in rows if r["id"] not in USED_FOR_DEFAULTS])
     later = _summary([r for r in rows if r["id"] in ADDED_LATER])
-    first = _summary([r for r in rows if r["id"] not in ADDED_LATER])
+    then = [r for r in rows if int(r["id"][1:]) <= LAST_SHAPE_PASS_ROW]
+    first = _summary([r for r in then if r["id"] not in ADDED_LATER])
+    then_held = _summary([r for r in then if r["id"] not in USED_FOR_DEFAULTS])
     lines = ["", "## Held out", "",
              "Rows that informed no constant (all but " + ", ".join(sorted(USED_FOR_DEFAULTS))
              + "), and the rows added after every constant was fixed:", "",
@@ -188,10 +199,11 @@ def _subset_lines(rows: list[dict[str, Any]]) -> list[str]:
     lines += ["", "The GEMM shape pass (rows per GEMM and per expert, depth, grouped-GEMM factor, MoE activation "
               "traffic: calc/perf/shape.py), before -> after (median / worst absolute error, median signed; held "
               "out: the rows that informed no constant, median / worst). No row informed the shape constants "
-              "(their sources: DeepGEMM's README tables, the torch harness's GEMM ceilings, vLLM PR #54742):", "",
+              "(their sources: DeepGEMM's README tables, the torch harness's GEMM ceilings, vLLM PR #54742). "
+              f"Both columns on the rows of the time (r001-r{LAST_SHAPE_PASS_ROW}):", "",
               "| class | all rows before | after | held out before | after |", "|---|---|---|---|---|"]
     for cls, (med, worst, signed, hmed, hworst) in SHAPE_PASS_BEFORE.items():
-        a, h = _summary(rows).get(cls), held.get(cls)
+        a, h = _summary(then).get(cls), then_held.get(cls)
         if a and h:
             lines.append(f"| {cls} | {med:.1%} / {worst:.0%} / {signed:+.1%} | {a[1]:.1%} / {a[2]:.0%} / {a[3]:+.1%} | "
                          f"{hmed:.1%} / {hworst:.0%} | {h[1]:.1%} / {h[2]:.0%} |")

@@ -194,7 +194,7 @@ def main_gemm_dtype(pm: PerfModel) -> str:
 def efficiencies(coeffs: PerfCoefficients) -> dict[str, Efficiency]:
     names = ("weight_bw_eff", "kv_bw_eff", "gemm_eff", "attention_eff", "layer_overhead_s", "step_overhead_s",
              "request_overhead_s", "comm_latency_s", "comm_hop_latency_s", "comm_bw_eff", "frontend_latency_s",
-             "gemm_rows_half", "gemm_depth_half", "moe_gemm_eff", "overlap_loss")
+             "gemm_rows_half", "gemm_rows_min", "gemm_depth_half", "moe_gemm_eff", "overlap_loss")
     return {n: Efficiency(value=getattr(coeffs, n), source=coeffs.sources.get(n, coeffs.source)) for n in names}
 
 

@@ -43,7 +43,8 @@ _RANGES: dict[str, tuple[float, float]] = {
     "weight_bw_eff": (0.01, 1.5), "kv_bw_eff": (0.01, 1.5), "attention_eff": (0.01, 1.5),
     "comm_bw_eff": (0.01, 1.5), "layer_overhead_s": (0.0, 0.1), "step_overhead_s": (0.0, 1.0),
     "request_overhead_s": (0.0, 0.1), "comm_latency_s": (0.0, 0.1), "frontend_latency_s": (0.0, 10.0),
-    "moe_gemm_eff": (0.01, 1.5), "gemm_rows_half": (0.0, 4096.0), "gemm_depth_half": (0.0, 65536.0),
+    "moe_gemm_eff": (0.01, 1.5), "gemm_rows_half": (0.0, 4096.0), "gemm_rows_min": (1.0, 256.0),
+    "gemm_depth_half": (0.0, 65536.0),
     "overlap_loss": (0.0, 1.0),
 }
 _GEMM_DTYPES = ("bf16", "fp16", "fp8", "int8", "fp4")

@@ -10,7 +10,7 @@ a roofline multiplied term by term by coefficients fitted to real runs). For one
     t_step      = R(t_weights, t_gemm) + sum over expert groups (R(t_expert_weights, t_experts) + t_activations)
                   + R(t_kv, t_attention) + layers x layer_overhead_s + step_overhead_s
                   + requests x request_overhead_s + t_comm
-    s(M)        = M / (max(M, 16) + gemm_rows_half x M / (M + gemm_rows_half))   rows of a GEMM (M_e per expert)
+    s(M)        = M / (max(M, gemm_rows_min) + gemm_rows_half x M / (M + gemm_rows_half))   rows (M_e per expert)
     d(K)        = K / (K + gemm_depth_half)                                      depth of a GEMM
     R(a, b)     = max(a, b) + overlap_loss x min(a, b)                           (all in calc/perf/shape.py)
     t_comm      = per collective: latency + bytes / (link bandwidth x comm_bw_eff); a TP all-reduce over n
@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from dataclasses import field
 
-from kvcalc.calc.perf.shape import depth_efficiency, row_efficiency
+from kvcalc.calc.perf.shape import GEMM_ROWS_MIN, depth_efficiency, row_efficiency
 from kvcalc.spec.base import record
 
 
@@ -56,6 +56,7 @@ class PerfCoefficients:
     moe_gemm_eff: float = 1.0
     overlap_loss: float = 0.0
     gemm_depth_half: float = 0.0
+    gemm_rows_min: float = GEMM_ROWS_MIN
 
     def gemm_efficiency(self, dtype: str) -> float:
         """gemm_eff for `dtype` (bf16, fp16, fp8, fp4, int8), falling back to bf16's."""
@@ -66,5 +67,6 @@ class PerfCoefficients:
         return depth_efficiency(depth, self.gemm_depth_half)
 
     def row_efficiency(self, rows: float) -> float:
-        """s(M) = M / (M + gemm_rows_half) for a GEMM of `rows` rows (calc/perf/shape.py)."""
-        return row_efficiency(rows, self.gemm_rows_half)
+        """s(M) = M / (max(M, gemm_rows_min) + gemm_rows_half x M / (M + gemm_rows_half)) for a GEMM of `rows`
+        rows (calc/perf/shape.py)."""
+        return row_efficiency(rows, self.gemm_rows_half, self.gemm_rows_min)

@@ -2,16 +2,17 @@
 
 Card terms (how close kernels come to the datasheet):
 - weight_bw_eff: streaming weights through GEMV/skinny GEMMs. The hardware file's measured `hbm_copy`
-  where there is one (H100: 0.902), else the vendor's published figure (`VENDOR_BW_EFF`: AMD Instinct
-  0.81, Apple single-die 0.69 and Ultra 0.47), else GENERIC_BW_EFF.
+  where there is one (H100: 0.902), else the vendor's figure (`VENDOR_BW_EFF`: AMD Instinct 0.81 from
+  BabelStream, Apple 0.907 fitted to llama.cpp decode with its Metal per-layer cost), else GENERIC_BW_EFF.
 - kv_bw_eff: paged decode attention gathers scattered blocks, slower than a stream: 0.75, an assumption
   until `kvcalc verify` measures it on the card.
 - gemm_eff[bf16]: the hardware file's measured `bf16_gemm` (H100: 0.716), else GENERIC_GEMM_EFF, both
   measured on large GEMMs (8192^3) and divided by that shape's row and depth efficiencies (shape.py:
   s(8192) d(8192) = 0.912) to give the large-shape asymptote; fp8/int8/fp4 are the 16-bit figure x
   LOW_PRECISION_GEMM_SCALE.
-- gemm_rows_half, gemm_depth_half, moe_gemm_eff, overlap_loss: how a GEMM's shape sets its efficiency
-  (calc/perf/shape.py, each with its source).
+- gemm_rows_half, gemm_rows_min, gemm_depth_half, moe_gemm_eff, overlap_loss: how a GEMM's shape sets its
+  efficiency (calc/perf/shape.py, each with its source); gemm_rows_min is 16 (a tensor-core MMA) except on
+  Apple GPUs, which multiply a few rows as matrix-vector products (1).
 - attention_eff: FlashAttention forward as a fraction of the 16-bit peak: FA3 bf16 hdim 128 causal ~616 of
   989 TFLOP/s at 16k tokens, lower at short sequences, FA2 35 % on H100 (Shah et al. 2024, arXiv:2407.08608);
   engines' paged, chunked kernels run below these benchmarks: 0.40.
@@ -41,14 +42,16 @@ Engine terms (what each engine spends around the kernels), `ENGINE_OVERHEADS`: p
 sampler, input preparation, the Python the CUDA graphs do not remove), per layer (kernel launches and gaps
 left inside a CUDA graph; eager mode pays a launch per kernel), per request in a step, and the front end's
 fixed latency per request. They are engine-level constants, each with the measurement it comes from
-(docs/accuracy-perf.md lists the rows); a calibration file replaces every one of them.
+(docs/accuracy-perf.md lists the rows); a calibration file replaces every one of them. llama.cpp on an Apple GPU
+runs its Metal backend, which pays METAL_LAYER_S per layer instead of the CUDA backend's 20 us
+(`engine_overheads`).
 """
 
 from __future__ import annotations
 
 from kvcalc.calc.perf import shape
 from kvcalc.calc.perf.coefficients import PerfCoefficients
-from kvcalc.spec.base import record
+from kvcalc.spec.base import record, replace
 from kvcalc.spec.gpu import GpuSpec
 
 GENERIC_BW_EFF = 0.85
@@ -80,20 +83,18 @@ COMM_LATENCY_SOURCE = ("ring all-reduce: latency + 2 (n - 1) hops; NVLink 4.9 us
                        "all_reduce_perf 4-16 B, deepseek-ai/DeepEP#303); PCIe 20 us + 2.5 us per hop, assumed")
 
 #: Published streaming efficiencies by vendor for cards without a measurement of their own: (value, source).
-#: Apple: llama.cpp tg128 of Llama-2-7B Q4_0 (3.56 GiB) in discussion #4167, less llama.cpp's fixed costs
-#: (0.3 ms + 32 x 20 us per token, ENGINE_OVERHEADS) = weight bytes / time / bandwidth: M4 Pro 0.75, M4 Max
-#: 0.63 (single die: mean 0.69); M1 Ultra 0.43, M2 Ultra 0.49, M3 Ultra 0.48 (two dies over UltraFusion:
-#: median 0.48 ~ 0.47).
+#: Apple: fitted with METAL_LAYER_S to llama.cpp decode on an M2 Ultra and an M3 Max (docs/dev/metal_fit.py);
+#: apart, the two-die M2 Ultra streams at 0.888 and the one-die M3 Max at 0.922, so one figure serves both.
 VENDOR_BW_EFF: dict[str, tuple[float, str]] = {
     "AMD": (0.81, "0.81: BabelStream on MI300X reaches 81 % of its 5.3 TB/s (Ambati et al., 'AMD MI300X GPU "
                   "Performance Analysis', arXiv, 2025-10-31); applied to AMD Instinct cards without a measurement"),
-    "Apple": (0.69, "0.69: llama.cpp tg128 of Llama-2-7B Q4_0 on Apple M4 Pro (50.7 tokens/s at 273 GB/s) and M4 "
-                    "Max (83.1 at 546 GB/s), ggml-org/llama.cpp discussion #4167, less llama.cpp's fixed costs: "
-                    "0.75 and 0.63"),
-    "Apple Ultra": (0.47, "0.47: llama.cpp tg128 of Llama-2-7B Q4_0 on M1/M2/M3 Ultra (83.7/94.3/92.1 tokens/s at "
-                          "800 GB/s), discussion #4167, less llama.cpp's fixed costs: 0.43-0.49 (two dies joined by "
-                          "UltraFusion)"),
+    "Apple": (0.907, "0.907, fitted with llama.cpp's Metal per-layer cost (199 us) to llama-bench tg512 of Llama-3 "
+                     "8B and 70B, Q4_K_M and F16, on an M2 Ultra and an M3 Max (XiongjieDai/GPU-Benchmarks-on-LLM-"
+                     "Inference, May 2024; docs/dev/metal_fit.py): 7 rows within 8 %, 13 held-out rows median 5.5 %"),
 }
+#: llama.cpp's Metal backend: a fixed cost per layer of decode (kernel encoding and dispatch per op), fitted with
+#: VENDOR_BW_EFF["Apple"] (docs/dev/metal_fit.py): t = 0.3 ms + layers x 199 us + bytes / (B x 0.907).
+METAL_LAYER_S = 199e-6
 COMM_BW_EFF = 0.8
 COMM_BW_SOURCE = ("0.8, assumed: nccl-tests all-reduce bus bandwidth stays below the NVLink per-direction "
                   "rate; kvcalc verify measures it")
@@ -110,6 +111,10 @@ class EngineOverheads:
     frontend_s: float
     source: str
 
+
+METAL_SOURCE = ("llama.cpp Metal: 199 us per layer (kernel encoding and dispatch), fitted with the Apple streaming "
+                "efficiency 0.907 to llama-bench tg512 on an M2 Ultra and an M3 Max (docs/dev/metal_fit.py); step "
+                "and request costs as llama.cpp CUDA's (row r064)")
 
 #: Per-engine fixed costs. See the module docstring and docs/accuracy-perf.md.
 ENGINE_OVERHEADS: dict[str, EngineOverheads] = {
@@ -153,7 +158,7 @@ def _card_terms(gpu: GpuSpec) -> tuple[dict[str, float], dict[str, str]]:
     """The card's efficiencies (module docstring) and a source for each."""
     sources: dict[str, str] = {}
     bw = _measured(gpu, "hbm_copy")
-    vendor = _vendor_key(gpu)
+    vendor = gpu.vendor
     if bw is not None:
         sources["weight_bw_eff"] = f"measured hbm_copy on {gpu.name} (hardware/{gpu.key}.yaml)"
     elif vendor in VENDOR_BW_EFF:
@@ -176,12 +181,20 @@ def _card_terms(gpu: GpuSpec) -> tuple[dict[str, float], dict[str, str]]:
             "hop": NVLINK_HOP_LATENCY_S if nvlink else PCIE_HOP_LATENCY_S}, sources
 
 
-def _vendor_key(gpu: GpuSpec) -> str:
-    """VENDOR_BW_EFF's key for a card: its vendor, "Apple Ultra" for Apple's two-die chips."""
-    vendor = gpu.vendor
-    if vendor == "Apple" and "Ultra" in gpu.name:
-        return "Apple Ultra"
-    return vendor
+def engine_overheads(engine: str, gpu: GpuSpec) -> EngineOverheads:
+    """ENGINE_OVERHEADS of `engine` (vLLM's for an unknown one); llama.cpp on an Apple GPU runs its Metal backend,
+    whose per-layer cost is METAL_LAYER_S (10x its CUDA graphs' 20 us)."""
+    over = ENGINE_OVERHEADS.get(engine, ENGINE_OVERHEADS["vllm"])
+    if engine == "llamacpp" and gpu.vendor == "Apple":
+        return replace(over, layer_s=METAL_LAYER_S, layer_eager_s=METAL_LAYER_S, source=METAL_SOURCE)
+    return over
+
+
+def _rows_min(gpu: GpuSpec) -> tuple[float, str]:
+    """The fewest rows a GEMM pays for: a tensor-core MMA's 16, or 1 on Apple GPUs (matrix-vector kernels)."""
+    if gpu.vendor == "Apple":
+        return shape.GEMV_ROWS_MIN, shape.GEMV_ROWS_MIN_SOURCE
+    return shape.GEMM_ROWS_MIN, shape.GEMM_ROWS_MIN_SOURCE
 
 
 def default_coefficients(gpu: GpuSpec, engine: str = "vllm", *, cuda_graphs: bool = True,
@@ -191,11 +204,12 @@ def default_coefficients(gpu: GpuSpec, engine: str = "vllm", *, cuda_graphs: boo
     `cuda_graphs=False` (vLLM `--enforce-eager`) charges a kernel launch per kernel (layer_eager_s per layer);
     `online=False` (offline `LLM.generate`, `vllm bench latency`) drops the front end's latency."""
     card, sources = _card_terms(gpu)
-    over = ENGINE_OVERHEADS.get(engine, ENGINE_OVERHEADS["vllm"])
+    over = engine_overheads(engine, gpu)
     gemm = card["gemm"] / shape.measured_gemm_shape(shape.GEMM_ROWS_HALF, shape.GEMM_DEPTH_HALF)
     low = gemm * LOW_PRECISION_GEMM_SCALE
     for name in ("step_overhead_s", "layer_overhead_s", "request_overhead_s", "frontend_latency_s"):
         sources[name] = over.source
+    rows_min, sources["gemm_rows_min"] = _rows_min(gpu)
     sources.update(gemm_rows_half=shape.GEMM_ROWS_SOURCE, gemm_depth_half=shape.GEMM_DEPTH_SOURCE,
                    moe_gemm_eff=shape.MOE_GEMM_SOURCE, overlap_loss=shape.OVERLAP_SOURCE)
     kv_bw, gemm_eff = _calibrated(gpu, KV_BW_EFF, {"bf16": gemm, "fp16": gemm, "fp8": low, "int8": low, "fp4": low},
@@ -216,6 +230,7 @@ def default_coefficients(gpu: GpuSpec, engine: str = "vllm", *, cuda_graphs: boo
             f" ({', '.join(CALIBRATED_CARD_TERMS)} from {gpu.calibration.source})" if gpu.calibration else ""),
         sources=sources,
         gemm_rows_half=shape.GEMM_ROWS_HALF,
+        gemm_rows_min=rows_min,
         gemm_depth_half=shape.GEMM_DEPTH_HALF,
         moe_gemm_eff=shape.MOE_GEMM_EFF,
         overlap_loss=shape.OVERLAP_LOSS,

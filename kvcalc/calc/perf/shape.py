@@ -69,6 +69,14 @@ from kvcalc.calc.perf.moe import experts_touched
 GEMM_ROWS_HALF = 64.0
 #: The smallest tensor-core MMA's rows (mma.sync m16n8k16): what a GEMM of fewer rows pays for.
 GEMM_ROWS_MIN = 16
+#: Cards without matrix units multiply a few rows as matrix-vector products: nothing is padded.
+GEMV_ROWS_MIN = 1
+GEMM_ROWS_MIN_SOURCE = ("16 rows: the smallest tensor-core MMA (mma.sync m16n8k16), what a GEMM of fewer rows pays "
+                        "for; calc/perf/shape.py")
+GEMV_ROWS_MIN_SOURCE = ("1 row: Apple GPUs have no tensor cores, and llama.cpp's Metal backend multiplies a batch of "
+                        "up to 8 rows as matrix-vector products, one SIMD group per weight row (ggml-metal "
+                        "kernel_mul_mv_*), padding nothing; the 16-row MMA minimum would make a 70B model's batch-1 "
+                        "decode compute-bound on an M2 Ultra")
 GEMM_ROWS_SOURCE = ("s(M) = M / (max(M, 16) + 64 M / (M + 64)): 16-row MMAs for small M, half a 128-row Hopper "
                     "tile (CUTLASS SM90, DeepGEMM) wasted for large M; DeepGEMM README grouped vs dense TFLOP/s "
                     "and the torch harness's decode-shape GEMMs (docs/validation-h100.json); calc/perf/shape.py")
@@ -95,14 +103,15 @@ OVERLAP_SOURCE = ("0, the sharp roofline: once s(M) and d(K) are charged, the to
                   "at 0.1; a calibration file may set it")
 
 
-def row_efficiency(rows: float, half: float) -> float:
+def row_efficiency(rows: float, half: float, minimum: float = GEMM_ROWS_MIN) -> float:
     """s(M) = M / (max(M, M_min) + M_half x M / (M + M_half)): a GEMM of `rows` rows against a large one
-    (module docstring; 1 when M_half = 0, the plain roofline; 0 for no rows)."""
+    (module docstring; M_min = `minimum`, 16 for tensor-core MMAs and 1 where matrix-vector kernels run; 1 when
+    M_half = 0, the plain roofline; 0 for no rows)."""
     if rows <= 0:
         return 0.0
     if half <= 0:
         return 1.0
-    return rows / (max(rows, GEMM_ROWS_MIN) + half * rows / (rows + half))
+    return rows / (max(rows, minimum) + half * rows / (rows + half))
 
 
 def depth_efficiency(depth: float, half: float) -> float:
