@@ -68,7 +68,11 @@ class KvPlan:
         return self.page_bytes * most
 
 
-def _layer_key(layer: LayerSpec) -> tuple[str, int | None]:
+#: What a KV-cache spec is keyed by: the mixer's kind and its window (None: every token).
+_Key = tuple[str, int | None]
+
+
+def _layer_key(layer: LayerSpec) -> _Key:
     assert layer.mixer is not None
     return layer.mixer.kind, layer.mixer.window
 
@@ -97,8 +101,26 @@ def kv_plan(
         return KvPlan(layout="none", page_bytes=0, block_bytes=0, groups=[])
     attention = [layer for layer in kv_layers if layer.kind not in ("linear", "mamba")]
     recurrent = [layer for layer in kv_layers if layer.kind in ("linear", "mamba")]
-    pages: dict[tuple[str, int | None], int] = {}
-    blocks: dict[tuple[str, int | None], int] = {}
+    page, blocks = _unified_pages(attention, kv, tp, block_size)
+    if recurrent:
+        page, blocks = _with_state_pages(recurrent, page, blocks, state, conv, tp, block_size)
+    buckets: dict[_Key, list[int]] = {}
+    for layer in kv_layers:
+        buckets.setdefault(_layer_key(layer), []).append(layer.index)
+    if len(buckets) == 1:
+        ((key, members),) = buckets.items()
+        group = KvGroup(kind=key[0], block_size=blocks[key], window=key[1], layers=len(members),
+                        members=tuple(members))
+        return KvPlan(layout="uniform", page_bytes=page, block_bytes=page * len(members), groups=[group])
+    return _hybrid_plan(buckets, blocks, page, group_threshold)
+
+
+def _unified_pages(attention: list[LayerSpec], kv: StorageType, tp: int,
+                   block_size: int) -> tuple[int, dict[_Key, int]]:
+    """(the largest attention page, block size per spec): a spec's page = block_size x its KV bytes per token;
+    a smaller page gets a proportionally bigger block so every page is the largest."""
+    pages: dict[_Key, int] = {}
+    blocks: dict[_Key, int] = {}
     for layer in attention:
         key = _layer_key(layer)
         assert layer.mixer is not None
@@ -108,24 +130,29 @@ def kv_plan(
     for key, p in pages.items():  # unify page sizes by growing the block of smaller pages
         if p and p < page:
             blocks[key] = block_size * page // p
-    if recurrent:
-        state_page = max(layer.mixer.state_bytes(state, tp, conv) for layer in recurrent if layer.mixer)
-        if page and state_page > page:  # attention block grows until its page covers the state page
-            scale = ceil_div(state_page, page)
-            page *= scale
-            blocks = {k: b * scale for k, b in blocks.items()}
-        page = max(page, state_page)
-        # a state takes one page whatever the length; its nominal block size (for the reported token
-        # count) is the attention block it was aligned to
-        blocks[(recurrent[0].kind, None)] = max(blocks.values(), default=block_size)
-    buckets: dict[tuple[str, int | None], list[int]] = {}
-    for layer in kv_layers:
-        buckets.setdefault(_layer_key(layer), []).append(layer.index)
-    if len(buckets) == 1:
-        ((key, members),) = buckets.items()
-        group = KvGroup(kind=key[0], block_size=blocks[key], window=key[1], layers=len(members),
-                        members=tuple(members))
-        return KvPlan(layout="uniform", page_bytes=page, block_bytes=page * len(members), groups=[group])
+    return page, blocks
+
+
+def _with_state_pages(recurrent: list[LayerSpec], page: int, blocks: dict[_Key, int], state: StorageType,
+                      conv: StorageType, tp: int, block_size: int) -> tuple[int, dict[_Key, int]]:
+    """(page, block sizes) once recurrent states share the pages: the attention blocks grow by
+    ceil(state page / page) when a state page is larger, and the page is at least the state page."""
+    state_page = max(layer.mixer.state_bytes(state, tp, conv) for layer in recurrent if layer.mixer)
+    if page and state_page > page:  # attention block grows until its page covers the state page
+        scale = ceil_div(state_page, page)
+        page *= scale
+        blocks = {k: b * scale for k, b in blocks.items()}
+    page = max(page, state_page)
+    # a state takes one page whatever the length; its nominal block size (for the reported token
+    # count) is the attention block it was aligned to
+    blocks[(recurrent[0].kind, None)] = max(blocks.values(), default=block_size)
+    return page, blocks
+
+
+def _hybrid_plan(buckets: dict[_Key, list[int]], blocks: dict[_Key, int], page: int,
+                 group_threshold: float) -> KvPlan:
+    """Group size S = min bucket, or max bucket when max < group_threshold x min; each bucket split by
+    striding into ceil(n / S) groups; a block index costs page x S."""
     smallest = min(len(m) for m in buckets.values())
     largest = max(len(m) for m in buckets.values())
     size = largest if largest < group_threshold * smallest else smallest

@@ -184,27 +184,7 @@ def attention_variants(model: ModelSpec) -> list[AttentionVariant]:
         return []
     mla = has_mla(model)
     own = own_kv_heads(model)
-    out: list[AttentionVariant] = []
-    for k in group_counts(n_heads):
-        if k == n_heads:
-            scheme: Scheme = "MHA"
-            name = "MHA (naive K/V)" if mla else "MHA"
-        elif k == 1:
-            scheme, name = "MQA", "MQA"
-        else:
-            scheme, name = "GQA", f"GQA-{k}"
-        is_own = own == k
-        variant_model = model if is_own else with_kv_heads(model, (lambda h: h) if k == n_heads else k)
-        out.append(
-            AttentionVariant(
-                name=name,
-                scheme=scheme,
-                kv_heads=k,
-                model_own=is_own,
-                hypothetical=not is_own,
-                model=variant_model,
-            )
-        )
+    out = [_grouped_variant(model, k, n_heads, own, mla) for k in group_counts(n_heads)]
     if mla:
         first = next(layer.mixer for layer in model.layers if isinstance(layer.mixer, MLAAttention))
         out.append(
@@ -231,17 +211,37 @@ def attention_variants(model: ModelSpec) -> list[AttentionVariant]:
             ),
         )
     if any(isinstance(layer.mixer, FullAttention) and layer.mixer.window is None for layer in model.layers):
-        out.append(
-            AttentionVariant(
-                name=f"MLA {DEEPSEEK_V3_KV_LORA_RANK}+{DEEPSEEK_V3_QK_ROPE_HEAD_DIM}",
-                scheme="MLA",
-                kv_heads=None,
-                model_own=False,
-                hypothetical=True,
-                model=with_mla_latent(model),
-            )
-        )
+        out.append(_hypothetical_mla_variant(model))
     return out
+
+
+def _grouped_variant(model: ModelSpec, k: int, n_heads: int, own: int | None, mla: bool) -> AttentionVariant:
+    """`model` with k KV heads per attention layer: MHA (k = n_heads), MQA (k = 1) or GQA-k; the model itself
+    when k is its own count."""
+    if k == n_heads:
+        scheme: Scheme = "MHA"
+        name = "MHA (naive K/V)" if mla else "MHA"
+    elif k == 1:
+        scheme, name = "MQA", "MQA"
+    else:
+        scheme, name = "GQA", f"GQA-{k}"
+    is_own = own == k
+    variant_model = model if is_own else with_kv_heads(model, (lambda h: h) if k == n_heads else k)
+    return AttentionVariant(
+        name=name, scheme=scheme, kv_heads=k, model_own=is_own, hypothetical=not is_own, model=variant_model
+    )
+
+
+def _hypothetical_mla_variant(model: ModelSpec) -> AttentionVariant:
+    """The full-attention layers caching a DeepSeek-V3-size latent instead of K and V."""
+    return AttentionVariant(
+        name=f"MLA {DEEPSEEK_V3_KV_LORA_RANK}+{DEEPSEEK_V3_QK_ROPE_HEAD_DIM}",
+        scheme="MLA",
+        kv_heads=None,
+        model_own=False,
+        hypothetical=True,
+        model=with_mla_latent(model),
+    )
 
 
 def cached_token_bytes(model: ModelSpec, kv: StorageType, tp: int = 1) -> int:

@@ -255,6 +255,19 @@ def _model_setup(model: ModelSpec, gpu: GpuSpec, tp: int, dtype: str | None) -> 
     return chosen, budget, source, lambda n: kvmod.bytes_per_sequence(model, n, kv, tp)
 
 
+def _shape_group(seq_len: int, heads: int, head_dim: int, kv_heads: int | None, batch: int, dtype: str,
+                 causal: bool) -> _Group:
+    """One full-attention layer of the given shape (without MODEL), checked now at `seq_len` so a bad shape
+    fails with a clear message."""
+
+    def make(n: int) -> am.AttentionShape:
+        return am.AttentionShape(seq_len=n, heads=heads, head_dim=head_dim, kv_heads=kv_heads, batch=batch,
+                                 dtype=dtype, causal=causal)
+
+    make(seq_len)
+    return _Group(kind="full", layers=1, make=make)
+
+
 def attention_report(
     gpu: GpuSpec,
     seq_len: int,
@@ -285,14 +298,7 @@ def attention_report(
         if heads is None or head_dim is None:
             raise InputError("give a MODEL, or --heads and --head-dim")
         dtype = dtype or "bf16"
-        shape_dtype, shape_causal = dtype, causal
-
-        def make(n: int) -> am.AttentionShape:
-            return am.AttentionShape(seq_len=n, heads=heads, head_dim=head_dim, kv_heads=kv_heads, batch=batch,
-                                     dtype=shape_dtype, causal=shape_causal)
-
-        make(seq_len)  # validates the shape now, with a clear message
-        groups = [_Group(kind="full", layers=1, make=make)]
+        groups = [_shape_group(seq_len, heads, head_dim, kv_heads, batch, dtype, causal)]
         budget, source, kv_bytes = gpu.usable_memory_bytes, f"{gpu.name} usable memory", None
     sram = gpu.sram_per_sm_bytes
     if sram is None:

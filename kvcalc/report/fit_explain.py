@@ -32,6 +32,8 @@ def fit_derivations(plan: DeploymentPlan, weights_total: int) -> list[Derivation
 
 
 def _vllm(plan: DeploymentPlan) -> list[Derivation]:
+    """Requested memory R, the activation peak P and the KV memory A = R - weights - P - non-torch - graphs,
+    then the blocks A holds."""
     s = plan.binding_device
     util = plan.assumptions["gpu_memory_utilization"].value
     detail = s.activation_detail
@@ -62,13 +64,20 @@ def _vllm(plan: DeploymentPlan) -> list[Derivation]:
         value=fmt_gib(s.kv_cache_bytes),
         source="vLLM gpu_worker.determine_available_memory",
     ))
+    return out + _vllm_blocks(plan)
+
+
+def _vllm_blocks(plan: DeploymentPlan) -> list[Derivation]:
+    """KV blocks from A, the "GPU KV cache size" vLLM reports and its maximum concurrency (none without KV
+    groups)."""
+    s = plan.binding_device
     layout = plan.kv_pool.layout
     if not layout.groups:
-        return out
+        return []
     per_index = layout.block_bytes // max(1, layout.page_bytes)
     rule = plan.assumptions.get("reported_tokens")
     new_rule = rule is not None and rule.value == "concurrency"
-    out += [
+    return [
         Derivation(
             figure="KV blocks",
             formula="floor(A / (page bytes x layers sharing a block index)); min over pipeline stages",
@@ -95,7 +104,6 @@ def _vllm(plan: DeploymentPlan) -> list[Derivation]:
             source="vLLM get_max_concurrency_for_kv_cache_config",
         ),
     ]
-    return out
 
 
 def _sglang(plan: DeploymentPlan) -> list[Derivation]:

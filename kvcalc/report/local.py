@@ -255,11 +255,21 @@ def _notes(model: ModelSpec, fmt: WeightFormat, plan: OffloadPlan, device: Devic
 
 def _derivations(model: ModelSpec, fmt: WeightFormat, plan: OffloadPlan, context: int, users: int,
                  sparsity: SparsityFootprint) -> list[Derivation]:
+    out = _size_derivations(model, fmt, plan, context, users)
+    if plan.device != "cpu":
+        out += _gpu_derivations(plan)
+    out += [_host_derivation(plan), _decode_derivation(plan, context), _sparsity_derivation(sparsity)]
+    return out
+
+
+def _size_derivations(model: ModelSpec, fmt: WeightFormat, plan: OffloadPlan, context: int,
+                      users: int) -> list[Derivation]:
+    """Weights per layer W_i, KV per layer KV_i and the compute buffer C."""
     weights = plan.layer_weights_bytes
     kvs = plan.layer_kv_bytes
     name = getattr(fmt, "name", "?")
     n = plan.num_layers
-    out = [
+    return [
         Derivation(
             figure="Weights per layer W_i",
             formula=f"sum of the layer's tensors in {name} (GGUF: llama.cpp's per-tensor type)",
@@ -284,35 +294,47 @@ def _derivations(model: ModelSpec, fmt: WeightFormat, plan: OffloadPlan, context
             source="fitted to published llama.cpp load logs (ollama #6398)",
         ),
     ]
-    if plan.device != "cpu":
-        k = plan.n_gpu_layers
-        over = ""
-        out.append(Derivation(
+
+
+def _gpu_derivations(plan: OffloadPlan) -> list[Derivation]:
+    """The GPU budget and the --n-gpu-layers it allows: max k with gpu(k) <= budget."""
+    k = plan.n_gpu_layers
+    return [
+        Derivation(
             figure="GPU budget",
             formula="usable memory - CUDA context (Metal: 0) - llama.cpp --fit margin",
             substituted=f"{plan.gpu_usable_bytes:,} - {plan.gpu_overhead_bytes:,}",
             value=f"{plan.gpu_budget_bytes:,} B",
             source="hardware file; llama.cpp --fit-target default",
-        ))
-        out.append(Derivation(
+        ),
+        Derivation(
             figure="--n-gpu-layers",
             formula="max k with gpu(k) = sum_{last k layers}(W_i + KV_i) + C (+ output layer if k = n + 1) <= budget",
-            substituted=f"gpu({k}) = {plan.gpu_bytes:,} B <= {plan.gpu_budget_bytes:,} B{over}",
-            value=f"{k} ({plan.layers_on_gpu} of {n} layers{', output too' if plan.output_on_gpu else ''})",
+            substituted=f"gpu({k}) = {plan.gpu_bytes:,} B <= {plan.gpu_budget_bytes:,} B",
+            value=f"{k} ({plan.layers_on_gpu} of {plan.num_layers} layers"
+            f"{', output too' if plan.output_on_gpu else ''})",
             source="llama.cpp llama-model.cpp load_tensors (i_gpu_start = n_layer - k)",
-        ))
-    out.append(Derivation(
+        ),
+    ]
+
+
+def _host_derivation(plan: OffloadPlan) -> Derivation:
+    return Derivation(
         figure="Host RAM",
         formula="input layer + CPU layers (W_i + KV_i) + output layer if on the CPU + host buffers",
         substituted=f"{plan.host_weights_bytes:,} + {plan.host_kv_bytes:,} + {plan.host_compute_bytes:,}",
         value=fmt_gib(plan.host_bytes),
         source="llama.cpp buffer placement (llama-model.cpp load_tensors: token_embd on the host)",
-    ))
+    )
+
+
+def _decode_derivation(plan: OffloadPlan, context: int) -> Derivation:
+    """tokens/s = 1 / (GPU bytes / (B_gpu x e_gpu) + host bytes / (B_ram x e_ram)), a term 0 when nothing is read."""
     gpu_term = (f"{plan.gpu_read_bytes_per_token:,} / ({plan.gpu_bandwidth_bytes_per_s:,} x {plan.gpu_efficiency})"
                 if plan.gpu_read_bytes_per_token else "0")
     host_term = (f"{plan.host_read_bytes_per_token:,} / ({plan.ram_bandwidth_bytes_per_s:,} x {plan.ram_efficiency})"
                  if plan.host_read_bytes_per_token else "0")
-    out.append(Derivation(
+    return Derivation(
         figure="Decode tokens/s",
         formula="1 / (bytes read on GPU / (B_gpu x e_gpu) + bytes read from RAM / (B_ram x e_ram)); bytes read = "
         "weights used per token (MoE: top_k/E of the experts) + KV at the context",
@@ -320,9 +342,7 @@ def _derivations(model: ModelSpec, fmt: WeightFormat, plan: OffloadPlan, context
         value=f"{plan.decode_tokens_per_s:.2f} tokens/s at {context:,} tokens ({plan.decode_tokens_per_s_empty:.2f} "
         "with an empty cache)",
         source="memory-bandwidth bound; efficiencies are assumptions (see assumptions)",
-    ))
-    out.append(_sparsity_derivation(sparsity))
-    return out
+    )
 
 
 def _sparsity_derivation(sp: SparsityFootprint) -> Derivation:

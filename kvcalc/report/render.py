@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from kvcalc.report.inspect import InspectReport
+from kvcalc.report.inspect import InspectReport, ModelReport
 from kvcalc.units import fmt_bytes
 
 
@@ -23,6 +23,23 @@ def _params(n: int) -> str:
 
 def render_inspect(out: Any, report: InspectReport) -> None:
     m = report.model
+    out.print(_summary_table(m))
+    params = _table("Parameters by component", "component", "params", "share")
+    for name, count in m.params_breakdown.items():
+        params.add_row(name, f"{count:,}", f"{100 * count / m.params_total:.1f}%")
+    out.print(params)
+    out.print(_kv_kinds_table(report))
+    seq = _table("KV cache per sequence", "context (tokens)", "bytes", "")
+    for s in report.kv_cache.per_sequence:
+        seq.add_row(f"{s.context:,}", f"{s.bytes:,}", fmt_bytes(s.bytes))
+    out.print(seq)
+    out.print(f"active parameters: {m.params_active_definition}", markup=False)
+    for note in m.notes:
+        out.print(f"note: {note}", markup=False)
+
+
+def _summary_table(m: ModelReport) -> Any:
+    """The model's headline figures: repo, parameters, weights, layers, sizes, heads, context, extras."""
     summary = _table(f"{m.id}  ({m.model_type}, {m.architecture or '?'})", "", "")
     summary.show_header = False
     rows = [
@@ -50,13 +67,11 @@ def render_inspect(out: Any, report: InspectReport) -> None:
         )
     for key, value in rows:
         summary.add_row(key, value)
-    out.print(summary)
+    return summary
 
-    params = _table("Parameters by component", "component", "params", "share")
-    for name, count in m.params_breakdown.items():
-        params.add_row(name, f"{count:,}", f"{100 * count / m.params_total:.1f}%")
-    out.print(params)
 
+def _kv_kinds_table(report: InspectReport) -> Any:
+    """KV bytes per token, window and fixed bytes per sequence of each layer kind, and their total."""
     kv = report.kv_cache
     kinds = _table(
         f"KV cache ({kv.dtype}; {kv.layout}), one sequence, tp=1",
@@ -75,16 +90,9 @@ def render_inspect(out: Any, report: InspectReport) -> None:
             fmt_bytes(t.fixed_bytes_per_sequence),
         )
     kinds.add_row(
-        "total", str(m.num_layers), f"{kv.bytes_per_token:,}", "", fmt_bytes(kv.fixed_bytes_per_sequence)
+        "total", str(report.model.num_layers), f"{kv.bytes_per_token:,}", "", fmt_bytes(kv.fixed_bytes_per_sequence)
     )
-    out.print(kinds)
-    seq = _table("KV cache per sequence", "context (tokens)", "bytes", "")
-    for s in kv.per_sequence:
-        seq.add_row(f"{s.context:,}", f"{s.bytes:,}", fmt_bytes(s.bytes))
-    out.print(seq)
-    out.print(f"active parameters: {m.params_active_definition}", markup=False)
-    for note in m.notes:
-        out.print(f"note: {note}", markup=False)
+    return kinds
 
 
 def _bar(parts: list[tuple[str, int, str]], total: int, width: int = 50) -> str:

@@ -362,10 +362,28 @@ def _factor(value: float) -> str:
     return f"{value:,.2f}x"
 
 
-def render_variants(console: Any, report: VariantsReport) -> None:
-    """One Rich table: a row per variant (the model's own in bold), then the notes."""
+def _variant_name(r: VariantRow) -> str:
+    """The row's label: the model's own layout in bold with "(own)", a hypothetical one with "*"."""
     from rich.markup import escape
+
+    text = escape(r.name + (" (own)" if r.model_own else "") + (" *" if r.hypothetical else ""))
+    return f"[bold]{text}[/bold]" if r.model_own else text
+
+
+def _table(title: str, columns: list[str]) -> Any:
+    """A table with a left "variant" column and right-aligned `columns`."""
     from rich.table import Table
+
+    t = Table(title=title, title_justify="left")
+    t.add_column("variant", no_wrap=True)
+    for col in columns:
+        t.add_column(col, justify="right")
+    return t
+
+
+def _print_heading(console: Any, report: VariantsReport) -> None:
+    """The model line (layers caching K/V, query heads, KV dtype) and the KV memory with where it comes from."""
+    from rich.markup import escape
 
     m = report.memory
     gpus = f"each of {m.gpu_count} x {m.gpu}" if (m.gpu_count or 1) > 1 else f"one {m.gpu}"
@@ -380,35 +398,42 @@ def render_variants(console: Any, report: VariantsReport) -> None:
         f"KV dtype {escape(report.kv_dtype)}"
     )
     console.print(f"KV memory per GPU: {m.bytes:,} B = {fmt_bytes(m.bytes)} ({where})", markup=False)
-    windowed = any(r.fixed_bytes_per_sequence for r in report.variants)  # windows and recurrent states
 
-    def name(r: VariantRow) -> str:
-        text = escape(r.name + (" (own)" if r.model_own else "") + (" *" if r.hypothetical else ""))
-        return f"[bold]{text}[/bold]" if r.model_own else text
 
-    def table(title: str, columns: list[str]) -> Any:
-        t = Table(title=title, title_justify="left")
-        t.add_column("variant", no_wrap=True)
-        for col in columns:
-            t.add_column(col, justify="right")
-        return t
-
-    # Windowed or recurrent layers need two more columns: then bytes and capacity get a table each.
-    sharded = report.tp > 1
+def _tables(report: VariantsReport, *, windowed: bool, sharded: bool) -> list[Any]:
+    """One table of bytes and capacity, or, when windowed or recurrent layers add two more columns, a table
+    each."""
     per_token = ["n_kv", "KV B/token", "vs MHA", "vs own"]
     capacity = ["B/token past windows", "fixed B/seq"] if windowed else (["B/token per GPU"] if sharded else [])
     capacity.append("max tokens")
     if report.context:
         capacity.append(f"seqs @ {report.context:,}")
     on = f"one GPU of tp={report.tp}" if sharded else "one GPU"
-    tables = (
-        [
-            table("KV cache per token, every attention layer (whole model, unsharded)", per_token),
-            table(f"Capacity in {fmt_bytes(m.bytes)} of {on}" + (" (bytes per GPU)" if sharded else ""), capacity),
-        ]
-        if windowed
-        else [table(f"Attention variants (KV B/token: whole model; max tokens: {on})", per_token + capacity)]
-    )
+    if not windowed:
+        return [_table(f"Attention variants (KV B/token: whole model; max tokens: {on})", per_token + capacity)]
+    return [
+        _table("KV cache per token, every attention layer (whole model, unsharded)", per_token),
+        _table(f"Capacity in {fmt_bytes(report.memory.bytes)} of {on}" + (" (bytes per GPU)" if sharded else ""),
+               capacity),
+    ]
+
+
+def _capacity_cells(r: VariantRow, *, windowed: bool, sharded: bool, context: int | None) -> list[str]:
+    """Bytes per token past windows and fixed bytes (windowed), or per GPU (sharded); max tokens; sequences."""
+    cells = ([f"{r.bytes_per_token:,}", fmt_bytes(r.fixed_bytes_per_sequence)] if windowed
+             else [f"{r.bytes_per_token:,}"] if sharded else [])
+    cells.append(f"{r.max_tokens:,}" if r.max_tokens is not None else "any")
+    if context:
+        cells.append(f"{r.sequences_at_context:,}" if r.sequences_at_context is not None else "-")
+    return cells
+
+
+def render_variants(console: Any, report: VariantsReport) -> None:
+    """One Rich table: a row per variant (the model's own in bold), then the notes."""
+    _print_heading(console, report)
+    windowed = any(r.fixed_bytes_per_sequence for r in report.variants)  # windows and recurrent states
+    sharded = report.tp > 1
+    tables = _tables(report, windowed=windowed, sharded=sharded)
     for r in report.variants:
         bytes_cells = [
             str(r.kv_heads) if r.kv_heads else "-",
@@ -416,18 +441,12 @@ def render_variants(console: Any, report: VariantsReport) -> None:
             _factor(r.savings_vs_mha),
             _factor(r.savings_vs_model),
         ]
-        capacity_cells = ([f"{r.bytes_per_token:,}", fmt_bytes(r.fixed_bytes_per_sequence)] if windowed
-                          else [f"{r.bytes_per_token:,}"] if sharded else [])
-        capacity_cells.append(f"{r.max_tokens:,}" if r.max_tokens is not None else "any")
-        if report.context:
-            capacity_cells.append(
-                f"{r.sequences_at_context:,}" if r.sequences_at_context is not None else "-"
-            )
+        capacity_cells = _capacity_cells(r, windowed=windowed, sharded=sharded, context=report.context)
         if windowed:
-            tables[0].add_row(name(r), *bytes_cells)
-            tables[1].add_row(name(r), *capacity_cells)
+            tables[0].add_row(_variant_name(r), *bytes_cells)
+            tables[1].add_row(_variant_name(r), *capacity_cells)
         else:
-            tables[0].add_row(name(r), *bytes_cells, *capacity_cells)
+            tables[0].add_row(_variant_name(r), *bytes_cells, *capacity_cells)
     for t in tables:
         console.print(t)
     console.print(

@@ -83,26 +83,11 @@ def _join(loc: str, part: str | int) -> str:
 
 
 def _convert(tp: Any, value: Any, loc: str, problems: list[Problem]) -> Any:
+    """`value` read as type `tp`; each problem found is appended to `problems` (the value is kept as far as
+    it goes)."""
     origin = typing.get_origin(tp)
     if origin is typing.Annotated:
-        base, *meta = typing.get_args(tp)
-        before = len(problems)
-        out = _convert(base, value, loc, problems)
-        if len(problems) > before:  # wrong type: the constraints below cannot be checked
-            return out
-        for rule in meta:
-            if isinstance(rule, Gt) and isinstance(out, (int, float)) and not out > rule.bound:
-                problems.append(Problem(loc, f"Input should be greater than {rule.bound:g}", value))
-            elif isinstance(rule, Le) and isinstance(out, (int, float)) and not out <= rule.bound:
-                problems.append(Problem(loc, f"Input should be at most {rule.bound:.4g} (a sane bound)", value))
-            elif isinstance(rule, MinLen) and hasattr(out, "__len__") and len(out) < rule.length:
-                problems.append(Problem(loc, f"should have at least {rule.length} item(s)", value))
-            elif isinstance(rule, Check):
-                try:
-                    rule.fn(out)
-                except (ValueError, TypeError, AttributeError) as exc:
-                    problems.append(Problem(loc, str(exc), value))
-        return out
+        return _convert_annotated(tp, value, loc, problems)
     if origin in (Union, types.UnionType):
         options = typing.get_args(tp)
         if value is None and type(None) in options:
@@ -115,22 +100,58 @@ def _convert(tp: Any, value: Any, loc: str, problems: list[Problem]) -> Any:
             problems.append(Problem(loc, "Input should be " + " or ".join(repr(a) for a in allowed), value))
         return value
     if origin is list:
-        if not isinstance(value, list):
-            problems.append(Problem(loc, "Input should be a valid list", value))
-            return []
-        (item,) = typing.get_args(tp)
-        return [_convert(item, v, _join(loc, i), problems) for i, v in enumerate(value)]
+        return _convert_list(tp, value, loc, problems)
     if origin is dict:
-        if not isinstance(value, dict):
-            problems.append(Problem(loc, "Input should be a valid dictionary", value))
-            return {}
-        key_tp, value_tp = typing.get_args(tp)
-        return {
-            _convert(key_tp, k, _join(loc, k), problems): _convert(value_tp, v, _join(loc, k), problems)
-            for k, v in value.items()
-        }
+        return _convert_dict(tp, value, loc, problems)
     if dataclasses.is_dataclass(tp):
         return _build(tp, value, loc, problems)
+    return _convert_scalar(tp, value, loc, problems)
+
+
+def _convert_annotated(tp: Any, value: Any, loc: str, problems: list[Problem]) -> Any:
+    """`Annotated[T, rules...]`: T first; the rules only when the value is a T."""
+    base, *meta = typing.get_args(tp)
+    before = len(problems)
+    out = _convert(base, value, loc, problems)
+    if len(problems) > before:  # wrong type: the constraints below cannot be checked
+        return out
+    for rule in meta:
+        if isinstance(rule, Gt) and isinstance(out, (int, float)) and not out > rule.bound:
+            problems.append(Problem(loc, f"Input should be greater than {rule.bound:g}", value))
+        elif isinstance(rule, Le) and isinstance(out, (int, float)) and not out <= rule.bound:
+            problems.append(Problem(loc, f"Input should be at most {rule.bound:.4g} (a sane bound)", value))
+        elif isinstance(rule, MinLen) and hasattr(out, "__len__") and len(out) < rule.length:
+            problems.append(Problem(loc, f"should have at least {rule.length} item(s)", value))
+        elif isinstance(rule, Check):
+            try:
+                rule.fn(out)
+            except (ValueError, TypeError, AttributeError) as exc:
+                problems.append(Problem(loc, str(exc), value))
+    return out
+
+
+def _convert_list(tp: Any, value: Any, loc: str, problems: list[Problem]) -> Any:
+    if not isinstance(value, list):
+        problems.append(Problem(loc, "Input should be a valid list", value))
+        return []
+    (item,) = typing.get_args(tp)
+    return [_convert(item, v, _join(loc, i), problems) for i, v in enumerate(value)]
+
+
+def _convert_dict(tp: Any, value: Any, loc: str, problems: list[Problem]) -> Any:
+    if not isinstance(value, dict):
+        problems.append(Problem(loc, "Input should be a valid dictionary", value))
+        return {}
+    key_tp, value_tp = typing.get_args(tp)
+    return {
+        _convert(key_tp, k, _join(loc, k), problems): _convert(value_tp, v, _join(loc, k), problems)
+        for k, v in value.items()
+    }
+
+
+def _convert_scalar(tp: Any, value: Any, loc: str, problems: list[Problem]) -> Any:
+    """bool, int (a whole float becomes an int), float (finite; bool is not a number) and str; any other type
+    passes the value through."""
     if tp is bool:
         if not isinstance(value, bool):
             problems.append(Problem(loc, "Input should be a valid boolean", value))

@@ -76,3 +76,11 @@ def context_warnings(model: ModelSpec, max_len: int, engine: str) -> list[str]:
         return [f"context {max_len:,} exceeds the {limit:,} positions the model was trained for; {engine} runs it "
                 "but quality is not assured"]
     return []
+
+
+def replica_warnings(dp: int) -> list[str]:
+    """With dp > 1 data-parallel replicas, a warning that capacity and concurrency are one replica's."""
+    if dp > 1:
+        return [f"capacity and concurrency are per data-parallel replica: {dp} replicas hold {dp}x the tokens "
+                "and requests"]
+    return []

@@ -13,7 +13,13 @@ from __future__ import annotations
 
 from kvcalc.calc import kv as kvmod
 from kvcalc.calc.engines import platforms
-from kvcalc.calc.engines.common import check_kv_dtype, context_refusal, resolve_format, stage_cell_bytes
+from kvcalc.calc.engines.common import (
+    check_kv_dtype,
+    context_refusal,
+    replica_warnings,
+    resolve_format,
+    stage_cell_bytes,
+)
 from kvcalc.calc.engines.settings import SglangSettings
 from kvcalc.calc.engines.vllm_profile import NON_TORCH_MULTI
 from kvcalc.calc.paged import KvPlan
@@ -23,7 +29,7 @@ from kvcalc.calc.weights import WeightFormat
 from kvcalc.errors import ParallelismError
 from kvcalc.spec.base import replace
 from kvcalc.spec.deployment import Parallel
-from kvcalc.spec.dtypes import storage_type
+from kvcalc.spec.dtypes import StorageType, storage_type
 from kvcalc.spec.gpu import GpuSpec
 from kvcalc.spec.model import ModelSpec
 from kvcalc.units import MIB
@@ -129,16 +135,9 @@ def plan(
     concurrency = tokens / max_len
     error = _startup_error(model, devices, tokens, max_len)
     warnings = list(choice.warnings)
-    if layout.dp > 1:
-        warnings.append(f"capacity and concurrency are per data-parallel replica: {layout.dp} replicas hold "
-                        f"{layout.dp}x the tokens and requests")
+    warnings += replica_warnings(layout.dp)
     binding: Binding = "max_num_seqs" if concurrency > seqs else "memory"
-    layers = stages[binding_stage]
-    pool = KvPool(unit="cells", block_size=1, num_blocks=tokens, block_bytes=cells[binding_stage],
-                  layout=KvPlan(layout="flat", page_bytes=cells[binding_stage], block_bytes=cells[binding_stage],
-                                groups=[]),
-                  kv_bytes_per_token=kvmod.kv_bytes_per_token(model, kv, layout.tp, layers=layers),
-                  fixed_bytes_per_sequence=kvmod.fixed_bytes_per_sequence(model, kv, layout.tp, layers=layers))
+    pool = _pool(model, kv, layout.tp, stages[binding_stage], tokens, cells[binding_stage])
     assumptions = _assumptions(settings, fraction, chunk, graph_bs, seqs, context_bytes, cells[binding_stage],
                                total, fmt_source)
     return DeploymentPlan(
@@ -150,6 +149,14 @@ def plan(
         warnings=tuple(warnings), settings=settings, weight_format_source=fmt_source,
         serving_dtype=choice.serving_dtype,
     )
+
+
+def _pool(model: ModelSpec, kv: StorageType, tp: int, layers: range, tokens: int, cell_bytes: int) -> KvPool:
+    """The token pool of the binding stage: `tokens` cells of one token each, `cell_bytes` per cell."""
+    return KvPool(unit="cells", block_size=1, num_blocks=tokens, block_bytes=cell_bytes,
+                  layout=KvPlan(layout="flat", page_bytes=cell_bytes, block_bytes=cell_bytes, groups=[]),
+                  kv_bytes_per_token=kvmod.kv_bytes_per_token(model, kv, tp, layers=layers),
+                  fixed_bytes_per_sequence=kvmod.fixed_bytes_per_sequence(model, kv, tp, layers=layers))
 
 
 def _startup_error(model: ModelSpec, devices: list[DeviceLedger], tokens: int, max_len: int) -> str | None:

@@ -14,7 +14,13 @@ from dataclasses import dataclass
 
 from kvcalc.calc import kv as kvmod
 from kvcalc.calc.engines import platforms
-from kvcalc.calc.engines.common import check_kv_dtype, context_warnings, resolve_format, stage_cell_bytes
+from kvcalc.calc.engines.common import (
+    check_kv_dtype,
+    context_warnings,
+    replica_warnings,
+    resolve_format,
+    stage_cell_bytes,
+)
 from kvcalc.calc.engines.settings import TrtllmSettings
 from kvcalc.calc.engines.vllm_profile import (
     NON_TORCH_MULTI,
@@ -95,9 +101,7 @@ def plan(
     elif blocks < needed:
         error = f"one request of max_seq_len={max_len:,} needs {needed:,} blocks of {per_block}, {blocks:,} fit"
     warnings = list(choice.warnings) + context_warnings(model, max_len, "TensorRT-LLM")
-    if layout.dp > 1:
-        warnings.append(f"capacity and concurrency are per data-parallel replica: {layout.dp} replicas hold "
-                        f"{layout.dp}x the tokens and requests")
+    warnings += replica_warnings(layout.dp)
     binding: Binding = "max_num_seqs" if concurrency > seqs else "memory"
     layers = stages[binding_stage]
     block_bytes = per_block * cells[binding_stage]

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from kvcalc.calc import kv as kvmod
 from kvcalc.calc.engines import platforms
-from kvcalc.calc.engines.common import check_kv_dtype, context_refusal, resolve_format
+from kvcalc.calc.engines.common import check_kv_dtype, context_refusal, replica_warnings, resolve_format
 from kvcalc.calc.engines.settings import VllmSettings
 from kvcalc.calc.engines.vllm_profile import (
     CUDA_GRAPH_DEFAULT,
@@ -172,10 +172,7 @@ def plan(
     is_mla = any(layer.kind == "mla" for layer in model.layers)
     block_size = settings.block_size or (64 if is_mla else 16)
     act = storage_type(choice.serving_dtype if choice.serving_dtype in ("bf16", "fp16", "fp32") else "bf16")
-    layout_plan = kv_plan(list(model.layers), kv, kvmod.state_storage(model), storage_type(model.dtype),
-                          tp=layout.tp, block_size=block_size, group_threshold=rules.hybrid_group_threshold)
-    state_blocks, state_source = mamba_state_blocks(settings, rules)
-    layout_plan = with_state_blocks(layout_plan, state_blocks)
+    layout_plan, state_blocks, state_source = _kv_layout(model, kv, layout.tp, block_size, settings, rules)
     stages = stage_layers(model.num_layers, layout.pp)
     budget = _Budget(total=total, requested=requested, non_torch=non_torch, graphs=graphs, tokens=mnbt,
                      rows=min(seqs, mnbt), act=act, mrv2=mrv2)
@@ -188,9 +185,7 @@ def plan(
     error = context_refusal(model, max_len, "vLLM", "VLLM_ALLOW_LONG_MAX_MODEL_LEN") or _startup_error(
         devices, layout_plan, blocks, needed, max_len, rules)
     binding: Binding = "max_num_seqs" if concurrency > seqs else "memory"
-    if layout.dp > 1:
-        warnings.append(f"capacity and concurrency are per data-parallel replica: {layout.dp} replicas hold "
-                        f"{layout.dp}x the tokens and requests")
+    warnings += replica_warnings(layout.dp)
     assumptions = _assumptions(rules, settings, util, mnbt, seqs, block_size, non_torch, graphs, graph_source,
                                total, mrv2, admit, fmt_source, choice.kernel)
     if any(g.kind in ("linear", "mamba") for g in layout_plan.groups):
@@ -205,6 +200,16 @@ def plan(
         warnings=tuple(warnings), settings=settings, weight_format_source=fmt_source,
         serving_dtype=choice.serving_dtype, admission_tokens=admit,
     )
+
+
+def _kv_layout(model: ModelSpec, kv: StorageType, tp: int, block_size: int, settings: VllmSettings,
+               rules: VllmRules) -> tuple[KvPlan, int, str]:
+    """(the KV-cache groups `kv_plan` makes, with the Mamba state blocks each request holds; those blocks and
+    their source)."""
+    layout_plan = kv_plan(list(model.layers), kv, kvmod.state_storage(model), storage_type(model.dtype),
+                          tp=tp, block_size=block_size, group_threshold=rules.hybrid_group_threshold)
+    state_blocks, state_source = mamba_state_blocks(settings, rules)
+    return with_state_blocks(layout_plan, state_blocks), state_blocks, state_source
 
 
 #: vLLM's known CUDA-graph misestimate on gated-DeltaNet hybrids (vllm-project/vllm#50780).

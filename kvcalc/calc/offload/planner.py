@@ -153,23 +153,11 @@ def full_offload_gpu_bytes(model: ModelSpec, fmt: WeightFormat, context: int, kv
     return _gpu_need(c, model.num_layers + 1)
 
 
-def offload_plan(
-    model: ModelSpec,
-    fmt: WeightFormat,
-    gpu_bytes: int,
-    ram_bytes: int | None,
-    context: int,
-    kv: str | None = None,
-    *,
-    device: Device = "gpu",
-    sequences: int = 1,
-    gpu_bandwidth: float = 0.0,
-    ram_bandwidth: float = DEFAULT_RAM_BANDWIDTH,
-    gpu_overhead: int | None = None,
-    gpu_efficiency: float = GPU_DECODE_EFFICIENCY,
-    ram_efficiency: float = RAM_DECODE_EFFICIENCY,
-    n_ubatch: int = LLAMACPP_N_UBATCH,
-) -> OffloadPlan:
+def offload_plan(model: ModelSpec, fmt: WeightFormat, gpu_bytes: int, ram_bytes: int | None, context: int,
+                 kv: str | None = None, *, device: Device = "gpu", sequences: int = 1, gpu_bandwidth: float = 0.0,
+                 ram_bandwidth: float = DEFAULT_RAM_BANDWIDTH, gpu_overhead: int | None = None,
+                 gpu_efficiency: float = GPU_DECODE_EFFICIENCY, ram_efficiency: float = RAM_DECODE_EFFICIENCY,
+                 n_ubatch: int = LLAMACPP_N_UBATCH) -> OffloadPlan:
     """The largest `--n-gpu-layers` whose GPU share fits `gpu_bytes` (what the driver reports: CUDA
     total_memory, or the Apple wired limit) less `gpu_overhead` (default `gpu_overhead_bytes(device)`),
     the host RAM the rest needs, whether it fits at all, and the decode speed.
@@ -193,25 +181,18 @@ def offload_plan(
     c = _costs(model, fmt, context, kv_type, sequences, n_ubatch)
     overhead = 0 if device == "cpu" else (gpu_overhead_bytes(device) if gpu_overhead is None else gpu_overhead)
     budget = 0 if device == "cpu" else max(0, gpu_bytes - overhead)
-
-    k = 0
-    if device != "cpu":
-        while k < n + 1 and _gpu_need(c, k + 1) <= budget:
-            k += 1
+    k = 0 if device == "cpu" else _most_gpu_layers(c, n, budget)
     if k > 0 and gpu_bandwidth <= 0:
         raise InputError("offload_plan: a GPU plan needs gpu_bandwidth > 0")
     x = _split(model, c, k, n_ubatch)
-    gpu_read, host_read = _reads(c, x, c.kvs)
-    gpu_read0, host_read0 = _reads(c, x, c.kvs_empty)
-    gpu_bw = gpu_bandwidth if k else 1.0
+    gpu_read, host_read, tok_s, tok_s0 = _decode(c, x, gpu_bandwidth if k else 1.0, ram_bandwidth, gpu_efficiency,
+                                                 ram_efficiency)
     need_ram = x.host_total + (x.gpu_total if device == "apple" else 0)
     ram_ok = ram_bytes is None or need_ram <= ram_bytes
-    reason = None if ram_ok else _ram_reason(device, need_ram, ram_bytes)
-    tok_s = decode_tokens_per_s(gpu_read, host_read, gpu_bw, ram_bandwidth, gpu_efficiency, ram_efficiency)
-    tok_s0 = decode_tokens_per_s(gpu_read0, host_read0, gpu_bw, ram_bandwidth, gpu_efficiency, ram_efficiency)
     return OffloadPlan(
         device=device, num_layers=n, n_gpu_layers=k, layers_on_gpu=x.on_gpu, output_on_gpu=x.output_on_gpu,
-        fits_on_gpu=device != "cpu" and k == n + 1, fits=ram_ok, ram_checked=ram_bytes is not None, reason=reason,
+        fits_on_gpu=device != "cpu" and k == n + 1, fits=ram_ok, ram_checked=ram_bytes is not None,
+        reason=None if ram_ok else _ram_reason(device, need_ram, ram_bytes),
         context=context, sequences=sequences, kv_dtype=kv_type.name,
         weights_bytes=sum(c.weights) + c.glob.input_bytes + c.glob.output_bytes - c.glob.tied_copy_bytes,
         kv_bytes=sum(c.kvs),
@@ -225,6 +206,23 @@ def offload_plan(
         layer_kv_bytes=tuple(c.kvs), compute_buffer_bytes=c.compute, output_layer_bytes=c.glob.output_bytes,
     )
 
+
+def _most_gpu_layers(c: _Costs, n: int, budget: int) -> int:
+    """k = max{k <= n + 1 : gpu(k) <= budget}, counting up (gpu(k) grows with k)."""
+    k = 0
+    while k < n + 1 and _gpu_need(c, k + 1) <= budget:
+        k += 1
+    return k
+
+
+def _decode(c: _Costs, x: _Split, gpu_bw: float, ram_bw: float, gpu_eff: float,
+            ram_eff: float) -> tuple[int, int, float, float]:
+    """(GPU and host bytes one decode token reads, tokens/s with the KV at the context, tokens/s with an empty
+    cache): `decode_tokens_per_s` of `_reads`."""
+    gpu_read, host_read = _reads(c, x, c.kvs)
+    gpu_read0, host_read0 = _reads(c, x, c.kvs_empty)
+    return (gpu_read, host_read, decode_tokens_per_s(gpu_read, host_read, gpu_bw, ram_bw, gpu_eff, ram_eff),
+            decode_tokens_per_s(gpu_read0, host_read0, gpu_bw, ram_bw, gpu_eff, ram_eff))
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from kvcalc.calc.quant.base import QuantFormat
@@ -125,49 +125,84 @@ def format_from_quantization_config(model: ModelSpec) -> QuantFormat | None:
     if not qc:
         return None
     method = str(qc.get("quant_method", "")).lower().replace("_", "-")
-    fmt: QuantFormat | None = None
-    if method == "fp8":
-        keep = _keep_from(qc, "ignored_layers", "modules_to_not_convert")
-        block = qc.get("weight_block_size")
-        if block:
-            fmt = Fp8Format("block", block=(int(block[0]), int(block[1])), keep_high_precision=keep)
-        else:
-            fmt = Fp8Format("tensor", static_input=qc.get("activation_scheme") == "static", keep_high_precision=keep)
-    elif method == "fbgemm-fp8":
-        fmt = Fp8Format("channel", keep_high_precision=_keep_from(qc, "modules_to_not_convert"))
-    elif method == "mxfp4":
-        fmt = MxFp4Format(keep_high_precision=_keep_from(qc, "modules_to_not_convert"))
-    elif method == "compressed-tensors":
-        fmt = _compressed_tensors(qc)
-    elif method == "modelopt":
-        nested = qc.get("quantization")
-        inner: dict[str, Any] = nested if isinstance(nested, dict) else qc
-        algo = str(inner.get("quant_algo", "")).upper()
-        keep = _keep_from(inner, "exclude_modules", "ignore")
-        if algo == "FP8":
-            fmt = Fp8Format("tensor", static_input=True, keep_high_precision=keep)
-        elif algo.startswith("NVFP4"):
-            fmt = NvFp4Format(keep_high_precision=keep)
-    elif method in ("gptq", "auto-round", "autoround", "gptq-marlin"):
-        bits = int(qc.get("bits", 4))
-        group = int(qc.get("group_size", 128))
-        keep = _keep_from(qc, "modules_to_not_convert", "modules_to_not_quantize",
-                          lm_head_default=not qc.get("lm_head", False))
-        fmt = PackedIntFormat("gptq", bits, group, desc_act=bool(qc.get("desc_act", False)),
-                              keep_high_precision=keep)
-    elif method in ("awq", "awq-marlin"):
-        bits = int(qc.get("bits", qc.get("w_bit", 4)))
-        group = int(qc.get("group_size", qc.get("q_group_size", 128)))
-        fmt = PackedIntFormat("awq", bits, group, keep_high_precision=_keep_from(qc, "modules_to_not_convert"))
-    elif method == "bitsandbytes":
-        keep = _keep_from(qc, "llm_int8_skip_modules")
-        if qc.get("load_in_4bit"):
-            fmt = Bnb4Format(str(qc.get("bnb_4bit_quant_type", "fp4")).lower(),
-                             double_quant=bool(qc.get("bnb_4bit_use_double_quant", False)), keep_high_precision=keep)
-        elif qc.get("load_in_8bit"):
-            fmt = BnbInt8Format("bnb-int8", keep)
-    elif method == "gguf":
-        file_type = str(qc.get("file_type", "")).upper().removeprefix("MOSTLY_").removeprefix("ALL_")
-        if file_type in GGUF_FTYPES:
-            fmt = GgufRecipe(file_type)
+    reader = _READERS.get(method)
+    fmt = reader(qc) if reader is not None else None
     return fmt.bind(model) if fmt is not None else None
+
+
+def _fp8(qc: dict[str, Any]) -> QuantFormat:
+    """Block scales with `weight_block_size`, else per-tensor (static input scales with `activation_scheme`)."""
+    keep = _keep_from(qc, "ignored_layers", "modules_to_not_convert")
+    block = qc.get("weight_block_size")
+    if block:
+        return Fp8Format("block", block=(int(block[0]), int(block[1])), keep_high_precision=keep)
+    return Fp8Format("tensor", static_input=qc.get("activation_scheme") == "static", keep_high_precision=keep)
+
+
+def _fbgemm_fp8(qc: dict[str, Any]) -> QuantFormat:
+    return Fp8Format("channel", keep_high_precision=_keep_from(qc, "modules_to_not_convert"))
+
+
+def _mxfp4(qc: dict[str, Any]) -> QuantFormat:
+    return MxFp4Format(keep_high_precision=_keep_from(qc, "modules_to_not_convert"))
+
+
+def _modelopt(qc: dict[str, Any]) -> QuantFormat | None:
+    """`quant_algo` FP8 or NVFP4*, at the top level or under `quantization`."""
+    nested = qc.get("quantization")
+    inner: dict[str, Any] = nested if isinstance(nested, dict) else qc
+    algo = str(inner.get("quant_algo", "")).upper()
+    keep = _keep_from(inner, "exclude_modules", "ignore")
+    if algo == "FP8":
+        return Fp8Format("tensor", static_input=True, keep_high_precision=keep)
+    if algo.startswith("NVFP4"):
+        return NvFp4Format(keep_high_precision=keep)
+    return None
+
+
+def _gptq(qc: dict[str, Any]) -> QuantFormat:
+    bits = int(qc.get("bits", 4))
+    group = int(qc.get("group_size", 128))
+    keep = _keep_from(qc, "modules_to_not_convert", "modules_to_not_quantize",
+                      lm_head_default=not qc.get("lm_head", False))
+    return PackedIntFormat("gptq", bits, group, desc_act=bool(qc.get("desc_act", False)), keep_high_precision=keep)
+
+
+def _awq(qc: dict[str, Any]) -> QuantFormat:
+    bits = int(qc.get("bits", qc.get("w_bit", 4)))
+    group = int(qc.get("group_size", qc.get("q_group_size", 128)))
+    return PackedIntFormat("awq", bits, group, keep_high_precision=_keep_from(qc, "modules_to_not_convert"))
+
+
+def _bitsandbytes(qc: dict[str, Any]) -> QuantFormat | None:
+    keep = _keep_from(qc, "llm_int8_skip_modules")
+    if qc.get("load_in_4bit"):
+        return Bnb4Format(str(qc.get("bnb_4bit_quant_type", "fp4")).lower(),
+                          double_quant=bool(qc.get("bnb_4bit_use_double_quant", False)), keep_high_precision=keep)
+    if qc.get("load_in_8bit"):
+        return BnbInt8Format("bnb-int8", keep)
+    return None
+
+
+def _gguf(qc: dict[str, Any]) -> QuantFormat | None:
+    """kvcalc's own marker for a .gguf file: its `file_type`."""
+    file_type = str(qc.get("file_type", "")).upper().removeprefix("MOSTLY_").removeprefix("ALL_")
+    return GgufRecipe(file_type) if file_type in GGUF_FTYPES else None
+
+
+#: quant_method (lower case, "_" as "-") -> the reader of its quantization_config.
+_READERS: dict[str, Callable[[dict[str, Any]], QuantFormat | None]] = {
+    "fp8": _fp8,
+    "fbgemm-fp8": _fbgemm_fp8,
+    "mxfp4": _mxfp4,
+    "compressed-tensors": _compressed_tensors,
+    "modelopt": _modelopt,
+    "gptq": _gptq,
+    "auto-round": _gptq,
+    "autoround": _gptq,
+    "gptq-marlin": _gptq,
+    "awq": _awq,
+    "awq-marlin": _awq,
+    "bitsandbytes": _bitsandbytes,
+    "gguf": _gguf,
+}

@@ -13,47 +13,57 @@ SCHEMA = ("kvcalc.report.serve", "ServeReport")
 SERVING_CONTEXT = "max_model_len: 8192, 32k, 32K (default: the longest request)."
 
 
+LoadBandwidthOpt = Annotated[
+    str | None,
+    typer.Option("--load-bandwidth", help="Weight load rate per replica, per second: 2GB = 2e9 B/s (default 1.3GB)."),
+]
+EngineStartupOpt = Annotated[
+    str | None, typer.Option("--engine-startup", help="Engine start-up after loading weights: 60s (the default).")
+]
+TrafficOpt = Annotated[
+    str | None, typer.Option("--traffic", help="CSV/JSON-lines day of request rates (hour,rps) to autoscale.")
+]
+TrafficIntervalOpt = Annotated[
+    str, typer.Option("--traffic-interval", help="Row length when the file has no time column.")
+]
+PolicyOpt = Annotated[str, typer.Option("--policy", help="Autoscaling on utilization or queue length.")]
+MinReplicasOpt = Annotated[
+    int, typer.Option("--min-replicas", min=0, help="Fewest replicas the autoscaler keeps (--traffic).")
+]
+MaxReplicasOpt = Annotated[
+    int | None, typer.Option("--max-replicas", min=1, help="Most replicas the autoscaler may run (--traffic).")
+]
+ScaleUpDelayOpt = Annotated[
+    str | None,
+    typer.Option("--scale-up-delay", help="Time from asking for a replica to its serving: 3m (default: cold start)."),
+]
+TargetUtilizationOpt = Annotated[
+    float | None,
+    typer.Option("--target-utilization", help="Utilization policy's target (default 1 / (1 + headroom)).")
+]
+TargetQueueOpt = Annotated[
+    float | None, typer.Option("--target-queue", help="Requests in flight per replica (queue policy).")
+]
+PlotOpt = Annotated[str | None, typer.Option("--plot", help="Write an SVG of load vs replicas here.")]
+
+
 @deployment_options(without=("dp",), calibration=True, workload=True, help={
     "tp": "Tensor-parallel degree of one replica.", "pp": "Pipeline-parallel degree of one replica.",
     "context": SERVING_CONTEXT, "engine": "vllm or sglang (trtllm, llamacpp: no launch line)."})
 def command(
     model: ModelArg,
     deployment: dict[str, Any],
-    load_bandwidth: Annotated[
-        str | None,
-        typer.Option(
-            "--load-bandwidth", help="Weight load rate per replica, per second: 2GB = 2e9 B/s (default 1.3GB)."),
-    ] = None,
-    engine_startup: Annotated[
-        str | None, typer.Option("--engine-startup", help="Engine start-up after loading weights: 60s (the default).")
-    ] = None,
-    traffic: Annotated[
-        str | None, typer.Option("--traffic", help="CSV/JSON-lines day of request rates (hour,rps) to autoscale.")
-    ] = None,
-    traffic_interval: Annotated[
-        str, typer.Option("--traffic-interval", help="Row length when the file has no time column.")
-    ] = "1h",
-    policy: Annotated[str, typer.Option("--policy", help="Autoscaling on utilization or queue length.")]
-    = "utilization",
-    min_replicas: Annotated[
-        int, typer.Option("--min-replicas", min=0, help="Fewest replicas the autoscaler keeps (--traffic).")
-    ] = 1,
-    max_replicas: Annotated[
-        int | None, typer.Option("--max-replicas", min=1, help="Most replicas the autoscaler may run (--traffic).")
-    ] = None,
-    scale_up_delay: Annotated[
-        str | None,
-        typer.Option(
-            "--scale-up-delay", help="Time from asking for a replica to its serving: 3m (default: cold start)."),
-    ] = None,
-    target_utilization: Annotated[
-        float | None,
-        typer.Option("--target-utilization", help="Utilization policy's target (default 1 / (1 + headroom)).")
-    ] = None,
-    target_queue: Annotated[
-        float | None, typer.Option("--target-queue", help="Requests in flight per replica (queue policy).")
-    ] = None,
-    plot: Annotated[str | None, typer.Option("--plot", help="Write an SVG of load vs replicas here.")] = None,
+    load_bandwidth: LoadBandwidthOpt = None,
+    engine_startup: EngineStartupOpt = None,
+    traffic: TrafficOpt = None,
+    traffic_interval: TrafficIntervalOpt = "1h",
+    policy: PolicyOpt = "utilization",
+    min_replicas: MinReplicasOpt = 1,
+    max_replicas: MaxReplicasOpt = None,
+    scale_up_delay: ScaleUpDelayOpt = None,
+    target_utilization: TargetUtilizationOpt = None,
+    target_queue: TargetQueueOpt = None,
+    plot: PlotOpt = None,
     json_out: JsonOpt = False,
     explain: ExplainOpt = False,
 ) -> None:

@@ -55,6 +55,52 @@ def mla_attention(
     return out
 
 
+def _ffn(
+    cfg: Cfg, i: int, hidden: int, num_experts: int, *, moe: bool, score_bias: bool, mlp_bias: bool
+) -> tuple[list[TensorSpec], DenseMLP | MoEMLP]:
+    """DeepSeekMoE when `moe`: router [E, H] (+ correction bias [E] with `score_bias`), E routed experts of
+    `moe_intermediate_size` and one shared MLP of n_shared_experts x that; else a gated MLP."""
+    if moe:
+        expert_inter = cfg.int("moe_intermediate_size")
+        shared_inter = cfg.int("n_shared_experts", 0, minimum=0) * expert_inter
+        tensors = experts(i, hidden, num_experts, expert_inter)
+        if score_bias:
+            tensors.append(tensor("exp_probs_b.bias", (num_experts,), "ffn_gate_inp", i))
+        if shared_inter:
+            tensors += mlp(i, hidden, shared_inter, bias=mlp_bias, suffix="_shexp")
+        return tensors, MoEMLP(
+            num_experts=num_experts,
+            top_k=cfg.int("num_experts_per_tok"),
+            expert_intermediate_size=expert_inter,
+            shared_intermediate_size=shared_inter,
+        )
+    inter = cfg.int("intermediate_size")
+    return mlp(i, hidden, inter, bias=mlp_bias), DenseMLP(intermediate_size=inter)
+
+
+def _attention_and_norms(i: int, hidden: int, mixer: MLAAttention, *, bias: bool) -> list[TensorSpec]:
+    """The MLA projections of `mixer`'s sizes, then the layer's input and post-attention norms [H]."""
+    tensors = mla_attention(
+        i,
+        hidden,
+        mixer.num_heads,
+        q_lora_rank=mixer.q_lora_rank,
+        kv_lora_rank=mixer.kv_lora_rank,
+        qk_nope_head_dim=mixer.qk_nope_head_dim,
+        qk_rope_head_dim=mixer.qk_rope_head_dim,
+        v_head_dim=mixer.v_head_dim,
+        bias=bias,
+    )
+    return tensors + norm("attn_norm", hidden, i) + norm("ffn_norm", hidden, i)
+
+
+def _mtp_extras(i: int, hidden: int) -> list[TensorSpec]:
+    """What an MTP layer adds to its decoder layer: enorm, hnorm [H], eh_proj [H, 2H], shared_head.norm [H]."""
+    tensors = norm("nextn.enorm", hidden, i) + norm("nextn.hnorm", hidden, i)
+    tensors += linear("nextn.eh_proj", hidden, 2 * hidden, i)
+    return tensors + norm("nextn.shared_head_norm", hidden, i)
+
+
 def build(cfg: Cfg, model_type: str) -> Parts:
     hidden = cfg.int("hidden_size")
     num_layers = cfg.int("num_hidden_layers")
@@ -85,38 +131,11 @@ def build(cfg: Cfg, model_type: str) -> Parts:
     )
 
     def decoder_layer(i: int) -> tuple[list[TensorSpec], DenseMLP | MoEMLP]:
-        tensors = mla_attention(
-            i,
-            hidden,
-            heads,
-            q_lora_rank=q_lora,
-            kv_lora_rank=kv_lora_rank,
-            qk_nope_head_dim=qk_nope,
-            qk_rope_head_dim=qk_rope,
-            v_head_dim=v_head_dim,
-            bias=attn_bias,
+        moe = bool(num_experts) and i >= first_dense and i % freq == 0
+        ffn_tensors, ffn = _ffn(
+            cfg, i, hidden, num_experts, moe=moe, score_bias=score_bias, mlp_bias=mlp_bias
         )
-        tensors += norm("attn_norm", hidden, i) + norm("ffn_norm", hidden, i)
-        ffn: DenseMLP | MoEMLP
-        if num_experts and i >= first_dense and i % freq == 0:
-            expert_inter = cfg.int("moe_intermediate_size")
-            shared_inter = cfg.int("n_shared_experts", 0, minimum=0) * expert_inter
-            tensors += experts(i, hidden, num_experts, expert_inter)
-            if score_bias:
-                tensors.append(tensor("exp_probs_b.bias", (num_experts,), "ffn_gate_inp", i))
-            if shared_inter:
-                tensors += mlp(i, hidden, shared_inter, bias=mlp_bias, suffix="_shexp")
-            ffn = MoEMLP(
-                num_experts=num_experts,
-                top_k=cfg.int("num_experts_per_tok"),
-                expert_intermediate_size=expert_inter,
-                shared_intermediate_size=shared_inter,
-            )
-        else:
-            inter = cfg.int("intermediate_size")
-            tensors += mlp(i, hidden, inter, bias=mlp_bias)
-            ffn = DenseMLP(intermediate_size=inter)
-        return tensors, ffn
+        return _attention_and_norms(i, hidden, mixer, bias=attn_bias) + ffn_tensors, ffn
 
     layers = []
     for i in range(num_layers):
@@ -126,12 +145,8 @@ def build(cfg: Cfg, model_type: str) -> Parts:
     mtp: list[TensorSpec] = []
     num_mtp = cfg.int("num_nextn_predict_layers", 0, minimum=0)
     for k in range(num_mtp):
-        i = num_layers + k
-        tensors, _ = decoder_layer(i)
-        mtp += tensors
-        mtp += norm("nextn.enorm", hidden, i) + norm("nextn.hnorm", hidden, i)
-        mtp += linear("nextn.eh_proj", hidden, 2 * hidden, i)
-        mtp += norm("nextn.shared_head_norm", hidden, i)
+        tensors, _ = decoder_layer(num_layers + k)
+        mtp += tensors + _mtp_extras(num_layers + k, hidden)
     notes = []
     if num_mtp:
         notes.append(

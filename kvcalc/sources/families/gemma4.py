@@ -36,7 +36,14 @@ from kvcalc.sources.families._build import (
     norm,
     tensor,
 )
-from kvcalc.spec.layers import DenseMLP, FullAttention, LayerSpec, MoEMLP, SlidingWindowAttention
+from kvcalc.spec.layers import (
+    DenseMLP,
+    FullAttention,
+    LayerSpec,
+    MoEMLP,
+    SlidingWindowAttention,
+    TensorSpec,
+)
 
 
 def _types(cfg: Cfg, num_layers: int) -> list[str]:
@@ -103,6 +110,113 @@ def _vision_params(vision: Any, text_hidden: int) -> int | None:
     return patch_embedder + layers * per_layer + standardize + projector
 
 
+def _attention_tensors(
+    i: int, hidden: int, heads: int, d: int, n_kv: int, *, bias: bool, kv_shared: bool, v_proj: bool
+) -> list[TensorSpec]:
+    """q [n_h*d, H] + q norm [d]; unless the layer reuses an earlier layer's KV, k [n_kv*d, H] + k norm [d]
+    and (without V = K) v [n_kv*d, H]; o [H, n_h*d]."""
+    tensors = linear("attn_q", heads * d, hidden, i, bias=bias) + norm("attn_q_norm", d, i)
+    if not kv_shared:
+        tensors += linear("attn_k", n_kv * d, hidden, i, bias=bias) + norm("attn_k_norm", d, i)
+        if v_proj:
+            tensors += linear("attn_v", n_kv * d, hidden, i, bias=bias)
+    tensors += linear("attn_output", hidden, heads * d, i, bias=bias)
+    return tensors
+
+
+def _layer_norms(i: int, hidden: int, ple: int) -> list[TensorSpec]:
+    """Four norms [H] and the layer_scalar [1]; with per-layer embeddings of width P > 0, gate [P, H],
+    projection [H, P] and a norm [H]."""
+    tensors: list[TensorSpec] = []
+    for name in ("attn_norm", "post_attention_norm", "ffn_norm", "post_ffw_norm"):
+        tensors += norm(name, hidden, i)
+    tensors.append(tensor("layer_output_scale.weight", (1,), "norm", i))
+    if ple:
+        tensors += linear("inp_gate", ple, hidden, i) + linear("proj", hidden, ple, i)
+        tensors += norm("post_norm", hidden, i)
+    return tensors
+
+
+def _moe_block(cfg: Cfg, i: int, hidden: int, dense_inter: int) -> tuple[list[TensorSpec], MoEMLP]:
+    """The MoE beside the dense MLP: router [E, H] + scale [H], per_expert_scale [E], experts gate and up
+    [E, I, H], down [E, H, I], three more norms [H]."""
+    num_experts = cfg.int("num_experts")
+    expert_inter = cfg.int("moe_intermediate_size")
+    tensors = linear("ffn_gate_inp", num_experts, hidden, i)
+    tensors.append(tensor("ffn_gate_inp.scale", (hidden,), "ffn_gate_inp", i))
+    tensors.append(tensor("ffn_down_exps.scale", (num_experts,), "ffn_gate_inp", i))
+    tensors.append(tensor("ffn_gate_exps.weight", (num_experts, expert_inter, hidden), "ffn_gate_exps", i))
+    tensors.append(tensor("ffn_up_exps.weight", (num_experts, expert_inter, hidden), "ffn_up_exps", i))
+    tensors.append(tensor("ffn_down_exps.weight", (num_experts, hidden, expert_inter), "ffn_down_exps", i))
+    for name in ("post_ffw_norm_1", "post_ffw_norm_2", "pre_ffw_norm_2"):
+        tensors += norm(name, hidden, i)
+    # The dense MLP always runs beside the experts: counted as the "shared" part of the block.
+    ffn = MoEMLP(
+        num_experts=num_experts,
+        top_k=cfg.int("top_k_experts"),
+        expert_intermediate_size=expert_inter,
+        shared_intermediate_size=dense_inter,
+    )
+    return tensors, ffn
+
+
+def _mixer(
+    heads: int, n_kv: int, d: int, window: int, *, kv_shared: bool, sliding: bool
+) -> FullAttention | None:
+    """None for a layer that reuses an earlier layer's KV (it caches nothing), else sliding or full attention."""
+    if kv_shared:
+        return None
+    if sliding:
+        return SlidingWindowAttention(num_heads=heads, num_kv_heads=n_kv, head_dim=d, sliding_window=window)
+    return FullAttention(num_heads=heads, num_kv_heads=n_kv, head_dim=d)
+
+
+def _global_tensors(
+    cfg: Cfg, vocab: int, hidden: int, num_layers: int, ple: int, *, tied: bool
+) -> list[TensorSpec]:
+    """Embeddings, final norm and head; with per-layer embeddings of width P > 0, embed_tokens_per_layer
+    [V_p, L*P], the model projection [L*P, H] and its norm [P]."""
+    global_tensors = embeddings(vocab, hidden, tied=tied)
+    if ple:
+        vocab_ple = cfg.int("vocab_size_per_layer_input", 262_144)
+        global_tensors += [
+            tensor("per_layer_token_embd.weight", (vocab_ple, num_layers * ple), "token_embd"),
+            tensor("per_layer_model_proj.weight", (num_layers * ple, hidden), "per_layer_model_proj"),
+            *norm("per_layer_proj_norm", ple, None),
+        ]
+    return global_tensors
+
+
+def _sharing_notes(k_eq_v: bool, kv_shared: list[bool]) -> list[str]:
+    notes: list[str] = []
+    if k_eq_v:
+        notes.append(
+            "attention_k_eq_v: global layers have no v_proj (V = K) but vLLM still caches K and V for them"
+        )
+    if any(kv_shared):
+        notes.append(
+            f"the last {sum(kv_shared)} layers reuse earlier layers' KV cache (num_kv_shared_layers): "
+            "kvcalc gives them no mixer, so they add no KV bytes"
+        )
+    return notes
+
+
+def _towers(cfg: Cfg, hidden: int) -> tuple[int, list[str]]:
+    """(vision tower + projector params, notes on towers not counted)."""
+    notes: list[str] = []
+    vision_params = 0
+    vision = cfg.get("vision_config")
+    if vision is not None:
+        counted = _vision_params(vision, hidden)
+        if counted is None:
+            notes.append("vision tower present but not computable from vision_config: not counted")
+        else:
+            vision_params = counted
+    if cfg.get("audio_config") is not None:
+        notes.append("audio tower present: not counted")
+    return vision_params, notes
+
+
 def build(cfg: Cfg, model_type: str) -> Parts:
     hidden = cfg.int("hidden_size")
     num_layers = cfg.int("num_hidden_layers")
@@ -129,83 +243,20 @@ def build(cfg: Cfg, model_type: str) -> Parts:
         d = int(overrides.get(i, {}).get("head_dim", head_dim))
         n_kv = int(overrides.get(i, {}).get("num_key_value_heads", kv_heads))
         sliding = kind == "sliding_attention"
-        tensors = linear("attn_q", heads * d, hidden, i, bias=bias) + norm("attn_q_norm", d, i)
-        if not shared[i]:
-            tensors += linear("attn_k", n_kv * d, hidden, i, bias=bias) + norm("attn_k_norm", d, i)
-            if not (k_eq_v and not sliding):
-                tensors += linear("attn_v", n_kv * d, hidden, i, bias=bias)
-        tensors += linear("attn_output", hidden, heads * d, i, bias=bias)
-        for name in ("attn_norm", "post_attention_norm", "ffn_norm", "post_ffw_norm"):
-            tensors += norm(name, hidden, i)
-        tensors.append(tensor("layer_output_scale.weight", (1,), "norm", i))
-        if ple:
-            tensors += linear("inp_gate", ple, hidden, i) + linear("proj", hidden, ple, i)
-            tensors += norm("post_norm", hidden, i)
+        tensors = _attention_tensors(
+            i, hidden, heads, d, n_kv, bias=bias, kv_shared=shared[i], v_proj=not (k_eq_v and not sliding)
+        )
+        tensors += _layer_norms(i, hidden, ple)
         layer_inter = inter * (2 if double_wide and shared[i] else 1)
         tensors += mlp(i, hidden, layer_inter)
         ffn: DenseMLP | MoEMLP = DenseMLP(intermediate_size=layer_inter)
         if moe_block:
-            num_experts = cfg.int("num_experts")
-            expert_inter = cfg.int("moe_intermediate_size")
-            tensors += linear("ffn_gate_inp", num_experts, hidden, i)
-            tensors.append(tensor("ffn_gate_inp.scale", (hidden,), "ffn_gate_inp", i))
-            tensors.append(tensor("ffn_down_exps.scale", (num_experts,), "ffn_gate_inp", i))
-            tensors.append(
-                tensor("ffn_gate_exps.weight", (num_experts, expert_inter, hidden), "ffn_gate_exps", i)
-            )
-            tensors.append(
-                tensor("ffn_up_exps.weight", (num_experts, expert_inter, hidden), "ffn_up_exps", i)
-            )
-            tensors.append(
-                tensor("ffn_down_exps.weight", (num_experts, hidden, expert_inter), "ffn_down_exps", i)
-            )
-            for name in ("post_ffw_norm_1", "post_ffw_norm_2", "pre_ffw_norm_2"):
-                tensors += norm(name, hidden, i)
-            # The dense MLP always runs beside the experts: counted as the "shared" part of the block.
-            ffn = MoEMLP(
-                num_experts=num_experts,
-                top_k=cfg.int("top_k_experts"),
-                expert_intermediate_size=expert_inter,
-                shared_intermediate_size=layer_inter,
-            )
-        mixer: FullAttention | None
-        if shared[i]:
-            mixer = None
-        elif sliding:
-            mixer = SlidingWindowAttention(
-                num_heads=heads, num_kv_heads=n_kv, head_dim=d, sliding_window=window
-            )
-        else:
-            mixer = FullAttention(num_heads=heads, num_kv_heads=n_kv, head_dim=d)
+            moe_tensors, ffn = _moe_block(cfg, i, hidden, layer_inter)
+            tensors += moe_tensors
+        mixer = _mixer(heads, n_kv, d, window, kv_shared=shared[i], sliding=sliding)
         layers.append(LayerSpec(index=i, mixer=mixer, mlp=ffn, tensors=tuple(tensors)))
 
-    global_tensors = embeddings(vocab, hidden, tied=tied)
-    if ple:
-        vocab_ple = cfg.int("vocab_size_per_layer_input", 262_144)
-        global_tensors += [
-            tensor("per_layer_token_embd.weight", (vocab_ple, num_layers * ple), "token_embd"),
-            tensor("per_layer_model_proj.weight", (num_layers * ple, hidden), "per_layer_model_proj"),
-            *norm("per_layer_proj_norm", ple, None),
-        ]
-
-    notes: list[str] = []
-    if k_eq_v:
-        notes.append(
-            "attention_k_eq_v: global layers have no v_proj (V = K) but vLLM still caches K and V for them"
-        )
-    if any(shared):
-        notes.append(
-            f"the last {sum(shared)} layers reuse earlier layers' KV cache (num_kv_shared_layers): "
-            "kvcalc gives them no mixer, so they add no KV bytes"
-        )
-    vision_params = 0
-    vision = cfg.get("vision_config")
-    if vision is not None:
-        counted = _vision_params(vision, hidden)
-        if counted is None:
-            notes.append("vision tower present but not computable from vision_config: not counted")
-        else:
-            vision_params = counted
-    if cfg.get("audio_config") is not None:
-        notes.append("audio tower present: not counted")
+    global_tensors = _global_tensors(cfg, vocab, hidden, num_layers, ple, tied=tied)
+    vision_params, tower_notes = _towers(cfg, hidden)
+    notes = _sharing_notes(k_eq_v, shared) + tower_notes
     return Parts(layers=layers, global_tensors=global_tensors, vision_params=vision_params, notes=notes)

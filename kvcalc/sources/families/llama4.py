@@ -107,6 +107,17 @@ def _chunked_layers(cfg: Cfg, num_layers: int) -> list[bool]:
     return [bool(rope[i]) for i in range(num_layers)]
 
 
+def _vision(cfg: Cfg, text_hidden: int) -> tuple[int, list[str]]:
+    """(vision encoder + projector params, a note when they are not counted)."""
+    vision = cfg.get("vision_config")
+    if not isinstance(vision, dict):
+        return 0, ["no vision_config in the config: Llama 4 vision encoder params not counted"]
+    counted = vision_params(vision, text_hidden)
+    if counted is None:
+        return 0, ["vision_config has non-integer sizes: vision encoder params not counted"]
+    return counted, []
+
+
 def build(cfg: Cfg, model_type: str) -> Parts:
     hidden = cfg.int("hidden_size")
     num_layers = cfg.int("num_hidden_layers")
@@ -153,17 +164,7 @@ def build(cfg: Cfg, model_type: str) -> Parts:
             ffn = DenseMLP(intermediate_size=dense_inter)
         layers.append(LayerSpec(index=i, mixer=mixer, mlp=ffn, tensors=tuple(tensors)))
 
-    notes: list[str] = []
-    vision = cfg.get("vision_config")
-    vis = 0
-    if isinstance(vision, dict):
-        counted = vision_params(vision, hidden)
-        if counted is None:
-            notes.append("vision_config has non-integer sizes: vision encoder params not counted")
-        else:
-            vis = counted
-    else:
-        notes.append("no vision_config in the config: Llama 4 vision encoder params not counted")
+    vis, notes = _vision(cfg, hidden)
     tied = cfg.bool("tie_word_embeddings", False)
     return Parts(
         layers=layers, global_tensors=embeddings(vocab, hidden, tied=tied), vision_params=vis, notes=notes

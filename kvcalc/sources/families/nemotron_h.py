@@ -81,82 +81,82 @@ def _blocks(cfg: Cfg) -> list[str]:
     return [_PATTERN[c] for c in pattern]
 
 
-def build(cfg: Cfg, model_type: str) -> Parts:
-    hidden = cfg.int("hidden_size")
-    heads = cfg.int("num_attention_heads")
-    kv_heads = cfg.int("num_key_value_heads", heads)
-    head_dim = cfg.first_int(("head_dim", "attention_head_dim"), hidden // heads)
-    vocab = cfg.int("vocab_size")
-    tied = cfg.bool("tie_word_embeddings", False)
-    blocks = _blocks(cfg)
-    mlp_bias = cfg.bool("mlp_bias", False)
+def _mamba_block(cfg: Cfg, i: int, hidden: int) -> LayerSpec:
+    """Norm + Mamba-2 mixer (d_inner = mamba_num_heads * mamba_head_dim)."""
+    tensors = norm("attn_norm", hidden, i)
+    num_heads = cfg.int("mamba_num_heads")
+    head_dim = cfg.int("mamba_head_dim")
+    n_groups = cfg.first_int(("n_groups", "mamba_n_groups"), 8)
+    d_state = cfg.int("ssm_state_size")
+    kernel = cfg.first_int(("conv_kernel", "mamba_d_conv"), 4)
+    conv_bias = bool(cfg.get("use_conv_bias", cfg.get("mamba_conv_bias", True)))
+    tensors += mamba2(
+        i,
+        hidden,
+        num_heads,
+        head_dim,
+        n_groups,
+        d_state,
+        kernel,
+        conv_bias=conv_bias,
+        bias=cfg.bool("use_bias", False),
+    )
+    mamba = MambaMixer(
+        version=2,
+        d_inner=num_heads * head_dim,
+        d_state=d_state,
+        conv_kernel=kernel,
+        n_groups=n_groups,
+        num_heads=num_heads,
+        head_dim=head_dim,
+    )
+    return LayerSpec(index=i, mixer=mamba, tensors=tuple(tensors))
 
-    layers = []
-    for i, block in enumerate(blocks):
-        tensors = norm("attn_norm", hidden, i)
-        if block == "mamba":
-            num_heads = cfg.int("mamba_num_heads")
-            m_head_dim = cfg.int("mamba_head_dim")
-            n_groups = cfg.first_int(("n_groups", "mamba_n_groups"), 8)
-            d_state = cfg.int("ssm_state_size")
-            kernel = cfg.first_int(("conv_kernel", "mamba_d_conv"), 4)
-            conv_bias = bool(cfg.get("use_conv_bias", cfg.get("mamba_conv_bias", True)))
-            tensors += mamba2(
-                i,
-                hidden,
-                num_heads,
-                m_head_dim,
-                n_groups,
-                d_state,
-                kernel,
-                conv_bias=conv_bias,
-                bias=cfg.bool("use_bias", False),
-            )
-            mamba = MambaMixer(
-                version=2,
-                d_inner=num_heads * m_head_dim,
-                d_state=d_state,
-                conv_kernel=kernel,
-                n_groups=n_groups,
-                num_heads=num_heads,
-                head_dim=m_head_dim,
-            )
-            layers.append(LayerSpec(index=i, mixer=mamba, tensors=tuple(tensors)))
-        elif block == "attention":
-            tensors += attention(i, hidden, heads, kv_heads, head_dim)
-            attn = FullAttention(num_heads=heads, num_kv_heads=kv_heads, head_dim=head_dim)
-            layers.append(LayerSpec(index=i, mixer=attn, tensors=tuple(tensors)))
-        elif block == "mlp":
-            inter = cfg.int("intermediate_size")
-            tensors += mlp(i, hidden, inter, gated=False, bias=mlp_bias)
-            layers.append(
-                LayerSpec(index=i, mlp=DenseMLP(intermediate_size=inter, gated=False), tensors=tuple(tensors))
-            )
-        else:
-            num_experts = cfg.first_int(("n_routed_experts", "num_local_experts"))
-            expert_inter = cfg.int("moe_intermediate_size")
-            shared_inter = cfg.int("moe_shared_expert_intermediate_size")
-            latent = cfg.int("moe_latent_size", 0, minimum=0)
-            width = latent or hidden
-            tensors += [
-                tensor("ffn_gate_inp.weight", (num_experts, hidden), "ffn_gate_inp", i),
-                tensor("exp_probs_b.bias", (num_experts,), "ffn_gate_inp", i),
-                tensor("ffn_up_exps.weight", (num_experts, expert_inter, width), "ffn_up_exps", i),
-                tensor("ffn_down_exps.weight", (num_experts, width, expert_inter), "ffn_down_exps", i),
-            ]
-            if latent:
-                tensors += linear("ffn_latent_in", latent, hidden, i, bias=mlp_bias)
-                tensors += linear("ffn_latent_out", hidden, latent, i, bias=mlp_bias)
-            tensors += mlp(i, hidden, shared_inter, gated=False, bias=mlp_bias, suffix="_shexp")
-            moe = MoEMLP(
-                num_experts=num_experts,
-                top_k=cfg.int("num_experts_per_tok"),
-                expert_intermediate_size=expert_inter,
-                shared_intermediate_size=shared_inter,
-                gated=False,
-            )
-            layers.append(LayerSpec(index=i, mlp=moe, tensors=tuple(tensors)))
 
+def _attention_block(i: int, hidden: int, heads: int, kv_heads: int, head_dim: int) -> LayerSpec:
+    """Norm + softmax attention without biases or q/k norms."""
+    tensors = norm("attn_norm", hidden, i) + attention(i, hidden, heads, kv_heads, head_dim)
+    attn = FullAttention(num_heads=heads, num_kv_heads=kv_heads, head_dim=head_dim)
+    return LayerSpec(index=i, mixer=attn, tensors=tuple(tensors))
+
+
+def _mlp_block(cfg: Cfg, i: int, hidden: int, mlp_bias: bool) -> LayerSpec:
+    """Norm + a non-gated relu^2 MLP of `intermediate_size`."""
+    inter = cfg.int("intermediate_size")
+    tensors = norm("attn_norm", hidden, i) + mlp(i, hidden, inter, gated=False, bias=mlp_bias)
+    return LayerSpec(index=i, mlp=DenseMLP(intermediate_size=inter, gated=False), tensors=tuple(tensors))
+
+
+def _moe_block(cfg: Cfg, i: int, hidden: int, mlp_bias: bool) -> LayerSpec:
+    """Norm + router [E, H] and its correction bias [E], non-gated experts [E, I, H'] / [E, H', I] (H' the
+    latent size when set, with projections [H', H] and [H, H']) and one non-gated shared expert."""
+    tensors = norm("attn_norm", hidden, i)
+    num_experts = cfg.first_int(("n_routed_experts", "num_local_experts"))
+    expert_inter = cfg.int("moe_intermediate_size")
+    shared_inter = cfg.int("moe_shared_expert_intermediate_size")
+    latent = cfg.int("moe_latent_size", 0, minimum=0)
+    width = latent or hidden
+    tensors += [
+        tensor("ffn_gate_inp.weight", (num_experts, hidden), "ffn_gate_inp", i),
+        tensor("exp_probs_b.bias", (num_experts,), "ffn_gate_inp", i),
+        tensor("ffn_up_exps.weight", (num_experts, expert_inter, width), "ffn_up_exps", i),
+        tensor("ffn_down_exps.weight", (num_experts, width, expert_inter), "ffn_down_exps", i),
+    ]
+    if latent:
+        tensors += linear("ffn_latent_in", latent, hidden, i, bias=mlp_bias)
+        tensors += linear("ffn_latent_out", hidden, latent, i, bias=mlp_bias)
+    tensors += mlp(i, hidden, shared_inter, gated=False, bias=mlp_bias, suffix="_shexp")
+    moe = MoEMLP(
+        num_experts=num_experts,
+        top_k=cfg.int("num_experts_per_tok"),
+        expert_intermediate_size=expert_inter,
+        shared_intermediate_size=shared_inter,
+        gated=False,
+    )
+    return LayerSpec(index=i, mlp=moe, tensors=tuple(tensors))
+
+
+def _notes(cfg: Cfg, blocks: list[str]) -> list[str]:
     notes = [
         f"num_layers counts Nemotron-H blocks ({len(blocks)}: {blocks.count('mamba')} Mamba-2, "
         f"{blocks.count('attention')} attention, {blocks.count('mlp')} MLP, {blocks.count('moe')} MoE); "
@@ -169,4 +169,29 @@ def build(cfg: Cfg, model_type: str) -> Parts:
         )
     if cfg.int("num_nextn_predict_layers", 0, minimum=0):
         notes.append("num_nextn_predict_layers > 0: Nemotron-H MTP layers are not counted")
-    return Parts(layers=layers, global_tensors=embeddings(vocab, hidden, tied=tied), notes=notes)
+    return notes
+
+
+def build(cfg: Cfg, model_type: str) -> Parts:
+    hidden = cfg.int("hidden_size")
+    heads = cfg.int("num_attention_heads")
+    kv_heads = cfg.int("num_key_value_heads", heads)
+    head_dim = cfg.first_int(("head_dim", "attention_head_dim"), hidden // heads)
+    vocab = cfg.int("vocab_size")
+    tied = cfg.bool("tie_word_embeddings", False)
+    blocks = _blocks(cfg)
+    mlp_bias = cfg.bool("mlp_bias", False)
+
+    layers = []
+    for i, block in enumerate(blocks):
+        if block == "mamba":
+            layers.append(_mamba_block(cfg, i, hidden))
+        elif block == "attention":
+            layers.append(_attention_block(i, hidden, heads, kv_heads, head_dim))
+        elif block == "mlp":
+            layers.append(_mlp_block(cfg, i, hidden, mlp_bias))
+        else:
+            layers.append(_moe_block(cfg, i, hidden, mlp_bias))
+    return Parts(
+        layers=layers, global_tensors=embeddings(vocab, hidden, tied=tied), notes=_notes(cfg, blocks)
+    )

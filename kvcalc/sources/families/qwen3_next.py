@@ -112,10 +112,82 @@ def _vision_params(vision: Any) -> int | None:
     return patch_embed + pos_embed + depth * block + merger
 
 
+def _is_moe(cfg: Cfg, model_type: str, num_experts: int, mlp_only: frozenset[int], position: int) -> bool:
+    """Routed experts at `position`: never in Qwen3.5 dense or without experts, always in Qwen3.5-MoE, else
+    (Qwen3-Next) outside `mlp_only_layers` on every `decoder_sparse_step`-th layer."""
+    if model_type == "qwen3_5_text" or num_experts == 0:
+        return False
+    if model_type == "qwen3_5_moe_text":
+        return True
+    return position not in mlp_only and (position + 1) % cfg.int("decoder_sparse_step", 1) == 0
+
+
+def _ffn(
+    cfg: Cfg, index: int, hidden: int, num_experts: int, *, moe: bool
+) -> tuple[list[TensorSpec], DenseMLP | MoEMLP]:
+    """Feed-forward tensors of layer `index`: routed experts + one shared expert with a sigmoid gate [1, H]
+    when `moe`, else a gated MLP of `intermediate_size`."""
+    if moe:
+        expert_inter = cfg.int("moe_intermediate_size")
+        shared_inter = cfg.int("shared_expert_intermediate_size", 0, minimum=0)
+        tensors = experts(index, hidden, num_experts, expert_inter)
+        if shared_inter:
+            tensors += mlp(index, hidden, shared_inter, suffix="_shexp")
+            tensors += linear("ffn_gate_inp_shexp", 1, hidden, index)
+        return tensors, MoEMLP(
+            num_experts=num_experts,
+            top_k=cfg.int("num_experts_per_tok"),
+            expert_intermediate_size=expert_inter,
+            shared_intermediate_size=shared_inter,
+        )
+    inter = cfg.int("intermediate_size")
+    return mlp(index, hidden, inter), DenseMLP(intermediate_size=inter)
+
+
+def _deltanet_layer(
+    index: int, hidden: int, n_k: int, n_v: int, d_k: int, d_v: int, kernel: int, *, split: bool
+) -> tuple[list[TensorSpec], LinearAttention]:
+    """A Gated DeltaNet layer's tensors (`gated_deltanet`) and its recurrent-state spec."""
+    tensors = gated_deltanet(index, hidden, n_k, n_v, d_k, d_v, kernel, split=split)
+    return tensors, LinearAttention(
+        num_key_heads=n_k, num_value_heads=n_v, key_head_dim=d_k, value_head_dim=d_v, conv_kernel=kernel
+    )
+
+
+def _full_attention(
+    index: int, hidden: int, heads: int, kv_heads: int, head_dim: int, *, bias: bool, gate: bool
+) -> list[TensorSpec]:
+    """Gated softmax attention: q [2*n_h*d, H] with the output gate, k/v/o, RMSNorm [d] on q and k."""
+    return attention(
+        index, hidden, heads, kv_heads, head_dim, qkv_bias=bias, o_bias=bias, qk_norm=True, q_gate=gate
+    )
+
+
+def _mtp_layer(
+    index: int, hidden: int, attention_tensors: list[TensorSpec], ffn_tensors: list[TensorSpec]
+) -> list[TensorSpec]:
+    """One MTP module: fc [H, 2H], two pre-fc norms, a full-attention decoder layer and a final norm."""
+    tensors = linear("nextn.eh_proj", hidden, 2 * hidden, index)
+    tensors += norm("nextn.enorm", hidden, index) + norm("nextn.hnorm", hidden, index)
+    tensors += attention_tensors + ffn_tensors
+    tensors += norm("attn_norm", hidden, index) + norm("ffn_norm", hidden, index)
+    tensors += norm("nextn.shared_head_norm", hidden, index)
+    return tensors
+
+
+def _vision(cfg: Cfg) -> tuple[int, list[str]]:
+    """(vision tower params, a note when the tower is present but not computable)."""
+    vision = cfg.get("vision_config")
+    if vision is None:
+        return 0, []
+    counted = _vision_params(vision)
+    if counted is None:
+        return 0, ["vision tower present but not computable from vision_config: not counted"]
+    return counted, []
+
+
 def build(cfg: Cfg, model_type: str) -> Parts:
     qwen35 = model_type in ("qwen3_5_moe_text", "qwen3_5_text")
-    moe_everywhere = model_type == "qwen3_5_moe_text"
-    dense_only = model_type == "qwen3_5_text"
     hidden = cfg.int("hidden_size")
     num_layers = cfg.int("num_hidden_layers")
     heads = cfg.int("num_attention_heads")
@@ -132,54 +204,18 @@ def build(cfg: Cfg, model_type: str) -> Parts:
     kernel = cfg.int("linear_conv_kernel_dim")
     types = _layer_types(cfg, num_layers)
     mlp_only = cfg.layer_set("mlp_only_layers")
-    num_experts = 0 if dense_only else cfg.int("num_experts", 0, minimum=0)
-
-    def is_moe(index: int) -> bool:
-        if dense_only or num_experts == 0:
-            return False
-        if moe_everywhere:
-            return True
-        return index not in mlp_only and (index + 1) % cfg.int("decoder_sparse_step", 1) == 0
-
-    def ffn(index: int, position: int) -> tuple[list[TensorSpec], DenseMLP | MoEMLP]:
-        """Tensors of layer `index`; `position` decides MoE vs dense (an MTP layer's own index, as vLLM)."""
-        if is_moe(position):
-            expert_inter = cfg.int("moe_intermediate_size")
-            shared_inter = cfg.int("shared_expert_intermediate_size", 0, minimum=0)
-            tensors = experts(index, hidden, num_experts, expert_inter)
-            if shared_inter:
-                tensors += mlp(index, hidden, shared_inter, suffix="_shexp")
-                tensors += linear("ffn_gate_inp_shexp", 1, hidden, index)
-            return tensors, MoEMLP(
-                num_experts=num_experts,
-                top_k=cfg.int("num_experts_per_tok"),
-                expert_intermediate_size=expert_inter,
-                shared_intermediate_size=shared_inter,
-            )
-        inter = cfg.int("intermediate_size")
-        return mlp(index, hidden, inter), DenseMLP(intermediate_size=inter)
-
-    def full_attention(index: int) -> list[TensorSpec]:
-        return attention(
-            index, hidden, heads, kv_heads, head_dim, qkv_bias=bias, o_bias=bias, qk_norm=True, q_gate=gate
-        )
+    num_experts = 0 if model_type == "qwen3_5_text" else cfg.int("num_experts", 0, minimum=0)
 
     layers = []
     for i, kind in enumerate(types):
         mixer: FullAttention | LinearAttention
         if kind == "full_attention":
-            tensors = full_attention(i)
+            tensors = _full_attention(i, hidden, heads, kv_heads, head_dim, bias=bias, gate=gate)
             mixer = FullAttention(num_heads=heads, num_kv_heads=kv_heads, head_dim=head_dim)
         else:
-            tensors = gated_deltanet(i, hidden, n_k, n_v, d_k, d_v, kernel, split=qwen35)
-            mixer = LinearAttention(
-                num_key_heads=n_k,
-                num_value_heads=n_v,
-                key_head_dim=d_k,
-                value_head_dim=d_v,
-                conv_kernel=kernel,
-            )
-        ffn_tensors, ffn_spec = ffn(i, i)
+            tensors, mixer = _deltanet_layer(i, hidden, n_k, n_v, d_k, d_v, kernel, split=qwen35)
+        moe = _is_moe(cfg, model_type, num_experts, mlp_only, i)
+        ffn_tensors, ffn_spec = _ffn(cfg, i, hidden, num_experts, moe=moe)
         tensors += ffn_tensors + norm("attn_norm", hidden, i) + norm("ffn_norm", hidden, i)
         layers.append(LayerSpec(index=i, mixer=mixer, mlp=ffn_spec, tensors=tuple(tensors)))
 
@@ -188,31 +224,23 @@ def build(cfg: Cfg, model_type: str) -> Parts:
     mtp: list[TensorSpec] = []
     for j in range(num_mtp):
         i = num_layers + j
-        mtp += linear("nextn.eh_proj", hidden, 2 * hidden, i)
-        mtp += norm("nextn.enorm", hidden, i) + norm("nextn.hnorm", hidden, i)
-        mtp += full_attention(i) + ffn(i, j)[0]
-        mtp += norm("attn_norm", hidden, i) + norm("ffn_norm", hidden, i)
-        mtp += norm("nextn.shared_head_norm", hidden, i)
+        attention_tensors = _full_attention(i, hidden, heads, kv_heads, head_dim, bias=bias, gate=gate)
+        moe = _is_moe(cfg, model_type, num_experts, mlp_only, j)  # by the MTP layer's own index, as vLLM
+        ffn_tensors, _ = _ffn(cfg, i, hidden, num_experts, moe=moe)
+        mtp += _mtp_layer(i, hidden, attention_tensors, ffn_tensors)
     if num_mtp and cfg.bool("mtp_use_dedicated_embeddings", False):
         mtp.append(tensor("nextn.embed_tokens.weight", (vocab, hidden), "token_embd"))
 
-    notes = (
+    mtp_notes = (
         [f"{num_mtp} MTP layer(s) ({mtp_key}, vLLM default 1) counted in mtp_tensors, not in the total"]
         if num_mtp
         else []
     )
-    vision_params = 0
-    vision = cfg.get("vision_config")
-    if vision is not None:
-        counted = _vision_params(vision)
-        if counted is None:
-            notes.append("vision tower present but not computable from vision_config: not counted")
-        else:
-            vision_params = counted
+    vision_params, vision_notes = _vision(cfg)
     return Parts(
         layers=layers,
         global_tensors=embeddings(vocab, hidden, tied=tied),
         mtp_tensors=mtp,
         vision_params=vision_params,
-        notes=notes,
+        notes=mtp_notes + vision_notes,
     )
