@@ -13,7 +13,7 @@ from typing import Any
 
 from kvcalc.bounds import MAX_LAYERS, check_int, config_int_max
 from kvcalc.errors import InputError
-from kvcalc.spec.layers import TensorSpec
+from kvcalc.spec.layers import MoEMLP, TensorSpec
 
 
 class Cfg:
@@ -201,6 +201,13 @@ def experts(
     if bias:
         out.append(tensor("ffn_down_exps.bias", (num_experts, hidden), "ffn_down_exps", layer))
     return out
+
+
+def routed(cfg: Cfg, num_experts: int, expert_inter: int, shared_inter: int = 0, *, gated: bool = True) -> MoEMLP:
+    """A MoE block's spec: `num_experts` routed experts of `expert_inter`, `num_experts_per_tok` of them per
+    token, beside a shared MLP of `shared_inter` (0: none)."""
+    return MoEMLP(num_experts=num_experts, top_k=cfg.int("num_experts_per_tok"), expert_intermediate_size=expert_inter,
+                  shared_intermediate_size=shared_inter, gated=gated)
 
 
 def embeddings(vocab: int, hidden: int, *, tied: bool, final_norm_bias: bool = False) -> list[TensorSpec]:

@@ -19,6 +19,7 @@ from kvcalc.sources.families._build import (
     linear,
     mlp,
     norm,
+    routed,
 )
 from kvcalc.spec.layers import (
     DenseMLP,
@@ -141,12 +142,7 @@ def build(cfg: Cfg, model_type: str) -> Parts:
             if shared_inter:
                 tensors += mlp(i, hidden, shared_inter, suffix="_shexp")
                 tensors += linear("ffn_gate_inp_shexp", 1, hidden, i)
-            ffn: DenseMLP | MoEMLP = MoEMLP(
-                num_experts=num_experts,
-                top_k=cfg.int("num_experts_per_tok"),
-                expert_intermediate_size=expert_inter,
-                shared_intermediate_size=shared_inter,
-            )
+            ffn: DenseMLP | MoEMLP = routed(cfg, num_experts, expert_inter, shared_inter)
         else:
             inter = cfg.int("intermediate_size")
             tensors += mlp(i, hidden, inter, bias=mlp_bias, fused_gate_up=family.fused)

@@ -24,7 +24,7 @@ Kimi K2 ships `model_type: kimi_k2` with the DeepSeek-V3 architecture, which tra
 
 from __future__ import annotations
 
-from kvcalc.sources.families._build import Cfg, Parts, embeddings, experts, linear, mlp, norm, tensor
+from kvcalc.sources.families._build import Cfg, Parts, embeddings, experts, linear, mlp, norm, routed, tensor
 from kvcalc.spec.layers import DenseMLP, LayerSpec, MLAAttention, MoEMLP, TensorSpec
 
 
@@ -68,12 +68,7 @@ def _ffn(
             tensors.append(tensor("exp_probs_b.bias", (num_experts,), "ffn_gate_inp", i))
         if shared_inter:
             tensors += mlp(i, hidden, shared_inter, bias=mlp_bias, suffix="_shexp")
-        return tensors, MoEMLP(
-            num_experts=num_experts,
-            top_k=cfg.int("num_experts_per_tok"),
-            expert_intermediate_size=expert_inter,
-            shared_intermediate_size=shared_inter,
-        )
+        return tensors, routed(cfg, num_experts, expert_inter, shared_inter)
     inter = cfg.int("intermediate_size")
     return mlp(i, hidden, inter, bias=mlp_bias), DenseMLP(intermediate_size=inter)
 

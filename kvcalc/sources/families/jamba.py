@@ -28,6 +28,7 @@ from kvcalc.sources.families._build import (
     linear,
     mlp,
     norm,
+    routed,
     tensor,
 )
 from kvcalc.spec.layers import DenseMLP, FullAttention, LayerSpec, MambaMixer, MoEMLP, TensorSpec
@@ -106,9 +107,7 @@ def build(cfg: Cfg, model_type: str) -> Parts:
         ffn: DenseMLP | MoEMLP
         if num_experts > 1 and i % expert_period == expert_offset:
             tensors += experts(i, hidden, num_experts, inter)
-            ffn = MoEMLP(
-                num_experts=num_experts, top_k=cfg.int("num_experts_per_tok"), expert_intermediate_size=inter
-            )
+            ffn = routed(cfg, num_experts, inter)
         else:
             tensors += mlp(i, hidden, inter)
             ffn = DenseMLP(intermediate_size=inter)

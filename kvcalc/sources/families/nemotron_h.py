@@ -22,8 +22,18 @@ an RMSNorm [H] then one mixer. kvcalc keeps one LayerSpec per block, so `num_lay
 from __future__ import annotations
 
 from kvcalc.errors import InputError
-from kvcalc.sources.families._build import Cfg, Parts, attention, embeddings, linear, mlp, norm, tensor
-from kvcalc.spec.layers import DenseMLP, FullAttention, LayerSpec, MambaMixer, MoEMLP, TensorSpec
+from kvcalc.sources.families._build import (
+    Cfg,
+    Parts,
+    attention,
+    embeddings,
+    linear,
+    mlp,
+    norm,
+    routed,
+    tensor,
+)
+from kvcalc.spec.layers import DenseMLP, FullAttention, LayerSpec, MambaMixer, TensorSpec
 
 #: Pattern characters (transformers NemotronHConfig._pattern_to_list).
 _PATTERN = {"M": "mamba", "*": "attention", "-": "mlp", "E": "moe"}
@@ -146,14 +156,8 @@ def _moe_block(cfg: Cfg, i: int, hidden: int, mlp_bias: bool) -> LayerSpec:
         tensors += linear("ffn_latent_in", latent, hidden, i, bias=mlp_bias)
         tensors += linear("ffn_latent_out", hidden, latent, i, bias=mlp_bias)
     tensors += mlp(i, hidden, shared_inter, gated=False, bias=mlp_bias, suffix="_shexp")
-    moe = MoEMLP(
-        num_experts=num_experts,
-        top_k=cfg.int("num_experts_per_tok"),
-        expert_intermediate_size=expert_inter,
-        shared_intermediate_size=shared_inter,
-        gated=False,
-    )
-    return LayerSpec(index=i, mlp=moe, tensors=tuple(tensors))
+    return LayerSpec(index=i, mlp=routed(cfg, num_experts, expert_inter, shared_inter, gated=False),
+                     tensors=tuple(tensors))
 
 
 def _notes(cfg: Cfg, blocks: list[str]) -> list[str]:

@@ -38,6 +38,7 @@ from kvcalc.sources.families._build import (
     linear,
     mlp,
     norm,
+    routed,
     tensor,
 )
 from kvcalc.spec.layers import DenseMLP, FullAttention, LayerSpec, LinearAttention, MoEMLP, TensorSpec
@@ -134,12 +135,7 @@ def _ffn(
         if shared_inter:
             tensors += mlp(index, hidden, shared_inter, suffix="_shexp")
             tensors += linear("ffn_gate_inp_shexp", 1, hidden, index)
-        return tensors, MoEMLP(
-            num_experts=num_experts,
-            top_k=cfg.int("num_experts_per_tok"),
-            expert_intermediate_size=expert_inter,
-            shared_intermediate_size=shared_inter,
-        )
+        return tensors, routed(cfg, num_experts, expert_inter, shared_inter)
     inter = cfg.int("intermediate_size")
     return mlp(index, hidden, inter), DenseMLP(intermediate_size=inter)
 
