@@ -329,3 +329,19 @@ def test_a_smaller_kv_dtype_never_gives_fewer_tokens(engine: str) -> None:
     narrow = kvcalc.plan("llama-3.1-8b", gpu="rtx-4090", engine=engine, quant=quant, kv_dtype=fp8) \
         if engine == "llamacpp" else kvcalc.plan("llama-3.1-8b", gpu="h100", engine=engine, context="8K", kv_dtype=fp8)
     assert narrow.kv_cache_tokens >= wide.kv_cache_tokens
+
+
+@pytest.mark.parametrize(("engine", "version", "reserved"), [
+    ("vllm", "0.20.0", 1),  # the null block is popped in every V1 release, not only once #47272 checks it
+    ("vllm", None, 1),
+    ("trtllm", None, 1),  # the CUDA-graph padding request keeps one block
+    ("sglang", None, 0),  # token cells: all usable
+])
+def test_reserved_blocks_are_one_rule_for_capacity_and_paging(engine: str, version: str | None, reserved: int) -> None:
+    from kvcalc.calc.paging.requests import usable_blocks
+
+    plan = kvcalc.plan("llama-3.1-8b", gpu="h100", engine=engine, engine_version=version, context="8K")
+    pool = plan.kv_pool
+    assert usable_blocks(plan) == pool.usable_blocks == pool.num_blocks - reserved
+    need = plan.blocks_per_request(8192)
+    assert plan.concurrency_at(8192) == pytest.approx((pool.num_blocks - reserved) / need)

@@ -115,7 +115,7 @@ class KvPool:
     TensorRT-LLM); unit "cells": `num_blocks` token cells (SGLang token slots, llama.cpp context cells), with
     block_size 1. `block_bytes` is what one block index (or cell) costs on the binding GPU; `layout` holds the
     KV-cache groups (vLLM's page-size unification and hybrid grouping, calc/paged.py); `reserved_blocks` are
-    never given to requests (vLLM's null block)."""
+    never given to requests (`usable_blocks`)."""
 
     unit: Literal["blocks", "cells"]
     block_size: int
@@ -128,7 +128,12 @@ class KvPool:
 
     @property
     def usable_blocks(self) -> int:
-        """Blocks requests can hold: num_blocks less those the engine keeps (vLLM's null block from ≈v0.25)."""
+        """Blocks requests can hold: num_blocks less `reserved_blocks`, the blocks the engine keeps. vLLM keeps
+        block 0 as its null block in every V1 release (block_pool.py: `self.null_block =
+        self.free_block_queue.popleft()`; only its start-up check ignored it before #47272). TensorRT-LLM puts all
+        N blocks in its free queue (kvCacheManager.cpp `WindowBlockManager`), but its PyTorch backend's
+        CUDA-graph padding request (`cuda_graph_runner.py` `_get_padded_batch`, `add_dummy_requests`) takes one
+        block on the first padded batch and never frees it. Cells (SGLang, llama.cpp) are all usable."""
         return max(0, self.num_blocks - self.reserved_blocks)
 
 

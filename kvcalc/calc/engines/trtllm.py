@@ -108,7 +108,8 @@ def plan(
     pool = KvPool(unit="blocks", block_size=per_block, num_blocks=blocks, block_bytes=block_bytes,
                   layout=KvPlan(layout="flat", page_bytes=block_bytes, block_bytes=block_bytes, groups=[]),
                   kv_bytes_per_token=kvmod.kv_bytes_per_token(model, kv, layout.tp, layers=layers),
-                  fixed_bytes_per_sequence=kvmod.fixed_bytes_per_sequence(model, kv, layout.tp, layers=layers))
+                  fixed_bytes_per_sequence=kvmod.fixed_bytes_per_sequence(model, kv, layout.tp, layers=layers),
+                  reserved_blocks=1)  # the CUDA-graph padding request's block (KvPool.usable_blocks)
     assumptions = _assumptions(settings, sizes, seqs, fmt_source)
     return DeploymentPlan(
         model=model, gpu=hardware, parallel=layout, engine=NAME, engine_version=settings.version or VERSION,

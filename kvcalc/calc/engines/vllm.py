@@ -190,7 +190,7 @@ def plan(
                                total, mrv2, admit, fmt_source, choice.kernel)
     if any(g.kind in ("linear", "mamba") for g in layout_plan.groups):
         assumptions["mamba_state_blocks_per_request"] = Assumption(value=state_blocks, source=state_source)
-    pool = _pool(model, kv, layout.tp, layout_plan, blocks, stages[binding_stage], block_size, rules)
+    pool = _pool(model, kv, layout.tp, layout_plan, blocks, stages[binding_stage], block_size)
     return DeploymentPlan(
         model=model, gpu=hardware, parallel=layout, engine=NAME, engine_version=rules.version, weight_format=fmt,
         kv_dtype=kv_name, devices=tuple(devices), binding_stage=binding_stage, kv_pool=pool,
@@ -233,14 +233,14 @@ def _weights(model: ModelSpec, weight_format: WeightFormat | None, hardware: Gpu
 
 
 def _pool(model: ModelSpec, kv: StorageType, tp: int, layout_plan: KvPlan, blocks: int, binding_layers: range,
-          block_size: int, rules: VllmRules) -> KvPool:
+          block_size: int) -> KvPool:
     """The binding stage's KV pool in vLLM's units (blocks per KV-cache group)."""
     return KvPool(
         unit="blocks", block_size=layout_plan.min_block_size if layout_plan.groups else block_size, num_blocks=blocks,
         block_bytes=layout_plan.worker_block_bytes(binding_layers), layout=layout_plan,
         kv_bytes_per_token=kvmod.kv_bytes_per_token(model, kv, tp, layers=binding_layers),
         fixed_bytes_per_sequence=kvmod.fixed_bytes_per_sequence(model, kv, tp, layers=binding_layers),
-        reserved_blocks=1 if rules.null_block_in_startup_check else 0)
+        reserved_blocks=1)  # the null block, in every V1 release (KvPool.usable_blocks)
 
 
 def _requested(total: int, util: float, rules: VllmRules) -> int:

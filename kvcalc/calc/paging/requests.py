@@ -101,13 +101,8 @@ class PagedTotals:
 
 
 def usable_blocks(plan: DeploymentPlan) -> int:
-    """Blocks requests can hold: num_blocks - 1 for block pools, every cell otherwise. vLLM keeps block 0 as
-    its null block (block_pool.py: `self.null_block = self.free_block_queue.popleft()`). TensorRT-LLM puts all
-    N blocks in its free queue (kvCacheManager.cpp `WindowBlockManager`), but its PyTorch backend's CUDA-graph
-    padding request (`cuda_graph_runner.py` `_get_padded_batch`, `add_dummy_requests`) takes one block on the
-    first padded batch and never frees it, so N - 1 once graphs run."""
-    pool = plan.kv_pool
-    return max(0, pool.num_blocks - 1) if pool.unit == "blocks" else pool.num_blocks
+    """Blocks requests can hold (calc/plan.py KvPool.usable_blocks: the engine's reserved blocks left out)."""
+    return plan.kv_pool.usable_blocks
 
 
 def paged_totals(plan: DeploymentPlan, rows: list[RequestBlocks]) -> PagedTotals:
