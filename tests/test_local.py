@@ -10,7 +10,9 @@ from typing import Any
 
 import pytest
 
+import kvcalc
 from kvcalc.calc.offload import (
+    DecodeCosts,
     compute_buffer_bytes,
     global_bytes,
     gpu_overhead_bytes,
@@ -61,6 +63,10 @@ COMPUTE = 3_145_728
 HOST_INPUT = 2_621_440
 
 
+#: Bytes over bandwidth alone: efficiencies 1, no fixed costs (what the hand-worked speeds below assume).
+RAW = DecodeCosts(gpu_efficiency=1.0, ram_efficiency=1.0, gpu_layer_s=0.0, step_s=0.0)
+
+
 @pytest.fixture(scope="module")
 def tiny() -> ModelSpec:
     return model_from_config(dict(TINY), model_id="tiny")
@@ -82,7 +88,7 @@ def test_budget_of_exactly_two_layers(tiny: ModelSpec) -> None:
     # gpu(2) = 2 x (628,736 + 524,288) + 3,145,728 = 5,451,776 <= 6,000,000 < gpu(3) = 6,604,800
     q8 = parse_quant("Q8_0", model=tiny)
     plan = offload_plan(tiny, q8, 6_000_000, None, 1024, gpu_overhead=0, gpu_bandwidth=1e9, ram_bandwidth=1e8,
-                        gpu_efficiency=1.0, ram_efficiency=1.0)
+                        costs=RAW)
     assert (plan.n_gpu_layers, plan.layers_on_gpu, plan.output_on_gpu, plan.fits_on_gpu) == (2, 2, False, False)
     assert plan.gpu_bytes == 5_451_776
     # host = token_embd + 2 CPU layers (W + KV) + output layer + input buffer + compute (output runs on the CPU)
@@ -123,7 +129,7 @@ def test_overheads_are_subtracted() -> None:
 def test_cpu_only(tiny: ModelSpec) -> None:
     q8 = parse_quant("Q8_0", model=tiny)
     # host = 278,528 + 4 x 628,736 + 279,552 + 4 x 524,288 + 3,145,728 = 8,315,904 B
-    plan = offload_plan(tiny, q8, 0, 16 * MIB, 1024, device="cpu", ram_bandwidth=1e8, ram_efficiency=1.0)
+    plan = offload_plan(tiny, q8, 0, 16 * MIB, 1024, device="cpu", ram_bandwidth=1e8, costs=RAW)
     assert (plan.n_gpu_layers, plan.gpu_bytes, plan.host_bytes, plan.fits) == (0, 0, 8_315_904, True)
     # read 4 x 1,153,024 + 279,552 = 4,891,648 B at 1e8 B/s -> 20.443 tokens/s
     assert plan.decode_tokens_per_s == pytest.approx(1e8 / 4_891_648)
@@ -269,3 +275,24 @@ def test_fit_points_to_the_offload_plan() -> None:
     advice = {a["change"]: a for a in json.loads(r.stdout)["advice"]}
     note = advice["--engine llamacpp"]["note"]
     assert "of 80 layers on the GPU" in note and "kvcalc local llama-3.1-70b --gpu rtx-4090 --quant Q4_K_M" in note
+
+
+def test_decode_pays_llama_cpp_fixed_costs(tiny: ModelSpec) -> None:
+    # llama.cpp CUDA (the default costs): 0.3 ms per step + 20 us per GPU layer, weights at 0.85 of the bandwidth,
+    # RAM at 0.65. Two GPU layers: 0.3e-3 + 2 x 20e-6 + 2,306,048 / (1e9 x 0.85) + 2,585,600 / (1e8 x 0.65)
+    q8 = parse_quant("Q8_0", model=tiny)
+    plan = offload_plan(tiny, q8, 6_000_000, None, 1024, gpu_overhead=0, gpu_bandwidth=1e9, ram_bandwidth=1e8)
+    seconds = 0.3e-3 + 2 * 20e-6 + 2_306_048 / (1e9 * 0.85) + 2_585_600 / (1e8 * 0.65)
+    assert plan.decode_tokens_per_s == pytest.approx(1 / seconds)
+
+
+def test_local_and_perf_agree_on_a_model_the_gpu_holds() -> None:
+    # one decode model: kvcalc local's empty-cache speed is kvcalc perf's llama.cpp step at batch 1 (Metal: 199 us
+    # per layer, Apple streaming 0.907), so the two differ only by the few tokens of KV perf's step reads
+    model = load_model("llama-2-7b")
+    report = local_report(model, parse_quant("F16", model=model), device="apple", gpu=find_gpu("m2-ultra"),
+                          ram_bytes=None, context=4096)
+    perf = kvcalc.perf("llama-2-7b", gpu="m2-ultra", engine="llamacpp", quant="F16", batch=1, input_tokens=1,
+                       output_tokens=2)
+    assert report.decode_tokens_per_s_empty_context == pytest.approx(1 / perf.tpot_s, rel=2e-3)
+

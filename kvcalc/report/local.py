@@ -20,6 +20,7 @@ from kvcalc.calc.offload import (
     embed_on_host,
     global_bytes,
     kv_storage,
+    llamacpp_decode_costs,
     offload_plan,
     sparsity_footprint,
     wired_limit_mb_needed,
@@ -146,10 +147,11 @@ def local_report(
         ram_bytes = gpu.memory_bytes
     ram_bw = _ram_bandwidth(device, gpu, ram_bandwidth)
     card = gpu if device != "cpu" else None
+    costs = llamacpp_decode_costs(card)
     plan = offload_plan(
         model, fmt, card.usable_memory_bytes if card is not None else 0, ram_bytes, context, kv_dtype,
         device=device, sequences=users, ram_bandwidth=ram_bw,
-        gpu_bandwidth=float(card.memory_bandwidth_bytes_per_s) if card is not None else 0.0,
+        gpu_bandwidth=float(card.memory_bandwidth_bytes_per_s) if card is not None else 0.0, costs=costs,
     )
     hardware = card.name if card is not None else "CPU"
     apple = _apple_memory(model, fmt, plan, gpu, context, kv_dtype, users) if device == "apple" else None
@@ -178,7 +180,7 @@ def local_report(
         ram_bandwidth_bytes_per_s=plan.ram_bandwidth_bytes_per_s,
         bandwidth_sources=_bandwidth_sources(device, gpu, ram_bw, ram_bandwidth),
         command=_command(model, fmt, plan, users), apple=apple, sparsity=sparsity,
-        runtimes=runtimes, assumptions=assumptions(device, ram_bw, bool(ram_bandwidth)),
+        runtimes=runtimes, assumptions=assumptions(device, ram_bw, bool(ram_bandwidth), costs),
         notes=_notes(model, fmt, plan, device), explain=_derivations(model, fmt, plan, context, users, sparsity),
     )
 
@@ -243,8 +245,10 @@ def _notes(model: ModelSpec, fmt: WeightFormat, plan: OffloadPlan, device: Devic
         notes.append(f"RAM not checked: the plan needs {fmt_gib(plan.host_bytes)} of host RAM (pass --ram SIZE).")
     if plan.kv_dtype not in ("fp16", "bf16", "fp32"):
         notes.append(f"A {plan.kv_dtype} V cache needs flash attention in llama.cpp (-fa on).")
-    notes.append("Decode speed is a memory-traffic bound: every weight used and the whole KV cache read once per "
-                 "token at the stated bandwidths x efficiency; compute, launches and sampling are not modelled.")
+    notes.append("Decode speed: every weight used and the whole KV cache read once per token at the stated "
+                 "bandwidths x efficiency, plus llama.cpp's step and per-GPU-layer costs (kvcalc perf's terms for "
+                 "the card); compute is not modelled (decode at a few tokens per step reads far more than it "
+                 "computes).")
     if isinstance(fmt, GgufRecipe):
         notes.append("Host weights are memory-mapped from the GGUF file (page cache); leave RAM for the OS and "
                      "apps.")
@@ -329,19 +333,22 @@ def _host_derivation(plan: OffloadPlan) -> Derivation:
 
 
 def _decode_derivation(plan: OffloadPlan, context: int) -> Derivation:
-    """tokens/s = 1 / (GPU bytes / (B_gpu x e_gpu) + host bytes / (B_ram x e_ram)), a term 0 when nothing is read."""
+    """tokens/s = 1 / (step + GPU layers x layer cost + GPU bytes / (B_gpu x e_gpu) + host bytes / (B_ram x
+    e_ram)), a bytes term 0 when nothing is read (calc/offload/decode.py)."""
     gpu_term = (f"{plan.gpu_read_bytes_per_token:,} / ({plan.gpu_bandwidth_bytes_per_s:,} x {plan.gpu_efficiency})"
                 if plan.gpu_read_bytes_per_token else "0")
     host_term = (f"{plan.host_read_bytes_per_token:,} / ({plan.ram_bandwidth_bytes_per_s:,} x {plan.ram_efficiency})"
                  if plan.host_read_bytes_per_token else "0")
+    fixed = f"{plan.step_s:g} + {plan.layers_on_gpu} x {plan.gpu_layer_s:g}"
     return Derivation(
         figure="Decode tokens/s",
-        formula="1 / (bytes read on GPU / (B_gpu x e_gpu) + bytes read from RAM / (B_ram x e_ram)); bytes read = "
-        "weights used per token (MoE: top_k/E of the experts) + KV at the context",
-        substituted=f"1 / ({gpu_term} + {host_term})",
+        formula="1 / (step + GPU layers x layer cost + bytes read on GPU / (B_gpu x e_gpu) + bytes read from RAM / "
+        "(B_ram x e_ram)); bytes read = weights used per token (MoE: top_k/E of the experts) + KV at the context",
+        substituted=f"1 / ({fixed} + {gpu_term} + {host_term})",
         value=f"{plan.decode_tokens_per_s:.2f} tokens/s at {context:,} tokens ({plan.decode_tokens_per_s_empty:.2f} "
         "with an empty cache)",
-        source="memory-bandwidth bound; efficiencies are assumptions (see assumptions)",
+        source="calc/offload/decode.py: kvcalc perf's llama.cpp terms for the card (see assumptions); RAM "
+        "efficiency an assumption",
     )
 
 

@@ -25,6 +25,7 @@ from kvcalc.calc.offload import (
     OffloadPlan,
     gpu_overhead_bytes,
     kv_storage,
+    llamacpp_decode_costs,
     offload_plan,
 )
 from kvcalc.calc.paged import KvPlan
@@ -119,7 +120,7 @@ def _place(model: ModelSpec, fmt: WeightFormat, gpu: GpuSpec, settings: Llamacpp
         return _fixed_layers(model, fmt, gpu, settings, per_slot, slots, device, k)
     return offload_plan(model, fmt, gpu.usable_memory_bytes, None, per_slot, settings.cache_type_k,
                         device=device, sequences=slots, gpu_bandwidth=float(gpu.memory_bandwidth_bytes_per_s),  # type: ignore[arg-type]
-                        n_ubatch=settings.n_ubatch)
+                        costs=llamacpp_decode_costs(gpu), n_ubatch=settings.n_ubatch)
 
 
 def _fixed_layers(model: ModelSpec, fmt: WeightFormat, gpu: GpuSpec, settings: LlamacppSettings, per_slot: int,
@@ -131,7 +132,7 @@ def _fixed_layers(model: ModelSpec, fmt: WeightFormat, gpu: GpuSpec, settings: L
     need = gpu_bytes_for_layers(model, fmt, per_slot, k, settings.cache_type_k, slots, settings.n_ubatch)
     return offload_plan(model, fmt, need, None, per_slot, settings.cache_type_k, device=device, sequences=slots,  # type: ignore[arg-type]
                         gpu_bandwidth=float(gpu.memory_bandwidth_bytes_per_s), gpu_overhead=0,
-                        n_ubatch=settings.n_ubatch)
+                        costs=llamacpp_decode_costs(gpu), n_ubatch=settings.n_ubatch)
 
 
 def _fit_context(model: ModelSpec, fmt: WeightFormat, gpu: GpuSpec, settings: LlamacppSettings, slots: int,

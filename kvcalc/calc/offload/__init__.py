@@ -19,25 +19,25 @@ So with k GPU layers (k <= n_layer), per device:
     GPU  = sum over the last k layers of (weights + KV at the context) + compute buffer + overhead
     host = token_embd + the first n_layer - k layers (weights + KV) + output layer + host buffers
 
-Decode speed: a decode step of one token reads every weight it uses once (MoE: the routed top_k of E experts)
-plus the whole KV cache of each layer, from the memory that holds it, so
+Decode speed (`decode.py`): a decode step of one token reads every weight it uses once (MoE: the routed top_k
+of E experts) plus the whole KV cache of each layer, from the memory that holds it, so
 
-    time per token = bytes read on the GPU / (B_gpu x e_gpu) + bytes read from RAM / (B_ram x e_ram)
+    time per token = step + GPU layers x per-layer cost
+                     + bytes read on the GPU / (B_gpu x e_gpu) + bytes read from RAM / (B_ram x e_ram)
     tokens/s       = 1 / time per token
 
 with B the vendor peak bandwidths (GPU: the hardware file; RAM: `--ram-bandwidth`, default dual-channel
-DDR5-5600) and e the fraction of peak a decode kernel reaches (`GPU_DECODE_EFFICIENCY`,
-`RAM_DECODE_EFFICIENCY`: assumptions, see their comments). The input embedding reads one row per token and is
-left out. Compute, kernel launches and the GPU<->CPU hand-over of one hidden vector per token are not
-modelled: this is an upper bound set by memory traffic.
+DDR5-5600), e_gpu and the fixed costs the perf model's for llama.cpp on the card, and e_ram
+`RAM_DECODE_EFFICIENCY` (an assumption, see its comment). The input embedding reads one row per token and is
+left out, as is the GPU<->CPU hand-over of one hidden vector per token.
 """
 
 
+from kvcalc.calc.offload.decode import DecodeCosts, decode_tokens_per_s, llamacpp_decode_costs
 from kvcalc.calc.offload.memory import (
     CUDA_CONTEXT_BYTES,
     DEFAULT_RAM_BANDWIDTH,
     GGML_KV_CACHE_TYPES,
-    GPU_DECODE_EFFICIENCY,
     LLAMACPP_DEFAULT_KV,
     LLAMACPP_FIT_MARGIN_BYTES,
     LLAMACPP_N_UBATCH,
@@ -62,7 +62,6 @@ from kvcalc.calc.offload.memory import (
 from kvcalc.calc.offload.planner import (
     OffloadPlan,
     assumptions,
-    decode_tokens_per_s,
     full_offload_gpu_bytes,
     gpu_bytes_for_layers,
     offload_plan,
@@ -72,12 +71,40 @@ from kvcalc.calc.offload.planner import (
 from kvcalc.calc.offload.sparsity import SparsityEngine, SparsityFootprint, sparsity_footprint
 
 __all__ = [
-    "CUDA_CONTEXT_BYTES", "DEFAULT_RAM_BANDWIDTH", "GGML_KV_CACHE_TYPES", "GPU_DECODE_EFFICIENCY",
+    "CUDA_CONTEXT_BYTES",
+    "DEFAULT_RAM_BANDWIDTH",
+    "GGML_KV_CACHE_TYPES",
     "LLAMACPP_DEFAULT_KV",
-    "LLAMACPP_FIT_MARGIN_BYTES", "LLAMACPP_N_UBATCH", "LLAMACPP_STATE_DTYPE", "LLAMACPP_SWA_PAD", "MACOS_RESERVE_BYTES",
-    "METAL_CONTEXT_BYTES", "RAM_DECODE_EFFICIENCY", "Device", "GlobalBytes", "OffloadPlan", "SparsityEngine",
-    "SparsityFootprint", "assumptions", "compute_buffer_bytes", "decode_tokens_per_s", "embed_on_host",
-    "full_offload_gpu_bytes", "global_bytes", "gpu_bytes_for_layers", "gpu_overhead_bytes", "host_input_buffer_bytes",
-    "kv_storage", "layer_kv_bytes", "layer_kv_cells", "layer_read_bytes", "layer_weight_bytes", "offload_plan",
-    "require_positive", "sparsity_footprint", "wired_limit_mb_needed",
+    "LLAMACPP_FIT_MARGIN_BYTES",
+    "LLAMACPP_N_UBATCH",
+    "LLAMACPP_STATE_DTYPE",
+    "LLAMACPP_SWA_PAD",
+    "MACOS_RESERVE_BYTES",
+    "METAL_CONTEXT_BYTES",
+    "RAM_DECODE_EFFICIENCY",
+    "DecodeCosts",
+    "Device",
+    "GlobalBytes",
+    "OffloadPlan",
+    "SparsityEngine",
+    "SparsityFootprint",
+    "assumptions",
+    "compute_buffer_bytes",
+    "decode_tokens_per_s",
+    "embed_on_host",
+    "full_offload_gpu_bytes",
+    "global_bytes",
+    "gpu_bytes_for_layers",
+    "gpu_overhead_bytes",
+    "host_input_buffer_bytes",
+    "kv_storage",
+    "layer_kv_bytes",
+    "layer_kv_cells",
+    "layer_read_bytes",
+    "layer_weight_bytes",
+    "llamacpp_decode_costs",
+    "offload_plan",
+    "require_positive",
+    "sparsity_footprint",
+    "wired_limit_mb_needed",
 ]

@@ -38,11 +38,6 @@ CUDA_CONTEXT_BYTES = 512 * MIB
 #: Metal: the wired limit (recommendedMaxWorkingSetSize) already is the budget of Metal buffers; no context
 #: carve-out is modelled (assumption).
 METAL_CONTEXT_BYTES = 0
-#: Fraction of peak DRAM bandwidth a llama.cpp decode step reaches on a GPU. Assumption: 0.75, between two
-#: measured points: RTX 3090, Llama-3-8B Q4_0 (4.35e9 B read per token without token_embd) at one token per
-#: ubatch, 156.56 t/s -> 681 GB/s = 0.73 of 936 GB/s (llama.cpp PR #15802, 2025-09); Mac mini M4,
-#: Llama-3.1-8B Q4_K_M (4.62e9 B) tg128 20.87 t/s -> 96 GB/s = 0.80 of 120 GB/s (brand-o/normiebench #3, 2026-03).
-GPU_DECODE_EFFICIENCY = 0.75
 #: Fraction of theoretical DRAM bandwidth CPU decode reaches. Assumption: 0.65. kvcalc found no llama.cpp CPU
 #: decode figure stating both the file and the RAM kit; the nearest, i9-13900K with DDR5-6400 (102.4 GB/s),
 #: "7B" at 8 threads 18.27 t/s (llama.cpp issue #34, 2023-08), is 0.67 if that file was LLaMA-7B Q4_0

@@ -6,14 +6,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from kvcalc.calc.offload.decode import DecodeCosts, decode_tokens_per_s
 from kvcalc.calc.offload.memory import (
     CUDA_CONTEXT_BYTES,
     DEFAULT_RAM_BANDWIDTH,
-    GPU_DECODE_EFFICIENCY,
     LLAMACPP_FIT_MARGIN_BYTES,
     LLAMACPP_N_UBATCH,
     MACOS_RESERVE_BYTES,
-    RAM_DECODE_EFFICIENCY,
     Device,
     GlobalBytes,
     compute_buffer_bytes,
@@ -84,17 +83,8 @@ class OffloadPlan:
     layer_kv_bytes: tuple[int, ...] = ()
     compute_buffer_bytes: int = 0
     output_layer_bytes: int = 0
-
-
-def decode_tokens_per_s(gpu_read: int, host_read: int, gpu_bw: float, ram_bw: float, gpu_eff: float,
-                        ram_eff: float) -> float:
-    """tokens/s = 1 / (gpu_read / (gpu_bw x gpu_eff) + host_read / (ram_bw x ram_eff)); 0 when nothing is read."""
-    seconds = 0.0
-    if gpu_read:
-        seconds += gpu_read / (gpu_bw * gpu_eff)
-    if host_read:
-        seconds += host_read / (ram_bw * ram_eff)
-    return 1.0 / seconds if seconds > 0 else 0.0
+    gpu_layer_s: float = 0.0
+    step_s: float = 0.0
 
 
 @record
@@ -156,8 +146,7 @@ def full_offload_gpu_bytes(model: ModelSpec, fmt: WeightFormat, context: int, kv
 def offload_plan(model: ModelSpec, fmt: WeightFormat, gpu_bytes: int, ram_bytes: int | None, context: int,
                  kv: str | None = None, *, device: Device = "gpu", sequences: int = 1, gpu_bandwidth: float = 0.0,
                  ram_bandwidth: float = DEFAULT_RAM_BANDWIDTH, gpu_overhead: int | None = None,
-                 gpu_efficiency: float = GPU_DECODE_EFFICIENCY, ram_efficiency: float = RAM_DECODE_EFFICIENCY,
-                 n_ubatch: int = LLAMACPP_N_UBATCH) -> OffloadPlan:
+                 costs: DecodeCosts | None = None, n_ubatch: int = LLAMACPP_N_UBATCH) -> OffloadPlan:
     """The largest `--n-gpu-layers` whose GPU share fits `gpu_bytes` (what the driver reports: CUDA
     total_memory, or the Apple wired limit) less `gpu_overhead` (default `gpu_overhead_bytes(device)`),
     the host RAM the rest needs, whether it fits at all, and the decode speed.
@@ -170,8 +159,9 @@ def offload_plan(model: ModelSpec, fmt: WeightFormat, gpu_bytes: int, ram_bytes:
     (`host_input_buffer_bytes` if k > 0; C when the output layer runs on the CPU).
     Fits: host <= `ram_bytes` (not checked when None); on Apple the GPU share comes out of the same unified
     memory, so gpu + host <= ram_bytes. `device="cpu"` puts everything in RAM (k = 0).
-    Decode (module docstring): read_gpu / (B_gpu x e_gpu) + read_host / (B_ram x e_ram) per token, where
-    read = weights read per token (`layer_read_bytes`, output layer) + KV of the layer at the context.
+    Decode (calc/offload/decode.py, `costs`; default llama.cpp CUDA's): step + GPU layers x per-layer cost +
+    read_gpu / (B_gpu x e_gpu) + read_host / (B_ram x e_ram) per token, where read = weights read per token
+    (`layer_read_bytes`, output layer) + KV of the layer at the context.
     With `sequences` > 1 (llama-server `-np`), one step decodes a token for every sequence: weights are read
     once and every sequence's KV is read, so `decode_tokens_per_s` is per sequence (x sequences in total).
     """
@@ -185,8 +175,8 @@ def offload_plan(model: ModelSpec, fmt: WeightFormat, gpu_bytes: int, ram_bytes:
     if k > 0 and gpu_bandwidth <= 0:
         raise InputError("offload_plan: a GPU plan needs gpu_bandwidth > 0")
     x = _split(model, c, k, n_ubatch)
-    gpu_read, host_read, tok_s, tok_s0 = _decode(c, x, gpu_bandwidth if k else 1.0, ram_bandwidth, gpu_efficiency,
-                                                 ram_efficiency)
+    costs = costs if costs is not None else DecodeCosts()
+    gpu_read, host_read, tok_s, tok_s0 = _decode(c, x, gpu_bandwidth if k else 1.0, ram_bandwidth, costs)
     need_ram = x.host_total + (x.gpu_total if device == "apple" else 0)
     ram_ok = ram_bytes is None or need_ram <= ram_bytes
     return OffloadPlan(
@@ -201,7 +191,8 @@ def offload_plan(model: ModelSpec, fmt: WeightFormat, gpu_bytes: int, ram_bytes:
         ram_bytes=ram_bytes, host_weights_bytes=x.host_w, host_kv_bytes=x.host_kv, host_compute_bytes=x.host_c,
         host_bytes=x.host_total, gpu_read_bytes_per_token=gpu_read, host_read_bytes_per_token=host_read,
         gpu_bandwidth_bytes_per_s=int(gpu_bandwidth) if device != "cpu" else 0,
-        ram_bandwidth_bytes_per_s=int(ram_bandwidth), gpu_efficiency=gpu_efficiency, ram_efficiency=ram_efficiency,
+        ram_bandwidth_bytes_per_s=int(ram_bandwidth), gpu_efficiency=costs.gpu_efficiency,
+        ram_efficiency=costs.ram_efficiency, gpu_layer_s=costs.gpu_layer_s, step_s=costs.step_s,
         decode_tokens_per_s=tok_s, decode_tokens_per_s_empty=tok_s0, layer_weights_bytes=tuple(c.weights),
         layer_kv_bytes=tuple(c.kvs), compute_buffer_bytes=c.compute, output_layer_bytes=c.glob.output_bytes,
     )
@@ -215,14 +206,14 @@ def _most_gpu_layers(c: _Costs, n: int, budget: int) -> int:
     return k
 
 
-def _decode(c: _Costs, x: _Split, gpu_bw: float, ram_bw: float, gpu_eff: float,
-            ram_eff: float) -> tuple[int, int, float, float]:
+def _decode(c: _Costs, x: _Split, gpu_bw: float, ram_bw: float,
+            costs: DecodeCosts) -> tuple[int, int, float, float]:
     """(GPU and host bytes one decode token reads, tokens/s with the KV at the context, tokens/s with an empty
     cache): `decode_tokens_per_s` of `_reads`."""
     gpu_read, host_read = _reads(c, x, c.kvs)
     gpu_read0, host_read0 = _reads(c, x, c.kvs_empty)
-    return (gpu_read, host_read, decode_tokens_per_s(gpu_read, host_read, gpu_bw, ram_bw, gpu_eff, ram_eff),
-            decode_tokens_per_s(gpu_read0, host_read0, gpu_bw, ram_bw, gpu_eff, ram_eff))
+    return (gpu_read, host_read, decode_tokens_per_s(gpu_read, host_read, x.on_gpu, gpu_bw, ram_bw, costs),
+            decode_tokens_per_s(gpu_read0, host_read0, x.on_gpu, gpu_bw, ram_bw, costs))
 
 
 @dataclass(frozen=True)
@@ -298,15 +289,16 @@ def require_positive(values: Sequence[tuple[str, float | int | None]]) -> None:
             raise InputError(f"{name} must be positive, got {value}")
 
 
-def assumptions(device: Device, ram_bandwidth: float, ram_given: bool) -> dict[str, Assumption]:
+def assumptions(device: Device, ram_bandwidth: float, ram_given: bool, costs: DecodeCosts) -> dict[str, Assumption]:
     """The constants a plan used, with units and sources (`report.assumptions`)."""
+    perf = "kvcalc perf's term for llama.cpp on this card (calc/perf/defaults.py; calc/offload/decode.py)"
     out = {
         "n_ubatch": Assumption(value=LLAMACPP_N_UBATCH, source="llama.cpp default (common/common.h)"),
-        "gpu_decode_efficiency": Assumption(
-            value=GPU_DECODE_EFFICIENCY, source="assumption: RTX 3090 0.73 (llama.cpp PR #15802), Mac mini M4 "
-            "0.80 (normiebench #3)"),
+        "gpu_decode_efficiency": Assumption(value=costs.gpu_efficiency, source=perf),
+        "gpu_layer_cost": Assumption(value=costs.gpu_layer_s, unit="s", source=perf),
+        "step_cost": Assumption(value=costs.step_s, unit="s", source=perf),
         "ram_decode_efficiency": Assumption(
-            value=RAM_DECODE_EFFICIENCY, source="assumption: dual-channel DDR5 reads reach 60-75 % of peak"),
+            value=costs.ram_efficiency, source="assumption: dual-channel DDR5 reads reach 60-75 % of peak"),
         "ram_bandwidth": Assumption(
             value=int(ram_bandwidth), unit="B/s",
             source="--ram-bandwidth" if ram_given else "dual-channel DDR5-5600: 2 x 8 B x 5600e6 (JEDEC JESD79-5)"
