@@ -13,10 +13,12 @@ from kvcalc.calc.engines.vllm import _batch, admission_tokens, check_decode_cont
 from kvcalc.calc.engines.vllm_profile import batch_defaults, forward_peak_bytes, profile_peak_bytes
 from kvcalc.calc.engines.vllm_versions import NEWEST, rules_for
 from kvcalc.calc.offload.memory import layer_kv_bytes, layer_kv_cells
-from kvcalc.calc.paged import KvGroup, blocks_per_request, kv_plan
+from kvcalc.calc.paged import KvGroup, KvPlan, blocks_per_request, kv_plan
 from kvcalc.calc.paging.groups import SlidingGroup
+from kvcalc.calc.paging.managers import VllmManager
 from kvcalc.calc.paging.radix import RadixCache
 from kvcalc.calc.paging.tokens import TokenSeq
+from kvcalc.calc.parallel import shard_numel
 from kvcalc.calc.perf import policy as pol
 from kvcalc.calc.perf.defaults import default_coefficients
 from kvcalc.calc.perf.model import async_cpu
@@ -142,6 +144,22 @@ def test_profile_peak_pipeline_terms() -> None:
     assert detail["sampler_bytes"] == 0
 
 
+def test_vllm_mxfp4_experts_under_ep_are_padded_whole() -> None:
+    # vllm._weights: with ep > 1 each rank holds whole experts (not TP slices), so Marlin's padding (weight-only
+    # MXFP4 on sm_80: intermediate to 128, hidden to 256; quant/mxfp4.py) applies to the whole intermediate.
+    # gpt-oss-20b, 24 layers of 32 experts, hidden 2880, intermediate 2880; tp 2, ep 2 -> 16 experts per rank:
+    # I' = round_up(2880, 128) = 2944, H' = round_up(2880, 256) = 3072, 17 B per 32 MXFP4 values, bf16 biases
+    model = load_model("gpt-oss-20b")
+    layout = Parallel(tp=2, ep=2)
+    plan = plan_deployment(model, find_gpu("a100-80gb"), layout, VllmSettings(), context=8192)
+    gate_up = 16 * 2 * 2944 * (3072 // 32) * 17 + 16 * 2 * 2944 * 2
+    down = 16 * 3072 * (2944 // 32) * 17 + 16 * 3072 * 2
+    experts = sum(plan.weight_format.tensor_bytes(t, shard_numel(t, model, layout))
+                  for layer in model.layers for t in layer.tensors if t.role.endswith("_exps"))
+    # sliced by tp instead: 32 experts of round_up(1440, 128) = 1536 each
+    assert experts == 24 * (gate_up + down) == 5_541_789_696
+
+
 # --- SGLang (calc/engines/sglang.py) ----------------------------------------------------------------------------
 
 def test_sglang_multi_gpu_context_and_request_cap() -> None:
@@ -158,6 +176,38 @@ def test_sglang_big_card_defaults() -> None:
     # f = round((184,320 - 26,832) / 184,320, 3) = 0.854 for 180 GiB
     assert len(sglang.prefill_graph_sizes(16_384)) == 74
     assert sglang.default_mem_fraction_static(180 * GIB, 1, 1) == (0.854, 16_384, 512)
+
+
+def test_sglang_reserve_follows_the_launch() -> None:
+    # memory_hook.handle_gpu_memory_settings: reserved MiB = 512 + 1.5 x max(chunked_prefill_size, 2048)
+    # + tp x pp / 8 x 1024 + reserve_for_graph_mb (2 x decode max_bs; 8 MiB per prefill graph size up to the
+    # chunk), at least 10 x 1024 above 60 GiB; f = round((M - reserved) / M, 3)
+    m = H100.usable_memory_bytes / MIB  # 81,079 MiB: decode max_bs 256 at tp 1
+    # --chunked-prefill-size 2048: 42 prefill sizes (8 + 14 + 8 + 8 + 4 up to 2048):
+    # 512 + 3,072 + 128 + 512 + 336 = 4,560 < 10,240, so the floor binds
+    assert sglang.default_mem_fraction_static(H100.usable_memory_bytes, 1, 1, chunked_prefill_size=2048) == \
+        (round((m - 10_240) / m, 3), 2048, 256) == (0.874, 2048, 256)
+    # 24 GiB (no floor), decode max_bs 48, chunk 1024 (38 prefill sizes): the activation term counts 2048 tokens:
+    # 512 + 3,072 + 128 + 96 + 304 = 4,112
+    assert sglang.default_mem_fraction_static(24 * GIB, 1, 1, chunked_prefill_size=1024)[0] == \
+        round((24_576 - 4_112) / 24_576, 3) == 0.833
+    model = load_model("llama-3.1-8b")
+
+    def fraction(gpu_key: str, layout: Parallel, settings: SglangSettings) -> float:
+        plan = plan_deployment(model, find_gpu(gpu_key), layout, settings, context=8192)
+        return float(plan.assumptions["mem_fraction_static"].value)
+
+    # the plan passes --chunked-prefill-size through
+    assert fraction("h100", Parallel(), SglangSettings(chunked_prefill_size=2048)) == 0.874
+    # cuda_graph_hook.apply_cuda_graph_compatibility: breakable prefill graphs are off under pp > 1, so no
+    # prefill term: 512 + 12,288 + 2 / 8 x 1,024 + 512 = 13,568
+    assert fraction("h100", Parallel(pp=2), SglangSettings()) == round((m - 13_568) / m, 3) == 0.833
+    # --disable-cuda-graph: neither graph term: 512 + 12,288 + 128 = 12,928
+    assert fraction("h100", Parallel(), SglangSettings(disable_cuda_graph=True)) == round((m - 12_928) / m, 3)
+    # ROCm: tc_piecewise prefill graphs are disabled off CUDA. MI300X 196,592 MiB (> 160 GiB: chunk 16,384,
+    # decode max_bs 512): 512 + 24,576 + 128 + 1,024 = 26,240
+    mi = find_gpu("mi300x").usable_memory_bytes / MIB
+    assert fraction("mi300x", Parallel(), SglangSettings()) == round((mi - 26_240) / mi, 3) == 0.867
 
 
 def test_sglang_refuses_a_pool_shorter_than_the_context() -> None:
@@ -259,6 +309,26 @@ def test_radix_cache_evicts_least_recently_used() -> None:
     assert cache.evict(10) == 10
     assert cache.match(TokenSeq.stream("a", 10), 10)[0] == 10
     assert cache.match(TokenSeq.stream("b", 10), 10)[0] == 0
+
+
+def test_vllm_window_frees_skipped_blocks_last_first() -> None:
+    # vLLM SingleTypeKVCacheManager.remove_skipped_blocks walks i = num_skipped_blocks - 1 .. 0 and frees the
+    # blocks in that order; BlockPool.free_blocks appends cached blocks to the free queue tail in the order
+    # given ("the first block will be evicted first"), so a window's earliest block is evicted last.
+    layout = KvPlan(layout="uniform", page_bytes=1, block_bytes=4,
+                    groups=[KvGroup(kind="sliding", block_size=4, window=5, layers=1)])
+    mgr = VllmManager(layout, 6)  # block 0 is the null block; 1..5 usable
+    a = TokenSeq([("a", 0, 12)])
+    assert mgr.allocate("a", a, None, 0, 12)  # blocks 1, 2, 3; free queue [4, 5]
+    mgr.commit("a", 12, prompt_done=True)
+    # decoding token 13: 12 - 5 + 1 = 8 tokens skipped = blocks 1 and 2, freed 2 then 1: queue [4, 5, 2, 1];
+    # the new block is 4
+    assert mgr.allocate("a", a, None, 12, 13)
+    # two blocks for another prompt take 5 and 2 (evicting 2's cache entry); block 1 stays cached
+    assert mgr.allocate("b", TokenSeq([("b", 0, 8)]), None, 0, 8)
+    # a prompt repeating a's first 8 tokens: right to left, block 2 is gone and block 1 is cached
+    # (ceil((5 - 1) / 4) = 1 contiguous block suffices), so the hit is 4 tokens (8 if 1 had gone first)
+    assert mgr.lookup("c", TokenSeq([("a", 0, 8), ("c", 0, 1)]), 9, None) == 4
 
 
 # --- scheduling and overheads (calc/perf) -------------------------------------------------------------------------

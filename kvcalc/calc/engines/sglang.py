@@ -61,14 +61,21 @@ def prefill_graph_sizes(max_bs: int) -> list[int]:
     return sizes
 
 
-def default_mem_fraction_static(gpu_total_bytes: int, tp: int, pp: int, mla: bool = False) -> tuple[float, int, int]:
-    """SGLang's default --mem-fraction-static and the two defaults it derives from the GPU's memory (newest
-    `handle_gpu_memory_settings`, sglang/srt/arg_groups; 0.5.2x): chunked_prefill_size and the decode
-    cuda_graph_max_bs by memory class (20-35 GiB: 4096 and 48/160, for RTX 5090-class cards), then reserved MiB
-    = 512 + 1.5 x max(chunk, 2048) + tp x pp / 8 x 1024 + 2 x cuda_graph_max_bs + prefill graphs (8 MiB per
-    captured size up to the chunk; MLA backends 1,536 MiB), at least 10,240 MiB above 60 GiB;
-    f = round((M - reserved) / M, 3), M in MiB. H100 (81,079 MiB), tp 1: 512 + 12,288 + 128 + 512 + 58 x 8 =
-    13,904 -> 0.829. Returns (f, chunked_prefill_size, cuda_graph_max_bs)."""
+def default_mem_fraction_static(gpu_total_bytes: int, tp: int, pp: int, mla: bool = False,
+                                chunked_prefill_size: int | None = None, decode_graphs: bool = True,
+                                prefill_graphs: bool = True) -> tuple[float, int, int]:
+    """SGLang's default --mem-fraction-static and the two defaults it derives from the GPU's memory
+    (sglang/srt/arg_groups/memory_hook.py `handle_gpu_memory_settings`; 0.5.2x): chunked_prefill_size (unless
+    set) and the decode cuda_graph_max_bs by memory class (20-35 GiB: 4096 and 48/160, for RTX 5090-class
+    cards), then reserved MiB = 512 + 1.5 x max(chunk, 2048) + tp x pp / 8 x 1024 + `reserve_for_graph_mb`
+    (2 x cuda_graph_max_bs with decode graphs; with prefill graphs 8 MiB per captured size up to the chunk,
+    MLA backends 1,536 MiB), at least 10,240 MiB above 60 GiB; f = round((M - reserved) / M, 3), M in MiB.
+    The floor and the 2048 minimum bind only for a --chunked-prefill-size below the class default.
+    Prefill graphs are off under --disable-cuda-graph, with pp > 1 (cuda_graph_hook.
+    apply_cuda_graph_compatibility: breakable prefill graphs are opt-in under PP) and off CUDA (ROCm's
+    tc_piecewise default is disabled for non-CUDA hardware): the caller says (`prefill_graphs`).
+    H100 (81,079 MiB), tp 1: 512 + 12,288 + 128 + 512 + 58 x 8 = 13,904 -> 0.829.
+    Returns (f, chunked_prefill_size, cuda_graph_max_bs)."""
     mib = gpu_total_bytes / MIB
     if mib < 20 * 1024:
         chunk, graphs = 2048, 8
@@ -80,8 +87,12 @@ def default_mem_fraction_static(gpu_total_bytes: int, tp: int, pp: int, mla: boo
         chunk, graphs = 8192, 256 if tp < 4 else 512
     else:
         chunk, graphs = 16384, 512
-    prefill = 1536 if mla else 8 * len(prefill_graph_sizes(chunk))
-    reserved = 512 + max(chunk, 2048) * 1.5 + tp * pp / 8 * 1024 + graphs * 2 + prefill
+    chunk = chunked_prefill_size or chunk
+    reserved = 512 + max(chunk, 2048) * 1.5 + tp * pp / 8 * 1024
+    if decode_graphs:
+        reserved += graphs * 2
+    if prefill_graphs:
+        reserved += 1536 if mla else 8 * len(prefill_graph_sizes(chunk))
     if mib > 60 * 1024:
         reserved = max(reserved, 10 * 1024)
     return round((mib - reserved) / mib, 3), chunk, graphs
@@ -115,7 +126,10 @@ def plan(
     max_len = settings.context_length or model.max_position_embeddings or 4096
     total = hardware.usable_memory_bytes
     mla = any(layer.kind == "mla" for layer in model.layers)
-    default, chunk, graph_bs = default_mem_fraction_static(total, layout.tp, layout.pp, mla)
+    graphs_on = not settings.disable_cuda_graph
+    default, chunk, graph_bs = default_mem_fraction_static(
+        total, layout.tp, layout.pp, mla, settings.chunked_prefill_size, decode_graphs=graphs_on,
+        prefill_graphs=graphs_on and layout.pp == 1 and hardware.platform == "cuda")
     fraction = settings.mem_fraction_static or default
     context_bytes = CONTEXT_BYTES if layout.tp * layout.pp == 1 else NON_TORCH_MULTI
     free_before_load = total - context_bytes
@@ -144,7 +158,7 @@ def plan(
         model=model, gpu=hardware, parallel=layout, engine=NAME, engine_version=settings.version or VERSION,
         weight_format=fmt, kv_dtype=kv_name, devices=tuple(devices), binding_stage=binding_stage, kv_pool=pool,
         kv_cache_tokens=tokens, max_model_len=max_len, max_num_seqs=seqs,
-        max_num_batched_tokens=settings.chunked_prefill_size or chunk, max_concurrency=concurrency,
+        max_num_batched_tokens=chunk, max_concurrency=concurrency,
         blocks_per_max_request=max_len, binding=binding, startup_error=error, assumptions=assumptions,
         warnings=tuple(warnings), settings=settings, weight_format_source=fmt_source,
         serving_dtype=choice.serving_dtype,
@@ -175,7 +189,7 @@ def _assumptions(settings: SglangSettings, fraction: float, chunk: int, graph_bs
     return {
         "mem_fraction_static": Assumption(value=fraction, source="--mem-fraction-static" if settings.mem_fraction_static
                                           else f"SGLang default for this GPU: chunked_prefill_size {chunk}, "
-                                          f"cuda_graph_max_bs {graph_bs} (server_args._handle_gpu_memory_settings)"),
+                                          f"cuda_graph_max_bs {graph_bs} (memory_hook.handle_gpu_memory_settings)"),
         "max_running_requests": Assumption(value=seqs, source="--max-running-requests" if settings.max_running_requests
                                            else "SGLang model_runner: min(max(tokens / context x 512, 2048), 4096)"),
         "context_bytes": Assumption(value=context_bytes, unit="B", source="used before SGLang measures free memory: "
