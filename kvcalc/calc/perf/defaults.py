@@ -82,7 +82,7 @@ COMM_LATENCY_SOURCE = ("ring all-reduce: latency + 2 (n - 1) hops; NVLink 4.9 us
                        "H100s (NVIDIA/nccl#1259, CUDA graphs) and 12.5 us on 8 NVLink4 GPUs (nccl-tests "
                        "all_reduce_perf 4-16 B, deepseek-ai/DeepEP#303); PCIe 20 us + 2.5 us per hop, assumed")
 
-#: Published streaming efficiencies by vendor for cards without a measurement of their own: (value, source).
+#: Streaming efficiencies by vendor for cards without a measurement of their own: (value, source).
 #: Apple: fitted with METAL_LAYER_S to llama.cpp decode on an M2 Ultra and an M3 Max (docs/dev/metal_fit.py);
 #: apart, the two-die M2 Ultra streams at 0.888 and the one-die M3 Max at 0.922, so one figure serves both.
 VENDOR_BW_EFF: dict[str, tuple[float, str]] = {
