@@ -38,8 +38,9 @@ def llamacpp_decode_costs(gpu: GpuSpec | None) -> DecodeCosts:
     """llama.cpp's decode terms on `gpu` (None: CPU only), from the perf model's defaults for the card."""
     if gpu is None:
         return DecodeCosts(gpu_layer_s=0.0)
+    over = engine_overheads("llamacpp", gpu)
     return DecodeCosts(gpu_efficiency=default_coefficients(gpu, "llamacpp").weight_bw_eff,
-                       gpu_layer_s=engine_overheads("llamacpp", gpu).layer_s)
+                       gpu_layer_s=over.layer_s, step_s=over.step_s)
 
 
 def decode_tokens_per_s(gpu_read: int, host_read: int, gpu_layers: int, gpu_bw: float, ram_bw: float,

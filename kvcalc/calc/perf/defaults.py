@@ -158,11 +158,10 @@ def _card_terms(gpu: GpuSpec) -> tuple[dict[str, float], dict[str, str]]:
     """The card's efficiencies (module docstring) and a source for each."""
     sources: dict[str, str] = {}
     bw = _measured(gpu, "hbm_copy")
-    vendor = gpu.vendor
     if bw is not None:
         sources["weight_bw_eff"] = f"measured hbm_copy on {gpu.name} (hardware/{gpu.key}.yaml)"
-    elif vendor in VENDOR_BW_EFF:
-        bw, sources["weight_bw_eff"] = VENDOR_BW_EFF[vendor]
+    elif gpu.vendor in VENDOR_BW_EFF:
+        bw, sources["weight_bw_eff"] = VENDOR_BW_EFF[gpu.vendor]
     else:
         bw, sources["weight_bw_eff"] = GENERIC_BW_EFF, GENERIC_BW_SOURCE
     gemm = _measured(gpu, "bf16_gemm")
