@@ -166,11 +166,18 @@ def test_communication_is_per_gpu_under_pp() -> None:
 
 def test_vision_encoder_weights_sit_on_the_first_stage() -> None:
     from kvcalc.spec.base import replace
+    from kvcalc.spec.vision import VisionCount, VisionTower
 
     text_only = build(LLAMA_70B)
-    multimodal = replace(text_only, vision_params=1_000_000)
-    # 1,000,000 vision params x 2 B split over tp=4 -> 500,000 B more on each rank of the first stage only
+    tower = VisionTower(kind="test", layers=4, layer_params=1_000, embed_params=100, merger_params=200,
+                        unused_params=7_000)
+    vision = VisionCount(tower=tower, projector_linear_params=400, projector_other_params=50, layers_run=3)
+    multimodal = replace(text_only, vision=vision)
+    # run layers, mergers and projector linears split over tp=4: (3 x 1,000 + 200 + 400) / 4 = 900;
+    # embeddings and the whole projector parts on every rank: 100 + 50; the fourth layer and the unused
+    # head not built: (900 + 150) x 2 B = 2,100 B more on each rank of the first stage only
     plain = weights_per_stage(text_only, Parallel(tp=4, pp=2), BF16)
     with_vision = weights_per_stage(multimodal, Parallel(tp=4, pp=2), BF16)
-    assert with_vision[0].weights_bytes - plain[0].weights_bytes == 500_000
+    assert with_vision[0].weights_bytes - plain[0].weights_bytes == 2_100
     assert with_vision[1].weights_bytes == plain[1].weights_bytes
+    assert weights_per_stage(multimodal, Parallel(tp=4, pp=2), BF16, vision=False) == plain

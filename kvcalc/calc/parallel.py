@@ -7,10 +7,12 @@ QKVParallelLinear / ColumnParallelLinear / RowParallelLinear, `vocab_parallel_em
 
 from __future__ import annotations
 
+from kvcalc.calc.vision import vision_weight_bytes
 from kvcalc.calc.weights import WeightFormat
 from kvcalc.errors import ParallelismError
 from kvcalc.spec.base import record
 from kvcalc.spec.deployment import Parallel
+from kvcalc.spec.dtypes import storage_type
 from kvcalc.spec.layers import LinearAttention, MambaMixer, MLAAttention, MoEMLP, TensorSpec
 from kvcalc.spec.model import ModelSpec
 from kvcalc.units import round_up
@@ -168,16 +170,18 @@ class RankWeights:
     weights_bytes: int
 
 
-def weights_per_stage(model: ModelSpec, parallel: Parallel, fmt: WeightFormat) -> list[RankWeights]:
+def weights_per_stage(model: ModelSpec, parallel: Parallel, fmt: WeightFormat, *,
+                      vision: bool = True) -> list[RankWeights]:
     """Bytes of weights on one rank of each pipeline stage.
 
-    Stage 0 holds the embeddings and, for multimodal models, the vision encoder (kept in the model dtype and
-    split over the TP ranks, as vLLM's vision towers use its parallel linears: vision_params x 2 B / tp); the
-    last stage holds the final norm and head (and a second copy of tied embeddings when pp > 1, as vLLM loads
-    it).
+    Stage 0 holds the embeddings and, for multimodal models unless `vision` is off (vLLM
+    --language-model-only), the vision tower and projector (`calc.vision.vision_weight_bytes`: model dtype,
+    linears split over the TP ranks); the last stage holds the final norm and head (and a second copy of tied
+    embeddings when pp > 1, as vLLM loads it).
     """
     sized = fmt.tensor_bytes
-    vision_bytes = model.vision_params * 2 // parallel.tp
+    element = storage_type(model.dtype).bytes_for(1)
+    vision_bytes = vision_weight_bytes(model.vision, tp=parallel.tp, dtype_bytes=element) if vision else 0
     stages = stage_layers(model.num_layers, parallel.pp)
     out = []
     for s, layers in enumerate(stages):

@@ -15,6 +15,7 @@ from typing import Any
 from kvcalc.bounds import MAX_TOKENS, check_float, check_int, check_tree
 from kvcalc.errors import InputError
 from kvcalc.sources.families._build import Cfg, Parts
+from kvcalc.sources.vision import vision_of
 from kvcalc.spec.dtypes import torch_dtype_name
 from kvcalc.spec.model import ModelSpec, RopeScaling
 
@@ -33,6 +34,13 @@ _MAPPERS: dict[str, str] = {
             "gemma",
             "gemma2",
             "gemma3_text",
+            "granite",
+            "qwen2_vl",
+            "qwen2_vl_text",
+            "qwen2_5_vl",
+            "qwen2_5_vl_text",
+            "qwen3_vl_text",
+            "qwen3_vl_moe_text",
         ),
         "decoder",
     ),
@@ -72,8 +80,8 @@ def _mapper(model_type: str) -> Callable[[Cfg, str], Parts]:
     return build
 
 
-def _text_config(config: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any] | None]:
-    """(text model config, vision config or None). Top-level keys the text config lacks are inherited."""
+def _text_config(config: dict[str, Any]) -> dict[str, Any]:
+    """The text model's config (a multimodal wrapper's `text_config`); top-level keys it lacks are inherited."""
     for key in _TEXT_CONFIG_KEYS:
         inner = config.get(key)
         if isinstance(inner, dict):
@@ -81,8 +89,8 @@ def _text_config(config: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]
             merged.update(inner)
             if "model_type" not in inner:
                 merged["model_type"] = f"{config.get('model_type')}_text"
-            return merged, config.get("vision_config")
-    return config, config.get("vision_config")
+            return merged
+    return config
 
 
 def _rope_scaling(cfg: Cfg) -> RopeScaling | None:
@@ -185,7 +193,7 @@ def model_from_config(
 def _map_config(
     config: dict[str, Any], model_id: str, hf_repo: str | None, warn: Callable[[str], None] | None
 ) -> ModelSpec:
-    text, _vision = _text_config(config)
+    text = _text_config(config)
     cfg = Cfg(text, model_id)
     model_type = str(text.get("model_type") or config.get("model_type") or "")
     notes: list[str] = []
@@ -207,6 +215,8 @@ def _map_config(
     else:
         parts = _mapper(model_type)(cfg, model_type)
     _check_layers(parts, model_id)
+    hidden = cfg.first_int(("hidden_size", "n_embd", "d_model"))
+    vision, vision_notes = vision_of(config, hidden, model_id)
     architectures = config.get("architectures") or []
     quant = text.get("quantization_config") or config.get("quantization_config")
     return ModelSpec(
@@ -215,17 +225,17 @@ def _map_config(
         model_type=model_type,
         architecture=str(architectures[0]) if isinstance(architectures, list) and architectures else None,
         dtype=torch_dtype_name(text.get("torch_dtype") or text.get("dtype") or config.get("torch_dtype")),
-        hidden_size=cfg.first_int(("hidden_size", "n_embd", "d_model")),
+        hidden_size=hidden,
         vocab_size=cfg.int("vocab_size"),
         max_position_embeddings=cfg.optional_int(("max_position_embeddings", "n_positions", "n_ctx")),
         tie_word_embeddings=not any(t.role == "output" for t in parts.global_tensors),
         layers=tuple(parts.layers),
         global_tensors=tuple(parts.global_tensors),
         mtp_tensors=tuple(parts.mtp_tensors),
-        vision_params=parts.vision_params,
+        vision=vision,
         rope_scaling=_rope_scaling(cfg),
         rotary_dim=_rotary_dim(cfg, parts),
         ssm_state_dtype=_ssm_state_dtype(text, model_type),
         quantization_config=quant if isinstance(quant, dict) else None,
-        notes=tuple(notes + parts.notes),
+        notes=tuple(notes + parts.notes + vision_notes),
     )

@@ -53,6 +53,7 @@ class EngineSettings:
     cuda_graph_bytes: int | None = None
     mem_fraction_static: float | None = None
     free_gpu_memory_fraction: float | None = None
+    language_model_only: bool = False  # vLLM --language-model-only: a multimodal model's tower not loaded
 
     def __post_init__(self) -> None:
         if self.name not in ENGINES:

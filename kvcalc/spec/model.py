@@ -6,6 +6,7 @@ from typing import Any, Literal
 
 from kvcalc.spec.base import record
 from kvcalc.spec.layers import LayerSpec, TensorSpec
+from kvcalc.spec.vision import VisionCount
 
 
 @record
@@ -22,7 +23,7 @@ class ModelSpec:
 
     `tensors` of the layers plus `global_tensors` are the text model (what the causal-LM class holds);
     `mtp_tensors` are extra next-token-prediction layers shipped in the checkpoint but not run by the
-    base model; `vision_params` counts a multimodal encoder separately.
+    base model; `vision` is a multimodal checkpoint's encoder and projector, counted separately.
     """
     id: str
     hf_repo: str | None = None
@@ -36,7 +37,7 @@ class ModelSpec:
     layers: tuple[LayerSpec, ...]
     global_tensors: tuple[TensorSpec, ...]
     mtp_tensors: tuple[TensorSpec, ...] = ()
-    vision_params: int = 0
+    vision: VisionCount | None = None
     rope_scaling: RopeScaling | None = None
     rotary_dim: int = 0
     ssm_state_dtype: str | None = None
@@ -45,6 +46,11 @@ class ModelSpec:
     exact_params_total: int | None = None
     exact_weights_bytes: int | None = None
     notes: tuple[str, ...] = ()
+
+    @property
+    def vision_params(self) -> int:
+        """Parameters of the vision tower and projector a multimodal checkpoint stores (0 for text models)."""
+        return self.vision.params if self.vision is not None else 0
 
     @property
     def num_layers(self) -> int:

@@ -4,7 +4,8 @@ engine's own settings record, with a warning for each option that engine does no
 Options with an equivalent under another name are mapped: max_num_seqs is SGLang's --max-running-requests,
 TensorRT-LLM's max_batch_size and llama.cpp's -np slots; max_num_batched_tokens is SGLang's
 --chunked-prefill-size, TensorRT-LLM's max_num_tokens and llama.cpp's -b; block_size is SGLang's --page-size and
-TensorRT-LLM's tokens_per_block; --enforce-eager is SGLang's --disable-cuda-graph.
+TensorRT-LLM's tokens_per_block; --enforce-eager is SGLang's --disable-cuda-graph. --language-model-only is
+vLLM's alone.
 """
 
 from __future__ import annotations
@@ -70,6 +71,11 @@ def settings_for(options: EngineSettings, *, concurrency: int | None = None) -> 
             values["disable_cuda_graph"] = True
         else:
             warnings.append(f"--enforce-eager applies to vllm and sglang, not {engine}; ignored")
+    if options.language_model_only:
+        if engine == "vllm":
+            values["language_model_only"] = True
+        else:
+            warnings.append(f"--language-model-only applies to vllm, not {engine}; ignored")
     if options.kv_cache_dtype is not None:
         if engine == "llamacpp":
             values["cache_type_k"] = values["cache_type_v"] = options.kv_cache_dtype

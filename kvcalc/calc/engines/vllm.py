@@ -267,7 +267,8 @@ class _Budget:
 def _ledgers(model: ModelSpec, layout: Parallel, fmt: WeightFormat, settings: VllmSettings, rules: VllmRules,
              b: _Budget, layout_plan: KvPlan, stages: list[range]) -> list[DeviceLedger]:
     """One ledger per pipeline stage: requested - weights - activation peak - non-torch - graphs = KV pool."""
-    stage_weights = [w.weights_bytes for w in weights_per_stage(model, layout, fmt)]
+    stage_weights = [w.weights_bytes
+                     for w in weights_per_stage(model, layout, fmt, vision=not settings.language_model_only)]
     sampler_split = layout.tp if settings.enable_batch_sharded_sampling and rules.batch_sharded_sampling else 1
     devices = []
     for s, layers in enumerate(stages):

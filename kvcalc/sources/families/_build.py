@@ -80,7 +80,6 @@ class Parts:
     layers: list[Any]
     global_tensors: list[TensorSpec]
     mtp_tensors: list[TensorSpec] = field(default_factory=list)
-    vision_params: int = 0
     notes: list[str] = field(default_factory=list)
 
 

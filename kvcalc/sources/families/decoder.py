@@ -1,4 +1,5 @@
-"""Standard pre-norm decoders: Llama, Mistral, Mixtral, Qwen2/2-MoE/3/3-MoE, Phi-3, Gemma 1/2/3.
+"""Standard pre-norm decoders: Llama, Mistral, Mixtral, Qwen2/2-MoE/3/3-MoE, Phi-3, Gemma 1/2/3, Granite, and
+the text models of Qwen2-VL, Qwen2.5-VL and Qwen3-VL.
 
 Each family is the same block (norm -> attention -> norm -> MLP or MoE) with a few switches, read here from
 the config exactly as the Hugging Face modeling code reads them (transformers `models/<family>/modeling_*.py`):
@@ -61,6 +62,13 @@ FAMILIES: dict[str, Family] = {
         norms_per_layer=4, tied_default=True, qk_norm=True, sliding_pattern_key="sliding_window_pattern"
     ),
 }
+#: Text models of multimodal wrappers and close relatives: the same block as the family named.
+FAMILIES.update({
+    "granite": FAMILIES["llama"],  # GraniteForCausalLM: Llama's tensors (its multipliers hold no weights)
+    **dict.fromkeys(("qwen2_vl", "qwen2_vl_text", "qwen2_5_vl", "qwen2_5_vl_text"), FAMILIES["qwen2"]),
+    "qwen3_vl_text": FAMILIES["qwen3"],
+    "qwen3_vl_moe_text": FAMILIES["qwen3_moe"],
+})
 
 
 def _sliding_layers(cfg: Cfg, family: Family, num_layers: int) -> list[bool]:

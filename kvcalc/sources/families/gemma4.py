@@ -74,42 +74,6 @@ def _layer_overrides(cfg: Cfg, types: list[str]) -> dict[int, dict[str, Any]]:
     return {i: overrides for i, t in enumerate(types) if t == "full_attention"}
 
 
-def _vision_params(vision: Any, text_hidden: int) -> int | None:
-    """Gemma 4 vision tower + its projector into the text model, or None if not computable.
-
-    Gemma4VisionModel: patch input_proj [h, 3*p^2], position table [2, pos, h]; per layer q/k/v/o (no bias),
-    q/k norms [d], gated MLP (3 x h*I), four norms [h]; std_bias / std_scale [h] buffers when `standardize`;
-    four scalar clip buffers per linear with `use_clipped_linears`. Gemma4MultimodalEmbedder: projection
-    [H, h].
-    """
-    if not isinstance(vision, dict):
-        return None
-    try:
-        h = int(vision["hidden_size"])
-        inter = int(vision["intermediate_size"])
-        layers = int(vision["num_hidden_layers"])
-        heads = int(vision["num_attention_heads"])
-        kv_heads = int(vision.get("num_key_value_heads", heads))
-        head_dim = int(vision.get("head_dim", h // heads))
-        patch = int(vision["patch_size"])
-        positions = int(vision["position_embedding_size"])
-    except (KeyError, TypeError, ValueError):
-        return None
-    linears_per_layer = 7
-    per_layer = (
-        h * heads * head_dim * 2
-        + h * kv_heads * head_dim * 2
-        + 2 * head_dim
-        + 3 * h * inter
-        + 4 * h
-        + (4 * linears_per_layer if vision.get("use_clipped_linears") else 0)
-    )
-    patch_embedder = h * 3 * patch * patch + 2 * positions * h
-    standardize = 2 * h if vision.get("standardize") else 0
-    projector = text_hidden * int(vision.get("output_proj_dims", h))
-    return patch_embedder + layers * per_layer + standardize + projector
-
-
 def _attention_tensors(
     i: int, hidden: int, heads: int, d: int, n_kv: int, *, bias: bool, kv_shared: bool, v_proj: bool
 ) -> list[TensorSpec]:
@@ -201,20 +165,9 @@ def _sharing_notes(k_eq_v: bool, kv_shared: list[bool]) -> list[str]:
     return notes
 
 
-def _towers(cfg: Cfg, hidden: int) -> tuple[int, list[str]]:
-    """(vision tower + projector params, notes on towers not counted)."""
-    notes: list[str] = []
-    vision_params = 0
-    vision = cfg.get("vision_config")
-    if vision is not None:
-        counted = _vision_params(vision, hidden)
-        if counted is None:
-            notes.append("vision tower present but not computable from vision_config: not counted")
-        else:
-            vision_params = counted
-    if cfg.get("audio_config") is not None:
-        notes.append("audio tower present: not counted")
-    return vision_params, notes
+def _audio_notes(cfg: Cfg) -> list[str]:
+    """A note for an audio tower (the vision tower is counted by `kvcalc.sources.vision`)."""
+    return ["audio tower present: not counted"] if cfg.get("audio_config") is not None else []
 
 
 def build(cfg: Cfg, model_type: str) -> Parts:
@@ -257,6 +210,5 @@ def build(cfg: Cfg, model_type: str) -> Parts:
         layers.append(LayerSpec(index=i, mixer=mixer, mlp=ffn, tensors=tuple(tensors)))
 
     global_tensors = _global_tensors(cfg, vocab, hidden, num_layers, ple, tied=tied)
-    vision_params, tower_notes = _towers(cfg, hidden)
-    notes = _sharing_notes(k_eq_v, shared) + tower_notes
-    return Parts(layers=layers, global_tensors=global_tensors, vision_params=vision_params, notes=notes)
+    notes = _sharing_notes(k_eq_v, shared) + _audio_notes(cfg)
+    return Parts(layers=layers, global_tensors=global_tensors, notes=notes)

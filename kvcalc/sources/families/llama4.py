@@ -18,18 +18,10 @@ Follows transformers `models/llama4/modeling_llama4.py` / `configuration_llama4.
   layers: a dense gated MLP of `intermediate_size_mlp`.
 - two RMSNorms per layer, final norm, head untied (`tie_word_embeddings` False).
 
-Vision (`Parts.vision_params`, counted exactly when the config carries `vision_config`; fields missing from it
-take `Llama4VisionConfig`'s defaults, as transformers does): `Llama4VisionModel` = patch_embedding.linear
-[Hv, C*p*p] (no bias), class_embedding [Hv], positional_embedding_vlm [(img/p)^2 + 1, Hv], layernorm_pre and
-layernorm_post (LayerNorm, 2*Hv each), `num_hidden_layers` encoder layers of (q, k, v, o with bias: 4*(Hv*Hv +
-Hv); fc1 Hv*Iv + Iv; fc2 Iv*Hv + Hv; two LayerNorms 4*Hv), vision_adapter.mlp fc1 [projector_input_dim, Iv]
-and fc2 [projector_output_dim, projector_output_dim] (no biases); plus `Llama4MultiModalProjector.linear_1`
-[H_text, vision_output_dim] (no bias).
+The vision tower is counted by `kvcalc.sources.vision` (towers.llama4).
 """
 
 from __future__ import annotations
-
-from typing import Any
 
 from kvcalc.errors import InputError
 from kvcalc.sources.families._build import (
@@ -43,53 +35,6 @@ from kvcalc.sources.families._build import (
     norm,
 )
 from kvcalc.spec.layers import ChunkedAttention, DenseMLP, FullAttention, LayerSpec, MoEMLP
-
-#: `Llama4VisionConfig` defaults (transformers 5.x), used for fields a `vision_config` leaves out.
-VISION_DEFAULTS: dict[str, int] = {
-    "hidden_size": 768,
-    "num_hidden_layers": 34,
-    "num_attention_heads": 16,
-    "num_channels": 3,
-    "intermediate_size": 5632,
-    "vision_output_dim": 7680,
-    "image_size": 448,
-    "patch_size": 14,
-    "projector_input_dim": 4096,
-    "projector_output_dim": 4096,
-}
-
-
-def vision_params(vision: dict[str, Any], text_hidden: int) -> int | None:
-    """Params of `Llama4VisionModel` + `Llama4MultiModalProjector`; None if a size is not an integer."""
-    v: dict[str, int] = {}
-    for key, default in VISION_DEFAULTS.items():
-        value = vision.get(key)
-        value = default if value is None else value
-        if isinstance(value, bool) or not isinstance(value, int):
-            return None
-        v[key] = value
-    hv, iv = v["hidden_size"], v["intermediate_size"]
-    heads = v["num_attention_heads"]
-    attn_width = heads * (hv // heads)
-    patch = v["patch_size"]
-    num_patches = (v["image_size"] // patch) ** 2 + 1
-    per_layer = (
-        3 * (attn_width * hv + attn_width)  # q, k, v with bias
-        + (hv * attn_width + hv)  # o with bias
-        + (iv * hv + iv)
-        + (hv * iv + hv)  # fc1, fc2 with bias
-        + 2 * 2 * hv  # input_layernorm, post_attention_layernorm (LayerNorm)
-    )
-    model = (
-        hv * v["num_channels"] * patch * patch  # patch_embedding.linear
-        + hv  # class_embedding
-        + num_patches * hv  # positional_embedding_vlm
-        + 2 * 2 * hv  # layernorm_pre, layernorm_post
-        + v["num_hidden_layers"] * per_layer
-        + v["projector_input_dim"] * iv  # vision_adapter.mlp.fc1
-        + v["projector_output_dim"] * v["projector_output_dim"]  # vision_adapter.mlp.fc2
-    )
-    return model + text_hidden * v["vision_output_dim"]  # multi_modal_projector.linear_1
 
 
 def _chunked_layers(cfg: Cfg, num_layers: int) -> list[bool]:
@@ -105,17 +50,6 @@ def _chunked_layers(cfg: Cfg, num_layers: int) -> list[bool]:
     if not isinstance(rope, list) or len(rope) < num_layers:
         raise InputError(f"{cfg.where}: 'no_rope_layers' must list at least {num_layers} entries")
     return [bool(rope[i]) for i in range(num_layers)]
-
-
-def _vision(cfg: Cfg, text_hidden: int) -> tuple[int, list[str]]:
-    """(vision encoder + projector params, a note when they are not counted)."""
-    vision = cfg.get("vision_config")
-    if not isinstance(vision, dict):
-        return 0, ["no vision_config in the config: Llama 4 vision encoder params not counted"]
-    counted = vision_params(vision, text_hidden)
-    if counted is None:
-        return 0, ["vision_config has non-integer sizes: vision encoder params not counted"]
-    return counted, []
 
 
 def build(cfg: Cfg, model_type: str) -> Parts:
@@ -164,8 +98,7 @@ def build(cfg: Cfg, model_type: str) -> Parts:
             ffn = DenseMLP(intermediate_size=dense_inter)
         layers.append(LayerSpec(index=i, mixer=mixer, mlp=ffn, tensors=tuple(tensors)))
 
-    vis, notes = _vision(cfg, hidden)
     tied = cfg.bool("tie_word_embeddings", False)
     return Parts(
-        layers=layers, global_tensors=embeddings(vocab, hidden, tied=tied), vision_params=vis, notes=notes
+        layers=layers, global_tensors=embeddings(vocab, hidden, tied=tied)
     )

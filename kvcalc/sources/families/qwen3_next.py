@@ -25,8 +25,6 @@ Per layer: input norm -> mixer -> post-attention norm -> MLP.
 
 from __future__ import annotations
 
-from typing import Any
-
 from kvcalc.errors import InputError
 from kvcalc.sources.families._build import (
     Cfg,
@@ -80,37 +78,6 @@ def _layer_types(cfg: Cfg, num_layers: int) -> list[str]:
     if unknown:
         raise InputError(f"{cfg.where}: unknown layer type(s) {', '.join(unknown)} in 'layer_types'")
     return types
-
-
-def _vision_params(vision: Any) -> int | None:
-    """Qwen3.5 vision tower (transformers Qwen3_5VisionModel / Qwen3_5MoeVisionModel), None if not computable.
-
-    patch_embed Conv3d(C, h, [T, P, P]) with bias; pos_embed [N_pos, h]; `depth` blocks of two LayerNorms
-    (weight+bias), qkv [3h, h] + bias, proj [h, h] + bias, fc1 [I, h] + bias, fc2 [h, I] + bias; merger:
-    LayerNorm(h), fc1 [h*s^2, h*s^2] + bias, fc2 [out, h*s^2] + bias (s = spatial_merge_size).
-    """
-    if not isinstance(vision, dict):
-        return None
-    try:
-        h = int(vision["hidden_size"])
-        inter = int(vision["intermediate_size"])
-        depth = int(vision["depth"])
-        channels = int(vision.get("in_channels", 3))
-        patch = int(vision["patch_size"])
-        temporal = int(vision["temporal_patch_size"])
-        positions = int(vision["num_position_embeddings"])
-        merge = int(vision["spatial_merge_size"])
-        out_hidden = int(vision["out_hidden_size"])
-    except (KeyError, TypeError, ValueError):
-        return None
-    if vision.get("deepstack_visual_indexes"):  # Qwen3-VL deepstack mergers: not in Qwen3.5
-        return None
-    patch_embed = h * channels * temporal * patch * patch + h
-    pos_embed = positions * h
-    block = 2 * (2 * h) + (3 * h * h + 3 * h) + (h * h + h) + (inter * h + inter) + (h * inter + h)
-    hm = h * merge * merge
-    merger = 2 * h + (hm * hm + hm) + (out_hidden * hm + out_hidden)
-    return patch_embed + pos_embed + depth * block + merger
 
 
 def _is_moe(cfg: Cfg, model_type: str, num_experts: int, mlp_only: frozenset[int], position: int) -> bool:
@@ -171,17 +138,6 @@ def _mtp_layer(
     return tensors
 
 
-def _vision(cfg: Cfg) -> tuple[int, list[str]]:
-    """(vision tower params, a note when the tower is present but not computable)."""
-    vision = cfg.get("vision_config")
-    if vision is None:
-        return 0, []
-    counted = _vision_params(vision)
-    if counted is None:
-        return 0, ["vision tower present but not computable from vision_config: not counted"]
-    return counted, []
-
-
 def build(cfg: Cfg, model_type: str) -> Parts:
     qwen35 = model_type in ("qwen3_5_moe_text", "qwen3_5_text")
     hidden = cfg.int("hidden_size")
@@ -232,11 +188,9 @@ def build(cfg: Cfg, model_type: str) -> Parts:
         if num_mtp
         else []
     )
-    vision_params, vision_notes = _vision(cfg)
     return Parts(
         layers=layers,
         global_tensors=embeddings(vocab, hidden, tied=tied),
         mtp_tensors=mtp,
-        vision_params=vision_params,
-        notes=mtp_notes + vision_notes,
+        notes=mtp_notes,
     )

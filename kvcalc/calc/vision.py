@@ -1,0 +1,31 @@
+"""Vision tower bytes on one GPU, as vLLM builds a multimodal model (the other engines shard towers the same
+way: their own copies of these wrappers use the same parallel linears).
+
+    bytes per rank = dtype bytes x [embed + projector_other + (layers_run x layer + mergers + projector_linear) / tp]
+
+vLLM (v0.19-v0.33, `model_executor/models/{siglip,clip,pixtral,moonvit,qwen2_5_vl,qwen3_vl,mllama4,gemma3_mm,
+mistral3,kimi_vl,llava,llava_next}.py`): the tower loads in the model dtype (built under
+`set_default_torch_dtype`, `model_loader/base_loader.py`); with the default `mm_encoder_tp_mode="weights"` its
+QKV, MLP and merger linears and the LLaVA/Mistral 3/Qwen/Llama 4 projector linears are tensor-parallel (1/tp
+per rank), while patch convolutions, position tables, norms, Gemma 3's projection parameter, Mistral 3's patch
+merger and Kimi-VL's projector are whole on every rank (per-layer norms and row biases are whole too: under
+0.1 % of a tower, counted as split); LLaVA and Mistral 3 build only the layers up to `vision_feature_layer`
+(`init_vision_tower_for_llava`, `num_hidden_layers_override`); SigLIP's pooling head is never built; with
+`--language-model-only` (or every `--limit-mm-per-prompt` modality at 0) the tower is built on the meta device
+and takes no memory (`models/interfaces.py::_mark_tower_model`, PR #22299 and #32605). The tower sits with the
+embeddings on the first pipeline stage (vLLM up to v0.32 builds it on every stage: not modelled).
+"""
+
+from __future__ import annotations
+
+from kvcalc.spec.vision import VisionCount
+
+
+def vision_weight_bytes(vision: VisionCount | None, *, tp: int, dtype_bytes: int) -> int:
+    """Bytes of the vision tower and projector on one TP rank (module docstring)."""
+    if vision is None:
+        return 0
+    tower = vision.tower
+    split = vision.layers_run * tower.layer_params + tower.merger_params + vision.projector_linear_params
+    whole = tower.embed_params + vision.projector_other_params
+    return dtype_bytes * (whole + split // max(1, tp))

@@ -1,0 +1,66 @@
+"""The vision side of a multimodal checkpoint: which tower and projector a wrapper `model_type` builds, and
+their parameters from `vision_config` (data only; `towers.py`, `projectors.py`, one function per kind).
+
+`vision_of(config, text_hidden, where)` -> (VisionCount or None, notes). A wrapper kvcalc does not know, or a
+`vision_config` whose sizes cannot be read, is not counted and a note says so.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from kvcalc.errors import InputError
+from kvcalc.sources.families._build import Cfg
+from kvcalc.sources.vision import projectors, towers
+from kvcalc.spec.vision import VisionCount, VisionTower
+
+Tower = Callable[[Cfg, int], VisionTower]
+Projector = Callable[[Cfg, int, int], tuple[int, int]]
+
+#: vision_config model_type -> tower, for wrappers that take any tower (LLaVA).
+_BY_VISION_TYPE: dict[str, Tower] = {
+    "siglip_vision_model": lambda v, d: towers.siglip(v),
+    "clip_vision_model": lambda v, d: towers.clip(v),
+    "pixtral": lambda v, d: towers.pixtral(v),
+}
+
+#: wrapper model_type -> (its tower, or None: by vision_config.model_type; its projector; the default
+#: `vision_feature_layer` of wrappers that stop the encoder there, None: every layer runs).
+_WRAPPERS: dict[str, tuple[Tower | None, Projector, int | None]] = {
+    "gemma3": (lambda v, d: towers.siglip(v), projectors.gemma3, None),
+    "mistral3": (lambda v, d: towers.pixtral(v), projectors.mistral3, -1),
+    "llava": (None, projectors.llava, -2),
+    "llava_next": (None, projectors.llava_next, -2),
+    "kimi_vl": (lambda v, d: towers.moonvit(v), projectors.kimi_vl, None),
+    **dict.fromkeys(("qwen2_vl", "qwen2_5_vl"), (towers.qwen2_5_vl, projectors.none, None)),
+    **dict.fromkeys(("qwen3_vl", "qwen3_vl_moe", "qwen3_5", "qwen3_5_moe"), (towers.qwen3_vl, projectors.none, None)),
+    "llama4": (towers.llama4, projectors.none, None),
+    "gemma4": (towers.gemma4, projectors.none, None),
+}
+
+
+def vision_of(config: dict[str, Any], text_hidden: int, where: str) -> tuple[VisionCount | None, list[str]]:
+    """The tower and projector `config` (a whole config.json) builds around a text model of width
+    `text_hidden`; (None, notes) when there is none or it cannot be counted."""
+    wrapper = str(config.get("model_type") or "")
+    vision = config.get("vision_config")
+    if wrapper not in _WRAPPERS:
+        return None, ([f"a vision tower ({wrapper[:40] or 'unknown wrapper'}) is present: not counted"]
+                      if isinstance(vision, dict) else [])
+    if not isinstance(vision, dict):
+        return None, [f"no vision_config in the {wrapper} config: its vision encoder is not counted"]
+    build, projector, feature_default = _WRAPPERS[wrapper]
+    v, w = Cfg(vision, f"{where}: vision_config"), Cfg(config, where)
+    if build is None:
+        kind = str(vision.get("model_type") or "clip_vision_model")
+        if kind not in _BY_VISION_TYPE:
+            return None, [f"a {kind[:40]} vision tower is present: not counted"]
+        build = _BY_VISION_TYPE[kind]
+    try:
+        tower = build(v, text_hidden)
+        linear, other = projector(w, tower.hidden_size, text_hidden)
+    except InputError as exc:
+        return None, [f"vision tower present but not computable ({str(exc).splitlines()[0][:120]}): not counted"]
+    run = tower.layers if feature_default is None else projectors.layers_run(w, tower.layers, feature_default)
+    return VisionCount(tower=tower, projector_linear_params=linear, projector_other_params=other, layers_run=run), []

@@ -1,0 +1,64 @@
+"""Multimodal projectors: the few layers between a vision tower's output (width Hv) and the text model
+(width D), one function per wrapper, as transformers builds them (`modeling_<wrapper>.py`). Each returns
+(params in linears vLLM shards over TP, params it keeps whole on every rank: raw parameters, norms, the
+Mistral 3 patch merger and Kimi-VL's projector, which vLLM builds replicated).
+"""
+
+from __future__ import annotations
+
+from kvcalc.sources.families._build import Cfg
+
+
+def gemma3(wrapper: Cfg, hv: int, d: int) -> tuple[int, int]:
+    """Gemma3MultiModalProjector: mm_input_projection_weight [Hv, D] and mm_soft_emb_norm (RMSNorm Hv):
+    Hv D + Hv (the 4 x 4 average pool has no weights)."""
+    return 0, hv * d + hv
+
+
+def mistral3(wrapper: Cfg, hv: int, d: int) -> tuple[int, int]:
+    """Mistral3MultiModalProjector: RMSNorm Hv, patch_merger [s^2 Hv -> Hv] without bias, linear_1
+    [Hv n -> D] and linear_2 [D -> D], biased when `multimodal_projector_bias` (n: feature layers used)."""
+    merge = wrapper.int("spatial_merge_size", 2)
+    bias = wrapper.bool("multimodal_projector_bias", False)
+    n = _feature_layers(wrapper)
+    return hv * n * d + d * d + (2 * d if bias else 0), hv + merge * merge * hv * hv
+
+
+def llava(wrapper: Cfg, hv: int, d: int) -> tuple[int, int]:
+    """LlavaMultiModalProjector: linear_1 [Hv n -> D] and linear_2 [D -> D], biased unless
+    `multimodal_projector_bias` is false (n: the feature layers concatenated)."""
+    bias = wrapper.bool("multimodal_projector_bias", True)
+    return hv * _feature_layers(wrapper) * d + d * d + (2 * d if bias else 0), 0
+
+
+def llava_next(wrapper: Cfg, hv: int, d: int) -> tuple[int, int]:
+    """LLaVA's projector plus `image_newline` [D] (LlavaNextForConditionalGeneration)."""
+    return llava(wrapper, hv, d)[0], d
+
+
+def kimi_vl(wrapper: Cfg, hv: int, d: int) -> tuple[int, int]:
+    """KimiVLMultiModalProjector: pre_norm LayerNorm 2Hv, linear_1 [4Hv -> 4Hv] and linear_2 [4Hv -> D], biased
+    (merge_kernel_size 2 x 2)."""
+    merged = 4 * hv
+    return 0, 2 * hv + merged * merged + merged + d * merged + d
+
+
+def none(wrapper: Cfg, hv: int, d: int) -> tuple[int, int]:
+    """Wrappers whose tower ends in its own merger (Qwen-VL, Llama 4, Gemma 4): no separate projector."""
+    return 0, 0
+
+
+def layers_run(wrapper: Cfg, layers: int, default: int) -> int:
+    """Encoder layers LLaVA and Mistral 3 run to reach `vision_feature_layer` (hidden_states[f]: f layers;
+    negative f counts from the end, N + f + 1; a list: its deepest; vLLM `models/utils.py::get_layer_index`
+    and `init_vision_tower_for_llava`, which build only those)."""
+    chosen = wrapper.get("vision_feature_layer", default)
+    picks = chosen if isinstance(chosen, list) else [chosen]
+    needed = [layers + f + 1 if f < 0 else f for f in picks if isinstance(f, int) and not isinstance(f, bool)]
+    return max(1, min(layers, max(needed))) if needed else layers
+
+
+def _feature_layers(wrapper: Cfg) -> int:
+    """How many encoder layers' outputs the projector concatenates (`vision_feature_layer` a list: that many)."""
+    layers = wrapper.get("vision_feature_layer")
+    return len(layers) if isinstance(layers, list) and layers else 1

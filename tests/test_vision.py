@@ -1,0 +1,183 @@
+"""Vision towers of multimodal checkpoints: parameters against published totals, and the bytes vLLM loads.
+
+Configs are written from the checkpoints' published config.json fields (vision_config and the text model's
+sizes). Every total below is a published figure: the checkpoint's parameter count (Hugging Face's safetensors
+metadata, model.safetensors.index.json total_size / 2 for these all-16-bit checkpoints, or a library's test
+that builds the model from its config): text + vision + projector must equal it exactly.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kvcalc.calc.params import params_total
+from kvcalc.calc.vision import vision_weight_bytes
+from kvcalc.sources.hf_config import model_from_config
+
+SIGLIP_GEMMA3 = {"model_type": "siglip_vision_model", "hidden_size": 1152, "image_size": 896,
+                 "intermediate_size": 4304, "num_attention_heads": 16, "num_hidden_layers": 27, "patch_size": 14,
+                 "vision_use_head": False}
+
+
+def gemma3(hidden: int, inter: int, layers: int, heads: int, kv: int, head_dim: int) -> dict[str, Any]:
+    return {"model_type": "gemma3", "architectures": ["Gemma3ForConditionalGeneration"], "vision_config": SIGLIP_GEMMA3,
+            "text_config": {"model_type": "gemma3_text", "hidden_size": hidden, "intermediate_size": inter,
+                            "num_hidden_layers": layers, "num_attention_heads": heads, "num_key_value_heads": kv,
+                            "head_dim": head_dim, "vocab_size": 262208, "sliding_window": 1024}}
+
+
+def qwen3_vl(depth: int, vh: int, vi: int, out: int, deepstack: list[int], hidden: int, inter: int, layers: int,
+             heads: int, tied: bool) -> dict[str, Any]:
+    vision = {"model_type": "qwen3_vl", "depth": depth, "hidden_size": vh, "intermediate_size": vi, "num_heads": 16,
+              "in_channels": 3, "patch_size": 16, "temporal_patch_size": 2, "spatial_merge_size": 2,
+              "num_position_embeddings": 2304, "out_hidden_size": out, "deepstack_visual_indexes": deepstack}
+    return {"model_type": "qwen3_vl", "vision_config": vision,
+            "text_config": {"model_type": "qwen3_vl_text", "hidden_size": hidden, "intermediate_size": inter,
+                            "num_hidden_layers": layers, "num_attention_heads": heads, "num_key_value_heads": 8,
+                            "head_dim": 128, "vocab_size": 151936, "tie_word_embeddings": tied}}
+
+
+def qwen2_5_vl(hidden: int, inter: int, layers: int, heads: int, kv: int, vocab: int, tied: bool) -> dict[str, Any]:
+    vision = {"model_type": "qwen2_5_vl", "depth": 32, "hidden_size": 1280, "intermediate_size": 3420,
+              "num_heads": 16, "in_chans": 3, "patch_size": 14, "temporal_patch_size": 2, "spatial_merge_size": 2,
+              "out_hidden_size": hidden}
+    return {"model_type": "qwen2_5_vl", "hidden_size": hidden, "intermediate_size": inter, "num_hidden_layers": layers,
+            "num_attention_heads": heads, "num_key_value_heads": kv, "vocab_size": vocab,
+            "tie_word_embeddings": tied, "vision_config": vision}
+
+
+MISTRAL_SMALL_3_1 = {
+    "model_type": "mistral3", "spatial_merge_size": 2, "multimodal_projector_bias": False, "vision_feature_layer": -1,
+    "vision_config": {"model_type": "pixtral", "hidden_size": 1024, "intermediate_size": 4096,
+                      "num_hidden_layers": 24, "num_attention_heads": 16, "head_dim": 64, "image_size": 1540,
+                      "patch_size": 14},
+    "text_config": {"model_type": "mistral", "hidden_size": 5120, "intermediate_size": 32768, "num_hidden_layers": 40,
+                    "num_attention_heads": 32, "num_key_value_heads": 8, "head_dim": 128, "vocab_size": 131072}}
+GRANITE_VISION_3_3_2B = {
+    "model_type": "llava_next", "vision_feature_layer": [-24, -20, -12, -1], "tie_word_embeddings": True,
+    "vision_config": {"model_type": "siglip_vision_model", "hidden_size": 1152, "image_size": 384,
+                      "intermediate_size": 4304, "num_attention_heads": 16, "num_hidden_layers": 27, "patch_size": 14},
+    "text_config": {"model_type": "granite", "hidden_size": 2048, "intermediate_size": 8192, "num_hidden_layers": 40,
+                    "num_attention_heads": 32, "num_key_value_heads": 8, "vocab_size": 49156,
+                    "tie_word_embeddings": True}}
+LLAVA_1_5_7B = {
+    "model_type": "llava", "vision_feature_layer": -2,
+    "vision_config": {"model_type": "clip_vision_model", "hidden_size": 1024, "image_size": 336,
+                      "intermediate_size": 4096, "num_attention_heads": 16, "num_hidden_layers": 24, "patch_size": 14},
+    "text_config": {"model_type": "llama", "hidden_size": 4096, "intermediate_size": 11008, "num_hidden_layers": 32,
+                    "num_attention_heads": 32, "vocab_size": 32064}}
+KIMI_VL_VISION = {"model_type": "moonvit", "hidden_size": 1152, "intermediate_size": 4304, "num_hidden_layers": 27,
+                  "num_attention_heads": 16, "patch_size": 14, "init_pos_emb_height": 64, "init_pos_emb_width": 64,
+                  "merge_kernel_size": [2, 2]}
+
+#: (config, published total parameters, source).
+PUBLISHED = {
+    # HF safetensors metadata; model.safetensors.index.json total_size 8,600,158,944 B = 2 x this
+    "gemma-3-4b-it": (gemma3(2560, 10240, 34, 8, 4, 256), 4_300_079_472),
+    "gemma-3-12b-it": (gemma3(3840, 15360, 48, 16, 8, 256), 12_187_325_040),  # HF API safetensors.total
+    # medgemma-27b-it (same architecture) total_size 54,864,813,280 B = 2 x this
+    "gemma-3-27b-it": (gemma3(5376, 21504, 62, 32, 16, 128), 27_432_406_640),
+    "Mistral-Small-3.1-24B": (MISTRAL_SMALL_3_1, 24_011_361_280),  # keras-hub mistral3 presets
+    "granite-vision-3.3-2b": (GRANITE_VISION_3_3_2B, 2_975_396_928),  # HF API "Params"
+    "Qwen2.5-VL-3B": (qwen2_5_vl(2048, 11008, 36, 16, 2, 151936, True), 3_754_622_976),  # mteb n_parameters
+    "Qwen2.5-VL-7B": (qwen2_5_vl(3584, 18944, 28, 28, 4, 152064, False), 8_292_166_656),  # HF numParameters
+    "Qwen3-VL-2B": (qwen3_vl(24, 1024, 4096, 2048, [5, 11, 17], 2048, 6144, 28, 16, True), 2_127_532_032),
+    "Qwen3-VL-4B": (qwen3_vl(24, 1024, 4096, 2560, [5, 11, 17], 2560, 9728, 36, 32, True), 4_437_815_808),
+    "Qwen3-VL-8B": (qwen3_vl(27, 1152, 4304, 4096, [8, 16, 24], 4096, 12288, 36, 32, False), 8_767_123_696),
+    # transformers' test: count_parameters(LlavaForConditionalGeneration(config)) == 7,063,427,072
+    "llava-1.5-7b-hf": (LLAVA_1_5_7B, 7_063_427_072),
+}
+
+
+@pytest.mark.parametrize("name", sorted(PUBLISHED))
+def test_text_plus_vision_is_the_published_total(name: str) -> None:
+    config, total = PUBLISHED[name]
+    model = model_from_config(config, model_id=name)
+    assert model.vision is not None and model.notes == ()
+    assert params_total(model) + model.vision_params == total
+
+
+def test_siglip_tower_of_gemma3_by_hand() -> None:
+    # patch conv 3 x 14^2 x 1152 + 1152 bias = 678,528; positions (896/14)^2 = 4096 x 1152 = 4,718,592;
+    # post_layernorm 2,304; a layer 4 x 1152^2 + 2 x 1152 x 4304 + 4304 + 9 x 1152 = 15,239,504, x 27 =
+    # 411,466,608; no pooling head (vision_use_head false): 416,866,032. Projector 1152 x 2560 + 1152.
+    model = model_from_config(PUBLISHED["gemma-3-4b-it"][0], model_id="g")
+    assert model.vision is not None
+    assert model.vision.tower.params == 416_866_032
+    assert model.vision.projector_params == 2_950_272
+
+
+def test_granite_vision_stores_an_unused_siglip_head() -> None:
+    # vision_use_head defaults to true: probe 1152 + in_proj 3 x 1152^2 + 3 x 1152 + out_proj 1152^2 + 1152
+    # + LayerNorm 2 x 1152 + MLP 2 x 1152 x 4304 + 4304 + 1152 = 15,238,352, stored and never run
+    model = model_from_config(GRANITE_VISION_3_3_2B, model_id="granite")
+    assert model.vision is not None and model.vision.tower.unused_params == 15_238_352
+
+
+def test_vllm_shards_the_tower_and_keeps_gemma3s_projection_whole() -> None:
+    # gemma-3-27b at tp 2: layers 411,466,608 / 2 = 205,733,304 per rank; patch conv, positions and
+    # post-norm 678,528 + 4,718,592 + 2,304 = 5,399,424 and the projection 1152 x 5376 + 1152 = 6,194,304
+    # whole: 217,327,032 params x 2 B
+    model = model_from_config(PUBLISHED["gemma-3-27b-it"][0], model_id="g27")
+    assert vision_weight_bytes(model.vision, tp=2, dtype_bytes=2) == 434_654_064
+
+
+def test_vllm_builds_llava_only_up_to_its_feature_layer() -> None:
+    # vision_feature_layer -2 of 24 CLIP layers: 23 built (12,596,224 each = 289,713,152); class 1024 +
+    # conv 602,112 + 577 positions x 1024 + pre-norm 2048 = 1,196,032; projector 1024 x 4096 + 4096^2 + 2 x 4096
+    # = 20,979,712; the last layer and post_layernorm not built: 311,888,896 params x 2 B at tp 1
+    model = model_from_config(LLAVA_1_5_7B, model_id="llava")
+    assert model.vision is not None and model.vision.layers_run == 23
+    assert vision_weight_bytes(model.vision, tp=1, dtype_bytes=2) == 623_777_792
+
+
+def test_kimi_vl_projector_is_whole_on_every_rank() -> None:
+    text = {"model_type": "deepseek_v3", "hidden_size": 2048, "intermediate_size": 11264, "moe_intermediate_size": 1408,
+            "num_hidden_layers": 2, "num_attention_heads": 16, "num_key_value_heads": 16, "n_routed_experts": 64,
+            "n_shared_experts": 2, "num_experts_per_tok": 6, "first_k_dense_replace": 1, "kv_lora_rank": 512,
+            "q_lora_rank": None, "qk_nope_head_dim": 128, "qk_rope_head_dim": 64, "v_head_dim": 128,
+            "vocab_size": 163840}
+    model = model_from_config({"model_type": "kimi_vl", "vision_config": KIMI_VL_VISION, "text_config": text},
+                              model_id="kimi")
+    # MoonViT = SigLIP-SO400M's numbers with a 64 x 64 position grid: 416,866,032; projector LayerNorm 2304 +
+    # 4608^2 + 4608 + 4608 x 2048 + 2048 = 30,679,808, whole on every rank; at tp 4 the 27 layers split:
+    # 411,466,608 / 4 = 102,866,652 + embeddings 5,399,424 + 30,679,808 = 138,945,884 params x 2 B
+    assert model.vision is not None and model.vision.params == 416_866_032 + 30_679_808
+    assert vision_weight_bytes(model.vision, tp=4, dtype_bytes=2) == 277_891_768
+
+
+def test_unknown_wrapper_or_bad_vision_config_is_a_note_not_an_error() -> None:
+    text = {"model_type": "llama", "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
+            "num_attention_heads": 4, "vocab_size": 100}
+    odd = model_from_config({"model_type": "new_vlm", "text_config": text, "vision_config": {"depth": 2}}, model_id="x")
+    assert odd.vision is None and any("vision tower" in n for n in odd.notes)
+    bad = model_from_config({"model_type": "gemma3", "text_config": {**text, "model_type": "gemma3_text"},
+                             "vision_config": {**SIGLIP_GEMMA3, "hidden_size": "wide"}}, model_id="y")
+    assert bad.vision is None and any("not computable" in n for n in bad.notes)
+
+
+ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "NO_COLOR": "1"}
+
+
+def _fit(path: Path, *extra: str) -> dict[str, Any]:
+    run = subprocess.run([sys.executable, "-m", "kvcalc", "fit", str(path), "--gpu", "h100", "--context", "8192",
+                          "--json", *extra], capture_output=True, text=True, env=ENV, timeout=120)
+    assert run.returncode == 0, run.stderr
+    return dict(json.loads(run.stdout))
+
+
+def test_fit_loads_the_tower_unless_language_model_only(tmp_path: Path) -> None:
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(PUBLISHED["gemma-3-4b-it"][0]))
+    served, text_only = _fit(path), _fit(path, "--language-model-only")
+    # at tp 1 every vision parameter is loaded: 416,866,032 + 2,950,272 = 419,816,304 params x 2 B
+    weights = served["per_gpu"]["weights_bytes"] - text_only["per_gpu"]["weights_bytes"]
+    assert weights == 839_632_608
+    assert text_only["per_gpu"]["kv_cache_bytes"] > served["per_gpu"]["kv_cache_bytes"]
