@@ -131,7 +131,7 @@ def render_summary(p: Any, v019: dict[str, Any], recent: dict[str, dict[str, lis
     p("| capability (command) | compared with | dev set | median | worst | where |")
     p("|---|---|---|---|---|---|")
     p(f"| KV cache tokens (`fit`, vLLM v0.19.0) | vLLM's \"GPU KV cache size\" | {v019['rows']} H100 start-ups | "
-      f"{v019['median']:.2f} % | {v019['worst']:.1f} % (multimodal: vision tower not sized; text-only models "
+      f"{v019['median']:.2f} % | {v019['worst']:.1f} % (multimodal models, vision tower sized; text models "
       f"of kvcalc's families {v019['plain_worst']:.1f} %) | {SECTION_1} |")
     if tokens:
         p(f"| KV cache tokens (`fit`, vLLM v0.20-v0.31) | start-up logs, decomposed | {len(tokens)} figures "
