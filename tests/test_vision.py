@@ -181,3 +181,19 @@ def test_fit_loads_the_tower_unless_language_model_only(tmp_path: Path) -> None:
     weights = served["per_gpu"]["weights_bytes"] - text_only["per_gpu"]["weights_bytes"]
     assert weights == 839_632_608
     assert text_only["per_gpu"]["kv_cache_bytes"] > served["per_gpu"]["kv_cache_bytes"]
+
+
+def _scout(*extra: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "kvcalc", "fit", "llama-4-scout", "--gpu", "h100", "--tp", "4",
+                           "--context", "8192", *extra], capture_output=True, text=True, env=ENV, timeout=120)
+
+
+def test_fit_explains_the_tower_and_other_engines_ignore_the_flag() -> None:
+    run = _scout("--explain")
+    assert run.returncode == 0, run.stderr
+    # Llama 4's tower at tp 4: 34 layers x 23,807,872 + adapter and projector 60,817,408 = 870,285,056 split
+    # four ways = 217,571,264, + patch, class, positions and norms 1,647,360 whole = 219,218,624 x 2 B
+    assert "bf16 x [1,647,360 + 0 + (34 x 23,807,872 + 60,817,408 + 0) / 4]" in run.stdout
+    assert json.loads(_scout("--json").stdout)["assumptions"]["vision_tower_bytes"]["value"] == 438_437_248
+    other = _scout("--engine", "sglang", "--language-model-only", "--json")
+    assert other.returncode == 0 and "--language-model-only applies to vllm, not sglang" in other.stderr

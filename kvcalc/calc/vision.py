@@ -18,6 +18,7 @@ embeddings on the first pipeline stage (vLLM up to v0.32 builds it on every stag
 
 from __future__ import annotations
 
+from kvcalc.calc.plan import Assumption
 from kvcalc.spec.vision import VisionCount
 
 
@@ -29,3 +30,11 @@ def vision_weight_bytes(vision: VisionCount | None, *, tp: int, dtype_bytes: int
     split = vision.layers_run * tower.layer_params + tower.merger_params + vision.projector_linear_params
     whole = tower.embed_params + vision.projector_other_params
     return dtype_bytes * (whole + split // max(1, tp))
+
+
+def vision_assumption(vision: VisionCount, *, tp: int, dtype_bytes: int, loaded: bool) -> Assumption:
+    """The tower's bytes per GPU as a plan assumption (0 when the engine serves the text model only)."""
+    value = vision_weight_bytes(vision, tp=tp, dtype_bytes=dtype_bytes) if loaded else 0
+    what = (f"{vision.tower.kind} tower ({vision.layers_run} of {vision.tower.layers} layers run) + projector, "
+            "model dtype, linears / tp, embeddings and norms whole; vLLM model_executor/models (calc/vision.py)")
+    return Assumption(value=value, unit="B", source=what if loaded else "--language-model-only: not loaded")

@@ -27,8 +27,28 @@ def fit_derivations(plan: DeploymentPlan, weights_total: int) -> list[Derivation
         source="vLLM linear.py / vocab_parallel_embedding.py / get_pp_indices" if plan.engine != "llamacpp"
         else "llama.cpp src/llama-model.cpp load_tensors",
     ))
+    out += _vision(plan)
     out += _ENGINES[plan.engine](plan)
     return out
+
+
+def _vision(plan: DeploymentPlan) -> list[Derivation]:
+    """The vision tower's share of stage 0's weights (multimodal models; the plan's assumption)."""
+    held = plan.assumptions.get("vision_tower_bytes")
+    vision = plan.model.vision
+    if held is None or vision is None:
+        return []
+    t, tp = vision.tower, plan.parallel.tp
+    split = f"({vision.layers_run} x {t.layer_params:,} + {t.merger_params:,} + {vision.projector_linear_params:,})"
+    return [Derivation(
+        figure="Vision tower + projector per GPU of stage 0 (in the weights above)",
+        formula="dtype bytes x [embeddings and norms + whole projector parts + (layers run x layer + mergers "
+        "+ projector linears) / tp]",
+        substituted=f"{plan.model.dtype} x [{t.embed_params:,} + {vision.projector_other_params:,} + {split} / {tp}]"
+        if held.value else "the engine serves the text model only",
+        value=fmt_gib(int(held.value)),
+        source=held.source,
+    )]
 
 
 def _vllm(plan: DeploymentPlan) -> list[Derivation]:

@@ -253,7 +253,8 @@ def _notes(model: ModelSpec, fmt: WeightFormat, plan: OffloadPlan, device: Devic
         notes.append("Host weights are memory-mapped from the GGUF file (page cache); leave RAM for the OS and "
                      "apps.")
     if model.vision_params:
-        notes.append(f"The vision encoder ({model.vision_params:,} parameters) is not sized.")
+        notes.append(f"The vision encoder ({model.vision_params:,} parameters) is a separate mmproj file in "
+                     "llama.cpp (--mmproj): not sized here.")
     return notes
 
 

@@ -31,6 +31,7 @@ from kvcalc.calc.engines.vllm_versions import NEWEST, VllmRules, rules_for
 from kvcalc.calc.paged import KvPlan, kv_plan, num_blocks, reported_tokens, request_blocks
 from kvcalc.calc.parallel import check_parallel, stage_layers, weights_per_stage
 from kvcalc.calc.plan import Assumption, Binding, DeploymentPlan, DeviceLedger, KvPool, device_ledger
+from kvcalc.calc.vision import vision_assumption
 from kvcalc.calc.weights import WeightFormat
 from kvcalc.errors import ParallelismError
 from kvcalc.spec.deployment import Parallel
@@ -188,8 +189,7 @@ def plan(
     warnings += replica_warnings(layout.dp)
     assumptions = _assumptions(rules, settings, util, mnbt, seqs, block_size, non_torch, graphs, graph_source,
                                total, mrv2, admit, fmt_source, choice.kernel)
-    if any(g.kind in ("linear", "mamba") for g in layout_plan.groups):
-        assumptions["mamba_state_blocks_per_request"] = Assumption(value=state_blocks, source=state_source)
+    assumptions.update(_model_assumptions(model, layout, settings, layout_plan, state_blocks, state_source))
     pool = _pool(model, kv, layout.tp, layout_plan, blocks, stages[binding_stage], block_size)
     return DeploymentPlan(
         model=model, gpu=hardware, parallel=layout, engine=NAME, engine_version=rules.version, weight_format=fmt,
@@ -322,6 +322,19 @@ def _startup_error(devices: list[DeviceLedger], layout: KvPlan, blocks: int, nee
                 f"), which is larger than the available KV cache memory ({blocks * layout.block_bytes / GIB:.2f} GiB, "
                 f"{blocks:,} blocks). Try increasing `gpu_memory_utilization` or decreasing `max_model_len`")
     return None
+
+
+def _model_assumptions(model: ModelSpec, layout: Parallel, settings: VllmSettings, layout_plan: KvPlan,
+                       state_blocks: int, state_source: str) -> dict[str, Assumption]:
+    """Assumptions only some models need: recurrent-state blocks per request, the vision tower's bytes."""
+    out = {}
+    if any(g.kind in ("linear", "mamba") for g in layout_plan.groups):
+        out["mamba_state_blocks_per_request"] = Assumption(value=state_blocks, source=state_source)
+    if model.vision is not None:
+        out["vision_tower_bytes"] = vision_assumption(model.vision, tp=layout.tp,
+                                                      dtype_bytes=storage_type(model.dtype).bytes_for(1),
+                                                      loaded=not settings.language_model_only)
+    return out
 
 
 def _assumptions(rules: VllmRules, settings: VllmSettings, util: float, mnbt: int, seqs: int, block_size: int,
