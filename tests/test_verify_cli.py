@@ -198,3 +198,17 @@ def test_flash_attention_time_against_fa2(llama_report: tuple[dict, Path]) -> No
     assert 137_830.4 / 132 * iteration < rows[8192]["predicted"] < (137_830.4 / 132 + 130.3) * iteration
     math = [r for r in doc["records"] if r["quantity"] == "attention_math_s"]
     assert math and all(r["predicted"] is None for r in math)  # kvcalc gives only a lower bound there
+
+
+def test_raw_out_is_written_whole_and_readable_like_any_output(tmp_path: Path) -> None:
+    import json
+    import stat
+
+    from kvcalc.bench.run import write_json
+
+    target = tmp_path / "raw.json"
+    write_json(str(target), {"records": [1, 2]})
+    assert json.loads(target.read_text()) == {"records": [1, 2]}
+    # a temporary file's 0600 must not leak into the result: rw-r--r--, as the calibration file is written
+    assert stat.S_IMODE(target.stat().st_mode) == 0o644
+    assert [p.name for p in tmp_path.iterdir()] == ["raw.json"]

@@ -159,6 +159,10 @@ def render_summary(p: Any, v019: dict[str, Any], recent: dict[str, dict[str, lis
     p("| FlashAttention-3 forward time (`attention`) | pytorch/benchmark's H100 figures | "
       f"{_attention('held out: pytorch/benchmark FA3', 'held-out rows')} | "
       "[accuracy-attention.md](accuracy-attention.md#held-out-flashattention-3-in-pytorchbenchmark) |")
+    p("| FlashAttention-2 forward time (`attention`, `verify`) | torch's flash SDPA on our H100, CUDA-graph replays | "
+      f"{_attention('held out: our H100, FA2 graph-timed', 'held-out rows')} | "
+      "[accuracy-attention.md](accuracy-attention.md"
+      "#held-out-torchs-flashattention-2-on-our-h100-cuda-graph-replays) |")
     p(f"| weights and paged KV pool bytes (`verify`, H100) | bytes allocated by torch | {val['bytes']} | "
       "[validation.md](validation.md) |")
     p(f"| decode step time (`verify`, H100, after calibration) | CUDA-graph replays | {val['decode']} | "

@@ -149,17 +149,12 @@ def read_raw(path: str, model_id: str) -> dict[str, Any]:
 
 
 def write_json(path: str, data: dict[str, Any]) -> None:
-    """`data` as JSON at `path`, atomically (a temporary file in the same folder, then a rename)."""
+    """`data` as JSON at `path`, atomically and readable as any file the user writes (`sources.atomic`)."""
     import json
-    import os
-    import tempfile
-    from pathlib import Path
 
-    target = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent if str(target.parent) else ".")
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        json.dump(data, handle, indent=1)
-    os.replace(tmp, target)
+    from kvcalc.sources.atomic import write_atomic
+
+    write_atomic(path, json.dumps(data, indent=1))
 
 
 def _report(raw: dict[str, Any], plan: Any, calibration_out: str | None, explain: bool) -> Any:
