@@ -197,3 +197,13 @@ def test_fit_explains_the_tower_and_other_engines_ignore_the_flag() -> None:
     assert json.loads(_scout("--json").stdout)["assumptions"]["vision_tower_bytes"]["value"] == 438_437_248
     other = _scout("--engine", "sglang", "--language-model-only", "--json")
     assert other.returncode == 0 and "--language-model-only applies to vllm, not sglang" in other.stderr
+
+
+def test_vllm_counts_qwen3_vl_deepstack_buffers_in_the_weights(tmp_path: Path) -> None:
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(PUBLISHED["Qwen3-VL-8B"][0]))
+    base = _fit(path, "--max-num-batched-tokens", "8192", "--language-model-only")
+    served = _fit(path, "--max-num-batched-tokens", "8192")
+    # tower + mergers at tp 1: 576,388,336 params x 2 B = 1,152,776,672 B; deepstack buffers, 3 levels x 8,192
+    # tokens x 4,096 x 2 B = 201,326,592 B (vLLM qwen3_vl.py deepstack_input_embeds)
+    assert served["per_gpu"]["weights_bytes"] - base["per_gpu"]["weights_bytes"] == 1_152_776_672 + 201_326_592

@@ -32,6 +32,16 @@ def vision_weight_bytes(vision: VisionCount | None, *, tp: int, dtype_bytes: int
     return dtype_bytes * (whole + split // max(1, tp))
 
 
+def deepstack_buffer_bytes(vision: VisionCount | None, *, tokens: int, text_hidden: int, dtype_bytes: int) -> int:
+    """Qwen3-VL's deepstack input buffers, allocated with the model on every rank and counted in vLLM's "Model
+    loading took": levels x max_num_batched_tokens x text hidden x dtype bytes (vLLM `qwen3_vl.py`
+    Qwen3VLForConditionalGeneration.__init__, `deepstack_input_embeds`, whole per rank; none in
+    language-model-only mode)."""
+    if vision is None:
+        return 0
+    return vision.tower.deepstack_levels * tokens * text_hidden * dtype_bytes
+
+
 def vision_assumption(vision: VisionCount, *, tp: int, dtype_bytes: int, loaded: bool) -> Assumption:
     """The tower's bytes per GPU as a plan assumption (0 when the engine serves the text model only)."""
     value = vision_weight_bytes(vision, tp=tp, dtype_bytes=dtype_bytes) if loaded else 0

@@ -20,6 +20,9 @@ def fit_derivations(plan: DeploymentPlan, weights_total: int) -> list[Derivation
         formula="sum over its tensors of shard bytes in the served format: column/row-parallel / tp, embedding and "
         "head padded to 64 rows / tp, K/V kept whole per head when tp > KV heads, norms and routers replicated"
         + (" + rotary cos/sin cache" if plan.engine == "vllm" else "")
+        + (" + the vision tower (below)" if "vision_tower_bytes" in plan.assumptions else "")
+        + (" + deepstack input buffers (levels x max_num_batched_tokens x hidden)" if plan.engine == "vllm"
+           and plan.model.vision is not None and plan.model.vision.tower.deepstack_levels else "")
         + ("; llama.cpp: the layers on the GPU, token_embd in host RAM" if plan.engine == "llamacpp" else ""),
         substituted=f"{fmt_gib(weights_total)} whole model ({plan.weight_format_source}) over tp={parallel.tp}, "
         f"pp={parallel.pp}, ep={parallel.ep}",

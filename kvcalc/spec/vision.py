@@ -19,6 +19,7 @@ class VisionTower:
     merger_params: int = 0  # patch mergers / adapters built of linears (Qwen-VL, Llama 4)
     unused_params: int = 0  # stored, never run by any wrapper (SigLIP's pooling head, CLIP's final norm)
     hidden_size: int = 0
+    deepstack_levels: int = 0  # Qwen3-VL: encoder layers whose features are added to the first text layers
 
     @property
     def params(self) -> int:

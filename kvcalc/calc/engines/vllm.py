@@ -31,7 +31,7 @@ from kvcalc.calc.engines.vllm_versions import NEWEST, VllmRules, rules_for
 from kvcalc.calc.paged import KvPlan, kv_plan, num_blocks, reported_tokens, request_blocks
 from kvcalc.calc.parallel import check_parallel, stage_layers, weights_per_stage
 from kvcalc.calc.plan import Assumption, Binding, DeploymentPlan, DeviceLedger, KvPool, device_ledger
-from kvcalc.calc.vision import vision_assumption
+from kvcalc.calc.vision import deepstack_buffer_bytes, vision_assumption
 from kvcalc.calc.weights import WeightFormat
 from kvcalc.errors import ParallelismError
 from kvcalc.spec.deployment import Parallel
@@ -280,12 +280,21 @@ def _ledgers(model: ModelSpec, layout: Parallel, fmt: WeightFormat, settings: Vl
                 sampler_coefficient=sampler_coefficient(rules, b.mrv2), last_stage=s == len(stages) - 1,
                 first_stage=s == 0, sampler_split=sampler_split)
         weights = stage_weights[s] + rope_cache_bytes(model, b.act)
+        weights += _side_buffers(model, settings, b) if s == 0 else 0
         available = b.requested - weights - peak - b.non_torch - b.graphs
         devices.append(device_ledger(
             stage=s, layers=layers, total=b.total, requested=b.requested, weights=weights, activation=peak,
             non_torch=b.non_torch, cuda_graph=b.graphs, kv_cache=available,
             kv_blocks=num_blocks(available, layout_plan, layers), detail=detail))
     return devices
+
+
+def _side_buffers(model: ModelSpec, settings: VllmSettings, b: _Budget) -> int:
+    """Buffers a multimodal model allocates with its weights on the first stage (Qwen3-VL's deepstack inputs)."""
+    if settings.language_model_only:
+        return 0
+    return deepstack_buffer_bytes(model.vision, tokens=b.tokens, text_hidden=model.hidden_size,
+                                  dtype_bytes=storage_type(model.dtype).bytes_for(1))
 
 
 def _cuda_graphs(settings: VllmSettings, rules: VllmRules, mrv2: bool, warnings: list[str]) -> tuple[int, str]:

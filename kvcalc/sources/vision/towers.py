@@ -97,7 +97,7 @@ def qwen3_vl(v: Cfg, text_hidden: int) -> VisionTower:
     embed = v.int("in_channels", 3) * t * p * p * h + h + v.int("num_position_embeddings", 2304) * h
     mergers = _merger(h, out, merge, 2 * h) + len(deepstack) * _merger(h, out, merge, 2 * h * merge * merge)
     return VisionTower(kind="qwen3-vl", layers=v.int("depth", 27), layer_params=vit_layer(h, i),
-                       embed_params=embed, merger_params=mergers, hidden_size=h)
+                       embed_params=embed, merger_params=mergers, hidden_size=h, deepstack_levels=len(deepstack))
 
 
 def llama4(v: Cfg, text_hidden: int) -> VisionTower:
