@@ -163,6 +163,9 @@ def quant_report(
         "GGUF rows follow llama.cpp's per-tensor recipe; other formats keep embeddings, lm_head, norms and "
         "routers in bf16 (see `--keep-fp16`). GiB is the file's bytes; GiB/GPU what the engine's kernel holds.",
         "Quality notes quote published figures for other models; check your own model on your own tasks.",
+        *([f"GiB counts the text model; the vision tower and projector ({model.vision_params:,} parameters) stay "
+           f"in {model.dtype} in quantized checkpoints that list them as ignored, as most do, and are in GiB/GPU "
+           "(--language-model-only drops them)."] if model.vision is not None else []),
         *warnings,
     ]
     return QuantReport(
