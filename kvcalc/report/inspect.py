@@ -52,6 +52,7 @@ class ModelReport:
     params_breakdown: dict[str, int]
     params_mtp: int
     params_vision: int
+    vision_tower: str | None
     weights_bytes: int
     weight_format: str
     weight_format_source: str
@@ -163,6 +164,7 @@ def model_report(model: ModelSpec, fmt: WeightFormat | None = None) -> ModelRepo
         params_breakdown=params_breakdown(model),
         params_mtp=params_mtp(model),
         params_vision=model.vision_params,
+        vision_tower=_vision_tower(model),
         weights_bytes=weights,
         weight_format=format_name,
         weight_format_source=format_source,
@@ -179,6 +181,18 @@ def model_report(model: ModelSpec, fmt: WeightFormat | None = None) -> ModelRepo
         notes=list(model.notes),
     )
 
+
+
+def _vision_tower(model: ModelSpec) -> str | None:
+    """The vision tower in a line: kind, layers (and how many the wrapper runs), tower and projector params."""
+    vision = model.vision
+    if vision is None:
+        return None
+    t = vision.tower
+    run = f", {vision.layers_run} run" if vision.layers_run != t.layers else ""
+    unused = f", {t.unused_params:,} stored unused" if t.unused_params else ""
+    return (f"{t.kind}: {t.layers} layers{run}, {t.params:,} parameters{unused}; projector "
+            f"{vision.projector_params:,}")
 
 def kv_derivations(model: ModelSpec, kv_dtype: str, tp: int = 1, mla_naive: bool = False,
                    engine: str = "vllm") -> list[Derivation]:

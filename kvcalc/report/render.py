@@ -61,6 +61,8 @@ def _summary_table(m: ModelReport) -> Any:
         rows.append(("MTP layers (not in total)", _params(m.params_mtp)))
     if m.params_vision:
         rows.append(("Vision encoder (not in total)", _params(m.params_vision)))
+    if m.vision_tower:
+        rows.append(("Vision tower", m.vision_tower))
     if m.rope_scaling:
         rows.append(
             ("RoPE scaling", ", ".join(f"{k}={v}" for k, v in m.rope_scaling.items() if v is not None))
