@@ -66,7 +66,7 @@ _ENGINE_OPTIONS: dict[str, str] = {
     "max_num_seqs": "count", "block_size": "count", "enforce_eager": "flag", "kv_cache_dtype": "text",
     "usage": "text", "mem_fraction_static": "fraction", "free_gpu_memory_fraction": "fraction",
     "non_torch_memory": "bytes", "activation_memory": "bytes", "cuda_graph_memory": "bytes",
-    "language_model_only": "flag",
+    "language_model_only": "flag", "mm_encoder_tp_mode": "text",
 }
 _ALIASES = {"engine_version": "version", "kv_dtype": "kv_cache_dtype"}
 _RENAMED = {"non_torch_memory": "non_torch_bytes", "activation_memory": "activation_bytes",

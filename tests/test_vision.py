@@ -207,3 +207,14 @@ def test_vllm_counts_qwen3_vl_deepstack_buffers_in_the_weights(tmp_path: Path) -
     # tower + mergers at tp 1: 576,388,336 params x 2 B = 1,152,776,672 B; deepstack buffers, 3 levels x 8,192
     # tokens x 4,096 x 2 B = 201,326,592 B (vLLM qwen3_vl.py deepstack_input_embeds)
     assert served["per_gpu"]["weights_bytes"] - base["per_gpu"]["weights_bytes"] == 1_152_776_672 + 201_326_592
+
+
+def test_mm_encoder_tp_mode_data_keeps_a_whole_tower_where_vllm_allows_it(tmp_path: Path) -> None:
+    # Llama 4 declares supports_encoder_tp_data: (1,647,360 + 870,285,056) x 2 B on every GPU at tp 4
+    doc = json.loads(_scout("--mm-encoder-tp-mode", "data", "--json").stdout)
+    assert doc["assumptions"]["vision_tower_bytes"]["value"] == 1_743_864_832
+    # Gemma 3 does not: vLLM falls back to "weights", the tower stays split
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(PUBLISHED["gemma-3-27b-it"][0]))
+    split = _fit(path, "--tp", "2")["per_gpu"]["weights_bytes"]
+    assert _fit(path, "--tp", "2", "--mm-encoder-tp-mode", "data")["per_gpu"]["weights_bytes"] == split

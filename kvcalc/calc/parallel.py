@@ -171,17 +171,18 @@ class RankWeights:
 
 
 def weights_per_stage(model: ModelSpec, parallel: Parallel, fmt: WeightFormat, *,
-                      vision: bool = True) -> list[RankWeights]:
+                      vision: bool = True, vision_tp: int | None = None) -> list[RankWeights]:
     """Bytes of weights on one rank of each pipeline stage.
 
     Stage 0 holds the embeddings and, for multimodal models unless `vision` is off (vLLM
     --language-model-only), the vision tower and projector (`calc.vision.vision_weight_bytes`: model dtype,
-    linears split over the TP ranks); the last stage holds the final norm and head (and a second copy of tied
-    embeddings when pp > 1, as vLLM loads it).
+    linears split over `vision_tp` ranks, default the TP degree); the last stage holds the final norm and head
+    (and a second copy of tied embeddings when pp > 1, as vLLM loads it).
     """
     sized = fmt.tensor_bytes
     element = storage_type(model.dtype).bytes_for(1)
-    vision_bytes = vision_weight_bytes(model.vision, tp=parallel.tp, dtype_bytes=element) if vision else 0
+    split = parallel.tp if vision_tp is None else vision_tp
+    vision_bytes = vision_weight_bytes(model.vision, tp=split, dtype_bytes=element) if vision else 0
     stages = stage_layers(model.num_layers, parallel.pp)
     out = []
     for s, layers in enumerate(stages):

@@ -12,14 +12,25 @@ merger and Kimi-VL's projector are whole on every rank (per-layer norms and row 
 0.1 % of a tower, counted as split); LLaVA and Mistral 3 build only the layers up to `vision_feature_layer`
 (`init_vision_tower_for_llava`, `num_hidden_layers_override`); SigLIP's pooling head is never built; with
 `--language-model-only` (or every `--limit-mm-per-prompt` modality at 0) the tower is built on the meta device
-and takes no memory (`models/interfaces.py::_mark_tower_model`, PR #22299 and #32605). The tower sits with the
-embeddings on the first pipeline stage (vLLM up to v0.32 builds it on every stage: not modelled).
+and takes no memory (`models/interfaces.py::_mark_tower_model`, PR #22299 and #32605). With
+`--mm-encoder-tp-mode data` the wrappers that declare `supports_encoder_tp_data` (Qwen2.5-VL, Qwen3-VL, Kimi-VL,
+Llama 4) build every tower linear whole on each rank (`models/vision.py::is_vit_use_data_parallel`); the others
+fall back to "weights". The tower sits with the embeddings on the first pipeline stage (vLLM up to v0.32 builds
+it on every stage: not modelled).
 """
 
 from __future__ import annotations
 
 from kvcalc.calc.plan import Assumption
 from kvcalc.spec.vision import VisionCount
+
+#: Wrappers whose vLLM model declares `supports_encoder_tp_data` (v0.19-v0.33).
+ENCODER_DATA_PARALLEL = frozenset({"qwen2_5_vl", "qwen3_vl", "qwen3_vl_moe", "kimi_vl", "llama4"})
+
+
+def encoder_tp(vision: VisionCount | None, tp: int, mode: str) -> int:
+    """The TP degree the tower's linears are split over: 1 in "data" mode where the wrapper supports it."""
+    return 1 if vision is not None and mode == "data" and vision.wrapper in ENCODER_DATA_PARALLEL else tp
 
 
 def vision_weight_bytes(vision: VisionCount | None, *, tp: int, dtype_bytes: int) -> int:

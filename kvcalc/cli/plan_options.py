@@ -63,6 +63,9 @@ EagerOpt = Annotated[bool, typer.Option("--enforce-eager", help="No CUDA graphs 
                                         "per kernel).")]
 LmOnlyOpt = Annotated[bool, typer.Option("--language-model-only", help="A multimodal model served text-only (vLLM "
                                          "--language-model-only): its vision tower is not loaded.")]
+MmEncoderTpOpt = Annotated[
+    str | None, typer.Option("--mm-encoder-tp-mode", help="vLLM: a multimodal tower's linears split over TP "
+                             "('weights', the default) or whole on every GPU ('data': Qwen-VL, Kimi-VL, Llama 4).")]
 MemFractionOpt = Annotated[
     float | None,
     typer.Option("--mem-fraction-static",
@@ -109,7 +112,8 @@ OPTIONS: dict[str, tuple[Any, Any]] = {
     "engine": (EngineOpt, "vllm"), "engine_version": (EngineVersionOpt, None),
     "gpu_memory_utilization": (GmuOpt, None), "max_num_batched_tokens": (MnbtOpt, None),
     "max_num_seqs": (MaxSeqsOpt, None), "block_size": (BlockSizeOpt, None), "enforce_eager": (EagerOpt, False),
-    "language_model_only": (LmOnlyOpt, False), "kv_dtype": (KvDtypeOpt, None),
+    "language_model_only": (LmOnlyOpt, False), "mm_encoder_tp_mode": (MmEncoderTpOpt, None),
+    "kv_dtype": (KvDtypeOpt, None),
     "mem_fraction_static": (MemFractionOpt, None),
     "non_torch_memory": (NonTorchOpt, None), "activation_memory": (ActivationOpt, None),
     "cuda_graph_memory": (CudaGraphOpt, None), "quant": (QuantOpt, None), "keep_fp16": (KeepFp16Opt, None),
@@ -120,8 +124,8 @@ OPTIONS: dict[str, tuple[Any, Any]] = {
 }
 LAYOUT = ("gpu", "gpu_file", "tp", "pp", "dp", "ep", "cp")
 ENGINE = ("engine", "engine_version", "gpu_memory_utilization", "max_num_batched_tokens", "max_num_seqs",
-          "block_size", "enforce_eager", "language_model_only", "kv_dtype", "mem_fraction_static", "non_torch_memory",
-          "activation_memory", "cuda_graph_memory")
+          "block_size", "enforce_eager", "language_model_only", "mm_encoder_tp_mode", "kv_dtype",
+          "mem_fraction_static", "non_torch_memory", "activation_memory", "cuda_graph_memory")
 #: What `kvcalc fit` takes (the plan); commands that predict time add "calibration".
 DEPLOYMENT = (*LAYOUT, "context", *ENGINE, "quant", "keep_fp16", "revision")
 #: The load and targets of the serving commands (`serve`, `plan`).

@@ -54,6 +54,7 @@ class EngineSettings:
     mem_fraction_static: float | None = None
     free_gpu_memory_fraction: float | None = None
     language_model_only: bool = False  # vLLM --language-model-only: a multimodal model's tower not loaded
+    mm_encoder_tp_mode: str | None = None  # vLLM --mm-encoder-tp-mode: weights (split over TP) or data (whole)
 
     def __post_init__(self) -> None:
         if self.name not in ENGINES:
@@ -66,6 +67,8 @@ class EngineSettings:
             value = getattr(self, name)
             if value is not None and value <= 0:
                 raise InputError(f"--{name.replace('_', '-')} must be positive, got {value}")
+        if self.mm_encoder_tp_mode not in (None, "weights", "data"):
+            raise InputError(f"--mm-encoder-tp-mode must be weights or data, got {self.mm_encoder_tp_mode!r}")
         for name in ("non_torch_bytes", "activation_bytes", "cuda_graph_bytes"):
             value = getattr(self, name)
             if value is not None and value < 0:

@@ -33,6 +33,7 @@ class VisionCount:
     layers the wrapper runs (LLaVA and Mistral 3 read `vision_feature_layer`: layers after it are never run)."""
 
     tower: VisionTower
+    wrapper: str  # the checkpoint's model_type (gemma3, qwen2_5_vl ...)
     projector_linear_params: int  # projector linears (tensor-parallel in vLLM)
     projector_other_params: int = 0  # raw parameters, norms and linears an engine keeps whole
     layers_run: int = 0

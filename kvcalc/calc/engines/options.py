@@ -71,6 +71,11 @@ def settings_for(options: EngineSettings, *, concurrency: int | None = None) -> 
             values["disable_cuda_graph"] = True
         else:
             warnings.append(f"--enforce-eager applies to vllm and sglang, not {engine}; ignored")
+    if options.mm_encoder_tp_mode is not None:
+        if engine == "vllm":
+            values["mm_encoder_tp_mode"] = options.mm_encoder_tp_mode
+        else:
+            warnings.append(f"--mm-encoder-tp-mode applies to vllm, not {engine}; ignored")
     if options.language_model_only:
         if engine == "vllm":
             values["language_model_only"] = True

@@ -48,6 +48,7 @@ class VllmSettings:
     model_runner: Literal["auto", "v1", "v2"] = "auto"
     enable_batch_sharded_sampling: bool = False
     language_model_only: bool = False  # --language-model-only: a multimodal model's tower built on "meta"
+    mm_encoder_tp_mode: Literal["weights", "data"] = "weights"  # --mm-encoder-tp-mode
     cuda_graph_bytes: int | None = None
     non_torch_bytes: int | None = None
     activation_bytes: int | None = None

@@ -31,7 +31,7 @@ from kvcalc.calc.engines.vllm_versions import NEWEST, VllmRules, rules_for
 from kvcalc.calc.paged import KvPlan, kv_plan, num_blocks, reported_tokens, request_blocks
 from kvcalc.calc.parallel import check_parallel, stage_layers, weights_per_stage
 from kvcalc.calc.plan import Assumption, Binding, DeploymentPlan, DeviceLedger, KvPool, device_ledger
-from kvcalc.calc.vision import deepstack_buffer_bytes, vision_assumption
+from kvcalc.calc.vision import deepstack_buffer_bytes, encoder_tp, vision_assumption
 from kvcalc.calc.weights import WeightFormat
 from kvcalc.errors import ParallelismError
 from kvcalc.spec.deployment import Parallel
@@ -267,8 +267,9 @@ class _Budget:
 def _ledgers(model: ModelSpec, layout: Parallel, fmt: WeightFormat, settings: VllmSettings, rules: VllmRules,
              b: _Budget, layout_plan: KvPlan, stages: list[range]) -> list[DeviceLedger]:
     """One ledger per pipeline stage: requested - weights - activation peak - non-torch - graphs = KV pool."""
-    stage_weights = [w.weights_bytes
-                     for w in weights_per_stage(model, layout, fmt, vision=not settings.language_model_only)]
+    tower_tp = encoder_tp(model.vision, layout.tp, settings.mm_encoder_tp_mode)
+    loaded = not settings.language_model_only
+    stage_weights = [w.weights_bytes for w in weights_per_stage(model, layout, fmt, vision=loaded, vision_tp=tower_tp)]
     sampler_split = layout.tp if settings.enable_batch_sharded_sampling and rules.batch_sharded_sampling else 1
     devices = []
     for s, layers in enumerate(stages):
@@ -340,7 +341,8 @@ def _model_assumptions(model: ModelSpec, layout: Parallel, settings: VllmSetting
     if any(g.kind in ("linear", "mamba") for g in layout_plan.groups):
         out["mamba_state_blocks_per_request"] = Assumption(value=state_blocks, source=state_source)
     if model.vision is not None:
-        out["vision_tower_bytes"] = vision_assumption(model.vision, tp=layout.tp,
+        tower_tp = encoder_tp(model.vision, layout.tp, settings.mm_encoder_tp_mode)
+        out["vision_tower_bytes"] = vision_assumption(model.vision, tp=tower_tp,
                                                       dtype_bytes=storage_type(model.dtype).bytes_for(1),
                                                       loaded=not settings.language_model_only)
     return out

@@ -63,4 +63,5 @@ def vision_of(config: dict[str, Any], text_hidden: int, where: str) -> tuple[Vis
     except InputError as exc:
         return None, [f"vision tower present but not computable ({str(exc).splitlines()[0][:120]}): not counted"]
     run = tower.layers if feature_default is None else projectors.layers_run(w, tower.layers, feature_default)
-    return VisionCount(tower=tower, projector_linear_params=linear, projector_other_params=other, layers_run=run), []
+    return VisionCount(tower=tower, wrapper=wrapper, projector_linear_params=linear, projector_other_params=other,
+                       layers_run=run), []
