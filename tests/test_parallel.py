@@ -171,7 +171,8 @@ def test_vision_encoder_weights_sit_on_the_first_stage() -> None:
     text_only = build(LLAMA_70B)
     tower = VisionTower(kind="test", layers=4, layer_params=1_000, embed_params=100, merger_params=200,
                         unused_params=7_000)
-    vision = VisionCount(tower=tower, projector_linear_params=400, projector_other_params=50, layers_run=3)
+    vision = VisionCount(tower=tower, wrapper="test", projector_linear_params=400, projector_other_params=50,
+                         layers_run=3)
     multimodal = replace(text_only, vision=vision)
     # run layers, mergers and projector linears split over tp=4: (3 x 1,000 + 200 + 400) / 4 = 900;
     # embeddings and the whole projector parts on every rank: 100 + 50; the fourth layer and the unused
