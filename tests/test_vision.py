@@ -53,6 +53,15 @@ def qwen2_5_vl(hidden: int, inter: int, layers: int, heads: int, kv: int, vocab:
             "tie_word_embeddings": tied, "vision_config": vision}
 
 
+def qwen2_vl(hidden: int, inter: int, layers: int, heads: int, kv: int, tied: bool) -> dict[str, Any]:
+    # Qwen2-VL's vision_config names its width embed_dim; its hidden_size is the text model's
+    vision = {"model_type": "qwen2_vl", "depth": 32, "embed_dim": 1280, "hidden_size": hidden, "mlp_ratio": 4,
+              "num_heads": 16, "in_chans": 3, "patch_size": 14, "spatial_merge_size": 2, "temporal_patch_size": 2}
+    return {"model_type": "qwen2_vl", "hidden_size": hidden, "intermediate_size": inter, "num_hidden_layers": layers,
+            "num_attention_heads": heads, "num_key_value_heads": kv, "vocab_size": 151936 if tied else 152064,
+            "tie_word_embeddings": tied, "vision_config": vision}
+
+
 MISTRAL_SMALL_3_1 = {
     "model_type": "mistral3", "spatial_merge_size": 2, "multimodal_projector_bias": False, "vision_feature_layer": -1,
     "vision_config": {"model_type": "pixtral", "hidden_size": 1024, "intermediate_size": 4096,
@@ -86,6 +95,10 @@ PUBLISHED = {
     "gemma-3-27b-it": (gemma3(5376, 21504, 62, 32, 16, 128), 27_432_406_640),
     "Mistral-Small-3.1-24B": (MISTRAL_SMALL_3_1, 24_011_361_280),  # keras-hub mistral3 presets
     "granite-vision-3.3-2b": (GRANITE_VISION_3_3_2B, 2_975_396_928),  # HF API "Params"
+    # a public table of parameter counts per model id (qwen/qwen2-vl-2b/7b/72b-instruct)
+    "Qwen2-VL-2B": (qwen2_vl(1536, 8960, 28, 12, 2, True), 2_208_985_600),
+    "Qwen2-VL-7B": (qwen2_vl(3584, 18944, 28, 28, 4, False), 8_291_375_616),
+    "Qwen2-VL-72B": (qwen2_vl(8192, 29568, 80, 64, 8, False), 73_405_560_320),
     "Qwen2.5-VL-3B": (qwen2_5_vl(2048, 11008, 36, 16, 2, 151936, True), 3_754_622_976),  # mteb n_parameters
     "Qwen2.5-VL-7B": (qwen2_5_vl(3584, 18944, 28, 28, 4, 152064, False), 8_292_166_656),  # HF numParameters
     "Qwen3-VL-2B": (qwen3_vl(24, 1024, 4096, 2048, [5, 11, 17], 2048, 6144, 28, 16, True), 2_127_532_032),

@@ -6,7 +6,8 @@ the parts a checkpoint stores that no wrapper runs (a pooling head, a final norm
 Notation: H hidden, I intermediate, L layers, P patch, C channels, D the text model's hidden size.
 
 Sources (huggingface/transformers `src/transformers/models/<name>/modeling_<name>.py`): SiglipVisionModel,
-CLIPVisionModel, PixtralVisionModel, Qwen2_5_VisionTransformerPretrainedModel, Qwen3VLVisionModel (Qwen3.5's
+CLIPVisionModel, PixtralVisionModel, Qwen2VisionTransformerPretrainedModel,
+Qwen2_5_VisionTransformerPretrainedModel, Qwen3VLVisionModel (Qwen3.5's
 tower is Qwen3-VL's without the deepstack mergers), Kimi-VL's MoonViT (moonshotai/Kimi-VL-A3B-Instruct
 modeling_kimi_vl.py; vLLM `model_executor/models/moonvit.py`). Checked against published totals in
 tests/test_vision.py.
@@ -69,6 +70,17 @@ def moonvit(v: Cfg) -> VisionTower:
     embed = v.int("num_channels", 3) * p * p * h + h + grid * h + 2 * h
     return VisionTower(kind="moonvit", layers=v.int("num_hidden_layers", 27), layer_params=vit_layer(h, i),
                        embed_params=embed, hidden_size=h)
+
+
+def qwen2_vl(v: Cfg, text_hidden: int) -> VisionTower:
+    """Qwen2-VL: width `embed_dim` (its `hidden_size` is the text model's), Conv3d without bias C x T x P^2 x H;
+    ViT layers with LayerNorms and a QuickGELU MLP of mlp_ratio x H; merger LayerNorm 2H + fc1 + fc2 to D."""
+    h = v.int("embed_dim", 1280)
+    p, t = v.int("patch_size", 14), v.int("temporal_patch_size", 2)
+    out = v.int("hidden_size", text_hidden)
+    return VisionTower(kind="qwen2-vl", layers=v.int("depth", 32), layer_params=vit_layer(h, h * v.int("mlp_ratio", 4)),
+                       embed_params=v.int("in_channels", v.int("in_chans", 3)) * t * p * p * h,
+                       merger_params=_merger(h, out, v.int("spatial_merge_size", 2), 2 * h), hidden_size=h)
 
 
 def qwen2_5_vl(v: Cfg, text_hidden: int) -> VisionTower:
