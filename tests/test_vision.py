@@ -231,3 +231,34 @@ def test_mm_encoder_tp_mode_data_keeps_a_whole_tower_where_vllm_allows_it(tmp_pa
     path.write_text(json.dumps(PUBLISHED["gemma-3-27b-it"][0]))
     split = _fit(path, "--tp", "2")["per_gpu"]["weights_bytes"]
     assert _fit(path, "--tp", "2", "--mm-encoder-tp-mode", "data")["per_gpu"]["weights_bytes"] == split
+
+
+#: Verbatim config.json files, which name only what differs from transformers' config-class defaults.
+LLAVA_1_5_VERBATIM = {
+    "architectures": ["LlavaForConditionalGeneration"], "ignore_index": -100, "image_token_index": 32000,
+    "model_type": "llava", "pad_token_id": 32001, "projector_hidden_act": "gelu",
+    "text_config": {"_name_or_path": "lmsys/vicuna-7b-v1.5", "architectures": ["LlamaForCausalLM"],
+                    "max_position_embeddings": 4096, "model_type": "llama", "rms_norm_eps": 1e-05,
+                    "torch_dtype": "float16", "vocab_size": 32064},
+    "tie_word_embeddings": False, "torch_dtype": "float16",
+    "vision_config": {"hidden_size": 1024, "image_size": 336, "intermediate_size": 4096,
+                      "model_type": "clip_vision_model", "num_attention_heads": 16, "num_hidden_layers": 24,
+                      "patch_size": 14, "projection_dim": 768, "vocab_size": 32000},
+    "vision_feature_layer": -2, "vision_feature_select_strategy": "default", "vocab_size": 32064}
+GEMMA_3_4B_VERBATIM = {
+    "architectures": ["Gemma3ForConditionalGeneration"], "boi_token_index": 255999, "eoi_token_index": 256000,
+    "image_token_index": 262144, "mm_tokens_per_image": 256, "model_type": "gemma3", "torch_dtype": "bfloat16",
+    "text_config": {"hidden_size": 2560, "intermediate_size": 10240, "model_type": "gemma3_text",
+                    "num_hidden_layers": 34, "rope_scaling": {"factor": 8.0, "rope_type": "linear"},
+                    "sliding_window": 1024},
+    "vision_config": SIGLIP_GEMMA3}
+
+
+@pytest.mark.parametrize(("config", "total"), [(LLAVA_1_5_VERBATIM, 7_063_427_072),
+                                               (GEMMA_3_4B_VERBATIM, 4_300_079_472)])
+def test_verbatim_configs_take_transformers_text_defaults(config: dict[str, Any], total: int) -> None:
+    # llava-1.5's text_config gives only vocab 32064: LlamaConfig's 4096 / 11008 / 32 layers / 32 heads fill
+    # the rest (vicuna-7b); gemma-3-4b's omits heads and vocabulary: Gemma3TextConfig's 8 heads, 4 KV heads of
+    # 256 and 262,208 rows
+    model = model_from_config(config, model_id="verbatim")
+    assert params_total(model) + model.vision_params == total

@@ -60,6 +60,21 @@ _MAPPERS: dict[str, str] = {
 #: Multimodal wrappers: the text model sits in `text_config`.
 _TEXT_CONFIG_KEYS = ("text_config", "llm_config", "language_config")
 
+#: transformers' config-class defaults for the text models multimodal wrappers nest: transformers builds the
+#: sub-config from those classes, so a checkpoint's `text_config` names only what differs (llava-hf/llava-1.5-7b-hf
+#: gives vocab_size and max_position_embeddings; google/gemma-3-4b-it omits heads and vocabulary).
+#: Sources: LlamaConfig, MistralConfig and Gemma3TextConfig `__init__` defaults (transformers
+#: models/*/configuration_*.py).
+_NESTED_TEXT_DEFAULTS: dict[str, dict[str, Any]] = {
+    "llama": {"vocab_size": 32000, "hidden_size": 4096, "intermediate_size": 11008, "num_hidden_layers": 32,
+              "num_attention_heads": 32, "max_position_embeddings": 2048},
+    "mistral": {"vocab_size": 32000, "hidden_size": 4096, "intermediate_size": 14336, "num_hidden_layers": 32,
+                "num_attention_heads": 32, "num_key_value_heads": 8, "max_position_embeddings": 131072},
+    "gemma3_text": {"vocab_size": 262208, "hidden_size": 2304, "intermediate_size": 9216, "num_hidden_layers": 26,
+                    "num_attention_heads": 8, "num_key_value_heads": 4, "head_dim": 256,
+                    "max_position_embeddings": 131072, "sliding_window": 4096, "sliding_window_pattern": 6},
+}
+
 #: Keys a config must have for the generic Llama-style mapping of an unknown model_type.
 _STANDARD_KEYS = (
     "hidden_size",
@@ -81,11 +96,13 @@ def _mapper(model_type: str) -> Callable[[Cfg, str], Parts]:
 
 
 def _text_config(config: dict[str, Any]) -> dict[str, Any]:
-    """The text model's config (a multimodal wrapper's `text_config`); top-level keys it lacks are inherited."""
+    """The text model's config (a multimodal wrapper's `text_config`): its class defaults
+    (`_NESTED_TEXT_DEFAULTS`), then the top-level keys, then its own."""
     for key in _TEXT_CONFIG_KEYS:
         inner = config.get(key)
         if isinstance(inner, dict):
-            merged = {k: v for k, v in config.items() if k not in _TEXT_CONFIG_KEYS}
+            merged = dict(_NESTED_TEXT_DEFAULTS.get(str(inner.get("model_type")), {}))
+            merged.update({k: v for k, v in config.items() if k not in _TEXT_CONFIG_KEYS})
             merged.update(inner)
             if "model_type" not in inner:
                 merged["model_type"] = f"{config.get('model_type')}_text"
