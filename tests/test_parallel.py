@@ -181,4 +181,9 @@ def test_vision_encoder_weights_sit_on_the_first_stage() -> None:
     with_vision = weights_per_stage(multimodal, Parallel(tp=4, pp=2), BF16)
     assert with_vision[0].weights_bytes - plain[0].weights_bytes == 2_100
     assert with_vision[1].weights_bytes == plain[1].weights_bytes
-    assert weights_per_stage(multimodal, Parallel(tp=4, pp=2), BF16, vision=False) == plain
+    from kvcalc.calc.vision import TowerPlacement
+
+    assert weights_per_stage(multimodal, Parallel(tp=4, pp=2), BF16, tower=TowerPlacement(loaded=False)) == plain
+    # built on every pipeline stage (vLLM before v0.33): the second stage holds the same 2,100 B more
+    every = weights_per_stage(multimodal, Parallel(tp=4, pp=2), BF16, tower=TowerPlacement(every_stage=True))
+    assert every[1].weights_bytes - plain[1].weights_bytes == 2_100

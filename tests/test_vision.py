@@ -204,9 +204,10 @@ def _scout(*extra: str) -> subprocess.CompletedProcess[str]:
 def test_fit_explains_the_tower_and_other_engines_ignore_the_flag() -> None:
     run = _scout("--explain")
     assert run.returncode == 0, run.stderr
-    # Llama 4's tower at tp 4: 34 layers x 23,807,872 + adapter and projector 60,817,408 = 870,285,056 split
-    # four ways = 217,571,264, + patch, class, positions and norms 1,647,360 whole = 219,218,624 x 2 B
-    assert "bf16 x [1,647,360 + 0 + (34 x 23,807,872 + 60,817,408 + 0) / 4]" in run.stdout
+    # Llama 4's tower at tp 4: 34 layers x 23,807,872 + adapter 39,845,888 = 849,313,536 split four ways =
+    # 212,328,384, + the projector 5120 x 4096 = 20,971,520 / 4 = 5,242,880, + patch, class, positions and
+    # norms 1,647,360 whole = 219,218,624 x 2 B
+    assert "bf16 x [1,647,360 + 0 + (34 x 23,807,872 + 39,845,888) / 4 + 20,971,520 / 4]" in run.stdout
     assert json.loads(_scout("--json").stdout)["assumptions"]["vision_tower_bytes"]["value"] == 438_437_248
     other = _scout("--engine", "sglang", "--language-model-only", "--json")
     assert other.returncode == 0 and "--language-model-only applies to vllm, not sglang" in other.stderr
@@ -223,9 +224,10 @@ def test_vllm_counts_qwen3_vl_deepstack_buffers_in_the_weights(tmp_path: Path) -
 
 
 def test_mm_encoder_tp_mode_data_keeps_a_whole_tower_where_vllm_allows_it(tmp_path: Path) -> None:
-    # Llama 4 declares supports_encoder_tp_data: (1,647,360 + 870,285,056) x 2 B on every GPU at tp 4
+    # Llama 4 declares supports_encoder_tp_data: its tower whole, (1,647,360 + 849,313,536) on every GPU at
+    # tp 4, while its projector (a ColumnParallelLinear) stays split, 20,971,520 / 4: 856,203,776 x 2 B
     doc = json.loads(_scout("--mm-encoder-tp-mode", "data", "--json").stdout)
-    assert doc["assumptions"]["vision_tower_bytes"]["value"] == 1_743_864_832
+    assert doc["assumptions"]["vision_tower_bytes"]["value"] == 1_712_407_552
     # Gemma 3 does not: vLLM falls back to "weights", the tower stays split
     path = tmp_path / "config.json"
     path.write_text(json.dumps(PUBLISHED["gemma-3-27b-it"][0]))
@@ -262,3 +264,45 @@ def test_verbatim_configs_take_transformers_text_defaults(config: dict[str, Any]
     # 256 and 262,208 rows
     model = model_from_config(config, model_id="verbatim")
     assert params_total(model) + model.vision_params == total
+
+
+def _tower_bytes(path: Path, *extra: str) -> int:
+    return int(_fit(path, *extra)["assumptions"]["vision_tower_bytes"]["value"])
+
+
+def test_vllm_release_and_dtype_rules_for_towers(tmp_path: Path) -> None:
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps({**PUBLISHED["Qwen3-VL-8B"][0], "torch_dtype": "float32"}))
+    # an fp32 checkpoint is served in bf16: the tower is 576,388,336 x 2 B, not x 4
+    assert _tower_bytes(path) == 1_152_776_672
+    # Qwen3-VL's deepstack buffers, 3 x 8,192 x 4,096 x 2 B = 201,326,592, stay allocated under
+    # --language-model-only until v0.27 (use_deepstack did not look at the tower), not from v0.28
+    def weights(*extra: str) -> int:
+        return int(_fit(path, "--max-num-batched-tokens", "8192", "--language-model-only", *extra)
+                   ["per_gpu"]["weights_bytes"])
+    assert weights("--engine-version", "0.27.0") - weights("--engine-version", "0.28.0") == 201_326_592
+
+
+def test_vllm_builds_the_tower_on_every_pipeline_stage_before_v033(tmp_path: Path) -> None:
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(PUBLISHED["gemma-3-27b-it"][0]))
+    stages = {v: _fit(path, "--pp", "2", "--engine-version", v)["stages"] for v in ("0.32.0", "0.33.0")}
+    last = {v: s[-1]["weights_bytes"] for v, s in stages.items()}
+    # v0.32: the last stage builds the SigLIP tower too (423,060,336 params x 2 B at tp 1); v0.33 runs Model
+    # Runner V2 for this dense model and skips it on non-first stages
+    assert last["0.32.0"] - last["0.33.0"] == 846_120_672
+
+
+def test_gemma4_tower_is_whole_on_every_gpu_in_vllm() -> None:
+    def tower(tp: str) -> int:
+        run = subprocess.run([sys.executable, "-m", "kvcalc", "fit", "gemma-4-26b-a4b", "--gpu", "h100", "--tp", tp,
+                              "--context", "8192", "--json"], capture_output=True, text=True, env=ENV, timeout=120)
+        return int(json.loads(run.stdout)["assumptions"]["vision_tower_bytes"]["value"])
+    # gemma4_mm.py builds the tower with transformers' AutoModel: every linear replicated, so tp 2 holds what tp 1
+    # holds (572,794,416 params x 2 B)
+    assert tower("1") == tower("2") == 1_145_588_832
+
+
+def test_other_encoders_are_named_in_a_note() -> None:
+    config = {**GEMMA_3_4B_VERBATIM, "audio_config": {"hidden_size": 1536}}
+    assert "audio_config present: not counted" in model_from_config(config, model_id="a").notes

@@ -7,7 +7,7 @@ QKVParallelLinear / ColumnParallelLinear / RowParallelLinear, `vocab_parallel_em
 
 from __future__ import annotations
 
-from kvcalc.calc.vision import vision_weight_bytes
+from kvcalc.calc.vision import TowerPlacement, tower_bytes_on_stage
 from kvcalc.calc.weights import WeightFormat
 from kvcalc.errors import ParallelismError
 from kvcalc.spec.base import record
@@ -171,18 +171,16 @@ class RankWeights:
 
 
 def weights_per_stage(model: ModelSpec, parallel: Parallel, fmt: WeightFormat, *,
-                      vision: bool = True, vision_tp: int | None = None) -> list[RankWeights]:
+                      tower: TowerPlacement | None = None) -> list[RankWeights]:
     """Bytes of weights on one rank of each pipeline stage.
 
-    Stage 0 holds the embeddings and, for multimodal models unless `vision` is off (vLLM
-    --language-model-only), the vision tower and projector (`calc.vision.vision_weight_bytes`: model dtype,
-    linears split over `vision_tp` ranks, default the TP degree); the last stage holds the final norm and head
-    (and a second copy of tied embeddings when pp > 1, as vLLM loads it).
+    Stage 0 holds the embeddings and, for multimodal models, the vision tower and projector as `tower` places
+    them (`calc.vision`: loaded on the first stage, linears split over TP, by default); the last stage holds the
+    final norm and head (and a second copy of tied embeddings when pp > 1, as vLLM loads it).
     """
     sized = fmt.tensor_bytes
+    placement = tower or TowerPlacement()
     element = storage_type(model.dtype).bytes_for(1)
-    split = parallel.tp if vision_tp is None else vision_tp
-    vision_bytes = vision_weight_bytes(model.vision, tp=split, dtype_bytes=element) if vision else 0
     stages = stage_layers(model.num_layers, parallel.pp)
     out = []
     for s, layers in enumerate(stages):
@@ -200,8 +198,7 @@ def weights_per_stage(model: ModelSpec, parallel: Parallel, fmt: WeightFormat, *
                 held = last
             if held:
                 total += sized(t, shard_numel(t, model, parallel))
-        if s == 0:
-            total += vision_bytes
+        total += tower_bytes_on_stage(model.vision, placement, tp=parallel.tp, stage=s, model_element_bytes=element)
         out.append(RankWeights(stage=s, layers=len(layers), weights_bytes=total))
     return out
 

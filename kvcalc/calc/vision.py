@@ -22,25 +22,58 @@ it on every stage: not modelled).
 from __future__ import annotations
 
 from kvcalc.calc.plan import Assumption
+from kvcalc.spec.base import record
 from kvcalc.spec.vision import VisionCount
 
-#: Wrappers whose vLLM model declares `supports_encoder_tp_data` (v0.19-v0.33).
-ENCODER_DATA_PARALLEL = frozenset({"qwen2_5_vl", "qwen3_vl", "qwen3_vl_moe", "kimi_vl", "llama4"})
+#: Wrappers whose vLLM model declares `supports_encoder_tp_data` (v0.19-v0.33; Qwen3.5's classes inherit Qwen3-VL's).
+ENCODER_DATA_PARALLEL = frozenset({"qwen2_vl", "qwen2_5_vl", "qwen3_vl", "qwen3_vl_moe", "qwen3_5", "qwen3_5_moe",
+                                   "kimi_vl", "llama4"})
+#: Wrappers whose tower vLLM builds from transformers' own module, every linear replicated: whole on every rank
+#: (gemma4_mm.py: `AutoModel.from_config(config.vision_config)`; v0.33 `recursive_replace_linear` -> ReplicatedLinear).
+WHOLE_TOWER = frozenset({"gemma4"})
 
 
-def encoder_tp(vision: VisionCount | None, tp: int, mode: str) -> int:
-    """The TP degree the tower's linears are split over: 1 in "data" mode where the wrapper supports it."""
-    return 1 if vision is not None and mode == "data" and vision.wrapper in ENCODER_DATA_PARALLEL else tp
+def encoder_tp(vision: VisionCount | None, tp: int, mode: str = "weights") -> int:
+    """The TP degree the tower's linears are split over: 1 for a replicated tower, or in "data" mode where
+    the wrapper supports it; else the deployment's."""
+    if vision is None:
+        return tp
+    if vision.wrapper in WHOLE_TOWER or (mode == "data" and vision.wrapper in ENCODER_DATA_PARALLEL):
+        return 1
+    return tp
 
 
-def vision_weight_bytes(vision: VisionCount | None, *, tp: int, dtype_bytes: int) -> int:
-    """Bytes of the vision tower and projector on one TP rank (module docstring)."""
+@record
+class TowerPlacement:
+    """How an engine holds a multimodal tower: loaded or not, the TP degree its linears split over (None:
+    `encoder_tp` in "weights" mode), its element size (None: the model dtype, fp32 checkpoints served in 16 bits),
+    and whether every pipeline stage builds it (vLLM before v0.33, and v0.33 under Model Runner V1)."""
+
+    loaded: bool = True
+    tower_tp: int | None = None
+    element_bytes: int | None = None
+    every_stage: bool = False
+
+
+def tower_bytes_on_stage(vision: VisionCount | None, placement: TowerPlacement, *, tp: int, stage: int,
+                         model_element_bytes: int) -> int:
+    """The tower's bytes on one GPU of pipeline stage `stage` under `placement`."""
+    if vision is None or not placement.loaded or (stage > 0 and not placement.every_stage):
+        return 0
+    element = placement.element_bytes or min(model_element_bytes, 2)
+    return vision_weight_bytes(vision, tp=tp, tower_tp=placement.tower_tp, dtype_bytes=element)
+
+
+def vision_weight_bytes(vision: VisionCount | None, *, tp: int, dtype_bytes: int, tower_tp: int | None = None) -> int:
+    """Bytes of the vision tower and projector on one TP rank (module docstring): the tower's layers and mergers
+    split over `tower_tp` (`encoder_tp`), the projector's linears over `tp`."""
     if vision is None:
         return 0
     tower = vision.tower
-    split = vision.layers_run * tower.layer_params + tower.merger_params + vision.projector_linear_params
+    split_tower = vision.layers_run * tower.layer_params + tower.merger_params
     whole = tower.embed_params + vision.projector_other_params
-    return dtype_bytes * (whole + split // max(1, tp))
+    tower_split = encoder_tp(vision, tp) if tower_tp is None else tower_tp
+    return dtype_bytes * (whole + split_tower // max(1, tower_split) + vision.projector_linear_params // max(1, tp))
 
 
 def deepstack_buffer_bytes(vision: VisionCount | None, *, tokens: int, text_hidden: int, dtype_bytes: int) -> int:
@@ -53,9 +86,10 @@ def deepstack_buffer_bytes(vision: VisionCount | None, *, tokens: int, text_hidd
     return vision.tower.deepstack_levels * tokens * text_hidden * dtype_bytes
 
 
-def vision_assumption(vision: VisionCount, *, tp: int, dtype_bytes: int, loaded: bool) -> Assumption:
+def vision_assumption(vision: VisionCount, *, tp: int, tower_tp: int, dtype_bytes: int, loaded: bool) -> Assumption:
     """The tower's bytes per GPU as a plan assumption (0 when the engine serves the text model only)."""
-    value = vision_weight_bytes(vision, tp=tp, dtype_bytes=dtype_bytes) if loaded else 0
-    what = (f"{vision.tower.kind} tower ({vision.layers_run} of {vision.tower.layers} layers run) + projector, "
-            "model dtype, linears / tp, embeddings and norms whole; vLLM model_executor/models (calc/vision.py)")
+    value = vision_weight_bytes(vision, tp=tp, tower_tp=tower_tp, dtype_bytes=dtype_bytes) if loaded else 0
+    split = f"linears / {tower_tp}" if tower_tp > 1 else "every linear whole"
+    what = (f"{vision.tower.kind} tower ({vision.layers_run} of {vision.tower.layers} layers run, {split}) + "
+            "projector, served dtype, embeddings and norms whole; vLLM model_executor/models (calc/vision.py)")
     return Assumption(value=value, unit="B", source=what if loaded else "--language-model-only: not loaded")

@@ -42,13 +42,14 @@ def _vision(plan: DeploymentPlan) -> list[Derivation]:
     if held is None or vision is None:
         return []
     t, tp = vision.tower, plan.parallel.tp
-    split = f"({vision.layers_run} x {t.layer_params:,} + {t.merger_params:,} + {vision.projector_linear_params:,})"
+    tower_tp = plan.assumptions["vision_tower_tp"].value if "vision_tower_tp" in plan.assumptions else tp
     return [Derivation(
         figure="Vision tower + projector per GPU of stage 0 (in the weights above)",
-        formula="dtype bytes x [embeddings and norms + whole projector parts + (layers run x layer + mergers "
-        "+ projector linears) / tp]",
-        substituted=f"{plan.model.dtype} x [{t.embed_params:,} + {vision.projector_other_params:,} + {split} / {tp}]"
-        if held.value else "the engine serves the text model only",
+        formula="dtype bytes x [embeddings and norms + whole projector parts + (layers run x layer + mergers) / "
+        "tower tp + projector linears / tp]",
+        substituted=f"{plan.serving_dtype} x [{t.embed_params:,} + {vision.projector_other_params:,} + "
+        f"({vision.layers_run} x {t.layer_params:,} + {t.merger_params:,}) / {tower_tp} + "
+        f"{vision.projector_linear_params:,} / {tp}]" if held.value else "the engine serves the text model only",
         value=fmt_gib(int(held.value)),
         source=held.source,
     )]

@@ -31,7 +31,7 @@ from kvcalc.calc.engines.vllm_versions import NEWEST, VllmRules, rules_for
 from kvcalc.calc.paged import KvPlan, kv_plan, num_blocks, reported_tokens, request_blocks
 from kvcalc.calc.parallel import check_parallel, stage_layers, weights_per_stage
 from kvcalc.calc.plan import Assumption, Binding, DeploymentPlan, DeviceLedger, KvPool, device_ledger
-from kvcalc.calc.vision import deepstack_buffer_bytes, encoder_tp, vision_assumption
+from kvcalc.calc.vision import TowerPlacement, deepstack_buffer_bytes, encoder_tp, vision_assumption
 from kvcalc.calc.weights import WeightFormat
 from kvcalc.errors import ParallelismError
 from kvcalc.spec.deployment import Parallel
@@ -189,7 +189,7 @@ def plan(
     warnings += replica_warnings(layout.dp)
     assumptions = _assumptions(rules, settings, util, mnbt, seqs, block_size, non_torch, graphs, graph_source,
                                total, mrv2, admit, fmt_source, choice.kernel)
-    assumptions.update(_model_assumptions(model, layout, settings, layout_plan, state_blocks, state_source))
+    assumptions.update(_model_assumptions(model, layout, settings, layout_plan, (state_blocks, state_source), act))
     pool = _pool(model, kv, layout.tp, layout_plan, blocks, stages[binding_stage], block_size)
     return DeploymentPlan(
         model=model, gpu=hardware, parallel=layout, engine=NAME, engine_version=rules.version, weight_format=fmt,
@@ -267,9 +267,8 @@ class _Budget:
 def _ledgers(model: ModelSpec, layout: Parallel, fmt: WeightFormat, settings: VllmSettings, rules: VllmRules,
              b: _Budget, layout_plan: KvPlan, stages: list[range]) -> list[DeviceLedger]:
     """One ledger per pipeline stage: requested - weights - activation peak - non-torch - graphs = KV pool."""
-    tower_tp = encoder_tp(model.vision, layout.tp, settings.mm_encoder_tp_mode)
-    loaded = not settings.language_model_only
-    stage_weights = [w.weights_bytes for w in weights_per_stage(model, layout, fmt, vision=loaded, vision_tp=tower_tp)]
+    tower = _tower(model, layout, settings, rules, b)
+    stage_weights = [w.weights_bytes for w in weights_per_stage(model, layout, fmt, tower=tower)]
     sampler_split = layout.tp if settings.enable_batch_sharded_sampling and rules.batch_sharded_sampling else 1
     devices = []
     for s, layers in enumerate(stages):
@@ -281,7 +280,7 @@ def _ledgers(model: ModelSpec, layout: Parallel, fmt: WeightFormat, settings: Vl
                 sampler_coefficient=sampler_coefficient(rules, b.mrv2), last_stage=s == len(stages) - 1,
                 first_stage=s == 0, sampler_split=sampler_split)
         weights = stage_weights[s] + rope_cache_bytes(model, b.act)
-        weights += _side_buffers(model, settings, b) if s == 0 else 0
+        weights += _side_buffers(model, tower, rules, b) if s == 0 or tower.every_stage else 0
         available = b.requested - weights - peak - b.non_torch - b.graphs
         devices.append(device_ledger(
             stage=s, layers=layers, total=b.total, requested=b.requested, weights=weights, activation=peak,
@@ -290,12 +289,22 @@ def _ledgers(model: ModelSpec, layout: Parallel, fmt: WeightFormat, settings: Vl
     return devices
 
 
-def _side_buffers(model: ModelSpec, settings: VllmSettings, b: _Budget) -> int:
-    """Buffers a multimodal model allocates with its weights on the first stage (Qwen3-VL's deepstack inputs)."""
-    if settings.language_model_only:
+def _tower(model: ModelSpec, layout: Parallel, settings: VllmSettings, rules: VllmRules, b: _Budget) -> TowerPlacement:
+    """How this release builds a multimodal tower: loaded unless --language-model-only, split per
+    --mm-encoder-tp-mode, in the served dtype, on every pipeline stage unless v0.33+ runs Model Runner V2."""
+    return TowerPlacement(loaded=not settings.language_model_only,
+                          tower_tp=encoder_tp(model.vision, layout.tp, settings.mm_encoder_tp_mode),
+                          element_bytes=b.act.bytes_for(1),
+                          every_stage=not (rules.mm_tower_first_stage_only_mrv2 and b.mrv2))
+
+
+def _side_buffers(model: ModelSpec, tower: TowerPlacement, rules: VllmRules, b: _Budget) -> int:
+    """Buffers a multimodal model allocates with its weights (Qwen3-VL's deepstack inputs; from v0.28 only
+    when the tower is built)."""
+    if not tower.loaded and rules.deepstack_follows_tower:
         return 0
     return deepstack_buffer_bytes(model.vision, tokens=b.tokens, text_hidden=model.hidden_size,
-                                  dtype_bytes=storage_type(model.dtype).bytes_for(1))
+                                  dtype_bytes=b.act.bytes_for(1))
 
 
 def _cuda_graphs(settings: VllmSettings, rules: VllmRules, mrv2: bool, warnings: list[str]) -> tuple[int, str]:
@@ -335,15 +344,18 @@ def _startup_error(devices: list[DeviceLedger], layout: KvPlan, blocks: int, nee
 
 
 def _model_assumptions(model: ModelSpec, layout: Parallel, settings: VllmSettings, layout_plan: KvPlan,
-                       state_blocks: int, state_source: str) -> dict[str, Assumption]:
-    """Assumptions only some models need: recurrent-state blocks per request, the vision tower's bytes."""
+                       state: tuple[int, str], act: StorageType) -> dict[str, Assumption]:
+    """Assumptions only some models need: recurrent-state blocks per request (and their source), the vision
+    tower's bytes in the served dtype `act`."""
     out = {}
     if any(g.kind in ("linear", "mamba") for g in layout_plan.groups):
-        out["mamba_state_blocks_per_request"] = Assumption(value=state_blocks, source=state_source)
+        out["mamba_state_blocks_per_request"] = Assumption(value=state[0], source=state[1])
     if model.vision is not None:
         tower_tp = encoder_tp(model.vision, layout.tp, settings.mm_encoder_tp_mode)
-        out["vision_tower_bytes"] = vision_assumption(model.vision, tp=tower_tp,
-                                                      dtype_bytes=storage_type(model.dtype).bytes_for(1),
+        out["vision_tower_tp"] = Assumption(value=tower_tp, source="--mm-encoder-tp-mode (default weights: the TP "
+                                            "degree; 1 for data mode or a replicated tower)")
+        out["vision_tower_bytes"] = vision_assumption(model.vision, tp=layout.tp, tower_tp=tower_tp,
+                                                      dtype_bytes=act.bytes_for(1),
                                                       loaded=not settings.language_model_only)
     return out
 

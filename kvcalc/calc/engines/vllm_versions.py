@@ -120,6 +120,16 @@ RULES: tuple[VersionRule, ...] = (
     VersionRule(rule="batch_sharded_sampling", since=(0, 10), value=False, source="not available"),
     VersionRule(rule="batch_sharded_sampling", since=(0, 29), value=True,
                 source="#50465 --enable-batch-sharded-sampling (opt-in): each TP rank samples num_tokens / tp rows"),
+    VersionRule(rule="mm_tower_first_stage_only_mrv2", since=(0, 10), value=False,
+                source="models/interfaces.py _mark_tower_model: no pipeline condition, the tower on every PP stage"),
+    VersionRule(rule="mm_tower_first_stage_only_mrv2", since=(0, 33), value=True,
+                source="v0.33 models/interfaces.py _mark_tower_model: skipped on non-first PP ranks under Model "
+                "Runner V2 (still built on every stage under V1)"),
+    VersionRule(rule="deepstack_follows_tower", since=(0, 10), value=False,
+                source="qwen3_vl.py: use_deepstack = hasattr(vision_config, 'deepstack_visual_indexes'): the buffers "
+                "are allocated even with the tower skipped (--language-model-only)"),
+    VersionRule(rule="deepstack_follows_tower", since=(0, 28), value=True,
+                source="v0.28 qwen3_vl.py: use_deepstack also requires the tower (not a StageMissingLayer)"),
 )
 
 
@@ -145,6 +155,8 @@ class VllmRules:
     large_gpu_serve_batched_tokens: int
     hybrid_gdn_graph_overestimate: bool
     mxfp4_sm90_kernel: str
+    mm_tower_first_stage_only_mrv2: bool
+    deepstack_follows_tower: bool
     sources: dict[str, str]
 
 

@@ -165,11 +165,6 @@ def _sharing_notes(k_eq_v: bool, kv_shared: list[bool]) -> list[str]:
     return notes
 
 
-def _audio_notes(cfg: Cfg) -> list[str]:
-    """A note for an audio tower (the vision tower is counted by `kvcalc.sources.vision`)."""
-    return ["audio tower present: not counted"] if cfg.get("audio_config") is not None else []
-
-
 def build(cfg: Cfg, model_type: str) -> Parts:
     hidden = cfg.int("hidden_size")
     num_layers = cfg.int("num_hidden_layers")
@@ -210,5 +205,5 @@ def build(cfg: Cfg, model_type: str) -> Parts:
         layers.append(LayerSpec(index=i, mixer=mixer, mlp=ffn, tensors=tuple(tensors)))
 
     global_tensors = _global_tensors(cfg, vocab, hidden, num_layers, ple, tied=tied)
-    notes = _sharing_notes(k_eq_v, shared) + _audio_notes(cfg)
+    notes = _sharing_notes(k_eq_v, shared)
     return Parts(layers=layers, global_tensors=global_tensors, notes=notes)

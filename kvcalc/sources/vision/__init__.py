@@ -36,9 +36,14 @@ _WRAPPERS: dict[str, tuple[Tower | None, Projector, int | None]] = {
     "qwen2_vl": (towers.qwen2_vl, projectors.none, None),
     "qwen2_5_vl": (towers.qwen2_5_vl, projectors.none, None),
     **dict.fromkeys(("qwen3_vl", "qwen3_vl_moe", "qwen3_5", "qwen3_5_moe"), (towers.qwen3_vl, projectors.none, None)),
-    "llama4": (towers.llama4, projectors.none, None),
+    "llama4": (towers.llama4, projectors.llama4, None),
     "gemma4": (towers.gemma4, projectors.none, None),
 }
+
+
+#: Other encoders a config may carry, kvcalc does not size (a note says so): audio towers (Gemma 4 E2B/E4B),
+#: Phi-3-vision's img_processor, Mistral's native vision_encoder, Qwen2.5-Omni's thinker, original LLaVA.
+_OTHER_TOWERS = ("audio_config", "img_processor", "vision_encoder", "thinker_config", "mm_vision_tower")
 
 
 def vision_of(config: dict[str, Any], text_hidden: int, where: str) -> tuple[VisionCount | None, list[str]]:
@@ -46,23 +51,25 @@ def vision_of(config: dict[str, Any], text_hidden: int, where: str) -> tuple[Vis
     `text_hidden`; (None, notes) when there is none or it cannot be counted."""
     wrapper = str(config.get("model_type") or "")
     vision = config.get("vision_config")
+    others = [f"{key} present: not counted" for key in _OTHER_TOWERS if config.get(key) is not None]
     if wrapper not in _WRAPPERS:
-        return None, ([f"a vision tower ({wrapper[:40] or 'unknown wrapper'}) is present: not counted"]
-                      if isinstance(vision, dict) else [])
+        unknown = [f"a vision tower ({wrapper[:40] or 'unknown wrapper'}) is present: not counted"]
+        return None, [*(unknown if isinstance(vision, dict) else []), *others]
     if not isinstance(vision, dict):
-        return None, [f"no vision_config in the {wrapper} config: its vision encoder is not counted"]
+        return None, [f"no vision_config in the {wrapper} config: its vision encoder is not counted", *others]
     build, projector, feature_default = _WRAPPERS[wrapper]
     v, w = Cfg(vision, f"{where}: vision_config"), Cfg(config, where)
     if build is None:
         kind = str(vision.get("model_type") or "clip_vision_model")
         if kind not in _BY_VISION_TYPE:
-            return None, [f"a {kind[:40]} vision tower is present: not counted"]
+            return None, [f"a {kind[:40]} vision tower is present: not counted", *others]
         build = _BY_VISION_TYPE[kind]
     try:
         tower = build(v, text_hidden)
         linear, other = projector(w, tower.hidden_size, text_hidden)
     except InputError as exc:
-        return None, [f"vision tower present but not computable ({str(exc).splitlines()[0][:120]}): not counted"]
+        return None, [f"vision tower present but not computable ({str(exc).splitlines()[0][:120]}): not counted",
+                      *others]
     run = tower.layers if feature_default is None else projectors.layers_run(w, tower.layers, feature_default)
     return VisionCount(tower=tower, wrapper=wrapper, projector_linear_params=linear, projector_other_params=other,
-                       layers_run=run), []
+                       layers_run=run), others

@@ -37,10 +37,18 @@ def llava_next(wrapper: Cfg, hv: int, d: int) -> tuple[int, int]:
 
 
 def kimi_vl(wrapper: Cfg, hv: int, d: int) -> tuple[int, int]:
-    """KimiVLMultiModalProjector: pre_norm LayerNorm 2Hv, linear_1 [4Hv -> 4Hv] and linear_2 [4Hv -> D], biased
-    (merge_kernel_size 2 x 2)."""
-    merged = 4 * hv
+    """KimiVLMultiModalProjector: pre_norm LayerNorm 2Hv, linear_1 [k Hv -> k Hv] and linear_2 [k Hv -> D], biased
+    (k: the vision_config's merge_kernel_size, default 2 x 2; vLLM kimi_vl.py)."""
+    kernel = wrapper.get("vision_config", {}).get("merge_kernel_size", [2, 2])
+    ok = isinstance(kernel, list) and len(kernel) == 2 and all(isinstance(k, int) and k > 0 for k in kernel)
+    merged = (kernel[0] * kernel[1] if ok else 4) * hv
     return 0, 2 * hv + merged * merged + merged + d * merged + d
+
+
+def llama4(wrapper: Cfg, hv: int, d: int) -> tuple[int, int]:
+    """Llama4MultiModalProjector.linear_1 [vision_output_dim -> D], no bias (default 7680: Llama4VisionConfig)."""
+    vision = Cfg(wrapper.get("vision_config", {}), f"{wrapper.where}: vision_config")
+    return d * vision.int("vision_output_dim", 7680), 0
 
 
 def none(wrapper: Cfg, hv: int, d: int) -> tuple[int, int]:

@@ -115,15 +115,15 @@ def qwen3_vl(v: Cfg, text_hidden: int) -> VisionTower:
 def llama4(v: Cfg, text_hidden: int) -> VisionTower:
     """Llama4VisionModel (defaults: Llama4VisionConfig): patch linear without bias H x CP^2, class embedding H,
     (image/P)^2 + 1 positions, layernorm_pre and layernorm_post 4H, L ViT layers (attention width heads x
-    H/heads), vision_adapter fc1 [projector_input_dim -> I] and fc2 [projector_output_dim^2] without bias, and
-    multi_modal_projector.linear_1 [vision_output_dim -> D]."""
+    H/heads), vision_adapter fc1 [projector_input_dim -> I] and fc2 [projector_output_dim^2] without bias (the
+    projector into the text model is `projectors.llama4`)."""
     h, i = v.int("hidden_size", 768), v.int("intermediate_size", 5632)
     heads, p = v.int("num_attention_heads", 16), v.int("patch_size", 14)
     width = heads * (h // heads)
     layer = 3 * (width * h + width) + (h * width + h) + (i * h + i) + (h * i + h) + 4 * h
     out = v.int("projector_output_dim", 4096)
     embed = h * v.int("num_channels", 3) * p * p + h + ((v.int("image_size", 448) // p) ** 2 + 1) * h + 4 * h
-    adapter = v.int("projector_input_dim", 4096) * i + out * out + text_hidden * v.int("vision_output_dim", 7680)
+    adapter = v.int("projector_input_dim", 4096) * i + out * out
     return VisionTower(kind="llama4", layers=v.int("num_hidden_layers", 34), layer_params=layer,
                        embed_params=embed, merger_params=adapter, hidden_size=h)
 
