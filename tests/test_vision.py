@@ -306,3 +306,17 @@ def test_gemma4_tower_is_whole_on_every_gpu_in_vllm() -> None:
 def test_other_encoders_are_named_in_a_note() -> None:
     config = {**GEMMA_3_4B_VERBATIM, "audio_config": {"hidden_size": 1536}}
     assert "audio_config present: not counted" in model_from_config(config, model_id="a").notes
+
+
+def test_llava_onevision_takes_the_llava_next_projector_and_the_last_layer() -> None:
+    text = {"model_type": "qwen2", "hidden_size": 3584, "intermediate_size": 18944, "num_hidden_layers": 28,
+            "num_attention_heads": 28, "num_key_value_heads": 4, "vocab_size": 152128}
+    vision = {"model_type": "siglip_vision_model", "hidden_size": 1152, "image_size": 384, "intermediate_size": 4304,
+              "num_attention_heads": 16, "num_hidden_layers": 26, "patch_size": 14, "vision_use_head": False}
+    model = model_from_config({"model_type": "llava_onevision", "text_config": text, "vision_config": vision},
+                              model_id="ov")
+    # SigLIP at 384 px: patch conv 677,376 + 1,152, (384 // 14)^2 = 729 positions x 1152 = 839,808, post-norm
+    # 2,304, 26 layers x 15,239,504 = 396,227,104 -> 397,747,744; projector 1152 x 3584 + 3584^2 + 2 x 3584 =
+    # 16,980,992 and image_newline 3,584; vision_feature_layer defaults to -1: all 26 layers run
+    assert model.vision is not None and model.vision.layers_run == 26
+    assert model.vision_params == 397_747_744 + 16_980_992 + 3_584

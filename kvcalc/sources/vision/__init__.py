@@ -32,6 +32,8 @@ _WRAPPERS: dict[str, tuple[Tower | None, Projector, int | None]] = {
     "mistral3": (lambda v, d: towers.pixtral(v), projectors.mistral3, -1),
     "llava": (None, projectors.llava, -2),
     "llava_next": (None, projectors.llava_next, -2),
+    "llava_next_video": (None, projectors.llava_next, -2),  # LLaVA-NeXT plus a parameter-free pooling resampler
+    "llava_onevision": (None, projectors.llava_next, -1),
     "kimi_vl": (lambda v, d: towers.moonvit(v), projectors.kimi_vl, None),
     "qwen2_vl": (towers.qwen2_vl, projectors.none, None),
     "qwen2_5_vl": (towers.qwen2_5_vl, projectors.none, None),
