@@ -320,3 +320,18 @@ def test_llava_onevision_takes_the_llava_next_projector_and_the_last_layer() -> 
     # 16,980,992 and image_newline 3,584; vision_feature_layer defaults to -1: all 26 layers run
     assert model.vision is not None and model.vision.layers_run == 26
     assert model.vision_params == 397_747_744 + 16_980_992 + 3_584
+
+
+def test_phi3_5_vision_sizes_its_fixed_clip_tower() -> None:
+    config = {"model_type": "phi3_v", "architectures": ["Phi3VForCausalLM"], "hidden_size": 3072,
+              "intermediate_size": 8192, "num_hidden_layers": 32, "num_attention_heads": 32, "num_key_value_heads": 32,
+              "vocab_size": 32064, "tie_word_embeddings": False, "max_position_embeddings": 131072,
+              "img_processor": {"image_dim_out": 1024, "model_name": "openai/clip-vit-large-patch14-336",
+                                "name": "clip_vision_model", "num_img_tokens": 144}}
+    model = model_from_config(config, model_id="phi-3.5-vision")
+    # CLIP ViT-L/14-336 303,507,456 (as llava-1.5's); glb_GN + sub_GN 2 x 4096, img_projection 4096 x 3072 + 3072
+    # + 3072^2 + 3072 = 22,026,240: 22,034,432; the published total of microsoft/Phi-3.5-vision-instruct
+    # (a public table of parameter counts per model id) is 4,146,621,440
+    assert model.vision is not None and model.vision.layers_run == 23
+    assert model.vision.projector_params == 22_034_432
+    assert params_total(model) + model.vision_params == 4_146_621_440

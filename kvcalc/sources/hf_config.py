@@ -35,6 +35,7 @@ _MAPPERS: dict[str, str] = {
             "gemma2",
             "gemma3_text",
             "granite",
+            "phi3_v",
             "qwen2_vl",
             "qwen2_vl_text",
             "qwen2_5_vl",

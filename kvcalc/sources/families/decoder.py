@@ -65,6 +65,7 @@ FAMILIES: dict[str, Family] = {
 #: Text models of multimodal wrappers and close relatives: the same block as the family named.
 FAMILIES.update({
     "granite": FAMILIES["llama"],  # GraniteForCausalLM: Llama's tensors (its multipliers hold no weights)
+    "phi3_v": FAMILIES["phi3"],  # Phi-3-vision's text model is Phi-3's
     **dict.fromkeys(("qwen2_vl", "qwen2_vl_text", "qwen2_5_vl", "qwen2_5_vl_text"), FAMILIES["qwen2"]),
     "qwen3_vl_text": FAMILIES["qwen3"],
     "qwen3_vl_moe_text": FAMILIES["qwen3_moe"],

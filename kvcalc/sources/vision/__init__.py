@@ -35,6 +35,7 @@ _WRAPPERS: dict[str, tuple[Tower | None, Projector, int | None]] = {
     "llava_next_video": (None, projectors.llava_next, -2),  # LLaVA-NeXT plus a parameter-free pooling resampler
     "llava_onevision": (None, projectors.llava_next, -1),
     "kimi_vl": (lambda v, d: towers.moonvit(v), projectors.kimi_vl, None),
+    "phi3_v": (lambda v, d: towers.clip(v), projectors.phi3_v, -2),
     "qwen2_vl": (towers.qwen2_vl, projectors.none, None),
     "qwen2_5_vl": (towers.qwen2_5_vl, projectors.none, None),
     **dict.fromkeys(("qwen3_vl", "qwen3_vl_moe", "qwen3_5", "qwen3_5_moe"), (towers.qwen3_vl, projectors.none, None)),
@@ -45,7 +46,14 @@ _WRAPPERS: dict[str, tuple[Tower | None, Projector, int | None]] = {
 
 #: Other encoders a config may carry, kvcalc does not size (a note says so): audio towers (Gemma 4 E2B/E4B),
 #: Phi-3-vision's img_processor, Mistral's native vision_encoder, Qwen2.5-Omni's thinker, original LLaVA.
-_OTHER_TOWERS = ("audio_config", "img_processor", "vision_encoder", "thinker_config", "mm_vision_tower")
+_OTHER_TOWERS = ("audio_config", "vision_encoder", "thinker_config", "mm_vision_tower")
+
+#: Towers a wrapper fixes in code instead of a vision_config: Phi-3-vision's CLIP ViT-L/14 at 336 px
+#: (openai/clip-vit-large-patch14-336, named by its `img_processor`).
+_IMPLIED_VISION: dict[str, dict[str, Any]] = {
+    "phi3_v": {"model_type": "clip_vision_model", "hidden_size": 1024, "intermediate_size": 4096,
+               "num_hidden_layers": 24, "num_attention_heads": 16, "image_size": 336, "patch_size": 14},
+}
 
 
 def vision_of(config: dict[str, Any], text_hidden: int, where: str) -> tuple[VisionCount | None, list[str]]:
@@ -53,6 +61,8 @@ def vision_of(config: dict[str, Any], text_hidden: int, where: str) -> tuple[Vis
     `text_hidden`; (None, notes) when there is none or it cannot be counted."""
     wrapper = str(config.get("model_type") or "")
     vision = config.get("vision_config")
+    if vision is None and wrapper in _IMPLIED_VISION and isinstance(config.get("img_processor"), dict):
+        vision = _IMPLIED_VISION[wrapper]
     others = [f"{key} present: not counted" for key in _OTHER_TOWERS if config.get(key) is not None]
     if wrapper not in _WRAPPERS:
         unknown = [f"a vision tower ({wrapper[:40] or 'unknown wrapper'}) is present: not counted"]

@@ -51,6 +51,13 @@ def llama4(wrapper: Cfg, hv: int, d: int) -> tuple[int, int]:
     return d * vision.int("vision_output_dim", 7680), 0
 
 
+def phi3_v(wrapper: Cfg, hv: int, d: int) -> tuple[int, int]:
+    """Phi-3-vision's glb_GN and sub_GN [4Hv] and img_projection [4Hv -> D] + [D -> D], biased; vLLM builds them
+    with plain nn.Linear / nn.Parameter, whole on every GPU (phi3v.py Phi3HDImageEmbedding)."""
+    merged = 4 * hv
+    return 0, 2 * merged + merged * d + d + d * d + d
+
+
 def none(wrapper: Cfg, hv: int, d: int) -> tuple[int, int]:
     """Wrappers whose tower ends in its own merger (Qwen-VL, Llama 4, Gemma 4): no separate projector."""
     return 0, 0
