@@ -335,3 +335,33 @@ def test_phi3_5_vision_sizes_its_fixed_clip_tower() -> None:
     assert model.vision is not None and model.vision.layers_run == 23
     assert model.vision.projector_params == 22_034_432
     assert params_total(model) + model.vision_params == 4_146_621_440
+
+
+VIT_300M = {"model_type": "intern_vit_6b", "hidden_size": 1024, "intermediate_size": 4096, "num_hidden_layers": 24,
+            "num_attention_heads": 16, "image_size": 448, "patch_size": 14, "qkv_bias": True,
+            "qk_normalization": False, "norm_type": "layer_norm"}
+VIT_6B = {"model_type": "intern_vit_6b", "hidden_size": 3200, "intermediate_size": 12800, "num_hidden_layers": 45,
+          "num_attention_heads": 25, "image_size": 448, "patch_size": 14, "qkv_bias": False,
+          "qk_normalization": True, "norm_type": "rms_norm"}
+
+
+def _llm(kind: str, hidden: int, inter: int, layers: int, heads: int, kv: int, vocab: int) -> dict[str, Any]:
+    return {"model_type": kind, "hidden_size": hidden, "intermediate_size": inter, "num_hidden_layers": layers,
+            "num_attention_heads": heads, "num_key_value_heads": kv, "vocab_size": vocab, "tie_word_embeddings": False}
+
+
+@pytest.mark.parametrize(("vision", "llm", "total"), [
+    (VIT_300M, _llm("qwen2", 896, 4864, 24, 14, 2, 151674), 938_193_024),  # InternVL2.5-1B
+    (VIT_300M, _llm("qwen2", 2048, 11008, 36, 16, 2, 151674), 3_712_637_952),  # InternVL2.5-4B
+    (VIT_300M, _llm("internlm2", 4096, 14336, 32, 32, 8, 92553), 8_075_365_376),  # InternVL2.5-8B
+    (VIT_6B, _llm("internlm2", 6144, 16384, 48, 48, 8, 92553), 25_514_186_112),  # InternVL2.5-26B
+])
+def test_internvl_matches_published_totals(vision: dict[str, Any], llm: dict[str, Any], total: int) -> None:
+    # published in the same public table of parameter counts (opengvlab/internvl2_5-*). InternViT-300M:
+    # class token 1,024 + patch conv 602,112 + 1,024 + (448 / 14)^2 + 1 = 1,025 positions x 1,024 = 1,653,760;
+    # a layer 4 x 1024^2 + 2 x 1024 x 4096 + 4096 + 9 x 1024 + layer scales 2,048 = 12,598,272, x 24 ->
+    # 304,012,288; mlp1 over 4 x 1024 = 4,096 features: LayerNorm 8,192 + 4096 x D + D + D^2 + D
+    config = {"model_type": "internvl_chat", "select_layer": -1, "downsample_ratio": 0.5, "vision_config": vision,
+              "llm_config": llm}
+    model = model_from_config(config, model_id="internvl")
+    assert model.notes == () and params_total(model) + model.vision_params == total

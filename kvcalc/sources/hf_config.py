@@ -36,6 +36,7 @@ _MAPPERS: dict[str, str] = {
             "gemma3_text",
             "granite",
             "phi3_v",
+            "internlm2",
             "qwen2_vl",
             "qwen2_vl_text",
             "qwen2_5_vl",

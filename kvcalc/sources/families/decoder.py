@@ -1,5 +1,5 @@
-"""Standard pre-norm decoders: Llama, Mistral, Mixtral, Qwen2/2-MoE/3/3-MoE, Phi-3, Gemma 1/2/3, Granite, and
-the text models of Qwen2-VL, Qwen2.5-VL and Qwen3-VL.
+"""Standard pre-norm decoders: Llama, Mistral, Mixtral, Qwen2/2-MoE/3/3-MoE, Phi-3, Gemma 1/2/3, Granite,
+InternLM2, and the text models of Qwen2-VL, Qwen2.5-VL, Qwen3-VL and Phi-3-vision.
 
 Each family is the same block (norm -> attention -> norm -> MLP or MoE) with a few switches, read here from
 the config exactly as the Hugging Face modeling code reads them (transformers `models/<family>/modeling_*.py`):
@@ -66,6 +66,7 @@ FAMILIES: dict[str, Family] = {
 FAMILIES.update({
     "granite": FAMILIES["llama"],  # GraniteForCausalLM: Llama's tensors (its multipliers hold no weights)
     "phi3_v": FAMILIES["phi3"],  # Phi-3-vision's text model is Phi-3's
+    "internlm2": FAMILIES["llama"],  # InternLM2: Llama's tensors with q/k/v and gate/up fused (the same counts)
     **dict.fromkeys(("qwen2_vl", "qwen2_vl_text", "qwen2_5_vl", "qwen2_5_vl_text"), FAMILIES["qwen2"]),
     "qwen3_vl_text": FAMILIES["qwen3"],
     "qwen3_vl_moe_text": FAMILIES["qwen3_moe"],

@@ -36,6 +36,7 @@ _WRAPPERS: dict[str, tuple[Tower | None, Projector, int | None]] = {
     "llava_onevision": (None, projectors.llava_next, -1),
     "kimi_vl": (lambda v, d: towers.moonvit(v), projectors.kimi_vl, None),
     "phi3_v": (lambda v, d: towers.clip(v), projectors.phi3_v, -2),
+    "internvl_chat": (lambda v, d: towers.intern_vit(v), projectors.internvl, -1),
     "qwen2_vl": (towers.qwen2_vl, projectors.none, None),
     "qwen2_5_vl": (towers.qwen2_5_vl, projectors.none, None),
     **dict.fromkeys(("qwen3_vl", "qwen3_vl_moe", "qwen3_5", "qwen3_5_moe"), (towers.qwen3_vl, projectors.none, None)),

@@ -58,16 +58,25 @@ def phi3_v(wrapper: Cfg, hv: int, d: int) -> tuple[int, int]:
     return 0, 2 * merged + merged * d + d + d * d + d
 
 
+def internvl(wrapper: Cfg, hv: int, d: int) -> tuple[int, int]:
+    """InternVL's mlp1: LayerNorm over the pixel-shuffled features (Hv / downsample_ratio^2 wide), then
+    [-> D] and [D -> D], biased; vLLM builds it with plain nn.Linear, whole on every GPU (internvl.py)."""
+    ratio = wrapper.get("downsample_ratio", 0.5)
+    scale = round(1 / ratio) if isinstance(ratio, (int, float)) and 0 < ratio <= 1 else 2
+    merged = hv * scale * scale
+    return 0, 2 * merged + merged * d + d + d * d + d
+
+
 def none(wrapper: Cfg, hv: int, d: int) -> tuple[int, int]:
     """Wrappers whose tower ends in its own merger (Qwen-VL, Llama 4, Gemma 4): no separate projector."""
     return 0, 0
 
 
 def layers_run(wrapper: Cfg, layers: int, default: int) -> int:
-    """Encoder layers LLaVA and Mistral 3 run to reach `vision_feature_layer` (hidden_states[f]: f layers;
-    negative f counts from the end, N + f + 1; a list: its deepest; vLLM `models/utils.py::get_layer_index`
-    and `init_vision_tower_for_llava`, which build only those)."""
-    chosen = wrapper.get("vision_feature_layer", default)
+    """Encoder layers LLaVA, Mistral 3, Phi-3-vision and InternVL run to reach `vision_feature_layer` (InternVL:
+    `select_layer`; hidden_states[f]: f layers; negative f counts from the end, N + f + 1; a list: its deepest;
+    vLLM `models/utils.py::get_layer_index` and `init_vision_tower_for_llava`, which build only those)."""
+    chosen = wrapper.get("vision_feature_layer", wrapper.get("select_layer", default))
     picks = chosen if isinstance(chosen, list) else [chosen]
     needed = [layers + f + 1 if f < 0 else f for f in picks if isinstance(f, int) and not isinstance(f, bool)]
     return max(1, min(layers, max(needed))) if needed else layers

@@ -53,6 +53,20 @@ def clip(v: Cfg) -> VisionTower:
                        embed_params=embed, unused_params=2 * h, hidden_size=h)
 
 
+def intern_vit(v: Cfg) -> VisionTower:
+    """InternViT (InternVL, remote code `modeling_intern_vit.py`): class token H, patch conv with bias CP^2 H + H,
+    (image/P)^2 + 1 positions; layers of qkv 3H^2 (+ 3H with `qkv_bias`), proj H^2 + H, q/k RMSNorms 2H with
+    `qk_normalization`, two norms (LayerNorm 4H or RMSNorm 2H, `norm_type`), MLP 2HI + I + H and the layer scales
+    ls1, ls2 2H; no final norm."""
+    h, i, p = v.int("hidden_size", 3200), v.int("intermediate_size", 12800), v.int("patch_size", 14)
+    norms = 4 * h if v.get("norm_type", "rms_norm") == "layer_norm" else 2 * h
+    layer = (3 * h * h + (3 * h if v.bool("qkv_bias", False) else 0) + h * h + h
+             + (2 * h if v.bool("qk_normalization", True) else 0) + norms + 2 * h * i + i + h + 2 * h)
+    embed = h + v.int("num_channels", 3) * p * p * h + h + ((v.int("image_size", 224) // p) ** 2 + 1) * h
+    return VisionTower(kind="intern-vit", layers=v.int("num_hidden_layers", 48), layer_params=layer,
+                       embed_params=embed, hidden_size=h)
+
+
 def pixtral(v: Cfg) -> VisionTower:
     """PixtralVisionModel: patch conv without bias CP^2 H, ln_pre RMSNorm H (2-D RoPE: no position table);
     L layers of two RMSNorms 2H, q, k, v, o without bias 4H^2, gated SiLU MLP without bias 3HI."""
