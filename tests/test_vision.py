@@ -365,3 +365,15 @@ def test_internvl_matches_published_totals(vision: dict[str, Any], llm: dict[str
               "llm_config": llm}
     model = model_from_config(config, model_id="internvl")
     assert model.notes == () and params_total(model) + model.vision_params == total
+
+
+def test_internvit_6b_attention_is_whole_when_its_25_heads_do_not_divide_tp() -> None:
+    config = {"model_type": "internvl_chat", "select_layer": -1, "downsample_ratio": 0.5, "vision_config": VIT_6B,
+              "llm_config": _llm("internlm2", 6144, 16384, 48, 48, 8, 92553)}
+    vision = model_from_config(config, model_id="internvl-26b").vision
+    # a layer's attention: qkv 3 x 3200^2 + proj 3200^2 + 3200 + q/k norms 6,400 = 40,969,600; the rest of the
+    # layer 122,918,400 - 40,969,600 = 81,948,800. At tp 4 the MLP splits, 45 x 81,948,800 / 4 = 921,924,000;
+    # the attention stays whole (25 % 4 != 0), 45 x 40,969,600 = 1,843,632,000; embeddings 5,168,000 and mlp1
+    # 116,429,824 whole: 2,887,153,824 params x 2 B. At tp 5 the heads divide: everything in the layers splits.
+    assert vision_weight_bytes(vision, tp=4, dtype_bytes=2) == 5_774_307_648
+    assert vision_weight_bytes(vision, tp=5, dtype_bytes=2) == 2 * (5_168_000 + 116_429_824 + 45 * 122_918_400 // 5)

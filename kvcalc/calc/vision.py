@@ -31,6 +31,10 @@ ENCODER_DATA_PARALLEL = frozenset({"qwen2_vl", "qwen2_5_vl", "qwen3_vl", "qwen3_
 #: Wrappers whose tower vLLM builds from transformers' own module, every linear replicated: whole on every rank
 #: (gemma4_mm.py: `AutoModel.from_config(config.vision_config)`; v0.33 `recursive_replace_linear` -> ReplicatedLinear).
 WHOLE_TOWER = frozenset({"gemma4"})
+#: Towers whose attention vLLM builds unsplit when its heads do not divide the TP degree (the MLP stays split):
+#: InternViT (intern_vit.py InternVisionEncoderLayer._init_attn falls back to InternSdpaAttention, plain
+#: nn.Linear); other towers' parallel linears refuse such a TP degree at load.
+ATTENTION_FALLBACK = frozenset({"intern-vit"})
 
 
 def encoder_tp(vision: VisionCount | None, tp: int, mode: str = "weights") -> int:
@@ -70,9 +74,11 @@ def vision_weight_bytes(vision: VisionCount | None, *, tp: int, dtype_bytes: int
     if vision is None:
         return 0
     tower = vision.tower
-    split_tower = vision.layers_run * tower.layer_params + tower.merger_params
-    whole = tower.embed_params + vision.projector_other_params
     tower_split = encoder_tp(vision, tp) if tower_tp is None else tower_tp
+    layer_whole = tower.attention_params if (tower.kind in ATTENTION_FALLBACK and tower.heads
+                                             and tower.heads % tower_split) else 0
+    split_tower = vision.layers_run * (tower.layer_params - layer_whole) + tower.merger_params
+    whole = tower.embed_params + vision.projector_other_params + vision.layers_run * layer_whole
     return dtype_bytes * (whole + split_tower // max(1, tower_split) + vision.projector_linear_params // max(1, tp))
 
 

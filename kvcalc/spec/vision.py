@@ -20,6 +20,8 @@ class VisionTower:
     unused_params: int = 0  # stored, never run by any wrapper (SigLIP's pooling head, CLIP's final norm)
     hidden_size: int = 0
     deepstack_levels: int = 0  # Qwen3-VL: encoder layers whose features are added to the first text layers
+    heads: int = 0  # attention heads per layer (0: not recorded)
+    attention_params: int = 0  # one layer's attention (its share of layer_params)
 
     @property
     def params(self) -> int:

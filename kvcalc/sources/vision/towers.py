@@ -60,11 +60,12 @@ def intern_vit(v: Cfg) -> VisionTower:
     ls1, ls2 2H; no final norm."""
     h, i, p = v.int("hidden_size", 3200), v.int("intermediate_size", 12800), v.int("patch_size", 14)
     norms = 4 * h if v.get("norm_type", "rms_norm") == "layer_norm" else 2 * h
-    layer = (3 * h * h + (3 * h if v.bool("qkv_bias", False) else 0) + h * h + h
-             + (2 * h if v.bool("qk_normalization", True) else 0) + norms + 2 * h * i + i + h + 2 * h)
+    attention = (3 * h * h + (3 * h if v.bool("qkv_bias", False) else 0) + h * h + h
+                 + (2 * h if v.bool("qk_normalization", True) else 0))
     embed = h + v.int("num_channels", 3) * p * p * h + h + ((v.int("image_size", 224) // p) ** 2 + 1) * h
-    return VisionTower(kind="intern-vit", layers=v.int("num_hidden_layers", 48), layer_params=layer,
-                       embed_params=embed, hidden_size=h)
+    return VisionTower(kind="intern-vit", layers=v.int("num_hidden_layers", 48),
+                       layer_params=attention + norms + 2 * h * i + i + h + 2 * h, embed_params=embed, hidden_size=h,
+                       heads=v.int("num_attention_heads", 25), attention_params=attention)
 
 
 def pixtral(v: Cfg) -> VisionTower:
