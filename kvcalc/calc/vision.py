@@ -1,22 +1,26 @@
-"""Vision tower bytes on one GPU, as vLLM builds a multimodal model (the other engines shard towers the same
-way: their own copies of these wrappers use the same parallel linears).
+"""Vision tower bytes on one GPU, as vLLM builds a multimodal model.
 
-    bytes per rank = dtype bytes x [embed + projector_other + (layers_run x layer + mergers + projector_linear) / tp]
+    bytes per rank = served dtype bytes x [embeddings + whole projector parts
+                                           + (layers run x layer + mergers) / tower tp + projector linears / tp]
 
-vLLM (v0.19-v0.33, `model_executor/models/{siglip,clip,pixtral,moonvit,qwen2_5_vl,qwen3_vl,mllama4,gemma3_mm,
-mistral3,kimi_vl,llava,llava_next}.py`): the tower loads in the model dtype (built under
-`set_default_torch_dtype`, `model_loader/base_loader.py`); with the default `mm_encoder_tp_mode="weights"` its
-QKV, MLP and merger linears and the LLaVA/Mistral 3/Qwen/Llama 4 projector linears are tensor-parallel (1/tp
-per rank), while patch convolutions, position tables, norms, Gemma 3's projection parameter, Mistral 3's patch
-merger and Kimi-VL's projector are whole on every rank (per-layer norms and row biases are whole too: under
-0.1 % of a tower, counted as split); LLaVA and Mistral 3 build only the layers up to `vision_feature_layer`
-(`init_vision_tower_for_llava`, `num_hidden_layers_override`); SigLIP's pooling head is never built; with
-`--language-model-only` (or every `--limit-mm-per-prompt` modality at 0) the tower is built on the meta device
-and takes no memory (`models/interfaces.py::_mark_tower_model`, PR #22299 and #32605). With
-`--mm-encoder-tp-mode data` the wrappers that declare `supports_encoder_tp_data` (Qwen2.5-VL, Qwen3-VL, Kimi-VL,
-Llama 4) build every tower linear whole on each rank (`models/vision.py::is_vit_use_data_parallel`); the others
-fall back to "weights". The tower sits with the embeddings on the first pipeline stage (vLLM up to v0.32 builds
-it on every stage: not modelled).
+vLLM (v0.19-v0.33, `model_executor/models/{siglip,clip,pixtral,moonvit,intern_vit,qwen2_vl,qwen2_5_vl,qwen3_vl,
+mllama4,gemma3_mm,gemma4_mm,mistral3,kimi_vl,llava,llava_next,internvl,phi3v}.py`):
+- dtype: the served one (built under `set_default_torch_dtype(model_config.dtype)`, `model_loader/base_loader.py`:
+  an fp32 checkpoint is served, and its tower built, in 16 bits);
+- split: with the default `mm_encoder_tp_mode="weights"` the encoder's QKV, MLP and merger linears and the
+  LLaVA/Mistral 3/Qwen/Llama 4 projector linears are tensor-parallel (1/tp per rank); patch convolutions,
+  position tables, norms, Gemma 3's projection parameter, Mistral 3's patch merger and the Kimi-VL, InternVL and
+  Phi-3-vision projectors are whole on every rank (per-layer norms and row biases too: under 0.1 % of a tower,
+  counted as split); Gemma 4's tower is whole (`WHOLE_TOWER`), and InternViT's attention when its heads do not
+  divide the TP degree (`ATTENTION_FALLBACK`);
+- `--mm-encoder-tp-mode data`: the wrappers that declare `supports_encoder_tp_data` (`ENCODER_DATA_PARALLEL`,
+  `models/vision.py::is_vit_use_data_parallel`) build the tower's linears whole; their projector stays split;
+- layers: LLaVA, Mistral 3, Phi-3-vision and InternVL build only the layers up to `vision_feature_layer` /
+  `select_layer` (`num_hidden_layers_override`); SigLIP's pooling head is never built;
+- `--language-model-only` (or every `--limit-mm-per-prompt` modality at 0): the tower is built on the meta device
+  and takes no memory (`models/interfaces.py::_mark_tower_model`, PR #22299 and #32605);
+- pipeline: every stage builds the tower until v0.33, which skips it on non-first stages under Model Runner V2.
+SGLang and TensorRT-LLM plans use the same rules (SGLang builds every LLaVA layer and splits Gemma 4: not modelled).
 """
 
 from __future__ import annotations
@@ -85,8 +89,8 @@ def vision_weight_bytes(vision: VisionCount | None, *, tp: int, dtype_bytes: int
 def deepstack_buffer_bytes(vision: VisionCount | None, *, tokens: int, text_hidden: int, dtype_bytes: int) -> int:
     """Qwen3-VL's deepstack input buffers, allocated with the model on every rank and counted in vLLM's "Model
     loading took": levels x max_num_batched_tokens x text hidden x dtype bytes (vLLM `qwen3_vl.py`
-    Qwen3VLForConditionalGeneration.__init__, `deepstack_input_embeds`, whole per rank; none in
-    language-model-only mode)."""
+    Qwen3VLForConditionalGeneration.__init__, `deepstack_input_embeds`, whole per rank; from v0.28 not allocated
+    in language-model-only mode)."""
     if vision is None:
         return 0
     return vision.tower.deepstack_levels * tokens * text_hidden * dtype_bytes
