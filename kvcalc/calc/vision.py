@@ -96,10 +96,13 @@ def deepstack_buffer_bytes(vision: VisionCount | None, *, tokens: int, text_hidd
     return vision.tower.deepstack_levels * tokens * text_hidden * dtype_bytes
 
 
-def vision_assumption(vision: VisionCount, *, tp: int, tower_tp: int, dtype_bytes: int, loaded: bool) -> Assumption:
-    """The tower's bytes per GPU as a plan assumption (0 when the engine serves the text model only)."""
-    value = vision_weight_bytes(vision, tp=tp, tower_tp=tower_tp, dtype_bytes=dtype_bytes) if loaded else 0
+def vision_assumption(vision: VisionCount, placement: TowerPlacement, *, tp: int,
+                      model_element_bytes: int) -> Assumption:
+    """The tower's bytes on a first-stage GPU as a plan assumption (0 when the engine serves the text model
+    only), as `tower_bytes_on_stage` counts them."""
+    value = tower_bytes_on_stage(vision, placement, tp=tp, stage=0, model_element_bytes=model_element_bytes)
+    tower_tp = encoder_tp(vision, tp) if placement.tower_tp is None else placement.tower_tp
     split = f"linears / {tower_tp}" if tower_tp > 1 else "every linear whole"
     what = (f"{vision.tower.kind} tower ({vision.layers_run} of {vision.tower.layers} layers run, {split}) + "
             "projector, served dtype, embeddings and norms whole; vLLM model_executor/models (calc/vision.py)")
-    return Assumption(value=value, unit="B", source=what if loaded else "--language-model-only: not loaded")
+    return Assumption(value=value, unit="B", source=what if placement.loaded else "--language-model-only: not loaded")

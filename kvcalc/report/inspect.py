@@ -182,7 +182,6 @@ def model_report(model: ModelSpec, fmt: WeightFormat | None = None) -> ModelRepo
     )
 
 
-
 def _vision_tower(model: ModelSpec) -> str | None:
     """The vision tower in a line: kind, layers (and how many the wrapper runs), tower and projector params."""
     vision = model.vision
@@ -193,6 +192,7 @@ def _vision_tower(model: ModelSpec) -> str | None:
     unused = f", {t.unused_params:,} stored unused" if t.unused_params else ""
     return (f"{t.kind}: {t.layers} layers{run}, {t.params:,} parameters{unused}; projector "
             f"{vision.projector_params:,}")
+
 
 def kv_derivations(model: ModelSpec, kv_dtype: str, tp: int = 1, mla_naive: bool = False,
                    engine: str = "vllm") -> list[Derivation]:

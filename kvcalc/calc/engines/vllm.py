@@ -176,7 +176,7 @@ def plan(
     layout_plan, state_blocks, state_source = _kv_layout(model, kv, layout.tp, block_size, settings, rules)
     stages = stage_layers(model.num_layers, layout.pp)
     budget = _Budget(total=total, requested=requested, non_torch=non_torch, graphs=graphs, tokens=mnbt,
-                     rows=min(seqs, mnbt), act=act, mrv2=mrv2)
+                     rows=min(seqs, mnbt), act=act, mrv2=mrv2, tower=_tower(model, layout, settings, rules, act, mrv2))
     devices = _ledgers(model, layout, fmt, settings, rules, budget, layout_plan, stages)
     admit = admission_tokens(settings, rules, mrv2, mnbt, layout.pp)
     binding_stage = min(range(len(devices)), key=lambda i: devices[i].kv_blocks)
@@ -189,7 +189,7 @@ def plan(
     warnings += replica_warnings(layout.dp)
     assumptions = _assumptions(rules, settings, util, mnbt, seqs, block_size, non_torch, graphs, graph_source,
                                total, mrv2, admit, fmt_source, choice.kernel)
-    assumptions.update(_model_assumptions(model, layout, settings, layout_plan, (state_blocks, state_source), act))
+    assumptions.update(_model_assumptions(model, layout, layout_plan, (state_blocks, state_source), budget.tower))
     pool = _pool(model, kv, layout.tp, layout_plan, blocks, stages[binding_stage], block_size)
     return DeploymentPlan(
         model=model, gpu=hardware, parallel=layout, engine=NAME, engine_version=rules.version, weight_format=fmt,
@@ -252,7 +252,8 @@ def _requested(total: int, util: float, rules: VllmRules) -> int:
 
 @dataclass(frozen=True)
 class _Budget:
-    """The per-GPU terms every pipeline stage shares, and the profile run's shape."""
+    """The per-GPU terms every pipeline stage shares, the profile run's shape, and how a multimodal tower is
+    held."""
 
     total: int
     requested: int
@@ -262,13 +263,13 @@ class _Budget:
     rows: int
     act: StorageType
     mrv2: bool
+    tower: TowerPlacement
 
 
 def _ledgers(model: ModelSpec, layout: Parallel, fmt: WeightFormat, settings: VllmSettings, rules: VllmRules,
              b: _Budget, layout_plan: KvPlan, stages: list[range]) -> list[DeviceLedger]:
     """One ledger per pipeline stage: requested - weights - activation peak - non-torch - graphs = KV pool."""
-    tower = _tower(model, layout, settings, rules, b)
-    stage_weights = [w.weights_bytes for w in weights_per_stage(model, layout, fmt, tower=tower)]
+    stage_weights = [w.weights_bytes for w in weights_per_stage(model, layout, fmt, tower=b.tower)]
     sampler_split = layout.tp if settings.enable_batch_sharded_sampling and rules.batch_sharded_sampling else 1
     devices = []
     for s, layers in enumerate(stages):
@@ -280,7 +281,7 @@ def _ledgers(model: ModelSpec, layout: Parallel, fmt: WeightFormat, settings: Vl
                 sampler_coefficient=sampler_coefficient(rules, b.mrv2), last_stage=s == len(stages) - 1,
                 first_stage=s == 0, sampler_split=sampler_split)
         weights = stage_weights[s] + rope_cache_bytes(model, b.act)
-        weights += _side_buffers(model, tower, rules, b) if s == 0 or tower.every_stage else 0
+        weights += _side_buffers(model, rules, b) if s == 0 or b.tower.every_stage else 0
         available = b.requested - weights - peak - b.non_torch - b.graphs
         devices.append(device_ledger(
             stage=s, layers=layers, total=b.total, requested=b.requested, weights=weights, activation=peak,
@@ -289,19 +290,20 @@ def _ledgers(model: ModelSpec, layout: Parallel, fmt: WeightFormat, settings: Vl
     return devices
 
 
-def _tower(model: ModelSpec, layout: Parallel, settings: VllmSettings, rules: VllmRules, b: _Budget) -> TowerPlacement:
+def _tower(model: ModelSpec, layout: Parallel, settings: VllmSettings, rules: VllmRules, act: StorageType,
+           mrv2: bool) -> TowerPlacement:
     """How this release builds a multimodal tower: loaded unless --language-model-only, split per
-    --mm-encoder-tp-mode, in the served dtype, on every pipeline stage unless v0.33+ runs Model Runner V2."""
+    --mm-encoder-tp-mode, in the served dtype `act`, on every pipeline stage unless v0.33+ runs Model Runner V2."""
     return TowerPlacement(loaded=not settings.language_model_only,
                           tower_tp=encoder_tp(model.vision, layout.tp, settings.mm_encoder_tp_mode),
-                          element_bytes=b.act.bytes_for(1),
-                          every_stage=not (rules.mm_tower_first_stage_only_mrv2 and b.mrv2))
+                          element_bytes=act.bytes_for(1),
+                          every_stage=not (rules.mm_tower_first_stage_only_mrv2 and mrv2))
 
 
-def _side_buffers(model: ModelSpec, tower: TowerPlacement, rules: VllmRules, b: _Budget) -> int:
+def _side_buffers(model: ModelSpec, rules: VllmRules, b: _Budget) -> int:
     """Buffers a multimodal model allocates with its weights (Qwen3-VL's deepstack inputs; from v0.28 only
     when the tower is built)."""
-    if not tower.loaded and rules.deepstack_follows_tower:
+    if not b.tower.loaded and rules.deepstack_follows_tower:
         return 0
     return deepstack_buffer_bytes(model.vision, tokens=b.tokens, text_hidden=model.hidden_size,
                                   dtype_bytes=b.act.bytes_for(1))
@@ -343,20 +345,18 @@ def _startup_error(devices: list[DeviceLedger], layout: KvPlan, blocks: int, nee
     return None
 
 
-def _model_assumptions(model: ModelSpec, layout: Parallel, settings: VllmSettings, layout_plan: KvPlan,
-                       state: tuple[int, str], act: StorageType) -> dict[str, Assumption]:
+def _model_assumptions(model: ModelSpec, layout: Parallel, layout_plan: KvPlan, state: tuple[int, str],
+                       tower: TowerPlacement) -> dict[str, Assumption]:
     """Assumptions only some models need: recurrent-state blocks per request (and their source), the vision
-    tower's bytes in the served dtype `act`."""
+    tower's TP split and bytes as `tower` holds it."""
     out = {}
     if any(g.kind in ("linear", "mamba") for g in layout_plan.groups):
         out["mamba_state_blocks_per_request"] = Assumption(value=state[0], source=state[1])
     if model.vision is not None:
-        tower_tp = encoder_tp(model.vision, layout.tp, settings.mm_encoder_tp_mode)
-        out["vision_tower_tp"] = Assumption(value=tower_tp, source="--mm-encoder-tp-mode (default weights: the TP "
-                                            "degree; 1 for data mode or a replicated tower)")
-        out["vision_tower_bytes"] = vision_assumption(model.vision, tp=layout.tp, tower_tp=tower_tp,
-                                                      dtype_bytes=act.bytes_for(1),
-                                                      loaded=not settings.language_model_only)
+        out["vision_tower_tp"] = Assumption(value=tower.tower_tp or layout.tp, source="--mm-encoder-tp-mode "
+                                            "(default weights: the TP degree; 1 for data mode or a replicated tower)")
+        out["vision_tower_bytes"] = vision_assumption(model.vision, tower, tp=layout.tp,
+                                                      model_element_bytes=storage_type(model.dtype).bytes_for(1))
     return out
 
 

@@ -16,7 +16,7 @@ from kvcalc.sources.vision import projectors, towers
 from kvcalc.spec.vision import VisionCount, VisionTower
 
 Tower = Callable[[Cfg, int], VisionTower]
-Projector = Callable[[Cfg, int, int], tuple[int, int]]
+Projector = Callable[[Cfg, Cfg, int, int], tuple[int, int]]
 
 #: vision_config model_type -> tower, for wrappers that take any tower (LLaVA).
 _BY_VISION_TYPE: dict[str, Tower] = {
@@ -46,7 +46,7 @@ _WRAPPERS: dict[str, tuple[Tower | None, Projector, int | None]] = {
 
 
 #: Other encoders a config may carry, kvcalc does not size (a note says so): audio towers (Gemma 4 E2B/E4B),
-#: Phi-3-vision's img_processor, Mistral's native vision_encoder, Qwen2.5-Omni's thinker, original LLaVA.
+#: Mistral's native vision_encoder, Qwen2.5-Omni's thinker, original LLaVA's mm_vision_tower.
 _OTHER_TOWERS = ("audio_config", "vision_encoder", "thinker_config", "mm_vision_tower")
 
 #: Towers a wrapper fixes in code instead of a vision_config: Phi-3-vision's CLIP ViT-L/14 at 336 px
@@ -79,7 +79,7 @@ def vision_of(config: dict[str, Any], text_hidden: int, where: str) -> tuple[Vis
         build = _BY_VISION_TYPE[kind]
     try:
         tower = build(v, text_hidden)
-        linear, other = projector(w, tower.hidden_size, text_hidden)
+        linear, other = projector(w, v, tower.hidden_size, text_hidden)
     except InputError as exc:
         return None, [f"vision tower present but not computable ({str(exc).splitlines()[0][:120]}): not counted",
                       *others]
