@@ -299,7 +299,10 @@ def test_gemma4_tower_is_whole_on_every_gpu_in_vllm() -> None:
                               "--context", "8192", "--json"], capture_output=True, text=True, env=ENV, timeout=120)
         return int(json.loads(run.stdout)["assumptions"]["vision_tower_bytes"]["value"])
     # gemma4_mm.py builds the tower with transformers' AutoModel: every linear replicated, so tp 2 holds what tp 1
-    # holds (572,794,416 params x 2 B)
+    # holds. The profile's tower (h 1152, 16 heads = 16 KV heads of 72, I 4304, patch 16, 10,240 positions,
+    # standardize): a layer q, o 2 x 1152^2 + k, v 2 x 1152^2 + q/k norms 144 + MLP 3 x 1152 x 4304 + norms 4,608
+    # = 20,187,792, x 27 = 545,070,384; patch 1152 x 3 x 16^2 = 884,736 + positions 2 x 10,240 x 1152 =
+    # 23,592,960 + std 2,304; projection 2816 x 1152 = 3,244,032: 572,794,416 params x 2 B
     assert tower("1") == tower("2") == 1_145_588_832
 
 
